@@ -1,0 +1,136 @@
+"""The patch table: one row per patch window, the columns every stage agrees on.
+
+A patch is a square window ``[row_off, row_off + patch_size) x [col_off, col_off + patch_size)``
+(pixels) of an image raster and of its mask raster, which share one pixel grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pandas as pd
+
+from .errors import BalancedSamplingError
+
+IMAGE_PATH = "image_path"
+MASK_PATH = "mask_path"
+ROW_OFF = "row_off"
+COL_OFF = "col_off"
+PATCH_SIZE = "patch_size"
+PATCH_ID = "patch_id"
+
+#: The columns a patch record must carry, in order.
+RECORD_COLUMNS = (IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE)
+WINDOW_COLUMNS = (ROW_OFF, COL_OFF, PATCH_SIZE)
+
+# Output fields of the stages (public contract: renaming them breaks users).
+CLASS_ENTROPY = "class_entropy"
+NODATA_RATIO = "nodata_ratio"
+EXCLUDED = "excluded"
+EXCLUSION_REASON = "exclusion_reason"
+FREQ_CLUSTER_ID = "freq_cluster_id"
+FREQ_CLUSTER_SIZE = "freq_cluster_size"
+FREQ_CLUSTER_WEIGHT = "freq_cluster_weight"
+UNIQUENESS_SCORE = "uniqueness_score"
+SAMPLER_WEIGHT = "sampler_weight"
+CLASS_PREFIX = "cls_"
+
+
+def class_column(class_value: int) -> str:
+    """Name of the proportion column of a mask class, e.g. ``cls_3``."""
+    return f"{CLASS_PREFIX}{int(class_value)}"
+
+
+def class_columns(columns) -> list[str]:
+    """The class-proportion columns among ``columns``, sorted by class value."""
+    found = [c for c in columns if c.startswith(CLASS_PREFIX) and c[len(CLASS_PREFIX):].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(CLASS_PREFIX):]))
+
+
+def normalize_path(path: str) -> str:
+    """Absolute, normalised form of a raster path, used for identity (ids, cache keys, grouping)."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
+
+
+def patch_id(image_path: str, row_off: int, col_off: int, patch_size: int) -> str:
+    """Stable id of a patch: a 16-hex digest of the normalised image path and the window.
+
+    The same window of the same image gets the same id in every run and on every
+    layer, so embedding caches and joins can rely on it.
+    """
+    key = f"{normalize_path(image_path)}|{int(row_off)}|{int(col_off)}|{int(patch_size)}"
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def patch_ids(records: pd.DataFrame) -> pd.Series:
+    """:func:`patch_id` for every row of a validated record table."""
+    return pd.Series(
+        [
+            patch_id(p, r, c, s)
+            for p, r, c, s in zip(records[IMAGE_PATH], records[ROW_OFF], records[COL_OFF], records[PATCH_SIZE])
+        ],
+        index=records.index,
+        dtype=object,
+    )
+
+
+def describe_patch(records: pd.DataFrame, index) -> str:
+    """Human description of one patch for error messages."""
+    row = records.loc[index]
+    pid = row[PATCH_ID] if PATCH_ID in records.columns else None
+    where = f"{row.get(IMAGE_PATH, '?')} window row_off={row.get(ROW_OFF, '?')}, col_off={row.get(COL_OFF, '?')}, size={row.get(PATCH_SIZE, '?')}"
+    return f"patch {pid} ({where})" if pid else f"patch at row {index} ({where})"
+
+
+def validate_records(
+    records: pd.DataFrame,
+    required: tuple[str, ...] = RECORD_COLUMNS,
+    source: str = "the patch table",
+) -> pd.DataFrame:
+    """Check and normalise a patch table; return a copy with integer windows and a ``patch_id``.
+
+    Raises :class:`BalancedSamplingError` naming the missing column, or the first row
+    with an empty path or a window that is not a non-negative integer (size > 0).
+    """
+    missing = [c for c in required if c not in records.columns]
+    if missing:
+        raise BalancedSamplingError(
+            f"{source} has no field {', '.join(repr(m) for m in missing)}; "
+            f"available fields: {', '.join(map(str, records.columns)) or 'none'}. "
+            "Pick the right field names in the algorithm's parameters."
+        )
+    out = records.copy()
+    if len(out) == 0:
+        raise BalancedSamplingError(f"{source} holds no patches.")
+    for column in (IMAGE_PATH, MASK_PATH):
+        if column not in out.columns:
+            continue
+        empty = out[column].isna() | (out[column].astype(str).str.strip() == "")
+        if empty.any():
+            first = out.index[np.flatnonzero(empty.to_numpy())[0]]
+            raise BalancedSamplingError(f"Field '{column}' is empty for the patch at row {first} of {source}.")
+        out[column] = out[column].astype(str)
+    for column in WINDOW_COLUMNS:
+        if column not in out.columns:
+            continue
+        values = pd.to_numeric(out[column], errors="coerce")
+        bad = values.isna() | (values != np.floor(values)) | (values < (1 if column == PATCH_SIZE else 0))
+        if bad.any():
+            first = out.index[np.flatnonzero(bad.to_numpy())[0]]
+            expected = "a positive integer" if column == PATCH_SIZE else "a non-negative integer"
+            raise BalancedSamplingError(
+                f"Field '{column}' of the patch at row {first} of {source} is {records.loc[first, column]!r}; "
+                f"expected {expected} (pixels)."
+            )
+        out[column] = values.astype(np.int64)
+    if all(c in out.columns for c in (IMAGE_PATH, *WINDOW_COLUMNS)):
+        ids = patch_ids(out)
+        if PATCH_ID in out.columns:
+            given = out[PATCH_ID]
+            given_missing = given.isna() | (given.astype(str).str.strip() == "")
+            out[PATCH_ID] = given.astype(object).where(~given_missing, ids)
+        else:
+            out[PATCH_ID] = ids
+    return out

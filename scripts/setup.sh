@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the plugin, its demo and its tests need on Debian 12, idempotently:
+#   1. QGIS 3.22 (Debian packages) when qgis_process is missing and we are root,
+#      plus the other Debian tools the test suite drives (PostgreSQL server, Qt lrelease);
+#   2. a venv on /usr/bin/python3 with --system-site-packages (so `import qgis` works),
+#      with the pinned pip packages of requirements.txt + constraints.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+STAMP="$VENV/.setup-stamp"
+
+need_apt=()
+[ -x /usr/bin/qgis_process.bin ] || need_apt+=(qgis python3-qgis qgis-providers)
+/usr/bin/python3 -c "import ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v lrelease >/dev/null 2>&1 || [ -x /usr/lib/qt5/bin/lrelease ] || need_apt+=(qttools5-dev-tools)
+command -v pylupdate5 >/dev/null 2>&1 || need_apt+=(pyqt5-dev-tools)
+command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages (${need_apt[*]}); run as root or: sudo apt-get install ${need_apt[*]}" >&2
+    [ -x /usr/bin/qgis_process.bin ] || exit 1
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV on /usr/bin/python3 with system site packages"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+fi
+want=$(cat requirements.txt constraints.txt | sha1sum | cut -d' ' -f1)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+  echo "setup: installing pinned Python packages into $VENV (a few minutes the first time)"
+  extra=()
+  # The machine keeps a local CPU wheel of torch; without it pip would fetch the CUDA build.
+  [ -d /opt/wheels ] && extra+=(--find-links /opt/wheels)
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${extra[@]}" \
+      -r requirements.txt -c constraints.txt 2>&1 | grep -v "is ignored: it is neither" || true
+  "$VENV/bin/python" -c "import numpy, pandas, sklearn, rasterio, pyarrow, qgis.core" \
+      || { echo "setup: the venv does not import its packages" >&2; exit 1; }
+  echo "$want" > "$STAMP"
+fi
