@@ -1,0 +1,209 @@
+"""Patch windows over image/mask raster pairs, and their footprints in map coordinates."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import BalancedSamplingError
+from .progress import Progress, as_progress
+from .records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, normalize_path, patch_id
+
+#: How windows that would cross the raster's right/bottom edge are handled (enum order is public).
+EDGE_MODES = ("drop", "shift")
+
+# Name parts that tell an image from its mask ("tile_001_mask.tif" pairs with "tile_001.tif").
+_ROLE_TOKENS = re.compile(r"([_\-. ](mask|masks|label|labels|gt|seg|image|images|img|rgb))+$", re.IGNORECASE)
+
+
+def window_offsets(length: int, patch_size: int, stride: int, edge: str = "drop") -> np.ndarray:
+    """Offsets (pixels) of the windows along one axis of ``length`` pixels.
+
+    ``drop`` keeps only windows that fit entirely; ``shift`` adds one last window
+    aligned to the edge, so every pixel is covered and every window stays full-size.
+    A raster shorter than ``patch_size`` yields no window.
+    """
+    if patch_size <= 0 or stride <= 0:
+        raise BalancedSamplingError(f"patch size ({patch_size}) and stride ({stride}) must be positive.")
+    if edge not in EDGE_MODES:
+        raise BalancedSamplingError(f"Unknown edge mode {edge!r}; expected one of {', '.join(EDGE_MODES)}.")
+    if length < patch_size:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.arange(0, length - patch_size + 1, stride, dtype=np.int64)
+    last = length - patch_size
+    if edge == "shift" and offsets[-1] != last:
+        offsets = np.append(offsets, last)
+    return offsets
+
+
+def raster_windows(height: int, width: int, patch_size: int, stride: int, edge: str = "drop") -> np.ndarray:
+    """``(n, 2)`` array of ``(row_off, col_off)`` for the windows of a ``height x width`` raster, row-major."""
+    rows = window_offsets(height, patch_size, stride, edge)
+    cols = window_offsets(width, patch_size, stride, edge)
+    grid = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1)
+    return grid.reshape(-1, 2)
+
+
+def pairing_key(path: str) -> str:
+    """The name an image and its mask share: the file stem without role words like ``_mask``."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return _ROLE_TOKENS.sub("", stem).lower() or stem.lower()
+
+
+def pair_images_and_masks(images: list[str], masks: list[str]) -> list[tuple[str, str]]:
+    """Match each image to the mask with the same :func:`pairing_key`.
+
+    Raises :class:`BalancedSamplingError` listing the images without a mask, and
+    any name that matches more than one mask.
+    """
+    if not images:
+        raise BalancedSamplingError("No image raster was given.")
+    by_key: dict[str, list[str]] = {}
+    for mask in masks:
+        by_key.setdefault(pairing_key(mask), []).append(mask)
+    pairs, unmatched = [], []
+    for image in images:
+        candidates = [m for m in by_key.get(pairing_key(image), []) if normalize_path(m) != normalize_path(image)]
+        if len(candidates) > 1:
+            raise BalancedSamplingError(
+                f"Image {image} matches several masks ({', '.join(candidates)}); give one mask per image name."
+            )
+        if not candidates:
+            unmatched.append(image)
+        else:
+            pairs.append((image, candidates[0]))
+    if unmatched:
+        raise BalancedSamplingError(
+            "No mask found for image(s): " + ", ".join(unmatched)
+            + ". An image pairs with the mask whose file name is the same apart from words like "
+            "'_mask'/'_label' (e.g. tile_01.tif and tile_01_mask.tif)."
+        )
+    return pairs
+
+
+def find_pairs(image_folder: str, image_pattern: str, mask_folder: str, mask_pattern: str) -> list[tuple[str, str]]:
+    """Image/mask pairs from two folders (they may be the same) and shell patterns like ``*.tif``."""
+    def listing(folder: str, pattern: str) -> list[str]:
+        if not os.path.isdir(folder):
+            raise BalancedSamplingError(f"Folder {folder} does not exist.")
+        names = sorted(n for n in os.listdir(folder) if fnmatch.fnmatch(n, pattern))
+        return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+
+    images = listing(image_folder, image_pattern)
+    masks = listing(mask_folder, mask_pattern)
+    if not images:
+        raise BalancedSamplingError(f"No file in {image_folder} matches {image_pattern!r}.")
+    if not masks:
+        raise BalancedSamplingError(f"No file in {mask_folder} matches {mask_pattern!r}.")
+    if normalize_path(image_folder) == normalize_path(mask_folder):
+        # One folder for both: files whose name carries a mask word are masks.
+        mask_set = {normalize_path(m) for m in masks if pairing_key(m) != os.path.splitext(os.path.basename(m))[0].lower()}
+        images = [i for i in images if normalize_path(i) not in mask_set]
+        masks = [m for m in masks if normalize_path(m) in mask_set]
+    return pair_images_and_masks(images, masks)
+
+
+@dataclass
+class RasterGrid:
+    """Pixel grid of a raster: size, affine geotransform (GDAL order) and CRS."""
+
+    path: str
+    width: int
+    height: int
+    transform: tuple  # (a, b, c, d, e, f) of affine.Affine: x = a*col + b*row + c, y = d*col + e*row + f
+    crs_wkt: str
+    crs_authid: str  # e.g. "EPSG:32633", "" when the CRS has no authority code
+
+
+def read_grid(path: str) -> RasterGrid:
+    """Open ``path`` with rasterio and return its grid; errors name the file."""
+    import rasterio
+
+    if not os.path.exists(path):
+        raise BalancedSamplingError(f"Raster {path} does not exist.")
+    try:
+        with rasterio.open(path) as ds:
+            crs = ds.crs
+            authid = ""
+            if crs is not None:
+                epsg = crs.to_epsg()
+                authid = f"EPSG:{epsg}" if epsg else ""
+            t = ds.transform
+            return RasterGrid(path, ds.width, ds.height, (t.a, t.b, t.c, t.d, t.e, t.f),
+                              crs.to_wkt() if crs else "", authid)
+    except rasterio.errors.RasterioIOError as exc:
+        raise BalancedSamplingError(f"Raster {path} cannot be read: {exc}") from exc
+
+
+def window_ring(transform: tuple, row_off: int, col_off: int, size: int) -> list[tuple[float, float]]:
+    """Closed ring (5 map-coordinate points) of a window's outline; exact for rotated grids too."""
+    a, b, c, d, e, f = transform
+    corners = [(col_off, row_off), (col_off + size, row_off), (col_off + size, row_off + size),
+               (col_off, row_off + size), (col_off, row_off)]
+    return [(a * col + b * row + c, d * col + e * row + f) for col, row in corners]
+
+
+@dataclass
+class FootprintResult:
+    records: pd.DataFrame  # image_path, mask_path, row_off, col_off, patch_size, patch_id
+    rings: list  # one closed ring per record, map coordinates in the rasters' CRS
+    crs_wkt: str
+    crs_authid: str
+    skipped: list = field(default_factory=list)  # rasters smaller than one patch
+
+
+def build_footprints(
+    pairs: list[tuple[str, str]],
+    patch_size: int,
+    stride: int | None = None,
+    edge: str = "drop",
+    progress: Progress | None = None,
+) -> FootprintResult:
+    """Windows of every image/mask pair, with their footprints.
+
+    Image and mask of a pair must share size and geotransform; all pairs must share
+    one CRS (the output layer has one). ``stride`` defaults to ``patch_size``.
+    """
+    progress = as_progress(progress)
+    stride = patch_size if stride in (None, 0) else stride
+    frames, rings, skipped = [], [], []
+    crs_wkt = crs_authid = None
+    first_path = None
+    for done, (image, mask) in enumerate(pairs):
+        img, msk = read_grid(image), read_grid(mask)
+        if (img.width, img.height) != (msk.width, msk.height):
+            raise BalancedSamplingError(
+                f"Image {image} is {img.width}x{img.height} px but its mask {mask} is {msk.width}x{msk.height} px; "
+                "they must share one pixel grid."
+            )
+        if not np.allclose(img.transform, msk.transform, rtol=0, atol=1e-6 * max(1.0, abs(img.transform[0]))):
+            raise BalancedSamplingError(f"Image {image} and mask {mask} have different geotransforms.")
+        if crs_wkt is None:
+            crs_wkt, crs_authid, first_path = img.crs_wkt, img.crs_authid, image
+        elif (img.crs_authid or img.crs_wkt) != (crs_authid or crs_wkt):
+            raise BalancedSamplingError(
+                f"Raster {image} is in {img.crs_authid or 'another CRS'} but {first_path} is in "
+                f"{crs_authid or 'another CRS'}; one footprint layer holds one CRS — reproject or run per CRS."
+            )
+        windows = raster_windows(img.height, img.width, patch_size, stride, edge)
+        if len(windows) == 0:
+            skipped.append(image)
+            progress.warning(f"Raster {image} ({img.width}x{img.height} px) is smaller than one {patch_size} px patch; no patch made.")
+        else:
+            frame = pd.DataFrame({
+                IMAGE_PATH: image, MASK_PATH: mask,
+                ROW_OFF: windows[:, 0], COL_OFF: windows[:, 1], PATCH_SIZE: int(patch_size),
+            })
+            frame[PATCH_ID] = [patch_id(image, r, c, patch_size) for r, c in windows]
+            frames.append(frame)
+            rings.extend(window_ring(img.transform, int(r), int(c), patch_size) for r, c in windows)
+        progress.update(done + 1, len(pairs))
+    if not frames:
+        raise BalancedSamplingError(f"No raster is large enough for a {patch_size} px patch.")
+    records = pd.concat(frames, ignore_index=True)
+    return FootprintResult(records, rings, crs_wkt or "", crs_authid or "", skipped)

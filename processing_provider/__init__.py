@@ -1,0 +1,1 @@
+"""Everything QGIS: the plugin class, the Processing provider and its algorithms."""

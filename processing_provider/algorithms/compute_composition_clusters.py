@@ -1,0 +1,151 @@
+"""Compute composition clusters: class proportions from the masks -> CLR -> KMeans -> 1 / cluster size."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+)
+
+from ...balanced_sampling_plugin.composition import compute_composition
+from ...balanced_sampling_plugin.records import validate_records
+
+from ..layers import output_fields, read_table, write_features
+from ..parameters import add_record_field_parameters, record_field_map
+from ..utils import engine_errors, engine_progress
+from .base import BalancedSamplingAlgorithm
+
+K_SELECTIONS = ("elbow", "fixed")
+
+
+class ComputeCompositionClusters(BalancedSamplingAlgorithm):
+    INPUT = "INPUT"
+    NODATA_CLASS = "NODATA_CLASS"
+    K_SELECTION = "K_SELECTION"
+    K_MIN = "K_MIN"
+    K_MAX = "K_MAX"
+    K = "K"
+    RANDOM_STATE = "RANDOM_STATE"
+    EXCLUDE_BORDER_NODATA = "EXCLUDE_BORDER_NODATA"
+    EXCLUDE_BLACK_BORDER = "EXCLUDE_BLACK_BORDER"
+    BLACK_TOLERANCE = "BLACK_TOLERANCE"
+    MAX_NODATA_RATIO = "MAX_NODATA_RATIO"
+    CLR_EPS = "CLR_EPS"
+    WORKERS = "WORKERS"
+    OUTPUT = "OUTPUT"
+
+    group_key = "signals"
+    icon_name = "compute_composition_clusters.svg"
+
+    def name(self):
+        return "computecompositionclusters"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Compute composition clusters")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Reads the mask window of every patch, computes its class proportions (nodata excluded), "
+            "groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the "
+            "proportions, and gives each patch the composition weight 1 / size of its cluster: patches "
+            "of rare compositions weigh more.\n\n"
+            "Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy "
+            "(Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, "
+            "exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep "
+            "their row with cluster id -1 and weight 0, and do not shape the clusters.\n\n"
+            "<b>Patch footprints</b>: a layer from Create patch footprints (or any layer with the image/mask "
+            "path and window fields; pick them under Advanced).\n"
+            "<b>Nodata class</b>: mask value that means no label (default 0).\n"
+            "<b>Number of clusters</b>: <i>elbow</i> tries k from k min to k max and picks the elbow of the "
+            "normalised inertia curve; <i>fixed</i> uses k.\n"
+            "<b>Random state</b>: seed of KMeans, for repeatable clusters.\n"
+            "<b>Exclude patches with nodata on the mask border</b>: any border pixel of the mask window equal "
+            "to the nodata class.\n"
+            "<b>Exclude patches with black image borders</b>: any border pixel of the image window at or below "
+            "the black tolerance in all bands.\n"
+            "<b>Maximum nodata ratio</b>: exclude patches with a larger share of nodata pixels (1 = off).\n"
+            "<b>CLR epsilon</b>: replaces zero proportions before the log.\n"
+            "<b>Parallel readers</b>: threads reading mask windows (0 = automatic)."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.INPUT, self.tr("Patch footprints"), [QgsProcessing.TypeVector]))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.NODATA_CLASS, self.tr("Nodata class"), QgsProcessingParameterNumber.Integer, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.K_SELECTION, self.tr("Number of clusters"), options=[self.tr("Elbow"), self.tr("Fixed k")],
+            defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.K_MIN, self.tr("k min (elbow)"), QgsProcessingParameterNumber.Integer, defaultValue=4, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.K_MAX, self.tr("k max (elbow)"), QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.K, self.tr("k (fixed)"), QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.RANDOM_STATE, self.tr("Random state"), QgsProcessingParameterNumber.Integer, defaultValue=42))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.EXCLUDE_BORDER_NODATA, self.tr("Exclude patches with nodata on the mask border"), defaultValue=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.EXCLUDE_BLACK_BORDER, self.tr("Exclude patches with black image borders"), defaultValue=True))
+        advanced = [
+            QgsProcessingParameterNumber(
+                self.BLACK_TOLERANCE, self.tr("Black tolerance (pixel value)"), QgsProcessingParameterNumber.Double,
+                defaultValue=0, minValue=0),
+            QgsProcessingParameterNumber(
+                self.MAX_NODATA_RATIO, self.tr("Maximum nodata ratio"), QgsProcessingParameterNumber.Double,
+                defaultValue=1.0, minValue=0, maxValue=1),
+            QgsProcessingParameterNumber(
+                self.CLR_EPS, self.tr("CLR epsilon"), QgsProcessingParameterNumber.Double,
+                defaultValue=1e-6, minValue=1e-12, maxValue=0.1),
+            QgsProcessingParameterNumber(
+                self.WORKERS, self.tr("Parallel readers (0 = automatic)"), QgsProcessingParameterNumber.Integer,
+                defaultValue=0, minValue=0),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        add_record_field_parameters(self, self.INPUT)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Composition clusters"), QgsProcessing.TypeVectorAnyGeometry))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        k_selection = K_SELECTIONS[self.parameterAsEnum(parameters, self.K_SELECTION, context)]
+        options = dict(
+            nodata_class=self.parameterAsInt(parameters, self.NODATA_CLASS, context),
+            exclude_border_nodata=self.parameterAsBool(parameters, self.EXCLUDE_BORDER_NODATA, context),
+            exclude_black_border=self.parameterAsBool(parameters, self.EXCLUDE_BLACK_BORDER, context),
+            black_tolerance=self.parameterAsDouble(parameters, self.BLACK_TOLERANCE, context),
+            max_nodata_ratio=self.parameterAsDouble(parameters, self.MAX_NODATA_RATIO, context),
+            k_selection=k_selection,
+            k_min=self.parameterAsInt(parameters, self.K_MIN, context),
+            k_max=self.parameterAsInt(parameters, self.K_MAX, context),
+            k=self.parameterAsInt(parameters, self.K, context),
+            random_state=self.parameterAsInt(parameters, self.RANDOM_STATE, context),
+            clr_eps=self.parameterAsDouble(parameters, self.CLR_EPS, context),
+            workers=self.parameterAsInt(parameters, self.WORKERS, context) or None,
+        )
+        if k_selection == "elbow" and options["k_min"] > options["k_max"]:
+            raise QgsProcessingException(
+                self.tr("k min ({}) is larger than k max ({}).").format(options["k_min"], options["k_max"]))
+
+        table = read_table(source, record_field_map(self, parameters, context), feedback)
+        progress = engine_progress(feedback)
+        with engine_errors():
+            records = validate_records(table, source=self.tr("the input layer"))
+            result = compute_composition(records, progress=progress.child(0.05, 0.9), **options)
+
+        fields = output_fields(source.fields(), result.table)
+        sink, dest_id = self.parameterAsSink(
+            parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        write_features(source, sink, fields, result.table, feedback)
+        return {self.OUTPUT: dest_id}

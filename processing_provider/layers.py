@@ -1,0 +1,109 @@
+"""Layer <-> engine table conversion: features in, one pandas row per feature, fields out."""
+
+import math
+
+import numpy as np
+import pandas as pd
+from qgis.core import QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields, QgsProcessingException
+from qgis.PyQt.QtCore import QVariant
+
+from .utils import raise_if_canceled
+
+FEATURE_ID = "_fid"
+# How many features between two progress/cancel checks when streaming a layer.
+BATCH = 2000
+
+
+def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0)) -> pd.DataFrame:
+    """Read the fields ``columns`` (engine name -> layer field name) of every feature.
+
+    Returns a DataFrame indexed by feature id with the engine names as columns.
+    Raises ``QgsProcessingException`` naming a field the layer lacks.
+    """
+    names = source.fields().names()
+    missing = [f"'{field}' ({role})" for role, field in columns.items() if field not in names]
+    if missing:
+        raise QgsProcessingException(
+            f"The input layer has no field {', '.join(missing)}. Available fields: {', '.join(names) or 'none'}. "
+            "Choose the matching fields in the algorithm's parameters."
+        )
+    indexes = {role: names.index(field) for role, field in columns.items()}
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry)
+    request.setSubsetOfAttributes(sorted(set(indexes.values())))
+    total = max(source.featureCount(), 1)
+    ids, values = [], {role: [] for role in columns}
+    for n, feature in enumerate(source.getFeatures(request)):
+        if feedback is not None and n % BATCH == 0:
+            raise_if_canceled(feedback)
+            feedback.setProgress(progress_span[0] + (progress_span[1] - progress_span[0]) * n / total)
+        ids.append(feature.id())
+        attributes = feature.attributes()
+        for role, index in indexes.items():
+            values[role].append(_python_value(attributes[index]))
+    table = pd.DataFrame(values, index=pd.Index(ids, name=FEATURE_ID))
+    return table
+
+
+def _python_value(value):
+    """QVariant NULL -> None; everything else as is."""
+    if isinstance(value, QVariant):
+        return None if value.isNull() else value.value()
+    return value
+
+
+def qgis_field_for(name: str, series: pd.Series) -> QgsField:
+    """A QgsField whose type fits a pandas column."""
+    if pd.api.types.is_bool_dtype(series):
+        return QgsField(name, QVariant.Bool)
+    if pd.api.types.is_integer_dtype(series):
+        return QgsField(name, QVariant.LongLong)
+    if pd.api.types.is_float_dtype(series):
+        return QgsField(name, QVariant.Double, "double", 20, 8)
+    return QgsField(name, QVariant.String)
+
+
+def output_fields(input_fields: QgsFields, table: pd.DataFrame) -> QgsFields:
+    """The input fields, then one field per table column the input does not have yet."""
+    fields = QgsFields(input_fields)
+    for column in table.columns:
+        if fields.indexOf(column) < 0:
+            fields.append(qgis_field_for(column, table[column]))
+    return fields
+
+
+def _to_qgis(value):
+    if value is None:
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+def write_features(source, sink, fields: QgsFields, table: pd.DataFrame, feedback=None, progress_span=(90.0, 100.0)):
+    """Copy every feature of ``source`` into ``sink`` with the table's columns set by feature id.
+
+    Input attributes are kept; a table column that shares a name with an input field
+    overwrites it. Features missing from the table keep NULL in the new fields.
+    """
+    positions = [fields.indexOf(column) for column in table.columns]
+    rows = {fid: row for fid, row in zip(table.index, table.itertuples(index=False, name=None))}
+    total = max(source.featureCount(), 1)
+    n_input = source.fields().count()
+    for n, feature in enumerate(source.getFeatures()):
+        if feedback is not None and n % BATCH == 0:
+            raise_if_canceled(feedback)
+            feedback.setProgress(progress_span[0] + (progress_span[1] - progress_span[0]) * n / total)
+        attributes = feature.attributes() + [None] * (fields.count() - n_input)
+        row = rows.get(feature.id())
+        if row is not None:
+            for position, value in zip(positions, row):
+                attributes[position] = _to_qgis(value)
+        out = QgsFeature(fields)
+        out.setGeometry(feature.geometry())
+        out.setAttributes(attributes)
+        if not sink.addFeature(out, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(f"Could not write feature {feature.id()} to the output layer.")

@@ -1,0 +1,29 @@
+"""The Processing provider ``balanced_sampling``."""
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.compute_composition_clusters import ComputeCompositionClusters
+from .algorithms.create_patch_footprints import CreatePatchFootprints
+from .utils import icon_path
+
+PROVIDER_ID = "balanced_sampling"
+
+
+class BalancedSamplingProvider(QgsProcessingProvider):
+    def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
+        for algorithm in (CreatePatchFootprints(), ComputeCompositionClusters()):
+            self.addAlgorithm(algorithm)
+
+    def id(self):
+        return PROVIDER_ID
+
+    def name(self):
+        return QCoreApplication.translate("BalancedSamplingProvider", "Balanced sampling")
+
+    def longName(self):  # noqa: N802 (QGIS API name)
+        return self.name()
+
+    def icon(self):
+        return QIcon(icon_path("balanced_sampling.svg"))
