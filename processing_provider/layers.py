@@ -58,7 +58,7 @@ def qgis_field_for(name: str, series: pd.Series) -> QgsField:
     if pd.api.types.is_integer_dtype(series):
         return QgsField(name, QVariant.LongLong)
     if pd.api.types.is_float_dtype(series):
-        return QgsField(name, QVariant.Double, "double", 20, 8)
+        return QgsField(name, QVariant.Double)  # no precision: GeoPackage would round to it
     return QgsField(name, QVariant.String)
 
 

@@ -15,8 +15,10 @@ class BalancedSamplingPlugin:
         from .provider import BalancedSamplingProvider
 
         if self.provider is None:
-            self.provider = BalancedSamplingProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+            provider = BalancedSamplingProvider()
+            # The registry refuses (and deletes) a second provider with the same id; keep only a live one.
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
 
     def initGui(self):  # noqa: N802 (QGIS API name)
         self.initProcessing()

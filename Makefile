@@ -1,0 +1,58 @@
+# Balanced Sampling — QGIS plugin. `make demo` and `make test` work on a fresh Debian 12 machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PLUGIN_NAME := balanced_sampling
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+DEMO_DIR ?= demo_data
+QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: help setup test test-engine demo bench zip deploy transup transcompile lint clean
+
+help:
+	@echo "make demo     run the whole chain through qgis_process on a generated dataset"
+	@echo "make test     install what is missing, then run the whole test suite"
+	@echo "make bench    time every stage (writes docs/benchmarks.md)"
+	@echo "make zip      build dist/$(PLUGIN_NAME)-$(VERSION).zip, installable in QGIS"
+	@echo "make deploy   copy the plugin into your QGIS profile ($(QGIS_PROFILE))"
+
+setup:
+	@bash scripts/setup.sh
+
+# Engine tests run without pytest-qgis, so nothing in that session can lean on QGIS.
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+test: setup transcompile
+	$(PYTEST) -p no:pytest_qgis tests/engine
+	$(PYTEST) --qgis_disable_gui tests/qgis tests/headless
+
+test-engine: setup
+	$(PYTEST) -p no:pytest_qgis tests/engine
+
+demo: setup
+	$(PY) scripts/demo.py --folder $(DEMO_DIR)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+zip: transcompile
+	@bash scripts/make_zip.sh $(PLUGIN_NAME) $(VERSION)
+
+deploy: zip
+	mkdir -p "$(QGIS_PROFILE)/python/plugins"
+	rm -rf "$(QGIS_PROFILE)/python/plugins/$(PLUGIN_NAME)"
+	cd "$(QGIS_PROFILE)/python/plugins" && unzip -q "$(CURDIR)/dist/$(PLUGIN_NAME)-$(VERSION).zip"
+	@echo "Installed into $(QGIS_PROFILE)/python/plugins/$(PLUGIN_NAME); enable it in Plugins > Manage."
+
+transup:
+	pylupdate5 -noobsolete $$(git ls-files '__init__.py' 'processing_provider/*.py' 'processing_provider/**/*.py') \
+		-ts i18n/$(PLUGIN_NAME)_pt_BR.ts
+
+transcompile:
+	@for ts in i18n/*.ts; do [ -e "$$ts" ] || continue; lrelease -silent "$$ts" -qm "$${ts%.ts}.qm"; done
+
+lint: setup
+	$(PY) -m ruff check . || true
+
+clean:
+	rm -rf build dist $(DEMO_DIR) .pytest_cache

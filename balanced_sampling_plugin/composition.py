@@ -1,0 +1,381 @@
+"""Semantic composition clusters: class proportions -> CLR -> KMeans -> cluster weights.
+
+Patches whose class mix is common land in big clusters and get a small
+``freq_cluster_weight`` (1 / cluster size); rare mixes get a large one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import BalancedSamplingError
+from .mask_stats import BLACK_BORDER, BORDER_NODATA, compute_mask_stats
+from .progress import Progress, as_progress
+from .records import (
+    CLASS_PREFIX,
+    EXCLUDED,
+    EXCLUSION_REASON,
+    FREQ_CLUSTER_ID,
+    FREQ_CLUSTER_SIZE,
+    FREQ_CLUSTER_WEIGHT,
+    NODATA_RATIO,
+    class_columns,
+)
+
+K_SELECTIONS = ("elbow", "fixed")
+#: Exclusion reasons, in the order they are joined in ``exclusion_reason``.
+EXCLUSION_REASONS = (BORDER_NODATA, BLACK_BORDER, NODATA_RATIO)
+#: KMeans restarts per k; the best of them (lowest inertia) is kept.
+KMEANS_N_INIT = 10
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def clr(proportions: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Centred log-ratio transform of compositions.
+
+    Rows are scaled to sum to 1, zeros (log undefined) and shares below ``eps`` are
+    raised to ``eps``, then each row's mean log is subtracted. Renormalising after the
+    replacement would shift a row's logs by a constant, which the centring removes.
+
+    Parameters
+    ----------
+    proportions : (n, C) non-negative array (class shares or pixel counts)
+    eps : float > 0, the stand-in for a zero share
+
+    Returns
+    -------
+    (n, C) float64; every row sums to 0. An all-zero row maps to all zeros.
+    """
+    p = np.array(proportions, dtype=np.float64, ndmin=2)
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise BalancedSamplingError("Class proportions must be finite and non-negative for the CLR transform.")
+    if not eps > 0:
+        raise BalancedSamplingError(f"The CLR zero replacement eps must be > 0; got {eps}.")
+    totals = p.sum(axis=1, keepdims=True)
+    p = np.divide(p, totals, out=np.zeros_like(p), where=totals > 0)
+    logs = np.log(np.maximum(p, eps))
+    return logs - logs.mean(axis=1, keepdims=True)
+
+
+def elbow_k(ks: Sequence[int], inertias: Sequence[float]) -> int:
+    """The k at the elbow of an inertia curve (largest perpendicular distance to the chord).
+
+    ks and inertias are scaled to [0, 1]; the chord joins the first and last points;
+    the k farthest from it wins, the smallest k on ties. With fewer than three points
+    or a flat curve there is no elbow and the smallest k is returned.
+
+    Parameters
+    ----------
+    ks : sequence of int, the numbers of clusters tried
+    inertias : sequence of float, KMeans inertia for each k (same length)
+    """
+    ks = np.asarray(ks, dtype=np.int64)
+    inertias = np.asarray(inertias, dtype=np.float64)
+    if ks.size == 0 or ks.shape != inertias.shape:
+        raise BalancedSamplingError("elbow_k needs one inertia per k and at least one k.")
+    order = np.argsort(ks, kind="stable")
+    ks, inertias = ks[order], inertias[order]
+    x = _unit_scale(ks.astype(np.float64))
+    y = _unit_scale(inertias)
+    # Distance of (x, y) to the line through the first and last points, up to a constant factor.
+    dx, dy = x[-1] - x[0], y[-1] - y[0]
+    distance = np.abs(dy * (x - x[0]) - dx * (y - y[0]))
+    best = np.flatnonzero(distance >= distance.max() - 1e-12)
+    return int(ks[best[0]])
+
+
+def _unit_scale(values: np.ndarray) -> np.ndarray:
+    span = values.max() - values.min()
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def cluster_weights(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Size of each row's cluster and the inverse-frequency weight ``1 / size``.
+
+    Parameters
+    ----------
+    labels : (n,) int cluster ids
+
+    Returns
+    -------
+    sizes : (n,) int64, patches in the row's cluster
+    weights : (n,) float64, ``1 / sizes`` (so each cluster's weights sum to 1)
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    sizes = counts[inverse.ravel()].astype(np.int64)
+    return sizes, 1.0 / sizes
+
+
+def relabel_by_size(labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..k-1 by size (largest first), ties by centroid (lexicographic).
+
+    KMeans ids depend on initialisation; this order makes ``freq_cluster_id`` the same
+    for the same partition, and cluster 0 the most common composition.
+
+    Parameters
+    ----------
+    labels : (n,) int in 0..k-1
+    centers : (k, C) centroids, row i of cluster i
+    """
+    k = len(centers)
+    sizes = np.bincount(labels, minlength=k)
+    # np.lexsort sorts by the last key first: size (descending), then centroid columns.
+    order = np.lexsort(tuple(centers[:, ::-1].T) + (-sizes,))
+    new_id = np.empty(k, np.int64)
+    new_id[order] = np.arange(k)
+    return new_id[labels]
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+@dataclass
+class ClusteringResult:
+    """KMeans outcome: ``labels`` (n,) ids 0..k-1 (largest cluster 0), the chosen ``k``,
+    and the ``ks`` tried with their ``inertias`` (one each; a single entry for fixed k)."""
+
+    labels: np.ndarray
+    k: int
+    ks: list[int]
+    inertias: list[float]
+
+
+def check_k_parameters(k_selection: str, k_min: int, k_max: int, k: Optional[int]) -> int:
+    """Validate the k parameters before any work; return the fewest patches clustering needs."""
+    if k_selection not in K_SELECTIONS:
+        raise BalancedSamplingError(f"k_selection must be one of {', '.join(K_SELECTIONS)}; got {k_selection!r}.")
+    if k_selection == "fixed":
+        if k is None or int(k) < 1:
+            raise BalancedSamplingError(f"With k_selection 'fixed', K must be a positive integer; got {k!r}.")
+        return int(k)
+    if int(k_min) < 1 or int(k_max) < int(k_min):
+        raise BalancedSamplingError(f"Need 1 <= K_MIN <= K_MAX; got K_MIN={k_min}, K_MAX={k_max}.")
+    return int(k_min)
+
+
+def _candidate_ks(n_rows, n_distinct, k_selection, k_min, k_max, k, progress: Progress) -> list[int]:
+    """The ks to try, validated against the data; raises saying what to change."""
+    needed = check_k_parameters(k_selection, k_min, k_max, k)
+    name = "K" if k_selection == "fixed" else "K_MIN"
+    if n_rows < needed:
+        raise BalancedSamplingError(
+            f"Only {n_rows} valid patches, fewer than {name}={needed}; lower {name}, or include more "
+            "patches (relax the exclusions or add images)."
+        )
+    if n_distinct < needed:
+        raise BalancedSamplingError(
+            f"The {n_rows} valid patches have only {n_distinct} distinct compositions, fewer than "
+            f"{name}={needed}; lower {name} to at most {n_distinct}."
+        )
+    if k_selection == "fixed":
+        return [needed]
+    k_max = int(k_max)
+    if n_distinct < k_max:
+        progress.warning(
+            f"Only {n_distinct} distinct compositions among {n_rows} valid patches; K_MAX lowered from "
+            f"{k_max} to {n_distinct}."
+        )
+        k_max = n_distinct
+    return list(range(needed, k_max + 1))
+
+
+def _fit_kmeans(features: np.ndarray, k: int, random_state: int):
+    from sklearn.cluster import KMeans
+
+    with warnings.catch_warnings():
+        # Near-duplicate rows may trigger ConvergenceWarning; distinct rows were checked >= k.
+        warnings.simplefilter("ignore")
+        return KMeans(n_clusters=k, random_state=random_state, n_init=KMEANS_N_INIT).fit(features)
+
+
+def cluster_compositions(
+    features: np.ndarray,
+    k_selection: str = "elbow",
+    k_min: int = 4,
+    k_max: int = 16,
+    k: Optional[int] = None,
+    random_state: int = 42,
+    progress: Optional[Progress] = None,
+) -> ClusteringResult:
+    """KMeans on composition features with k fixed or chosen by the elbow of the inertia curve.
+
+    Parameters
+    ----------
+    features : (n, C) finite float array, e.g. :func:`clr` of class proportions
+    k_selection : "elbow" (try k_min..k_max, pick :func:`elbow_k`) or "fixed" (use ``k``)
+    k_min, k_max : int, the elbow's range; k_max is lowered to the number of distinct
+        rows when there are fewer (with a warning)
+    k : int, the number of clusters for "fixed"
+    random_state : int, KMeans seed (same input and seed -> same labels)
+    progress : Progress, updated after each k; cancel raises OperationCanceled
+
+    Returns
+    -------
+    ClusteringResult with labels renumbered by :func:`relabel_by_size`.
+    """
+    progress = as_progress(progress)
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or not np.isfinite(features).all():
+        raise BalancedSamplingError("Composition features must be a 2-D array of finite numbers (patches x classes).")
+    n_distinct = len(np.unique(features, axis=0)) if len(features) else 0
+    ks = _candidate_ks(len(features), n_distinct, k_selection, k_min, k_max, k, progress)
+
+    models = {}
+    for done, candidate in enumerate(ks, start=1):
+        progress.check_canceled()
+        models[candidate] = _fit_kmeans(features, candidate, random_state)
+        progress.update(done, len(ks))
+    inertias = [float(models[c].inertia_) for c in ks]
+    chosen = ks[0] if len(ks) == 1 else elbow_k(ks, inertias)
+    model = models[chosen]
+    labels = relabel_by_size(model.labels_, model.cluster_centers_)
+    return ClusteringResult(labels=labels, k=chosen, ks=ks, inertias=inertias)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass
+class CompositionResult:
+    """Output of :func:`compute_composition`.
+
+    table : DataFrame indexed like the records: ``cls_<c>``, ``class_entropy``,
+        ``nodata_ratio``, ``border_nodata``, ``black_border``, ``excluded``,
+        ``exclusion_reason``, ``freq_cluster_id`` (-1 if excluded), ``freq_cluster_size``
+        (0 if excluded), ``freq_cluster_weight`` (1/size; 0.0 if excluded).
+    k, ks, inertias : the chosen k and the curve it was chosen from.
+    classes : the class values of the ``cls_<c>`` columns.
+    excluded_counts : patches per exclusion reason (a patch may have several).
+    """
+
+    table: pd.DataFrame
+    k: int
+    ks: list[int]
+    inertias: list[float]
+    classes: list[int]
+    excluded_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_excluded(self) -> int:
+        return int(self.table[EXCLUDED].sum())
+
+
+def exclusion_flags(
+    stats: pd.DataFrame, exclude_border_nodata: bool, exclude_black_border: bool, max_nodata_ratio: float
+) -> pd.DataFrame:
+    """One boolean column per exclusion reason (see :data:`EXCLUSION_REASONS`).
+
+    A window without a single class pixel (e.g. all nodata) has no composition to
+    cluster, so it is always flagged under ``nodata_ratio``.
+    """
+    no_class_pixel = stats[class_columns(stats.columns)].sum(axis=1).to_numpy() == 0
+    return pd.DataFrame(
+        {
+            BORDER_NODATA: stats[BORDER_NODATA].to_numpy() & bool(exclude_border_nodata),
+            BLACK_BORDER: stats[BLACK_BORDER].to_numpy() & bool(exclude_black_border),
+            NODATA_RATIO: (stats[NODATA_RATIO].to_numpy() > max_nodata_ratio) | no_class_pixel,
+        },
+        index=stats.index,
+    )
+
+
+def _join_reasons(flags: pd.DataFrame) -> np.ndarray:
+    reasons = np.full(len(flags), "", dtype=object)
+    for name in EXCLUSION_REASONS:
+        hit = flags[name].to_numpy()
+        reasons[hit] = np.where(reasons[hit] == "", name, reasons[hit] + "," + name)
+    return reasons
+
+
+def compute_composition(
+    records: pd.DataFrame,
+    nodata_class: Optional[int] = 0,
+    exclude_border_nodata: bool = True,
+    exclude_black_border: bool = True,
+    black_tolerance: float = 0,
+    max_nodata_ratio: float = 1.0,
+    k_selection: str = "elbow",
+    k_min: int = 4,
+    k_max: int = 16,
+    k: Optional[int] = None,
+    random_state: int = 42,
+    clr_eps: float = 1e-6,
+    classes: Optional[Sequence[int]] = None,
+    workers: Optional[int] = None,
+    progress: Optional[Progress] = None,
+) -> CompositionResult:
+    """Composition clusters of every patch: mask stats, exclusions, CLR, KMeans, 1/size weights.
+
+    Parameters mirror the pytorch-smt-tools ``balanced_dataset`` keys (defaults: both
+    exclusions on, nodata class 0, elbow over k 4..16, random_state 42).
+    ``max_nodata_ratio`` (0..1) also excludes patches with more nodata than that.
+    Excluded patches take no part in clustering and get id -1, size 0, weight 0.0.
+    See :func:`~balanced_sampling_plugin.mask_stats.compute_mask_stats` for the other
+    parameters. Progress: 70 % reading masks, 30 % clustering.
+    """
+    progress = as_progress(progress)
+    needed = check_k_parameters(k_selection, k_min, k_max, k)
+    if not 0 <= max_nodata_ratio <= 1:
+        raise BalancedSamplingError(f"max_nodata_ratio must be between 0 and 1; got {max_nodata_ratio}.")
+
+    stats = compute_mask_stats(
+        records,
+        nodata_class=nodata_class,
+        check_black_border=exclude_black_border,
+        black_tolerance=black_tolerance,
+        classes=classes,
+        workers=workers,
+        progress=progress.child(0.0, 0.7),
+    )
+    flags = exclusion_flags(stats, exclude_border_nodata, exclude_black_border, max_nodata_ratio)
+    excluded = flags.any(axis=1).to_numpy()
+    excluded_counts = {name: int(flags[name].sum()) for name in EXCLUSION_REASONS}
+    n_valid = int((~excluded).sum())
+    summary = ", ".join(f"{count} {name}" for name, count in excluded_counts.items())
+    progress.info(f"{n_valid} of {len(stats)} patches kept for clustering; excluded: {summary}.")
+    if n_valid < needed:
+        raise BalancedSamplingError(
+            f"Only {n_valid} of {len(stats)} patches are valid for clustering (excluded: {summary}), "
+            f"fewer than the {needed} clusters asked for. Lower {'K' if k_selection == 'fixed' else 'K_MIN'}, "
+            "turn off an exclusion, or raise the maximum nodata ratio."
+        )
+
+    class_cols = class_columns(stats.columns)
+    features = clr(stats.loc[~excluded, class_cols].to_numpy(), eps=clr_eps)
+    clustering = cluster_compositions(
+        features, k_selection, k_min, k_max, k, random_state, progress=progress.child(0.7, 1.0)
+    )
+    progress.info(
+        f"Composition clusters: k={clustering.k}"
+        + (f" (elbow over k={clustering.ks[0]}..{clustering.ks[-1]})" if len(clustering.ks) > 1 else " (fixed)")
+    )
+
+    sizes, weights = cluster_weights(clustering.labels)
+    table = stats.copy()
+    table[EXCLUDED] = excluded
+    table[EXCLUSION_REASON] = _join_reasons(flags)
+    table[FREQ_CLUSTER_ID] = np.int64(-1)
+    table[FREQ_CLUSTER_SIZE] = np.int64(0)
+    table[FREQ_CLUSTER_WEIGHT] = 0.0
+    valid = ~excluded
+    table.loc[valid, FREQ_CLUSTER_ID] = clustering.labels
+    table.loc[valid, FREQ_CLUSTER_SIZE] = sizes
+    table.loc[valid, FREQ_CLUSTER_WEIGHT] = weights
+    return CompositionResult(
+        table=table,
+        k=clustering.k,
+        ks=clustering.ks,
+        inertias=clustering.inertias,
+        classes=[int(c[len(CLASS_PREFIX) :]) for c in class_cols],
+        excluded_counts=excluded_counts,
+    )

@@ -1,0 +1,507 @@
+"""Windowed mask statistics: class proportions, entropy, nodata and border flags per patch.
+
+The pure array functions work on one window already in memory; :func:`compute_mask_stats`
+reads every patch window of a record table with rasterio (one pass, each raster opened
+once per chunk of patches) and turns the per-window pixel counts into one row per patch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.errors
+from rasterio.windows import Window
+
+from .errors import BalancedSamplingError
+from .progress import Progress, as_progress
+from .records import (
+    CLASS_ENTROPY,
+    COL_OFF,
+    IMAGE_PATH,
+    MASK_PATH,
+    NODATA_RATIO,
+    PATCH_SIZE,
+    ROW_OFF,
+    class_column,
+    describe_patch,
+    normalize_path,
+    validate_records,
+)
+
+BORDER_NODATA = "border_nodata"
+BLACK_BORDER = "black_border"
+
+#: Most windows one worker reads with one open raster (bounds memory and cancel latency).
+DEFAULT_CHUNK_SIZE = 1024
+#: Largest class value counted with ``np.bincount``; larger values use a sort instead.
+_BINCOUNT_LIMIT = 1 << 16
+#: Seconds between two looks at the cancel flag while chunks are running.
+_POLL_SECONDS = 0.2
+
+
+# --------------------------------------------------------------------------- array functions
+
+
+def value_counts(mask_window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of an integer window and how many pixels hold each.
+
+    Parameters
+    ----------
+    mask_window : (h, w) integer array
+
+    Returns
+    -------
+    values : (V,) int64, sorted ascending
+    counts : (V,) int64, pixels per value (sums to ``h * w``)
+    """
+    flat = np.asarray(mask_window).ravel()
+    if flat.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    low, high = int(flat.min()), int(flat.max())
+    if low >= 0 and high < _BINCOUNT_LIMIT:
+        binned = np.bincount(flat.astype(np.intp, copy=False))  # uint64 needs the explicit cast
+        values = np.flatnonzero(binned)
+        return values.astype(np.int64), binned[values].astype(np.int64)
+    # Negative or huge values (e.g. nodata -9999): bincount would fail or allocate too much.
+    values, counts = np.unique(flat, return_counts=True)
+    return values.astype(np.int64), counts.astype(np.int64)
+
+
+def class_counts(mask_window: np.ndarray, classes: Sequence[int], nodata_class: Optional[int] = None) -> np.ndarray:
+    """Pixels of each class in a window, nodata pixels left out.
+
+    Parameters
+    ----------
+    mask_window : (h, w) integer array
+    classes : sequence of C class values
+    nodata_class : int or None
+        Pixels of this value are never counted, even if it is listed in ``classes``.
+
+    Returns
+    -------
+    (C,) int64 pixel counts; values neither listed nor nodata are not counted.
+    """
+    values, counts = value_counts(mask_window)
+    classes = np.asarray(classes, dtype=np.int64)
+    pixels = _columns_of(values, counts[np.newaxis], classes)[0]
+    if nodata_class is not None:
+        pixels[classes == nodata_class] = 0
+    return pixels
+
+
+def _columns_of(seen: np.ndarray, matrix: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The (n, len(wanted)) columns of ``matrix`` for the ``wanted`` values; zeros for values never seen."""
+    out = np.zeros((matrix.shape[0], len(wanted)), np.int64)
+    present = np.isin(wanted, seen)
+    out[:, present] = matrix[:, np.searchsorted(seen, wanted[present])]
+    return out
+
+
+def proportions_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Row-normalise pixel counts into proportions.
+
+    Parameters
+    ----------
+    counts : (C,) or (n, C) non-negative counts
+
+    Returns
+    -------
+    float64 array of the same shape; each row sums to 1, or is all zeros when its counts are.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=-1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def shannon_entropy(proportions: np.ndarray) -> np.ndarray:
+    """Shannon entropy in nats of proportion rows (0 log 0 taken as 0).
+
+    Parameters
+    ----------
+    proportions : (C,) or (n, C), rows summing to 1 (or all zero)
+
+    Returns
+    -------
+    float, or (n,) float64; 0 for a single class or an all-zero row.
+    """
+    p = np.asarray(proportions, dtype=np.float64)
+    logs = np.log(p, out=np.zeros_like(p), where=p > 0)
+    entropy = -(p * logs).sum(axis=-1)
+    return np.maximum(entropy, 0.0)  # avoid -0.0 for single-class rows
+
+
+def border_ring(array: np.ndarray) -> list[np.ndarray]:
+    """The outer 1-pixel ring of a window as four strips (top, bottom, left, right).
+
+    Parameters
+    ----------
+    array : (..., h, w)
+
+    Returns
+    -------
+    [(..., w), (..., w), (..., h), (..., h)] views; corners appear twice, which is harmless for any/all tests.
+    """
+    return [array[..., 0, :], array[..., -1, :], array[..., :, 0], array[..., :, -1]]
+
+
+def ring_has_value(mask_window: np.ndarray, value: Optional[int]) -> bool:
+    """True if any pixel of the outer 1-pixel ring of a (h, w) window equals ``value`` (never for None)."""
+    if value is None or mask_window.size == 0:
+        return False
+    return any(bool((strip == value).any()) for strip in border_ring(mask_window))
+
+
+def strips_have_black_pixel(strips: Sequence[np.ndarray], tolerance: float = 0) -> bool:
+    """True if any pixel of the given (bands, length) strips has every band <= ``tolerance``."""
+    return any(bool((np.asarray(strip) <= tolerance).all(axis=0).any()) for strip in strips if strip.size)
+
+
+def has_black_border(image_window: np.ndarray, tolerance: float = 0) -> bool:
+    """True if a pixel of the outer 1-pixel ring is black in every band.
+
+    Parameters
+    ----------
+    image_window : (bands, h, w) array (a (h, w) array is taken as one band)
+    tolerance : float
+        A band value ``<= tolerance`` counts as black (same units as the pixel values).
+    """
+    image_window = np.asarray(image_window)
+    if image_window.ndim == 2:
+        image_window = image_window[np.newaxis]
+    return strips_have_black_pixel(border_ring(image_window), tolerance)
+
+
+def window_stats(
+    mask_window: np.ndarray, classes: Sequence[int], nodata_class: Optional[int] = 0
+) -> tuple[np.ndarray, float, float, bool]:
+    """Class composition of one mask window.
+
+    Parameters
+    ----------
+    mask_window : (h, w) integer array of class values
+    classes : sequence of C class values, the order of the returned proportions
+    nodata_class : int or None
+        The class value meaning "no data"; None when the mask has none.
+
+    Returns
+    -------
+    proportions : (C,) float64
+        Share of each class among the non-nodata pixels (sums to 1; all zeros if the
+        window is all nodata). Values neither listed nor nodata are not counted.
+    class_entropy : float
+        Shannon entropy of ``proportions`` in nats (0 for one class or no class pixel).
+    nodata_ratio : float
+        Fraction of all pixels equal to ``nodata_class`` (0..1).
+    border_nodata : bool
+        Whether a pixel of the outer 1-pixel ring equals ``nodata_class``.
+    """
+    mask_window = np.asarray(mask_window)
+    proportions = proportions_from_counts(class_counts(mask_window, classes, nodata_class))
+    nodata_pixels = 0 if nodata_class is None else int((mask_window == nodata_class).sum())
+    return (
+        proportions,
+        float(shannon_entropy(proportions)),
+        nodata_pixels / mask_window.size if mask_window.size else 0.0,
+        ring_has_value(mask_window, nodata_class),
+    )
+
+
+# --------------------------------------------------------------------------- raster reading
+
+
+@dataclass
+class _Chunk:
+    """Patches of one mask raster read by one worker; ``positions`` index the record table."""
+
+    mask_path: str
+    positions: np.ndarray
+
+
+@dataclass
+class _ReadJob:
+    """What every worker needs, shared read-only between the threads."""
+
+    records: pd.DataFrame
+    windows: np.ndarray  # (n, 3) int64: row_off, col_off, patch_size (pixels)
+    nodata_class: Optional[int]
+    check_black_border: bool
+    black_tolerance: float
+    stop: threading.Event
+
+    def describe(self, position: int) -> str:
+        return describe_patch(self.records, self.records.index[position])
+
+
+@dataclass
+class _ChunkResult:
+    positions: np.ndarray
+    values: list  # per patch: (V,) int64 distinct mask values
+    counts: list  # per patch: (V,) int64 pixels of each value
+    border_nodata: np.ndarray  # (m,) bool
+    black_border: np.ndarray  # (m,) bool
+
+
+def _plan_chunks(records: pd.DataFrame, chunk_size: int) -> list[_Chunk]:
+    """Group patches by mask raster, in reading order (row, col), and cut each group into chunks."""
+    keys = records[MASK_PATH].map(normalize_path).to_numpy()
+    order = np.lexsort((records[COL_OFF].to_numpy(), records[ROW_OFF].to_numpy(), keys))
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    chunks = []
+    for start, stop in zip(starts, np.r_[starts[1:], len(order)]):
+        group = order[start:stop]
+        for offset in range(0, len(group), chunk_size):
+            positions = group[offset : offset + chunk_size]
+            chunks.append(_Chunk(records[MASK_PATH].iat[positions[0]], positions))
+    return chunks
+
+
+def _open_raster(path: str, role: str, job: _ReadJob, position: int, stack: ExitStack):
+    try:
+        return stack.enter_context(rasterio.open(path))
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        hint = "the file does not exist" if not os.path.exists(path) else "it is not a readable raster"
+        field = MASK_PATH if role == "mask" else IMAGE_PATH
+        raise BalancedSamplingError(
+            f"Cannot open the {role} raster '{path}' ({hint}: {exc}), needed by {job.describe(position)}. "
+            f"Check the '{field}' field."
+        ) from exc
+
+
+def _check_mask_dtype(dataset, path: str, job: _ReadJob, position: int) -> None:
+    dtype = np.dtype(dataset.dtypes[0])
+    if not np.issubdtype(dtype, np.integer):
+        raise BalancedSamplingError(
+            f"The mask raster '{path}' (used by {job.describe(position)}) has data type {dtype.name}; "
+            "a mask must be an integer class raster (one class value per pixel, e.g. uint8). "
+            "Convert it (e.g. gdal_translate -ot Byte) or check that the mask field does not point at an image."
+        )
+
+
+def _check_window(dataset, path: str, role: str, job: _ReadJob, position: int) -> None:
+    row, col, size = (int(v) for v in job.windows[position])
+    if row + size > dataset.height or col + size > dataset.width:
+        raise BalancedSamplingError(
+            f"The window of {job.describe(position)} covers rows {row}..{row + size - 1} and columns "
+            f"{col}..{col + size - 1}, outside the {role} raster '{path}' ({dataset.height} rows x "
+            f"{dataset.width} columns). Fix row_off/col_off/patch_size, or check that image and mask "
+            "share one pixel grid."
+        )
+
+
+def _read_black_border(dataset, row: int, col: int, size: int, tolerance: float) -> bool:
+    """Read only the four 1-pixel strips of the window from every band, then test them."""
+    strips = [
+        dataset.read(window=Window(col, row, size, 1))[:, 0, :],
+        dataset.read(window=Window(col, row + size - 1, size, 1))[:, 0, :],
+        dataset.read(window=Window(col, row, 1, size))[:, :, 0],
+        dataset.read(window=Window(col + size - 1, row, 1, size))[:, :, 0],
+    ]
+    return strips_have_black_pixel(strips, tolerance)
+
+
+def _read_chunk(chunk: _Chunk, job: _ReadJob) -> Optional[_ChunkResult]:
+    """Read every window of a chunk with its mask (and images) opened once; None if stopped."""
+    n = len(chunk.positions)
+    result = _ChunkResult(chunk.positions, [], [], np.zeros(n, bool), np.zeros(n, bool))
+    with ExitStack() as stack:
+        mask = _open_raster(chunk.mask_path, "mask", job, chunk.positions[0], stack)
+        _check_mask_dtype(mask, chunk.mask_path, job, chunk.positions[0])
+        images = {}  # one open dataset per distinct image path of the chunk (usually one)
+        for i, position in enumerate(chunk.positions):
+            if job.stop.is_set():
+                return None
+            row, col, size = (int(v) for v in job.windows[position])
+            _check_window(mask, chunk.mask_path, "mask", job, position)
+            try:
+                window = mask.read(1, window=Window(col, row, size, size))
+                values, counts = value_counts(window)
+                result.values.append(values)
+                result.counts.append(counts)
+                result.border_nodata[i] = ring_has_value(window, job.nodata_class)
+                if job.check_black_border:
+                    image_path = job.records[IMAGE_PATH].iat[position]
+                    if image_path not in images:
+                        images[image_path] = _open_raster(image_path, "image", job, position, stack)
+                    _check_window(images[image_path], image_path, "image", job, position)
+                    result.black_border[i] = _read_black_border(
+                        images[image_path], row, col, size, job.black_tolerance
+                    )
+            except rasterio.errors.RasterioError as exc:
+                raise BalancedSamplingError(
+                    f"Reading {job.describe(position)} failed ({exc}); the mask '{chunk.mask_path}' "
+                    "or its image may be corrupt or truncated."
+                ) from exc
+    return result
+
+
+def _run_chunks(chunks: list[_Chunk], job: _ReadJob, workers: int, progress: Progress) -> list[_ChunkResult]:
+    """Read all chunks on a thread pool; report per finished chunk; stop everything on cancel or error."""
+    total = len(job.records)
+    done = 0
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = {pool.submit(_read_chunk, chunk, job) for chunk in chunks}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    result = future.result()  # re-raises a worker's BalancedSamplingError
+                    results.append(result)
+                    done += len(result.positions)
+                progress.update(done, total)  # raises OperationCanceled when the user cancelled
+        except BaseException:
+            job.stop.set()  # running chunks return at their next window
+            for future in pending:
+                future.cancel()
+            raise
+    return results
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def _gather(results: list[_ChunkResult], n_rows: int):
+    """Chunk results back in record order: per-patch value/count arrays and the two border flags."""
+    values = [None] * n_rows
+    counts = [None] * n_rows
+    border = np.zeros(n_rows, bool)
+    black = np.zeros(n_rows, bool)
+    for result in results:
+        for position, v, c in zip(result.positions, result.values, result.counts):
+            values[position] = v
+            counts[position] = c
+        border[result.positions] = result.border_nodata
+        black[result.positions] = result.black_border
+    return values, counts, border, black
+
+
+def _count_matrix(values: list, counts: list) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged per-patch value counts -> (seen (V,) sorted values, (n, V) int64 pixel counts)."""
+    lengths = np.fromiter((len(v) for v in values), np.int64, len(values))
+    flat_values = np.concatenate(values)
+    seen = np.unique(flat_values)
+    matrix = np.zeros((len(values), len(seen)), np.int64)
+    matrix[np.repeat(np.arange(len(values)), lengths), np.searchsorted(seen, flat_values)] = np.concatenate(counts)
+    return seen, matrix
+
+
+def _check_classes(classes, nodata_class) -> Optional[np.ndarray]:
+    """Sorted unique class values without ``nodata_class``, or None to take those seen."""
+    if classes is None:
+        return None
+    values = np.asarray(list(classes))
+    if values.size == 0 or not np.issubdtype(values.dtype, np.integer) or (values < 0).any():
+        raise BalancedSamplingError(
+            f"The mask classes must be a non-empty list of non-negative integers; got {list(classes)!r}."
+        )
+    values = np.unique(values.astype(np.int64))
+    return values[values != nodata_class] if nodata_class is not None else values
+
+
+def _classes_seen(seen: np.ndarray, nodata_class: Optional[int]) -> np.ndarray:
+    classes = seen[seen != nodata_class] if nodata_class is not None else seen
+    if (classes < 0).any():
+        raise BalancedSamplingError(
+            f"The masks hold negative class values {classes[classes < 0].tolist()} other than the nodata "
+            f"class ({nodata_class}); class values must be non-negative integers. Set the nodata class "
+            "to the value meaning 'no data', or list the classes to use."
+        )
+    return classes
+
+
+def compute_mask_stats(
+    records: pd.DataFrame,
+    nodata_class: Optional[int] = 0,
+    check_black_border: bool = True,
+    black_tolerance: float = 0,
+    classes: Optional[Sequence[int]] = None,
+    workers: Optional[int] = None,
+    progress: Optional[Progress] = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> pd.DataFrame:
+    """Class proportions, entropy, nodata ratio and border flags of every patch window.
+
+    Reads band 1 of each mask window once (rasterio windowed reads). Patches are grouped
+    by mask raster and cut into chunks of at most ``chunk_size``; a chunk opens its mask
+    (and, for the black-border test, its image) once and runs on a thread pool of
+    ``workers`` threads (default ``min(4, cpu count)``; rasterio releases the GIL).
+    For the black-border test only the four 1-pixel border strips of the image are read.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Patch table (see :func:`records.validate_records`); windows in pixels.
+    nodata_class : int or None
+        Mask value meaning "no data"; None if the masks have none.
+    check_black_border : bool
+        Test the image border for black pixels (else ``black_border`` is all False and
+        images are not opened).
+    black_tolerance : float
+        A band value ``<= black_tolerance`` counts as black (image pixel units).
+    classes : sequence of int or None
+        The classes to report; None: every value seen in any window, except ``nodata_class``.
+        Pixels of values not listed are left out of the proportions (a warning says so).
+    workers : int or None
+        Reader threads.
+    progress : Progress or None
+        Updated once per finished chunk; cancelling stops the reads and raises
+        :class:`~balanced_sampling_plugin.errors.OperationCanceled`.
+    chunk_size : int
+        Most windows read with one open raster.
+
+    Returns
+    -------
+    DataFrame indexed like ``records`` with float64 ``cls_<c>`` proportions (sum to 1 over
+    non-nodata pixels, all 0 for an all-nodata window), ``class_entropy`` (nats),
+    ``nodata_ratio`` (0..1), ``border_nodata`` and ``black_border`` (bool).
+    """
+    progress = as_progress(progress)
+    workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1 or chunk_size < 1:
+        raise BalancedSamplingError(f"workers and chunk_size must be at least 1; got {workers} and {chunk_size}.")
+    required = (MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE) + ((IMAGE_PATH,) if check_black_border else ())
+    records = validate_records(records, required=required)
+    classes = _check_classes(classes, nodata_class)
+
+    job = _ReadJob(
+        records,
+        records[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64),
+        nodata_class,
+        check_black_border,
+        black_tolerance,
+        threading.Event(),
+    )
+    results = _run_chunks(_plan_chunks(records, chunk_size), job, workers, progress)
+    values, counts, border, black = _gather(results, len(records))
+
+    seen, matrix = _count_matrix(values, counts)
+    if classes is None:
+        classes = _classes_seen(seen, nodata_class)
+    n_pixels = matrix.sum(axis=1)
+    nodata_pixels = np.zeros(len(records), np.int64)
+    if nodata_class is not None:
+        nodata_pixels = _columns_of(seen, matrix, np.array([nodata_class], np.int64))[:, 0]
+    class_pixels = _columns_of(seen, matrix, classes)
+    unlisted = n_pixels - nodata_pixels - class_pixels.sum(axis=1) > 0
+    if unlisted.any():
+        progress.warning(
+            f"{int(unlisted.sum())} patches hold mask values outside the chosen classes "
+            f"{classes.tolist()}; those pixels are left out of the class proportions."
+        )
+
+    proportions = proportions_from_counts(class_pixels)
+    table = pd.DataFrame(proportions, index=records.index, columns=[class_column(c) for c in classes])
+    table[CLASS_ENTROPY] = shannon_entropy(proportions)
+    table[NODATA_RATIO] = np.divide(nodata_pixels, n_pixels, out=np.zeros(len(records)), where=n_pixels > 0)
+    table[BORDER_NODATA] = border
+    table[BLACK_BORDER] = black
+    return table

@@ -1,0 +1,21 @@
+"""Fixtures shared by the engine and the QGIS tests (nothing here imports qgis)."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory):
+    """Six 256 px image/mask GeoTIFF pairs (EPSG:32633), ~90% background, ~2% rare class, two nodata strips."""
+    from balanced_sampling_plugin.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(str(tmp_path_factory.mktemp("synthetic")), n_tiles=6, tile_size=256)

@@ -1,0 +1,73 @@
+"""The algorithms run headless through qgis_process, as on a server: JSON results and written layers."""
+
+import json
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis_process.sh")
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/qgis_process.bin"),
+                                reason="qgis_process.bin is not installed (make setup installs QGIS 3.22)")
+
+
+def qgis_process(*args, profile):
+    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(profile))
+    return subprocess.run([QGIS_PROCESS, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def gpkg_rows(path):
+    """Rows of the only feature table of a GeoPackage, as dicts (plain sqlite: no QGIS in this process)."""
+    with sqlite3.connect(path) as db:
+        table = db.execute("SELECT table_name FROM gpkg_contents WHERE data_type='features'").fetchone()[0]
+        cursor = db.execute(f'SELECT * FROM "{table}"')
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    return tmp_path_factory.mktemp("qgis_profile")
+
+
+def test_plugin_algorithms_are_listed(profile):
+    proc = qgis_process("list", profile=profile)
+    assert proc.returncode == 0, proc.stderr
+    assert "balanced_sampling:createpatchfootprints" in proc.stdout
+    assert "balanced_sampling:computecompositionclusters" in proc.stdout
+
+
+def test_footprints_then_clusters_headless(profile, synthetic_dataset, tmp_path):
+    footprints = str(tmp_path / "footprints.gpkg")
+    clusters = str(tmp_path / "clusters.gpkg")
+    proc = qgis_process("run", "balanced_sampling:createpatchfootprints", "--json", "--",
+                        f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
+                        f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}",
+                        "PATCH_SIZE=64", f"OUTPUT={footprints}", profile=profile)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["results"]["OUTPUT"] == footprints
+
+    proc = qgis_process("run", "balanced_sampling:computecompositionclusters", "--json", "--",
+                        f"INPUT={footprints}", "K_SELECTION=1", "K=5", "RANDOM_STATE=7",
+                        f"OUTPUT={clusters}", profile=profile)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["results"]["OUTPUT"] == clusters
+    assert int(answer["inputs"]["K"]) == 5
+    rows = gpkg_rows(clusters)
+    assert len(rows) == 96
+    included = [r for r in rows if not r["excluded"]]
+    assert len(included) == 88
+    assert {r["freq_cluster_id"] for r in included} == set(range(5))
+    assert all(abs(r["freq_cluster_weight"] * r["freq_cluster_size"] - 1) < 1e-12 for r in included)
+    assert all(abs(sum(r[f"cls_{c}"] for c in range(1, 7)) - 1) < 1e-9 for r in included)
+
+
+def test_bad_input_fails_with_a_message(profile, tmp_path):
+    proc = qgis_process("run", "balanced_sampling:computecompositionclusters", "--",
+                        f"INPUT={tmp_path / 'missing.gpkg'}", f"OUTPUT={tmp_path / 'x.gpkg'}", profile=profile)
+    assert proc.returncode != 0
+    assert "missing.gpkg" in proc.stdout + proc.stderr

@@ -1,0 +1,70 @@
+"""QGIS fixtures: the plugin installed as package `balanced_sampling`, processing initialised."""
+
+import os
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+PLUGINS_DIR = os.path.join(ROOT, "build", "qgis_plugins")
+PLUGIN_NAME = "balanced_sampling"
+
+
+def _install_plugin_link() -> None:
+    """QGIS loads the plugin as package `balanced_sampling`; the checkout folder has another name."""
+    os.makedirs(PLUGINS_DIR, exist_ok=True)
+    link = os.path.join(PLUGINS_DIR, PLUGIN_NAME)
+    if not os.path.exists(link):
+        os.symlink(ROOT, link)
+    if PLUGINS_DIR not in sys.path:
+        sys.path.insert(0, PLUGINS_DIR)
+
+
+@pytest.fixture(scope="session")
+def plugin(qgis_app, qgis_processing):
+    """The plugin as QGIS creates it headless (iface None), provider registered."""
+    _install_plugin_link()
+    import balanced_sampling
+
+    instance = balanced_sampling.classFactory(None)
+    instance.initProcessing()
+    yield instance
+    instance.unload()
+
+
+@pytest.fixture(scope="session")
+def run_algorithm(plugin):
+    """``processing.run`` for this provider's algorithms, with a fresh feedback."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    def run(name, parameters, feedback=None):
+        return processing.run(f"balanced_sampling:{name}", parameters, feedback=feedback or QgsProcessingFeedback())
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def footprints_path(run_algorithm, synthetic_dataset, tmp_path_factory):
+    """A GeoPackage of 64 px footprints over the synthetic dataset."""
+    out = str(tmp_path_factory.mktemp("footprints") / "footprints.gpkg")
+    run_algorithm("createpatchfootprints", {
+        "IMAGES": synthetic_dataset.images, "MASKS": synthetic_dataset.masks, "PATCH_SIZE": 64, "OUTPUT": out,
+    })
+    return out
+
+
+def layer_rows(path_or_layer):
+    """All features of a layer as a list of attribute dicts (geometry under '_geometry' as WKT)."""
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer(path_or_layer, "layer", "ogr") if isinstance(path_or_layer, str) else path_or_layer
+    assert layer.isValid(), f"cannot open {path_or_layer}"
+    names = layer.fields().names()
+    rows = []
+    for feature in layer.getFeatures():
+        row = dict(zip(names, [None if hasattr(v, "isNull") and v.isNull() else v for v in feature.attributes()]))
+        row["_geometry"] = feature.geometry().asWkt(3)
+        rows.append(row)
+    return rows

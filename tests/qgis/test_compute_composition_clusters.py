@@ -1,0 +1,169 @@
+"""Compute composition clusters through processing.run: fields, values, errors, input untouched."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsFeature, QgsField, QgsFields, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+from qgis.PyQt.QtCore import QVariant
+from rasterio.windows import Window
+
+from .conftest import layer_rows
+
+NEW_FIELDS = ("freq_cluster_id", "freq_cluster_size", "freq_cluster_weight", "class_entropy", "nodata_ratio",
+              "excluded", "exclusion_reason")
+
+
+def sha1(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha1(handle.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def clusters(run_algorithm, footprints_path, tmp_path_factory):
+    before = sha1(footprints_path)
+    out = str(tmp_path_factory.mktemp("clusters") / "clusters.gpkg")
+    run_algorithm("computecompositionclusters", {"INPUT": footprints_path, "OUTPUT": out})
+    assert sha1(footprints_path) == before, "the input layer must stay untouched"
+    return layer_rows(out)
+
+
+def test_output_keeps_input_fields_and_adds_the_contract_fields(clusters, footprints_path):
+    input_fields = set(QgsVectorLayer(footprints_path, "fp", "ogr").fields().names())
+    assert input_fields <= set(clusters[0])
+    for name in NEW_FIELDS + tuple(f"cls_{c}" for c in range(1, 7)):
+        assert name in clusters[0], name
+    assert "cls_0" not in clusters[0], "the nodata class gets no proportion field"
+    assert len(clusters) == 96
+
+
+def test_class_proportions_match_the_mask(clusters):
+    for row in clusters[::7]:
+        with rasterio.open(row["mask_path"]) as ds:
+            window = ds.read(1, window=Window(row["col_off"], row["row_off"], 64, 64))
+        valid = window[window != 0]
+        for c in range(1, 7):
+            expected = (valid == c).mean() if valid.size else 0.0
+            assert row[f"cls_{c}"] == pytest.approx(expected, abs=1e-9), (row["patch_id"], c)
+        assert row["nodata_ratio"] == pytest.approx((window == 0).mean())
+        shares = np.array([row[f"cls_{c}"] for c in range(1, 7)])
+        shares = shares[shares > 0]
+        assert row["class_entropy"] == pytest.approx(-(shares * np.log(shares)).sum(), abs=1e-9)
+
+
+def test_nodata_strips_are_excluded_and_do_not_shape_clusters(clusters):
+    excluded = [r for r in clusters if r["excluded"]]
+    # Tile 1 has a nodata strip on its left edge (4 patches), tile 4 on its bottom edge (4 patches).
+    assert {(r["image_path"].split("/")[-1], r["col_off"] if "01" in r["image_path"] else r["row_off"])
+            for r in excluded} == {("tile_01.tif", 0), ("tile_04.tif", 192)}
+    assert len(excluded) == 8
+    for row in excluded:
+        assert "border_nodata" in row["exclusion_reason"]
+        assert row["freq_cluster_id"] == -1
+        assert row["freq_cluster_size"] == 0
+        assert row["freq_cluster_weight"] == 0
+
+
+def test_cluster_weight_is_one_over_cluster_size(clusters):
+    included = [r for r in clusters if not r["excluded"]]
+    ids = [r["freq_cluster_id"] for r in included]
+    k = len(set(ids))
+    assert 4 <= k <= 16
+    for row in included:
+        size = ids.count(row["freq_cluster_id"])
+        assert row["freq_cluster_size"] == size
+        assert row["freq_cluster_weight"] == pytest.approx(1.0 / size)
+
+
+def test_fixed_k_and_renamed_fields(run_algorithm, footprints_path, tmp_path):
+    renamed = QgsVectorLayer("Polygon?crs=EPSG:32633", "renamed", "memory")
+    fields = QgsFields()
+    for name, kind in (("img", QVariant.String), ("lbl", QVariant.String), ("r", QVariant.Int),
+                       ("c", QVariant.Int), ("s", QVariant.Int)):
+        fields.append(QgsField(name, kind))
+    renamed.dataProvider().addAttributes(fields)
+    renamed.updateFields()
+    features = []
+    for row in layer_rows(footprints_path)[:40]:
+        feature = QgsFeature(renamed.fields())
+        feature.setAttributes([row["image_path"], row["mask_path"], row["row_off"], row["col_off"], row["patch_size"]])
+        features.append(feature)
+    renamed.dataProvider().addFeatures(features)
+    result = run_algorithm("computecompositionclusters", {
+        "INPUT": renamed, "K_SELECTION": 1, "K": 3, "IMAGE_PATH_FIELD": "img", "MASK_PATH_FIELD": "lbl",
+        "ROW_OFF_FIELD": "r", "COL_OFF_FIELD": "c", "PATCH_SIZE_FIELD": "s", "OUTPUT": "memory:",
+    })
+    rows = layer_rows(result["OUTPUT"])
+    assert len(rows) == 40
+    assert {r["freq_cluster_id"] for r in rows if not r["excluded"]} == {0, 1, 2}
+    assert {"img", "lbl", "r", "c", "s"} <= set(rows[0])
+
+
+def _copy_layer_with(footprints_path, tmp_path, change):
+    """A copy of the footprints GeoPackage whose first feature is edited by ``change(feature)``."""
+    copy = str(tmp_path / "edited.gpkg")
+    shutil.copy(footprints_path, copy)
+    layer = QgsVectorLayer(copy, "edited", "ogr")
+    layer.startEditing()
+    feature = next(layer.getFeatures())
+    change(layer, feature)
+    assert layer.commitChanges()
+    return copy
+
+
+def test_missing_field_is_named(run_algorithm, footprints_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="no field 'labels'"):
+        run_algorithm("computecompositionclusters", {
+            "INPUT": footprints_path, "MASK_PATH_FIELD": "labels", "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_unreadable_raster_is_named(run_algorithm, footprints_path, tmp_path):
+    def point_to_missing_file(layer, feature):
+        layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), "/nowhere/missing_mask.tif")
+
+    edited = _copy_layer_with(footprints_path, tmp_path, point_to_missing_file)
+    with pytest.raises(QgsProcessingException, match="missing_mask.tif"):
+        run_algorithm("computecompositionclusters", {"INPUT": edited, "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_window_out_of_bounds_is_named(run_algorithm, footprints_path, tmp_path):
+    def move_off_raster(layer, feature):
+        layer.changeAttributeValue(feature.id(), layer.fields().indexOf("row_off"), 5000)
+
+    edited = _copy_layer_with(footprints_path, tmp_path, move_off_raster)
+    with pytest.raises(QgsProcessingException, match="(?i)out of .*bounds|outside"):
+        run_algorithm("computecompositionclusters", {"INPUT": edited, "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_float_mask_is_refused(run_algorithm, footprints_path, synthetic_dataset, tmp_path):
+    float_mask = str(tmp_path / "float_mask.tif")
+    with rasterio.open(synthetic_dataset.masks[0]) as src:
+        profile = src.profile | {"dtype": "float32", "nodata": None}
+        data = src.read(1).astype("float32") + 0.5
+    with rasterio.open(float_mask, "w", **profile) as dst:
+        dst.write(data, 1)
+
+    def use_float_mask(layer, feature):
+        layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), float_mask)
+
+    edited = _copy_layer_with(footprints_path, tmp_path, use_float_mask)
+    with pytest.raises(QgsProcessingException, match="float_mask.tif"):
+        run_algorithm("computecompositionclusters", {"INPUT": edited, "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_too_few_valid_patches_for_k_min(run_algorithm, footprints_path, tmp_path):
+    layer = QgsVectorLayer(footprints_path, "fp", "ogr")
+    layer.setSubsetString("fid <= 3")
+    with pytest.raises(QgsProcessingException, match="Only 3 of 3 patches are valid.*K_MIN"):
+        run_algorithm("computecompositionclusters", {"INPUT": layer, "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_cancel_stops_without_output(run_algorithm, footprints_path, tmp_path):
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    out = tmp_path / "never.gpkg"
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        run_algorithm("computecompositionclusters", {"INPUT": footprints_path, "OUTPUT": str(out)}, feedback)
+    assert not out.exists()
