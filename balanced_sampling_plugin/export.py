@@ -1,0 +1,177 @@
+"""The training CSV read by pytorch-smt-tools' ``CSVWindowedSegmentationDataset``, and atomic writes.
+
+One row per patch: image and mask paths, the window (pixels) and ``sampler_weight``,
+plus diagnostic columns when the table has them. Files are written atomically: the
+data goes to a temporary file in the target folder, which then replaces the target
+in one ``os.replace``; a failure or a cancel leaves any earlier file untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import BalancedSamplingError
+from .records import (
+    CLASS_ENTROPY,
+    COL_OFF,
+    EXCLUDED,
+    FREQ_CLUSTER_ID,
+    IMAGE_PATH,
+    MASK_PATH,
+    NODATA_RATIO,
+    PATCH_ID,
+    PATCH_SIZE,
+    ROW_OFF,
+    SAMPLER_WEIGHT,
+    UNIQUENESS_SCORE,
+    validate_records,
+)
+from .weights import included_mask
+
+#: Written after the main columns, in this order, when the table has them.
+DEFAULT_DIAGNOSTIC_COLUMNS = (PATCH_ID, FREQ_CLUSTER_ID, UNIQUENESS_SCORE, EXCLUDED, CLASS_ENTROPY, NODATA_RATIO)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "w", encoding: str = "utf-8", newline: str | None = None):
+    """Open a temporary file next to ``path`` for writing; on success it replaces ``path``.
+
+    If the ``with`` block raises (or the process dies), the temporary file is
+    removed and ``path`` keeps its old content. The temporary file lives in the
+    same folder so that ``os.replace`` is an atomic rename on one file system. A
+    replaced file keeps its permission bits; a new one gets the usual umask ones.
+
+    Usage::
+
+        with atomic_write("out.html") as handle:
+            handle.write(text)
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise BalancedSamplingError(f"Cannot write '{path}': the folder '{folder}' does not exist.")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open with 0o666 honours the umask like open(); O_BINARY stops Windows from translating newlines twice
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        text = "b" not in mode
+        with os.fdopen(fd, mode, encoding=encoding if text else None, newline=newline if text else None) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if os.path.exists(path):
+            shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def training_frame(
+    table: pd.DataFrame,
+    csv_folder: str | None = None,
+    *,
+    image_column: str = "image",
+    mask_column: str = "mask",
+    drop_excluded: bool = False,
+    diagnostic_columns: Sequence[str] = DEFAULT_DIAGNOSTIC_COLUMNS,
+    excluded_field: str = EXCLUDED,
+) -> pd.DataFrame:
+    """The rows and columns of the training CSV, as a DataFrame.
+
+    Columns: ``image_column, mask_column, row_off, col_off, patch_size, sampler_weight``,
+    then those of ``diagnostic_columns`` the table has. With ``csv_folder`` set, image
+    and mask paths are made relative to it (a path on another Windows drive, which
+    has no relative form, stays absolute); otherwise they are written as given.
+
+    Raises :class:`BalancedSamplingError` for a missing field, a sampler weight that
+    is not a finite number >= 0, or no row with a positive weight.
+    """
+    if SAMPLER_WEIGHT not in table.columns:
+        raise BalancedSamplingError(
+            f"The patch table has no field '{SAMPLER_WEIGHT}'. Run 'Combine sampler weights' first."
+        )
+    names = (image_column, mask_column, ROW_OFF, COL_OFF, PATCH_SIZE, SAMPLER_WEIGHT)
+    if len(set(names)) != len(names):
+        raise BalancedSamplingError(f"The CSV column names must be distinct; got {', '.join(names)}.")
+    rows = table.iloc[np.flatnonzero(included_mask(table, excluded_field))] if drop_excluded else table
+    if len(rows) == 0:
+        raise BalancedSamplingError("Every patch is excluded; there is nothing to write to the training CSV.")
+    rows = validate_records(rows, source="the patch table")  # paths present, windows integer
+
+    weights = pd.to_numeric(rows[SAMPLER_WEIGHT], errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(weights) & (weights >= 0))
+    if bad.any():
+        position = np.flatnonzero(bad)[0]
+        raise BalancedSamplingError(
+            f"Field '{SAMPLER_WEIGHT}' of the patch at row {rows.index[position]} is "
+            f"{rows[SAMPLER_WEIGHT].iloc[position]!r}; expected a number >= 0. Re-run 'Combine sampler weights'."
+        )
+    if not (weights > 0).any():
+        raise BalancedSamplingError(
+            "No patch left to write has a positive sampler weight, so the training sampler could draw nothing."
+        )
+
+    paths = {image_column: rows[IMAGE_PATH], mask_column: rows[MASK_PATH]}
+    if csv_folder is not None:
+        paths = {name: values.map(lambda p: _relative(p, csv_folder)) for name, values in paths.items()}
+    columns = {name: values.to_numpy() for name, values in paths.items()}
+    columns.update({c: rows[c].to_numpy() for c in (ROW_OFF, COL_OFF, PATCH_SIZE)})
+    columns[SAMPLER_WEIGHT] = weights
+    # diagnostics the input has (validate_records may add a patch_id; only an input one is written)
+    columns.update({c: rows[c].to_numpy() for c in diagnostic_columns if c in table.columns and c not in names})
+    return pd.DataFrame(columns)
+
+
+def write_training_csv(
+    table: pd.DataFrame,
+    path,
+    *,
+    image_column: str = "image",
+    mask_column: str = "mask",
+    drop_excluded: bool = False,
+    relative_paths: bool = False,
+    diagnostic_columns: Sequence[str] = DEFAULT_DIAGNOSTIC_COLUMNS,
+    excluded_field: str = EXCLUDED,
+) -> str:
+    """Write the training CSV atomically and return its path.
+
+    Parameters
+    ----------
+    table : patch table with image/mask paths, the window and ``sampler_weight``.
+    path : the CSV file.
+    image_column, mask_column : names of the path columns in the CSV (e.g. ``image_path``).
+    drop_excluded : leave excluded patches out (otherwise they are written with weight 0,
+        which ``WeightedRandomSampler`` never draws).
+    relative_paths : write image and mask paths relative to the CSV's folder.
+    diagnostic_columns : extra columns written when the table has them.
+    excluded_field : the exclusion flag read by ``drop_excluded``.
+    """
+    path = os.fspath(path)
+    frame = training_frame(
+        table,
+        os.path.dirname(os.path.abspath(path)) if relative_paths else None,
+        image_column=image_column,
+        mask_column=mask_column,
+        drop_excluded=drop_excluded,
+        diagnostic_columns=diagnostic_columns,
+        excluded_field=excluded_field,
+    )
+    with atomic_write(path, newline="") as handle:
+        frame.to_csv(handle, index=False, lineterminator="\n")
+    return path
+
+
+def _relative(path: str, folder: str) -> str:
+    try:
+        return os.path.relpath(os.path.abspath(path), folder)
+    except ValueError:  # another drive on Windows
+        return path

@@ -1,0 +1,270 @@
+"""A self-contained HTML report on sampler weights, to pick a method with numbers.
+
+The report shows what a weighting does to training: the expected per-epoch share of
+each class under uniform sampling and under the chosen method, the same numbers for
+every method the input allows, the effective sample size, the most over-sampled
+patches and why patches were excluded. Plots are inline PNGs drawn with
+matplotlib's Agg canvas; without matplotlib the report keeps its tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .errors import BalancedSamplingError
+from .export import atomic_write
+from .records import COL_OFF, EXCLUSION_REASON, IMAGE_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, class_columns
+from .weights import METHOD_DESCRIPTIONS, WeightResult, compare_methods, effective_sample_size, expected_class_shares
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; max-width: 70em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+td.text, th.text { text-align: left; }
+tr.chosen { background: #fff4d6; font-weight: bold; }
+p.note { color: #555; }
+"""
+
+
+def format_share(value: float) -> str:
+    """How the report prints a class share (a fraction): a percentage with two decimals, "n/a" for NaN."""
+    return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}%"
+
+
+def render_report_html(
+    table: pd.DataFrame,
+    result: WeightResult,
+    *,
+    comparison: Optional[pd.DataFrame] = None,
+    top_n: int = 20,
+    title: str = "Balanced sampling report",
+) -> str:
+    """The report as an HTML string.
+
+    Parameters
+    ----------
+    table : the patch table the weights were computed from (same rows, same order).
+    result : the :func:`~balanced_sampling_plugin.weights.combine_weights` outcome.
+    comparison : :func:`~balanced_sampling_plugin.weights.compare_methods` of the table;
+        computed with ``result.params`` when None.
+    top_n : number of most over-sampled patches listed.
+    title : heading of the page.
+    """
+    weights = result.weights.to_numpy(dtype=float)
+    if weights.shape != (len(table),):
+        raise BalancedSamplingError(f"The report got {len(table)} patches but {weights.size} weights.")
+    if comparison is None:
+        comparison = compare_methods(table, **result.params)
+    fields = list(result.params.get("class_fields") or class_columns(map(str, table.columns)))
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        _summary_section(result, weights),
+        _histogram_section(weights[result.included]),
+        _class_section(table, result, weights, fields),
+        _methods_section(comparison, result.method, fields),
+        _top_patches_section(table, result, weights, top_n),
+        _exclusion_section(table, result),
+    ]
+    body = "\n".join(s for s in sections if s)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def build_report_html(
+    table: pd.DataFrame,
+    result: WeightResult,
+    path,
+    *,
+    comparison: Optional[pd.DataFrame] = None,
+    top_n: int = 20,
+    title: str = "Balanced sampling report",
+) -> str:
+    """Write :func:`render_report_html` to ``path`` atomically and return the path."""
+    text = render_report_html(table, result, comparison=comparison, top_n=top_n, title=title)
+    with atomic_write(path) as handle:
+        handle.write(text)
+    return str(path)
+
+
+# ---------------------------------------------------------------- sections
+
+def _summary_section(result: WeightResult, weights: np.ndarray) -> str:
+    drawn = weights[result.included]
+    ess = effective_sample_size(drawn)
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items() if v is not None)
+    rows = [
+        ("Sampling method", result.method),
+        ("Patches", f"{result.included.size}"),
+        ("Included / excluded", f"{result.n_included} / {result.n_excluded}"),
+        ("Effective sample size (ESS)", f"{ess:,.0f}"),
+        ("ESS / included patches", f"{ess / result.n_included:.3f}"),
+        ("Max over-sampling (largest weight / mean weight)", f"{drawn.max() / drawn.mean():.2f}x"),
+        ("Patches raised to the floor", f"{result.n_floored}"),
+        ("Options", params),
+    ]
+    notes = "".join(f"<p class=\"note\">{_e(n)}</p>" for n in result.notes)
+    return (
+        "<h2>Summary</h2>"
+        f"<p><b>{_e(result.method)}</b>: {_e(METHOD_DESCRIPTIONS[result.method])}</p>"
+        "<p class=\"note\">Weights are scaled to mean 1 over included patches: a patch of weight 2 is drawn twice "
+        "as often as under uniform sampling. ESS = (sum w)^2 / sum w^2 is the number of equally weighted patches "
+        "that would carry as much information per epoch.</p>"
+        + _table(["", "value"], [[_e(k), _e(v)] for k, v in rows], text_columns=(0, 1))
+        + notes
+    )
+
+
+def _histogram_section(drawn: np.ndarray) -> str:
+    def draw(figure):
+        axes = figure.subplots()
+        axes.hist(drawn, bins=min(50, max(5, drawn.size // 4)), color="#4a7ab5")
+        axes.set_yscale("log")
+        axes.set_xlabel("sampler weight (mean 1 = uniform)")
+        axes.set_ylabel("patches (log scale)")
+
+    return "<h2>Weight distribution</h2>" + _plot(draw, "Histogram of the sampler weights of included patches")
+
+
+def _class_section(table, result, weights, fields) -> str:
+    if not fields:
+        return "<h2>Class shares</h2><p>The table has no class proportion fields (cls_&lt;value&gt;).</p>"
+    proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    uniform = expected_class_shares(proportions, result.included.astype(float))
+    chosen = expected_class_shares(proportions, weights)
+    rows = [
+        [_e(f), format_share(u), format_share(c), _ratio(c / u if u > 0 else np.nan)]
+        for f, u, c in zip(fields, uniform, chosen)
+    ]
+
+    def draw(figure):
+        axes = figure.subplots()
+        x = np.arange(len(fields))
+        axes.bar(x - 0.2, uniform, 0.4, label="uniform", color="#999999")
+        axes.bar(x + 0.2, chosen, 0.4, label=result.method, color="#d9822b")
+        axes.set_xticks(x, fields)
+        axes.set_yscale("log")
+        axes.set_ylabel("expected share of pixels (log scale)")
+        axes.legend()
+
+    return (
+        "<h2>Class shares</h2>"
+        "<p class=\"note\">Expected share of each class among the non-nodata pixels of a drawn patch "
+        "(each patch counts once), per epoch.</p>"
+        + _table(["class", "uniform", _e(result.method), "ratio"], rows, text_columns=(0,))
+        + _plot(draw, "Class shares under uniform sampling and under the chosen method")
+    )
+
+
+def _methods_section(comparison: pd.DataFrame, chosen: str, fields) -> str:
+    share_columns = [f"share_{f}" for f in fields if f"share_{f}" in comparison.columns]
+    header = ["method", *[_e(c[len("share_"):]) for c in share_columns], "ESS", "ESS / N", "max / mean", "how it works"]
+    rows, classes = [], []
+    for method, row in comparison.iterrows():
+        cells = [_e(method), *[format_share(row[c]) for c in share_columns]]
+        cells += [f"{row['ess']:,.0f}", f"{row['ess_ratio']:.3f}", _ratio(row["max_ratio"])]
+        cells.append(_e(METHOD_DESCRIPTIONS.get(method, "every included patch equally likely")))
+        rows.append(cells)
+        classes.append("chosen" if method == chosen else "")
+    return (
+        "<h2>Every method side by side</h2>"
+        "<p class=\"note\">Same options as the chosen run. Rank methods are weak by construction: ranks average "
+        "about 0.5, so a single rank draws no patch more than about 2x as often as uniform sampling and "
+        "rank_max (mean 2/3) no more than about 1.5x; no class share can grow by more than the max / mean "
+        "column. Raise the strength, or use class_balanced, to rebalance classes.</p>"
+        + _table(header, rows, text_columns=(0, len(header) - 1), row_classes=classes)
+    )
+
+
+def _top_patches_section(table, result, weights, top_n) -> str:
+    order = np.argsort(-weights, kind="stable")[: max(0, top_n)]
+    order = order[result.included[order]]
+
+    def cell(column, position):
+        return _e(table[column].iloc[position]) if column in table.columns else "&mdash;"
+
+    rows = [
+        [
+            str(rank),
+            cell(PATCH_ID, i),
+            cell(IMAGE_PATH, i),
+            ", ".join(cell(c, i) for c in (ROW_OFF, COL_OFF, PATCH_SIZE)),
+            f"{weights[i]:.3f}",
+        ]
+        for rank, i in enumerate(order, start=1)
+    ]
+    return f"<h2>Top {len(rows)} over-sampled patches</h2>" + _table(
+        ["#", "patch_id", "image", "window (row_off, col_off, size)", "weight"], rows, text_columns=(1, 2, 3)
+    )
+
+
+def _exclusion_section(table, result) -> str:
+    if result.n_excluded == 0:
+        return "<h2>Excluded patches</h2><p>No patch is excluded.</p>"
+    text = f"<h2>Excluded patches</h2><p>{result.n_excluded} patches are excluded (weight 0).</p>"
+    if EXCLUSION_REASON not in table.columns:
+        return text
+    reasons = table[EXCLUSION_REASON].iloc[np.flatnonzero(~result.included)]
+    counts = (
+        reasons.fillna("").astype(str).str.split(",").explode().str.strip()
+        .replace("", "(no reason recorded)").value_counts()
+    )
+    rows = [[_e(reason), str(n)] for reason, n in counts.items()]
+    return (
+        text
+        + _table(["reason", "patches"], rows, text_columns=(0,))
+        + "<p class=\"note\">A patch with several reasons counts under each.</p>"
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _ratio(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.2f}x"
+
+
+def _table(header, rows, text_columns=(), row_classes=None) -> str:
+    """An HTML table; ``header`` and ``rows`` hold already escaped cell text."""
+
+    def cells(tag, values):
+        return "".join(
+            f"<{tag} class=\"text\">{v}</{tag}>" if j in text_columns else f"<{tag}>{v}</{tag}>"
+            for j, v in enumerate(values)
+        )
+
+    row_classes = row_classes or [""] * len(rows)
+    body = "".join(
+        f"<tr class=\"{c}\">{cells('td', r)}</tr>" if c else f"<tr>{cells('td', r)}</tr>"
+        for r, c in zip(rows, row_classes)
+    )
+    return f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _plot(draw, alt: str) -> str:
+    """An inline PNG drawn by ``draw(figure)``, or a note when matplotlib is missing."""
+    try:
+        # Figure + Agg canvas, not pyplot: no GUI backend and no global state, safe in a QGIS worker thread
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return "<p class=\"note\">(Plot left out: matplotlib is not installed.)</p>"
+    figure = Figure(figsize=(7, 3.5), dpi=100)
+    FigureCanvasAgg(figure)
+    draw(figure)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<p><img alt=\"{_e(alt)}\" src=\"data:image/png;base64,{data}\"></p>"

@@ -1,0 +1,559 @@
+"""Sampler weights: turn the per-patch signals into one ``sampler_weight`` per patch.
+
+Inputs are plain table fields: ``freq_cluster_weight`` (composition rarity, from
+*Compute composition clusters*), ``uniqueness_score`` (visual uniqueness, from
+*Compute DINOv2 uniqueness*), the class-proportion fields ``cls_<value>`` (share of
+each class among the non-nodata pixels of a patch) and ``excluded``.
+
+Definitions (the report and the tests rely on them)
+---------------------------------------------------
+Included patches
+    Rows whose ``excluded`` field is false (every row when the field is absent).
+    Ranks, class frequencies, the floor and the normalisation are computed over
+    included patches only; excluded patches keep their row and get weight 0.
+Percentile rank
+    ``scipy.stats.rankdata(values, "average") / n`` over the ``n`` included patches:
+    the lowest distinct value gets ``1/n``, the highest ``1``, and tied values share
+    the mean of their ranks, so the patches of one composition cluster always get
+    the same composition rank. Ranks lie in ``[1/n, 1]``: never 0, so no rank
+    method can silence a patch, and their mean is ``(n + 1) / (2n)``, about 0.5.
+Strength
+    Rank methods raise their combined rank to the power ``strength`` (default 1).
+    With untied ranks, ``rank**s`` has mean about ``1/(s+1)``: a single-rank method
+    draws no patch more than about ``s+1`` times as often as uniform sampling, and
+    no class share can grow by more than that factor either.
+Floor
+    After combining, weights below ``floor * max(weight)`` are raised to that value
+    (default ``1e-3``). Every included patch keeps a chance to be drawn (no data is
+    discarded), even with a raw score of 0 or a high strength.
+Normalisation
+    Included weights are scaled to mean 1, so a weight reads as "times as often as
+    uniform sampling". ``WeightedRandomSampler`` only uses the ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from .errors import BalancedSamplingError
+from .progress import Progress, as_progress
+from .records import (
+    CLASS_PREFIX,
+    EXCLUDED,
+    FREQ_CLUSTER_WEIGHT,
+    PATCH_ID,
+    SAMPLER_WEIGHT,
+    UNIQUENESS_SCORE,
+    class_columns,
+)
+
+#: Public contract: the QGIS enum ``SAMPLING_METHOD`` lists these in this order.
+SAMPLING_METHODS = (
+    "rank_max",
+    "rank_multiply",
+    "rank_add",
+    "multiplicative",
+    "composition_only",
+    "uniqueness_only",
+    "class_balanced",
+)
+RANK_METHODS = ("rank_max", "rank_multiply", "rank_add", "composition_only", "uniqueness_only")
+DEFAULT_FLOOR = 1e-3
+
+COMPOSITION_ALGORITHM = "Compute composition clusters"
+UNIQUENESS_ALGORITHM = "Compute DINOv2 uniqueness"
+
+# The signals a method reads; "classes" are the cls_<value> proportion fields.
+_COMPOSITION, _UNIQUENESS, _CLASSES = "composition", "uniqueness", "classes"
+_METHOD_SIGNALS = {
+    "rank_max": {_COMPOSITION, _UNIQUENESS},
+    "rank_multiply": {_COMPOSITION, _UNIQUENESS},
+    "rank_add": {_COMPOSITION, _UNIQUENESS},
+    "multiplicative": {_COMPOSITION, _UNIQUENESS},
+    "composition_only": {_COMPOSITION},
+    "uniqueness_only": {_UNIQUENESS},
+    "class_balanced": {_CLASSES},
+}
+
+#: One sentence per method, for help texts and the report.
+METHOD_DESCRIPTIONS = {
+    "rank_max": (
+        "max(rank_comp, rank_uniq): a patch is favoured when either signal is high. The mean of the max "
+        "of two independent ranks is 2/3, so at strength 1 no patch is drawn more than about 1.5x as often "
+        "as under uniform sampling (ties shift this a little): it reorders the dataset more than it "
+        "rebalances classes."
+    ),
+    "rank_multiply": (
+        "rank_comp x rank_uniq: penalises patches low on both signals. The product of two independent "
+        "ranks has mean 1/4, so a patch is drawn at most about 4x as often as under uniform sampling."
+    ),
+    "rank_add": (
+        "(rank_comp + rank_uniq) / 2: a smooth blend. Mean rank 0.5 means at most 2x uniform at "
+        "strength 1, and averaging two signals makes extreme weights rarer still."
+    ),
+    "multiplicative": (
+        "freq_cluster_weight x uniqueness_score on their raw scales: unbounded, so a few extreme patches "
+        "can dominate the draws; check the effective sample size."
+    ),
+    "composition_only": (
+        "rank of freq_cluster_weight: rare composition clusters are favoured, every patch of a cluster "
+        "shares one (tied) rank. Mean rank 0.5 means at most 2x uniform at strength 1."
+    ),
+    "uniqueness_only": (
+        "rank of uniqueness_score: visually unusual patches are favoured. Mean rank 0.5 means at most "
+        "2x uniform at strength 1."
+    ),
+    "class_balanced": (
+        "sum over classes of (patch share / mean share)^alpha: targets class pixel shares directly. "
+        "alpha 0.5 lifts rare classes while keeping the effective sample size high; alpha 1 equalises "
+        "harder at a lower effective sample size; optionally mixed with the uniqueness rank."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class WeightResult:
+    """The outcome of :func:`combine_weights`.
+
+    Attributes
+    ----------
+    weights : pandas.Series
+        float64, indexed like the input table: mean 1 over included patches, 0 for excluded ones.
+    method : str
+    included : numpy.ndarray
+        (n,) bool, True for the patches that can be drawn.
+    n_floored : int
+        Included patches raised to the floor.
+    rare_classes : tuple of str
+        Class fields boosted by the rare-class boost (empty when it is off).
+    params : dict
+        The keyword options used besides ``method``; ``compare_methods(table, **params)``
+        reproduces this run for every method.
+    notes : tuple of str
+        Messages also sent to the progress log.
+    """
+
+    weights: pd.Series
+    method: str
+    included: np.ndarray
+    n_floored: int
+    rare_classes: tuple
+    params: dict
+    notes: tuple
+
+    @property
+    def n_included(self) -> int:
+        return int(self.included.sum())
+
+    @property
+    def n_excluded(self) -> int:
+        return int(self.included.size - self.included.sum())
+
+
+def percentile_rank(values) -> np.ndarray:
+    """Average rank divided by n: (n,) float in ``[1/n, 1]``, ties share the mean of their ranks.
+
+    Invariant to the order of ``values``; raises on NaN or infinite values.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise BalancedSamplingError(f"percentile_rank expects a 1-D array, got shape {values.shape}.")
+    if not np.isfinite(values).all():
+        raise BalancedSamplingError("percentile_rank got NaN or infinite values.")
+    if values.size == 0:
+        return values
+    return rankdata(values, method="average") / values.size
+
+
+def effective_sample_size(weights) -> float:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` of (n,) non-negative weights.
+
+    Equals n for equal weights and 1 when a single patch holds all the weight;
+    zero weights (excluded patches) do not change it.
+    """
+    w = np.asarray(weights, dtype=float)
+    total = w.sum()
+    if not total > 0:
+        raise BalancedSamplingError("The effective sample size needs at least one positive weight.")
+    return float(total * total / np.square(w).sum())
+
+
+def expected_class_shares(proportions, weights) -> np.ndarray:
+    """Expected share of each class in a drawn patch, (C,).
+
+    ``sum_i w_i * p_ic / sum_i w_i`` for proportions (n, C) and weights (n,): the
+    per-epoch share of class-c pixels among the non-nodata pixels of the drawn
+    patches, each patch counting once (patches are not weighted by their number of
+    valid pixels). Rows with weight 0 are ignored, so their proportions may be NaN.
+    Uniform sampling is ``weights = 1`` on included patches.
+    """
+    p = np.asarray(proportions, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if p.ndim != 2 or w.shape != (p.shape[0],):
+        raise BalancedSamplingError(f"expected_class_shares needs (n, C) and (n,) arrays, got {p.shape} and {w.shape}.")
+    drawn = w > 0
+    if not drawn.any():
+        raise BalancedSamplingError("expected_class_shares needs at least one positive weight.")
+    return w[drawn] @ p[drawn] / w[drawn].sum()
+
+
+def class_balanced_weights(proportions, alpha: float = 0.5) -> np.ndarray:
+    """``omega_i = sum_c (p_ic / f_c)^alpha`` for proportions (n, C), (n,) float.
+
+    ``f_c`` is the mean share of class c over the given (included) patches; classes
+    with ``f_c == 0`` are skipped. ``alpha = 1`` makes every present class contribute
+    equally in expectation; smaller alpha tempers it.
+    """
+    p = np.asarray(proportions, dtype=float)
+    frequencies = p.mean(axis=0)
+    present = frequencies > 0
+    return ((p[:, present] / frequencies[present]) ** alpha).sum(axis=1)
+
+
+def rare_class_mask(frequencies, rare_classes: Optional[Sequence[int]] = None, class_values=None) -> np.ndarray:
+    """Which classes are rare, (C,) bool.
+
+    Parameters
+    ----------
+    frequencies : (C,) mean share of each class over included patches.
+    rare_classes : class values, or None for "present and below the mean frequency of present classes".
+    class_values : (C,) the class value of each column; needed with explicit ``rare_classes``.
+    """
+    frequencies = np.asarray(frequencies, dtype=float)
+    if rare_classes is None:
+        present = frequencies > 0
+        return present & (frequencies < frequencies[present].mean()) if present.any() else present
+    values = list(class_values)
+    unknown = sorted({int(c) for c in rare_classes} - set(values))
+    if unknown:
+        raise BalancedSamplingError(
+            f"Rare classes {unknown} have no proportion field ({CLASS_PREFIX}<value>); "
+            f"the classes found are {values}."
+        )
+    return np.isin(values, [int(c) for c in rare_classes])
+
+
+def rare_class_boost(proportions, multiplier: float, rare) -> np.ndarray:
+    """Boost factor ``1 + (multiplier - 1) * share of rare classes in the patch``, (n,) float."""
+    p = np.asarray(proportions, dtype=float)
+    return 1.0 + (multiplier - 1.0) * p[:, np.asarray(rare, dtype=bool)].sum(axis=1)
+
+
+def apply_floor(weights, floor: float = DEFAULT_FLOOR) -> tuple[np.ndarray, int]:
+    """Raise (n,) weights below ``floor * max`` to that value; return them and how many were raised."""
+    w = np.asarray(weights, dtype=float)
+    minimum = floor * w.max()
+    low = w < minimum
+    return np.where(low, minimum, w), int(low.sum())
+
+
+def included_mask(table: pd.DataFrame, excluded_field: str = EXCLUDED) -> np.ndarray:
+    """(n,) bool, True for patches that are not excluded; all True when the field is absent.
+
+    Accepts booleans, numbers (non-zero = excluded), strings such as "true"/"false"/"1"/"0",
+    and empty values (= not excluded), as QGIS layers and CSV files deliver them.
+    """
+    if excluded_field not in table.columns:
+        return np.ones(len(table), dtype=bool)
+    column = table[excluded_field]
+    if pd.api.types.is_bool_dtype(column) and not column.isna().any():
+        return ~column.to_numpy(dtype=bool)
+    return ~np.array([_as_flag(v, excluded_field, i) for i, v in zip(table.index, column)], dtype=bool)
+
+
+_TRUE_WORDS = {"true", "t", "yes", "y", "1"}
+_FALSE_WORDS = {"false", "f", "no", "n", "0", ""}
+
+
+def _as_flag(value, field: str, index) -> bool:
+    if value is None or pd.isna(value):
+        return False
+    if isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)):
+        return bool(value)
+    word = str(value).strip().lower()
+    if word in _TRUE_WORDS or word in _FALSE_WORDS:
+        return word in _TRUE_WORDS
+    raise BalancedSamplingError(f"Field '{field}' of the patch at row {index} is {value!r}; expected true or false.")
+
+
+def method_signals(method: str, uniqueness_mix: float = 0.0, rare_boost: Optional[float] = None) -> set:
+    """The signals ``method`` reads with these options: a subset of {"composition", "uniqueness", "classes"}."""
+    _check_method(method)
+    needed = set(_METHOD_SIGNALS[method])
+    if method == "class_balanced" and uniqueness_mix > 0:
+        needed.add(_UNIQUENESS)
+    if rare_boost is not None and rare_boost != 1:
+        needed.add(_CLASSES)
+    return needed
+
+
+def available_methods(
+    table: pd.DataFrame,
+    comp_field: str = FREQ_CLUSTER_WEIGHT,
+    uniq_field: str = UNIQUENESS_SCORE,
+    class_fields: Optional[Sequence[str]] = None,
+    uniqueness_mix: float = 0.0,
+    rare_boost: Optional[float] = None,
+) -> tuple:
+    """The methods of :data:`SAMPLING_METHODS` whose signals are fields of ``table``, in enum order."""
+    present = set()
+    if comp_field in table.columns:
+        present.add(_COMPOSITION)
+    if uniq_field in table.columns:
+        present.add(_UNIQUENESS)
+    if _class_fields(table, class_fields):
+        present.add(_CLASSES)
+    return tuple(m for m in SAMPLING_METHODS if method_signals(m, uniqueness_mix, rare_boost) <= present)
+
+
+def combine_weights(
+    table: pd.DataFrame,
+    method: str = "rank_max",
+    *,
+    strength: float = 1.0,
+    class_alpha: float = 0.5,
+    uniqueness_mix: float = 0.0,
+    rare_boost: Optional[float] = None,
+    rare_classes: Optional[Sequence[int]] = None,
+    floor: float = DEFAULT_FLOOR,
+    comp_field: str = FREQ_CLUSTER_WEIGHT,
+    uniq_field: str = UNIQUENESS_SCORE,
+    excluded_field: str = EXCLUDED,
+    class_fields: Optional[Sequence[str]] = None,
+    progress: Optional[Progress] = None,
+) -> WeightResult:
+    """One sampler weight per patch (see the module docstring for ranks, floor and normalisation).
+
+    Parameters
+    ----------
+    table : DataFrame, one row per patch.
+    method : one of :data:`SAMPLING_METHODS`.
+    strength : power (>= 0) applied to the combined rank of rank methods; ignored otherwise.
+    class_alpha : alpha (> 0) of ``class_balanced``.
+    uniqueness_mix : m in [0, 1]; ``class_balanced`` weights become
+        ``omega * ((1 - m) + m * rank_uniq)``; 0 turns it off. Ignored by other methods.
+    rare_boost : multiplier (>= 1) of the optional rare-class boost, any method;
+        None or 1 turns it off. Weights are multiplied by
+        ``1 + (rare_boost - 1) * share of rare classes in the patch``.
+    rare_classes : class values treated as rare by the boost; None = classes whose
+        mean share is below the mean share of the classes present.
+    floor : fraction in (0, 1] of the largest weight that every included patch gets at least.
+    comp_field, uniq_field, excluded_field : field names of the signals.
+    class_fields : class-proportion fields; None = every ``cls_<value>`` field.
+    progress : receives notes (ignored options, floored patches).
+
+    Returns
+    -------
+    WeightResult
+
+    Raises
+    ------
+    BalancedSamplingError
+        Unknown method or bad option, a needed field missing (naming the algorithm to
+        run first), every patch excluded, or a NaN/invalid value in an included patch.
+    """
+    _check_options(method, strength, class_alpha, uniqueness_mix, rare_boost, floor)
+    progress = as_progress(progress)
+    params = dict(
+        strength=strength, class_alpha=class_alpha, uniqueness_mix=uniqueness_mix, rare_boost=rare_boost,
+        rare_classes=None if rare_classes is None else tuple(rare_classes), floor=floor, comp_field=comp_field,
+        uniq_field=uniq_field, excluded_field=excluded_field,
+        class_fields=None if class_fields is None else tuple(class_fields),
+    )
+    included = included_mask(table, excluded_field)
+    if not included.any():
+        raise BalancedSamplingError(
+            f"All {len(table)} patches are excluded, so none can be drawn. Loosen the exclusion options of "
+            f"'{COMPOSITION_ALGORITHM}' or check the '{excluded_field}' field."
+        )
+    drawable = table.iloc[np.flatnonzero(included)]
+    needed = method_signals(method, uniqueness_mix, rare_boost)
+    notes = []
+
+    def note(message: str, warn: bool = False) -> None:
+        notes.append(message)
+        (progress.warning if warn else progress.info)(message)
+
+    if method not in RANK_METHODS and strength != 1:
+        note(f"strength {strength:g} is ignored by '{method}' (it applies to rank methods).", warn=True)
+    if method != "class_balanced" and uniqueness_mix > 0:
+        note(f"uniqueness_mix {uniqueness_mix:g} is ignored by '{method}' (it applies to class_balanced).", warn=True)
+
+    signals = {}
+    if _COMPOSITION in needed:
+        signals[_COMPOSITION] = _signal(drawable, comp_field, method, COMPOSITION_ALGORITHM, method == "multiplicative")
+    if _UNIQUENESS in needed:
+        signals[_UNIQUENESS] = _signal(drawable, uniq_field, method, UNIQUENESS_ALGORITHM, method == "multiplicative")
+    fields = _class_fields(table, class_fields)
+    proportions = _class_matrix(drawable, fields, method) if _CLASSES in needed else None
+    raw = _method_weights(method, signals, proportions, strength, class_alpha, uniqueness_mix)
+
+    boosted = ()
+    if rare_boost is not None and rare_boost != 1:
+        values = [int(f[len(CLASS_PREFIX):]) if f[len(CLASS_PREFIX):].isdigit() else None for f in fields]
+        rare = rare_class_mask(proportions.mean(axis=0), rare_classes, values)
+        boosted = tuple(f for f, r in zip(fields, rare) if r)
+        raw = raw * rare_class_boost(proportions, rare_boost, rare)
+        note(f"Rare-class boost x{rare_boost:g} on {', '.join(boosted) or 'no class'}.")
+
+    if not np.isfinite(raw).all():
+        raise BalancedSamplingError(f"Method '{method}' produced infinite weights; the input signals are too large.")
+    if not raw.max() > 0:
+        raise BalancedSamplingError(
+            f"Method '{method}' gives every included patch a weight of 0 (all signals are 0); "
+            "check the input fields or pick another method."
+        )
+    raw, n_floored = apply_floor(raw, floor)
+    if n_floored:
+        note(f"{n_floored} patches were raised to the floor ({floor:g} x the largest weight).")
+
+    weights = np.zeros(len(table))
+    weights[included] = raw / raw.mean()
+    return WeightResult(
+        weights=pd.Series(weights, index=table.index, name=SAMPLER_WEIGHT),
+        method=method,
+        included=included,
+        n_floored=n_floored,
+        rare_classes=boosted,
+        params=params,
+        notes=tuple(notes),
+    )
+
+
+def compare_methods(table: pd.DataFrame, methods: Optional[Sequence[str]] = None, **options) -> pd.DataFrame:
+    """Class shares and weight statistics of uniform sampling and of every usable method.
+
+    Parameters
+    ----------
+    table : DataFrame, one row per patch.
+    methods : methods to compare; None = every method the table's fields allow
+        (:func:`available_methods`).
+    **options : keyword options of :func:`combine_weights` (e.g. ``result.params``).
+
+    Returns
+    -------
+    DataFrame indexed by ``"uniform"`` then each method, with columns
+    ``share_<class field>`` (:func:`expected_class_shares`, one per class field),
+    ``ess`` (:func:`effective_sample_size`), ``ess_ratio`` (ess / included patches)
+    and ``max_ratio`` (largest weight / mean weight over included patches, i.e. the
+    most any patch is over-sampled relative to uniform sampling).
+    """
+    if methods is None:
+        methods = available_methods(
+            table, options.get("comp_field", FREQ_CLUSTER_WEIGHT), options.get("uniq_field", UNIQUENESS_SCORE),
+            options.get("class_fields"), options.get("uniqueness_mix", 0.0), options.get("rare_boost"),
+        )
+    included = included_mask(table, options.get("excluded_field", EXCLUDED))
+    fields = _class_fields(table, options.get("class_fields"))
+    proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    runs = [("uniform", included.astype(float))]
+    runs += [(m, combine_weights(table, m, **options).weights.to_numpy()) for m in methods]
+    rows = {}
+    for name, w in runs:
+        row = {f"share_{f}": s for f, s in zip(fields, expected_class_shares(proportions, w))} if fields else {}
+        ess = effective_sample_size(w)
+        row.update(ess=ess, ess_ratio=ess / included.sum(), max_ratio=w.max() / w[included].mean())
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _method_weights(method, signals, proportions, strength, class_alpha, uniqueness_mix) -> np.ndarray:
+    """Raw (n_included,) weights of ``method`` before boost, floor and normalisation."""
+    if method == "multiplicative":
+        return signals[_COMPOSITION] * signals[_UNIQUENESS]
+    ranks = {name: percentile_rank(values) for name, values in signals.items()}
+    if method == "class_balanced":
+        omega = class_balanced_weights(proportions, class_alpha)
+        if uniqueness_mix > 0:
+            omega = omega * ((1 - uniqueness_mix) + uniqueness_mix * ranks[_UNIQUENESS])
+        return omega
+    if method == "composition_only":
+        combined = ranks[_COMPOSITION]
+    elif method == "uniqueness_only":
+        combined = ranks[_UNIQUENESS]
+    elif method == "rank_max":
+        combined = np.maximum(ranks[_COMPOSITION], ranks[_UNIQUENESS])
+    elif method == "rank_multiply":
+        combined = ranks[_COMPOSITION] * ranks[_UNIQUENESS]
+    else:  # rank_add: the mean keeps the combined rank in (0, 1] like the others
+        combined = (ranks[_COMPOSITION] + ranks[_UNIQUENESS]) / 2
+    return combined**strength
+
+
+def _check_method(method: str) -> None:
+    if method not in SAMPLING_METHODS:
+        raise BalancedSamplingError(f"Unknown sampling method {method!r}; choose one of {', '.join(SAMPLING_METHODS)}.")
+
+
+def _check_options(method, strength, class_alpha, uniqueness_mix, rare_boost, floor) -> None:
+    _check_method(method)
+    checks = (
+        (np.isfinite(strength) and strength >= 0, f"strength must be a finite number >= 0, got {strength!r}."),
+        (np.isfinite(class_alpha) and class_alpha > 0, f"class_alpha must be a finite number > 0, got {class_alpha!r}"),
+        (0 <= uniqueness_mix <= 1, f"uniqueness_mix must be between 0 and 1, got {uniqueness_mix!r}."),
+        (rare_boost is None or (np.isfinite(rare_boost) and rare_boost >= 1),
+         f"rare_boost must be a multiplier >= 1 (or None for off), got {rare_boost!r}."),
+        (0 < floor <= 1, f"floor must be in (0, 1], got {floor!r}."),
+    )
+    for ok, message in checks:
+        if not ok:
+            raise BalancedSamplingError(message)
+
+
+def _class_fields(table: pd.DataFrame, class_fields: Optional[Sequence[str]]) -> list:
+    return list(class_fields) if class_fields is not None else class_columns(map(str, table.columns))
+
+
+def _describe(table: pd.DataFrame, position: int) -> str:
+    """'patch <patch_id>' when the table has one, else 'the patch at row <index>'."""
+    if PATCH_ID in table.columns and pd.notna(table[PATCH_ID].iloc[position]):
+        return f"patch {table[PATCH_ID].iloc[position]}"
+    return f"the patch at row {table.index[position]}"
+
+
+def _first_bad(table: pd.DataFrame, bad: np.ndarray, field: str, what: str) -> BalancedSamplingError:
+    positions = np.flatnonzero(bad)
+    others = f" (and {positions.size - 1} other included patches)" if positions.size > 1 else ""
+    return BalancedSamplingError(
+        f"Field '{field}' of {_describe(table, positions[0])}{others} is "
+        f"{table[field].iloc[positions[0]]!r}; expected {what}."
+    )
+
+
+def _signal(drawable, field, method, algorithm, nonnegative) -> np.ndarray:
+    """(n_included,) float values of a signal field, with the errors a user can act on."""
+    if field not in drawable.columns:
+        raise BalancedSamplingError(
+            f"Sampling method '{method}' needs the field '{field}', which the input does not have. "
+            f"Run '{algorithm}' first, or pick a method that does not need it."
+        )
+    values = pd.to_numeric(drawable[field], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise _first_bad(drawable, bad, field, f"a number (re-run '{algorithm}', or exclude the patch)")
+    if nonnegative and (values < 0).any():
+        raise _first_bad(drawable, values < 0, field, f"a value >= 0 for '{method}'")
+    return values
+
+
+def _class_matrix(drawable, fields, method) -> np.ndarray:
+    """(n_included, C) class proportions, checked to be numbers in [0, 1]."""
+    if not fields:
+        raise BalancedSamplingError(
+            f"Sampling method '{method}' (or the rare-class boost) needs class proportion fields "
+            f"({CLASS_PREFIX}<class value>), which the input does not have. Run '{COMPOSITION_ALGORITHM}' first."
+        )
+    missing = [f for f in fields if f not in drawable.columns]
+    if missing:
+        raise BalancedSamplingError(f"Class proportion fields {missing} are not in the input.")
+    matrix = drawable[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    for j, field in enumerate(fields):
+        bad = ~((matrix[:, j] >= 0) & (matrix[:, j] <= 1))  # also catches NaN
+        if bad.any():
+            raise _first_bad(drawable, bad, field, f"a proportion in [0, 1] (re-run '{COMPOSITION_ALGORITHM}')")
+    return matrix

@@ -1,0 +1,91 @@
+"""Patch windows, image/mask pairing and footprint rings."""
+
+import numpy as np
+import pytest
+
+from balanced_sampling_plugin.errors import BalancedSamplingError
+from balanced_sampling_plugin.footprints import (
+    build_footprints,
+    find_pairs,
+    pair_images_and_masks,
+    raster_windows,
+    window_offsets,
+    window_ring,
+)
+from balanced_sampling_plugin.records import patch_id
+
+
+@pytest.mark.parametrize("length, size, stride, edge, expected", [
+    (256, 64, 64, "drop", [0, 64, 128, 192]),
+    (250, 64, 64, "drop", [0, 64, 128]),
+    (250, 64, 64, "shift", [0, 64, 128, 186]),
+    (256, 64, 64, "shift", [0, 64, 128, 192]),  # already aligned: no duplicate window
+    (100, 64, 32, "drop", [0, 32]),
+    (100, 64, 32, "shift", [0, 32, 36]),
+    (50, 64, 64, "shift", []),
+])
+def test_window_offsets(length, size, stride, edge, expected):
+    assert window_offsets(length, size, stride, edge).tolist() == expected
+
+
+def test_raster_windows_row_major_and_in_bounds():
+    windows = raster_windows(100, 130, 64, 64, "shift")
+    assert windows.tolist() == [[0, 0], [0, 64], [0, 66], [36, 0], [36, 64], [36, 66]]
+    assert (windows + 64 <= np.array([100, 130])).all()
+
+
+def test_bad_window_parameters_raise():
+    with pytest.raises(BalancedSamplingError, match="stride"):
+        window_offsets(100, 64, 0)
+    with pytest.raises(BalancedSamplingError, match="edge mode"):
+        window_offsets(100, 64, 64, "pad")
+
+
+def test_pairing_by_name():
+    pairs = pair_images_and_masks(["/d/img/a.tif", "/d/img/b_rgb.tif"], ["/d/m/b_mask.tif", "/d/m/a_label.tif"])
+    assert pairs == [("/d/img/a.tif", "/d/m/a_label.tif"), ("/d/img/b_rgb.tif", "/d/m/b_mask.tif")]
+    with pytest.raises(BalancedSamplingError, match="c.tif"):
+        pair_images_and_masks(["/d/a.tif", "/d/c.tif"], ["/d/m/a.tif"])
+
+
+def test_find_pairs_in_one_folder(tmp_path):
+    for name in ("t1.tif", "t1_mask.tif", "t2.tif", "t2_mask.tif", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    pairs = find_pairs(str(tmp_path), "*.tif", str(tmp_path), "*.tif")
+    assert [(p[0].split("/")[-1], p[1].split("/")[-1]) for p in pairs] == [("t1.tif", "t1_mask.tif"),
+                                                                           ("t2.tif", "t2_mask.tif")]
+
+
+def test_window_ring_follows_the_geotransform():
+    # 0.5 m pixels, origin (1000, 2000), north-up
+    ring = window_ring((0.5, 0.0, 1000.0, 0.0, -0.5, 2000.0), row_off=10, col_off=20, size=4)
+    assert ring == [(1010.0, 1995.0), (1012.0, 1995.0), (1012.0, 1993.0), (1010.0, 1993.0), (1010.0, 1995.0)]
+
+
+def test_build_footprints_on_synthetic_data(synthetic_dataset):
+    pairs = list(zip(synthetic_dataset.images, synthetic_dataset.masks))
+    result = build_footprints(pairs, patch_size=100, stride=100, edge="shift")
+    assert len(result.records) == 6 * 9 == len(result.rings)
+    assert result.crs_authid == "EPSG:32633"
+    first = result.records.iloc[0]
+    assert first["patch_id"] == patch_id(first["image_path"], 0, 0, 100)
+    assert result.records["patch_id"].is_unique
+
+
+def test_mismatched_sizes_and_crs_are_named(tmp_path, synthetic_dataset):
+    import rasterio
+
+    small = str(tmp_path / "small_mask.tif")
+    other_crs = str(tmp_path / "other_crs.tif")
+    with rasterio.open(synthetic_dataset.masks[0]) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(small, "w", **(profile | {"width": 128, "height": 128})) as dst:
+        dst.write(data[:, :128, :128])
+    with rasterio.open(other_crs, "w", **(profile | {"crs": "EPSG:4326"})) as dst:
+        dst.write(data)
+    with pytest.raises(BalancedSamplingError, match="small_mask.tif"):
+        build_footprints([(synthetic_dataset.images[0], small)], 64)
+    with pytest.raises(BalancedSamplingError, match="other_crs.tif"):
+        build_footprints([(synthetic_dataset.images[0], synthetic_dataset.masks[0]), (other_crs, other_crs)], 64)
+    with pytest.raises(BalancedSamplingError, match="does not exist"):
+        build_footprints([(str(tmp_path / "nope.tif"), small)], 64)

@@ -1,0 +1,63 @@
+"""HTML report: written, complete, numbers consistent with the diagnostics, user text escaped."""
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from balanced_sampling_plugin.report import build_report_html, format_share, render_report_html
+from balanced_sampling_plugin.weights import SAMPLING_METHODS, combine_weights, expected_class_shares
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(1)
+    n = 60
+    counts = rng.integers(0, 5, size=(n, 3)) * np.array([8, 1, 1])
+    counts[:, 0] += 1
+    proportions = counts / counts.sum(axis=1, keepdims=True)
+    excluded = np.zeros(n, dtype=bool)
+    excluded[:4] = True
+    return pd.DataFrame(proportions, columns=["cls_0", "cls_1", "cls_2"]).assign(
+        patch_id=[f"p{i}" for i in range(n)],
+        image_path=[f"/data/<tile>&{i}.tif" for i in range(n)],
+        mask_path=[f"/data/mask{i}.tif" for i in range(n)],
+        row_off=0,
+        col_off=np.arange(n) * 256,
+        patch_size=256,
+        freq_cluster_weight=rng.integers(1, 5, n).astype(float),
+        uniqueness_score=rng.random(n),
+        excluded=excluded,
+        exclusion_reason=["border_nodata,black_border", "border_nodata", "", None] + [""] * (n - 4),
+    )
+
+
+def test_report_is_written_with_every_method_and_consistent_shares(tmp_path, table):
+    result = combine_weights(table, "class_balanced")
+    path = build_report_html(table, result, tmp_path / "report.html")
+    text = open(path, encoding="utf-8").read()
+    assert text.startswith("<!DOCTYPE html>") and "data:image/png;base64," in text
+    for method in SAMPLING_METHODS:
+        assert method in text
+    p = table[["cls_0", "cls_1", "cls_2"]].to_numpy()
+    for share in (
+        *expected_class_shares(p, result.weights.to_numpy()),
+        *expected_class_shares(p, (~table["excluded"]).to_numpy(dtype=float)),
+    ):
+        assert format_share(share) in text
+    assert ">border_nodata</td><td>2<" in text and "(no reason recorded)" in text
+
+
+def test_user_text_is_escaped(table):
+    text = render_report_html(table, combine_weights(table, "uniqueness_only"), top_n=100)
+    assert "/data/&lt;tile&gt;&amp;10.tif" in text
+    assert "<tile>" not in text
+
+
+def test_report_without_matplotlib_keeps_its_tables(table, monkeypatch):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    text = render_report_html(table, combine_weights(table, "rank_max"))
+    assert "matplotlib is not installed" in text and "data:image/png" not in text
+    assert "rank_multiply" in text
