@@ -14,11 +14,12 @@ FEATURE_ID = "_fid"
 BATCH = 2000
 
 
-def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0)) -> pd.DataFrame:
+def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0), optional=()) -> pd.DataFrame:
     """Read the fields ``columns`` (engine name -> layer field name) of every feature.
 
-    Returns a DataFrame indexed by feature id with the engine names as columns.
-    Raises ``QgsProcessingException`` naming a field the layer lacks.
+    ``optional`` names more fields (or ``prefix*`` patterns, e.g. ``cls_*``) read under
+    their own names when the layer has them. Returns a DataFrame indexed by feature id.
+    Raises ``QgsProcessingException`` naming a required field the layer lacks.
     """
     names = source.fields().names()
     missing = [f"'{field}' ({role})" for role, field in columns.items() if field not in names]
@@ -28,10 +29,15 @@ def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0)) -
             "Choose the matching fields in the algorithm's parameters."
         )
     indexes = {role: names.index(field) for role, field in columns.items()}
+    for pattern in optional:
+        matching = [n for n in names if n.startswith(pattern[:-1])] if pattern.endswith("*") else \
+            [pattern] if pattern in names else []
+        for name in matching:
+            indexes.setdefault(name, names.index(name))
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry)
     request.setSubsetOfAttributes(sorted(set(indexes.values())))
     total = max(source.featureCount(), 1)
-    ids, values = [], {role: [] for role in columns}
+    ids, values = [], {role: [] for role in indexes}
     for n, feature in enumerate(source.getFeatures(request)):
         if feedback is not None and n % BATCH == 0:
             raise_if_canceled(feedback)
@@ -40,8 +46,7 @@ def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0)) -
         attributes = feature.attributes()
         for role, index in indexes.items():
             values[role].append(_python_value(attributes[index]))
-    table = pd.DataFrame(values, index=pd.Index(ids, name=FEATURE_ID))
-    return table
+    return pd.DataFrame(values, index=pd.Index(ids, name=FEATURE_ID))
 
 
 def _python_value(value):

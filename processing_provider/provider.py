@@ -4,6 +4,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.combine_sampler_weights import CombineSamplerWeights
 from .algorithms.compute_composition_clusters import ComputeCompositionClusters
 from .algorithms.create_patch_footprints import CreatePatchFootprints
 from .utils import icon_path
@@ -13,7 +14,7 @@ PROVIDER_ID = "balanced_sampling"
 
 class BalancedSamplingProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
-        for algorithm in (CreatePatchFootprints(), ComputeCompositionClusters()):
+        for algorithm in (CreatePatchFootprints(), ComputeCompositionClusters(), CombineSamplerWeights()):
             self.addAlgorithm(algorithm)
 
     def id(self):

@@ -1,0 +1,237 @@
+"""Combine sampler weights: composition and uniqueness signals -> sampler_weight, training CSV, report."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ...balanced_sampling_plugin.export import write_training_csv
+from ...balanced_sampling_plugin.records import (
+    CLASS_ENTROPY,
+    CLASS_PREFIX,
+    EXCLUDED,
+    EXCLUSION_REASON,
+    FREQ_CLUSTER_ID,
+    FREQ_CLUSTER_SIZE,
+    FREQ_CLUSTER_WEIGHT,
+    NODATA_RATIO,
+    PATCH_ID,
+    SAMPLER_WEIGHT,
+    UNIQUENESS_SCORE,
+    validate_records,
+)
+from ...balanced_sampling_plugin.report import build_report_html
+from ...balanced_sampling_plugin.weights import SAMPLING_METHODS, combine_weights, effective_sample_size
+
+from ..layers import output_fields, read_table, write_features
+from ..parameters import add_record_field_parameters, record_field_map
+from ..styles import GraduatedStyle, style_on_load
+from ..utils import engine_errors, engine_progress
+from .base import BalancedSamplingAlgorithm
+
+DIAGNOSTIC_FIELDS = (PATCH_ID, FREQ_CLUSTER_ID, FREQ_CLUSTER_SIZE, CLASS_ENTROPY, NODATA_RATIO, EXCLUSION_REASON,
+                     f"{CLASS_PREFIX}*")
+
+
+class CombineSamplerWeights(BalancedSamplingAlgorithm):
+    INPUT = "INPUT"
+    SAMPLING_METHOD = "SAMPLING_METHOD"
+    STRENGTH = "STRENGTH"
+    CLASS_ALPHA = "CLASS_ALPHA"
+    UNIQUENESS_MIX = "UNIQUENESS_MIX"
+    RARE_BOOST = "RARE_BOOST"
+    RARE_CLASSES = "RARE_CLASSES"
+    FLOOR = "FLOOR"
+    COMPOSITION_FIELD = "COMPOSITION_FIELD"
+    UNIQUENESS_FIELD = "UNIQUENESS_FIELD"
+    EXCLUDED_FIELD = "EXCLUDED_FIELD"
+    CSV_IMAGE_COLUMN = "CSV_IMAGE_COLUMN"
+    CSV_MASK_COLUMN = "CSV_MASK_COLUMN"
+    DROP_EXCLUDED = "DROP_EXCLUDED"
+    RELATIVE_PATHS = "RELATIVE_PATHS"
+    OUTPUT = "OUTPUT"
+    OUTPUT_CSV = "OUTPUT_CSV"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    EFFECTIVE_SAMPLE_SIZE = "EFFECTIVE_SAMPLE_SIZE"
+    INCLUDED_PATCHES = "INCLUDED_PATCHES"
+    EXCLUDED_PATCHES = "EXCLUDED_PATCHES"
+
+    group_key = "weights"
+    icon_name = "combine_sampler_weights.svg"
+
+    def name(self):
+        return "combinesamplerweights"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Combine sampler weights")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's "
+            "WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV "
+            "and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling "
+            "and under every method side by side.\n\n"
+            "<b>Sampling method</b>: <i>rank_max</i> = max(rank of composition weight, rank of uniqueness); "
+            "<i>rank_multiply</i> = their product; <i>rank_add</i> = their mean; <i>multiplicative</i> = raw "
+            "composition weight × raw uniqueness; <i>composition_only</i>; <i>uniqueness_only</i>; "
+            "<i>class_balanced</i> = Σ over classes of (patch share / mean share)^α, optionally mixed with the "
+            "uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is "
+            "drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of "
+            "1–2% of the pixels. class_balanced lifts rare classes much more; read the report to choose.\n"
+            "<b>Strength</b>: power applied to rank weights (higher = stronger preference).\n"
+            "<b>Class balance α</b>: 0.5 = square-root inverse frequency, 1 = inverse frequency.\n"
+            "<b>Uniqueness mix</b>: for class_balanced, share of the weight taken from the uniqueness rank "
+            "(0 = off).\n"
+            "<b>Rare-class boost</b>: multiplier (1 = off) applied as 1 + (multiplier − 1) × the patch's share "
+            "of rare classes; <b>Rare classes</b>: comma-separated class values, empty = classes below the mean "
+            "class frequency.\n"
+            "<b>Weight floor</b>: every included patch weighs at least this fraction of the largest weight.\n"
+            "Excluded patches (field excluded) get weight 0 and stay in the outputs. Weights are scaled to mean 1 "
+            "over included patches.\n"
+            "<b>Training CSV</b>: columns image, mask, row_off, col_off, patch_size, sampler_weight (names of the "
+            "path columns configurable) plus diagnostics; optionally without excluded rows and with paths "
+            "relative to the CSV's folder.\n"
+            "<b>Report</b>: HTML file with the weight histogram, per-class shares, the method comparison, "
+            "the most over-sampled patches and the exclusions."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.INPUT, self.tr("Patches with composition and/or uniqueness fields"), [QgsProcessing.TypeVector]))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SAMPLING_METHOD, self.tr("Sampling method"), options=list(SAMPLING_METHODS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.STRENGTH, self.tr("Strength (power on rank weights)"), QgsProcessingParameterNumber.Double,
+            defaultValue=1.0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CLASS_ALPHA, self.tr("Class balance α (class_balanced)"), QgsProcessingParameterNumber.Double,
+            defaultValue=0.5, minValue=0.01, maxValue=4))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.UNIQUENESS_MIX, self.tr("Uniqueness mix (class_balanced, 0 = off)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0, maxValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.RARE_BOOST, self.tr("Rare-class boost multiplier (1 = off)"), QgsProcessingParameterNumber.Double,
+            defaultValue=1.0, minValue=1))
+        self.addParameter(QgsProcessingParameterString(
+            self.RARE_CLASSES, self.tr("Rare classes (comma-separated; empty = below mean frequency)"),
+            optional=True))
+        advanced = [
+            QgsProcessingParameterNumber(
+                self.FLOOR, self.tr("Weight floor (fraction of the largest weight)"),
+                QgsProcessingParameterNumber.Double, defaultValue=1e-3, minValue=1e-9, maxValue=1),
+            QgsProcessingParameterField(
+                self.COMPOSITION_FIELD, self.tr("Composition weight field"), defaultValue=FREQ_CLUSTER_WEIGHT,
+                parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.Numeric, optional=True),
+            QgsProcessingParameterField(
+                self.UNIQUENESS_FIELD, self.tr("Uniqueness score field"), defaultValue=UNIQUENESS_SCORE,
+                parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.Numeric, optional=True),
+            QgsProcessingParameterField(
+                self.EXCLUDED_FIELD, self.tr("Excluded flag field"), defaultValue=EXCLUDED,
+                parentLayerParameterName=self.INPUT, optional=True),
+            QgsProcessingParameterString(
+                self.CSV_IMAGE_COLUMN, self.tr("CSV column name for image paths"), defaultValue="image"),
+            QgsProcessingParameterString(
+                self.CSV_MASK_COLUMN, self.tr("CSV column name for mask paths"), defaultValue="mask"),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        add_record_field_parameters(self, self.INPUT)
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.DROP_EXCLUDED, self.tr("Leave excluded patches out of the CSV"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RELATIVE_PATHS, self.tr("Write paths relative to the CSV's folder"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Sampler weights"), QgsProcessing.TypeVectorAnyGeometry))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_CSV, self.tr("Training CSV"), self.tr("CSV files (*.csv)"), optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True))
+        self.addOutput(QgsProcessingOutputNumber(self.EFFECTIVE_SAMPLE_SIZE, self.tr("Effective sample size")))
+        self.addOutput(QgsProcessingOutputNumber(self.INCLUDED_PATCHES, self.tr("Included patches")))
+        self.addOutput(QgsProcessingOutputNumber(self.EXCLUDED_PATCHES, self.tr("Excluded patches")))
+
+    def _rare_classes(self, parameters, context):
+        text = self.parameterAsString(parameters, self.RARE_CLASSES, context).strip()
+        if not text:
+            return None
+        try:
+            return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        except ValueError:
+            raise QgsProcessingException(
+                self.tr("Rare classes must be class values separated by commas, e.g. 5,6; got '{}'.").format(text))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        method = SAMPLING_METHODS[self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context)]
+        comp_field = self.parameterAsString(parameters, self.COMPOSITION_FIELD, context) or FREQ_CLUSTER_WEIGHT
+        uniq_field = self.parameterAsString(parameters, self.UNIQUENESS_FIELD, context) or UNIQUENESS_SCORE
+        excluded_field = self.parameterAsString(parameters, self.EXCLUDED_FIELD, context) or EXCLUDED
+        csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        rare_boost = self.parameterAsDouble(parameters, self.RARE_BOOST, context)
+
+        records_needed = bool(csv_path or report_path)
+        columns = record_field_map(self, parameters, context) if records_needed else {}
+        table = read_table(source, columns, feedback,
+                           optional=(comp_field, uniq_field, excluded_field) + DIAGNOSTIC_FIELDS)
+        progress = engine_progress(feedback)
+        with engine_errors():
+            if records_needed:
+                table = validate_records(table, source=self.tr("the input layer"))
+            result = combine_weights(
+                table, method,
+                strength=self.parameterAsDouble(parameters, self.STRENGTH, context),
+                class_alpha=self.parameterAsDouble(parameters, self.CLASS_ALPHA, context),
+                uniqueness_mix=self.parameterAsDouble(parameters, self.UNIQUENESS_MIX, context),
+                rare_boost=rare_boost if rare_boost > 1 else None,
+                rare_classes=self._rare_classes(parameters, context),
+                floor=self.parameterAsDouble(parameters, self.FLOOR, context),
+                comp_field=comp_field, uniq_field=uniq_field, excluded_field=excluded_field,
+                progress=progress.child(0.05, 0.6),
+            )
+            table[SAMPLER_WEIGHT] = result.weights
+            weights = result.weights.to_numpy(dtype=float)
+            ess = effective_sample_size(weights[result.included])
+            feedback.pushInfo(self.tr("{}: {} included, {} excluded patches; effective sample size {:.0f} ({:.0%})")
+                              .format(method, result.n_included, result.n_excluded, ess, ess / result.n_included))
+            for note in result.notes:
+                feedback.pushInfo(note)
+            if csv_path:
+                write_training_csv(
+                    table.rename(columns={excluded_field: EXCLUDED, uniq_field: UNIQUENESS_SCORE}), csv_path,
+                    image_column=self.parameterAsString(parameters, self.CSV_IMAGE_COLUMN, context) or "image",
+                    mask_column=self.parameterAsString(parameters, self.CSV_MASK_COLUMN, context) or "mask",
+                    drop_excluded=self.parameterAsBool(parameters, self.DROP_EXCLUDED, context),
+                    relative_paths=self.parameterAsBool(parameters, self.RELATIVE_PATHS, context))
+                feedback.pushInfo(self.tr("Training CSV: {}").format(csv_path))
+            if report_path:
+                feedback.setProgress(65)
+                build_report_html(table, result, report_path)
+                feedback.pushInfo(self.tr("Report: {}").format(report_path))
+
+        out_table = table[[SAMPLER_WEIGHT]]
+        fields = output_fields(source.fields(), out_table)
+        sink, dest_id = self.parameterAsSink(
+            parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        write_features(source, sink, fields, out_table, feedback, progress_span=(70.0, 100.0))
+        style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
+        return {
+            self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None, self.OUTPUT_REPORT: report_path or None,
+            self.EFFECTIVE_SAMPLE_SIZE: ess, self.INCLUDED_PATCHES: result.n_included,
+            self.EXCLUDED_PATCHES: result.n_excluded,
+        }
