@@ -3,20 +3,18 @@
 The report shows what a weighting does to training: the expected per-epoch share of
 each class under uniform sampling and under the chosen method, the same numbers for
 every method the input allows, the effective sample size, the most over-sampled
-patches and why patches were excluded. Plots are inline PNGs drawn with
-matplotlib's Agg canvas; without matplotlib the report keeps its tables.
+patches and why patches were excluded. Charts are inline SVG (see svg_charts).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from . import svg_charts
 from .errors import BalancedSamplingError
 from .export import atomic_write
 from .records import COL_OFF, EXCLUSION_REASON, IMAGE_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, class_columns
@@ -124,14 +122,10 @@ def _summary_section(result: WeightResult, weights: np.ndarray) -> str:
 
 
 def _histogram_section(drawn: np.ndarray) -> str:
-    def draw(figure):
-        axes = figure.subplots()
-        axes.hist(drawn, bins=min(50, max(5, drawn.size // 4)), color="#4a7ab5")
-        axes.set_yscale("log")
-        axes.set_xlabel("sampler weight (mean 1 = uniform)")
-        axes.set_ylabel("patches (log scale)")
-
-    return "<h2>Weight distribution</h2>" + _plot(draw, "Histogram of the sampler weights of included patches")
+    chart = svg_charts.histogram(drawn, bins=min(50, max(5, drawn.size // 4)),
+                                 xlabel="sampler weight (mean 1 = uniform)",
+                                 title="Histogram of the sampler weights of included patches")
+    return f"<h2>Weight distribution</h2><p>{chart}</p>"
 
 
 def _class_section(table, result, weights, fields) -> str:
@@ -145,22 +139,16 @@ def _class_section(table, result, weights, fields) -> str:
         for f, u, c in zip(fields, uniform, chosen)
     ]
 
-    def draw(figure):
-        axes = figure.subplots()
-        x = np.arange(len(fields))
-        axes.bar(x - 0.2, uniform, 0.4, label="uniform", color="#999999")
-        axes.bar(x + 0.2, chosen, 0.4, label=result.method, color="#d9822b")
-        axes.set_xticks(x, fields)
-        axes.set_yscale("log")
-        axes.set_ylabel("expected share of pixels (log scale)")
-        axes.legend()
+    chart = svg_charts.grouped_bar_chart(
+        fields, {"uniform": uniform, result.method: chosen}, ylabel="expected pixel share (log scale)", log=True,
+        title="Class shares under uniform sampling and under the chosen method")
 
     return (
         "<h2>Class shares</h2>"
         "<p class=\"note\">Expected share of each class among the non-nodata pixels of a drawn patch "
         "(each patch counts once), per epoch.</p>"
         + _table(["class", "uniform", _e(result.method), "ratio"], rows, text_columns=(0,))
-        + _plot(draw, "Class shares under uniform sampling and under the chosen method")
+        + f"<p>{chart}</p>"
     )
 
 
@@ -252,19 +240,3 @@ def _table(header, rows, text_columns=(), row_classes=None) -> str:
     return f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _plot(draw, alt: str) -> str:
-    """An inline PNG drawn by ``draw(figure)``, or a note when matplotlib is missing."""
-    try:
-        # Figure + Agg canvas, not pyplot: no GUI backend and no global state, safe in a QGIS worker thread
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return "<p class=\"note\">(Plot left out: matplotlib is not installed.)</p>"
-    figure = Figure(figsize=(7, 3.5), dpi=100)
-    FigureCanvasAgg(figure)
-    draw(figure)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f"<p><img alt=\"{_e(alt)}\" src=\"data:image/png;base64,{data}\"></p>"

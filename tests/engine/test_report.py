@@ -1,3 +1,4 @@
+import re
 """HTML report: written, complete, numbers consistent with the diagnostics, user text escaped."""
 
 import sys
@@ -37,7 +38,7 @@ def test_report_is_written_with_every_method_and_consistent_shares(tmp_path, tab
     result = combine_weights(table, "class_balanced")
     path = build_report_html(table, result, tmp_path / "report.html")
     text = open(path, encoding="utf-8").read()
-    assert text.startswith("<!DOCTYPE html>") and "data:image/png;base64," in text
+    assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 2
     for method in SAMPLING_METHODS:
         assert method in text
     p = table[["cls_0", "cls_1", "cls_2"]].to_numpy()
@@ -55,9 +56,12 @@ def test_user_text_is_escaped(table):
     assert "<tile>" not in text
 
 
-def test_report_without_matplotlib_keeps_its_tables(table, monkeypatch):
-    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
-        monkeypatch.setitem(sys.modules, name, None)
+def test_charts_are_inline_svg_with_one_bar_per_class_and_series(table):
+    from xml.etree import ElementTree
+
     text = render_report_html(table, combine_weights(table, "rank_max"))
-    assert "matplotlib is not installed" in text and "data:image/png" not in text
-    assert "rank_multiply" in text
+    charts = [text[m.start():text.index("</svg>", m.start()) + 6] for m in re.finditer("<svg", text)]
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    bars = ElementTree.fromstring(charts[1]).findall("svg:rect", ns)
+    # 3 classes x 2 series (uniform, rank_max) + 2 legend swatches
+    assert len(bars) == 3 * 2 + 2

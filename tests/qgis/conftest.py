@@ -55,6 +55,14 @@ def footprints_path(run_algorithm, synthetic_dataset, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def clusters_path(run_algorithm, footprints_path, tmp_path_factory):
+    """Composition clusters (fixed k = 6) over the synthetic footprints."""
+    out = str(tmp_path_factory.mktemp("clusters") / "clusters.gpkg")
+    run_algorithm("computecompositionclusters", {"INPUT": footprints_path, "K_SELECTION": 1, "K": 6, "OUTPUT": out})
+    return out
+
+
 def layer_rows(path_or_layer):
     """All features of a layer as a list of attribute dicts (geometry under '_geometry' as WKT)."""
     from qgis.core import QgsVectorLayer

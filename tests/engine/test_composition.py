@@ -1,0 +1,304 @@
+"""CLR, elbow, KMeans clustering and the composition stage (no QGIS)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from rasterio.transform import Affine
+from sklearn.metrics import adjusted_rand_score
+
+from balanced_sampling_plugin.composition import (
+    clr,
+    cluster_compositions,
+    cluster_weights,
+    compute_composition,
+    elbow_k,
+    exclusion_flags,
+    relabel_by_size,
+)
+from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
+from balanced_sampling_plugin.progress import Progress
+
+# --------------------------------------------------------------------------- CLR
+
+
+def test_clr_hand_computed():
+    logs = np.log([0.5, 0.25, 0.25])
+    np.testing.assert_allclose(clr([[0.5, 0.25, 0.25]]), [logs - logs.mean()])
+
+
+def test_clr_replaces_zeros_by_eps():
+    # [1, 0] -> [1, eps] / (1 + eps); the renormalisation cancels in the log-ratio.
+    half_gap = math.log(1e6) / 2
+    np.testing.assert_allclose(clr([[1.0, 0.0]], eps=1e-6), [[half_gap, -half_gap]])
+    np.testing.assert_allclose(clr([[0.0, 0.0, 0.0]]), [[0.0, 0.0, 0.0]])
+    assert np.isfinite(clr([[5e-324, 1.0, 1.0]])).all()  # a subnormal share is floored like a zero
+
+
+def test_clr_ignores_the_scale_of_a_row():
+    np.testing.assert_allclose(clr([[2.0, 6.0, 2.0]]), clr([[0.2, 0.6, 0.2]]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 20), st.integers(1, 8)), elements=st.floats(0, 1)))
+def test_clr_rows_sum_to_zero(proportions):
+    out = clr(proportions)
+    assert out.shape == proportions.shape
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out.sum(axis=1), 0.0, atol=1e-9)
+
+
+def test_clr_refuses_negative_or_nan():
+    with pytest.raises(BalancedSamplingError):
+        clr([[0.5, -0.1]])
+    with pytest.raises(BalancedSamplingError):
+        clr([[np.nan, 1.0]])
+
+
+# --------------------------------------------------------------------------- elbow
+
+
+def test_elbow_k_hand_computed():
+    # Scaled: x = 0, .25, .5, .75, 1 and y = (inertia - 10) / 90; the chord is y = 1 - x,
+    # so the distance is proportional to |x + y - 1|.
+    # y = 1, .111, .056, .022, 0 -> distances 0, .639, .444, .228, 0 -> k = 2.
+    assert elbow_k([1, 2, 3, 4, 5], [100, 20, 15, 12, 10]) == 2
+    # y = 1, .556, .111, .056, 0 -> distances 0, .194, .389, .194, 0 -> k = 3.
+    assert elbow_k([1, 2, 3, 4, 5], [100, 60, 20, 15, 10]) == 3
+    assert elbow_k([5, 3, 1, 4, 2], [10, 20, 100, 15, 60]) == 3  # the order of the input does not matter
+
+
+def test_elbow_k_degenerate_curves_give_the_smallest_k():
+    assert elbow_k([7], [3.0]) == 7
+    assert elbow_k([4, 5], [10.0, 2.0]) == 4
+    assert elbow_k([4, 5, 6, 7], [1.0, 1.0, 1.0, 1.0]) == 4
+    assert elbow_k([2, 3, 4], [9.0, 6.0, 3.0]) == 2  # a straight line: every distance is 0
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def blobs(sizes, n_classes=6, seed=0):
+    """Compositions around len(sizes) well-separated centres; returns (proportions, true labels)."""
+    rng = np.random.default_rng(seed)
+    centres = np.full((len(sizes), n_classes), 0.02)
+    for i in range(len(sizes)):
+        centres[i, i % n_classes] = 0.9
+    centres /= centres.sum(axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    proportions = np.vstack([rng.dirichlet(centres[t] * 400) for t in truth])
+    return proportions, truth
+
+
+def test_elbow_finds_the_number_of_blobs():
+    proportions, truth = blobs([40, 40, 40, 40, 40])
+    result = cluster_compositions(clr(proportions), "elbow", k_min=2, k_max=10)
+    assert result.k == 5
+    assert result.ks == list(range(2, 11)) and len(result.inertias) == 9
+    assert adjusted_rand_score(truth, result.labels) == 1.0
+
+
+def test_fixed_k_is_respected_and_ids_follow_size():
+    proportions, truth = blobs([10, 50, 25])
+    result = cluster_compositions(clr(proportions), "fixed", k=3)
+    assert result.k == 3 and result.ks == [3] and len(result.inertias) == 1
+    # Largest cluster first: blob 1 (50) -> id 0, blob 2 (25) -> id 1, blob 0 (10) -> id 2.
+    np.testing.assert_array_equal(result.labels, np.array([2, 0, 1])[truth])
+
+
+def test_clustering_is_deterministic():
+    features = clr(blobs([30, 20, 20, 10])[0])
+    first = cluster_compositions(features, k_min=2, k_max=6, random_state=7)
+    second = cluster_compositions(features, k_min=2, k_max=6, random_state=7)
+    np.testing.assert_array_equal(first.labels, second.labels)
+    assert first.inertias == second.inertias
+
+
+def test_relabel_by_size_breaks_ties_by_centroid():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    centers = np.array([[5.0, 0.0], [1.0, 9.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(relabel_by_size(labels, centers), [2, 2, 1, 1, 0, 0, 0])
+
+
+def test_cluster_weights_are_inverse_sizes():
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    sizes, weights = cluster_weights(labels)
+    assert sizes.tolist() == [2, 2, 1, 3, 3, 3]
+    np.testing.assert_allclose(weights, [0.5, 0.5, 1.0, 1 / 3, 1 / 3, 1 / 3])
+    per_cluster = pd.Series(weights).groupby(labels).sum()
+    np.testing.assert_allclose(per_cluster, 1.0)
+
+
+def test_too_few_rows_for_k_min_says_what_to_change():
+    with pytest.raises(BalancedSamplingError, match="Only 3 valid patches.*K_MIN=4"):
+        cluster_compositions(clr(blobs([1, 1, 1])[0]), k_min=4)
+    with pytest.raises(BalancedSamplingError, match="Only 3 valid patches.*K=5"):
+        cluster_compositions(clr(blobs([1, 1, 1])[0]), "fixed", k=5)
+
+
+def test_k_max_is_clipped_to_distinct_rows_with_a_warning():
+    features = np.repeat(clr(blobs([1, 1, 1, 1, 1])[0]), 4, axis=0)  # 20 rows, 5 distinct
+    progress = Progress()
+    result = cluster_compositions(features, k_min=2, k_max=16, progress=progress)
+    assert result.ks == [2, 3, 4, 5]
+    assert any("K_MAX lowered from 16 to 5" in w for w in progress.warnings)
+    with pytest.raises(BalancedSamplingError, match="only 5 distinct compositions"):
+        cluster_compositions(features, k_min=6)
+
+
+def test_bad_k_parameters():
+    features = clr(blobs([5, 5])[0])
+    with pytest.raises(BalancedSamplingError, match="K must be a positive integer"):
+        cluster_compositions(features, "fixed")
+    with pytest.raises(BalancedSamplingError, match="k_selection"):
+        cluster_compositions(features, "silhouette")
+    with pytest.raises(BalancedSamplingError, match="K_MIN <= K_MAX"):
+        cluster_compositions(features, k_min=5, k_max=3)
+
+
+def test_clustering_progress_and_cancel():
+    features = clr(blobs([10, 10, 10])[0])
+    seen = []
+    cluster_compositions(features, k_min=2, k_max=4, progress=Progress(set_percent=seen.append))
+    assert seen == pytest.approx([100 / 3, 200 / 3, 100.0])
+    with pytest.raises(OperationCanceled):
+        cluster_compositions(features, k_min=2, k_max=4, progress=Progress(is_canceled=lambda: True))
+
+
+# --------------------------------------------------------------------------- exclusions
+
+
+def test_exclusion_flags_follow_the_switches_and_always_drop_empty_windows():
+    stats = pd.DataFrame(
+        {
+            "cls_1": [1.0, 0.5, 0.0, 1.0],
+            "cls_2": [0.0, 0.5, 0.0, 0.0],
+            "nodata_ratio": [0.1, 0.6, 1.0, 0.0],
+            "border_nodata": [True, False, True, False],
+            "black_border": [False, True, False, False],
+        }
+    )
+    flags = exclusion_flags(stats, True, True, max_nodata_ratio=0.5)
+    assert flags.to_dict("list") == {
+        "border_nodata": [True, False, True, False],
+        "black_border": [False, True, False, False],
+        "nodata_ratio": [False, True, True, False],
+    }
+    flags = exclusion_flags(stats, False, False, max_nodata_ratio=1.0)
+    assert flags.any(axis=1).tolist() == [False, False, True, False]  # the all-nodata window stays out
+
+
+# --------------------------------------------------------------------------- the stage on GeoTIFFs
+
+
+def write_raster(path, array):
+    """Write a (bands, h, w) array as a GeoTIFF on a 1 m EPSG:32633 grid."""
+    profile = dict(
+        driver="GTiff",
+        width=array.shape[2],
+        height=array.shape[1],
+        count=array.shape[0],
+        dtype=array.dtype,
+        crs="EPSG:32633",
+        transform=Affine(1, 0, 500000, 0, -1, 4000000),
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array)
+    return str(path)
+
+
+# A 4x4 grid of 16 px patches. A: all class 1, B: classes 1/2 half and half, C: class 3,
+# X: class 1 with nodata on its border, Y: class 1 with a black image corner,
+# Z: class 1 with a nodata block inside (ratio 0.25), W: nodata border and black corner.
+GRID = ["AAAA", "AABB", "BCXY", "ZWAA"]
+
+
+@pytest.fixture
+def grid_records(tmp_path):
+    mask = np.zeros((64, 64), np.uint8)
+    image = np.full((3, 64, 64), 120, np.uint8)
+    windows = []
+    for i, line in enumerate(GRID):
+        for j, kind in enumerate(line):
+            r, c = 16 * i, 16 * j
+            windows.append((r, c))
+            patch = mask[r : r + 16, c : c + 16]
+            patch[:] = {"B": 2, "C": 3}.get(kind, 1)
+            if kind == "B":
+                patch[:, 8:] = 1
+            if kind in "XW":
+                patch[0, 5] = 0
+            if kind in "YW":
+                image[:, r + 15, c + 15] = 0
+            if kind == "Z":
+                patch[4:12, 4:12] = 0
+    image_path = write_raster(tmp_path / "image.tif", image)
+    mask_path = write_raster(tmp_path / "mask.tif", mask[np.newaxis])
+    return pd.DataFrame(
+        [dict(image_path=image_path, mask_path=mask_path, row_off=r, col_off=c, patch_size=16) for r, c in windows],
+        index=[f"{kind}{n}" for n, kind in enumerate("".join(GRID))],
+    )
+
+
+def test_compute_composition_excludes_and_weights(grid_records):
+    messages = []
+    result = compute_composition(
+        grid_records, max_nodata_ratio=0.2, k_selection="fixed", k=3, progress=Progress(info=messages.append)
+    )
+    table = result.table
+    assert list(table.index) == list(grid_records.index)
+    assert result.k == 3 and result.classes == [1, 2, 3]
+
+    reasons = dict(zip(table.index, table["exclusion_reason"]))
+    assert reasons["X10"] == "border_nodata"
+    assert reasons["Y11"] == "black_border"
+    assert reasons["Z12"] == "nodata_ratio"
+    assert reasons["W13"] == "border_nodata,black_border"
+    assert result.excluded_counts == {"border_nodata": 2, "black_border": 2, "nodata_ratio": 1}
+    assert result.n_excluded == 4
+
+    excluded = table[table["excluded"]]
+    assert excluded.index.tolist() == ["X10", "Y11", "Z12", "W13"]
+    assert (excluded["freq_cluster_id"] == -1).all()
+    assert (excluded["freq_cluster_size"] == 0).all()
+    assert (excluded["freq_cluster_weight"] == 0.0).all()
+
+    kept = table[~table["excluded"]]
+    assert (kept["exclusion_reason"] == "").all()
+    kinds = kept.index.str[0]
+    # A: 8 patches -> id 0, B: 3 -> id 1, C: 1 -> id 2.
+    assert kept["freq_cluster_id"].tolist() == [{"A": 0, "B": 1, "C": 2}[k] for k in kinds]
+    assert kept["freq_cluster_size"].tolist() == [{"A": 8, "B": 3, "C": 1}[k] for k in kinds]
+    np.testing.assert_allclose(kept["freq_cluster_weight"], 1.0 / kept["freq_cluster_size"])
+    assert table["freq_cluster_id"].dtype == np.int64 and table["freq_cluster_size"].dtype == np.int64
+    assert any("k=3" in m for m in messages) and any("12 of 16 patches kept" in m for m in messages)
+
+
+def test_exclusions_can_be_turned_off(grid_records):
+    result = compute_composition(
+        grid_records, exclude_border_nodata=False, exclude_black_border=False, k_selection="fixed", k=3
+    )
+    table = result.table
+    assert not table["excluded"].any()
+    assert not table["black_border"].any()  # the image was not even checked
+    assert table.loc["X10", "freq_cluster_id"] == table.loc["A0", "freq_cluster_id"]
+
+
+def test_fewer_valid_patches_than_k_min_raises_with_the_counts(grid_records):
+    with pytest.raises(BalancedSamplingError, match="Only 12 of 16 patches are valid.*K_MIN"):
+        compute_composition(grid_records, max_nodata_ratio=0.2, k_min=13, k_max=16)
+
+
+def test_too_few_distinct_compositions_for_the_default_elbow(grid_records):
+    with pytest.raises(BalancedSamplingError, match="only 3 distinct compositions.*K_MIN"):
+        compute_composition(grid_records)
+
+
+def test_compute_composition_cancel(grid_records):
+    with pytest.raises(OperationCanceled):
+        compute_composition(grid_records, k_selection="fixed", k=3, progress=Progress(is_canceled=lambda: True))

@@ -1,0 +1,124 @@
+"""Combine sampler weights through processing.run: weights, CSV, report, style, errors."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+
+from balanced_sampling_plugin.weights import SAMPLING_METHODS, effective_sample_size, expected_class_shares
+
+from .conftest import layer_rows
+
+CLASSES = [f"cls_{c}" for c in range(1, 7)]
+
+
+def combine(run_algorithm, clusters_path, tmp_path, **parameters):
+    out = {"INPUT": clusters_path, "OUTPUT": str(tmp_path / "weights.gpkg"),
+           "OUTPUT_CSV": str(tmp_path / "train.csv"), "OUTPUT_REPORT": str(tmp_path / "report.html")}
+    out.update(parameters)
+    result = run_algorithm("combinesamplerweights", out)
+    return result, pd.DataFrame(layer_rows(result["OUTPUT"]))
+
+
+def test_class_balanced_lifts_the_rare_class_with_a_large_effective_sample(run_algorithm, clusters_path, tmp_path):
+    result, table = combine(run_algorithm, clusters_path, tmp_path,
+                            SAMPLING_METHOD=SAMPLING_METHODS.index("class_balanced"))
+    included = table[~table["excluded"].astype(bool)]
+    weights = included["sampler_weight"].to_numpy()
+    assert (table.loc[table["excluded"].astype(bool), "sampler_weight"] == 0).all()
+    assert (weights > 0).all()
+    assert weights.mean() == pytest.approx(1.0)
+    proportions = included[CLASSES].to_numpy()
+    uniform = expected_class_shares(proportions, np.ones(len(included)))
+    weighted = expected_class_shares(proportions, weights)
+    rarest = int(np.argmin(uniform))
+    assert weighted[rarest] >= 2 * uniform[rarest]
+    ess = effective_sample_size(weights)
+    assert ess >= 0.4 * len(included)
+    assert result["EFFECTIVE_SAMPLE_SIZE"] == pytest.approx(ess)
+    assert result["INCLUDED_PATCHES"] == len(included) and result["EXCLUDED_PATCHES"] == 8
+
+
+def test_composition_only_raises_the_rarest_share_above_uniform(run_algorithm, clusters_path, tmp_path):
+    _, table = combine(run_algorithm, clusters_path, tmp_path,
+                       SAMPLING_METHOD=SAMPLING_METHODS.index("composition_only"))
+    included = table[~table["excluded"].astype(bool)]
+    proportions = included[CLASSES].to_numpy()
+    uniform = expected_class_shares(proportions, np.ones(len(included)))
+    weighted = expected_class_shares(proportions, included["sampler_weight"].to_numpy())
+    rarest = int(np.argmin(uniform))
+    assert weighted[rarest] > uniform[rarest]
+    # rank weights are weak by construction: nobody is drawn more than 2x uniform
+    assert included["sampler_weight"].max() <= 2.0
+
+
+def test_method_that_needs_uniqueness_names_the_algorithm_to_run(run_algorithm, clusters_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="Compute DINOv2 uniqueness"):
+        combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=0)
+
+
+def test_training_csv_feeds_a_weighted_sampler_and_windowed_reads(run_algorithm, clusters_path, tmp_path):
+    import rasterio
+    import torch
+    from rasterio.windows import Window
+
+    result, table = combine(run_algorithm, clusters_path, tmp_path,
+                            SAMPLING_METHOD=SAMPLING_METHODS.index("class_balanced"))
+    csv = pd.read_csv(result["OUTPUT_CSV"])
+    assert list(csv.columns[:6]) == ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
+    assert {"freq_cluster_id", "excluded", "patch_id"} <= set(csv.columns)
+    assert len(csv) == len(table)
+    by_id = table.set_index("patch_id")["sampler_weight"]
+    assert np.allclose(csv.set_index("patch_id")["sampler_weight"], by_id.loc[csv["patch_id"]])
+
+    sampler = torch.utils.data.WeightedRandomSampler(
+        torch.as_tensor(csv["sampler_weight"].to_numpy(), dtype=torch.double), num_samples=2000, replacement=True,
+        generator=torch.Generator().manual_seed(0))
+    drawn = csv.iloc[list(sampler)]
+    assert not drawn["excluded"].any(), "excluded patches have weight 0 and are never drawn"
+    for row in csv.itertuples():
+        with rasterio.open(row.image) as image, rasterio.open(row.mask) as mask:
+            window = Window(row.col_off, row.row_off, row.patch_size, row.patch_size)
+            assert image.read(window=window).shape == (3, 64, 64)
+            assert mask.read(1, window=window).shape == (64, 64)
+
+
+def test_csv_options_relative_paths_names_and_drop(run_algorithm, clusters_path, tmp_path):
+    result, table = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=4, DROP_EXCLUDED=True,
+                            RELATIVE_PATHS=True, CSV_IMAGE_COLUMN="image_path", CSV_MASK_COLUMN="mask_path")
+    csv = pd.read_csv(result["OUTPUT_CSV"])
+    assert list(csv.columns[:2]) == ["image_path", "mask_path"]
+    assert len(csv) == (~table["excluded"].astype(bool)).sum()
+    for path in csv["image_path"]:
+        assert not os.path.isabs(path)
+        assert os.path.exists(os.path.join(tmp_path, path))
+
+
+def test_report_compares_every_method(run_algorithm, clusters_path, tmp_path):
+    result, _ = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
+    html = open(result["OUTPUT_REPORT"], encoding="utf-8").read()
+    for method in ("class_balanced", "composition_only"):
+        assert method in html
+    assert "cls_6" in html
+    assert html.count("<svg") == 2
+
+
+def test_graduated_style_on_load(run_algorithm, clusters_path, tmp_path):
+    from balanced_sampling.processing_provider.styles import GraduatedStyle
+
+    result, _ = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
+    layer = QgsVectorLayer(result["OUTPUT"], "weights", "ogr")
+    GraduatedStyle("sampler_weight").postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
+    renderer = layer.renderer()
+    assert renderer.type() == "graduatedSymbol"
+    assert renderer.classAttribute() == "sampler_weight"
+    assert len(renderer.ranges()) >= 3
+
+
+def test_input_layer_is_untouched(run_algorithm, clusters_path, tmp_path):
+    before = [r for r in layer_rows(clusters_path)]
+    combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
+    assert layer_rows(clusters_path) == before
+    assert "sampler_weight" not in QgsVectorLayer(clusters_path, "c", "ogr").fields().names()
