@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory):
-    """Six 256 px image/mask GeoTIFF pairs (EPSG:32633), ~90% background, ~2% rare class, two nodata strips."""
+    """Six 512 px image/mask GeoTIFF pairs (EPSG:32633), ~88% background, ~1.7% rare class, two nodata strips."""
     from balanced_sampling_plugin.synthetic import make_synthetic_dataset
 
-    return make_synthetic_dataset(str(tmp_path_factory.mktemp("synthetic")), n_tiles=6, tile_size=256)
+    return make_synthetic_dataset(str(tmp_path_factory.mktemp("synthetic")), n_tiles=6, tile_size=512)

@@ -58,9 +58,9 @@ def test_footprints_then_clusters_headless(profile, synthetic_dataset, tmp_path)
     assert answer["results"]["OUTPUT"] == clusters
     assert int(answer["inputs"]["K"]) == 5
     rows = gpkg_rows(clusters)
-    assert len(rows) == 96
+    assert len(rows) == 384
     included = [r for r in rows if not r["excluded"]]
-    assert len(included) == 88
+    assert len(included) == 368
     assert {r["freq_cluster_id"] for r in included} == set(range(5))
     assert all(abs(r["freq_cluster_weight"] * r["freq_cluster_size"] - 1) < 1e-12 for r in included)
     assert all(abs(sum(r[f"cls_{c}"] for c in range(1, 7)) - 1) < 1e-9 for r in included)

@@ -36,7 +36,7 @@ def test_output_keeps_input_fields_and_adds_the_contract_fields(clusters, footpr
     for name in NEW_FIELDS + tuple(f"cls_{c}" for c in range(1, 7)):
         assert name in clusters[0], name
     assert "cls_0" not in clusters[0], "the nodata class gets no proportion field"
-    assert len(clusters) == 96
+    assert len(clusters) == 384
 
 
 def test_class_proportions_match_the_mask(clusters):
@@ -55,10 +55,10 @@ def test_class_proportions_match_the_mask(clusters):
 
 def test_nodata_strips_are_excluded_and_do_not_shape_clusters(clusters):
     excluded = [r for r in clusters if r["excluded"]]
-    # Tile 1 has a nodata strip on its left edge (4 patches), tile 4 on its bottom edge (4 patches).
+    # Tile 1 has a nodata strip on its left edge (8 patches), tile 4 on its bottom edge (8 patches).
     assert {(r["image_path"].split("/")[-1], r["col_off"] if "01" in r["image_path"] else r["row_off"])
-            for r in excluded} == {("tile_01.tif", 0), ("tile_04.tif", 192)}
-    assert len(excluded) == 8
+            for r in excluded} == {("tile_01.tif", 0), ("tile_04.tif", 448)}
+    assert len(excluded) == 16
     for row in excluded:
         assert "border_nodata" in row["exclusion_reason"]
         assert row["freq_cluster_id"] == -1

@@ -15,7 +15,7 @@ def test_footprints_from_layers(footprints_path, synthetic_dataset):
     for name in ("patch_id", "image_path", "mask_path", "row_off", "col_off", "patch_size"):
         assert layer.fields().indexOf(name) >= 0, name
     rows = layer_rows(footprints_path)
-    assert len(rows) == 6 * (256 // 64) ** 2
+    assert len(rows) == 6 * (512 // 64) ** 2
     images = {r["image_path"] for r in rows}
     assert images == set(synthetic_dataset.images)
     for row in rows:
@@ -41,7 +41,7 @@ def test_footprint_geometry_matches_the_raster_window(footprints_path, synthetic
     assert feature.geometry().area() == pytest.approx((64 * synthetic_dataset.pixel_size) ** 2)
 
 
-@pytest.mark.parametrize("edge, expected_per_axis", [(0, [0, 100]), (1, [0, 100, 156])])
+@pytest.mark.parametrize("edge, expected_per_axis", [(0, [0, 100, 200, 300, 400]), (1, [0, 100, 200, 300, 400, 412])])
 def test_folder_pattern_stride_and_edge_mode(run_algorithm, synthetic_dataset, tmp_path, edge, expected_per_axis):
     import os
 
@@ -54,7 +54,7 @@ def test_folder_pattern_stride_and_edge_mode(run_algorithm, synthetic_dataset, t
     rows = layer_rows(out)
     assert len(rows) == 2 * len(expected_per_axis) ** 2
     assert sorted({r["row_off"] for r in rows}) == expected_per_axis
-    assert all(r["row_off"] + 100 <= 256 and r["col_off"] + 100 <= 256 for r in rows)
+    assert all(r["row_off"] + 100 <= 512 and r["col_off"] + 100 <= 512 for r in rows)
 
 
 def test_unmatched_image_is_named(run_algorithm, synthetic_dataset, tmp_path):
