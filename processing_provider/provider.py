@@ -6,6 +6,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.combine_sampler_weights import CombineSamplerWeights
 from .algorithms.compute_composition_clusters import ComputeCompositionClusters
+from .algorithms.compute_dinov2_uniqueness import ComputeDinov2Uniqueness
 from .algorithms.create_patch_footprints import CreatePatchFootprints
 from .utils import icon_path
 
@@ -14,7 +15,9 @@ PROVIDER_ID = "balanced_sampling"
 
 class BalancedSamplingProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
-        for algorithm in (CreatePatchFootprints(), ComputeCompositionClusters(), CombineSamplerWeights()):
+        algorithms = (CreatePatchFootprints(), ComputeCompositionClusters(), ComputeDinov2Uniqueness(),
+                      CombineSamplerWeights())
+        for algorithm in algorithms:
             self.addAlgorithm(algorithm)
 
     def id(self):

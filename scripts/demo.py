@@ -43,21 +43,33 @@ def read_layer(path: str):
     return pd.DataFrame(rows)
 
 
-def summarize(clusters_path: str) -> None:
-    from balanced_sampling_plugin.records import class_columns
+def summarize(weights_path: str, csv_path: str) -> None:
+    import numpy as np
+    import pandas as pd
 
-    table = read_layer(clusters_path)
+    from balanced_sampling_plugin.records import class_columns
+    from balanced_sampling_plugin.weights import effective_sample_size, expected_class_shares
+
+    table = read_layer(weights_path)
     included = table[table["excluded"] == 0]
     print(f"\n{len(table)} patches, {len(table) - len(included)} excluded "
           f"({(table['exclusion_reason'] != '').sum()} with a reason: "
           f"{', '.join(sorted(set(','.join(table['exclusion_reason']).split(',')) - {''}))})")
     sizes = included.groupby("freq_cluster_id").size().sort_values(ascending=False)
     print(f"{len(sizes)} composition clusters, sizes {', '.join(map(str, sizes.tolist()))}")
-    print("Class share of valid pixels (mean over included patches) and cluster weight range:")
-    for column in class_columns(table.columns):
-        print(f"  {column:<8} {included[column].mean():7.2%}")
-    print(f"  freq_cluster_weight from {included['freq_cluster_weight'].min():.4f} "
-          f"to {included['freq_cluster_weight'].max():.4f}")
+    classes = class_columns(table.columns)
+    proportions = included[classes].to_numpy(dtype=float)
+    weights = included["sampler_weight"].to_numpy(dtype=float)
+    uniform = expected_class_shares(proportions, np.ones(len(included)))
+    sampled = expected_class_shares(proportions, weights)
+    print("Expected pixel share per epoch:      uniform    sampler    lift")
+    for column, u, w in zip(classes, uniform, sampled):
+        print(f"  {column:<32} {u:9.2%}  {w:9.2%}  {w / u:5.2f}x")
+    ess = effective_sample_size(weights)
+    print(f"Effective sample size {ess:.0f} of {len(included)} included patches ({ess / len(included):.0%}); "
+          f"largest weight {weights.max():.2f} (mean 1)")
+    csv = pd.read_csv(csv_path)
+    print(f"Training CSV: {len(csv)} rows, columns {', '.join(csv.columns[:6])}, …")
 
 
 def main(argv=None) -> int:
@@ -66,6 +78,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tiles", type=int, default=6)
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--patch-size", type=int, default=64)
+    parser.add_argument("--method", default="class_balanced", help="sampling method of the final weights")
+    parser.add_argument("--dino-model", default=os.environ.get("DINO_MODEL", ""),
+                        help="DINOv2 short name, hub id or saved folder (default: a random dinov2-small, offline)")
     args = parser.parse_args(argv)
     folder = os.path.abspath(args.folder)
     os.makedirs(folder, exist_ok=True)
@@ -74,18 +89,39 @@ def main(argv=None) -> int:
     data = make_synthetic_dataset(folder, n_tiles=args.tiles, tile_size=args.tile_size)
     print(f"   {len(data.images)} image/mask GeoTIFF pairs, {data.crs}, 6 classes + nodata 0")
 
+    model = args.dino_model
+    if not model:
+        from balanced_sampling_plugin.random_dinov2 import build_random_dinov2
+
+        model = build_random_dinov2(os.path.join(folder, "random_dinov2_small"), "small")
+        print("   No DINOv2 weights offline: using a randomly initialised dinov2-small architecture, so uniqueness")
+        print("   reflects random image features. Set DINO_MODEL=<folder saved with save_pretrained> for real ones.")
+
     print("2. Plugin algorithms through qgis_process")
-    footprints = os.path.join(folder, "footprints.gpkg")
-    clusters = os.path.join(folder, "composition_clusters.gpkg")
+    from balanced_sampling_plugin.weights import SAMPLING_METHODS
+
+    out = {name: os.path.join(folder, name) for name in (
+        "footprints.gpkg", "composition_clusters.gpkg", "uniqueness.gpkg", "sampler_weights.gpkg",
+        "balanced_train.csv", "balanced_report.html", "embeddings.parquet")}
     qgis_process("balanced_sampling:createpatchfootprints",
                  IMAGE_FOLDER=os.path.join(folder, "images"), MASK_FOLDER=os.path.join(folder, "masks"),
-                 PATCH_SIZE=args.patch_size, OUTPUT=footprints)
-    qgis_process("balanced_sampling:computecompositionclusters", INPUT=footprints, OUTPUT=clusters)
+                 PATCH_SIZE=args.patch_size, OUTPUT=out["footprints.gpkg"])
+    qgis_process("balanced_sampling:computecompositionclusters", INPUT=out["footprints.gpkg"],
+                 OUTPUT=out["composition_clusters.gpkg"])
+    qgis_process("balanced_sampling:computedinov2uniqueness", INPUT=out["composition_clusters.gpkg"],
+                 DINO_MODEL=model, BATCH_SIZE=32, PARQUET_PATH=out["embeddings.parquet"],
+                 OUTPUT=out["uniqueness.gpkg"])
+    qgis_process("balanced_sampling:combinesamplerweights", INPUT=out["uniqueness.gpkg"],
+                 SAMPLING_METHOD=SAMPLING_METHODS.index(args.method), OUTPUT=out["sampler_weights.gpkg"],
+                 OUTPUT_CSV=out["balanced_train.csv"], OUTPUT_REPORT=out["balanced_report.html"])
 
-    summarize(clusters)
-    print("\nOutputs (open them in QGIS):")
-    print(f"  patch footprints      {footprints}")
-    print(f"  composition clusters  {clusters}")
+    print(f"\nSampling method: {args.method}")
+    summarize(out["sampler_weights.gpkg"], out["balanced_train.csv"])
+    print("\nOutputs:")
+    print(f"  weighted patches (style by sampler_weight in QGIS)  {out['sampler_weights.gpkg']}")
+    print(f"  training CSV for WeightedRandomSampler             {out['balanced_train.csv']}")
+    print(f"  report (every method side by side)                 {out['balanced_report.html']}")
+    print(f"  embedding cache (re-runs skip extraction)          {out['embeddings.parquet']}")
     return 0
 
 

@@ -71,3 +71,36 @@ def test_bad_input_fails_with_a_message(profile, tmp_path):
                         f"INPUT={tmp_path / 'missing.gpkg'}", f"OUTPUT={tmp_path / 'x.gpkg'}", profile=profile)
     assert proc.returncode != 0
     assert "missing.gpkg" in proc.stdout + proc.stderr
+
+
+def test_whole_chain_headless_writes_csv_and_report(profile, synthetic_dataset, tmp_path):
+    """Footprints -> clusters -> uniqueness (tiny local DINOv2) -> combine, each a qgis_process run."""
+    import pandas as pd
+
+    from tests.tiny_dinov2 import build_tiny_dinov2
+
+    model = build_tiny_dinov2(tmp_path / "model")
+    steps = [
+        ("createpatchfootprints", [f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
+                                   f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}", "PATCH_SIZE=128",
+                                   f"OUTPUT={tmp_path / 'fp.gpkg'}"]),
+        ("computecompositionclusters", [f"INPUT={tmp_path / 'fp.gpkg'}", "K_MIN=3", "K_MAX=8",
+                                        f"OUTPUT={tmp_path / 'cl.gpkg'}"]),
+        ("computedinov2uniqueness", [f"INPUT={tmp_path / 'cl.gpkg'}", f"DINO_MODEL={model}", "BACKEND=0",
+                                     f"PARQUET_PATH={tmp_path / 'emb.parquet'}", f"OUTPUT={tmp_path / 'un.gpkg'}"]),
+        ("combinesamplerweights", [f"INPUT={tmp_path / 'un.gpkg'}", "SAMPLING_METHOD=0",
+                                   f"OUTPUT={tmp_path / 'w.gpkg'}", f"OUTPUT_CSV={tmp_path / 'train.csv'}",
+                                   f"OUTPUT_REPORT={tmp_path / 'report.html'}"]),
+    ]
+    for algorithm, arguments in steps:
+        proc = qgis_process("run", f"balanced_sampling:{algorithm}", "--json", "--", *arguments, profile=profile)
+        assert proc.returncode == 0, f"{algorithm}: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
+    answer = json.loads(proc.stdout)
+    assert answer["results"]["INCLUDED_PATCHES"] + answer["results"]["EXCLUDED_PATCHES"] == 96
+    rows = gpkg_rows(str(tmp_path / "w.gpkg"))
+    assert all(r["uniqueness_score"] is not None and r["sampler_weight"] is not None for r in rows)
+    assert all((r["sampler_weight"] == 0) == bool(r["excluded"]) for r in rows)
+    csv = pd.read_csv(tmp_path / "train.csv")
+    assert list(csv.columns[:6]) == ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
+    assert len(csv) == 96
+    assert "rank_max" in (tmp_path / "report.html").read_text(encoding="utf-8")

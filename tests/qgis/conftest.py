@@ -63,6 +63,23 @@ def clusters_path(run_algorithm, footprints_path, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random DINOv2 saved with save_pretrained (no hub in tests)."""
+    from tests.tiny_dinov2 import build_tiny_dinov2
+
+    return build_tiny_dinov2(tmp_path_factory.mktemp("tiny_dinov2"))
+
+
+@pytest.fixture(scope="session")
+def uniqueness_path(run_algorithm, clusters_path, tiny_model, tmp_path_factory):
+    """Clusters + uniqueness: a layer carrying both signals, as the full chain makes it."""
+    out = str(tmp_path_factory.mktemp("uniqueness") / "uniqueness.gpkg")
+    run_algorithm("computedinov2uniqueness", {"INPUT": clusters_path, "DINO_MODEL": tiny_model, "BATCH_SIZE": 64,
+                                               "BACKEND": 2, "OUTPUT": out})
+    return out
+
+
 def layer_rows(path_or_layer):
     """All features of a layer as a list of attribute dicts (geometry under '_geometry' as WKT)."""
     from qgis.core import QgsVectorLayer

@@ -4,7 +4,8 @@ import os
 
 from qgis.core import QgsApplication
 
-EXPECTED = {"balanced_sampling:createpatchfootprints", "balanced_sampling:computecompositionclusters"}
+EXPECTED = {"balanced_sampling:createpatchfootprints", "balanced_sampling:computecompositionclusters",
+            "balanced_sampling:computedinov2uniqueness", "balanced_sampling:combinesamplerweights"}
 
 
 def test_provider_registered_with_algorithms(plugin):

@@ -1,0 +1,83 @@
+"""Compute DINOv2 uniqueness through processing.run with a tiny local DINOv2."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from balanced_sampling_plugin.weights import SAMPLING_METHODS, expected_class_shares
+
+from .conftest import layer_rows
+
+CLASSES = [f"cls_{c}" for c in range(1, 7)]
+
+
+def test_scores_every_patch_and_keeps_the_input_fields(uniqueness_path, clusters_path):
+    rows = pd.DataFrame(layer_rows(uniqueness_path))
+    assert len(rows) == 384
+    assert set(pd.DataFrame(layer_rows(clusters_path)).columns) <= set(rows.columns)
+    scores = rows["uniqueness_score"].to_numpy(dtype=float)
+    assert np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 2).all()
+    assert scores.std() > 0
+
+
+def test_cache_second_run_computes_nothing(run_algorithm, footprints_path, tiny_model, tmp_path):
+    parameters = {"INPUT": footprints_path, "DINO_MODEL": tiny_model, "BATCH_SIZE": 64, "BACKEND": 1,
+                  "PARQUET_PATH": str(tmp_path / "cache.parquet"), "OUTPUT": str(tmp_path / "first.gpkg")}
+    first = run_algorithm("computedinov2uniqueness", parameters)
+    assert (first["COMPUTED"], first["REUSED"]) == (384, 0)
+    second = run_algorithm("computedinov2uniqueness", parameters | {"OUTPUT": str(tmp_path / "second.gpkg")})
+    assert (second["COMPUTED"], second["REUSED"]) == (0, 384)
+    a = pd.DataFrame(layer_rows(first["OUTPUT"])).set_index("patch_id")["uniqueness_score"]
+    b = pd.DataFrame(layer_rows(second["OUTPUT"])).set_index("patch_id")["uniqueness_score"]
+    assert np.allclose(a, b.loc[a.index])
+
+
+def test_exact_backends_agree(run_algorithm, footprints_path, tiny_model, tmp_path):
+    scores = {}
+    cache = str(tmp_path / "cache.parquet")
+    for backend in (1, 2):  # faiss, sklearn
+        out = run_algorithm("computedinov2uniqueness", {
+            "INPUT": footprints_path, "DINO_MODEL": tiny_model, "BACKEND": backend, "PARQUET_PATH": cache,
+            "OUTPUT": str(tmp_path / f"u{backend}.gpkg")})
+        scores[backend] = pd.DataFrame(layer_rows(out["OUTPUT"])).set_index("patch_id")["uniqueness_score"]
+    assert np.allclose(scores[1], scores[2].loc[scores[1].index], atol=1e-5)
+
+
+def test_unloadable_model_explains_how_to_provide_a_folder(run_algorithm, footprints_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="save_pretrained"):
+        run_algorithm("computedinov2uniqueness", {
+            "INPUT": footprints_path, "DINO_MODEL": str(tmp_path / "no_model_here"),
+            "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_bad_bands_are_refused(run_algorithm, footprints_path, tiny_model, tmp_path):
+    with pytest.raises(QgsProcessingException, match="three band numbers"):
+        run_algorithm("computedinov2uniqueness", {
+            "INPUT": footprints_path, "DINO_MODEL": tiny_model, "BANDS": "1,2",
+            "OUTPUT": str(tmp_path / "x.gpkg")})
+
+
+def test_cancel_raises_and_writes_nothing(run_algorithm, footprints_path, tiny_model, tmp_path):
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        run_algorithm("computedinov2uniqueness", {
+            "INPUT": footprints_path, "DINO_MODEL": tiny_model, "OUTPUT": str(tmp_path / "x.gpkg")}, feedback)
+    assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_full_chain_rank_max_and_class_balanced(run_algorithm, uniqueness_path, tmp_path):
+    shares = {}
+    for method in ("rank_max", "class_balanced"):
+        result = run_algorithm("combinesamplerweights", {
+            "INPUT": uniqueness_path, "SAMPLING_METHOD": SAMPLING_METHODS.index(method),
+            "OUTPUT": str(tmp_path / f"{method}.gpkg")})
+        table = pd.DataFrame(layer_rows(result["OUTPUT"]))
+        included = table[~table["excluded"].astype(bool)]
+        proportions = included[CLASSES].to_numpy()
+        uniform = expected_class_shares(proportions, np.ones(len(included)))
+        shares[method] = expected_class_shares(proportions, included["sampler_weight"].to_numpy())
+        rarest = int(np.argmin(uniform))
+    assert shares["rank_max"][rarest] > uniform[rarest]
+    assert shares["class_balanced"][rarest] >= 2 * uniform[rarest]
