@@ -1,0 +1,160 @@
+"""Parquet cache of patch embeddings, so a re-run only computes the patches it has not seen.
+
+File layout: one row per (patch, model), columns
+
+- ``patch_key`` (string): :func:`records.patch_id` of the normalised image path + window,
+- ``model`` (string): the resolved model name (hub id, or absolute path of a local folder),
+- ``embedding`` (list<float32>): the CLS embedding.
+
+Semantics:
+
+- A lookup returns only rows whose key AND model match and whose length is the model's
+  dimension; shorter/longer rows are stale and recomputed.
+- The file may hold several models and patches that are no longer in the table. They are
+  kept when the file is rewritten but never returned for another model, so switching
+  models back and forth reuses both sets of embeddings and never mixes them.
+- An unreadable (corrupt, truncated) file is reported with a warning, not trusted, and
+  replaced by the next write. A readable parquet without these columns is someone else's
+  file: it is an error, never overwritten.
+- Writes are atomic: a temp file in the same folder, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from .errors import BalancedSamplingError, require
+from .progress import Progress, as_progress
+
+KEY, MODEL, EMBEDDING = "patch_key", "model", "embedding"
+#: Rows per Arrow chunk when writing (keeps list offsets well inside int32).
+WRITE_CHUNK = 100_000
+
+
+def _pyarrow():
+    return require("pyarrow", "the embedding cache (parquet)")
+
+
+def _parquet():
+    return require("pyarrow.parquet", "the embedding cache (parquet)", pip_name="pyarrow")
+
+
+def _compute():
+    return require("pyarrow.compute", "the embedding cache (parquet)", pip_name="pyarrow")
+
+
+def _schema():
+    pa = _pyarrow()
+    return pa.schema([(KEY, pa.string()), (MODEL, pa.string()), (EMBEDDING, pa.list_(pa.float32()))])
+
+
+class EmbeddingCache:
+    """The embedding rows of one parquet file; :meth:`lookup` reads, :meth:`save` merges and rewrites."""
+
+    def __init__(self, path, progress: Progress | None = None):
+        self.path = os.fspath(path)
+        self.progress = as_progress(progress)
+        self._table = self._read()
+
+    def _read(self):
+        """The file's rows as a pyarrow Table with the cache schema, or None (no file / unreadable)."""
+        pa = _pyarrow()
+        if not os.path.exists(self.path):
+            return None
+        try:
+            table = _parquet().read_table(self.path)
+        except (OSError, pa.ArrowException) as exc:
+            self.progress.warning(
+                f"The embedding cache '{self.path}' cannot be read ({exc}); it is ignored and will be "
+                "rewritten with freshly computed embeddings."
+            )
+            return None
+        missing = {KEY, MODEL, EMBEDDING} - set(table.column_names)
+        if missing:
+            raise BalancedSamplingError(
+                f"'{self.path}' is not an embedding cache of this tool (no column {', '.join(sorted(missing))}). "
+                "Choose another parquet file name, or delete this one."
+            )
+        try:
+            return table.select([KEY, MODEL, EMBEDDING]).cast(_schema())
+        except pa.ArrowException as exc:
+            raise BalancedSamplingError(
+                f"The embedding cache '{self.path}' has unexpected column types ({exc}). "
+                "Delete it or choose another file."
+            ) from exc
+
+    def lookup(self, keys, model: str, dim: int):
+        """Cached embeddings of ``keys`` for ``model``.
+
+        Parameters
+        ----------
+        keys : sequence of str, length m (unique)
+        model : resolved model name
+        dim : the model's embedding size; rows of another length are stale
+
+        Returns
+        -------
+        found : (m,) bool, which keys have a usable row.
+        embeddings : (found.sum(), dim) float32, in the order of the found keys.
+        """
+        pa, pc = _pyarrow(), _compute()
+        keys = pd.Index(keys)
+        found = np.zeros(len(keys), dtype=bool)
+        if self._table is None:
+            return found, np.zeros((0, dim), dtype=np.float32)
+        rows = self._table.filter(pc.equal(self._table[MODEL], model))
+        rows = rows.filter(pc.is_in(rows[KEY], value_set=pa.array(keys, pa.string())))
+        stale = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False) != dim
+        if stale.any():
+            self.progress.info(
+                f"{int(stale.sum())} cached embeddings of '{model}' do not have {dim} values; recomputing them."
+            )
+            rows = rows.filter(pa.array(~stale))
+        # A key stored twice: the later row wins.
+        row_keys = pd.Index(rows[KEY].to_numpy(zero_copy_only=False))
+        last = np.flatnonzero(~row_keys.duplicated(keep="last"))
+        position = row_keys[last].get_indexer(keys)
+        found = position >= 0
+        values = rows[EMBEDDING].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        matrix = values.astype(np.float32, copy=False).reshape(-1, dim)[last]
+        return found, matrix[position[found]]
+
+    def save(self, keys, model: str, embeddings) -> None:
+        """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic."""
+        pa, pc = _pyarrow(), _compute()
+        keys = pa.array(list(keys), pa.string())
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        new = pa.table([keys, pa.array([model] * len(keys), pa.string()), _list_array(embeddings)], schema=_schema())
+        tables = [new]
+        if self._table is not None:
+            replaced = pc.and_(pc.equal(self._table[MODEL], model), pc.is_in(self._table[KEY], value_set=keys))
+            tables.insert(0, self._table.filter(pc.invert(replaced)))
+        table = pa.concat_tables(tables)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".embeddings-", suffix=".parquet.tmp", dir=folder)
+        os.close(handle)
+        try:
+            _parquet().write_table(table, temp)
+            os.replace(temp, self.path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.remove(temp)
+            raise
+        self._table = table
+
+
+def _list_array(embeddings: np.ndarray):
+    """(m, d) float32 -> a list<float32> chunked array, chunked so int32 offsets never overflow."""
+    pa = _pyarrow()
+    m, dim = embeddings.shape
+    chunks = []
+    for start in range(0, m, WRITE_CHUNK):
+        stop = min(m, start + WRITE_CHUNK)
+        offsets = pa.array(np.arange(0, (stop - start) * dim + 1, dim, dtype=np.int32))
+        chunks.append(pa.ListArray.from_arrays(offsets, pa.array(embeddings[start:stop].ravel())))
+    return pa.chunked_array(chunks, type=pa.list_(pa.float32()))

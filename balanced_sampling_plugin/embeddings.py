@@ -1,0 +1,289 @@
+"""DINOv2 CLS embeddings of patch windows, with the parquet cache.
+
+Only patches missing from the cache (by patch key AND model) are computed. Windows are
+read by a thread pool (rasterio releases the GIL) a few batches ahead of the model, so
+the model does not wait on disk; threads rather than processes because QGIS cannot
+safely fork or spawn its own interpreter.
+
+On a cancel or an error the embeddings computed so far are added to the cache (atomic
+rewrite) before the exception propagates, so a re-run resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from contextlib import closing
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .embedding_cache import EmbeddingCache
+from .errors import BalancedSamplingError, OperationCanceled, require
+from .patch_images import PatchReader, estimate_stretch
+from .progress import Progress, as_progress
+from .records import COL_OFF, IMAGE_PATH, PATCH_SIZE, ROW_OFF, normalize_path, patch_ids, validate_records
+
+SHORT_NAMES = {
+    "dinov2-small": "facebook/dinov2-small",
+    "dinov2-base": "facebook/dinov2-base",
+    "dinov2-large": "facebook/dinov2-large",
+}
+#: Batches read ahead of the model.
+PREFETCH_BATCHES = 2
+
+OFFLINE_HELP = (
+    "Without internet access, save the model on a machine that has it, e.g.\n"
+    "  python -c \"from transformers import AutoModel, AutoImageProcessor; m = 'facebook/dinov2-base'; "
+    "AutoModel.from_pretrained(m).save_pretrained('dinov2-base'); "
+    "AutoImageProcessor.from_pretrained(m).save_pretrained('dinov2-base')\"\n"
+    "then copy the folder 'dinov2-base' to this machine and give the folder's path as the model."
+)
+
+
+@dataclass
+class EmbeddingResult:
+    """Embeddings aligned to the rows of the record table.
+
+    ``embeddings`` is (n_rows, d) float32; ``computed`` and ``reused`` count distinct
+    patches (rows sharing a patch key share one embedding); ``device`` is None when
+    everything came from the cache and no model ran.
+    """
+
+    embeddings: np.ndarray
+    computed: int
+    reused: int
+    model_name: str
+    device: str | None
+
+
+def resolve_model_name(dino_model: str) -> tuple[str, bool]:
+    """(name to load, is a local folder) for a short name, hub id or local folder.
+
+    Short names ``dinov2-small|base|large`` map to ``facebook/dinov2-*``; an existing
+    folder becomes its absolute normalised path; a path-like name that does not exist
+    raises.
+    """
+    name = str(dino_model).strip()
+    if not name:
+        raise BalancedSamplingError("No DINOv2 model given; use e.g. 'dinov2-base' or the folder of a saved model.")
+    if name in SHORT_NAMES:
+        return SHORT_NAMES[name], False
+    if os.path.isdir(os.path.expanduser(name)):
+        return normalize_path(name), True
+    # Hub ids are 'name' or 'owner/name'; anything else is meant as a folder.
+    if os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1:
+        raise BalancedSamplingError(f"The model folder '{name}' does not exist.\n{OFFLINE_HELP}")
+    return name, False
+
+
+def _load_failed(name: str, exc: Exception) -> BalancedSamplingError:
+    return BalancedSamplingError(f"Cannot load the DINOv2 model '{name}': {exc}\n{OFFLINE_HELP}")
+
+
+def model_dimension(name: str, local: bool) -> int:
+    """Embedding size (``hidden_size``) from the model's config, without loading the weights."""
+    transformers = require("transformers", "DINOv2 embeddings")
+    try:
+        return int(transformers.AutoConfig.from_pretrained(name, local_files_only=local).hidden_size)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad model
+        raise _load_failed(name, exc) from exc
+
+
+def load_model(name: str, local: bool, device: str):
+    """(model in eval mode on ``device``, :class:`InputSpec` from its image processor)."""
+    transformers = require("transformers", "DINOv2 embeddings")
+    try:
+        processor = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=local)
+        model = transformers.AutoModel.from_pretrained(name, local_files_only=local)
+    except Exception as exc:  # see model_dimension
+        raise _load_failed(name, exc) from exc
+    return model.to(device).eval(), InputSpec.from_processor(processor)
+
+
+def pick_device(use_gpu: bool, progress: Progress) -> str:
+    """'cuda' when asked for and available, else 'cpu'; says which in the log."""
+    torch = require("torch", "DINOv2 embeddings")
+    if use_gpu and torch.cuda.is_available():
+        progress.info(f"Computing embeddings on the GPU ({torch.cuda.get_device_name(0)}).")
+        return "cuda"
+    progress.info(
+        "No CUDA GPU is available to PyTorch; computing embeddings on the CPU."
+        if use_gpu
+        else "Computing embeddings on the CPU."
+    )
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The image processor's resize / center crop / rescale / normalise, replayed in torch.
+
+    ``resize`` is ``{"shortest_edge": s}`` or ``{"height": h, "width": w}`` (or None),
+    ``crop`` is (height, width) or None; ``mean``/``std`` are per channel after rescale.
+    """
+
+    resize: dict | None
+    crop: tuple[int, int] | None
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_processor(cls, processor) -> "InputSpec":
+        size = dict(processor.size) if getattr(processor, "do_resize", False) else None
+        if size is not None and "shortest_edge" not in size and not {"height", "width"} <= set(size):
+            raise BalancedSamplingError(
+                f"Unsupported image-processor size setting {size}; expected shortest_edge or height and width."
+            )
+        crop = None
+        if getattr(processor, "do_center_crop", False):
+            crop_size = dict(processor.crop_size)
+            crop = (int(crop_size["height"]), int(crop_size["width"]))
+        normalize = getattr(processor, "do_normalize", False)
+        return cls(
+            resize=size,
+            crop=crop,
+            scale=float(processor.rescale_factor) if getattr(processor, "do_rescale", False) else 1.0,
+            mean=tuple(float(v) for v in processor.image_mean) if normalize else (0.0, 0.0, 0.0),
+            std=tuple(float(v) for v in processor.image_std) if normalize else (1.0, 1.0, 1.0),
+        )
+
+    def _resized_shape(self, height: int, width: int) -> tuple[int, int]:
+        if "shortest_edge" in self.resize:
+            short = int(self.resize["shortest_edge"])
+            if height <= width:
+                return short, int(short * width / height)
+            return int(short * height / width), short
+        return int(self.resize["height"]), int(self.resize["width"])
+
+    def __call__(self, image: np.ndarray):
+        """(3, H, W) float 0..255 numpy image -> (3, h, w) float32 model-input tensor."""
+        torch = require("torch", "DINOv2 embeddings")
+        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+        if self.resize is not None:
+            shape = self._resized_shape(*tensor.shape[-2:])
+            tensor = torch.nn.functional.interpolate(tensor, size=shape, mode="bicubic", antialias=True)
+            tensor = tensor.clamp(0.0, 255.0)  # bicubic overshoots
+        if self.crop is not None:
+            height, width = tensor.shape[-2:]
+            top, left = max(0, (height - self.crop[0]) // 2), max(0, (width - self.crop[1]) // 2)
+            tensor = tensor[..., top : top + self.crop[0], left : left + self.crop[1]]
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return ((tensor * self.scale - mean) / std)[0]
+
+
+def _batches(windows, load, batch_size: int, num_workers: int):
+    """Yield stacked model inputs for consecutive ``batch_size`` slices of ``windows``.
+
+    ``num_workers`` threads run ``load(window)`` up to :data:`PREFETCH_BATCHES` batches
+    ahead; 0 loads in the calling thread.
+    """
+    torch = require("torch", "DINOv2 embeddings")
+    slices = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
+    if num_workers <= 0:
+        for part in slices:
+            yield torch.stack([load(w) for w in part])
+        return
+    pool = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="patch-reader")
+    try:
+        pending = deque()
+        for part in slices:
+            pending.append([pool.submit(load, w) for w in part])
+            if len(pending) > PREFETCH_BATCHES:
+                yield torch.stack([f.result() for f in pending.popleft()])
+        while pending:
+            yield torch.stack([f.result() for f in pending.popleft()])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def cls_embeddings(model, batch, device: str) -> np.ndarray:
+    """(b, d) float32 CLS embeddings of a (b, 3, h, w) model-input batch."""
+    torch = require("torch", "DINOv2 embeddings")
+    with torch.inference_mode():
+        # DINOv2's CLS token: first token of the (layer-normed) last hidden state.
+        return model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu().numpy()
+
+
+def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
+                       num_workers: int = 2, use_gpu: bool = False, parquet_path=None, bands=(1, 2, 3),
+                       stretch=(2, 98), progress: Progress | None = None) -> EmbeddingResult:
+    """DINOv2 CLS embeddings of every patch of ``records``, reusing and updating the cache.
+
+    Parameters
+    ----------
+    records : DataFrame with ``image_path, row_off, col_off, patch_size`` (pixels).
+    dino_model : ``dinov2-small|base|large``, a hub id, or a folder saved with ``save_pretrained``.
+    batch_size, num_workers : patches per forward pass; threads reading windows (0 = none).
+    use_gpu : use CUDA when available (else CPU, said in the log).
+    parquet_path : embedding cache file (see :mod:`.embedding_cache`), or None.
+    bands : 3 raster bands (1-based) for images with more than one band.
+    stretch : (low, high) percentiles of the dataset-wide stretch of non-uint8 imagery.
+    progress : updated per batch; cancel raises ``OperationCanceled`` within one batch.
+    """
+    progress = as_progress(progress)
+    if int(batch_size) < 1:
+        raise BalancedSamplingError(f"The batch size must be at least 1; got {batch_size}.")
+    table = validate_records(records, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
+    keys = patch_ids(table).to_numpy()
+    unique_keys, first_row, row_to_unique = np.unique(keys, return_index=True, return_inverse=True)
+    firsts = table.iloc[first_row]
+    windows = list(zip([normalize_path(p) for p in firsts[IMAGE_PATH]], firsts[ROW_OFF].tolist(),
+                       firsts[COL_OFF].tolist(), firsts[PATCH_SIZE].tolist()))
+    name, local = resolve_model_name(dino_model)
+    dim = model_dimension(name, local)
+
+    cache = EmbeddingCache(parquet_path, progress) if parquet_path else None
+    found, cached = cache.lookup(unique_keys, name, dim) if cache else (np.zeros(len(unique_keys), bool), None)
+    vectors = np.zeros((len(unique_keys), dim), dtype=np.float32)
+    if found.any():
+        vectors[found] = cached
+    # Image order lets each reader thread reuse its open dataset.
+    todo = sorted(np.flatnonzero(~found), key=windows.__getitem__)
+    if cache:
+        progress.info(f"Embedding cache '{cache.path}': {int(found.sum())} of {len(unique_keys)} patches reused, "
+                      f"{len(todo)} to compute.")
+    device = None
+    if todo:
+        device = pick_device(use_gpu, progress)
+        with PatchReader(bands) as reader:
+            reader.stretch = estimate_stretch(reader, sorted(windows), stretch)
+            if reader.stretch is not None:
+                low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
+                progress.info(f"Non-uint8 imagery stretched to 0-255 (percentiles {stretch}): {low} to {high}.")
+            model, spec = load_model(name, local, device)
+            computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
+                              int(num_workers), progress, cache, unique_keys[todo], name)
+        vectors[todo] = computed
+        if cache:
+            cache.save(unique_keys[todo], name, computed)
+    return EmbeddingResult(vectors[row_to_unique], computed=len(todo), reused=int(found.sum()), model_name=name,
+                           device=device)
+
+
+def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name):
+    """(len(windows), dim) embeddings; on cancel/error the rows done so far go to the cache first."""
+    out = np.zeros((len(windows), dim), dtype=np.float32)
+    done = 0
+    try:
+        with closing(_batches(windows, lambda w: spec(reader.read(*w)), batch_size, num_workers)) as batches:
+            for batch in batches:
+                vectors = cls_embeddings(model, batch, device)
+                if vectors.shape[1] != dim:
+                    raise BalancedSamplingError(f"The model gives {vectors.shape[1]}-d embeddings, not {dim}.")
+                out[done : done + len(vectors)] = vectors
+                done += len(vectors)
+                progress.update(done, len(windows))
+    except BaseException as exc:
+        if cache and done:
+            cache.save(keys[:done], name, out[:done])
+        if isinstance(exc, OperationCanceled):
+            kept = (f"the {done} embeddings computed so far were added to the cache '{cache.path}'"
+                    if cache and done else "no embedding was written")
+            raise OperationCanceled(f"Canceled by the user; {kept}.") from exc
+        raise
+    return out

@@ -1,0 +1,178 @@
+"""Reading patch windows of image rasters as 3-channel 0..255 arrays for an image model.
+
+- Band handling: a 1-band raster is replicated to 3 channels; otherwise ``bands`` (1-based,
+  default 1, 2, 3) picks the three channels.
+- Radiometry: uint8 imagery is used as is; any other dtype goes through ONE dataset-wide
+  percentile stretch per channel (:func:`estimate_stretch`), never a per-patch one, so a dark
+  patch stays darker than a bright one.
+- Nodata, masked pixels and the part of a window outside the raster become black (0).
+- :class:`PatchReader` is safe to share between threads: each thread keeps its own small
+  set of open datasets, so a raster is opened once per worker, not once per patch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from .errors import BalancedSamplingError
+
+#: Open datasets kept per worker thread; work is ordered by image, so a few suffice.
+OPEN_PER_THREAD = 4
+#: Pixels per sampled patch used to estimate the stretch (bounds memory for big patches).
+STRETCH_PIXELS_PER_PATCH = 16_384
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Per-channel linear stretch ``(value - low) / (high - low) * 255``, clipped to 0..255."""
+
+    low: np.ndarray  # (3,) float64, raster units
+    high: np.ndarray  # (3,) float64, raster units, > low
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """(3, h, w) raster values -> float32 0..255."""
+        low, high = self.low[:, None, None], self.high[:, None, None]
+        return np.clip((pixels - low) / (high - low) * 255.0, 0.0, 255.0).astype(np.float32)
+
+
+def channel_bands(count: int, bands, path: str) -> tuple[int, int, int]:
+    """The 1-based raster bands read into the 3 channels of an image with ``count`` bands."""
+    if count == 1:
+        return (1, 1, 1)
+    bands = tuple(int(b) for b in bands)
+    if len(bands) != 3 or min(bands) < 1 or max(bands) > count:
+        raise BalancedSamplingError(
+            f"Image '{path}' has {count} bands; the band selection {bands} must name 3 bands between 1 and "
+            f"{count}. Set the bands to use (e.g. 1,2,3 for red, green, blue)."
+        )
+    return bands
+
+
+class PatchReader:
+    """Thread-safe reader of patch windows; call :meth:`close` when done (or use ``with``)."""
+
+    def __init__(self, bands=(1, 2, 3), stretch: Stretch | None = None):
+        self.bands = tuple(bands)
+        self.stretch = stretch
+        self._local = threading.local()
+        self._all_open: list = []
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def dataset(self, path: str):
+        """The calling thread's open dataset for ``path``."""
+        cache = getattr(self._local, "datasets", None)
+        if cache is None:
+            cache = self._local.datasets = OrderedDict()
+        if path in cache:
+            cache.move_to_end(path)
+            return cache[path]
+        try:
+            dataset = rasterio.open(path)
+        except (RasterioIOError, OSError) as exc:
+            raise BalancedSamplingError(f"Cannot open image '{path}': {exc}. Check the image_path field.") from exc
+        cache[path] = dataset
+        with self._lock:
+            self._all_open.append(dataset)
+        if len(cache) > OPEN_PER_THREAD:
+            _, oldest = cache.popitem(last=False)
+            with self._lock:
+                self._all_open.remove(oldest)
+            oldest.close()
+        return dataset
+
+    def read_raw(self, path: str, row_off: int, col_off: int, size: int):
+        """Raster values of a window: ((3, size, size) float64, (size, size) bool valid mask).
+
+        Pixels outside the raster, nodata or masked in any channel are invalid (value 0).
+        """
+        dataset = self.dataset(path)
+        channels = channel_bands(dataset.count, self.bands, path)
+        top, left = max(row_off, 0), max(col_off, 0)
+        bottom, right = min(row_off + size, dataset.height), min(col_off + size, dataset.width)
+        if bottom <= top or right <= left:
+            raise BalancedSamplingError(
+                f"The patch window row_off={row_off}, col_off={col_off}, size={size} lies outside image "
+                f"'{path}' ({dataset.height} x {dataset.width} px)."
+            )
+        unique = sorted(set(channels))
+        data = dataset.read(unique, window=Window(left, top, right - left, bottom - top), masked=True)
+        picked = data[[unique.index(b) for b in channels]]
+        values = np.zeros((3, size, size), dtype=np.float64)
+        valid = np.zeros((size, size), dtype=bool)
+        inner = (slice(top - row_off, bottom - row_off), slice(left - col_off, right - col_off))
+        inner_valid = ~np.ma.getmaskarray(picked).any(axis=0)
+        filled = np.ma.filled(picked.astype(np.float64), 0.0)
+        inner_valid &= np.isfinite(filled).all(axis=0)
+        values[(slice(None), *inner)] = np.where(inner_valid, filled, 0.0)
+        valid[inner] = inner_valid
+        return values, valid
+
+    def read(self, path: str, row_off: int, col_off: int, size: int) -> np.ndarray:
+        """A window as a (3, size, size) float32 image in 0..255 (invalid pixels 0)."""
+        values, valid = self.read_raw(path, row_off, col_off, size)
+        if self.dataset(path).dtypes[0] == "uint8":
+            image = values.astype(np.float32)
+        elif self.stretch is None:
+            raise BalancedSamplingError(
+                f"Image '{path}' is {self.dataset(path).dtypes[0]}, not uint8: it needs a percentile stretch, "
+                "which was not estimated."
+            )
+        else:
+            image = self.stretch.apply(values)
+        image[:, ~valid] = 0.0
+        return image
+
+    def is_uint8(self, path: str) -> bool:
+        return self.dataset(path).dtypes[0] == "uint8"
+
+    def close(self) -> None:
+        with self._lock:
+            for dataset in self._all_open:
+                dataset.close()
+            self._all_open.clear()
+        self._local = threading.local()
+
+
+def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_patches: int = 32) -> Stretch | None:
+    """One dataset-wide per-channel percentile stretch from a sample of non-uint8 patches.
+
+    ``windows`` is a sequence of ``(image_path, row_off, col_off, patch_size)``; up to
+    ``max_patches`` of the non-uint8 ones, evenly spaced, are read. Invalid pixels and
+    black-border pixels (0 in every channel) are left out. Returns None when every image
+    is uint8 (no stretch needed).
+    """
+    low_pct, high_pct = float(percentiles[0]), float(percentiles[1])
+    if not 0.0 <= low_pct < high_pct <= 100.0:
+        raise BalancedSamplingError(f"Stretch percentiles must satisfy 0 <= low < high <= 100; got {percentiles}.")
+    uint8 = {path: reader.is_uint8(path) for path in dict.fromkeys(w[0] for w in windows)}
+    candidates = [w for w in windows if not uint8[w[0]]]
+    if not candidates:
+        return None
+    count = min(max_patches, len(candidates))
+    picks = np.unique(np.linspace(0, len(candidates) - 1, num=count).round().astype(int))
+    samples = []
+    for i in picks:
+        values, valid = reader.read_raw(*candidates[i])
+        valid &= values.any(axis=0)
+        pixels = values[:, valid]
+        samples.append(pixels[:, :: max(1, pixels.shape[1] // STRETCH_PIXELS_PER_PATCH)])
+    pixels = np.concatenate(samples, axis=1)
+    if pixels.shape[1] == 0:
+        # Every sampled patch is all nodata: nothing to estimate from, keep a unit stretch.
+        return Stretch(low=np.zeros(3), high=np.ones(3))
+    low = np.percentile(pixels, low_pct, axis=1)
+    high = np.percentile(pixels, high_pct, axis=1)
+    return Stretch(low=low, high=np.maximum(high, low + 1e-6))

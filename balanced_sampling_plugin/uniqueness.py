@@ -1,0 +1,246 @@
+"""Cosine k-nearest-neighbour search over patch embeddings, and the uniqueness score.
+
+``uniqueness_score`` of a patch = mean cosine distance (``1 - cos``, in [0, 2]) from its
+embedding to its ``k`` nearest *other* patches. Higher = more unique.
+
+Three interchangeable backends give the same neighbours (exactly, or with recall@k >= 0.99
+for ``hnsw``, measured in ``docs/benchmarks.md``):
+
+- ``hnsw``: hnswlib approximate graph search, cosine space. Fastest for large N.
+- ``faiss``: exact inner product (``IndexFlatIP``) on L2-normalised float32 vectors.
+- ``sklearn``: exact brute-force cosine ``NearestNeighbors``.
+
+The patch itself is never its own neighbour: each query asks for ``k + 1`` neighbours and
+drops its own index (by id, not by ``distance == 0``, so exact duplicates still count as
+neighbours of each other); when the index is not among them, the farthest one is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import BalancedSamplingError, require
+from .progress import Progress, as_progress
+
+#: backend -> (module to import, pip package name)
+BACKEND_PACKAGES = {
+    "hnsw": ("hnswlib", "hnswlib"),
+    "faiss": ("faiss", "faiss-cpu"),
+    "sklearn": ("sklearn.neighbors", "scikit-learn"),
+}
+BACKENDS = tuple(BACKEND_PACKAGES)
+
+#: hnswlib parameters chosen with bench/bench_knn.py (docs/benchmarks.md): the cheapest tried that
+#: keeps recall@5 >= 0.99 and score Spearman >= 0.99 on both synthetic D=768 sets at N=155k.
+#: ``build_threads`` > 1 builds faster, but hnswlib's graph then depends on thread timing, so
+#: results vary slightly from run to run.
+HNSW_DEFAULTS = {"M": 24, "ef_construction": 200, "ef": 96, "random_seed": 42, "build_threads": 1}
+
+#: Queries per batch: one progress step (and cancel check) per batch.
+QUERY_BATCH = 4096
+
+
+def default_threads() -> int:
+    """Number of CPU threads the kNN backends may use (all cores)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def require_backend(backend: str):
+    """The module behind a kNN backend; raises for an unknown backend or a missing package."""
+    if backend not in BACKEND_PACKAGES:
+        raise BalancedSamplingError(f"Unknown kNN backend '{backend}'; choose one of {', '.join(BACKENDS)}.")
+    module, pip_name = BACKEND_PACKAGES[backend]
+    return require(module, f"the '{backend}' kNN backend", pip_name=pip_name)
+
+
+def normalize_rows(embeddings) -> np.ndarray:
+    """L2-normalised float32 copy of ``embeddings`` (n, d); all-zero rows stay zero.
+
+    Raises :class:`BalancedSamplingError` when the array is not 2-D or holds NaN/inf.
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise BalancedSamplingError(f"Embeddings must be a 2-D array (patches x dimensions); got shape {x.shape}.")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        raise BalancedSamplingError(
+            f"The embedding of patch row {int(np.flatnonzero(~finite)[0])} holds NaN or infinite values; "
+            "delete the embedding cache (parquet) and re-run."
+        )
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def effective_k(n: int, k: int, progress: Progress | None = None) -> int:
+    """``k`` clipped to ``n - 1`` (with a warning) so that every patch has ``k`` other patches.
+
+    Raises :class:`BalancedSamplingError` for ``n < 2`` or ``k < 1``.
+    """
+    if k < 1:
+        raise BalancedSamplingError(f"The number of neighbours must be at least 1; got {k}.")
+    if n < 2:
+        raise BalancedSamplingError(
+            f"Uniqueness needs at least 2 patches to compare; the table holds {n}."
+        )
+    if k >= n:
+        as_progress(progress).warning(
+            f"Only {n} patches: the number of neighbours is lowered from {k} to {n - 1}."
+        )
+        return n - 1
+    return k
+
+
+def drop_self(indices: np.ndarray, distances: np.ndarray, query_ids: np.ndarray, k: int):
+    """Remove each query's own id from its ``k + 1`` neighbours, keeping ``k``.
+
+    Parameters
+    ----------
+    indices, distances : (b, k + 1) arrays, sorted by increasing distance.
+    query_ids : (b,) int array, the id of each query row.
+
+    Returns
+    -------
+    (b, k) indices and distances. When a row does not contain its own id (ties among
+    duplicates, or an approximate miss), its last (farthest) neighbour is dropped.
+    """
+    is_self = indices == query_ids[:, None]
+    # Keep only the first occurrence of self; a row without self loses its last column.
+    first_self = np.where(is_self.any(axis=1), is_self.argmax(axis=1), indices.shape[1] - 1)
+    keep = np.ones(indices.shape, dtype=bool)
+    keep[np.arange(len(indices)), first_self] = False
+    return indices[keep].reshape(-1, k), distances[keep].reshape(-1, k)
+
+
+def _batches(n: int, batch: int):
+    for start in range(0, n, batch):
+        yield start, min(n, start + batch)
+
+
+def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads, num_threads):
+    hnswlib = require_backend("hnsw")
+    n, d = x.shape
+    index = hnswlib.Index(space="cosine", dim=d)
+    index.init_index(max_elements=n, M=M, ef_construction=ef_construction, random_seed=random_seed)
+    # Deterministic only with one build thread (insertion order); queries are independent
+    # of each other, so they always use all threads.
+    index.set_num_threads(build_threads)
+    total = 2 * n  # build and query steps weigh the same on the bar
+    for start, stop in _batches(n, QUERY_BATCH):
+        index.add_items(x[start:stop], np.arange(start, stop))
+        progress.update(stop, total)
+    index.set_ef(max(ef, k + 1))
+    index.set_num_threads(num_threads)
+    out_idx = np.empty((n, k), dtype=np.int64)
+    out_dist = np.empty((n, k), dtype=np.float32)
+    for start, stop in _batches(n, QUERY_BATCH):
+        labels, dists = index.knn_query(x[start:stop], k=k + 1)
+        out_idx[start:stop], out_dist[start:stop] = drop_self(
+            labels.astype(np.int64), dists, np.arange(start, stop), k
+        )
+        progress.update(n + stop, total)
+    return out_idx, out_dist
+
+
+def _knn_faiss(x, k, progress, num_threads):
+    faiss = require_backend("faiss")
+    n, d = x.shape
+    faiss.omp_set_num_threads(num_threads)
+    index = faiss.IndexFlatIP(d)
+    index.add(x)
+    out_idx = np.empty((n, k), dtype=np.int64)
+    out_dist = np.empty((n, k), dtype=np.float32)
+    for start, stop in _batches(n, QUERY_BATCH):
+        sims, labels = index.search(x[start:stop], k + 1)
+        out_idx[start:stop], out_dist[start:stop] = drop_self(
+            labels.astype(np.int64), 1.0 - sims, np.arange(start, stop), k
+        )
+        progress.update(stop, n)
+    return out_idx, out_dist
+
+
+def _knn_sklearn(x, k, progress, num_threads):
+    neighbors = require_backend("sklearn")
+    n = len(x)
+    model = neighbors.NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute", n_jobs=num_threads)
+    model.fit(x)
+    out_idx = np.empty((n, k), dtype=np.int64)
+    out_dist = np.empty((n, k), dtype=np.float32)
+    for start, stop in _batches(n, QUERY_BATCH):
+        dists, labels = model.kneighbors(x[start:stop])
+        out_idx[start:stop], out_dist[start:stop] = drop_self(
+            labels.astype(np.int64), dists.astype(np.float32), np.arange(start, stop), k
+        )
+        progress.update(stop, n)
+    return out_idx, out_dist
+
+
+def knn_cosine(embeddings, k: int, backend: str = "hnsw", progress: Progress | None = None, **params):
+    """The ``k`` nearest other rows of every row of ``embeddings`` by cosine distance.
+
+    Parameters
+    ----------
+    embeddings : (n, d) array-like of float
+        One embedding per patch; need not be normalised.
+    k : int
+        Neighbours per patch, excluding the patch itself (already clipped: ``k <= n - 1``).
+    backend : {"hnsw", "faiss", "sklearn"}
+    progress : Progress, optional
+        Updated once per query batch; raises ``OperationCanceled`` when cancelled.
+    **params
+        ``num_threads`` (all backends, default: all cores); for ``hnsw`` also ``M``,
+        ``ef_construction``, ``ef``, ``random_seed``, ``build_threads`` (defaults:
+        :data:`HNSW_DEFAULTS`; the results are deterministic while ``build_threads == 1``).
+
+    Returns
+    -------
+    indices : (n, k) int64, row numbers of the neighbours, nearest first.
+    distances : (n, k) float32, cosine distances ``1 - cos`` in [0, 2], ascending.
+    """
+    progress = as_progress(progress)
+    require_backend(backend)
+    x = normalize_rows(embeddings)
+    if not 1 <= k < len(x):
+        raise BalancedSamplingError(f"k must be between 1 and n - 1 = {len(x) - 1}; got {k}.")
+    num_threads = int(params.pop("num_threads", default_threads()))
+    if backend == "hnsw":
+        unknown = set(params) - set(HNSW_DEFAULTS)
+        hnsw_params = {**HNSW_DEFAULTS, **params}
+    else:
+        unknown, hnsw_params = set(params), None
+    if unknown:
+        raise BalancedSamplingError(f"Unknown parameter(s) {sorted(unknown)} for the '{backend}' kNN backend.")
+    if backend == "hnsw":
+        indices, distances = _knn_hnsw(x, k, progress, num_threads=num_threads, **hnsw_params)
+    elif backend == "faiss":
+        indices, distances = _knn_faiss(x, k, progress, num_threads)
+    else:
+        indices, distances = _knn_sklearn(x, k, progress, num_threads)
+    # Float rounding can push 1 - cos of near-duplicates slightly below 0.
+    return indices, np.clip(distances, 0.0, 2.0)
+
+
+def uniqueness_scores(embeddings, k: int = 5, backend: str = "hnsw", progress: Progress | None = None, **params):
+    """Uniqueness of every row: mean cosine distance to its ``k`` nearest other rows.
+
+    ``k`` is clipped to ``n - 1`` with a warning; ``n < 2`` raises. Returns (n,) float64
+    in [0, 2], higher = more unique. ``params`` go to :func:`knn_cosine`.
+    """
+    embeddings = np.asarray(embeddings)
+    k = effective_k(len(embeddings), int(k), progress)
+    _, distances = knn_cosine(embeddings, k, backend=backend, progress=progress, **params)
+    return distances.astype(np.float64).mean(axis=1)
+
+
+def recall_at_k(approx_idx, exact_idx) -> float:
+    """Mean fraction of each row's exact neighbours found by the approximate search.
+
+    Both are (n, k) integer arrays of neighbour ids for the same n queries; order within a
+    row does not matter. Returns a float in [0, 1].
+    """
+    approx_idx, exact_idx = np.asarray(approx_idx), np.asarray(exact_idx)
+    if approx_idx.shape != exact_idx.shape:
+        raise BalancedSamplingError(f"Neighbour arrays differ in shape: {approx_idx.shape} vs {exact_idx.shape}.")
+    hits = sum(len(np.intersect1d(a, e)) for a, e in zip(approx_idx, exact_idx))
+    return hits / exact_idx.size

@@ -1,0 +1,80 @@
+"""The "Compute DINOv2 uniqueness" stage: embeddings (cached) -> cosine kNN -> ``uniqueness_score``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .embeddings import extract_embeddings
+from .progress import Progress, as_progress
+from .records import UNIQUENESS_SCORE
+from .uniqueness import effective_k, require_backend, uniqueness_scores
+
+#: Share of the progress bar given to embedding extraction; the kNN search gets the rest.
+EXTRACTION_SHARE = 0.85
+
+
+@dataclass
+class UniquenessResult:
+    """``table``: one row per record (same index) with :data:`UNIQUENESS_SCORE` (float, 0..2).
+
+    ``computed``/``reused``: distinct patches embedded now / taken from the cache;
+    ``k_neighbors``: the k used (clipped to n - 1 for tiny tables); ``device``: None when
+    no model ran.
+    """
+
+    table: pd.DataFrame
+    computed: int
+    reused: int
+    model_name: str
+    device: str | None
+    k_neighbors: int
+    backend: str
+
+
+def compute_uniqueness(
+    records: pd.DataFrame,
+    dino_model: str = "dinov2-base",
+    batch_size: int = 32,
+    num_workers: int = 2,
+    use_gpu: bool = False,
+    parquet_path=None,
+    k_neighbors: int = 5,
+    backend: str = "hnsw",
+    bands=(1, 2, 3),
+    stretch=(2, 98),
+    progress: Progress | None = None,
+) -> UniquenessResult:
+    """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to
+    its ``k_neighbors`` nearest other patches. Parameters as in
+    :func:`~balanced_sampling_plugin.embeddings.extract_embeddings` and
+    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`.
+    """
+    progress = as_progress(progress)
+    # Fail on a bad backend, a missing kNN package or a too-small table before the long extraction.
+    require_backend(backend)
+    k = effective_k(len(records), int(k_neighbors), progress)
+
+    embedded = extract_embeddings(
+        records,
+        dino_model=dino_model,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        use_gpu=use_gpu,
+        parquet_path=parquet_path,
+        bands=bands,
+        stretch=stretch,
+        progress=progress.child(0.0, EXTRACTION_SHARE),
+    )
+    knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
+    scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress)
+    return UniquenessResult(
+        table=pd.DataFrame({UNIQUENESS_SCORE: scores}, index=records.index),
+        computed=embedded.computed,
+        reused=embedded.reused,
+        model_name=embedded.model_name,
+        device=embedded.device,
+        k_neighbors=k,
+        backend=backend,
+    )

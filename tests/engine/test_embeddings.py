@@ -1,0 +1,249 @@
+"""DINOv2 embedding extraction, imagery handling and the parquet cache, with a tiny offline model."""
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from balanced_sampling_plugin.embedding_cache import EmbeddingCache
+from balanced_sampling_plugin.embeddings import InputSpec, extract_embeddings, resolve_model_name
+from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
+from balanced_sampling_plugin.patch_images import PatchReader, estimate_stretch
+from balanced_sampling_plugin.progress import Progress
+from balanced_sampling_plugin.records import UNIQUENESS_SCORE, normalize_path, patch_id
+from balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
+from tests.tiny_dinov2 import build_tiny_dinov2
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+PATCH = 32
+
+
+def write_tif(path, pixels, nodata=None):
+    """A GeoTIFF of ``pixels`` (bands, height, width) in its own dtype; returns the path."""
+    bands, height, width = pixels.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=pixels.dtype,
+        crs="EPSG:32633", transform=from_origin(500000, 4000000, 1, 1), nodata=nodata,
+    ) as dst:
+        dst.write(pixels)
+    return str(path)
+
+
+def grid_records(path, rows, cols, size=PATCH):
+    return pd.DataFrame(
+        [{"image_path": path, "row_off": r * size, "col_off": c * size, "patch_size": size}
+         for r in range(rows) for c in range(cols)]
+    )
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_tiny_dinov2(tmp_path_factory.mktemp("tiny-dinov2"))
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory):
+    return build_tiny_dinov2(tmp_path_factory.mktemp("tiny-dinov2-other"), seed=1)
+
+
+@pytest.fixture(scope="module")
+def flat_image(tmp_path_factory):
+    """128 x 128 RGB uint8: 16 patches of almost the same flat green; patch (1, 2) is high-frequency noise."""
+    rng = np.random.default_rng(0)
+    pixels = np.empty((3, 128, 128), dtype=np.uint8)
+    pixels[:] = np.array([60, 120, 50], dtype=np.uint8)[:, None, None]
+    pixels += rng.integers(0, 3, size=pixels.shape, dtype=np.uint8)
+    pixels[:, 32:64, 64:96] = rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)
+    return write_tif(tmp_path_factory.mktemp("img") / "flat.tif", pixels)
+
+
+@pytest.fixture(scope="module")
+def second_image(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(80, 160, size=(3, 64, 64), dtype=np.uint8)
+    return write_tif(tmp_path_factory.mktemp("img2") / "second.tif", pixels)
+
+
+def test_distinct_patch_is_the_most_unique(model, flat_image):
+    records = grid_records(flat_image, 4, 4)
+    result = compute_uniqueness(records, dino_model=model, k_neighbors=3, backend="faiss", batch_size=5)
+    scores = result.table[UNIQUENESS_SCORE]
+    assert list(result.table.index) == list(records.index)
+    assert scores.idxmax() == 6  # row 1, column 2
+    assert scores[6] > 2 * scores.drop(6).max()
+    assert (result.computed, result.reused, result.device, result.k_neighbors) == (16, 0, "cpu", 3)
+
+
+def test_embeddings_do_not_depend_on_workers_or_batches(model, flat_image):
+    records = grid_records(flat_image, 4, 4)
+    a = extract_embeddings(records, dino_model=model, batch_size=16, num_workers=0).embeddings
+    b = extract_embeddings(records, dino_model=model, batch_size=3, num_workers=2).embeddings
+    assert a.shape == (16, 32) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_cache_reuse_add_and_model_change(model, other_model, flat_image, second_image, tmp_path):
+    cache = str(tmp_path / "cache" / "embeddings.parquet")
+    records = grid_records(flat_image, 4, 4)
+    first = extract_embeddings(records, dino_model=model, parquet_path=cache)
+    assert (first.computed, first.reused) == (16, 0)
+
+    again = extract_embeddings(records, dino_model=model, parquet_path=cache)
+    assert (again.computed, again.reused, again.device) == (0, 16, None)
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+
+    more = pd.concat([records, grid_records(second_image, 2, 2)], ignore_index=True)
+    grown = extract_embeddings(more, dino_model=model, parquet_path=cache)
+    assert (grown.computed, grown.reused) == (4, 16)
+    np.testing.assert_array_equal(grown.embeddings[:16], first.embeddings)
+
+    other = extract_embeddings(records, dino_model=other_model, parquet_path=cache)
+    assert (other.computed, other.reused) == (16, 0)
+    assert not np.allclose(other.embeddings, first.embeddings, atol=1e-3)
+
+    # Both models live in the file, never mixed; a subset run keeps the other rows.
+    stored = pq.read_table(cache).to_pandas()
+    assert stored.groupby("model").size().to_dict() == {normalize_path(model): 20, normalize_path(other_model): 16}
+    subset = extract_embeddings(records.iloc[:5], dino_model=model, parquet_path=cache)
+    assert (subset.computed, subset.reused) == (0, 5)
+    np.testing.assert_array_equal(subset.embeddings, first.embeddings[:5])
+    assert len(pq.read_table(cache)) == 36
+    assert {name for name in os.listdir(tmp_path / "cache")} == {"embeddings.parquet"}, "no temp file left"
+
+
+def test_duplicate_rows_share_one_embedding(model, flat_image):
+    records = grid_records(flat_image, 1, 3)
+    records = pd.concat([records, records.iloc[[1]]], ignore_index=True)
+    result = extract_embeddings(records, dino_model=model)
+    assert result.computed == 3
+    np.testing.assert_array_equal(result.embeddings[3], result.embeddings[1])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_cache_is_recomputed_with_a_warning(model, flat_image, tmp_path, damage):
+    cache = tmp_path / "embeddings.parquet"
+    records = grid_records(flat_image, 2, 2)
+    reference = extract_embeddings(records, dino_model=model, parquet_path=cache).embeddings
+    data = cache.read_bytes()
+    cache.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a parquet file" * 10)
+    progress = Progress()
+    result = extract_embeddings(records, dino_model=model, parquet_path=cache, progress=progress)
+    assert result.computed == 4
+    assert any("cannot be read" in w for w in progress.warnings)
+    np.testing.assert_allclose(result.embeddings, reference, atol=1e-6)
+    assert len(pq.read_table(cache)) == 4
+
+
+def test_wrong_size_rows_are_stale(model, flat_image, tmp_path):
+    cache = tmp_path / "embeddings.parquet"
+    records = grid_records(flat_image, 1, 2)
+    keys = [patch_id(flat_image, 0, c, PATCH) for c in (0, PATCH)]
+    EmbeddingCache(cache).save(np.array(keys), normalize_path(model), np.ones((2, 7), dtype=np.float32))
+    result = extract_embeddings(records, dino_model=model, parquet_path=cache)
+    assert result.computed == 2 and result.embeddings.shape == (2, 32)
+
+
+def test_foreign_parquet_is_not_overwritten(model, flat_image, tmp_path):
+    cache = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), cache)
+    with pytest.raises(BalancedSamplingError, match="not an embedding cache"):
+        extract_embeddings(grid_records(flat_image, 1, 1), dino_model=model, parquet_path=cache)
+    assert pq.read_table(cache).column_names == ["a"]
+
+
+def test_cancel_keeps_computed_rows_and_a_readable_cache(model, flat_image, tmp_path):
+    cache = tmp_path / "embeddings.parquet"
+    records = grid_records(flat_image, 4, 4)
+    checks = []
+    progress = Progress(is_canceled=lambda: checks.append(1) or len(checks) >= 2)
+    with pytest.raises(OperationCanceled, match="8 embeddings computed so far"):
+        extract_embeddings(records, dino_model=model, batch_size=4, parquet_path=cache, progress=progress)
+    assert len(pq.read_table(cache)) == 8
+    resumed = extract_embeddings(records, dino_model=model, batch_size=4, parquet_path=cache)
+    assert (resumed.computed, resumed.reused) == (8, 8)
+
+
+def test_single_band_and_uint16_four_band_images(model, tmp_path):
+    rng = np.random.default_rng(3)
+    gray = write_tif(tmp_path / "gray.tif", rng.integers(0, 256, size=(1, 64, 64), dtype=np.uint8))
+    multi = rng.integers(200, 4000, size=(4, 64, 64)).astype(np.uint16)
+    multi[:, :, :8] = 0  # a nodata border
+    multi_path = write_tif(tmp_path / "multi.tif", multi, nodata=0)
+    records = pd.concat([grid_records(gray, 2, 2), grid_records(multi_path, 2, 2)], ignore_index=True)
+    progress = Progress(info=lambda message: None)
+    result = compute_uniqueness(records, dino_model=model, k_neighbors=3, bands=(4, 2, 1), progress=progress)
+    assert np.isfinite(result.table[UNIQUENESS_SCORE]).all() and len(result.table) == 8
+
+
+def test_one_dataset_wide_stretch_keeps_brightness_differences(tmp_path):
+    pixels = np.full((3, 64, 32), 1000, dtype=np.uint16)
+    pixels[:, 32:] = 3000  # a dark patch above a bright one
+    pixels[:, :4, :4] = 0  # nodata corner
+    path = write_tif(tmp_path / "u16.tif", pixels, nodata=0)
+    windows = [(path, 0, 0, PATCH), (path, PATCH, 0, PATCH)]
+    with PatchReader() as reader:
+        reader.stretch = estimate_stretch(reader, windows, (2, 98))
+        dark, bright = reader.read(*windows[0]), reader.read(*windows[1])
+        outside = reader.read(path, 48, 16, PATCH)  # half the window lies outside the image
+    np.testing.assert_allclose(reader.stretch.low, 1000)
+    np.testing.assert_allclose(reader.stretch.high, 3000)
+    assert dark[:, 10, 10].tolist() == [0.0] * 3 and bright[:, 10, 10].tolist() == [255.0] * 3
+    assert (dark[:, :4, :4] == 0).all()
+    assert outside.shape == (3, PATCH, PATCH) and (outside[:, 16:, :] == 0).all() and (outside[:, :16, :16] == 255).all()
+
+
+def test_uint8_only_needs_no_stretch_and_bad_bands_name_the_file(flat_image, tmp_path):
+    with PatchReader() as reader:
+        assert estimate_stretch(reader, [(flat_image, 0, 0, PATCH)]) is None
+    with PatchReader(bands=(1, 2, 5)) as reader:
+        with pytest.raises(BalancedSamplingError, match="flat.tif.*has 3 bands"):
+            reader.read(flat_image, 0, 0, PATCH)
+    with PatchReader() as reader, pytest.raises(BalancedSamplingError, match="lies outside image"):
+        reader.read(flat_image, 500, 0, PATCH)
+
+
+def test_input_spec_matches_the_image_processor(model):
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(model, local_files_only=True)
+    image = np.random.default_rng(4).integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+    expected = processor(images=image, return_tensors="pt")["pixel_values"][0].numpy()
+    ours = InputSpec.from_processor(processor)(image.transpose(2, 0, 1).astype(np.float32)).numpy()
+    assert ours.shape == expected.shape == (3, 56, 56)
+    assert np.abs(ours - expected).mean() < 0.05  # torch vs PIL bicubic, in normalised units
+
+
+def test_model_names(model):
+    assert resolve_model_name("dinov2-small") == ("facebook/dinov2-small", False)
+    assert resolve_model_name("facebook/dinov2-base") == ("facebook/dinov2-base", False)
+    assert resolve_model_name(model) == (normalize_path(model), True)
+
+
+@pytest.mark.parametrize("name", ["/no/such/dinov2-folder", "facebook/dinov2-base"])
+def test_unloadable_model_explains_how_to_use_a_folder(name, flat_image):
+    with pytest.raises(BalancedSamplingError, match="save_pretrained") as caught:
+        extract_embeddings(grid_records(flat_image, 1, 2), dino_model=name)
+    assert "folder" in str(caught.value) and name in str(caught.value)
+
+
+def test_a_model_folder_without_weights_is_a_clear_error(model, flat_image, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(BalancedSamplingError, match="Cannot load the DINOv2 model"):
+        extract_embeddings(grid_records(flat_image, 1, 2), dino_model=str(broken))
+
+
+def test_tiny_tables(model, flat_image):
+    progress = Progress()
+    result = compute_uniqueness(grid_records(flat_image, 1, 3), dino_model=model, k_neighbors=5, progress=progress)
+    assert result.k_neighbors == 2 and len(result.table) == 3
+    assert any("lowered from 5 to 2" in w for w in progress.warnings)
+    with pytest.raises(BalancedSamplingError, match="at least 2 patches"):
+        compute_uniqueness(grid_records(flat_image, 1, 1), dino_model=model)

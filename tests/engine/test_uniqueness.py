@@ -1,0 +1,158 @@
+"""Cosine kNN backends and the uniqueness score (no model, no QGIS)."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
+from balanced_sampling_plugin.progress import Progress
+from balanced_sampling_plugin.uniqueness import (
+    BACKENDS,
+    drop_self,
+    knn_cosine,
+    recall_at_k,
+    uniqueness_scores,
+)
+
+
+def clustered(n=1500, d=48, n_clusters=12, rank=6, seed=0):
+    """Unit vectors in Gaussian clusters of intrinsic dimension ``rank``, uneven cluster sizes."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.pareto(1.0, n_clusters) + 1
+    labels = rng.choice(n_clusters, size=n, p=sizes / sizes.sum())
+    centres = rng.standard_normal((n_clusters, d))
+    bases = rng.standard_normal((n_clusters, rank, d)) / np.sqrt(rank)
+    z = rng.standard_normal((n, rank))
+    x = 1.5 * centres[labels] + np.einsum("nr,nrd->nd", z, bases[labels]) + 0.1 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def embeddings():
+    return clustered()
+
+
+@pytest.fixture(scope="module")
+def exact(embeddings):
+    return knn_cosine(embeddings, 5, backend="faiss")
+
+
+def test_exact_backends_agree(embeddings, exact):
+    idx_faiss, dist_faiss = exact
+    idx_sk, dist_sk = knn_cosine(embeddings, 5, backend="sklearn")
+    # Same neighbour sets; near-ties (1e-7 apart) may swap order within a row.
+    np.testing.assert_array_equal(np.sort(idx_sk, axis=1), np.sort(idx_faiss, axis=1))
+    np.testing.assert_allclose(dist_sk, dist_faiss, atol=1e-5)
+
+
+def test_hnsw_matches_exact(embeddings, exact):
+    idx, dist = knn_cosine(embeddings, 5, backend="hnsw")
+    assert recall_at_k(idx, exact[0]) >= 0.99
+    assert spearmanr(dist.mean(axis=1), exact[1].mean(axis=1)).statistic >= 0.99
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_output_shapes_and_ranges(embeddings, backend):
+    idx, dist = knn_cosine(embeddings, 5, backend=backend)
+    assert idx.shape == dist.shape == (len(embeddings), 5)
+    assert idx.dtype == np.int64 and dist.dtype == np.float32
+    assert (dist >= 0).all() and (dist <= 2).all()
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+    assert not (idx == np.arange(len(embeddings))[:, None]).any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_self_is_never_a_neighbour_among_exact_duplicates(backend):
+    rng = np.random.default_rng(1)
+    # 20 groups of 8 identical vectors: more duplicates than the k + 1 = 6 results asked for.
+    x = np.repeat(rng.standard_normal((20, 16)), 8, axis=0)
+    idx, dist = knn_cosine(x, 5, backend=backend)
+    rows = np.arange(len(x))[:, None]
+    assert not (idx == rows).any()
+    assert (idx // 8 == rows // 8).all(), "the nearest neighbours are the patch's duplicates"
+    np.testing.assert_allclose(dist, 0.0, atol=1e-5)
+
+
+def test_duplicate_pairs_are_each_others_nearest():
+    x = clustered(200, seed=3)
+    x = np.concatenate([x, x[:10]])  # rows 200..209 duplicate rows 0..9
+    for backend in BACKENDS:
+        idx, dist = knn_cosine(x, 3, backend=backend)
+        np.testing.assert_array_equal(idx[:10, 0], np.arange(200, 210))
+        np.testing.assert_array_equal(idx[200:, 0], np.arange(10))
+        np.testing.assert_allclose(dist[:10, 0], 0.0, atol=1e-5)
+
+
+def test_drop_self_removes_own_id_or_farthest():
+    indices = np.array([[4, 0, 7], [3, 5, 6]])
+    distances = np.array([[0.0, 0.0, 0.2], [0.0, 0.1, 0.3]], dtype=np.float32)
+    idx, dist = drop_self(indices, distances, np.array([0, 9]), 2)
+    np.testing.assert_array_equal(idx, [[4, 7], [3, 5]])
+    np.testing.assert_allclose(dist, [[0.0, 0.2], [0.0, 0.1]])
+
+
+def test_hnsw_is_deterministic(embeddings):
+    first = knn_cosine(embeddings, 5, backend="hnsw")
+    second = knn_cosine(embeddings, 5, backend="hnsw")
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_unique_point_scores_highest():
+    x = clustered(400, seed=5)
+    outlier = np.random.default_rng(9).standard_normal(x.shape[1]).astype(np.float32)
+    x = np.vstack([x, outlier / np.linalg.norm(outlier)])
+    for backend in BACKENDS:
+        scores = uniqueness_scores(x, k=5, backend=backend)
+        assert scores.shape == (401,) and scores.dtype == np.float64
+        assert scores.argmax() == 400
+
+
+def test_small_tables():
+    progress = Progress()
+    scores = uniqueness_scores(np.eye(3), k=5, backend="hnsw", progress=progress)
+    np.testing.assert_allclose(scores, 1.0, atol=1e-6)  # orthogonal: cosine distance 1
+    assert any("lowered from 5 to 2" in w for w in progress.warnings)
+    with pytest.raises(BalancedSamplingError, match="at least 2 patches"):
+        uniqueness_scores(np.ones((1, 4)), k=5)
+
+
+def test_bad_input_is_a_clear_error(embeddings):
+    with pytest.raises(BalancedSamplingError, match="Unknown kNN backend 'annoy'"):
+        knn_cosine(embeddings, 5, backend="annoy")
+    with pytest.raises(BalancedSamplingError, match="Unknown parameter"):
+        knn_cosine(embeddings, 5, backend="faiss", M=16)
+    bad = embeddings[:10].copy()
+    bad[4, 0] = np.nan
+    with pytest.raises(BalancedSamplingError, match="row 4"):
+        knn_cosine(bad, 3, backend="faiss")
+
+
+def test_zero_vectors_do_not_crash():
+    x = clustered(50, seed=2)
+    x[:2] = 0.0
+    for backend in BACKENDS:
+        idx, dist = knn_cosine(x, 3, backend=backend)
+        assert np.isfinite(dist).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_progress_and_cancel(embeddings, backend, monkeypatch):
+    import balanced_sampling_plugin.uniqueness as uniqueness
+
+    monkeypatch.setattr(uniqueness, "QUERY_BATCH", 256)
+    percents = []
+    knn_cosine(embeddings, 5, backend=backend, progress=Progress(set_percent=percents.append))
+    assert len(percents) > 2 and percents == sorted(percents) and percents[-1] == pytest.approx(100.0)
+
+    calls = []
+    progress = Progress(is_canceled=lambda: calls.append(1) or len(calls) > 2)
+    with pytest.raises(OperationCanceled):
+        knn_cosine(embeddings, 5, backend=backend, progress=progress)
+    assert len(calls) == 3, "cancel is honoured at the next batch"
+
+
+def test_recall_at_k():
+    assert recall_at_k([[1, 2], [3, 4]], [[2, 1], [3, 5]]) == pytest.approx(0.75)
+    with pytest.raises(BalancedSamplingError):
+        recall_at_k([[1, 2]], [[1, 2, 3]])
