@@ -33,6 +33,23 @@ class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
+def save_default_style(path: str, styler: GraduatedStyle, feedback=None) -> bool:
+    """Store the style as the default of a GeoPackage layer, so QGIS opens the file styled.
+
+    Used for outputs that no QGIS session loads (qgis_process, the modeler writing files).
+    """
+    if not path.lower().split("|")[0].endswith(".gpkg"):
+        return False
+    layer = QgsVectorLayer(path, "output", "ogr")
+    if not layer.isValid():
+        return False
+    styler.postProcessLayer(layer, None, feedback)
+    message = layer.saveStyleToDatabase(styler.field, f"Graduated by {styler.field}", True, "")
+    if message and feedback is not None:
+        feedback.pushInfo(f"Style not saved into {path}: {message}")
+    return True
+
+
 def style_on_load(algorithm, context, dest_id: str, styler) -> None:
     """Attach ``styler`` to the output ``dest_id`` if QGIS will load it (Toolbox runs, not qgis_process).
 

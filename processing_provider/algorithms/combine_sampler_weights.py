@@ -35,7 +35,7 @@ from ...balanced_sampling_plugin.weights import SAMPLING_METHODS, combine_weight
 
 from ..layers import output_fields, read_table, write_features
 from ..parameters import add_record_field_parameters, record_field_map
-from ..styles import GraduatedStyle, style_on_load
+from ..styles import GraduatedStyle, save_default_style, style_on_load
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -161,6 +161,13 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.INCLUDED_PATCHES, self.tr("Included patches")))
         self.addOutput(QgsProcessingOutputNumber(self.EXCLUDED_PATCHES, self.tr("Excluded patches")))
 
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
+        # Main thread, sink closed: a GeoPackage output gets the graduated style as its default.
+        path = getattr(self, "_output_path", "")
+        if path and not context.willLoadLayerOnCompletion(path):
+            save_default_style(path, GraduatedStyle(SAMPLER_WEIGHT), feedback)
+        return {}
+
     def _rare_classes(self, parameters, context):
         text = self.parameterAsString(parameters, self.RARE_CLASSES, context).strip()
         if not text:
@@ -230,6 +237,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         write_features(source, sink, fields, out_table, feedback, progress_span=(70.0, 100.0))
         style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
+        self._output_path = dest_id
         return {
             self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None, self.OUTPUT_REPORT: report_path or None,
             self.EFFECTIVE_SAMPLE_SIZE: ess, self.INCLUDED_PATCHES: result.n_included,

@@ -115,6 +115,13 @@ def test_graduated_style_on_load(run_algorithm, clusters_path, tmp_path):
     assert len(renderer.ranges()) >= 3
 
 
+def test_geopackage_output_opens_styled(run_algorithm, clusters_path, tmp_path):
+    result, _ = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
+    layer = QgsVectorLayer(result["OUTPUT"], "weights", "ogr")  # loads the default style stored in the file
+    assert layer.renderer().type() == "graduatedSymbol"
+    assert layer.renderer().classAttribute() == "sampler_weight"
+
+
 def test_input_layer_is_untouched(run_algorithm, clusters_path, tmp_path):
     before = [r for r in layer_rows(clusters_path)]
     combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
