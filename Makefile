@@ -21,12 +21,10 @@ setup:
 	@bash scripts/setup.sh
 
 # Engine tests run without pytest-qgis, so nothing in that session can lean on QGIS.
-# QGIS tests skip QgsApplication.exitQgis(): with torch's OpenMP threads alive, QGIS 3.22's
-# teardown segfaults after every test has passed, and that exit code would fail the run.
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 test: setup transcompile
 	$(PYTEST) -p no:pytest_qgis tests/engine
-	$(PYTEST) --qgis_disable_gui --qgis_disable_exit tests/qgis tests/headless
+	$(PYTEST) --qgis_disable_gui tests/qgis tests/headless
 
 test-engine: setup
 	$(PYTEST) -p no:pytest_qgis tests/engine

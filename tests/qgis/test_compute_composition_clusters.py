@@ -154,10 +154,11 @@ def test_float_mask_is_refused(run_algorithm, footprints_path, synthetic_dataset
 
 
 def test_too_few_valid_patches_for_k_min(run_algorithm, footprints_path, tmp_path):
-    layer = QgsVectorLayer(footprints_path, "fp", "ogr")
-    layer.setSubsetString("fid <= 3")
+    # A layer URI, not a Python-owned layer: a QgsVectorLayer kept alive by the exception's traceback
+    # would be destroyed after QgsApplication.exitQgis() and crash the interpreter at exit.
+    subset = f"{footprints_path}|subset=fid <= 3"
     with pytest.raises(QgsProcessingException, match="Only 3 of 3 patches are valid.*K_MIN"):
-        run_algorithm("computecompositionclusters", {"INPUT": layer, "OUTPUT": str(tmp_path / "x.gpkg")})
+        run_algorithm("computecompositionclusters", {"INPUT": subset, "OUTPUT": str(tmp_path / "x.gpkg")})
 
 
 def test_cancel_stops_without_output(run_algorithm, footprints_path, tmp_path):
