@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError
-from .mask_stats import BLACK_BORDER, BORDER_NODATA, compute_mask_stats
+from .mask_stats import BLACK_BORDER, BORDER_NODATA, compute_mask_stats, proportions_from_counts, shannon_entropy
 from .progress import Progress, as_progress
 from .records import (
+    CLASS_ENTROPY,
     CLASS_PREFIX,
     EXCLUDED,
     EXCLUSION_REASON,
@@ -24,7 +25,9 @@ from .records import (
     FREQ_CLUSTER_SIZE,
     FREQ_CLUSTER_WEIGHT,
     NODATA_RATIO,
+    class_column,
     class_columns,
+    describe_patch,
 )
 
 K_SELECTIONS = ("elbow", "fixed")
@@ -294,6 +297,83 @@ def exclusion_flags(
     )
 
 
+def stats_from_proportions(
+    proportions: pd.DataFrame,
+    nodata_class: Optional[int] = 0,
+    classes: Optional[Sequence[int]] = None,
+    progress: Optional[Progress] = None,
+) -> pd.DataFrame:
+    """The table :func:`~balanced_sampling_plugin.mask_stats.compute_mask_stats` would give, from known proportions.
+
+    For patch tables that already carry their class mix (e.g. a PostgreSQL tile table's
+    ``class_dist``), so no mask is read.
+
+    Parameters
+    ----------
+    proportions : DataFrame, one row per patch, with ``cls_<c>`` columns (shares or pixel
+        counts, >= 0) and optionally ``class_entropy`` (nats) and ``nodata_ratio`` (0..1).
+    nodata_class : a ``cls_<nodata_class>`` column is dropped (proportions are over
+        non-nodata pixels); None keeps every class.
+    classes : the classes to report (missing ones are 0); None: every ``cls_<c>`` column.
+
+    Returns
+    -------
+    DataFrame indexed like ``proportions``: ``cls_<c>`` rows renormalised to sum to 1 (all
+    0 when a patch has no class share), ``class_entropy`` (the given value, or computed),
+    ``nodata_ratio`` (the given value, or 0 where unknown), ``border_nodata`` and
+    ``black_border`` all False: those need the pixels.
+    """
+    progress = as_progress(progress)
+    if classes is None:
+        nodata_column = None if nodata_class is None else class_column(nodata_class)
+        columns = [c for c in class_columns(proportions.columns) if c != nodata_column]
+    else:
+        columns = [class_column(c) for c in sorted(set(int(c) for c in classes)) if c != nodata_class]
+    if not columns:
+        raise BalancedSamplingError(
+            "The patch table has no class-proportion field (cls_<class value>) besides the nodata class; "
+            "compute the proportions from the masks instead."
+        )
+    given = proportions.reindex(columns=columns, fill_value=0.0).apply(pd.to_numeric, errors="coerce")
+    values = given.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise BalancedSamplingError(
+            f"Field '{columns[col]}' of {describe_patch(proportions, proportions.index[row])} is "
+            f"{proportions[columns[col]].iloc[row]!r}; class proportions must be numbers >= 0."
+        )
+    shares = proportions_from_counts(values)
+    table = pd.DataFrame(shares, index=proportions.index, columns=columns)
+    table[CLASS_ENTROPY] = _given_or(proportions, CLASS_ENTROPY, shannon_entropy(shares))
+    unknown_nodata = _unknown(proportions, NODATA_RATIO)
+    if unknown_nodata.any():
+        progress.warning(
+            f"{int(unknown_nodata.sum())} patches have no '{NODATA_RATIO}' value; it is taken as 0, so the "
+            "maximum-nodata-ratio exclusion cannot apply to them."
+        )
+    table[NODATA_RATIO] = _given_or(proportions, NODATA_RATIO, np.zeros(len(table)))
+    table[BORDER_NODATA] = False
+    table[BLACK_BORDER] = False
+    return table
+
+
+def _unknown(table: pd.DataFrame, column: str) -> np.ndarray:
+    """True where ``column`` is absent or not a finite number."""
+    if column not in table.columns:
+        return np.ones(len(table), dtype=bool)
+    return ~np.isfinite(pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64))
+
+
+def _given_or(table: pd.DataFrame, column: str, fallback: np.ndarray) -> np.ndarray:
+    """``table[column]`` as float64 where it is a finite number, ``fallback`` elsewhere."""
+    unknown = _unknown(table, column)
+    if unknown.all():
+        return np.asarray(fallback, dtype=np.float64)
+    given = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(unknown, fallback, given)
+
+
 def _join_reasons(flags: pd.DataFrame) -> np.ndarray:
     reasons = np.full(len(flags), "", dtype=object)
     for name in EXCLUSION_REASONS:
@@ -318,6 +398,7 @@ def compute_composition(
     classes: Optional[Sequence[int]] = None,
     workers: Optional[int] = None,
     progress: Optional[Progress] = None,
+    proportions: Optional[pd.DataFrame] = None,
 ) -> CompositionResult:
     """Composition clusters of every patch: mask stats, exclusions, CLR, KMeans, 1/size weights.
 
@@ -327,21 +408,39 @@ def compute_composition(
     Excluded patches take no part in clustering and get id -1, size 0, weight 0.0.
     See :func:`~balanced_sampling_plugin.mask_stats.compute_mask_stats` for the other
     parameters. Progress: 70 % reading masks, 30 % clustering.
+
+    ``proportions`` (optional): known class mixes indexed like ``records`` (see
+    :func:`stats_from_proportions`), e.g. from a tile table's ``class_dist``. Then no
+    mask is read and the border-nodata / black-border exclusions, which need pixels,
+    are skipped (said in the log).
     """
     progress = as_progress(progress)
     needed = check_k_parameters(k_selection, k_min, k_max, k)
     if not 0 <= max_nodata_ratio <= 1:
         raise BalancedSamplingError(f"max_nodata_ratio must be between 0 and 1; got {max_nodata_ratio}.")
 
-    stats = compute_mask_stats(
-        records,
-        nodata_class=nodata_class,
-        check_black_border=exclude_black_border,
-        black_tolerance=black_tolerance,
-        classes=classes,
-        workers=workers,
-        progress=progress.child(0.0, 0.7),
-    )
+    if proportions is None:
+        stats = compute_mask_stats(
+            records,
+            nodata_class=nodata_class,
+            check_black_border=exclude_black_border,
+            black_tolerance=black_tolerance,
+            classes=classes,
+            workers=workers,
+            progress=progress.child(0.0, 0.7),
+        )
+    else:
+        if not proportions.index.equals(records.index):
+            raise BalancedSamplingError(
+                "The given class proportions must have one row per patch, indexed like the records."
+            )
+        stats = stats_from_proportions(proportions, nodata_class, classes, progress)
+        wanted = (("border nodata", exclude_border_nodata), ("black border", exclude_black_border))
+        skipped = [name for name, on in wanted if on]
+        progress.info(
+            "Class proportions taken from the patch table; no mask was read"
+            + (f", so the {' and '.join(skipped)} exclusions, which need the pixels, are skipped." if skipped else ".")
+        )
     flags = exclusion_flags(stats, exclude_border_nodata, exclude_black_border, max_nodata_ratio)
     excluded = flags.any(axis=1).to_numpy()
     excluded_counts = {name: int(flags[name].sum()) for name in EXCLUSION_REASONS}

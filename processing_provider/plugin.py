@@ -1,6 +1,28 @@
 """The QGIS plugin object: registers the Processing provider (also headless) and the GUI entries."""
 
-from qgis.core import QgsApplication
+import os
+
+from qgis.core import QgsApplication, QgsSettings
+from qgis.PyQt.QtCore import QCoreApplication, QTranslator
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_locale() -> str:
+    """The QGIS user interface locale, e.g. 'pt_BR' (QGIS stores it in locale/userLocale)."""
+    return str(QgsSettings().value("locale/userLocale", "") or "")
+
+
+def load_translator(locale: str):
+    """Install the plugin's .qm for ``locale`` (or its language, 'pt' for 'pt_BR'); return it or None."""
+    for name in (locale, locale.split("_")[0]):
+        path = os.path.join(PLUGIN_DIR, "i18n", f"balanced_sampling_{name}.qm")
+        if name and os.path.exists(path):
+            translator = QTranslator()
+            if translator.load(path):
+                QCoreApplication.installTranslator(translator)
+                return translator
+    return None
 
 
 class BalancedSamplingPlugin:
@@ -9,6 +31,8 @@ class BalancedSamplingPlugin:
     def __init__(self, iface):
         self.iface = iface
         self.provider = None
+        # Before any algorithm exists, so display names and help come out translated.
+        self.translator = load_translator(user_locale())
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         """Register the provider; qgis_process calls only this, the desktop calls it through initGui."""
@@ -27,3 +51,6 @@ class BalancedSamplingPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        if self.translator is not None:
+            QCoreApplication.removeTranslator(self.translator)
+            self.translator = None
