@@ -4,6 +4,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.build_balanced_dataset import BuildBalancedDataset
 from .algorithms.combine_sampler_weights import CombineSamplerWeights
 from .algorithms.compute_composition_clusters import ComputeCompositionClusters
 from .algorithms.compute_dinov2_uniqueness import ComputeDinov2Uniqueness
@@ -16,7 +17,7 @@ PROVIDER_ID = "balanced_sampling"
 class BalancedSamplingProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         algorithms = (CreatePatchFootprints(), ComputeCompositionClusters(), ComputeDinov2Uniqueness(),
-                      CombineSamplerWeights())
+                      CombineSamplerWeights(), BuildBalancedDataset())
         for algorithm in algorithms:
             self.addAlgorithm(algorithm)
 

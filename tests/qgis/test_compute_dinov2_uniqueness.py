@@ -81,3 +81,20 @@ def test_full_chain_rank_max_and_class_balanced(run_algorithm, uniqueness_path, 
         rarest = int(np.argmin(uniform))
     assert shares["rank_max"][rarest] > uniform[rarest]
     assert shares["class_balanced"][rarest] >= 2 * uniform[rarest]
+
+
+def test_build_balanced_dataset_runs_the_chain(run_algorithm, synthetic_dataset, tiny_model, tmp_path):
+    import os
+
+    result = run_algorithm("buildbalanceddataset", {
+        "IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+        "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128,
+        "DINO_MODEL": tiny_model, "SAMPLING_METHOD": SAMPLING_METHODS.index("rank_max"),
+        "OUTPUT": str(tmp_path / "w.gpkg"), "OUTPUT_CSV": str(tmp_path / "t.csv"),
+        "OUTPUT_REPORT": str(tmp_path / "r.html")})
+    rows = pd.DataFrame(layer_rows(result["OUTPUT"]))
+    assert len(rows) == 6 * 16
+    assert {"freq_cluster_id", "uniqueness_score", "sampler_weight"} <= set(rows.columns)
+    assert ((rows["sampler_weight"] > 0) == ~rows["excluded"].astype(bool)).all()
+    assert len(pd.read_csv(result["OUTPUT_CSV"])) == 96
+    assert os.path.getsize(result["OUTPUT_REPORT"]) > 1000

@@ -1,0 +1,133 @@
+"""Build balanced dataset: the whole chain in one algorithm (footprints -> clusters -> uniqueness -> combine)."""
+
+import processing
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingMultiStepFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
+from ...balanced_sampling_plugin.uniqueness import BACKENDS
+from ...balanced_sampling_plugin.weights import SAMPLING_METHODS
+from ..styles import GraduatedStyle, style_on_load
+from ..utils import raise_if_canceled
+from .base import BalancedSamplingAlgorithm
+
+PROVIDER = "balanced_sampling"
+
+
+class BuildBalancedDataset(BalancedSamplingAlgorithm):
+    IMAGE_FOLDER = "IMAGE_FOLDER"
+    IMAGE_PATTERN = "IMAGE_PATTERN"
+    MASK_FOLDER = "MASK_FOLDER"
+    MASK_PATTERN = "MASK_PATTERN"
+    PATCH_SIZE = "PATCH_SIZE"
+    STRIDE = "STRIDE"
+    NODATA_CLASS = "NODATA_CLASS"
+    USE_UNIQUENESS = "USE_UNIQUENESS"
+    DINO_MODEL = "DINO_MODEL"
+    PARQUET_PATH = "PARQUET_PATH"
+    BACKEND = "BACKEND"
+    SAMPLING_METHOD = "SAMPLING_METHOD"
+    OUTPUT = "OUTPUT"
+    OUTPUT_CSV = "OUTPUT_CSV"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+
+    group_key = "weights"
+
+    def name(self):
+        return "buildbalanceddataset"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Build balanced dataset")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition "
+            "clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted "
+            "patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all "
+            "its options; this one uses their defaults apart from the parameters below.\n\n"
+            "<b>Image / mask folder and pattern</b>: the rasters; an image pairs with the mask of the same name "
+            "(apart from words like _mask).\n<b>Patch size, stride</b>: windows in pixels (stride 0 = patch size).\n"
+            "<b>Nodata class</b>: mask value without a label.\n"
+            "<b>Compute uniqueness</b>: off = composition only (no DINOv2 needed; rank methods then need "
+            "composition_only or class_balanced).\n<b>DINOv2 model, embedding cache, kNN backend</b>: as in "
+            "Compute DINOv2 uniqueness.\n<b>Sampling method</b>: as in Combine sampler weights."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFile(
+            self.IMAGE_FOLDER, self.tr("Image folder"), behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterString(
+            self.IMAGE_PATTERN, self.tr("Image file pattern"), defaultValue="*.tif"))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MASK_FOLDER, self.tr("Mask folder"), behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterString(
+            self.MASK_PATTERN, self.tr("Mask file pattern"), defaultValue="*.tif"))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.PATCH_SIZE, self.tr("Patch size (pixels)"), QgsProcessingParameterNumber.Integer,
+            defaultValue=256, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.STRIDE, self.tr("Stride (pixels, 0 = patch size)"), QgsProcessingParameterNumber.Integer,
+            defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.NODATA_CLASS, self.tr("Nodata class"), QgsProcessingParameterNumber.Integer, defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.USE_UNIQUENESS, self.tr("Compute DINOv2 uniqueness"), defaultValue=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.DINO_MODEL, self.tr("DINOv2 model (short name, hub id or local folder)"),
+            defaultValue="dinov2-base"))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"), self.tr("Parquet files (*.parquet)"),
+            optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.BACKEND, self.tr("kNN backend"), options=list(BACKENDS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SAMPLING_METHOD, self.tr("Sampling method"), options=list(SAMPLING_METHODS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Sampler weights"), QgsProcessing.TypeVectorPolygon))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_CSV, self.tr("Training CSV"), self.tr("CSV files (*.csv)")))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)")))
+        self.addOutput(QgsProcessingOutputNumber("EFFECTIVE_SAMPLE_SIZE", self.tr("Effective sample size")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        use_uniqueness = self.parameterAsBool(parameters, self.USE_UNIQUENESS, context)
+        steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
+
+        def run(step, algorithm, child_parameters):
+            steps.setCurrentStep(step)
+            raise_if_canceled(feedback)
+            return processing.run(f"{PROVIDER}:{algorithm}", child_parameters, context=context, feedback=steps,
+                                  is_child_algorithm=True)
+
+        memory = QgsProcessing.TEMPORARY_OUTPUT
+        footprints = run(0, "createpatchfootprints", {
+            "IMAGE_FOLDER": parameters[self.IMAGE_FOLDER], "IMAGE_PATTERN": parameters.get(self.IMAGE_PATTERN),
+            "MASK_FOLDER": parameters[self.MASK_FOLDER], "MASK_PATTERN": parameters.get(self.MASK_PATTERN),
+            "PATCH_SIZE": parameters[self.PATCH_SIZE], "STRIDE": parameters.get(self.STRIDE, 0), "OUTPUT": memory})
+        clusters = run(1, "computecompositionclusters", {
+            "INPUT": footprints["OUTPUT"], "NODATA_CLASS": parameters.get(self.NODATA_CLASS, 0), "OUTPUT": memory})
+        signals = clusters
+        if use_uniqueness:
+            signals = run(2, "computedinov2uniqueness", {
+                "INPUT": clusters["OUTPUT"], "DINO_MODEL": parameters.get(self.DINO_MODEL) or "dinov2-base",
+                "PARQUET_PATH": parameters.get(self.PARQUET_PATH), "BACKEND": parameters.get(self.BACKEND, 0),
+                "OUTPUT": memory})
+        combined = run(3 if use_uniqueness else 2, "combinesamplerweights", {
+            "INPUT": signals["OUTPUT"], "SAMPLING_METHOD": parameters.get(self.SAMPLING_METHOD, 0),
+            "OUTPUT": parameters[self.OUTPUT], "OUTPUT_CSV": parameters[self.OUTPUT_CSV],
+            "OUTPUT_REPORT": parameters[self.OUTPUT_REPORT]})
+        style_on_load(self, context, combined["OUTPUT"], GraduatedStyle(SAMPLER_WEIGHT))
+        return {self.OUTPUT: combined["OUTPUT"], self.OUTPUT_CSV: combined["OUTPUT_CSV"],
+                self.OUTPUT_REPORT: combined["OUTPUT_REPORT"],
+                "EFFECTIVE_SAMPLE_SIZE": combined["EFFECTIVE_SAMPLE_SIZE"]}
