@@ -46,8 +46,37 @@ class BalancedSamplingPlugin:
 
     def initGui(self):  # noqa: N802 (QGIS API name)
         self.initProcessing()
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        self.menu_name = self.tr("&Balanced Sampling")
+        self.action = QAction(
+            QIcon(os.path.join(PLUGIN_DIR, "resources", "icons", "balanced_sampling.svg")),
+            self.tr("Build balanced dataset…"), self.iface.mainWindow())
+        self.action.setObjectName("balancedSamplingBuildAction")
+        self.action.triggered.connect(self.open_build_dialog)
+        self.iface.addPluginToMenu(self.menu_name, self.action)
+        self.toolbar = self.iface.addToolBar(self.tr("Balanced Sampling"))
+        self.toolbar.setObjectName("BalancedSamplingToolbar")
+        self.toolbar.addAction(self.action)
+
+    def tr(self, text):
+        return QCoreApplication.translate("BalancedSamplingPlugin", text)
+
+    def open_build_dialog(self):
+        """The chain's Processing dialog; QGIS runs it as a background task with progress and cancel."""
+        import processing
+
+        self.dialog = processing.createAlgorithmDialog("balanced_sampling:buildbalanceddataset")
+        self.dialog.show()
 
     def unload(self):
+        action = getattr(self, "action", None)
+        if action is not None:
+            self.iface.removePluginMenu(self.menu_name, action)
+            self.iface.removeToolBarIcon(action)
+            self.toolbar.deleteLater()
+            self.action = self.toolbar = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -1,0 +1,225 @@
+"""Benchmark of the uniqueness kNN step: time, recall@k and score agreement per backend.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/bench_knn.py                 # the table of docs/benchmarks.md
+    .venv/bin/python bench/bench_knn.py --sweep 155000  # hnsw parameter sweep used to pick defaults
+
+Synthetic embeddings stand in for DINOv2 CLS vectors (D=768) of a segmentation dataset:
+see :func:`scene_embeddings`. Ground truth = faiss exact search for a subsample of queries
+against the full set. The kNN section of ``docs/benchmarks.md`` is rewritten with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from balanced_sampling_plugin.uniqueness import (  # noqa: E402
+    HNSW_DEFAULTS,
+    drop_self,
+    knn_cosine,
+    normalize_rows,
+    recall_at_k,
+)
+
+K = 5
+DIM = 768
+N_QUERIES = 2000
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def scene_embeddings(n: int, d: int = DIM, patches_per_scene: int = 64, n_types: int = 40, seed: int = 0) -> np.ndarray:
+    """(n, d) float32 unit vectors shaped like DINOv2 embeddings of aerial patches.
+
+    Patches come from scenes (image tiles, ``patches_per_scene`` each); scenes belong to
+    land-cover types with long-tailed (Pareto) frequencies, so a few types hold most
+    patches. A vector = a mean shared by all (DINOv2 features have a large common
+    component) + its type's centre + its scene's offset + the patch's own variation, both
+    in the type's 64-d subspace with a power-law spectrum (a few strong directions, as in
+    real embeddings) and a per-type spread (water is uniform, towns are varied) + small
+    isotropic noise. Nearest-neighbour cosine similarity ranges ~0.8-0.99, random pairs ~0.4.
+    """
+    rng = np.random.default_rng(seed)
+    n_scenes = max(1, n // patches_per_scene)
+    type_freq = rng.pareto(1.0, n_types) + 1.0
+    scene_type = rng.choice(n_types, size=n_scenes, p=type_freq / type_freq.sum())
+    spread = np.exp(rng.normal(np.log(0.6), 0.5, size=n_types)).astype(np.float32)
+    spectrum = (np.arange(1, 65) ** -0.7).astype(np.float32)
+    mean = rng.standard_normal(d).astype(np.float32)
+    centres = rng.standard_normal((n_types, d)).astype(np.float32)
+    type_basis = (rng.standard_normal((n_types, 64, d)) * spectrum[:, None]).astype(np.float32)
+    scene_offset = 0.5 * np.einsum("sr,srd->sd", rng.standard_normal((n_scenes, 64)).astype(np.float32), type_basis[scene_type])
+    patch_scene = np.sort(rng.integers(0, n_scenes, size=n))
+    out = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 8192):
+        stop = min(n, start + 8192)
+        scene = patch_scene[start:stop]
+        kind = scene_type[scene]
+        z = rng.standard_normal((stop - start, 64)).astype(np.float32) * spread[kind, None]
+        out[start:stop] = (
+            mean
+            + 0.9 * centres[kind]
+            + scene_offset[scene]
+            + np.einsum("nr,nrd->nd", z, type_basis[kind])
+            + 0.1 * rng.standard_normal((stop - start, d)).astype(np.float32)
+        )
+    return normalize_rows(out)
+
+
+def blob_embeddings(n: int, d: int = DIM, n_clusters: int = 300, rank: int = 24, seed: int = 0) -> np.ndarray:
+    """(n, d) float32 unit vectors in Pareto-sized Gaussian clusters of intrinsic dimension ~``rank``.
+
+    A stress test: no scene structure, so big clusters are featureless 24-d blobs in which
+    nearest neighbours are barely nearer than the rest (hard for graph search).
+    """
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal(d).astype(np.float32)
+    centres = rng.standard_normal((n_clusters, d)).astype(np.float32)
+    sizes = rng.pareto(1.2, n_clusters) + 1.0
+    labels = np.sort(rng.choice(n_clusters, size=n, p=sizes / sizes.sum()))
+    bases = (rng.standard_normal((n_clusters, rank, d)) / np.sqrt(rank)).astype(np.float32)
+    out = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 8192):
+        stop = min(n, start + 8192)
+        lab = labels[start:stop]
+        z = rng.standard_normal((stop - start, rank)).astype(np.float32)
+        out[start:stop] = (
+            mean
+            + 0.8 * centres[lab]
+            + 0.9 * np.einsum("nr,nrd->nd", z, bases[lab])
+            + 0.25 * rng.standard_normal((stop - start, d)).astype(np.float32)
+        )
+    return normalize_rows(out)
+
+
+DATASETS = {"scenes": scene_embeddings, "blobs": blob_embeddings}
+
+
+def exact_subset(x: np.ndarray, queries: np.ndarray):
+    """Exact (len(queries), K) neighbours and distances of rows ``queries`` against all of ``x`` (faiss)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    sims, labels = index.search(x[queries], K + 1)
+    return drop_self(labels.astype(np.int64), 1.0 - sims, queries, K)
+
+
+def run_backend(x, backend, queries, exact_idx, exact_dist, **params):
+    """One timed full kNN run; returns seconds, recall@K and Spearman of scores on ``queries``."""
+    start = time.perf_counter()
+    idx, dist = knn_cosine(x, K, backend=backend, **params)
+    seconds = time.perf_counter() - start
+    recall = recall_at_k(idx[queries], exact_idx)
+    rho = spearmanr(dist[queries].mean(axis=1), exact_dist.mean(axis=1)).statistic
+    return seconds, recall, rho
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()} {platform.machine()}"
+
+
+def main_table(sizes, datasets, sklearn_max):
+    threads = os.cpu_count() or 1
+    runs = [
+        ("hnsw", "hnsw", {}),
+        (f"hnsw, {threads} build threads (not deterministic)", "hnsw", {"build_threads": threads}),
+        ("faiss", "faiss", {}),
+        ("sklearn", "sklearn", {}),
+    ]
+    lines = [
+        f"| data | N | backend | time (s) | recall@{K} | Spearman of scores |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for name in datasets:
+        for n in sizes:
+            x = DATASETS[name](n)
+            queries = np.random.default_rng(1).choice(n, size=min(N_QUERIES, n), replace=False)
+            exact_idx, exact_dist = exact_subset(x, queries)
+            for label, backend, params in runs:
+                if backend == "sklearn" and n > sklearn_max:
+                    lines.append(f"| {name} | {n} | {label} | not run (N > {sklearn_max}: too slow) | | |")
+                    continue
+                seconds, recall, rho = run_backend(x, backend, queries, exact_idx, exact_dist, **params)
+                print(f"{name} N={n} {label}: {seconds:.1f} s, recall@{K}={recall:.4f}, spearman={rho:.4f}", flush=True)
+                lines.append(f"| {name} | {n} | {label} | {seconds:.1f} | {recall:.4f} | {rho:.4f} |")
+    return "\n".join(lines)
+
+
+def sweep_table(n, datasets, grid):
+    """hnsw time/recall/Spearman for each (M, ef_construction, ef, build_threads) of ``grid``."""
+    lines = [
+        f"| data | N | M | ef_construction | ef | build threads | time (s) | recall@{K} | Spearman |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in datasets:
+        x = DATASETS[name](n)
+        queries = np.random.default_rng(1).choice(n, size=min(N_QUERIES, n), replace=False)
+        exact_idx, exact_dist = exact_subset(x, queries)
+        for m, efc, ef, threads in grid:
+            params = {"M": m, "ef_construction": efc, "ef": ef, "build_threads": threads}
+            seconds, recall, rho = run_backend(x, "hnsw", queries, exact_idx, exact_dist, **params)
+            print(f"{name} N={n} {params}: {seconds:.1f} s, recall={recall:.4f}, rho={rho:.4f}", flush=True)
+            lines.append(f"| {name} | {n} | {m} | {efc} | {ef} | {threads} | {seconds:.1f} | {recall:.4f} | {rho:.4f} |")
+    return "\n".join(lines)
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or append) the ``## title`` section of docs/benchmarks.md."""
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text.rstrip() + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 155_000])
+    parser.add_argument("--data", nargs="+", default=["scenes", "blobs"], choices=sorted(DATASETS))
+    parser.add_argument("--sklearn-max", type=int, default=20_000, help="largest N run with the sklearn backend")
+    parser.add_argument("--sweep", type=int, metavar="N", help="sweep hnsw parameters at this N instead")
+    parser.add_argument("--grid", nargs="+", default=["16,100,48", "16,200,64", "24,200,96"],
+                        help="M,ef_construction,ef[,build_threads] for --sweep (build_threads default 1)")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+    header = (
+        f"Machine: {machine()}. D={DIM}, k={K}; recall@{K} and Spearman (of uniqueness scores) on "
+        f"{N_QUERIES} random queries against faiss exact search over the full set. Time = the whole "
+        "`knn_cosine` call (hnsw: build + query of all N)."
+    )
+    if not args.sweep:
+        header += f" hnsw defaults: {HNSW_DEFAULTS}."
+    if args.sweep:
+        grid = [(*(int(v) for v in g.split(",")), 1)[:4] for g in args.grid]
+        body = header + "\n\n" + sweep_table(args.sweep, args.data, grid)
+        title = "kNN: hnsw parameter sweep"
+    else:
+        body = header + "\n\n" + main_table(args.sizes, args.data, args.sklearn_max)
+        title = "kNN"
+    print(body)
+    if not args.no_doc:
+        write_section(title, body)
+
+
+if __name__ == "__main__":
+    main()
