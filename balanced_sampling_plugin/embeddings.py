@@ -209,6 +209,15 @@ def cls_embeddings(model, batch, device: str) -> np.ndarray:
         return model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu().numpy()
 
 
+def cache_identity(model_name: str, bands, stretch) -> str:
+    """What an embedding depends on besides the patch: the model and how pixels reach it.
+
+    Stored in the cache's ``model`` column, so changing the bands or the stretch never
+    reuses embeddings made from other inputs.
+    """
+    return f"{model_name}|bands={','.join(str(int(b)) for b in bands)}|stretch={stretch[0]:g}-{stretch[1]:g}"
+
+
 def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
                        num_workers: int = 2, use_gpu: bool = False, parquet_path=None, bands=(1, 2, 3),
                        stretch=(2, 98), progress: Progress | None = None) -> EmbeddingResult:
@@ -236,9 +245,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                        firsts[COL_OFF].tolist(), firsts[PATCH_SIZE].tolist()))
     name, local = resolve_model_name(dino_model)
     dim = model_dimension(name, local)
+    identity = cache_identity(name, bands, stretch)
 
     cache = EmbeddingCache(parquet_path, progress) if parquet_path else None
-    found, cached = cache.lookup(unique_keys, name, dim) if cache else (np.zeros(len(unique_keys), bool), None)
+    found, cached = cache.lookup(unique_keys, identity, dim) if cache else (np.zeros(len(unique_keys), bool), None)
     vectors = np.zeros((len(unique_keys), dim), dtype=np.float32)
     if found.any():
         vectors[found] = cached
@@ -257,10 +267,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 progress.info(f"Non-uint8 imagery stretched to 0-255 (percentiles {stretch}): {low} to {high}.")
             model, spec = load_model(name, local, device)
             computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
-                              int(num_workers), progress, cache, unique_keys[todo], name)
+                              int(num_workers), progress, cache, unique_keys[todo], identity)
         vectors[todo] = computed
         if cache:
-            cache.save(unique_keys[todo], name, computed)
+            cache.save(unique_keys[todo], identity, computed)
     return EmbeddingResult(vectors[row_to_unique], computed=len(todo), reused=int(found.sum()), model_name=name,
                            device=device)
 

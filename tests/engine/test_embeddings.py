@@ -12,7 +12,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from balanced_sampling_plugin.embedding_cache import EmbeddingCache
-from balanced_sampling_plugin.embeddings import InputSpec, extract_embeddings, resolve_model_name
+from balanced_sampling_plugin.embeddings import InputSpec, cache_identity, extract_embeddings, resolve_model_name
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
 from balanced_sampling_plugin.patch_images import PatchReader, estimate_stretch
 from balanced_sampling_plugin.progress import Progress
@@ -109,12 +109,23 @@ def test_cache_reuse_add_and_model_change(model, other_model, flat_image, second
 
     # Both models live in the file, never mixed; a subset run keeps the other rows.
     stored = pq.read_table(cache).to_pandas()
-    assert stored.groupby("model").size().to_dict() == {normalize_path(model): 20, normalize_path(other_model): 16}
+    assert stored.groupby("model").size().to_dict() == {cache_identity(normalize_path(model), (1, 2, 3), (2, 98)): 20,
+                                                         cache_identity(normalize_path(other_model), (1, 2, 3),
+                                                                        (2, 98)): 16}
     subset = extract_embeddings(records.iloc[:5], dino_model=model, parquet_path=cache)
     assert (subset.computed, subset.reused) == (0, 5)
     np.testing.assert_array_equal(subset.embeddings, first.embeddings[:5])
     assert len(pq.read_table(cache)) == 36
     assert {name for name in os.listdir(tmp_path / "cache")} == {"embeddings.parquet"}, "no temp file left"
+
+
+def test_changing_bands_or_stretch_never_reuses_embeddings(model, flat_image, tmp_path):
+    cache = str(tmp_path / "embeddings.parquet")
+    records = grid_records(flat_image, 2, 2)
+    assert extract_embeddings(records, dino_model=model, parquet_path=cache).computed == 4
+    assert extract_embeddings(records, dino_model=model, parquet_path=cache, bands=(3, 2, 1)).computed == 4
+    assert extract_embeddings(records, dino_model=model, parquet_path=cache, stretch=(1, 99)).computed == 4
+    assert extract_embeddings(records, dino_model=model, parquet_path=cache, bands=(3, 2, 1)).reused == 4
 
 
 def test_duplicate_rows_share_one_embedding(model, flat_image):
@@ -144,7 +155,8 @@ def test_wrong_size_rows_are_stale(model, flat_image, tmp_path):
     cache = tmp_path / "embeddings.parquet"
     records = grid_records(flat_image, 1, 2)
     keys = [patch_id(flat_image, 0, c, PATCH) for c in (0, PATCH)]
-    EmbeddingCache(cache).save(np.array(keys), normalize_path(model), np.ones((2, 7), dtype=np.float32))
+    identity = cache_identity(normalize_path(model), (1, 2, 3), (2, 98))
+    EmbeddingCache(cache).save(np.array(keys), identity, np.ones((2, 7), dtype=np.float32))
     result = extract_embeddings(records, dino_model=model, parquet_path=cache)
     assert result.computed == 2 and result.embeddings.shape == (2, 32)
 
