@@ -112,3 +112,31 @@ def write_features(source, sink, fields: QgsFields, table: pd.DataFrame, feedbac
         out.setAttributes(attributes)
         if not sink.addFeature(out, QgsFeatureSink.FastInsert):
             raise QgsProcessingException(f"Could not write feature {feature.id()} to the output layer.")
+
+
+def update_layer_in_place(layer, table: pd.DataFrame, feedback=None) -> None:
+    """Write the table's columns into ``layer`` by feature id, adding missing fields; all or nothing.
+
+    Runs in the main thread (``postProcessAlgorithm``). The changes go through the layer's
+    edit buffer and are committed once; any failure rolls the buffer back, so the layer and
+    its file stay as they were.
+    """
+    if not layer.isEditable() and not layer.startEditing():
+        raise QgsProcessingException(f"Layer {layer.name()} cannot be edited; write a new layer instead.")
+    try:
+        for column in table.columns:
+            if layer.fields().indexOf(column) < 0 and not layer.addAttribute(qgis_field_for(column, table[column])):
+                raise QgsProcessingException(f"Could not add field '{column}' to layer {layer.name()}.")
+        positions = [layer.fields().indexOf(column) for column in table.columns]
+        for n, (fid, row) in enumerate(zip(table.index, table.itertuples(index=False, name=None))):
+            if feedback is not None and n % BATCH == 0:
+                raise_if_canceled(feedback)
+            values = {position: _to_qgis(value) for position, value in zip(positions, row)}
+            if not layer.changeAttributeValues(int(fid), values):
+                raise QgsProcessingException(f"Could not update feature {fid} of layer {layer.name()}.")
+        if not layer.commitChanges():
+            raise QgsProcessingException(
+                f"Could not save layer {layer.name()}: {'; '.join(layer.commitErrors())}")
+    except BaseException:
+        layer.rollBack()
+        raise

@@ -1,10 +1,14 @@
 """What every Balanced Sampling algorithm shares: translation, icon, group, instance creation."""
 
-from qgis.core import QgsProcessingAlgorithm
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..layers import output_fields, update_layer_in_place, write_features
+from ..styles import style_on_load
 from ..utils import icon_path
+
+IN_PLACE = "IN_PLACE"
 
 
 class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
@@ -40,3 +44,41 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
 
     def helpUrl(self):  # noqa: N802 (QGIS API name)
         return "https://github.com/balanced-sampling/qgis-balanced-sampling#readme"
+
+    def add_in_place_parameter(self) -> None:
+        self.addParameter(QgsProcessingParameterBoolean(
+            IN_PLACE, QCoreApplication.translate("BalancedSamplingAlgorithm",
+                                                 "Update the input layer in place (no new layer)"),
+            defaultValue=False))
+
+    def write_output(self, parameters, context, feedback, source, table, styler=None,
+                     progress_span=(90.0, 100.0)) -> str:
+        """Write the input features plus the table's columns to OUTPUT, or, with IN_PLACE,
+        keep the table for :meth:`postProcessAlgorithm` to write into the input layer.
+
+        Returns the output layer id/path (the input layer's id in place).
+        """
+        if self.parameterAsBool(parameters, IN_PLACE, context):
+            layer = self.parameterAsVectorLayer(parameters, "INPUT", context)
+            if layer is None:
+                raise QgsProcessingException(
+                    QCoreApplication.translate("BalancedSamplingAlgorithm",
+                                               "In-place update needs a vector layer as input."))
+            self._in_place = (layer, table)  # written in the main thread, after the run
+            return layer.id()
+        fields = output_fields(source.fields(), table)
+        sink, dest_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, source.wkbType(),
+                                             source.sourceCrs())
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
+        write_features(source, sink, fields, table, feedback, progress_span)
+        if styler is not None:
+            style_on_load(self, context, dest_id, styler)
+        return dest_id
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
+        pending = getattr(self, "_in_place", None)
+        if pending is not None:
+            self._in_place = None
+            update_layer_in_place(*pending, feedback)
+        return {}

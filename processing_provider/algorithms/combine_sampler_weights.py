@@ -33,9 +33,9 @@ from ...balanced_sampling_plugin.records import (
 from ...balanced_sampling_plugin.report import build_report_html
 from ...balanced_sampling_plugin.weights import SAMPLING_METHODS, combine_weights, effective_sample_size
 
-from ..layers import output_fields, read_table, write_features
+from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
-from ..styles import GraduatedStyle, save_default_style, style_on_load
+from ..styles import GraduatedStyle, save_default_style
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -151,8 +151,10 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             self.DROP_EXCLUDED, self.tr("Leave excluded patches out of the CSV"), defaultValue=False))
         self.addParameter(QgsProcessingParameterBoolean(
             self.RELATIVE_PATHS, self.tr("Write paths relative to the CSV's folder"), defaultValue=False))
+        self.add_in_place_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, self.tr("Sampler weights"), QgsProcessing.TypeVectorAnyGeometry))
+            self.OUTPUT, self.tr("Sampler weights"), QgsProcessing.TypeVectorAnyGeometry,
+            optional=True, createByDefault=True))  # optional: not written with IN_PLACE
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_CSV, self.tr("Training CSV"), self.tr("CSV files (*.csv)"), optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -162,6 +164,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.EXCLUDED_PATCHES, self.tr("Excluded patches")))
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
+        super().postProcessAlgorithm(context, feedback)
         # Main thread, sink closed: a GeoPackage output gets the graduated style as its default.
         path = getattr(self, "_output_path", "")
         if path and not context.willLoadLayerOnCompletion(path):
@@ -230,13 +233,8 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
                 feedback.pushInfo(self.tr("Report: {}").format(report_path))
 
         out_table = table[[SAMPLER_WEIGHT]]
-        fields = output_fields(source.fields(), out_table)
-        sink, dest_id = self.parameterAsSink(
-            parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        write_features(source, sink, fields, out_table, feedback, progress_span=(70.0, 100.0))
-        style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
+        dest_id = self.write_output(parameters, context, feedback, source, out_table,
+                                    GraduatedStyle(SAMPLER_WEIGHT), progress_span=(70.0, 100.0))
         self._output_path = dest_id
         return {
             self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None, self.OUTPUT_REPORT: report_path or None,

@@ -14,7 +14,7 @@ from qgis.core import (
 from ...balanced_sampling_plugin.composition import compute_composition
 from ...balanced_sampling_plugin.records import validate_records
 
-from ..layers import output_fields, read_table, write_features
+from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
@@ -110,8 +110,10 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         add_record_field_parameters(self, self.INPUT)
+        self.add_in_place_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, self.tr("Composition clusters"), QgsProcessing.TypeVectorAnyGeometry))
+            self.OUTPUT, self.tr("Composition clusters"), QgsProcessing.TypeVectorAnyGeometry,
+            optional=True, createByDefault=True))  # optional: not written with IN_PLACE
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         source = self.parameterAsSource(parameters, self.INPUT, context)
@@ -142,10 +144,5 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             records = validate_records(table, source=self.tr("the input layer"))
             result = compute_composition(records, progress=progress.child(0.05, 0.9), **options)
 
-        fields = output_fields(source.fields(), result.table)
-        sink, dest_id = self.parameterAsSink(
-            parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        write_features(source, sink, fields, result.table, feedback)
+        dest_id = self.write_output(parameters, context, feedback, source, result.table)
         return {self.OUTPUT: dest_id}

@@ -18,9 +18,9 @@ from ...balanced_sampling_plugin.records import UNIQUENESS_SCORE, validate_recor
 from ...balanced_sampling_plugin.uniqueness import BACKENDS
 from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
 
-from ..layers import output_fields, read_table, write_features
+from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
-from ..styles import GraduatedStyle, style_on_load
+from ..styles import GraduatedStyle
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -107,8 +107,10 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         add_record_field_parameters(self, self.INPUT, IMAGE_FIELDS)
+        self.add_in_place_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, self.tr("Uniqueness"), QgsProcessing.TypeVectorAnyGeometry))
+            self.OUTPUT, self.tr("Uniqueness"), QgsProcessing.TypeVectorAnyGeometry,
+            optional=True, createByDefault=True))  # optional: not written with IN_PLACE
         self.addOutput(QgsProcessingOutputNumber(self.COMPUTED, self.tr("Patches embedded in this run")))
         self.addOutput(QgsProcessingOutputNumber(self.REUSED, self.tr("Patches taken from the cache")))
 
@@ -150,11 +152,6 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             )
         feedback.pushInfo(self.tr("{} patches embedded, {} taken from the cache; k = {}, backend {}")
                           .format(result.computed, result.reused, result.k_neighbors, result.backend))
-        fields = output_fields(source.fields(), result.table)
-        sink, dest_id = self.parameterAsSink(
-            parameters, self.OUTPUT, context, fields, source.wkbType(), source.sourceCrs())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        write_features(source, sink, fields, result.table, feedback)
-        style_on_load(self, context, dest_id, GraduatedStyle(UNIQUENESS_SCORE, ramp="Magma"))
+        dest_id = self.write_output(parameters, context, feedback, source, result.table,
+                                    GraduatedStyle(UNIQUENESS_SCORE, ramp="Magma"))
         return {self.OUTPUT: dest_id, self.COMPUTED: result.computed, self.REUSED: result.reused}
