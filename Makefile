@@ -8,7 +8,7 @@ DEMO_DIR ?= demo_data
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup test test-engine demo bench zip deploy transup transcompile lint clean
+.PHONY: help setup test test-engine demo bench zip deploy transup transcompile model lint clean
 
 help:
 	@echo "make demo     run the whole chain through qgis_process on a generated dataset"
@@ -50,6 +50,10 @@ transup:
 
 transcompile:
 	@for ts in i18n/*.ts; do [ -e "$$ts" ] || continue; lrelease -silent "$$ts" -qm "$${ts%.ts}.qm"; done
+
+# Regenerate the shipped graphical model from scripts/build_model.py.
+model: setup
+	$(PY) scripts/build_model.py
 
 lint: setup
 	$(PY) -m ruff check . || true

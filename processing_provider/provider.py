@@ -1,6 +1,9 @@
 """The Processing provider ``balanced_sampling``."""
 
-from qgis.core import QgsProcessingProvider
+import glob
+import os
+
+from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -20,6 +23,12 @@ class BalancedSamplingProvider(QgsProcessingProvider):
                       CombineSamplerWeights(), BuildBalancedDataset())
         for algorithm in algorithms:
             self.addAlgorithm(algorithm)
+        # The shipped graphical models (scripts/build_model.py writes them).
+        for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "models", "*.model3"))):
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(path):
+                model.setSourceFilePath(path)
+                self.addAlgorithm(model)
 
     def id(self):
         return PROVIDER_ID

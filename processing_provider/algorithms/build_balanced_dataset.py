@@ -1,6 +1,5 @@
 """Build balanced dataset: the whole chain in one algorithm (footprints -> clusters -> uniqueness -> combine)."""
 
-import processing
 from qgis.core import (
     QgsProcessing,
     QgsProcessingMultiStepFeedback,
@@ -101,6 +100,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("EFFECTIVE_SAMPLE_SIZE", self.tr("Effective sample size")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
+
         use_uniqueness = self.parameterAsBool(parameters, self.USE_UNIQUENESS, context)
         steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
 

@@ -104,3 +104,19 @@ def test_whole_chain_headless_writes_csv_and_report(profile, synthetic_dataset, 
     assert list(csv.columns[:6]) == ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
     assert len(csv) == 96
     assert "rank_max" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_shipped_model_runs_headless(profile, synthetic_dataset, tmp_path):
+    from tests.tiny_dinov2 import build_tiny_dinov2
+
+    model_file = os.path.join(ROOT, "processing_provider", "models", "build_balanced_dataset.model3")
+    proc = qgis_process("run", model_file, "--json", "--",
+                        f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
+                        f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}", "PATCH_SIZE=128",
+                        f"DINO_MODEL={build_tiny_dinov2(tmp_path / 'model')}", "SAMPLING_METHOD=6",
+                        f"sampler_weights:Sampler weights={tmp_path / 'w.gpkg'}",
+                        f"sampler_weights:Training CSV={tmp_path / 't.csv'}",
+                        f"sampler_weights:Report={tmp_path / 'r.html'}", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(gpkg_rows(str(tmp_path / "w.gpkg"))) == 96
+    assert (tmp_path / "r.html").stat().st_size > 1000

@@ -98,3 +98,18 @@ def test_build_balanced_dataset_runs_the_chain(run_algorithm, synthetic_dataset,
     assert ((rows["sampler_weight"] > 0) == ~rows["excluded"].astype(bool)).all()
     assert len(pd.read_csv(result["OUTPUT_CSV"])) == 96
     assert os.path.getsize(result["OUTPUT_REPORT"]) > 1000
+
+
+def test_shipped_model_runs_through_processing(run_algorithm, synthetic_dataset, tiny_model, tmp_path):
+    import os
+
+    result = run_algorithm("Build balanced dataset model", {
+        "IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+        "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128, "DINO_MODEL": tiny_model,
+        "SAMPLING_METHOD": SAMPLING_METHODS.index("class_balanced"),
+        "sampler_weights:Sampler weights": str(tmp_path / "w.gpkg"),
+        "sampler_weights:Training CSV": str(tmp_path / "t.csv"),
+        "sampler_weights:Report": str(tmp_path / "r.html")})
+    rows = pd.DataFrame(layer_rows(result["sampler_weights:Sampler weights"]))
+    assert len(rows) == 96 and rows["sampler_weight"].notna().all()
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 96
