@@ -1,0 +1,341 @@
+"""The pytorch-smt-tools ``balanced_dataset`` YAML config, parsed and checked into dataclasses.
+
+Layout (every section and key optional unless said; defaults as in the pytorch-smt-tools
+documentation)::
+
+    balanced_dataset:
+      mode: masks_only | embeddings                      # masks_only
+      sampling_method: rank_max | rank_multiply | ...    # rank_max
+      input:                     # required: patch_records, or the database keys
+        patch_records: [{image_path, mask_path, row_off, col_off, patch_size}, ...] | records.csv
+        host, port, database, user, password, table, where_clause,
+        image_path_column, mask_path_column, ..., tile_id_column   # column names of the tile table
+      clustering: {k_min: 4, k_max: 16, k_selection: elbow, k: null, random_state: 42}
+      uniqueness: {k_neighbors: 5, backend: sklearn}
+      embeddings: {dino_model: facebook/dinov2-base, batch_size: 32, num_workers: 4,
+                   use_gpu: false, parquet_path: null}
+      exclusion: {exclude_border_nodata: true, exclude_black_border: true, nodata_class: 0,
+                  black_tolerance: 0, max_nodata_ratio: 1.0}
+      output: {csv_path: required, geojson_path: null}
+
+Relative paths (records, rasters, outputs, the embedding cache, a model folder) resolve
+against the config file's folder. Unknown keys and bad values raise
+:class:`BalancedSamplingError` naming the dotted key, e.g. ``balanced_dataset.clustering.kmin``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Optional, Union
+
+import pandas as pd
+
+from .composition import K_SELECTIONS
+from .errors import BalancedSamplingError
+from .sources.records_file import read_yaml_file, records_from_entries, resolve_path
+from .uniqueness import BACKENDS
+from .weights import SAMPLING_METHODS
+
+ROOT = "balanced_dataset"
+MODES = ("masks_only", "embeddings")
+#: Config keys naming the tile table's columns (pytorch-smt-tools names) -> column role.
+COLUMN_KEYS = {
+    "image_path_column": "file_path",
+    "mask_path_column": "mask_path",
+    "row_off_column": "row_off",
+    "col_off_column": "col_off",
+    "patch_size_column": "patch_size",
+    "class_dist_column": "class_dist",
+    "uniqueness_score_column": "uniqueness_score",
+    "class_entropy_column": "class_entropy",
+    "nodata_ratio_column": "nodata_ratio",
+    "tile_id_column": "id",
+}
+
+
+# --------------------------------------------------------------------------- value checks
+# A check takes (value, dotted key) and returns the value to keep, or raises naming the key.
+
+Check = Callable[[Any, str], Any]
+
+
+def _bad(key: str, value, expected: str) -> BalancedSamplingError:
+    if key.endswith("password"):  # never echo a secret
+        return BalancedSamplingError(f"{key} has the wrong type; expected {expected}.")
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return BalancedSamplingError(f"{key} is {shown}; expected {expected}.")
+
+
+def _integer(minimum: Optional[int] = None, maximum: Optional[int] = None) -> Check:
+    def check(value, key):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(key, value, "an integer")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise _bad(key, value, f"an integer {bounds}")
+        return value
+
+    return check
+
+
+def _number(minimum: float, maximum: Optional[float] = None) -> Check:
+    def check(value, key):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _bad(key, value, "a number")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise _bad(key, value, f"a number {bounds}")
+        return float(value)
+
+    return check
+
+
+def _boolean(value, key):
+    if not isinstance(value, bool):
+        raise _bad(key, value, "true or false")
+    return value
+
+
+def _text(value, key):
+    if not isinstance(value, str):
+        raise _bad(key, value, "text (quote it in YAML)")
+    return value
+
+
+def _choice(options) -> Check:
+    def check(value, key):
+        if value not in options:
+            raise _bad(key, value, f"one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _optional(check: Check) -> Check:
+    return lambda value, key: None if value is None else check(value, key)
+
+
+def _setting(default, check: Check):
+    """A dataclass field whose YAML value is checked by ``check``."""
+    return field(default=default, metadata={"check": check})
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class LocalInput:
+    """``input.patch_records``: the validated patch table (absolute paths, ``patch_id``)."""
+
+    patch_records: pd.DataFrame
+
+
+@dataclass
+class PostgresInput:
+    """``input`` as a dataset_explorer tile table; ``columns`` maps column roles to names."""
+
+    host: str = _setting("localhost", _text)
+    port: int = _setting(5432, _integer(1, 65535))
+    database: str = _setting("dataset_explorer", _text)
+    user: str = _setting("postgres", _text)
+    password: str = _setting("", _text)
+    table: str = _setting("tiles", _text)
+    where_clause: str = _setting("", _optional(_text))
+    columns: dict = field(default_factory=dict)
+
+    def connection(self) -> dict:
+        """Keyword arguments for :func:`~balanced_sampling_plugin.sources.postgres.load_tiles`."""
+        return dict(host=self.host, port=self.port, dbname=self.database, user=self.user, password=self.password)
+
+    def __repr__(self) -> str:  # keep the password out of logs and tracebacks
+        return (f"PostgresInput(host={self.host!r}, port={self.port}, database={self.database!r}, "
+                f"user={self.user!r}, table={self.table!r}, where_clause={self.where_clause!r})")
+
+
+@dataclass
+class ClusteringConfig:
+    k_min: int = _setting(4, _integer(1))
+    k_max: int = _setting(16, _integer(1))
+    k_selection: str = _setting("elbow", _choice(K_SELECTIONS))
+    k: Optional[int] = _setting(None, _optional(_integer(1)))
+    random_state: int = _setting(42, _integer(0))
+
+
+@dataclass
+class UniquenessConfig:
+    k_neighbors: int = _setting(5, _integer(1))
+    backend: str = _setting("sklearn", _choice(BACKENDS))
+
+
+@dataclass
+class EmbeddingsConfig:
+    dino_model: str = _setting("facebook/dinov2-base", _text)
+    batch_size: int = _setting(32, _integer(1))
+    num_workers: int = _setting(4, _integer(0))
+    use_gpu: bool = _setting(False, _boolean)
+    parquet_path: Optional[str] = _setting(None, _optional(_text))
+
+
+@dataclass
+class ExclusionConfig:
+    exclude_border_nodata: bool = _setting(True, _boolean)
+    exclude_black_border: bool = _setting(True, _boolean)
+    nodata_class: Optional[int] = _setting(0, _optional(_integer()))
+    black_tolerance: float = _setting(0.0, _number(0))
+    max_nodata_ratio: float = _setting(1.0, _number(0, 1))
+
+
+@dataclass
+class OutputConfig:
+    csv_path: Optional[str] = _setting(None, _optional(_text))
+    geojson_path: Optional[str] = _setting(None, _optional(_text))
+
+
+@dataclass
+class BalancedDatasetConfig:
+    """The whole ``balanced_dataset`` section; ``source`` is the config file (None for a dict)."""
+
+    input: Union[LocalInput, PostgresInput]
+    output: OutputConfig
+    mode: str = _setting("masks_only", _choice(MODES))
+    sampling_method: str = _setting("rank_max", _choice(SAMPLING_METHODS))
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    uniqueness: UniquenessConfig = field(default_factory=UniquenessConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    exclusion: ExclusionConfig = field(default_factory=ExclusionConfig)
+    source: Optional[str] = None
+
+
+_SECTIONS = {
+    "clustering": ClusteringConfig,
+    "uniqueness": UniquenessConfig,
+    "embeddings": EmbeddingsConfig,
+    "exclusion": ExclusionConfig,
+    "output": OutputConfig,
+}
+_SCALARS = ("mode", "sampling_method")
+_POSTGRES_KEYS = tuple(f.name for f in fields(PostgresInput) if f.name != "columns")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str] = None) -> BalancedDatasetConfig:
+    """Parse and check a ``balanced_dataset`` config from a YAML file or an already loaded mapping.
+
+    ``base_dir`` anchors relative paths of a mapping (default: the current folder); a
+    file's own folder anchors its relative paths. Every message names the file (when
+    there is one) and the dotted key at fault.
+    """
+    if isinstance(config, Mapping):
+        source, document = None, config
+        base_dir = os.path.abspath(base_dir or os.getcwd())
+    else:
+        source = os.path.abspath(os.fspath(config))
+        document = read_yaml_file(source)
+        base_dir = os.path.dirname(source)
+    try:
+        return _parse(document, source, base_dir)
+    except BalancedSamplingError as exc:
+        if source and not str(exc).startswith(source):
+            raise BalancedSamplingError(f"{source}: {exc}") from None
+        raise
+
+
+def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetConfig:
+    if not isinstance(document, Mapping) or ROOT not in document:
+        found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else "nothing"
+        raise BalancedSamplingError(f"The config has no '{ROOT}' section (found: {found}).")
+    top = _mapping(document[ROOT], ROOT)
+    _reject_unknown(top, ROOT, ("input", *_SCALARS, *_SECTIONS))
+    if "input" not in top:
+        raise BalancedSamplingError(f"{ROOT}.input is required: the patch_records, or the tile table's database.")
+    sections = {name: _section(cls, top.get(name), f"{ROOT}.{name}") for name, cls in _SECTIONS.items()}
+    scalars = {name: _check_field(BalancedDatasetConfig, name, top[name], ROOT) for name in _SCALARS if name in top}
+    config = BalancedDatasetConfig(
+        input=_parse_input(top["input"], f"{ROOT}.input", source or "The config", base_dir),
+        source=source,
+        **sections,
+        **scalars,
+    )
+    _check_consistency(config)
+    _resolve_paths(config, base_dir)
+    return config
+
+
+def _parse_input(value, key: str, source: str, base_dir: str) -> Union[LocalInput, PostgresInput]:
+    section = _mapping(value, key)
+    _reject_unknown(section, key, ("patch_records", *_POSTGRES_KEYS, *COLUMN_KEYS))
+    database_keys = [k for k in section if k != "patch_records"]
+    if "patch_records" in section:
+        if database_keys:
+            raise BalancedSamplingError(
+                f"{key} holds both patch_records and database keys ({', '.join(database_keys)}); keep one input."
+            )
+        return LocalInput(records_from_entries(section["patch_records"], source, base_dir))
+    if not database_keys:
+        raise BalancedSamplingError(
+            f"{key} is empty: give patch_records, or the tile table's database ({', '.join(_POSTGRES_KEYS)})."
+        )
+    settings = {k: v for k, v in section.items() if k in _POSTGRES_KEYS}
+    postgres = _section(PostgresInput, settings, key)
+    postgres.where_clause = postgres.where_clause or ""
+    postgres.columns = {COLUMN_KEYS[k]: _text(v, f"{key}.{k}") for k, v in section.items() if k in COLUMN_KEYS}
+    return postgres
+
+
+def _section(cls, value, key: str):
+    """An instance of dataclass ``cls`` from a mapping (None: the defaults), each value checked."""
+    section = _mapping(value, key) if value is not None else {}
+    _reject_unknown(section, key, [f.name for f in fields(cls) if "check" in f.metadata])
+    return cls(**{name: _check_field(cls, name, v, key) for name, v in section.items()})
+
+
+def _check_field(cls, name: str, value, parent: str):
+    check = next(f.metadata["check"] for f in fields(cls) if f.name == name)
+    return check(value, f"{parent}.{name}")
+
+
+def _mapping(value, key: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise _bad(key, value, "a mapping of keys (indent them under it)")
+    return value
+
+
+def _reject_unknown(section: Mapping, key: str, accepted) -> None:
+    for name in section:
+        if name not in accepted:
+            close = difflib.get_close_matches(str(name), accepted, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise BalancedSamplingError(
+                f"Unknown key '{key}.{name}'.{hint} Accepted keys under {key}: {', '.join(accepted)}."
+            )
+
+
+def _check_consistency(config: BalancedDatasetConfig) -> None:
+    clustering = config.clustering
+    key = f"{ROOT}.clustering"
+    if clustering.k_selection == "fixed" and clustering.k is None:
+        raise BalancedSamplingError(f"{key}.k is required when {key}.k_selection is 'fixed'.")
+    if clustering.k_selection == "elbow" and clustering.k_min > clustering.k_max:
+        raise BalancedSamplingError(
+            f"{key}.k_min ({clustering.k_min}) must not exceed {key}.k_max ({clustering.k_max})."
+        )
+    if not config.output.csv_path:
+        raise BalancedSamplingError(f"{ROOT}.output.csv_path is required: the training CSV to write.")
+
+
+def _resolve_paths(config: BalancedDatasetConfig, base_dir: str) -> None:
+    output, embeddings = config.output, config.embeddings
+    output.csv_path = resolve_path(output.csv_path, base_dir)
+    if output.geojson_path:
+        output.geojson_path = resolve_path(output.geojson_path, base_dir)
+    if embeddings.parquet_path:
+        embeddings.parquet_path = resolve_path(embeddings.parquet_path, base_dir)
+    # A model given as a folder next to the config; hub ids like facebook/dinov2-base stay as they are.
+    model_folder = resolve_path(embeddings.dino_model, base_dir)
+    if os.path.isdir(model_folder):
+        embeddings.dino_model = model_folder

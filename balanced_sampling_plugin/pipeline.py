@@ -1,0 +1,304 @@
+"""The whole ``build-balanced-dataset`` chain from one ``balanced_dataset`` config.
+
+records (``input.patch_records`` or a PostgreSQL tile table) -> footprints -> composition
+clusters -> uniqueness -> sampler weights -> the training CSV (+ an optional GeoJSON of
+the patch footprints).
+
+Decisions
+---------
+Class proportions
+    When the records carry ``cls_<c>`` fields (a tile table's ``class_dist``), masks are
+    not read; the border-nodata / black-border exclusions, which need pixels, are skipped.
+Uniqueness
+    ``mode: embeddings`` always computes DINOv2 uniqueness with the configured model, k
+    and backend (embeddings are cached in ``parquet_path``, so re-runs are cheap); a
+    ``uniqueness_score`` column of the input is replaced, because it may come from another
+    model or k. ``mode: masks_only`` runs no model: it reuses the input's
+    ``uniqueness_score`` when every included patch has one; otherwise a method that needs
+    uniqueness falls back to ``composition_only`` (with a warning) — except
+    ``uniqueness_only``, which then has nothing to work from and raises.
+GeoJSON
+    Footprints are written in the rasters' CRS, not reprojected to WGS 84: the file carries
+    the legacy ``crs`` member (``urn:ogc:def:crs:EPSG::<code>``), which QGIS/GDAL read. A CRS
+    without EPSG code cannot be named there; the file then has no ``crs`` member (a warning
+    says so) and the layer's CRS must be set by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from .composition import CompositionResult, compute_composition
+from .config import BalancedDatasetConfig, LocalInput, load_config
+from .errors import BalancedSamplingError, require
+from .export import atomic_write, write_training_csv
+from .progress import Progress, as_progress
+from .records import (
+    COL_OFF,
+    EXCLUDED,
+    FREQ_CLUSTER_ID,
+    IMAGE_PATH,
+    MASK_PATH,
+    PATCH_ID,
+    PATCH_SIZE,
+    ROW_OFF,
+    SAMPLER_WEIGHT,
+    UNIQUENESS_SCORE,
+    class_columns,
+)
+from .sources.footprints_for_records import record_footprints
+from .sources.postgres import load_tiles
+from .uniqueness_stage import UniquenessResult, compute_uniqueness
+from .weights import WeightResult, combine_weights, included_mask, method_signals
+
+#: Feature properties of the GeoJSON, in order (absent fields are written as null).
+GEOJSON_PROPERTIES = (
+    PATCH_ID, IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE,
+    SAMPLER_WEIGHT, FREQ_CLUSTER_ID, UNIQUENESS_SCORE, EXCLUDED,
+)
+#: GeoJSON's default CRS is WGS 84 lon/lat, which needs no ``crs`` member.
+_GEOJSON_DEFAULT_CRS = "EPSG:4326"
+_UNIQUENESS_SIGNAL = "uniqueness"
+
+
+@dataclass
+class PipelineResult:
+    """Everything :func:`run_config` produced.
+
+    table : one row per patch: the input fields plus composition (``cls_<c>``,
+        ``class_entropy``, ``nodata_ratio``, ``excluded``, ``freq_cluster_*``), possibly
+        ``uniqueness_score``, and ``sampler_weight``; row ``i`` has ``rings[i]``.
+    rings : closed footprint rings (5 ``(x, y)``) in the rasters' CRS.
+    crs_wkt, crs_authid : that CRS.
+    csv_path, geojson_path : the files written (``geojson_path`` None when not asked for).
+    sampling_method : the method applied (``composition_only`` when masks_only fell back).
+    composition, uniqueness, weights : the stage results (``uniqueness`` None when no model ran).
+    """
+
+    table: pd.DataFrame
+    rings: list
+    crs_wkt: str
+    crs_authid: str
+    csv_path: str
+    geojson_path: Optional[str]
+    sampling_method: str
+    composition: CompositionResult
+    uniqueness: Optional[UniquenessResult]
+    weights: WeightResult
+
+
+def run_config(
+    config: Union[BalancedDatasetConfig, str, os.PathLike, Mapping], progress: Optional[Progress] = None
+) -> PipelineResult:
+    """Run the whole chain of a ``balanced_dataset`` config (a loaded one, a YAML path or a mapping).
+
+    Progress: 10 % records, 5 % footprints, composition, uniqueness (embeddings mode),
+    then weights and writing. Outputs are written atomically at the very end, so a failed
+    or cancelled run leaves earlier files as they were.
+    """
+    if not isinstance(config, BalancedDatasetConfig):
+        config = load_config(config)
+    progress = as_progress(progress)
+    embeddings = config.mode == "embeddings"
+
+    records = load_records(config, progress.child(0.0, 0.10))
+    footprints = record_footprints(records, on_missing="fail", progress=progress.child(0.10, 0.15))
+    table = footprints.records
+    composition = run_composition(table, config, progress.child(0.15, 0.45 if embeddings else 0.90))
+    table = _replace_columns(table, composition.table)
+
+    uniqueness = None
+    if embeddings:
+        uniqueness = run_uniqueness(table, config, progress.child(0.45, 0.90))
+        table = _replace_columns(table, uniqueness.table)
+    else:
+        table = without_partial_uniqueness(table, progress)
+    method = sampling_method_for(table, config, progress)
+    weights = combine_weights(table, method, progress=progress)
+    table[SAMPLER_WEIGHT] = weights.weights
+
+    progress.check_canceled()
+    geojson_path = config.output.geojson_path
+    geojson = None
+    if geojson_path:
+        # Serialised before anything is written, so a failure here leaves no half-written outputs.
+        collection = footprints_geojson(table, footprints.rings, footprints.crs_authid, progress)
+        geojson = json.dumps(collection, allow_nan=False)
+    csv_path = write_training_csv(table, _ready(config.output.csv_path))
+    if geojson is not None:
+        with atomic_write(_ready(geojson_path)) as handle:
+            handle.write(geojson)
+    progress.update(1, 1)
+    progress.info(
+        f"Wrote {len(table)} patches ({weights.n_excluded} excluded, method {method}) to {csv_path}"
+        + (f" and {geojson_path}." if geojson_path else ".")
+    )
+    return PipelineResult(
+        table, footprints.rings, footprints.crs_wkt, footprints.crs_authid, csv_path, geojson_path, method,
+        composition, uniqueness, weights,
+    )
+
+
+def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> pd.DataFrame:
+    """The config's patch table: ``input.patch_records``, or the rows of its tile table."""
+    source = config.input
+    if isinstance(source, LocalInput):
+        records = source.patch_records.copy()
+    else:
+        records = load_tiles(
+            source.connection(), source.table, source.where_clause, source.columns,
+            nodata_class=config.exclusion.nodata_class, progress=progress,
+        )
+    if MASK_PATH not in records.columns:
+        raise BalancedSamplingError(
+            "The tile table has no mask path column, which the training CSV needs; name it with "
+            "balanced_dataset.input.mask_path_column."
+        )
+    return records
+
+
+def run_composition(
+    table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None
+) -> CompositionResult:
+    """Composition clusters with the config's clustering and exclusion keys.
+
+    The table's own ``cls_<c>`` proportions are used when it has them (no mask read).
+    """
+    exclusion, clustering = config.exclusion, config.clustering
+    return compute_composition(
+        table,
+        nodata_class=exclusion.nodata_class,
+        exclude_border_nodata=exclusion.exclude_border_nodata,
+        exclude_black_border=exclusion.exclude_black_border,
+        black_tolerance=exclusion.black_tolerance,
+        max_nodata_ratio=exclusion.max_nodata_ratio,
+        k_selection=clustering.k_selection,
+        k_min=clustering.k_min,
+        k_max=clustering.k_max,
+        k=clustering.k,
+        random_state=clustering.random_state,
+        proportions=table if class_columns(table.columns) else None,
+        progress=progress,
+    )
+
+
+def run_uniqueness(
+    table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None
+) -> UniquenessResult:
+    """DINOv2 uniqueness with the config's embeddings and uniqueness keys."""
+    progress = as_progress(progress)
+    embeddings, uniqueness = config.embeddings, config.uniqueness
+    if UNIQUENESS_SCORE in table.columns:
+        progress.info(
+            f"The input's {UNIQUENESS_SCORE} values are replaced by scores from {embeddings.dino_model} "
+            "(mode: embeddings)."
+        )
+    return compute_uniqueness(
+        table,
+        dino_model=embeddings.dino_model,
+        batch_size=embeddings.batch_size,
+        num_workers=embeddings.num_workers,
+        use_gpu=embeddings.use_gpu,
+        parquet_path=embeddings.parquet_path,
+        k_neighbors=uniqueness.k_neighbors,
+        backend=uniqueness.backend,
+        progress=progress,
+    )
+
+
+def without_partial_uniqueness(table: pd.DataFrame, progress: Optional[Progress] = None) -> pd.DataFrame:
+    """``table`` without its ``uniqueness_score`` column when an included patch lacks a finite value.
+
+    A precomputed score (e.g. from a tile table) is only usable when every drawable patch has one.
+    """
+    if UNIQUENESS_SCORE not in table.columns:
+        return table
+    scores = pd.to_numeric(table[UNIQUENESS_SCORE], errors="coerce").to_numpy(dtype=np.float64)
+    unknown = ~np.isfinite(scores) & included_mask(table)
+    if not unknown.any():
+        return table
+    as_progress(progress).warning(
+        f"{int(unknown.sum())} included patches have no {UNIQUENESS_SCORE}; the input's scores are ignored."
+    )
+    return table.drop(columns=UNIQUENESS_SCORE)
+
+
+def sampling_method_for(table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> str:
+    """The config's sampling method, or ``composition_only`` when it needs a ``uniqueness_score`` the table lacks.
+
+    Raises for ``uniqueness_only`` without scores: it has no other signal to fall back on.
+    """
+    progress = as_progress(progress)
+    method = config.sampling_method
+    if _UNIQUENESS_SIGNAL not in method_signals(method):
+        return method
+    if UNIQUENESS_SCORE in table.columns:
+        if config.mode == "masks_only":
+            progress.info(f"Using the input's precomputed {UNIQUENESS_SCORE} (mode: masks_only runs no model).")
+        return method
+    if method == "uniqueness_only":
+        raise BalancedSamplingError(
+            "balanced_dataset.sampling_method 'uniqueness_only' needs uniqueness scores, which mode 'masks_only' "
+            "does not compute and the input does not carry; set balanced_dataset.mode to 'embeddings'."
+        )
+    progress.warning(
+        f"mode 'masks_only' computes no uniqueness, so sampling_method '{method}' uses the composition signal "
+        "alone (composition_only). Set mode: embeddings to add visual uniqueness."
+    )
+    return "composition_only"
+
+
+def footprints_geojson(
+    table: pd.DataFrame, rings: list, crs_authid: str, progress: Optional[Progress] = None
+) -> dict:
+    """A GeoJSON FeatureCollection (as a dict): one polygon per row, :data:`GEOJSON_PROPERTIES` as properties.
+
+    Coordinates stay in the rasters' CRS, named by a legacy ``crs`` member when it has an
+    EPSG code (see the module docstring). NaN values become null.
+    """
+    geometry = require("shapely.geometry", "the GeoJSON output", pip_name="shapely")
+    if len(rings) != len(table):
+        raise BalancedSamplingError(f"{len(rings)} footprints for {len(table)} patches; they must pair one to one.")
+    values = table.reindex(columns=list(GEOJSON_PROPERTIES)).to_dict("records")
+    features = [
+        {"type": "Feature", "geometry": geometry.mapping(geometry.Polygon(ring)), "properties": _plain(props)}
+        for ring, props in zip(rings, values)
+    ]
+    collection = {"type": "FeatureCollection", "features": features}
+    if crs_authid and crs_authid != _GEOJSON_DEFAULT_CRS:
+        code = crs_authid.split(":", 1)[1]
+        collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}}
+    elif not crs_authid:
+        as_progress(progress).warning(
+            "The rasters' CRS has no EPSG code, so the GeoJSON cannot name it; set the layer's CRS by hand in QGIS."
+        )
+    return collection
+
+
+def _plain(properties: dict) -> dict:
+    """JSON-ready properties: numpy scalars as Python numbers, NaN as None."""
+    out = {}
+    for key, value in properties.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None
+        out[key] = value
+    return out
+
+
+def _replace_columns(table: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the columns of ``new`` (same index) added, replacing those of the same name."""
+    return table.drop(columns=[c for c in new.columns if c in table.columns]).join(new)
+
+
+def _ready(path: str) -> str:
+    """``path`` after creating its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return path

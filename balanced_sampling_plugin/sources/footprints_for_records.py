@@ -1,0 +1,133 @@
+"""Footprints (map polygons) of patch records that came from anywhere: a file, a database, a layer.
+
+Each distinct image raster is opened once for its geotransform and CRS; every window of
+it becomes a closed ring in the rasters' CRS. Unlike
+:func:`~balanced_sampling_plugin.footprints.build_footprints`, the windows are given, so
+rasters that are gone, windows that overrun their raster and mixed CRSs are reported here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BalancedSamplingError
+from ..footprints import read_grid, window_ring
+from ..progress import Progress, as_progress
+from ..records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF, describe_patch, validate_records
+
+#: What to do with records whose image or mask raster does not exist (enum order is public).
+ON_MISSING = ("fail", "skip")
+#: Missing paths spelled out in a message; the rest are counted.
+LISTED_PATHS = 5
+
+
+@dataclass
+class RecordFootprints:
+    """Records kept, one ring per record, their CRS and the rasters that were missing.
+
+    records : the validated table (``patch_id`` added), index reset so row ``i`` has ``rings[i]``
+    rings : closed rings of 5 ``(x, y)`` map coordinates in the rasters' CRS
+    crs_wkt, crs_authid : the rasters' CRS (``crs_authid`` like ``EPSG:32633``, "" without a code)
+    missing : sorted paths of the image/mask rasters that do not exist (``skip`` dropped their records)
+    """
+
+    records: pd.DataFrame
+    rings: list
+    crs_wkt: str
+    crs_authid: str
+    missing: list = field(default_factory=list)
+
+
+def record_footprints(
+    records: pd.DataFrame, on_missing: str = "fail", progress: Progress | None = None
+) -> RecordFootprints:
+    """Footprint ring of every patch record, from its image raster's geotransform.
+
+    Parameters
+    ----------
+    records : patch table with ``image_path``, ``row_off``, ``col_off``, ``patch_size`` (pixels);
+        ``mask_path`` when present is checked for existence too.
+    on_missing : "fail" raises listing the missing rasters (the first few and a count);
+        "skip" drops their records, warns, and lists them in ``missing``.
+    progress : updated once per distinct image; cancel raises ``OperationCanceled``.
+
+    Raises
+    ------
+    BalancedSamplingError
+        Missing rasters (with "fail", or when nothing is left), a window reaching past its
+        raster's edge, or rasters in different CRSs (naming them).
+    """
+    if on_missing not in ON_MISSING:
+        raise BalancedSamplingError(f"on_missing must be one of {', '.join(ON_MISSING)}; got {on_missing!r}.")
+    progress = as_progress(progress)
+    table = validate_records(records, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
+    missing = missing_rasters(table)
+    if missing:
+        table = _drop_missing(table, missing, on_missing, progress)
+    table = table.reset_index(drop=True)
+
+    rings: list = [None] * len(table)
+    crs_wkt = crs_authid = first_image = None
+    rows_of = table.groupby(IMAGE_PATH, sort=False).indices  # image -> row positions
+    windows = table[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64)
+    for done, (image, rows) in enumerate(rows_of.items(), start=1):
+        grid = read_grid(image)
+        if first_image is None:
+            crs_wkt, crs_authid, first_image = grid.crs_wkt, grid.crs_authid, image
+        elif (grid.crs_authid or grid.crs_wkt) != (crs_authid or crs_wkt):
+            raise BalancedSamplingError(
+                f"Raster {image} is in {_crs_name(grid.crs_authid, grid.crs_wkt)} but {first_image} is in "
+                f"{_crs_name(crs_authid, crs_wkt)}; one footprint layer holds one CRS — reproject the rasters "
+                "or split the records by CRS."
+            )
+        _check_inside(table, rows, windows[rows], grid.width, grid.height)
+        for row in rows:
+            rings[row] = window_ring(grid.transform, *(int(v) for v in windows[row]))
+        progress.update(done, len(rows_of))
+    return RecordFootprints(table, rings, crs_wkt or "", crs_authid or "", missing)
+
+
+def missing_rasters(records: pd.DataFrame) -> list[str]:
+    """Sorted distinct image and mask paths of ``records`` that are not existing files."""
+    paths = set(records[IMAGE_PATH])
+    if MASK_PATH in records.columns:
+        paths |= set(records[MASK_PATH].dropna())
+    return sorted(p for p in paths if not os.path.isfile(p))
+
+
+def _drop_missing(table: pd.DataFrame, missing: list[str], on_missing: str, progress: Progress) -> pd.DataFrame:
+    gone = table[IMAGE_PATH].isin(missing)
+    if MASK_PATH in table.columns:
+        gone |= table[MASK_PATH].isin(missing)
+    listed = ", ".join(missing[:LISTED_PATHS]) + (
+        f" and {len(missing) - LISTED_PATHS} more" if len(missing) > LISTED_PATHS else ""
+    )
+    summary = f"{len(missing)} raster(s) do not exist ({listed}); {int(gone.sum())} of {len(table)} patches use them"
+    if on_missing == "fail":
+        raise BalancedSamplingError(f"{summary}. Fix the paths, or skip the patches whose rasters are missing.")
+    if gone.all():
+        raise BalancedSamplingError(f"{summary}: no patch is left.")
+    progress.warning(f"{summary} and were skipped.")
+    return table[~gone.to_numpy()]
+
+
+def _check_inside(table: pd.DataFrame, rows: np.ndarray, windows: np.ndarray, width: int, height: int) -> None:
+    """Raise naming the first of ``rows`` whose window ``(row_off, col_off, size)`` overruns the raster."""
+    ends = windows[:, :2] + windows[:, 2:3]
+    outside = (ends[:, 0] > height) | (ends[:, 1] > width)
+    if outside.any():
+        row = rows[np.flatnonzero(outside)[0]]
+        raise BalancedSamplingError(
+            f"The window of {describe_patch(table, table.index[row])} reaches past the edge of its "
+            f"{width}x{height} px raster; check row_off, col_off and patch_size."
+        )
+
+
+def _crs_name(authid: str, wkt: str) -> str:
+    if authid:
+        return authid
+    return f"a CRS without EPSG code ({wkt[:60]}...)" if wkt else "no CRS"

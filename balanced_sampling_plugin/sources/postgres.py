@@ -1,0 +1,480 @@
+"""Patch records from a PostgreSQL tile table (the dataset_explorer ``tiles`` layout).
+
+One row per patch: ``file_path`` (image), ``mask_path``, ``row_off``, ``col_off``,
+``patch_size`` and optionally ``class_dist`` (JSON ``{class value: share or pixel
+count}``), ``uniqueness_score``, ``class_entropy``, ``nodata_ratio`` and ``id``. Column
+names can be mapped. The table is only read:
+
+* identifiers are quoted (``psycopg2.sql.Identifier``), never pasted into the SQL;
+* the user's WHERE clause must be one expression (no ``;`` outside quotes, balanced
+  parentheses) and runs wrapped as ``SELECT ... FROM t WHERE (<clause>)``, so no second
+  statement can be stacked on it;
+* the session is read-only, so a clause calling a function that writes fails and
+  changes nothing.
+
+Rows are fetched in batches through a server-side cursor, with progress and cancel.
+Messages never contain the password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Mapping, Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BalancedSamplingError, require
+from ..progress import Progress, as_progress
+from ..records import (
+    CLASS_ENTROPY,
+    COL_OFF,
+    IMAGE_PATH,
+    MASK_PATH,
+    NODATA_RATIO,
+    PATCH_ID,
+    PATCH_SIZE,
+    ROW_OFF,
+    UNIQUENESS_SCORE,
+    class_column,
+    validate_records,
+)
+
+#: Column roles and their default column names (dataset_explorer's tile table).
+DEFAULT_COLUMNS = {
+    "file_path": "file_path",
+    "mask_path": "mask_path",
+    "row_off": "row_off",
+    "col_off": "col_off",
+    "patch_size": "patch_size",
+    "class_dist": "class_dist",
+    "uniqueness_score": "uniqueness_score",
+    "class_entropy": "class_entropy",
+    "nodata_ratio": "nodata_ratio",
+    "id": "id",
+}
+#: Roles the table must have; the others are read when present.
+REQUIRED_ROLES = ("file_path", "row_off", "col_off", "patch_size")
+#: The table's ``id`` is kept under this name; ``patch_id`` stays the engine's stable id.
+SOURCE_ID = "source_id"
+#: Output column of each role that is copied as is (class_dist becomes cls_<c> columns).
+_OUTPUT_COLUMN = {
+    "file_path": IMAGE_PATH,
+    "mask_path": MASK_PATH,
+    "row_off": ROW_OFF,
+    "col_off": COL_OFF,
+    "patch_size": PATCH_SIZE,
+    "uniqueness_score": UNIQUENESS_SCORE,
+    "class_entropy": CLASS_ENTROPY,
+    "nodata_ratio": NODATA_RATIO,
+    "id": SOURCE_ID,
+}
+DEFAULT_BATCH_SIZE = 5000
+#: Seconds libpq waits for the server before giving up (a wrong host must not hang QGIS).
+CONNECT_TIMEOUT = 10
+_CURSOR_NAME = "balanced_sampling_tiles"
+
+
+def load_tiles(
+    connection: Union[Mapping, str],
+    table: str = "tiles",
+    where_clause: Optional[str] = "",
+    columns: Optional[Mapping[str, str]] = None,
+    nodata_class: Optional[int] = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Optional[Progress] = None,
+) -> pd.DataFrame:
+    """Read the patch records of a tile table.
+
+    Parameters
+    ----------
+    connection : mapping with ``host``, ``port``, ``dbname`` (or ``database``), ``user``,
+        ``password`` (other libpq keywords such as ``sslmode`` are passed on), or a libpq
+        connection string / ``postgresql://`` URI.
+    table : ``name`` or ``schema.name``.
+    where_clause : an SQL boolean expression filtering the rows, e.g. ``nodata_ratio < 0.05``;
+        empty for every row.
+    columns : role -> column name, overriding :data:`DEFAULT_COLUMNS` for the roles given.
+    nodata_class : the class value whose ``class_dist`` share is nodata (left out of the
+        proportions); None when there is none.
+    batch_size : rows fetched per round trip (one progress step each).
+    progress : cancel raises ``OperationCanceled`` between batches.
+
+    Returns
+    -------
+    DataFrame, one row per tile: ``image_path`` (from file_path), ``mask_path``, ``row_off``,
+    ``col_off``, ``patch_size`` (int, pixels), ``patch_id`` (the engine's stable id),
+    ``source_id`` (the table's id), ``uniqueness_score``, ``class_entropy``, ``nodata_ratio``
+    and ``cls_<c>`` (float shares over the non-nodata classes, summing to 1; 0 everywhere when
+    a tile has no class_dist) — the optional ones only when the table has them.
+    ``nodata_ratio`` comes from class_dist's nodata share when the table has no such column.
+    """
+    progress = as_progress(progress)
+    if int(batch_size) < 1:
+        raise BalancedSamplingError(f"The batch size must be at least 1; got {batch_size}.")
+    mapping, explicit = column_mapping(columns)
+    clause = check_where_clause(where_clause)
+    names = table_name_parts(table)
+    conn = connect(connection)
+    try:
+        target = _describe_target(conn)
+        table_text = f"'{'.'.join(names)}' in {target}"
+        wanted = _present_roles(conn, names, mapping, explicit, table_text, progress)
+        rows = _fetch(conn, names, [mapping[r] for r in wanted], clause, int(batch_size), table_text, progress)
+    finally:
+        conn.close()
+    if not rows:
+        raise BalancedSamplingError(
+            f"Table {table_text} has no row" + (f" matching the where clause {clause!r}." if clause else ".")
+        )
+    return tiles_frame(pd.DataFrame.from_records(rows, columns=wanted), nodata_class, f"table {table_text}")
+
+
+def column_mapping(columns: Optional[Mapping[str, str]]) -> tuple[dict, set]:
+    """(role -> column name, the roles the caller named) from a partial mapping; unknown roles raise."""
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(DEFAULT_COLUMNS))
+    if unknown:
+        raise BalancedSamplingError(
+            f"Unknown column role(s) {', '.join(map(repr, unknown))}; the roles are {', '.join(DEFAULT_COLUMNS)}."
+        )
+    empty = [role for role, name in columns.items() if not str(name or "").strip()]
+    if empty:
+        raise BalancedSamplingError(f"The column name for role {empty[0]!r} is empty.")
+    return {**DEFAULT_COLUMNS, **{role: str(name).strip() for role, name in columns.items()}}, set(columns)
+
+
+def table_name_parts(table: str) -> tuple[str, ...]:
+    """``("name",)`` or ``("schema", "name")`` from ``table``; anything else raises."""
+    parts = tuple(p.strip() for p in str(table or "").split("."))
+    if not 1 <= len(parts) <= 2 or not all(parts):
+        raise BalancedSamplingError(f"The table must be 'name' or 'schema.name'; got {table!r}.")
+    return parts
+
+
+def check_where_clause(clause: Optional[str]) -> str:
+    """The stripped clause, or raise if it could be more than one SQL expression.
+
+    Rejects a ``;`` outside quotes and comments (a second statement) and parentheses that
+    do not balance (which could close the wrapping ``WHERE (...)``); understands
+    ``'...'``, ``E'...'``, ``"..."``, ``$tag$...$tag$``, ``--`` and ``/* */`` comments.
+    """
+    clause = (clause or "").strip()
+    depth, i, n = 0, 0, len(clause)
+    while i < n:
+        ch = clause[i]
+        if ch == "'":
+            # E'...' strings take backslash escapes; the E must start a word (not end an identifier).
+            e_string = i > 0 and clause[i - 1] in "eE" and (i < 2 or not _word_char(clause[i - 2]))
+            i = _end_of_quoted(clause, i, "'", e_string)
+        elif ch == '"':
+            i = _end_of_quoted(clause, i, '"', False)
+        elif ch == "$" and (tag := _dollar_tag(clause, i)):
+            end = clause.find(tag, i + len(tag))
+            if end < 0:
+                raise BalancedSamplingError(f"The where clause has an unterminated {tag} quoted string.")
+            i = end + len(tag)
+        elif clause.startswith("--", i):
+            newline = clause.find("\n", i)
+            i = n if newline < 0 else newline + 1
+        elif clause.startswith("/*", i):
+            i = _end_of_block_comment(clause, i)
+        else:
+            if ch == ";":
+                raise BalancedSamplingError(
+                    "The where clause must be a single condition such as \"nodata_ratio < 0.05\"; it holds a ';' "
+                    "that would start a second SQL statement. Remove it."
+                )
+            depth += (ch == "(") - (ch == ")")
+            if depth < 0:
+                raise BalancedSamplingError("The where clause closes a parenthesis it never opened.")
+            i += 1
+    if depth:
+        raise BalancedSamplingError("The where clause leaves a parenthesis open.")
+    return clause
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _end_of_quoted(text: str, start: int, quote: str, backslash_escapes: bool) -> int:
+    """Index just past the quoted run opening at ``start`` (a doubled quote is an escaped one)."""
+    i = start + 1
+    while i < len(text):
+        if backslash_escapes and text[i] == "\\":
+            i += 2
+        elif text[i] == quote:
+            if text.startswith(quote * 2, i):
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    raise BalancedSamplingError(f"The where clause has an unterminated {quote}-quoted text.")
+
+
+def _dollar_tag(text: str, start: int) -> str:
+    """The ``$tag$`` opening a dollar-quoted string at ``start``, or "" (``$1`` is a parameter)."""
+    end = text.find("$", start + 1)
+    tag = text[start + 1 : end] if end > 0 else None
+    if tag is None or (tag and (tag[0].isdigit() or not all(map(_word_char, tag)))):
+        return ""
+    return text[start : end + 1]
+
+
+def _end_of_block_comment(text: str, start: int) -> int:
+    depth, i = 0, start
+    while i < len(text):
+        if text.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif text.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    raise BalancedSamplingError("The where clause has an unterminated /* comment.")
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def connect(connection: Union[Mapping, str]):
+    """An open, read-only psycopg2 connection; errors never show the password."""
+    psycopg2 = require("psycopg2", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    params = _connection_params(psycopg2, connection)
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    password = str(params.get("password") or "")
+    where = (
+        f"database '{params.get('dbname', '?')}' on {params.get('host', 'localhost')}:{params.get('port', 5432)} "
+        f"as user '{params.get('user', '?')}'"
+    )
+    try:
+        conn = psycopg2.connect(**params)
+    except psycopg2.Error as exc:
+        raise BalancedSamplingError(
+            f"Cannot connect to PostgreSQL ({where}): {_scrub(_server_message(exc), password)} "
+            "Check the host, port, database, user and password."
+        ) from None  # the original exception may carry the connection parameters
+    conn.set_session(readonly=True, autocommit=False)
+    return conn
+
+
+def _connection_params(psycopg2, connection) -> dict:
+    """libpq keyword arguments from a mapping or a connection string."""
+    if isinstance(connection, str):
+        try:
+            return dict(psycopg2.extensions.parse_dsn(connection))
+        except psycopg2.ProgrammingError:
+            # The parser's message quotes the string, password included: leave it out.
+            raise BalancedSamplingError(
+                "The PostgreSQL connection string is not valid: use key=value pairs such as "
+                "'host=localhost port=5432 dbname=tiles user=me' or a postgresql://user@host:port/dbname URI."
+            ) from None
+    if not isinstance(connection, Mapping):
+        raise BalancedSamplingError("The PostgreSQL connection must be a mapping of parameters or a connection string.")
+    params = {k: v for k, v in connection.items() if v is not None and v != ""}
+    if "database" in params:
+        if "dbname" in params and params["dbname"] != params["database"]:
+            raise BalancedSamplingError("The connection gives both 'dbname' and 'database'; give one.")
+        params["dbname"] = params.pop("database")
+    return params
+
+
+def _describe_target(conn) -> str:
+    info = conn.info
+    return f"database '{info.dbname}' on {info.host}:{info.port}"
+
+
+def _server_message(exc, lines: int = 2) -> str:
+    """The server's primary message of a psycopg2 error, else its first lines, as one sentence."""
+    diag = getattr(exc, "diag", None)
+    text = (diag and diag.message_primary) or " ".join(str(exc).strip().splitlines()[:lines])
+    text = " ".join(text.split())
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _scrub(text: str, password: str) -> str:
+    return text.replace(password, "***") if password else text
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _identifier(names: tuple[str, ...]):
+    sql = require("psycopg2.sql", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    return sql.Identifier(*names)
+
+
+def _table_columns(conn, names: tuple[str, ...], table_text: str) -> list[str]:
+    """The table's column names in order; a missing table raises listing the tables there are."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)::oid", (_identifier(names).as_string(conn),))
+        oid = cur.fetchone()[0]
+        if oid is None:
+            cur.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 LIMIT 30"
+            )
+            tables = [row[0] for row in cur.fetchall()]
+            raise BalancedSamplingError(
+                f"Table {table_text} does not exist (or is not visible to this user). "
+                f"Tables there: {', '.join(tables) or 'none'}."
+            )
+        cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum",
+            (oid,),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def _present_roles(conn, names, mapping: dict, explicit: set, table_text: str, progress: Progress) -> list[str]:
+    """The roles to read: every required one (else raise), optional ones whose column exists."""
+    existing = _table_columns(conn, names, table_text)
+    absent = [role for role in DEFAULT_COLUMNS if mapping[role] not in existing]
+    fatal = [role for role in absent if role in REQUIRED_ROLES or role in explicit]
+    if fatal:
+        described = ", ".join(f"'{mapping[r]}' (role {r})" for r in fatal)
+        raise BalancedSamplingError(
+            f"Table {table_text} has no column {described}. Its columns: {', '.join(existing)}. "
+            "Map the roles to the right column names."
+        )
+    if absent:
+        progress.info(f"Table {table_text} has no optional column {', '.join(mapping[r] for r in absent)}; skipped.")
+    return [role for role in DEFAULT_COLUMNS if role not in absent]
+
+
+def _fetch(conn, names, column_names, clause, batch_size, table_text, progress) -> list[tuple]:
+    """All matching rows, fetched ``batch_size`` at a time through a server-side cursor."""
+    psycopg2 = require("psycopg2", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    sql = require("psycopg2.sql", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    source = sql.SQL("FROM {}").format(_identifier(names))
+    if clause:
+        # The newline keeps a trailing "-- comment" in the clause from swallowing the parenthesis.
+        source = sql.SQL("{} WHERE ({}\n)").format(source, sql.SQL(clause))
+    count_query = sql.SQL("SELECT count(*) {}").format(source)
+    select_query = sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(map(sql.Identifier, column_names)), source)
+    rows: list[tuple] = []
+    try:
+        with conn.cursor() as cur:
+            cur.execute(count_query)
+            total = int(cur.fetchone()[0])
+        progress.info(f"Reading {total} tiles from table {table_text}.")
+        with conn.cursor(name=_CURSOR_NAME) as cur:
+            cur.itersize = batch_size
+            cur.execute(select_query)
+            while batch := cur.fetchmany(batch_size):
+                rows.extend(batch)
+                progress.update(len(rows), total)
+    except psycopg2.Error as exc:
+        raise _query_error(exc, clause, table_text) from None
+    finally:
+        with contextlib.suppress(psycopg2.Error):  # read-only: nothing to keep; a dead connection is closed anyway
+            conn.rollback()
+    return rows
+
+
+def _query_error(exc, clause: str, table_text: str) -> BalancedSamplingError:
+    codes = require("psycopg2.errorcodes", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    detail = _server_message(exc)
+    if exc.pgcode == codes.READ_ONLY_SQL_TRANSACTION:
+        return BalancedSamplingError(
+            f"The where clause {clause!r} tries to change the database: {detail} Tiles are read through a "
+            "read-only connection, so nothing was changed. Use a plain condition such as \"nodata_ratio < 0.05\"."
+        )
+    if exc.pgcode == codes.INSUFFICIENT_PRIVILEGE:
+        return BalancedSamplingError(f"This user may not read table {table_text}: {detail}")
+    if clause:
+        return BalancedSamplingError(f"Reading table {table_text} with the where clause {clause!r} failed: {detail}")
+    return BalancedSamplingError(f"Reading table {table_text} failed: {detail}")
+
+
+# --------------------------------------------------------------------------- rows -> patch table
+
+
+def tiles_frame(frame: pd.DataFrame, nodata_class: Optional[int] = 0, source: str = "the tile table") -> pd.DataFrame:
+    """The engine's patch table from rows keyed by role (see :data:`DEFAULT_COLUMNS`)."""
+    _check_required(frame, source)
+    out = pd.DataFrame({_OUTPUT_COLUMN[role]: frame[role] for role in frame.columns if role in _OUTPUT_COLUMN})
+    for column in (UNIQUENESS_SCORE, CLASS_ENTROPY, NODATA_RATIO):
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype(np.float64)
+    if "class_dist" in frame.columns:
+        shares, nodata = class_dist_shares(frame["class_dist"], nodata_class, _row_names(frame))
+        if NODATA_RATIO not in out.columns and nodata is not None:
+            out[NODATA_RATIO] = nodata
+        out = pd.concat([out, shares], axis=1)
+    out = validate_records(out, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE), source=source)
+    first = [c for c in (IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE, PATCH_ID, SOURCE_ID) if c in out.columns]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def class_dist_shares(values: pd.Series, nodata_class: Optional[int], row_names: list[str]):
+    """(``cls_<c>`` shares DataFrame, nodata share array or None) from ``class_dist`` values.
+
+    Each value is a JSON object (a dict, or its text) mapping class values to shares or
+    pixel counts, or NULL. Shares are renormalised over the non-nodata classes (a row with
+    none is all 0). When any row lists the nodata class, class_dist is taken to list every
+    class present: the nodata share is that class's part of the row's total (0 when the row
+    does not list it, NaN for NULL); otherwise it is unknown (None).
+    """
+    dists = [_parse_class_dist(value, name) for value, name in zip(values, row_names)]
+    classes = sorted({c for d in dists for c in d if c != nodata_class})
+    counts = np.array([[d.get(c, 0.0) for c in classes] for d in dists], dtype=np.float64).reshape(len(dists), -1)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    frame = pd.DataFrame(shares, index=values.index, columns=[class_column(c) for c in classes])
+    if nodata_class is None or not any(nodata_class in d for d in dists):
+        return frame, None
+    nodata = np.array([d.get(nodata_class, 0.0) for d in dists])
+    everything = np.array([sum(d.values()) for d in dists])
+    return frame, np.divide(nodata, everything, out=np.full(len(dists), np.nan), where=everything > 0)
+
+
+def _parse_class_dist(value, name: str) -> dict:
+    """``{class value (int): share or count (float)}`` of one class_dist value; errors name the row."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return {}
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise BalancedSamplingError(
+                f"class_dist of {name} is not valid JSON ({exc}): {str(value)[:80]!r}."
+            ) from None
+    if not isinstance(value, dict):
+        raise BalancedSamplingError(
+            f"class_dist of {name} must be a JSON object {{class value: share or pixel count}}; "
+            f"got {str(value)[:80]!r}."
+        )
+    parsed = {}
+    for key, share in value.items():
+        try:
+            cls = int(str(key).strip())
+        except ValueError:
+            cls = -1
+        if cls < 0:
+            raise BalancedSamplingError(f"class_dist of {name} has the key {key!r}; class values are integers >= 0.")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not np.isfinite(share) or share < 0:
+            raise BalancedSamplingError(
+                f"class_dist of {name} gives class {key} the value {share!r}; expected a number >= 0."
+            )
+        parsed[cls] = float(share)
+    return parsed
+
+
+def _row_names(frame: pd.DataFrame) -> list[str]:
+    if "id" in frame.columns:
+        return [f"the tile with id {v}" for v in frame["id"]]
+    return [f"row {i + 1}" for i in range(len(frame))]
+
+
+def _check_required(frame: pd.DataFrame, source: str) -> None:
+    names = _row_names(frame)
+    for role in REQUIRED_ROLES + (("mask_path",) if "mask_path" in frame.columns else ()):
+        empty = frame[role].isna().to_numpy()
+        if empty.any():
+            raise BalancedSamplingError(f"{names[int(np.flatnonzero(empty)[0])]} of {source} has no {role} (NULL).")

@@ -1,0 +1,178 @@
+"""Patch records from a file: a CSV table or a pytorch-smt-tools ``balanced_dataset`` YAML config.
+
+A CSV has one row per patch with the columns ``image_path, mask_path, row_off, col_off,
+patch_size`` (the training CSV's ``image``/``mask`` are accepted for the paths); other
+columns are kept. A YAML config holds the same records as a list of mappings under
+``balanced_dataset.input.patch_records`` (or there names a CSV file). Relative raster
+paths resolve against the folder of the file that names them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BalancedSamplingError, require
+from ..records import IMAGE_PATH, MASK_PATH, PATCH_SIZE, RECORD_COLUMNS, WINDOW_COLUMNS, validate_records
+
+#: Column names of the training CSV (pytorch-smt-tools) accepted for the engine's path columns.
+COLUMN_ALIASES = {"image": IMAGE_PATH, "mask": MASK_PATH}
+CSV_EXTENSIONS = (".csv",)
+YAML_EXTENSIONS = (".yaml", ".yml")
+#: Where a config keeps its records (dotted path, for messages).
+RECORDS_KEY = "balanced_dataset.input.patch_records"
+
+
+def resolve_path(path, base_dir: str) -> str:
+    """``path`` with ``~`` expanded, made absolute against ``base_dir`` when relative, normalised."""
+    expanded = os.path.expanduser(str(path).strip())
+    return os.path.normpath(expanded if os.path.isabs(expanded) else os.path.join(base_dir, expanded))
+
+
+def read_yaml_file(path: str):
+    """The parsed content of a YAML file; errors name the file and the line."""
+    yaml = require("yaml", "reading YAML configs", pip_name="PyYAML")
+    if not os.path.isfile(path):
+        raise BalancedSamplingError(f"The file {path} does not exist.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BalancedSamplingError(f"{path} is not valid YAML{where}: {problem}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BalancedSamplingError(f"Cannot read {path}: {exc}") from exc
+
+
+def read_patch_records(path) -> pd.DataFrame:
+    """The patch table held by a CSV file or a ``balanced_dataset`` YAML config.
+
+    Returns a validated table (see :func:`~balanced_sampling_plugin.records.validate_records`):
+    absolute ``image_path``/``mask_path``, integer windows (pixels), a ``patch_id``, and any
+    other column of the file. Raises :class:`BalancedSamplingError` naming the file, the
+    row (CSV line or YAML list entry) and the bad key or value.
+    """
+    path = os.path.abspath(os.fspath(path))
+    extension = os.path.splitext(path)[1].lower()
+    if extension in CSV_EXTENSIONS:
+        return records_from_csv(path)
+    if extension in YAML_EXTENSIONS:
+        config = read_yaml_file(path)
+        entries = _dig(config, RECORDS_KEY.split("."), path)
+        return records_from_entries(entries, path, os.path.dirname(path))
+    raise BalancedSamplingError(
+        f"Cannot read patch records from {path}: expected a CSV ({', '.join(CSV_EXTENSIONS)}) or a YAML config "
+        f"({', '.join(YAML_EXTENSIONS)}) holding {RECORDS_KEY}."
+    )
+
+
+def records_from_entries(entries, source: str, base_dir: str) -> pd.DataFrame:
+    """The patch table of a config's ``patch_records`` value.
+
+    ``entries`` is a list of mappings (one per patch), the path of a CSV file (relative to
+    ``base_dir``), or a DataFrame; ``source`` names the config in messages.
+    """
+    if isinstance(entries, pd.DataFrame):
+        return _checked(entries, base_dir, source, lambda i: f"{source}, {RECORDS_KEY} row {i}")
+    if isinstance(entries, str):
+        return records_from_csv(resolve_path(entries, base_dir))
+    if not isinstance(entries, list) or not entries:
+        raise BalancedSamplingError(
+            f"{source}: {RECORDS_KEY} must be a non-empty list of patches (mappings with "
+            f"{', '.join(RECORD_COLUMNS)}) or the path of a CSV file; got {_short(entries)}."
+        )
+    for number, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise BalancedSamplingError(
+                f"{source}: {RECORDS_KEY}[{number}] must be a mapping with {', '.join(RECORD_COLUMNS)}; "
+                f"got {_short(entry)}."
+            )
+    frame = pd.DataFrame.from_records(entries)
+    return _checked(frame, base_dir, source, lambda i: f"{source}, {RECORDS_KEY}[{i}]")
+
+
+def records_from_csv(path: str) -> pd.DataFrame:
+    """The patch table of a CSV file (header row, comma separated); see :func:`read_patch_records`."""
+    if not os.path.isfile(path):
+        raise BalancedSamplingError(f"The patch records file {path} does not exist.")
+    try:
+        frame = pd.read_csv(path, dtype={IMAGE_PATH: str, MASK_PATH: str, "image": str, "mask": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise BalancedSamplingError(f"Cannot read the CSV file {path}: {exc}") from exc
+    # Data row i is on line i + 2 of the file (line 1 is the header).
+    return _checked(frame, os.path.dirname(path), path, lambda i: f"{path}, line {i + 2}")
+
+
+def _merge_aliases(frame: pd.DataFrame, locate: Callable[[int], str]) -> pd.DataFrame:
+    """Fold the training CSV's ``image``/``mask`` into ``image_path``/``mask_path`` (one per row)."""
+    for alias, column in COLUMN_ALIASES.items():
+        if alias not in frame.columns:
+            continue
+        if column in frame.columns:
+            both = (frame[alias].notna() & frame[column].notna()).to_numpy()
+            if both.any():
+                raise BalancedSamplingError(
+                    f"{locate(int(np.flatnonzero(both)[0]))}: both '{alias}' and '{column}' are given; keep one."
+                )
+            frame[column] = frame[column].where(frame[column].notna(), frame[alias])
+        else:
+            frame[column] = frame[alias]
+        frame = frame.drop(columns=alias)
+    return frame
+
+
+def _checked(frame: pd.DataFrame, base_dir: str, source: str, locate: Callable[[int], str]) -> pd.DataFrame:
+    """Check every row of ``source`` (a row is named by ``locate(row number)``), resolve paths, validate."""
+    frame = _merge_aliases(frame.reset_index(drop=True), locate)
+    missing = [c for c in RECORD_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BalancedSamplingError(
+            f"{source}: no {', '.join(repr(m) for m in missing)} key; each patch needs "
+            f"{', '.join(RECORD_COLUMNS)} (the training CSV's 'image'/'mask' are accepted for the paths). "
+            f"Found: {', '.join(map(str, frame.columns)) or 'nothing'}."
+        )
+    if len(frame) == 0:
+        raise BalancedSamplingError(f"{source} holds no patch.")
+    for column in (IMAGE_PATH, MASK_PATH):
+        values = frame[column]
+        empty = values.isna() | (values.astype(str).str.strip() == "")
+        if empty.any():
+            raise BalancedSamplingError(f"{locate(int(np.flatnonzero(empty)[0]))}: '{column}' is empty.")
+        frame[column] = [resolve_path(p, base_dir) for p in values]
+    for column in WINDOW_COLUMNS:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        smallest = 1 if column == PATCH_SIZE else 0
+        bad = numbers.isna() | (numbers != np.floor(numbers)) | (numbers < smallest)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            expected = "a positive integer" if column == PATCH_SIZE else "a non-negative integer"
+            raise BalancedSamplingError(
+                f"{locate(row)}: '{column}' is {frame[column].iloc[row]!r}; expected {expected} (pixels)."
+            )
+    return validate_records(frame, source=source)
+
+
+def _dig(config, keys: list[str], path: str):
+    """``config[k1][k2]...``; a missing level raises naming the dotted key and what was found."""
+    node = config
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            where = ".".join(keys[:depth]) or "the top level"
+            found = ", ".join(map(str, node)) if isinstance(node, dict) and node else "nothing"
+            raise BalancedSamplingError(
+                f"{path} has no {'.'.join(keys[: depth + 1])} (found under {where}: {found}); "
+                f"a patch records config holds the patches under {RECORDS_KEY}."
+            )
+        node = node[key]
+    return node
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+

@@ -1,0 +1,220 @@
+"""The whole chain from a balanced_dataset config: local records, a PostgreSQL tile table, bad configs."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
+from balanced_sampling_plugin.footprints import raster_windows
+from balanced_sampling_plugin.pipeline import (
+    GEOJSON_PROPERTIES,
+    footprints_geojson,
+    run_config,
+    without_partial_uniqueness,
+)
+from balanced_sampling_plugin.progress import Progress
+from balanced_sampling_plugin.sources.postgres import load_tiles
+from tests.postgres_server import postgres_server, tiles_database  # noqa: F401  (pytest fixtures)
+from tests.tiny_dinov2 import build_tiny_dinov2
+
+PATCH = 64
+CSV_COLUMNS = ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
+DIAGNOSTICS = ["patch_id", "freq_cluster_id", "uniqueness_score", "excluded", "class_entropy", "nodata_ratio"]
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return build_tiny_dinov2(tmp_path_factory.mktemp("tiny-dinov2"))
+
+
+@pytest.fixture(scope="module")
+def patch_records(synthetic_dataset):
+    """``patch_records`` entries (64 px windows) of the synthetic dataset, paths relative to its folder."""
+    folder = synthetic_dataset.folder
+    return [
+        {"image_path": os.path.relpath(image, folder), "mask_path": os.path.relpath(mask, folder),
+         "row_off": int(r), "col_off": int(c), "patch_size": PATCH}
+        for image, mask in zip(synthetic_dataset.images, synthetic_dataset.masks)
+        for r, c in raster_windows(512, 512, PATCH, PATCH)
+    ]
+
+
+def write_config(folder, body):
+    path = os.path.join(folder, "balanced.yaml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({"balanced_dataset": body}, handle, sort_keys=False)
+    return path
+
+
+def read_geojson(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_masks_only_example(synthetic_dataset, patch_records, tmp_path):
+    # REFERENCE "Local filesystem (masks_only mode)", records next to the dataset, geojson_path enabled.
+    body = {
+        "mode": "masks_only",
+        "sampling_method": "rank_max",
+        "input": {"patch_records": patch_records},
+        "clustering": {"k_min": 4, "k_max": 16, "k_selection": "elbow", "random_state": 42},
+        "exclusion": {"exclude_border_nodata": True, "exclude_black_border": True, "nodata_class": 0},
+        "output": {"csv_path": str(tmp_path / "out" / "balanced_train.csv"),
+                   "geojson_path": str(tmp_path / "out" / "balanced_train.geojson")},
+    }
+    warnings = []
+    result = run_config(write_config(synthetic_dataset.folder, body), Progress(warning=warnings.append))
+
+    assert result.sampling_method == "composition_only"  # masks_only computes no uniqueness
+    assert any("falls back" in w or "composition signal alone" in w for w in warnings)
+    assert result.uniqueness is None and len(result.table) == len(result.rings) == 384
+
+    csv = pd.read_csv(result.csv_path)
+    assert csv.columns.tolist() == CSV_COLUMNS + [c for c in DIAGNOSTICS if c != "uniqueness_score"]
+    assert len(csv) == 384 and csv["image"].str.startswith(synthetic_dataset.folder).all()
+    excluded = csv["excluded"].astype(bool)
+    assert 0 < excluded.sum() < 384 and (csv.loc[excluded, "sampler_weight"] == 0).all()
+    assert csv.loc[~excluded, "sampler_weight"].mean() == pytest.approx(1.0)
+
+    geojson = read_geojson(result.geojson_path)
+    assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    features = geojson["features"]
+    assert len(features) == 384 and list(features[0]["properties"]) == list(GEOJSON_PROPERTIES)
+    assert features[0]["geometry"]["type"] == "Polygon" and len(features[0]["geometry"]["coordinates"][0]) == 5
+    assert all(f["properties"]["uniqueness_score"] is None for f in features)
+    by_id = {f["properties"]["patch_id"]: f["properties"] for f in features}
+    for row in csv.head(20).itertuples():
+        assert by_id[row.patch_id]["sampler_weight"] == pytest.approx(row.sampler_weight)
+        assert by_id[row.patch_id]["excluded"] == bool(row.excluded)
+
+
+def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_path):
+    # REFERENCE "Local filesystem (embeddings mode)" with a tiny offline DINOv2 instead of dinov2-base.
+    body = {
+        "mode": "embeddings",
+        "sampling_method": "rank_max",
+        "input": {"patch_records": patch_records},
+        "clustering": {"k_min": 4, "k_max": 16, "k_selection": "elbow"},
+        "uniqueness": {"k_neighbors": 5, "backend": "hnsw"},
+        "embeddings": {"dino_model": tiny_model, "batch_size": 32, "num_workers": 2, "use_gpu": False,
+                       "parquet_path": str(tmp_path / "embeddings.parquet")},
+        "exclusion": {"exclude_border_nodata": True, "exclude_black_border": True},
+        "output": {"csv_path": str(tmp_path / "balanced_train.csv"),
+                   "geojson_path": str(tmp_path / "balanced_train.geojson")},
+    }
+    result = run_config(write_config(synthetic_dataset.folder, body))
+
+    assert result.sampling_method == "rank_max" and result.uniqueness.computed == 384
+    assert os.path.isfile(tmp_path / "embeddings.parquet")
+    csv = pd.read_csv(result.csv_path)
+    assert csv.columns.tolist() == CSV_COLUMNS + DIAGNOSTICS
+    assert csv["uniqueness_score"].between(0, 2).all()
+    features = read_geojson(result.geojson_path)["features"]
+    assert all(isinstance(f["properties"]["uniqueness_score"], float) for f in features)
+    assert {f["properties"]["freq_cluster_id"] for f in features} >= {-1, 0}
+
+    again = run_config(write_config(synthetic_dataset.folder, body))  # embeddings come from the cache
+    assert again.uniqueness.computed == 0 and again.uniqueness.reused == 384
+    pd.testing.assert_series_equal(again.table["sampler_weight"], result.table["sampler_weight"])
+
+
+def test_postgres_config(tiles_database, tmp_path):
+    # REFERENCE "PostgreSQL backend" in masks_only mode: proportions and uniqueness come from the table.
+    body = {
+        "mode": "masks_only",
+        "sampling_method": "rank_max",
+        "input": {**{k: v for k, v in tiles_database.connection.items() if k != "dbname"},
+                  "database": tiles_database.dbname, "table": "tiles", "where_clause": "nodata_ratio < 0.05"},
+        "clustering": {"k_min": 4, "k_max": 20, "k_selection": "elbow"},
+        "exclusion": {"exclude_border_nodata": True, "exclude_black_border": True},
+        "output": {"csv_path": str(tmp_path / "balanced_train.csv"),
+                   "geojson_path": str(tmp_path / "balanced_train.geojson")},
+    }
+    infos = []
+    result = run_config(write_config(str(tmp_path), body), Progress(info=infos.append))
+    assert result.sampling_method == "rank_max"  # the table's uniqueness_score is reused
+    assert any("no mask was read" in m for m in infos)
+    assert any("precomputed uniqueness_score" in m for m in infos)
+    assert (result.table["nodata_ratio"] < 0.05).all() and not result.table["border_nodata"].any()
+    csv = pd.read_csv(result.csv_path)
+    assert len(csv) == len(result.table) < tiles_database.rows
+    assert csv.columns.tolist() == CSV_COLUMNS + DIAGNOSTICS
+    assert len(read_geojson(result.geojson_path)["features"]) == len(csv)
+
+
+def test_postgres_config_in_embeddings_mode_recomputes_uniqueness(tiles_database, tiny_model, tmp_path):
+    body = {
+        "mode": "embeddings",
+        "input": {**{k: v for k, v in tiles_database.connection.items() if k != "dbname"},
+                  "database": tiles_database.dbname, "where_clause": "id <= 64"},
+        "clustering": {"k_min": 2, "k_max": 6},
+        "uniqueness": {"backend": "sklearn"},
+        "embeddings": {"dino_model": tiny_model, "num_workers": 0},
+        "output": {"csv_path": str(tmp_path / "balanced_train.csv")},
+    }
+    infos = []
+    result = run_config(write_config(str(tmp_path), body), Progress(info=infos.append))
+    assert result.uniqueness.computed == 64 and any("values are replaced" in m for m in infos)
+    stored = load_tiles(tiles_database.connection, where_clause="id <= 64").set_index("source_id")
+    computed = result.table.set_index("source_id")["uniqueness_score"]
+    assert not (computed - stored.loc[computed.index, "uniqueness_score"]).abs().lt(1e-9).any()
+    assert len(pd.read_csv(result.csv_path)) == 64
+
+
+def test_uniqueness_only_without_scores_fails(patch_records, synthetic_dataset, tmp_path):
+    body = {"sampling_method": "uniqueness_only", "input": {"patch_records": patch_records[:64]},
+            "output": {"csv_path": str(tmp_path / "x.csv")}}
+    with pytest.raises(BalancedSamplingError, match="set balanced_dataset.mode to 'embeddings'"):
+        run_config(write_config(synthetic_dataset.folder, body))
+    assert not os.path.exists(tmp_path / "x.csv")
+
+
+def test_invalid_config_names_the_key_and_writes_nothing(patch_records, tmp_path):
+    body = {"input": {"patch_records": patch_records[:4]}, "clustering": {"kmin": 4},
+            "output": {"csv_path": str(tmp_path / "x.csv")}}
+    with pytest.raises(BalancedSamplingError, match=r"Unknown key 'balanced_dataset\.clustering\.kmin'"):
+        run_config(write_config(str(tmp_path), body))
+    assert not os.path.exists(tmp_path / "x.csv")
+
+
+def test_cancel_writes_nothing(patch_records, synthetic_dataset, tmp_path):
+    body = {"input": {"patch_records": patch_records}, "output": {"csv_path": str(tmp_path / "x.csv")}}
+    with pytest.raises(OperationCanceled):
+        run_config(write_config(synthetic_dataset.folder, body), Progress(is_canceled=lambda: True))
+    assert not os.path.exists(tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize("name", ["balanced_masks_only.yaml", "balanced_embeddings.yaml"])
+def test_shipped_examples_parse(name):
+    from balanced_sampling_plugin.config import load_config
+
+    config = load_config(os.path.join(EXAMPLES, name))
+    assert config.output.csv_path.endswith("balanced_train.csv")
+
+
+def test_partial_precomputed_uniqueness_is_ignored():
+    table = pd.DataFrame({"uniqueness_score": [0.1, float("nan"), 0.3], "excluded": [False, True, False]})
+    assert without_partial_uniqueness(table) is table  # the missing score belongs to an excluded patch
+    warnings = []
+    partial = table.assign(excluded=False)
+    assert "uniqueness_score" not in without_partial_uniqueness(partial, Progress(warning=warnings.append))
+    assert "1 included patches have no uniqueness_score" in warnings[0]
+
+
+@pytest.mark.parametrize("authid, crs_name", [("EPSG:3857", "urn:ogc:def:crs:EPSG::3857"), ("EPSG:4326", None),
+                                              ("", None)])
+def test_geojson_crs_member(authid, crs_name):
+    table = pd.DataFrame({"patch_id": ["a"], "sampler_weight": [1.5], "uniqueness_score": [float("nan")]})
+    ring = [(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]
+    warnings = []
+    collection = footprints_geojson(table, [ring], authid, Progress(warning=warnings.append))
+    assert collection.get("crs", {}).get("properties", {}).get("name") == crs_name
+    assert bool(warnings) == (authid == "")
+    properties = collection["features"][0]["properties"]
+    assert properties["sampler_weight"] == 1.5 and properties["uniqueness_score"] is None
+    assert properties["excluded"] is None  # absent fields are null
+    json.dumps(collection, allow_nan=False)

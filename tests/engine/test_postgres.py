@@ -1,0 +1,223 @@
+"""Tiles from a real, throw-away PostgreSQL server (see tests/postgres_server.py); no QGIS."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from balanced_sampling_plugin.composition import compute_composition, stats_from_proportions
+from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
+from balanced_sampling_plugin.mask_stats import compute_mask_stats
+from balanced_sampling_plugin.progress import Progress
+from balanced_sampling_plugin.records import patch_ids
+from balanced_sampling_plugin.sources.postgres import check_where_clause, class_dist_shares, load_tiles
+from tests.postgres_server import postgres_server, tiles_database  # noqa: F401  (pytest fixtures)
+
+# --------------------------------------------------------------------------- pure parts (no server)
+
+
+@pytest.mark.parametrize(
+    "clause",
+    ["", "nodata_ratio < 0.05", "file_path LIKE '%;%'", "note = 'it''s; fine'", "x = E'a\\';b'", '"odd;name" = 1',
+     "x = $$;$$", "x = $t$ ) ; $t$", "(a OR b) AND c -- trailing; comment", "/* ; ( */ a = 1", "x = $1"],
+)
+def test_where_clause_single_expressions_pass(clause):
+    assert check_where_clause(clause) == clause.strip()
+
+
+@pytest.mark.parametrize(
+    "clause, match",
+    [
+        ("1=1; DELETE FROM tiles", "holds a ';'"),
+        ("1=1) ; DELETE FROM tiles; SELECT (1", "closes a parenthesis it never opened"),
+        ("(a = 1", "leaves a parenthesis open"),
+        ("name = 'abc", "unterminated '-quoted"),
+        ("x = $q$abc", r"unterminated \$q\$"),
+        ("/* a", "unterminated /\\* comment"),
+    ],
+)
+def test_where_clause_stacking_is_rejected(clause, match):
+    with pytest.raises(BalancedSamplingError, match=match):
+        check_where_clause(clause)
+
+
+def test_class_dist_counts_and_shares_become_proportions_without_nodata():
+    values = pd.Series([{"0": 50, "1": 30, "2": 20}, '{"1": 0.25, "3": 0.75}', None])
+    shares, nodata = class_dist_shares(values, 0, ["a", "b", "c"])
+    assert shares.columns.tolist() == ["cls_1", "cls_2", "cls_3"]
+    np.testing.assert_allclose(shares.to_numpy(), [[0.6, 0.4, 0], [0.25, 0, 0.75], [0, 0, 0]])
+    np.testing.assert_allclose(nodata, [0.5, 0.0, np.nan])
+    _, nodata = class_dist_shares(values, None, ["a", "b", "c"])
+    assert nodata is None
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ({"road": 1}, r"class_dist of the tile with id 7 has the key 'road'"),
+        ({"1": -2}, r"gives class 1 the value -2"),
+        ("{not json", r"class_dist of the tile with id 7 is not valid JSON"),
+        ("[1, 2]", r"must be a JSON object"),
+    ],
+)
+def test_bad_class_dist_names_the_tile(value, match):
+    with pytest.raises(BalancedSamplingError, match=match):
+        class_dist_shares(pd.Series([value]), 0, ["the tile with id 7"])
+
+
+# --------------------------------------------------------------------------- against the server
+
+
+def test_load_all_rows(tiles_database):
+    tiles = load_tiles(tiles_database.connection, "tiles")
+    assert len(tiles) == tiles_database.rows == 384
+    assert tiles.columns[:7].tolist() == ["image_path", "mask_path", "row_off", "col_off", "patch_size", "patch_id",
+                                          "source_id"]
+    assert {"uniqueness_score", "class_entropy", "nodata_ratio", "cls_1", "cls_6"} <= set(tiles.columns)
+    assert "cls_0" not in tiles.columns  # the nodata class
+    assert tiles["source_id"].tolist() == list(range(1, 385))
+    assert tiles["patch_id"].tolist() == patch_ids(tiles).tolist()  # the engine's stable ids
+    assert tiles["row_off"].dtype == np.int64
+
+
+def test_class_dist_gives_the_mask_proportions(tiles_database):
+    tiles = load_tiles(tiles_database.connection, "tiles", where_clause="id <= 64")
+    stats = compute_mask_stats(tiles, check_black_border=False)
+    classes = [c for c in stats.columns if c.startswith("cls_")]
+    np.testing.assert_allclose(tiles[classes].to_numpy(), stats[classes].to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(tiles["nodata_ratio"], stats["nodata_ratio"], atol=1e-12)
+
+
+def test_where_clause_filters(tiles_database):
+    conn = tiles_database.server.connect(tiles_database.dbname)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM tiles WHERE nodata_ratio < 0.05")
+        expected = cur.fetchone()[0]
+    conn.close()
+    tiles = load_tiles(tiles_database.connection, "tiles", where_clause="nodata_ratio < 0.05")
+    assert 0 < len(tiles) == expected < tiles_database.rows
+    assert (tiles["nodata_ratio"] < 0.05).all()
+    tiles = load_tiles(tiles_database.connection, where_clause="file_path LIKE '%tile_02%' -- one tile")
+    assert len(tiles) == 64 and tiles["image_path"].str.endswith("tile_02.tif").all()
+
+
+def test_schema_qualified_table_with_text_class_dist(tiles_database):
+    infos = []
+    tiles = load_tiles(tiles_database.connection, "explorer.tiles", progress=Progress(info=infos.append))
+    assert len(tiles) == tiles_database.schema_rows
+    assert "uniqueness_score" not in tiles.columns and "class_entropy" not in tiles.columns
+    assert any("no optional column uniqueness_score, class_entropy, nodata_ratio" in m for m in infos)
+    full = load_tiles(tiles_database.connection, "tiles", where_clause="id % 4 = 0")
+    np.testing.assert_allclose(tiles.filter(like="cls_").to_numpy(), full.filter(like="cls_").to_numpy())
+    # Without a nodata_ratio column it comes from class_dist's nodata share.
+    np.testing.assert_allclose(tiles["nodata_ratio"], full["nodata_ratio"])
+
+
+@pytest.mark.parametrize(
+    "clause, match",
+    [
+        ("1=1; DELETE FROM tiles", "holds a ';'"),
+        ("purge_tiles()", r"tries to change the database: .*read-only.*nothing was changed"),
+    ],
+)
+def test_where_clause_cannot_write(tiles_database, clause, match):
+    with pytest.raises(BalancedSamplingError, match=match):
+        load_tiles(tiles_database.connection, "tiles", where_clause=clause)
+    assert tiles_database.count("tiles") == tiles_database.rows
+
+
+def test_bad_where_clause_names_it(tiles_database):
+    with pytest.raises(BalancedSamplingError, match=r"where clause 'no_such_column > 1' failed: .*no_such_column"):
+        load_tiles(tiles_database.connection, "tiles", where_clause="no_such_column > 1")
+    with pytest.raises(BalancedSamplingError, match=r"has no row matching the where clause 'false'"):
+        load_tiles(tiles_database.connection, "tiles", where_clause="false")
+
+
+def test_missing_table_lists_the_tables(tiles_database):
+    with pytest.raises(BalancedSamplingError) as error:
+        load_tiles(tiles_database.connection, "public.tile")
+    message = str(error.value)
+    assert "Table 'public.tile' in database 'dataset_explorer'" in message and "does not exist" in message
+    assert "explorer.tiles" in message and "public.tiles" in message
+    assert tiles_database.server.password not in message
+
+
+def test_missing_columns(tiles_database):
+    with pytest.raises(BalancedSamplingError) as error:
+        load_tiles(tiles_database.connection, "tiles", columns={"row_off": "rowoff"})
+    message = str(error.value)
+    assert "has no column 'rowoff' (role row_off)" in message
+    assert "Its columns: id, file_path, mask_path, row_off" in message
+    assert tiles_database.server.password not in message
+    # An optional role named explicitly must exist too.
+    with pytest.raises(BalancedSamplingError, match=r"'dist' \(role class_dist\)"):
+        load_tiles(tiles_database.connection, "tiles", columns={"class_dist": "dist"})
+    with pytest.raises(BalancedSamplingError, match=r"Unknown column role\(s\) 'image'"):
+        load_tiles(tiles_database.connection, "tiles", columns={"image": "file_path"})
+
+
+def test_wrong_password_never_shows_a_password(tiles_database):
+    wrong = "wrong-" + tiles_database.server.password
+    with pytest.raises(BalancedSamplingError) as error:
+        load_tiles({**tiles_database.connection, "password": wrong}, "tiles")
+    message = str(error.value)
+    assert "Cannot connect to PostgreSQL (database 'dataset_explorer' on 127.0.0.1:" in message
+    assert "password authentication failed" in message
+    assert wrong not in message and tiles_database.server.password not in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_connection_strings(tiles_database):
+    c = tiles_database.connection
+    dsn = f"host={c['host']} port={c['port']} dbname={c['dbname']} user={c['user']} password={c['password']}"
+    assert len(load_tiles(dsn, "tiles", where_clause="id < 11")) == 10
+    broken = f"host={c['host']} password {c['password']}"
+    with pytest.raises(BalancedSamplingError, match="connection string is not valid") as error:
+        load_tiles(broken)
+    assert c["password"] not in str(error.value)
+    with pytest.raises(BalancedSamplingError, match="give one"):
+        load_tiles({**c, "database": "other"})
+
+
+def test_closed_port_is_a_clear_error(tiles_database):
+    with pytest.raises(BalancedSamplingError, match=r"Cannot connect to PostgreSQL .*Check the host, port") as error:
+        load_tiles({**tiles_database.connection, "port": 1}, "tiles")
+    assert tiles_database.server.password not in str(error.value)
+
+
+def test_batches_report_progress_and_cancel(tiles_database):
+    percents = []
+    tiles = load_tiles(tiles_database.connection, "tiles", batch_size=100, progress=Progress(percents.append))
+    assert len(tiles) == 384 and len(percents) == 4 and percents[-1] == 100
+    with pytest.raises(OperationCanceled):
+        load_tiles(tiles_database.connection, "tiles", batch_size=100, progress=Progress(is_canceled=lambda: True))
+
+
+# --------------------------------------------------------------------------- composition from class_dist
+
+
+def test_composition_from_table_proportions_reads_no_mask(tiles_database):
+    tiles = load_tiles(tiles_database.connection, "tiles")
+    options = dict(exclude_border_nodata=False, exclude_black_border=False, k_selection="fixed", k=5)
+    from_masks = compute_composition(tiles, **options)
+    infos = []
+    blind = tiles.assign(mask_path="/nonexistent/mask.tif")  # proves no mask is opened
+    from_table = compute_composition(blind, proportions=blind, progress=Progress(info=infos.append),
+                                     **{**options, "exclude_border_nodata": True})
+    columns = [c for c in from_masks.table.columns if c.startswith("cls_")] + ["class_entropy", "nodata_ratio"]
+    pd.testing.assert_frame_equal(from_table.table[columns], from_masks.table[columns], atol=1e-12)
+    assert from_table.table["freq_cluster_id"].tolist() == from_masks.table["freq_cluster_id"].tolist()
+    assert not from_table.table["border_nodata"].any() and not from_table.table["black_border"].any()
+    assert any("no mask was read, so the border nodata exclusions" in m for m in infos)
+
+
+def test_stats_from_proportions_fills_the_gaps():
+    table = pd.DataFrame({"cls_0": [5.0, 0.0], "cls_1": [1.0, 2.0], "cls_2": [3.0, 0.0], "nodata_ratio": [0.5, None]})
+    warnings = []
+    stats = stats_from_proportions(table, nodata_class=0, progress=Progress(warning=warnings.append))
+    np.testing.assert_allclose(stats[["cls_1", "cls_2"]].to_numpy(), [[0.25, 0.75], [1.0, 0.0]])
+    np.testing.assert_allclose(stats["class_entropy"], [-(0.25 * np.log(0.25) + 0.75 * np.log(0.75)), 0.0])
+    np.testing.assert_allclose(stats["nodata_ratio"], [0.5, 0.0])
+    assert "1 patches have no 'nodata_ratio' value" in warnings[0]
+    assert stats_from_proportions(table, nodata_class=0, classes=[1, 4]).columns[:2].tolist() == ["cls_1", "cls_4"]
+    with pytest.raises(BalancedSamplingError, match=r"Field 'cls_1' of patch at row 1 .* is nan"):
+        stats_from_proportions(table.assign(cls_1=[1.0, np.nan]))
