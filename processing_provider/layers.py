@@ -4,7 +4,17 @@ import math
 
 import numpy as np
 import pandas as pd
-from qgis.core import QgsFeature, QgsFeatureRequest, QgsFeatureSink, QgsField, QgsFields, QgsProcessingException
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingException,
+)
 from qgis.PyQt.QtCore import QVariant
 
 from .utils import raise_if_canceled
@@ -140,3 +150,29 @@ def update_layer_in_place(layer, table: pd.DataFrame, feedback=None) -> None:
     except BaseException:
         layer.rollBack()
         raise
+
+
+def table_fields(table: pd.DataFrame) -> QgsFields:
+    """One field per table column, typed from the column."""
+    fields = QgsFields()
+    for column in table.columns:
+        fields.append(qgis_field_for(column, table[column]))
+    return fields
+
+
+def crs_from(authid: str, wkt: str) -> QgsCoordinateReferenceSystem:
+    return QgsCoordinateReferenceSystem(authid) if authid else QgsCoordinateReferenceSystem.fromWkt(wkt)
+
+
+def write_polygons(sink, fields: QgsFields, table: pd.DataFrame, rings, feedback=None, progress_span=(50.0, 100.0)):
+    """One polygon feature per table row: ``rings[i]`` (closed ring of map coordinates) with row i's values."""
+    total = max(len(table), 1)
+    for i, (row, ring) in enumerate(zip(table.itertuples(index=False, name=None), rings)):
+        if feedback is not None and i % BATCH == 0:
+            raise_if_canceled(feedback)
+            feedback.setProgress(progress_span[0] + (progress_span[1] - progress_span[0]) * i / total)
+        feature = QgsFeature(fields)
+        feature.setGeometry(QgsGeometry.fromPolygonXY([[QgsPointXY(x, y) for x, y in ring]]))
+        feature.setAttributes([_to_qgis(value) for value in row])
+        if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(f"Could not write patch {i} to the output layer.")

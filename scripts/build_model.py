@@ -27,8 +27,16 @@ def build():
     from qgis.PyQt.QtCore import QPointF
 
     model = QgsProcessingModelAlgorithm("Build balanced dataset model", "Sampler weights", "weights")
-    model.setHelpContent({"ALG_DESC": "Footprints → composition clusters → DINOv2 uniqueness → combine sampler "
-                                      "weights, as a graphical model you can open and change in the modeler."})
+    model.setHelpContent({
+        "ALG_DESC": "Footprints → composition clusters → DINOv2 uniqueness → combine sampler weights, as a graphical "
+                    "model you can open and change in the modeler (each step keeps its default options; edit a step "
+                    "to change them). Writes the weighted patch layer, the training CSV and the HTML report.",
+        "IMAGE_FOLDER": "Folder of the image rasters (*.tif).",
+        "MASK_FOLDER": "Folder of the mask rasters; a mask pairs with the image of the same name.",
+        "PATCH_SIZE": "Side of a patch window, in pixels.",
+        "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
+        "SAMPLING_METHOD": "How composition and uniqueness become one weight (see Combine sampler weights).",
+    })
     inputs = [
         QgsProcessingParameterFile("IMAGE_FOLDER", "Image folder", behavior=QgsProcessingParameterFile.Folder),
         QgsProcessingParameterFile("MASK_FOLDER", "Mask folder", behavior=QgsProcessingParameterFile.Folder),

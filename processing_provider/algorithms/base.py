@@ -1,10 +1,10 @@
 """What every Balanced Sampling algorithm shares: translation, icon, group, instance creation."""
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean, QgsWkbTypes
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..layers import output_fields, update_layer_in_place, write_features
+from ..layers import crs_from, output_fields, table_fields, update_layer_in_place, write_features, write_polygons
 from ..styles import style_on_load
 from ..utils import icon_path
 
@@ -74,6 +74,17 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         write_features(source, sink, fields, table, feedback, progress_span)
         if styler is not None:
             style_on_load(self, context, dest_id, styler)
+        return dest_id
+
+    def write_patch_layer(self, parameters, context, feedback, table, rings, crs_authid, crs_wkt,
+                          progress_span=(50.0, 100.0)) -> str:
+        """Write a new polygon layer to OUTPUT: one feature per table row, its ring as geometry."""
+        fields = table_fields(table)
+        sink, dest_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Polygon,
+                                             crs_from(crs_authid, crs_wkt))
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
+        write_polygons(sink, fields, table, rings, feedback, progress_span)
         return dest_id
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)

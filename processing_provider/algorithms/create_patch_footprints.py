@@ -1,13 +1,6 @@
 """Create patch footprints: one polygon per patch window over image/mask raster pairs."""
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
-    QgsGeometry,
-    QgsPointXY,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterEnum,
@@ -17,14 +10,12 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProviderRegistry,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ...balanced_sampling_plugin import footprints
 from ...balanced_sampling_plugin.records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF
 
-from ..utils import engine_errors, engine_progress, raise_if_canceled
+from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
 
@@ -126,26 +117,8 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
             feedback.pushInfo(self.tr("{} image/mask pairs").format(len(pairs)))
             result = footprints.build_footprints(pairs, patch_size, stride, edge, progress.child(0, 0.5))
 
-        crs = QgsCoordinateReferenceSystem(result.crs_authid) if result.crs_authid else \
-            QgsCoordinateReferenceSystem.fromWkt(result.crs_wkt)
-        fields = QgsFields()
-        for name, kind in ((PATCH_ID, QVariant.String), (IMAGE_PATH, QVariant.String), (MASK_PATH, QVariant.String),
-                           (ROW_OFF, QVariant.Int), (COL_OFF, QVariant.Int), (PATCH_SIZE, QVariant.Int)):
-            fields.append(QgsField(name, kind))
-        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon, crs)
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-
-        records = result.records
-        columns = [records[c].tolist() for c in (PATCH_ID, IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE)]
-        total = len(records)
-        for i, ring in enumerate(result.rings):
-            if i % 2000 == 0:
-                raise_if_canceled(feedback)
-                feedback.setProgress(50 + 50 * i / total)
-            feature = QgsFeature(fields)
-            feature.setGeometry(QgsGeometry.fromPolygonXY([[QgsPointXY(x, y) for x, y in ring]]))
-            feature.setAttributes([col[i] if j < 3 else int(col[i]) for j, col in enumerate(columns)])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
-        feedback.pushInfo(self.tr("{} patch footprints written").format(total))
+        records = result.records[[PATCH_ID, IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE]]
+        dest_id = self.write_patch_layer(parameters, context, feedback, records, result.rings,
+                                         result.crs_authid, result.crs_wkt)
+        feedback.pushInfo(self.tr("{} patch footprints written").format(len(records)))
         return {self.OUTPUT: dest_id}

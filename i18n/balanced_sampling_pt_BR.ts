@@ -1,0 +1,739 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1">
+<context>
+    <name>BalancedSamplingAlgorithm</name>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="33"/>
+        <source>Patch records</source>
+        <translation>Registros de patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="34"/>
+        <source>Sampling signals</source>
+        <translation>Sinais de amostragem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="35"/>
+        <source>Sampler weights</source>
+        <translation>Pesos do amostrador</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="49"/>
+        <source>Update the input layer in place (no new layer)</source>
+        <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="64"/>
+        <source>In-place update needs a vector layer as input.</source>
+        <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
+    </message>
+</context>
+<context>
+    <name>BalancedSamplingPlugin</name>
+    <message>
+        <location filename="../processing_provider/plugin.py" line="52"/>
+        <source>&amp;Balanced Sampling</source>
+        <translation>&amp;Balanced Sampling</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/plugin.py" line="53"/>
+        <source>Build balanced dataset…</source>
+        <translation>Construir conjunto de dados balanceado…</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/plugin.py" line="59"/>
+        <source>Balanced Sampling</source>
+        <translation>Balanced Sampling</translation>
+    </message>
+</context>
+<context>
+    <name>BalancedSamplingProvider</name>
+    <message>
+        <location filename="../processing_provider/provider.py" line="37"/>
+        <source>Balanced sampling</source>
+        <translation>Balanced sampling</translation>
+    </message>
+</context>
+<context>
+    <name>BuildBalancedDataset</name>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="49"/>
+        <source>Build balanced dataset</source>
+        <translation>Construir conjunto de dados balanceado</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="52"/>
+        <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
+
+&lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
+&lt;b&gt;Patch size, stride&lt;/b&gt;: windows in pixels (stride 0 = patch size).
+&lt;b&gt;Nodata class&lt;/b&gt;: mask value without a label.
+&lt;b&gt;Compute uniqueness&lt;/b&gt;: off = composition only (no DINOv2 needed; rank methods then need composition_only or class_balanced).
+&lt;b&gt;DINOv2 model, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness.
+&lt;b&gt;Sampling method&lt;/b&gt;: as in Combine sampler weights.</source>
+        <translation>Executa toda a cadeia sobre pastas de rasters de imagem/máscara: Criar contornos dos patches → Calcular clusters de composição → Calcular singularidade DINOv2 (opcional) → Combinar pesos do amostrador, e grava a camada de patches com pesos, o CSV de treinamento e o relatório. Cada etapa também é um algoritmo próprio, com todas as suas opções; este usa os valores padrão delas, exceto pelos parâmetros abaixo.
+
+&lt;b&gt;Pasta e padrão de imagens / máscaras&lt;/b&gt;: os rasters; uma imagem forma par com a máscara de mesmo nome (exceto por palavras como _mask).
+&lt;b&gt;Tamanho do patch, passo&lt;/b&gt;: janelas em pixels (passo 0 = tamanho do patch).
+&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara sem rótulo.
+&lt;b&gt;Calcular singularidade&lt;/b&gt;: desativado = apenas composição (DINOv2 não é necessário; os métodos por posto passam então a exigir composition_only ou class_balanced).
+&lt;b&gt;Modelo DINOv2, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2.
+&lt;b&gt;Método de amostragem&lt;/b&gt;: como em Combinar pesos do amostrador.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="66"/>
+        <source>Image folder</source>
+        <translation>Pasta de imagens</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="68"/>
+        <source>Image file pattern</source>
+        <translation>Padrão de arquivo das imagens</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="70"/>
+        <source>Mask folder</source>
+        <translation>Pasta de máscaras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="72"/>
+        <source>Mask file pattern</source>
+        <translation>Padrão de arquivo das máscaras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74"/>
+        <source>Patch size (pixels)</source>
+        <translation>Tamanho do patch (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77"/>
+        <source>Stride (pixels, 0 = patch size)</source>
+        <translation>Passo (pixels, 0 = tamanho do patch)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="80"/>
+        <source>Nodata class</source>
+        <translation>Classe sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82"/>
+        <source>Compute DINOv2 uniqueness</source>
+        <translation>Calcular singularidade DINOv2</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84"/>
+        <source>DINOv2 model (short name, hub id or local folder)</source>
+        <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="87"/>
+        <source>Embedding cache (Parquet)</source>
+        <translation>Cache de embeddings (Parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="87"/>
+        <source>Parquet files (*.parquet)</source>
+        <translation>Arquivos Parquet (*.parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="90"/>
+        <source>kNN backend</source>
+        <translation>Backend kNN</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
+        <source>Sampling method</source>
+        <translation>Método de amostragem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94"/>
+        <source>Sampler weights</source>
+        <translation>Pesos do amostrador</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
+        <source>Training CSV</source>
+        <translation>CSV de treinamento</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
+        <source>CSV files (*.csv)</source>
+        <translation>Arquivos CSV (*.csv)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <source>Report</source>
+        <translation>Relatório</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <source>HTML files (*.html)</source>
+        <translation>Arquivos HTML (*.html)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <source>Effective sample size</source>
+        <translation>Tamanho efetivo da amostra</translation>
+    </message>
+</context>
+<context>
+    <name>CombineSamplerWeights</name>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="76"/>
+        <source>Combine sampler weights</source>
+        <translation>Combinar pesos do amostrador</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="79"/>
+        <source>Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling and under every method side by side.
+
+&lt;b&gt;Sampling method&lt;/b&gt;: &lt;i&gt;rank_max&lt;/i&gt; = max(rank of composition weight, rank of uniqueness); &lt;i&gt;rank_multiply&lt;/i&gt; = their product; &lt;i&gt;rank_add&lt;/i&gt; = their mean; &lt;i&gt;multiplicative&lt;/i&gt; = raw composition weight × raw uniqueness; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ over classes of (patch share / mean share)^α, optionally mixed with the uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of 1–2% of the pixels. class_balanced lifts rare classes much more; read the report to choose.
+&lt;b&gt;Strength&lt;/b&gt;: power applied to rank weights (higher = stronger preference).
+&lt;b&gt;Class balance α&lt;/b&gt;: 0.5 = square-root inverse frequency, 1 = inverse frequency.
+&lt;b&gt;Uniqueness mix&lt;/b&gt;: for class_balanced, share of the weight taken from the uniqueness rank (0 = off).
+&lt;b&gt;Rare-class boost&lt;/b&gt;: multiplier (1 = off) applied as 1 + (multiplier − 1) × the patch's share of rare classes; &lt;b&gt;Rare classes&lt;/b&gt;: comma-separated class values, empty = classes below the mean class frequency.
+&lt;b&gt;Weight floor&lt;/b&gt;: every included patch weighs at least this fraction of the largest weight.
+Excluded patches (field excluded) get weight 0 and stay in the outputs. Weights are scaled to mean 1 over included patches.
+&lt;b&gt;Training CSV&lt;/b&gt;: columns image, mask, row_off, col_off, patch_size, sampler_weight (names of the path columns configurable) plus diagnostics; optionally without excluded rows and with paths relative to the CSV's folder.
+&lt;b&gt;Report&lt;/b&gt;: HTML file with the weight histogram, per-class shares, the method comparison, the most over-sampled patches and the exclusions.</source>
+        <translation>Converte os sinais de composição e de singularidade em um único sampler_weight por patch, para o WeightedRandomSampler do PyTorch, e o grava na camada (mantendo todos os campos de entrada), em um CSV de treinamento e em um relatório HTML que mostra, por classe, a proporção de pixels de uma época sob amostragem uniforme e sob cada método, lado a lado.
+
+&lt;b&gt;Método de amostragem&lt;/b&gt;: &lt;i&gt;rank_max&lt;/i&gt; = máx(posto do peso de composição, posto da singularidade); &lt;i&gt;rank_multiply&lt;/i&gt; = o produto deles; &lt;i&gt;rank_add&lt;/i&gt; = a média deles; &lt;i&gt;multiplicative&lt;/i&gt; = peso de composição bruto × singularidade bruta; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ sobre as classes de (proporção no patch / proporção média)^α, opcionalmente combinado com o posto de singularidade. Os postos são postos percentis sobre os patches incluídos, com empates pela média, de modo que um patch é sorteado no máximo cerca de 2× mais vezes do que sob amostragem uniforme (rank_max: 1,5×): fraco demais para uma classe com 1–2% dos pixels. class_balanced favorece muito mais as classes raras; consulte o relatório para escolher.
+&lt;b&gt;Intensidade&lt;/b&gt;: expoente aplicado aos pesos por posto (maior = preferência mais forte).
+&lt;b&gt;Balanceamento de classes α&lt;/b&gt;: 0,5 = inverso da raiz quadrada da frequência, 1 = inverso da frequência.
+&lt;b&gt;Mistura de singularidade&lt;/b&gt;: para class_balanced, fração do peso tomada do posto de singularidade (0 = desativado).
+&lt;b&gt;Reforço de classes raras&lt;/b&gt;: multiplicador (1 = desativado) aplicado como 1 + (multiplicador − 1) × a proporção de classes raras no patch; &lt;b&gt;Classes raras&lt;/b&gt;: valores de classe separados por vírgula, vazio = classes abaixo da frequência média das classes.
+&lt;b&gt;Peso mínimo&lt;/b&gt;: todo patch incluído pesa pelo menos esta fração do maior peso.
+Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os pesos são escalonados para média 1 sobre os patches incluídos.
+&lt;b&gt;CSV de treinamento&lt;/b&gt;: colunas image, mask, row_off, col_off, patch_size, sampler_weight (nomes das colunas de caminho configuráveis) mais diagnósticos; opcionalmente sem as linhas excluídas e com caminhos relativos à pasta do CSV.
+&lt;b&gt;Relatório&lt;/b&gt;: arquivo HTML com o histograma dos pesos, as proporções por classe, a comparação dos métodos, os patches mais sobreamostrados e as exclusões.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="109"/>
+        <source>Patches with composition and/or uniqueness fields</source>
+        <translation>Patches com campos de composição e/ou singularidade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="111"/>
+        <source>Sampling method</source>
+        <translation>Método de amostragem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="113"/>
+        <source>Strength (power on rank weights)</source>
+        <translation>Intensidade (expoente dos pesos por posto)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="116"/>
+        <source>Class balance α (class_balanced)</source>
+        <translation>Balanceamento de classes α (class_balanced)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="119"/>
+        <source>Uniqueness mix (class_balanced, 0 = off)</source>
+        <translation>Mistura de singularidade (class_balanced, 0 = desativado)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="122"/>
+        <source>Rare-class boost multiplier (1 = off)</source>
+        <translation>Multiplicador de reforço de classes raras (1 = desativado)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="125"/>
+        <source>Rare classes (comma-separated; empty = below mean frequency)</source>
+        <translation>Classes raras (separadas por vírgula; vazio = abaixo da frequência média)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="129"/>
+        <source>Weight floor (fraction of the largest weight)</source>
+        <translation>Peso mínimo (fração do maior peso)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="132"/>
+        <source>Composition weight field</source>
+        <translation>Campo de peso de composição</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="135"/>
+        <source>Uniqueness score field</source>
+        <translation>Campo de pontuação de singularidade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="138"/>
+        <source>Excluded flag field</source>
+        <translation>Campo indicador de exclusão</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="141"/>
+        <source>CSV column name for image paths</source>
+        <translation>Nome da coluna do CSV para os caminhos das imagens</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="143"/>
+        <source>CSV column name for mask paths</source>
+        <translation>Nome da coluna do CSV para os caminhos das máscaras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="150"/>
+        <source>Leave excluded patches out of the CSV</source>
+        <translation>Deixar os patches excluídos fora do CSV</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="152"/>
+        <source>Write paths relative to the CSV&apos;s folder</source>
+        <translation>Gravar caminhos relativos à pasta do CSV</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="155"/>
+        <source>Sampler weights</source>
+        <translation>Pesos do amostrador</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="158"/>
+        <source>Training CSV</source>
+        <translation>CSV de treinamento</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="158"/>
+        <source>CSV files (*.csv)</source>
+        <translation>Arquivos CSV (*.csv)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="160"/>
+        <source>Report</source>
+        <translation>Relatório</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="160"/>
+        <source>HTML files (*.html)</source>
+        <translation>Arquivos HTML (*.html)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
+        <source>Effective sample size</source>
+        <translation>Tamanho efetivo da amostra</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="163"/>
+        <source>Included patches</source>
+        <translation>Patches incluídos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="164"/>
+        <source>Excluded patches</source>
+        <translation>Patches excluídos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="181"/>
+        <source>Rare classes must be class values separated by commas, e.g. 5,6; got &apos;{}&apos;.</source>
+        <translation>As classes raras devem ser valores de classe separados por vírgula, por exemplo 5,6; recebido &apos;{}&apos;.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="203"/>
+        <source>the input layer</source>
+        <translation>a camada de entrada</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="218"/>
+        <source>{}: {} included, {} excluded patches; effective sample size {:.0f} ({:.0%})</source>
+        <translation>{}: {} patches incluídos, {} excluídos; tamanho efetivo da amostra {:.0f} ({:.0%})</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="229"/>
+        <source>Training CSV: {}</source>
+        <translation>CSV de treinamento: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="233"/>
+        <source>Report: {}</source>
+        <translation>Relatório: {}</translation>
+    </message>
+</context>
+<context>
+    <name>ComputeCompositionClusters</name>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="48"/>
+        <source>Compute composition clusters</source>
+        <translation>Calcular clusters de composição</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="51"/>
+        <source>Reads the mask window of every patch, computes its class proportions (nodata excluded), groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the proportions, and gives each patch the composition weight 1 / size of its cluster: patches of rare compositions weigh more.
+
+Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy (Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep their row with cluster id -1 and weight 0, and do not shape the clusters.
+
+&lt;b&gt;Patch footprints&lt;/b&gt;: a layer from Create patch footprints (or any layer with the image/mask path and window fields; pick them under Advanced).
+&lt;b&gt;Nodata class&lt;/b&gt;: mask value that means no label (default 0).
+&lt;b&gt;Number of clusters&lt;/b&gt;: &lt;i&gt;elbow&lt;/i&gt; tries k from k min to k max and picks the elbow of the normalised inertia curve; &lt;i&gt;fixed&lt;/i&gt; uses k.
+&lt;b&gt;Random state&lt;/b&gt;: seed of KMeans, for repeatable clusters.
+&lt;b&gt;Exclude patches with nodata on the mask border&lt;/b&gt;: any border pixel of the mask window equal to the nodata class.
+&lt;b&gt;Exclude patches with black image borders&lt;/b&gt;: any border pixel of the image window at or below the black tolerance in all bands.
+&lt;b&gt;Maximum nodata ratio&lt;/b&gt;: exclude patches with a larger share of nodata pixels (1 = off).
+&lt;b&gt;CLR epsilon&lt;/b&gt;: replaces zero proportions before the log.
+&lt;b&gt;Parallel readers&lt;/b&gt;: threads reading mask windows (0 = automatic).</source>
+        <translation>Lê a janela da máscara de cada patch, calcula suas proporções de classes (excluindo os pixels sem dados), agrupa patches de composição semelhante com KMeans sobre a razão log-centrada (CLR) das proporções e atribui a cada patch o peso de composição 1 / tamanho do seu cluster: patches de composições raras pesam mais.
+
+Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1, cls_2, …), class_entropy (entropia de Shannon das proporções, em nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size e freq_cluster_weight. Os patches excluídos mantêm sua linha com id de cluster -1 e peso 0, e não influenciam a formação dos clusters.
+
+&lt;b&gt;Contornos dos patches&lt;/b&gt;: uma camada gerada por Criar contornos dos patches (ou qualquer camada com os campos de caminho da imagem/máscara e da janela; selecione-os em Avançado).
+&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara que significa ausência de rótulo (padrão 0).
+&lt;b&gt;Número de clusters&lt;/b&gt;: &lt;i&gt;cotovelo&lt;/i&gt; testa k de k mín. a k máx. e escolhe o cotovelo da curva de inércia normalizada; &lt;i&gt;fixo&lt;/i&gt; usa k.
+&lt;b&gt;Estado aleatório&lt;/b&gt;: semente do KMeans, para clusters reproduzíveis.
+&lt;b&gt;Excluir patches com pixels sem dados na borda da máscara&lt;/b&gt;: qualquer pixel de borda da janela da máscara igual à classe sem dados.
+&lt;b&gt;Excluir patches com bordas pretas na imagem&lt;/b&gt;: qualquer pixel de borda da janela da imagem igual ou abaixo da tolerância de preto em todas as bandas.
+&lt;b&gt;Proporção máxima de pixels sem dados&lt;/b&gt;: exclui patches com uma fração maior de pixels sem dados (1 = desativado).
+&lt;b&gt;Épsilon do CLR&lt;/b&gt;: substitui proporções nulas antes do logaritmo.
+&lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas das máscaras (0 = automático).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="76"/>
+        <source>Patch footprints</source>
+        <translation>Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="78"/>
+        <source>Nodata class</source>
+        <translation>Classe sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
+        <source>Number of clusters</source>
+        <translation>Número de clusters</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
+        <source>Elbow</source>
+        <translation>Cotovelo</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
+        <source>Fixed k</source>
+        <translation>k fixo</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="83"/>
+        <source>k min (elbow)</source>
+        <translation>k mín. (cotovelo)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="85"/>
+        <source>k max (elbow)</source>
+        <translation>k máx. (cotovelo)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
+        <source>k (fixed)</source>
+        <translation>k (fixo)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89"/>
+        <source>Random state</source>
+        <translation>Estado aleatório</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91"/>
+        <source>Exclude patches with nodata on the mask border</source>
+        <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93"/>
+        <source>Exclude patches with black image borders</source>
+        <translation>Excluir patches com bordas pretas na imagem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96"/>
+        <source>Black tolerance (pixel value)</source>
+        <translation>Tolerância de preto (valor do pixel)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99"/>
+        <source>Maximum nodata ratio</source>
+        <translation>Proporção máxima de pixels sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102"/>
+        <source>CLR epsilon</source>
+        <translation>Épsilon do CLR</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105"/>
+        <source>Parallel readers (0 = automatic)</source>
+        <translation>Leitores paralelos (0 = automático)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="114"/>
+        <source>Composition clusters</source>
+        <translation>Clusters de composição</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="138"/>
+        <source>k min ({}) is larger than k max ({}).</source>
+        <translation>k mín. ({}) é maior que k máx. ({}).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="144"/>
+        <source>the input layer</source>
+        <translation>a camada de entrada</translation>
+    </message>
+</context>
+<context>
+    <name>ComputeDinov2Uniqueness</name>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="53"/>
+        <source>Compute DINOv2 uniqueness</source>
+        <translation>Calcular singularidade DINOv2</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="56"/>
+        <source>Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.
+
+&lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
+&lt;b&gt;Batch size&lt;/b&gt;: patches per forward pass. &lt;b&gt;Parallel readers&lt;/b&gt;: threads reading windows ahead of the model. &lt;b&gt;Use GPU&lt;/b&gt;: CUDA when available, else CPU (the log says which).
+&lt;b&gt;Embedding cache&lt;/b&gt;: optional Parquet file. A re-run reuses the embeddings of patches (image path + window) already cached for the same model and computes only the missing ones; a damaged cache is reported and rebuilt.
+&lt;b&gt;Neighbours (k)&lt;/b&gt;: how many nearest patches are averaged (default 5).
+&lt;b&gt;kNN backend&lt;/b&gt;: hnsw (hnswlib, approximate, fastest for large datasets; tuned for recall@5 ≥ 0.99), faiss (exact inner product), sklearn (exact, brute force).
+&lt;b&gt;Bands&lt;/b&gt;: the three image bands fed to the model (1-band imagery is replicated). &lt;b&gt;Stretch percentiles&lt;/b&gt;: imagery that is not 8-bit is scaled with one dataset-wide percentile stretch, so patches stay comparable.</source>
+        <translation>Gera o embedding de cada patch de imagem com um modelo DINOv2 (token CLS) e pontua o quanto ele é visualmente singular: uniqueness_score é a distância cosseno média até os seus k outros patches mais próximos (0 = o patch tem sósias exatos, maior = mais singular). Grava todos os campos de entrada mais uniqueness_score.
+
+&lt;b&gt;Modelo DINOv2&lt;/b&gt;: dinov2-small, dinov2-base ou dinov2-large (facebook/dinov2-*), qualquer id de modelo do Hugging Face ou uma pasta local salva com save_pretrained. Sem internet, baixe o modelo uma vez em uma máquina conectada (AutoModel/AutoImageProcessor .save_pretrained(folder)) e informe a pasta.
+&lt;b&gt;Tamanho do lote&lt;/b&gt;: patches por passagem direta (forward). &lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas antes de chegarem ao modelo. &lt;b&gt;Usar GPU&lt;/b&gt;: CUDA quando disponível, caso contrário CPU (o log informa qual).
+&lt;b&gt;Cache de embeddings&lt;/b&gt;: arquivo Parquet opcional. Uma nova execução reaproveita os embeddings dos patches (caminho da imagem + janela) já armazenados em cache para o mesmo modelo e calcula apenas os que faltam; um cache danificado é relatado e reconstruído.
+&lt;b&gt;Vizinhos (k)&lt;/b&gt;: quantos patches mais próximos entram na média (padrão 5).
+&lt;b&gt;Backend kNN&lt;/b&gt;: hnsw (hnswlib, aproximado, o mais rápido para conjuntos de dados grandes; ajustado para recall@5 ≥ 0,99), faiss (produto interno exato), sklearn (exato, força bruta).
+&lt;b&gt;Bandas&lt;/b&gt;: as três bandas da imagem fornecidas ao modelo (imagens de 1 banda são replicadas). &lt;b&gt;Percentis do realce&lt;/b&gt;: imagens que não são de 8 bits são escalonadas com um único realce por percentis calculado sobre todo o conjunto de dados, para que os patches permaneçam comparáveis.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="77"/>
+        <source>Patch footprints</source>
+        <translation>Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="79"/>
+        <source>DINOv2 model (short name, hub id or local folder)</source>
+        <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="82"/>
+        <source>Batch size</source>
+        <translation>Tamanho do lote</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="84"/>
+        <source>Parallel readers</source>
+        <translation>Leitores paralelos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="87"/>
+        <source>Use GPU</source>
+        <translation>Usar GPU</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="88"/>
+        <source>Embedding cache (Parquet)</source>
+        <translation>Cache de embeddings (Parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="88"/>
+        <source>Parquet files (*.parquet)</source>
+        <translation>Arquivos Parquet (*.parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="92"/>
+        <source>Neighbours (k)</source>
+        <translation>Vizinhos (k)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="95"/>
+        <source>kNN backend</source>
+        <translation>Backend kNN</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
+        <source>Bands (comma-separated)</source>
+        <translation>Bandas (separadas por vírgula)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="99"/>
+        <source>Stretch low percentile</source>
+        <translation>Percentil inferior do realce</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="102"/>
+        <source>Stretch high percentile</source>
+        <translation>Percentil superior do realce</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="111"/>
+        <source>Uniqueness</source>
+        <translation>Singularidade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114"/>
+        <source>Patches embedded in this run</source>
+        <translation>Patches com embedding gerado nesta execução</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115"/>
+        <source>Patches taken from the cache</source>
+        <translation>Patches obtidos do cache</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124"/>
+        <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
+        <translation>As bandas devem ser três números de banda, como 1,2,3; recebido &apos;{}&apos;.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="135"/>
+        <source>The stretch low percentile must be below the high one.</source>
+        <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139"/>
+        <source>the input layer</source>
+        <translation>a camada de entrada</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="153"/>
+        <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
+        <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
+    </message>
+</context>
+<context>
+    <name>CreatePatchFootprints</name>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="56"/>
+        <source>Create patch footprints</source>
+        <translation>Criar contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="59"/>
+        <source>Cuts image/mask raster pairs into square patch windows and writes one polygon per window, in the rasters' CRS, with the fields image_path, mask_path, row_off, col_off, patch_size and a stable patch_id. This layer is the input of every other Balanced Sampling algorithm.
+
+&lt;b&gt;Image rasters / Mask rasters&lt;/b&gt;: the pairs, given as layers. An image pairs with the mask whose file name is the same apart from words like _mask or _label (tile_01.tif ↔ tile_01_mask.tif, or images/tile_01.tif ↔ masks/tile_01.tif).
+&lt;b&gt;Image folder / pattern, Mask folder / pattern&lt;/b&gt;: instead of layers, every file in a folder that matches a pattern such as *.tif. The mask folder defaults to the image folder.
+&lt;b&gt;Patch size&lt;/b&gt;: window side in pixels.
+&lt;b&gt;Stride&lt;/b&gt;: step between windows in pixels; 0 means the patch size (no overlap).
+&lt;b&gt;Windows at the raster edge&lt;/b&gt;: &lt;i&gt;Drop&lt;/i&gt; keeps only windows that fit inside the raster; &lt;i&gt;Shift inward&lt;/i&gt; adds a last window aligned to the right/bottom edge so every pixel is covered (it overlaps its neighbour). Windows never extend past the raster.
+
+Image and mask of a pair must share one pixel grid; all rasters must share one CRS.</source>
+        <translation>Divide pares de rasters de imagem/máscara em janelas quadradas (patches) e grava um polígono por janela, no SRC dos rasters, com os campos image_path, mask_path, row_off, col_off, patch_size e um patch_id estável. Esta camada é a entrada de todos os demais algoritmos do Balanced Sampling.
+
+&lt;b&gt;Rasters de imagem / Rasters de máscara&lt;/b&gt;: os pares, informados como camadas. Uma imagem forma par com a máscara cujo nome de arquivo é o mesmo, exceto por palavras como _mask ou _label (tile_01.tif ↔ tile_01_mask.tif, ou images/tile_01.tif ↔ masks/tile_01.tif).
+&lt;b&gt;Pasta / padrão de imagens, Pasta / padrão de máscaras&lt;/b&gt;: em vez de camadas, todos os arquivos de uma pasta que correspondem a um padrão como *.tif. Por padrão, a pasta de máscaras é a pasta de imagens.
+&lt;b&gt;Tamanho do patch&lt;/b&gt;: lado da janela em pixels.
+&lt;b&gt;Passo&lt;/b&gt;: deslocamento entre janelas em pixels; 0 significa o tamanho do patch (sem sobreposição).
+&lt;b&gt;Janelas na borda do raster&lt;/b&gt;: &lt;i&gt;Descartar&lt;/i&gt; mantém apenas as janelas que cabem dentro do raster; &lt;i&gt;Deslocar para dentro&lt;/i&gt; acrescenta uma última janela alinhada à borda direita/inferior, de modo que todos os pixels sejam cobertos (ela se sobrepõe à vizinha). As janelas nunca ultrapassam os limites do raster.
+
+A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todos os rasters devem compartilhar o mesmo SRC.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="77"/>
+        <source>Image rasters</source>
+        <translation>Rasters de imagem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="79"/>
+        <source>Mask rasters</source>
+        <translation>Rasters de máscara</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="81"/>
+        <source>Image folder (instead of layers)</source>
+        <translation>Pasta de imagens (em vez de camadas)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="84"/>
+        <source>Image file pattern</source>
+        <translation>Padrão de arquivo das imagens</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="86"/>
+        <source>Mask folder (default: the image folder)</source>
+        <translation>Pasta de máscaras (padrão: a pasta de imagens)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="89"/>
+        <source>Mask file pattern</source>
+        <translation>Padrão de arquivo das máscaras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="91"/>
+        <source>Patch size (pixels)</source>
+        <translation>Tamanho do patch (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="94"/>
+        <source>Stride (pixels, 0 = patch size)</source>
+        <translation>Passo (pixels, 0 = tamanho do patch)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
+        <source>Windows at the raster edge</source>
+        <translation>Janelas na borda do raster</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
+        <source>Drop partial windows</source>
+        <translation>Descartar janelas parciais</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
+        <source>Shift inward to the edge</source>
+        <translation>Deslocar para dentro até a borda</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="100"/>
+        <source>Patch footprints</source>
+        <translation>Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="109"/>
+        <source>Give either raster layers or a folder, not both.</source>
+        <translation>Informe camadas raster ou uma pasta, não ambos.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="113"/>
+        <source>Give image and mask rasters, or an image folder.</source>
+        <translation>Informe rasters de imagem e de máscara, ou uma pasta de imagens.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="126"/>
+        <source>{} image/mask pairs</source>
+        <translation>{} pares de imagem/máscara</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="150"/>
+        <source>{} patch footprints written</source>
+        <translation>{} contornos de patches gravados</translation>
+    </message>
+</context>
+<context>
+    <name>parameters</name>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="11"/>
+        <source>Image path field</source>
+        <translation>Campo do caminho da imagem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="12"/>
+        <source>Mask path field</source>
+        <translation>Campo do caminho da máscara</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="13"/>
+        <source>Row offset field (pixels)</source>
+        <translation>Campo do deslocamento de linha (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="14"/>
+        <source>Column offset field (pixels)</source>
+        <translation>Campo do deslocamento de coluna (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="15"/>
+        <source>Patch size field (pixels)</source>
+        <translation>Campo do tamanho do patch (pixels)</translation>
+    </message>
+</context>
+</TS>
