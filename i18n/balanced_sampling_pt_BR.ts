@@ -50,7 +50,7 @@
 <context>
     <name>BalancedSamplingProvider</name>
     <message>
-        <location filename="../processing_provider/provider.py" line="37"/>
+        <location filename="../processing_provider/provider.py" line="41"/>
         <source>Balanced sampling</source>
         <translation>Balanced sampling</translation>
     </message>
@@ -327,7 +327,7 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
     <message>
         <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="181"/>
         <source>Rare classes must be class values separated by commas, e.g. 5,6; got &apos;{}&apos;.</source>
-        <translation>As classes raras devem ser valores de classe separados por vírgula, por exemplo 5,6; recebido &apos;{}&apos;.</translation>
+        <translation>As classes raras devem ser valores de classe separados por vírgula, por exemplo 5,6; recebido '{}'.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="203"/>
@@ -353,12 +353,102 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
 <context>
     <name>ComputeCompositionClusters</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="48"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="49"/>
         <source>Compute composition clusters</source>
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="51"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
+        <source>Patch footprints</source>
+        <translation>Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="82"/>
+        <source>Nodata class</source>
+        <translation>Classe sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="84"/>
+        <source>Number of clusters</source>
+        <translation>Número de clusters</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="84"/>
+        <source>Elbow</source>
+        <translation>Cotovelo</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="84"/>
+        <source>Fixed k</source>
+        <translation>k fixo</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
+        <source>k min (elbow)</source>
+        <translation>k mín. (cotovelo)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89"/>
+        <source>k max (elbow)</source>
+        <translation>k máx. (cotovelo)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91"/>
+        <source>k (fixed)</source>
+        <translation>k (fixo)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93"/>
+        <source>Random state</source>
+        <translation>Estado aleatório</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="95"/>
+        <source>Exclude patches with nodata on the mask border</source>
+        <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="97"/>
+        <source>Exclude patches with black image borders</source>
+        <translation>Excluir patches com bordas pretas na imagem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="100"/>
+        <source>Black tolerance (pixel value)</source>
+        <translation>Tolerância de preto (valor do pixel)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="103"/>
+        <source>Maximum nodata ratio</source>
+        <translation>Proporção máxima de pixels sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="106"/>
+        <source>CLR epsilon</source>
+        <translation>Épsilon do CLR</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="109"/>
+        <source>Parallel readers (0 = automatic)</source>
+        <translation>Leitores paralelos (0 = automático)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="121"/>
+        <source>Composition clusters</source>
+        <translation>Clusters de composição</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="145"/>
+        <source>k min ({}) is larger than k max ({}).</source>
+        <translation>k mín. ({}) é maior que k máx. ({}).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="158"/>
+        <source>the input layer</source>
+        <translation>a camada de entrada</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="52"/>
         <source>Reads the mask window of every patch, computes its class proportions (nodata excluded), groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the proportions, and gives each patch the composition weight 1 / size of its cluster: patches of rare compositions weigh more.
 
 Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy (Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep their row with cluster id -1 and weight 0, and do not shape the clusters.
@@ -371,110 +461,19 @@ Writes all input fields plus: one proportion field per class (cls_1, cls_2, …)
 &lt;b&gt;Exclude patches with black image borders&lt;/b&gt;: any border pixel of the image window at or below the black tolerance in all bands.
 &lt;b&gt;Maximum nodata ratio&lt;/b&gt;: exclude patches with a larger share of nodata pixels (1 = off).
 &lt;b&gt;CLR epsilon&lt;/b&gt;: replaces zero proportions before the log.
-&lt;b&gt;Parallel readers&lt;/b&gt;: threads reading mask windows (0 = automatic).</source>
-        <translation>Lê a janela da máscara de cada patch, calcula suas proporções de classes (excluindo os pixels sem dados), agrupa patches de composição semelhante com KMeans sobre a razão log-centrada (CLR) das proporções e atribui a cada patch o peso de composição 1 / tamanho do seu cluster: patches de composições raras pesam mais.
-
-Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1, cls_2, …), class_entropy (entropia de Shannon das proporções, em nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size e freq_cluster_weight. Os patches excluídos mantêm sua linha com id de cluster -1 e peso 0, e não influenciam a formação dos clusters.
-
-&lt;b&gt;Contornos dos patches&lt;/b&gt;: uma camada gerada por Criar contornos dos patches (ou qualquer camada com os campos de caminho da imagem/máscara e da janela; selecione-os em Avançado).
-&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara que significa ausência de rótulo (padrão 0).
-&lt;b&gt;Número de clusters&lt;/b&gt;: &lt;i&gt;cotovelo&lt;/i&gt; testa k de k mín. a k máx. e escolhe o cotovelo da curva de inércia normalizada; &lt;i&gt;fixo&lt;/i&gt; usa k.
-&lt;b&gt;Estado aleatório&lt;/b&gt;: semente do KMeans, para clusters reproduzíveis.
-&lt;b&gt;Excluir patches com pixels sem dados na borda da máscara&lt;/b&gt;: qualquer pixel de borda da janela da máscara igual à classe sem dados.
-&lt;b&gt;Excluir patches com bordas pretas na imagem&lt;/b&gt;: qualquer pixel de borda da janela da imagem igual ou abaixo da tolerância de preto em todas as bandas.
-&lt;b&gt;Proporção máxima de pixels sem dados&lt;/b&gt;: exclui patches com uma fração maior de pixels sem dados (1 = desativado).
-&lt;b&gt;Épsilon do CLR&lt;/b&gt;: substitui proporções nulas antes do logaritmo.
-&lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas das máscaras (0 = automático).</translation>
+&lt;b&gt;Parallel readers&lt;/b&gt;: threads reading mask windows (0 = automatic).
+&lt;b&gt;Use class proportions already on the layer&lt;/b&gt;: when the layer carries cls_&amp;lt;c&amp;gt; fields (e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; the border and black-border exclusions need pixels and are then skipped.</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="76"/>
-        <source>Patch footprints</source>
-        <translation>Contornos dos patches</translation>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="116"/>
+        <source>Use class proportions already on the layer (no mask reads)</source>
+        <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="78"/>
-        <source>Nodata class</source>
-        <translation>Classe sem dados</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
-        <source>Number of clusters</source>
-        <translation>Número de clusters</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
-        <source>Elbow</source>
-        <translation>Cotovelo</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
-        <source>Fixed k</source>
-        <translation>k fixo</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="83"/>
-        <source>k min (elbow)</source>
-        <translation>k mín. (cotovelo)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="85"/>
-        <source>k max (elbow)</source>
-        <translation>k máx. (cotovelo)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
-        <source>k (fixed)</source>
-        <translation>k (fixo)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89"/>
-        <source>Random state</source>
-        <translation>Estado aleatório</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91"/>
-        <source>Exclude patches with nodata on the mask border</source>
-        <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93"/>
-        <source>Exclude patches with black image borders</source>
-        <translation>Excluir patches com bordas pretas na imagem</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96"/>
-        <source>Black tolerance (pixel value)</source>
-        <translation>Tolerância de preto (valor do pixel)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99"/>
-        <source>Maximum nodata ratio</source>
-        <translation>Proporção máxima de pixels sem dados</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102"/>
-        <source>CLR epsilon</source>
-        <translation>Épsilon do CLR</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105"/>
-        <source>Parallel readers (0 = automatic)</source>
-        <translation>Leitores paralelos (0 = automático)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="114"/>
-        <source>Composition clusters</source>
-        <translation>Clusters de composição</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="138"/>
-        <source>k min ({}) is larger than k max ({}).</source>
-        <translation>k mín. ({}) é maior que k máx. ({}).</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="144"/>
-        <source>the input layer</source>
-        <translation>a camada de entrada</translation>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="153"/>
+        <source>Class proportions taken from the layer fields {}; no mask is read.</source>
+        <translation type="unfinished"></translation>
     </message>
 </context>
 <context>
@@ -581,7 +580,7 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
     <message>
         <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124"/>
         <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
-        <translation>As bandas devem ser três números de banda, como 1,2,3; recebido &apos;{}&apos;.</translation>
+        <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="135"/>
@@ -602,12 +601,12 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 <context>
     <name>CreatePatchFootprints</name>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="56"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="47"/>
         <source>Create patch footprints</source>
         <translation>Criar contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="59"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="50"/>
         <source>Cuts image/mask raster pairs into square patch windows and writes one polygon per window, in the rasters' CRS, with the fields image_path, mask_path, row_off, col_off, patch_size and a stable patch_id. This layer is the input of every other Balanced Sampling algorithm.
 
 &lt;b&gt;Image rasters / Mask rasters&lt;/b&gt;: the pairs, given as layers. An image pairs with the mask whose file name is the same apart from words like _mask or _label (tile_01.tif ↔ tile_01_mask.tif, or images/tile_01.tif ↔ masks/tile_01.tif).
@@ -628,82 +627,82 @@ Image and mask of a pair must share one pixel grid; all rasters must share one C
 A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todos os rasters devem compartilhar o mesmo SRC.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="77"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="68"/>
         <source>Image rasters</source>
         <translation>Rasters de imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="79"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="70"/>
         <source>Mask rasters</source>
         <translation>Rasters de máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="81"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="72"/>
         <source>Image folder (instead of layers)</source>
         <translation>Pasta de imagens (em vez de camadas)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="84"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="75"/>
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="86"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="77"/>
         <source>Mask folder (default: the image folder)</source>
         <translation>Pasta de máscaras (padrão: a pasta de imagens)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="89"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="80"/>
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="91"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="82"/>
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="94"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="85"/>
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="88"/>
         <source>Windows at the raster edge</source>
         <translation>Janelas na borda do raster</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="88"/>
         <source>Drop partial windows</source>
         <translation>Descartar janelas parciais</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="88"/>
         <source>Shift inward to the edge</source>
         <translation>Deslocar para dentro até a borda</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="100"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="91"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="109"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="100"/>
         <source>Give either raster layers or a folder, not both.</source>
         <translation>Informe camadas raster ou uma pasta, não ambos.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="113"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="104"/>
         <source>Give image and mask rasters, or an image folder.</source>
         <translation>Informe rasters de imagem e de máscara, ou uma pasta de imagens.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="126"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="117"/>
         <source>{} image/mask pairs</source>
         <translation>{} pares de imagem/máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="150"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="123"/>
         <source>{} patch footprints written</source>
         <translation>{} contornos de patches gravados</translation>
     </message>

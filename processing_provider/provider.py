@@ -8,10 +8,13 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.build_balanced_dataset import BuildBalancedDataset
+from .algorithms.build_from_config import BuildFromConfig
 from .algorithms.combine_sampler_weights import CombineSamplerWeights
 from .algorithms.compute_composition_clusters import ComputeCompositionClusters
 from .algorithms.compute_dinov2_uniqueness import ComputeDinov2Uniqueness
 from .algorithms.create_patch_footprints import CreatePatchFootprints
+from .algorithms.import_patch_records import ImportPatchRecords
+from .algorithms.load_tiles_from_postgres import LoadTilesFromPostgres
 from .utils import icon_path
 
 PROVIDER_ID = "balanced_sampling"
@@ -20,7 +23,8 @@ PROVIDER_ID = "balanced_sampling"
 class BalancedSamplingProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         algorithms = (CreatePatchFootprints(), ComputeCompositionClusters(), ComputeDinov2Uniqueness(),
-                      CombineSamplerWeights(), BuildBalancedDataset())
+                      CombineSamplerWeights(), BuildBalancedDataset(), ImportPatchRecords(),
+                      LoadTilesFromPostgres(), BuildFromConfig())
         for algorithm in algorithms:
             self.addAlgorithm(algorithm)
         # The shipped graphical models (scripts/build_model.py writes them).

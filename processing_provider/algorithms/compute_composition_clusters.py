@@ -12,7 +12,7 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.composition import compute_composition
-from ...balanced_sampling_plugin.records import validate_records
+from ...balanced_sampling_plugin.records import class_columns, validate_records
 
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
@@ -36,6 +36,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
     MAX_NODATA_RATIO = "MAX_NODATA_RATIO"
     CLR_EPS = "CLR_EPS"
     WORKERS = "WORKERS"
+    USE_LAYER_PROPORTIONS = "USE_LAYER_PROPORTIONS"
     OUTPUT = "OUTPUT"
 
     group_key = "signals"
@@ -69,7 +70,10 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             "the black tolerance in all bands.\n"
             "<b>Maximum nodata ratio</b>: exclude patches with a larger share of nodata pixels (1 = off).\n"
             "<b>CLR epsilon</b>: replaces zero proportions before the log.\n"
-            "<b>Parallel readers</b>: threads reading mask windows (0 = automatic)."
+            "<b>Parallel readers</b>: threads reading mask windows (0 = automatic).\n"
+            "<b>Use class proportions already on the layer</b>: when the layer carries cls_&lt;c&gt; fields "
+            "(e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; "
+            "the border and black-border exclusions need pixels and are then skipped."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -109,6 +113,9 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.USE_LAYER_PROPORTIONS, self.tr("Use class proportions already on the layer (no mask reads)"),
+            defaultValue=True))
         add_record_field_parameters(self, self.INPUT)
         self.add_in_place_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -138,7 +145,14 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             raise QgsProcessingException(
                 self.tr("k min ({}) is larger than k max ({}).").format(options["k_min"], options["k_max"]))
 
-        table = read_table(source, record_field_map(self, parameters, context), feedback)
+        use_layer = self.parameterAsBool(parameters, self.USE_LAYER_PROPORTIONS, context)
+        known = ("cls_*", "class_entropy", "nodata_ratio") if use_layer else ()
+        table = read_table(source, record_field_map(self, parameters, context), feedback, optional=known)
+        layer_proportions = class_columns(table.columns)
+        if layer_proportions:
+            feedback.pushInfo(self.tr("Class proportions taken from the layer fields {}; no mask is read.")
+                              .format(", ".join(layer_proportions)))
+            options["proportions"] = table[[c for c in table.columns if c in known or c in layer_proportions]]
         progress = engine_progress(feedback)
         with engine_errors():
             records = validate_records(table, source=self.tr("the input layer"))

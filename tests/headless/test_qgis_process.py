@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT
+from tests.postgres_server import postgres_server, tiles_database  # noqa: F401 (fixtures)
 
 QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis_process.sh")
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/qgis_process.bin"),
@@ -120,3 +121,32 @@ def test_shipped_model_runs_headless(profile, synthetic_dataset, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert len(gpkg_rows(str(tmp_path / "w.gpkg"))) == 96
     assert (tmp_path / "r.html").stat().st_size > 1000
+
+
+def test_postgres_tiles_and_config_headless(profile, tiles_database, synthetic_dataset, tmp_path):
+    import pandas as pd
+    import yaml
+
+    connection = tiles_database.connection
+    proc = qgis_process("run", "balanced_sampling:loadtilesfrompostgres", "--json", "--",
+                        f"HOST={connection['host']}", f"PORT={connection['port']}",
+                        f"DATABASE={connection['dbname']}", f"USER={connection['user']}",
+                        f"PASSWORD={connection['password']}", "TABLE=tiles",
+                        f"OUTPUT={tmp_path / 'tiles.gpkg'}", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert connection["password"] not in json.dumps(json.loads(proc.stdout).get("log", {}))
+    assert len(gpkg_rows(str(tmp_path / "tiles.gpkg"))) == tiles_database.rows
+
+    config = {"balanced_dataset": {
+        "mode": "masks_only", "sampling_method": "rank_max",
+        "input": {"host": connection["host"], "port": connection["port"], "database": connection["dbname"],
+                  "user": connection["user"], "password": connection["password"], "table": "tiles",
+                  "where_clause": "nodata_ratio < 0.05"},
+        "clustering": {"k_min": 4, "k_max": 10, "k_selection": "elbow"},
+        "output": {"csv_path": str(tmp_path / "balanced.csv")}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = qgis_process("run", "balanced_sampling:buildfromconfig", "--json", "--",
+                        f"CONFIG={tmp_path / 'config.yaml'}", f"OUTPUT={tmp_path / 'layer.gpkg'}", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    csv = pd.read_csv(tmp_path / "balanced.csv")
+    assert "sampler_weight" in csv.columns and 0 < len(csv) <= tiles_database.rows

@@ -1,0 +1,78 @@
+"""Build balanced dataset from config: a pytorch-smt-tools balanced_dataset YAML, run end to end."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+)
+
+from ...balanced_sampling_plugin.config import load_config
+from ...balanced_sampling_plugin.pipeline import run_config
+from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
+from ...balanced_sampling_plugin.weights import effective_sample_size
+from ..styles import GraduatedStyle, style_on_load
+from ..utils import engine_errors, engine_progress
+from .base import BalancedSamplingAlgorithm
+
+
+class BuildFromConfig(BalancedSamplingAlgorithm):
+    CONFIG = "CONFIG"
+    OUTPUT = "OUTPUT"
+    CSV_PATH = "CSV_PATH"
+    GEOJSON_PATH = "GEOJSON_PATH"
+    SAMPLING_METHOD = "SAMPLING_METHOD"
+    EFFECTIVE_SAMPLE_SIZE = "EFFECTIVE_SAMPLE_SIZE"
+
+    group_key = "weights"
+
+    def name(self):
+        return "buildfromconfig"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Build balanced dataset from config")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Runs a pytorch-smt-tools balanced_dataset YAML config end to end, as "
+            "`pytorch-smt-tools build-balanced-dataset config.yaml` does: patch records from the config "
+            "(input.patch_records, or a PostgreSQL tile table given by host, database, table, where_clause), "
+            "composition clusters (clustering, exclusion), DINOv2 uniqueness when mode is embeddings "
+            "(uniqueness, embeddings), the config's sampling_method, and writes output.csv_path and, when set, "
+            "output.geojson_path. Relative paths are read from the config's folder. An unknown key is an error "
+            "that names it and lists the accepted ones.\n\n"
+            "<b>Config</b>: the YAML file.\n<b>Sampler weights</b>: the patch layer with every computed field, "
+            "to style and inspect in QGIS."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFile(
+            self.CONFIG, self.tr("balanced_dataset config (YAML)"), fileFilter=self.tr("YAML files (*.yaml *.yml)")))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Sampler weights"), QgsProcessing.TypeVectorPolygon, optional=True,
+            createByDefault=True))
+        self.addOutput(QgsProcessingOutputFile(self.CSV_PATH, self.tr("Training CSV")))
+        self.addOutput(QgsProcessingOutputFile(self.GEOJSON_PATH, self.tr("GeoJSON")))
+        self.addOutput(QgsProcessingOutputString(self.SAMPLING_METHOD, self.tr("Sampling method applied")))
+        self.addOutput(QgsProcessingOutputNumber(self.EFFECTIVE_SAMPLE_SIZE, self.tr("Effective sample size")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        progress = engine_progress(feedback)
+        with engine_errors():
+            config = load_config(self.parameterAsFile(parameters, self.CONFIG, context))
+            result = run_config(config, progress.child(0, 0.85))
+        feedback.pushInfo(self.tr("Training CSV: {}").format(result.csv_path))
+        if result.geojson_path:
+            feedback.pushInfo(self.tr("GeoJSON: {}").format(result.geojson_path))
+        weights = result.weights.weights.to_numpy(dtype=float)
+        ess = effective_sample_size(weights[result.weights.included])
+        outputs = {self.CSV_PATH: result.csv_path, self.GEOJSON_PATH: result.geojson_path,
+                   self.SAMPLING_METHOD: result.sampling_method, self.EFFECTIVE_SAMPLE_SIZE: ess}
+        if parameters.get(self.OUTPUT) is not None or self.OUTPUT not in parameters:
+            dest_id = self.write_patch_layer(parameters, context, feedback, result.table, result.rings,
+                                             result.crs_authid, result.crs_wkt, progress_span=(85.0, 100.0))
+            style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
+            outputs[self.OUTPUT] = dest_id
+        return outputs

@@ -1,0 +1,66 @@
+"""Import patch records: a CSV or a pytorch-smt-tools balanced_dataset YAML -> patch footprint layer."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+)
+
+from ...balanced_sampling_plugin.sources import ON_MISSING, read_patch_records, record_footprints
+from ..utils import engine_errors, engine_progress
+from .base import BalancedSamplingAlgorithm
+
+
+class ImportPatchRecords(BalancedSamplingAlgorithm):
+    INPUT = "INPUT"
+    ON_MISSING = "ON_MISSING"
+    OUTPUT = "OUTPUT"
+    MISSING_RASTERS = "MISSING_RASTERS"
+
+    group_key = "patches"
+    icon_name = "create_patch_footprints.svg"
+
+    def name(self):
+        return "importpatchrecords"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Import patch records")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Turns a list of patches into a patch footprint layer that the other Balanced Sampling algorithms "
+            "accept. Each footprint polygon comes from its image raster's geotransform and CRS.\n\n"
+            "<b>Patch records</b>: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size "
+            "(or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose "
+            "input.patch_records lists them. Relative paths are read from the file's folder. Extra columns "
+            "(e.g. cls_1, uniqueness_score) are kept as fields.\n"
+            "<b>Records whose raster is missing</b>: <i>fail</i> stops and lists the missing files; <i>skip</i> "
+            "leaves those records out and lists them in the log. Nothing is dropped silently."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFile(
+            self.INPUT, self.tr("Patch records (CSV or YAML config)"),
+            fileFilter=self.tr("Patch records (*.csv *.yaml *.yml)")))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ON_MISSING, self.tr("Records whose raster is missing"),
+            options=[self.tr("Fail"), self.tr("Skip and report")], defaultValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Patch footprints"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber(self.MISSING_RASTERS, self.tr("Missing rasters")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        path = self.parameterAsFile(parameters, self.INPUT, context)
+        on_missing = ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)]
+        progress = engine_progress(feedback)
+        with engine_errors():
+            records = read_patch_records(path)
+            footprints = record_footprints(records, on_missing, progress.child(0, 0.5))
+        for missing in footprints.missing:
+            feedback.reportError(self.tr("Raster not found, its records were skipped: {}").format(missing), False)
+        dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
+                                         footprints.crs_authid, footprints.crs_wkt)
+        feedback.pushInfo(self.tr("{} patch records imported").format(len(footprints.records)))
+        return {self.OUTPUT: dest_id, self.MISSING_RASTERS: len(footprints.missing)}
