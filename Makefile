@@ -45,7 +45,7 @@ deploy: zip
 	@echo "Installed into $(QGIS_PROFILE)/python/plugins/$(PLUGIN_NAME); enable it in Plugins > Manage."
 
 transup:
-	pylupdate5 -noobsolete $$(git ls-files '__init__.py' 'processing_provider/*.py' 'processing_provider/**/*.py') \
+	pylupdate5 -noobsolete __init__.py $(wildcard processing_provider/*.py processing_provider/*/*.py) \
 		-ts i18n/$(PLUGIN_NAME)_pt_BR.ts
 
 transcompile:

@@ -178,6 +178,67 @@
     </message>
 </context>
 <context>
+    <name>BuildFromConfig</name>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="35"/>
+        <source>Build balanced dataset from config</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="38"/>
+        <source>Runs a pytorch-smt-tools balanced_dataset YAML config end to end, as `pytorch-smt-tools build-balanced-dataset config.yaml` does: patch records from the config (input.patch_records, or a PostgreSQL tile table given by host, database, table, where_clause), composition clusters (clustering, exclusion), DINOv2 uniqueness when mode is embeddings (uniqueness, embeddings), the config&apos;s sampling_method, and writes output.csv_path and, when set, output.geojson_path. Relative paths are read from the config&apos;s folder. An unknown key is an error that names it and lists the accepted ones.
+
+&lt;b&gt;Config&lt;/b&gt;: the YAML file.
+&lt;b&gt;Sampler weights&lt;/b&gt;: the patch layer with every computed field, to style and inspect in QGIS.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="51"/>
+        <source>balanced_dataset config (YAML)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="51"/>
+        <source>YAML files (*.yaml *.yml)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="53"/>
+        <source>Sampler weights</source>
+        <translation type="unfinished">Pesos do amostrador</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="56"/>
+        <source>Training CSV</source>
+        <translation type="unfinished">CSV de treinamento</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="57"/>
+        <source>GeoJSON</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="58"/>
+        <source>Sampling method applied</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="59"/>
+        <source>Effective sample size</source>
+        <translation type="unfinished">Tamanho efetivo da amostra</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="66"/>
+        <source>Training CSV: {}</source>
+        <translation type="unfinished">CSV de treinamento: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="68"/>
+        <source>GeoJSON: {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>CombineSamplerWeights</name>
     <message>
         <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="76"/>
@@ -705,6 +766,182 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="123"/>
         <source>{} patch footprints written</source>
         <translation>{} contornos de patches gravados</translation>
+    </message>
+</context>
+<context>
+    <name>ImportPatchRecords</name>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="29"/>
+        <source>Import patch records</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="32"/>
+        <source>Turns a list of patches into a patch footprint layer that the other Balanced Sampling algorithms accept. Each footprint polygon comes from its image raster's geotransform and CRS.
+
+&lt;b&gt;Patch records&lt;/b&gt;: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size (or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose input.patch_records lists them. Relative paths are read from the file's folder. Extra columns (e.g. cls_1, uniqueness_score) are kept as fields.
+&lt;b&gt;Records whose raster is missing&lt;/b&gt;: &lt;i&gt;fail&lt;/i&gt; stops and lists the missing files; &lt;i&gt;skip&lt;/i&gt; leaves those records out and lists them in the log. Nothing is dropped silently.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="44"/>
+        <source>Patch records (CSV or YAML config)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="44"/>
+        <source>Patch records (*.csv *.yaml *.yml)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
+        <source>Records whose raster is missing</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
+        <source>Fail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
+        <source>Skip and report</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50"/>
+        <source>Patch footprints</source>
+        <translation type="unfinished">Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="52"/>
+        <source>Missing rasters</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="62"/>
+        <source>Raster not found, its records were skipped: {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="65"/>
+        <source>{} patch records imported</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
+    <name>LoadTilesFromPostgres</name>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="46"/>
+        <source>Load tiles from PostgreSQL</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="49"/>
+        <source>Reads the patch records of a dataset_explorer tile table and writes them as a patch footprint layer. Pre-computed class_dist (JSON: class value → share or pixel count) becomes cls_&amp;lt;c&amp;gt; proportion fields, used directly by Compute composition clusters (no mask is read); uniqueness_score, class_entropy and nodata_ratio become fields that Combine sampler weights uses.
+
+&lt;b&gt;Connection&lt;/b&gt;: a PostgreSQL connection saved in QGIS (its authentication configuration is used), or host, port, database, user and password / authentication configuration. The session is read-only.
+&lt;b&gt;Table&lt;/b&gt;: name or schema.name.
+&lt;b&gt;Where clause&lt;/b&gt;: an SQL condition such as nodata_ratio &amp;lt; 0.05; it cannot write (read-only session, no statement separators).
+&lt;b&gt;Column names&lt;/b&gt; (advanced): the table's columns for each role.
+&lt;b&gt;Nodata class&lt;/b&gt;: the class_dist entry that is nodata (left out of the proportions).
+&lt;b&gt;Records whose raster is missing&lt;/b&gt;: fail, or skip and list them.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="64"/>
+        <source>QGIS PostgreSQL connection</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="66"/>
+        <source>Host</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="68"/>
+        <source>Port</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="71"/>
+        <source>Database</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="73"/>
+        <source>User</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="75"/>
+        <source>Password</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="76"/>
+        <source>Authentication configuration</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="78"/>
+        <source>Table</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="79"/>
+        <source>Where clause</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="80"/>
+        <source>Nodata class</source>
+        <translation type="unfinished">Classe sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
+        <source>Records whose raster is missing</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
+        <source>Fail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
+        <source>Skip and report</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="86"/>
+        <source>Column for {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="91"/>
+        <source>Patch footprints</source>
+        <translation type="unfinished">Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="110"/>
+        <source>No PostgreSQL connection named &apos;{}&apos; in QGIS.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="125"/>
+        <source>Authentication configuration &apos;{}&apos; cannot be read.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="146"/>
+        <source>Raster not found, its tiles were skipped: {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="147"/>
+        <source>{} tiles loaded</source>
+        <translation type="unfinished"></translation>
     </message>
 </context>
 <context>
