@@ -33,7 +33,7 @@ demo: setup
 	$(PY) scripts/demo.py --folder $(DEMO_DIR)
 
 bench: setup
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_knn.py
 
 zip: transcompile
 	@bash scripts/make_zip.sh $(PLUGIN_NAME) $(VERSION)
