@@ -13,7 +13,7 @@ export QT_QPA_PLATFORM ?= offscreen
 help:
 	@echo "make demo     run the whole chain through qgis_process on a generated dataset"
 	@echo "make test     install what is missing, then run the whole test suite"
-	@echo "make bench    time every stage (writes docs/benchmarks.md)"
+	@echo "make bench    time the kNN backends at 20k and 155k patches (writes docs/benchmarks.md)"
 	@echo "make zip      build dist/$(PLUGIN_NAME)-$(VERSION).zip, installable in QGIS"
 	@echo "make deploy   copy the plugin into your QGIS profile ($(QGIS_PROFILE))"
 
