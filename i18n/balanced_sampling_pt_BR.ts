@@ -182,7 +182,7 @@
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="35"/>
         <source>Build balanced dataset from config</source>
-        <translation type="unfinished"></translation>
+        <translation>Construir conjunto de dados balanceado a partir da configuração</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="38"/>
@@ -190,52 +190,55 @@
 
 &lt;b&gt;Config&lt;/b&gt;: the YAML file.
 &lt;b&gt;Sampler weights&lt;/b&gt;: the patch layer with every computed field, to style and inspect in QGIS.</source>
-        <translation type="unfinished"></translation>
+        <translation>Executa de ponta a ponta uma configuração YAML balanced_dataset do pytorch-smt-tools, como faz `pytorch-smt-tools build-balanced-dataset config.yaml`: registros de patches da configuração (input.patch_records, ou uma tabela de tiles do PostgreSQL indicada por host, database, table, where_clause), clusters de composição (clustering, exclusion), singularidade DINOv2 quando mode é embeddings (uniqueness, embeddings), o sampling_method da configuração, e grava output.csv_path e, quando definido, output.geojson_path. Os caminhos relativos são interpretados em relação à pasta da configuração. Uma chave desconhecida é um erro que a identifica e lista as chaves aceitas.
+
+&lt;b&gt;Configuração&lt;/b&gt;: o arquivo YAML.
+&lt;b&gt;Pesos do amostrador&lt;/b&gt;: a camada de patches com todos os campos calculados, para estilizar e inspecionar no QGIS.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="51"/>
         <source>balanced_dataset config (YAML)</source>
-        <translation type="unfinished"></translation>
+        <translation>Configuração balanced_dataset (YAML)</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="51"/>
         <source>YAML files (*.yaml *.yml)</source>
-        <translation type="unfinished"></translation>
+        <translation>Arquivos YAML (*.yaml *.yml)</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="53"/>
         <source>Sampler weights</source>
-        <translation type="unfinished">Pesos do amostrador</translation>
+        <translation>Pesos do amostrador</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="56"/>
         <source>Training CSV</source>
-        <translation type="unfinished">CSV de treinamento</translation>
+        <translation>CSV de treinamento</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="57"/>
         <source>GeoJSON</source>
-        <translation type="unfinished"></translation>
+        <translation>GeoJSON</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="58"/>
         <source>Sampling method applied</source>
-        <translation type="unfinished"></translation>
+        <translation>Método de amostragem aplicado</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="59"/>
         <source>Effective sample size</source>
-        <translation type="unfinished">Tamanho efetivo da amostra</translation>
+        <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="66"/>
         <source>Training CSV: {}</source>
-        <translation type="unfinished">CSV de treinamento: {}</translation>
+        <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="68"/>
         <source>GeoJSON: {}</source>
-        <translation type="unfinished"></translation>
+        <translation>GeoJSON: {}</translation>
     </message>
 </context>
 <context>
@@ -524,17 +527,30 @@ Writes all input fields plus: one proportion field per class (cls_1, cls_2, …)
 &lt;b&gt;CLR epsilon&lt;/b&gt;: replaces zero proportions before the log.
 &lt;b&gt;Parallel readers&lt;/b&gt;: threads reading mask windows (0 = automatic).
 &lt;b&gt;Use class proportions already on the layer&lt;/b&gt;: when the layer carries cls_&amp;lt;c&amp;gt; fields (e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; the border and black-border exclusions need pixels and are then skipped.</source>
-        <translation type="unfinished"></translation>
+        <translation>Lê a janela da máscara de cada patch, calcula suas proporções de classes (excluindo os pixels sem dados), agrupa patches de composição semelhante com KMeans sobre a razão log-centrada (CLR) das proporções e atribui a cada patch o peso de composição 1 / tamanho do seu cluster: patches de composições raras pesam mais.
+
+Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1, cls_2, …), class_entropy (entropia de Shannon das proporções, em nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size e freq_cluster_weight. Os patches excluídos mantêm sua linha com id de cluster -1 e peso 0, e não influenciam a formação dos clusters.
+
+&lt;b&gt;Contornos dos patches&lt;/b&gt;: uma camada gerada por Criar contornos dos patches (ou qualquer camada com os campos de caminho da imagem/máscara e da janela; selecione-os em Avançado).
+&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara que significa ausência de rótulo (padrão 0).
+&lt;b&gt;Número de clusters&lt;/b&gt;: &lt;i&gt;cotovelo&lt;/i&gt; testa k de k mín. a k máx. e escolhe o cotovelo da curva de inércia normalizada; &lt;i&gt;fixo&lt;/i&gt; usa k.
+&lt;b&gt;Estado aleatório&lt;/b&gt;: semente do KMeans, para clusters reproduzíveis.
+&lt;b&gt;Excluir patches com pixels sem dados na borda da máscara&lt;/b&gt;: qualquer pixel de borda da janela da máscara igual à classe sem dados.
+&lt;b&gt;Excluir patches com bordas pretas na imagem&lt;/b&gt;: qualquer pixel de borda da janela da imagem igual ou abaixo da tolerância de preto em todas as bandas.
+&lt;b&gt;Proporção máxima de pixels sem dados&lt;/b&gt;: exclui patches com uma fração maior de pixels sem dados (1 = desativado).
+&lt;b&gt;Épsilon do CLR&lt;/b&gt;: substitui proporções nulas antes do logaritmo.
+&lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas das máscaras (0 = automático).
+&lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels e, nesse caso, são ignoradas.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="116"/>
         <source>Use class proportions already on the layer (no mask reads)</source>
-        <translation type="unfinished"></translation>
+        <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="153"/>
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
-        <translation type="unfinished"></translation>
+        <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
 </context>
 <context>
@@ -773,7 +789,7 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="29"/>
         <source>Import patch records</source>
-        <translation type="unfinished"></translation>
+        <translation>Importar registros de patches</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="32"/>
@@ -781,52 +797,55 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 
 &lt;b&gt;Patch records&lt;/b&gt;: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size (or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose input.patch_records lists them. Relative paths are read from the file's folder. Extra columns (e.g. cls_1, uniqueness_score) are kept as fields.
 &lt;b&gt;Records whose raster is missing&lt;/b&gt;: &lt;i&gt;fail&lt;/i&gt; stops and lists the missing files; &lt;i&gt;skip&lt;/i&gt; leaves those records out and lists them in the log. Nothing is dropped silently.</source>
-        <translation type="unfinished"></translation>
+        <translation>Converte uma lista de patches em uma camada de contornos dos patches aceita pelos demais algoritmos do Balanced Sampling. Cada polígono de contorno é obtido da geotransformação e do SRC do seu raster de imagem.
+
+&lt;b&gt;Registros de patches&lt;/b&gt;: um CSV com as colunas image_path, mask_path, row_off, col_off, patch_size (ou image, mask, … como em um CSV de treinamento), ou uma configuração YAML balanced_dataset do pytorch-smt-tools cujo input.patch_records os lista. Os caminhos relativos são interpretados em relação à pasta do arquivo. As colunas extras (por exemplo, cls_1, uniqueness_score) são mantidas como campos.
+&lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: &lt;i&gt;falhar&lt;/i&gt; interrompe e lista os arquivos ausentes; &lt;i&gt;ignorar&lt;/i&gt; deixa esses registros de fora e os lista no log. Nada é descartado silenciosamente.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="44"/>
         <source>Patch records (CSV or YAML config)</source>
-        <translation type="unfinished"></translation>
+        <translation>Registros de patches (CSV ou configuração YAML)</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="44"/>
         <source>Patch records (*.csv *.yaml *.yml)</source>
-        <translation type="unfinished"></translation>
+        <translation>Registros de patches (*.csv *.yaml *.yml)</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
         <source>Records whose raster is missing</source>
-        <translation type="unfinished"></translation>
+        <translation>Registros cujo raster está ausente</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
         <source>Fail</source>
-        <translation type="unfinished"></translation>
+        <translation>Falhar</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
         <source>Skip and report</source>
-        <translation type="unfinished"></translation>
+        <translation>Ignorar e informar</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="50"/>
         <source>Patch footprints</source>
-        <translation type="unfinished">Contornos dos patches</translation>
+        <translation>Contornos dos patches</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="52"/>
         <source>Missing rasters</source>
-        <translation type="unfinished"></translation>
+        <translation>Rasters ausentes</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="62"/>
         <source>Raster not found, its records were skipped: {}</source>
-        <translation type="unfinished"></translation>
+        <translation>Raster não encontrado, seus registros foram ignorados: {}</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/import_patch_records.py" line="65"/>
         <source>{} patch records imported</source>
-        <translation type="unfinished"></translation>
+        <translation>{} registros de patches importados</translation>
     </message>
 </context>
 <context>
@@ -834,7 +853,7 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="46"/>
         <source>Load tiles from PostgreSQL</source>
-        <translation type="unfinished"></translation>
+        <translation>Carregar tiles do PostgreSQL</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="49"/>
@@ -846,102 +865,109 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 &lt;b&gt;Column names&lt;/b&gt; (advanced): the table's columns for each role.
 &lt;b&gt;Nodata class&lt;/b&gt;: the class_dist entry that is nodata (left out of the proportions).
 &lt;b&gt;Records whose raster is missing&lt;/b&gt;: fail, or skip and list them.</source>
-        <translation type="unfinished"></translation>
+        <translation>Lê os registros de patches de uma tabela de tiles do dataset_explorer e os grava como uma camada de contornos dos patches. O class_dist pré-calculado (JSON: valor da classe → proporção ou contagem de pixels) é convertido em campos de proporção cls_&amp;lt;c&amp;gt;, usados diretamente por Calcular clusters de composição (nenhuma máscara é lida); uniqueness_score, class_entropy e nodata_ratio se tornam campos usados por Combinar pesos do amostrador.
+
+&lt;b&gt;Conexão&lt;/b&gt;: uma conexão PostgreSQL salva no QGIS (sua configuração de autenticação é usada), ou host, porta, banco de dados, usuário e senha / configuração de autenticação. A sessão é somente leitura.
+&lt;b&gt;Tabela&lt;/b&gt;: nome ou schema.name.
+&lt;b&gt;Cláusula WHERE&lt;/b&gt;: uma condição SQL como nodata_ratio &amp;lt; 0.05; ela não pode gravar (sessão somente leitura, sem separadores de comandos).
+&lt;b&gt;Nomes das colunas&lt;/b&gt; (avançado): as colunas da tabela para cada papel.
+&lt;b&gt;Classe sem dados&lt;/b&gt;: a entrada de class_dist que corresponde aos pixels sem dados (deixada fora das proporções).
+&lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: falhar, ou ignorar e listá-los.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="64"/>
         <source>QGIS PostgreSQL connection</source>
-        <translation type="unfinished"></translation>
+        <translation>Conexão PostgreSQL do QGIS</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="66"/>
         <source>Host</source>
-        <translation type="unfinished"></translation>
+        <translation>Host</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="68"/>
         <source>Port</source>
-        <translation type="unfinished"></translation>
+        <translation>Porta</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="71"/>
         <source>Database</source>
-        <translation type="unfinished"></translation>
+        <translation>Banco de dados</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="73"/>
         <source>User</source>
-        <translation type="unfinished"></translation>
+        <translation>Usuário</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="75"/>
         <source>Password</source>
-        <translation type="unfinished"></translation>
+        <translation>Senha</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="76"/>
         <source>Authentication configuration</source>
-        <translation type="unfinished"></translation>
+        <translation>Configuração de autenticação</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="78"/>
         <source>Table</source>
-        <translation type="unfinished"></translation>
+        <translation>Tabela</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="79"/>
         <source>Where clause</source>
-        <translation type="unfinished"></translation>
+        <translation>Cláusula WHERE</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="80"/>
         <source>Nodata class</source>
-        <translation type="unfinished">Classe sem dados</translation>
+        <translation>Classe sem dados</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
         <source>Records whose raster is missing</source>
-        <translation type="unfinished"></translation>
+        <translation>Registros cujo raster está ausente</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
         <source>Fail</source>
-        <translation type="unfinished"></translation>
+        <translation>Falhar</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
         <source>Skip and report</source>
-        <translation type="unfinished"></translation>
+        <translation>Ignorar e informar</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="86"/>
         <source>Column for {}</source>
-        <translation type="unfinished"></translation>
+        <translation>Coluna para {}</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="91"/>
         <source>Patch footprints</source>
-        <translation type="unfinished">Contornos dos patches</translation>
+        <translation>Contornos dos patches</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="110"/>
         <source>No PostgreSQL connection named &apos;{}&apos; in QGIS.</source>
-        <translation type="unfinished"></translation>
+        <translation>Não há nenhuma conexão PostgreSQL chamada '{}' no QGIS.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="125"/>
         <source>Authentication configuration &apos;{}&apos; cannot be read.</source>
-        <translation type="unfinished"></translation>
+        <translation>Não é possível ler a configuração de autenticação '{}'.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="146"/>
         <source>Raster not found, its tiles were skipped: {}</source>
-        <translation type="unfinished"></translation>
+        <translation>Raster não encontrado, seus tiles foram ignorados: {}</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="147"/>
         <source>{} tiles loaded</source>
-        <translation type="unfinished"></translation>
+        <translation>{} tiles carregados</translation>
     </message>
 </context>
 <context>
