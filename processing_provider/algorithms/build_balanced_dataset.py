@@ -41,6 +41,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
     OUTPUT_REPORT = "OUTPUT_REPORT"
 
     group_key = "weights"
+    icon_name = "build_balanced_dataset.svg"
 
     def name(self):
         return "buildbalanceddataset"

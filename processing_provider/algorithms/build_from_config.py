@@ -27,6 +27,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
     EFFECTIVE_SAMPLE_SIZE = "EFFECTIVE_SAMPLE_SIZE"
 
     group_key = "weights"
+    icon_name = "build_from_config.svg"
 
     def name(self):
         return "buildfromconfig"

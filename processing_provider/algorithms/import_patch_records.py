@@ -20,7 +20,7 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
     MISSING_RASTERS = "MISSING_RASTERS"
 
     group_key = "patches"
-    icon_name = "create_patch_footprints.svg"
+    icon_name = "import_patch_records.svg"
 
     def name(self):
         return "importpatchrecords"

@@ -37,7 +37,7 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
     OUTPUT = "OUTPUT"
 
     group_key = "patches"
-    icon_name = "create_patch_footprints.svg"
+    icon_name = "load_tiles_from_postgres.svg"
 
     def name(self):
         return "loadtilesfrompostgres"

@@ -18,13 +18,17 @@ def test_provider_registered_with_algorithms(plugin):
 
 def test_every_algorithm_is_documented(plugin):
     provider = QgsApplication.processingRegistry().providerById("balanced_sampling")
+    icons = []
     for algorithm in provider.algorithms():
         help_text = algorithm.shortHelpString()
         assert len(help_text) > 200, algorithm.id()
         assert algorithm.group() and algorithm.groupId(), algorithm.id()
         assert not algorithm.icon().isNull(), algorithm.id()
+        if hasattr(algorithm, "icon_name"):  # Python algorithms (the shipped model uses QGIS's model icon)
+            icons.append(algorithm.icon_name)
         for parameter in algorithm.parameterDefinitions():
             assert parameter.description(), f"{algorithm.id()}:{parameter.name()} has no label"
+    assert len(icons) == len(set(icons)), "one icon per algorithm"
 
 
 def test_unload_removes_the_provider(qgis_app, qgis_processing):
