@@ -71,7 +71,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
         ess = effective_sample_size(weights[result.weights.included])
         outputs = {self.CSV_PATH: result.csv_path, self.GEOJSON_PATH: result.geojson_path,
                    self.SAMPLING_METHOD: result.sampling_method, self.EFFECTIVE_SAMPLE_SIZE: ess}
-        if parameters.get(self.OUTPUT) is not None or self.OUTPUT not in parameters:
+        if self.parameterAsOutputLayer(parameters, self.OUTPUT, context):  # empty when the user skipped it
             dest_id = self.write_patch_layer(parameters, context, feedback, result.table, result.rings,
                                              result.crs_authid, result.crs_wkt, progress_span=(85.0, 100.0))
             style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
