@@ -195,8 +195,11 @@ def _candidate_ks(n_rows, n_distinct, k_selection, k_min, k_max, k, progress: Pr
 
 def _fit_kmeans(rows: np.ndarray, weights: np.ndarray, k: int, random_state: int):
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings():
+    # One OpenMP thread: on few cores, KMeans' thread barriers stall whenever another process
+    # holds a core (measured 18.6 s -> 1.6 s at 50k patches, same labels).
+    with warnings.catch_warnings(), threadpool_limits(1):
         # Near-duplicate rows may trigger ConvergenceWarning; distinct rows were checked >= k.
         warnings.simplefilter("ignore")
         model = KMeans(n_clusters=k, random_state=random_state, n_init=KMEANS_N_INIT)

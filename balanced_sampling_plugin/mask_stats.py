@@ -45,6 +45,8 @@ DEFAULT_CHUNK_SIZE = 1024
 _BINCOUNT_LIMIT = 1 << 16
 #: Seconds between two looks at the cancel flag while chunks are running.
 _POLL_SECONDS = 0.2
+#: GDAL block cache (MB) while reading windows.
+GDAL_CACHE_MB = 64
 
 
 # --------------------------------------------------------------------------- array functions
@@ -298,14 +300,12 @@ def _check_window(dataset, path: str, role: str, job: _ReadJob, position: int) -
 
 
 def _read_black_border(dataset, row: int, col: int, size: int, tolerance: float) -> bool:
-    """Read only the four 1-pixel strips of the window from every band, then test them."""
-    strips = [
-        dataset.read(window=Window(col, row, size, 1))[:, 0, :],
-        dataset.read(window=Window(col, row + size - 1, size, 1))[:, 0, :],
-        dataset.read(window=Window(col, row, 1, size))[:, :, 0],
-        dataset.read(window=Window(col + size - 1, row, 1, size))[:, :, 0],
-    ]
-    return strips_have_black_pixel(strips, tolerance)
+    """Read the window from every band once and test its border ring.
+
+    One window read beats four 1-pixel strip reads: each strip decompresses the same
+    tiles again (profiled: 84 % of a reader's time went to the strips).
+    """
+    return has_black_border(dataset.read(window=Window(col, row, size, size)), tolerance)
 
 
 def _read_chunk(chunk: _Chunk, job: _ReadJob) -> Optional[_ChunkResult]:
@@ -480,7 +480,10 @@ def compute_mask_stats(
         black_tolerance,
         threading.Event(),
     )
-    results = _run_chunks(_plan_chunks(records, chunk_size), job, workers, progress)
+    # A small GDAL block cache: windows are read once, and the default cache (5 % of RAM) held
+    # 5.5 GB at 155k patches for no speed gain (bench/bench_stages.py).
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        results = _run_chunks(_plan_chunks(records, chunk_size), job, workers, progress)
     values, counts, border, black = _gather(results, len(records))
 
     seen, matrix = _count_matrix(values, counts)

@@ -6,7 +6,14 @@ embedding to its ``k`` nearest *other* patches. Higher = more unique.
 Three interchangeable backends give the same neighbours (exactly, or with recall@k >= 0.99
 for ``hnsw``, measured in ``docs/benchmarks.md``):
 
-- ``hnsw``: hnswlib approximate graph search, cosine space. Fastest for large N.
+- ``hnsw``: two-stage search, the fastest for large N. The unit vectors are projected to
+  ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), an hnswlib graph over the
+  projections proposes ``candidates`` neighbours per patch, and :func:`rerank_exact`
+  re-scores them with the exact cosine of the full vectors. The distances returned are
+  therefore exact; only a true neighbour missing from the candidates can be wrong. Below
+  ``exact_below`` patches (tiny tables) it runs an exact blocked matrix product instead
+  (:func:`_knn_exact`, numpy only). That is not worth it at 20k: measured 8-13 s there vs
+  4-6 s for the two-stage path and 3-4 s for faiss (docs/benchmarks.md).
 - ``faiss``: exact inner product (``IndexFlatIP``) on L2-normalised float32 vectors.
 - ``sklearn``: exact brute-force cosine ``NearestNeighbors``.
 
@@ -32,11 +39,29 @@ BACKEND_PACKAGES = {
 }
 BACKENDS = tuple(BACKEND_PACKAGES)
 
-#: hnswlib parameters chosen with bench/bench_knn.py (docs/benchmarks.md): the cheapest tried that
-#: keeps recall@5 >= 0.99 and score Spearman >= 0.99 on both synthetic D=768 sets at N=155k.
-#: ``build_threads`` > 1 builds faster, but hnswlib's graph then depends on thread timing, so
-#: results vary slightly from run to run.
-HNSW_DEFAULTS = {"M": 24, "ef_construction": 200, "ef": 96, "random_seed": 42, "build_threads": 1}
+#: ``hnsw`` parameters chosen with bench/bench_knn.py (docs/benchmarks.md), on both synthetic
+#: D=768 sets at N=155k (target: recall@5 >= 0.99, score Spearman >= 0.995):
+#: ``M``, ``ef_construction``, ``ef``, ``random_seed``: the hnswlib graph over the projections;
+#: ``build_threads``: > 1 builds faster, but hnswlib's graph then depends on thread timing, so
+#: results vary slightly from run to run; ``reduce_dim``: PCA dimensions the graph is built on
+#: (0 or >= D: no projection); ``candidates``: neighbours per patch proposed by the graph and
+#: re-scored exactly; ``exact_below``: below this many patches, exact search instead.
+HNSW_DEFAULTS = {
+    "M": 24,
+    "ef_construction": 200,
+    "ef": 96,
+    "random_seed": 42,
+    "build_threads": 1,
+    "reduce_dim": 256,
+    "candidates": 48,
+    "exact_below": 5_000,
+}
+
+#: Rows used to estimate the PCA projection (a fixed random subsample of larger tables).
+PCA_SAMPLE = 20_000
+
+#: Rows re-ranked per matrix product in :func:`rerank_exact` (bounds the gathered block).
+RERANK_BLOCK = 1024
 
 #: Queries per batch: one progress step (and cancel check) per batch.
 QUERY_BATCH = 4096
@@ -118,27 +143,101 @@ def _batches(n: int, batch: int):
         yield start, min(n, start + batch)
 
 
-def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads, num_threads):
-    hnswlib = require_backend("hnsw")
+def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: int = 0) -> np.ndarray:
+    """PCA projection of the unit rows ``x`` (n, d) onto ``dim`` axes, re-normalised to unit length.
+
+    The axes are the top eigenvectors of the covariance of a fixed random subsample of
+    ``sample`` rows (all rows when fewer), so the result is deterministic for a given input.
+    Rows projecting to zero stay zero. Returns float32 (n, dim); ``x`` itself when
+    ``dim`` is 0 or not smaller than d.
+    """
     n, d = x.shape
-    index = hnswlib.Index(space="cosine", dim=d)
+    if dim <= 0 or dim >= d:
+        return x
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False)) if n > sample else slice(None)
+    sub = x[rows].astype(np.float64)
+    mean = sub.mean(axis=0)
+    centred = sub - mean
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    axes = np.ascontiguousarray(vectors[:, ::-1][:, :dim], dtype=np.float32)
+    y = x @ axes
+    y -= (mean @ axes).astype(np.float32)
+    norms = np.linalg.norm(y, axis=1, keepdims=True)
+    return np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
+
+
+def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k: int):
+    """The ``k`` best of each query's candidate neighbours, by exact cosine on the unit rows ``x``.
+
+    Parameters
+    ----------
+    x : (n, d) float32 unit rows (all patches).
+    candidates : (b, c) int array of candidate ids per query (duplicates and the query's own
+        id allowed: both are skipped, so the patch is never its own neighbour).
+    query_ids : (b,) int array, the row of ``x`` of each query.
+
+    Returns
+    -------
+    (b, k) int64 indices and float32 cosine distances ``1 - cos``, nearest first (ties keep
+    the lower id first). Needs at least ``k`` distinct non-self candidates per row.
+    """
+    lab = np.sort(np.asarray(candidates, dtype=np.int64), axis=1)
+    skip = lab == query_ids[:, None]
+    skip[:, 1:] |= lab[:, 1:] == lab[:, :-1]
+    sims = np.empty(lab.shape, dtype=np.float32)
+    for start, stop in _batches(len(lab), RERANK_BLOCK):
+        # (b, c, d) @ (b, d, 1): one small matrix product per query, float32.
+        sims[start:stop] = np.matmul(x[lab[start:stop]], x[query_ids[start:stop], :, None])[..., 0]
+    sims[skip] = -np.inf
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    indices = np.take_along_axis(lab, order, axis=1)
+    if np.isneginf(np.take_along_axis(sims, order, axis=1)).any():
+        raise BalancedSamplingError("Too few distinct candidate neighbours to re-rank; raise 'candidates'.")
+    return indices, 1.0 - np.take_along_axis(sims, order, axis=1)
+
+
+def _knn_exact(x, k, progress):
+    """Exact kNN by blocked float32 matrix products (numpy only): for small tables."""
+    n = len(x)
+    out_idx = np.empty((n, k), dtype=np.int64)
+    out_dist = np.empty((n, k), dtype=np.float32)
+    block = max(1, min(QUERY_BATCH, 50_000_000 // n))  # <= ~200 MB of similarities
+    for start, stop in _batches(n, block):
+        sims = x[start:stop] @ x.T
+        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never self, by id
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sims, axis=1)[:, :k]
+        part_sims = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_sims, axis=1, kind="stable")
+        out_idx[start:stop] = np.take_along_axis(part, order, axis=1)
+        out_dist[start:stop] = 1.0 - np.take_along_axis(part_sims, order, axis=1)
+        progress.update(stop, n)
+    return out_idx, out_dist
+
+
+def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads, num_threads,
+              reduce_dim, candidates, exact_below):
+    n = len(x)
+    if n < exact_below:
+        return _knn_exact(x, k, progress)
+    hnswlib = require_backend("hnsw")
+    y = reduce_dimensions(x, int(reduce_dim))
+    n_cand = min(max(int(candidates), k), n - 1)
+    index = hnswlib.Index(space="ip", dim=y.shape[1])
     index.init_index(max_elements=n, M=M, ef_construction=ef_construction, random_seed=random_seed)
     # Deterministic only with one build thread (insertion order); queries are independent
     # of each other, so they always use all threads.
     index.set_num_threads(build_threads)
-    total = 2 * n  # build and query steps weigh the same on the bar
+    total = 2 * n  # build and query + re-rank steps weigh the same on the bar
     for start, stop in _batches(n, QUERY_BATCH):
-        index.add_items(x[start:stop], np.arange(start, stop))
+        index.add_items(y[start:stop], np.arange(start, stop))
         progress.update(stop, total)
-    index.set_ef(max(ef, k + 1))
+    index.set_ef(max(ef, n_cand + 1))
     index.set_num_threads(num_threads)
     out_idx = np.empty((n, k), dtype=np.int64)
     out_dist = np.empty((n, k), dtype=np.float32)
     for start, stop in _batches(n, QUERY_BATCH):
-        labels, dists = index.knn_query(x[start:stop], k=k + 1)
-        out_idx[start:stop], out_dist[start:stop] = drop_self(
-            labels.astype(np.int64), dists, np.arange(start, stop), k
-        )
+        labels, _ = index.knn_query(y[start:stop], k=n_cand + 1)
+        out_idx[start:stop], out_dist[start:stop] = rerank_exact(x, labels, np.arange(start, stop), k)
         progress.update(n + stop, total)
     return out_idx, out_dist
 
@@ -190,8 +289,9 @@ def knn_cosine(embeddings, k: int, backend: str = "hnsw", progress: Progress | N
         Updated once per query batch; raises ``OperationCanceled`` when cancelled.
     **params
         ``num_threads`` (all backends, default: all cores); for ``hnsw`` also ``M``,
-        ``ef_construction``, ``ef``, ``random_seed``, ``build_threads`` (defaults:
-        :data:`HNSW_DEFAULTS`; the results are deterministic while ``build_threads == 1``).
+        ``ef_construction``, ``ef``, ``random_seed``, ``build_threads``, ``reduce_dim``,
+        ``candidates``, ``exact_below`` (defaults and meaning: :data:`HNSW_DEFAULTS`; the
+        results are deterministic while ``build_threads == 1``).
 
     Returns
     -------

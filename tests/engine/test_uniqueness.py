@@ -11,6 +11,8 @@ from balanced_sampling_plugin.uniqueness import (
     drop_self,
     knn_cosine,
     recall_at_k,
+    reduce_dimensions,
+    rerank_exact,
     uniqueness_scores,
 )
 
@@ -156,3 +158,87 @@ def test_recall_at_k():
     assert recall_at_k([[1, 2], [3, 4]], [[2, 1], [3, 5]]) == pytest.approx(0.75)
     with pytest.raises(BalancedSamplingError):
         recall_at_k([[1, 2]], [[1, 2, 3]])
+
+
+# The two-stage hnsw path (PCA -> hnsw candidates -> exact re-rank). ``exact_below=0`` forces it
+# on tables smaller than the default exact-search threshold.
+TWO_STAGE = {"exact_below": 0, "reduce_dim": 32, "candidates": 24}
+
+
+@pytest.fixture(scope="module")
+def larger():
+    return clustered(n=4000, d=96, n_clusters=20, rank=12, seed=7)
+
+
+@pytest.fixture(scope="module")
+def larger_exact(larger):
+    return knn_cosine(larger, 5, backend="faiss")
+
+
+def test_two_stage_matches_exact(larger, larger_exact):
+    idx, dist = knn_cosine(larger, 5, backend="hnsw", **TWO_STAGE)
+    assert recall_at_k(idx, larger_exact[0]) >= 0.99
+    assert spearmanr(dist.mean(axis=1), larger_exact[1].mean(axis=1)).statistic >= 0.995
+    assert not (idx == np.arange(len(larger))[:, None]).any()
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+    # Distances are exact cosines of the neighbours returned.
+    exact = 1.0 - np.einsum("nd,nkd->nk", larger, larger[idx])
+    np.testing.assert_allclose(dist, np.clip(exact, 0, 2), atol=1e-5)
+
+
+def test_two_stage_is_deterministic(larger):
+    first = knn_cosine(larger, 5, backend="hnsw", **TWO_STAGE)
+    second = knn_cosine(larger, 5, backend="hnsw", **TWO_STAGE)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_two_stage_never_returns_self_among_duplicates():
+    rng = np.random.default_rng(4)
+    x = np.repeat(rng.standard_normal((40, 64)), 8, axis=0)
+    idx, dist = knn_cosine(x, 5, backend="hnsw", **TWO_STAGE)
+    rows = np.arange(len(x))[:, None]
+    assert not (idx == rows).any()
+    assert (idx // 8 == rows // 8).all()
+    np.testing.assert_allclose(dist, 0.0, atol=1e-5)
+
+
+def test_small_tables_use_exact_search(larger, larger_exact):
+    idx, dist = knn_cosine(larger, 5, backend="hnsw")  # 4000 < exact_below
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(larger_exact[0], axis=1))
+    np.testing.assert_allclose(dist, larger_exact[1], atol=1e-5)
+
+
+def test_reduce_dimensions():
+    x = clustered(500, d=48, seed=8)
+    y = reduce_dimensions(x, 16)
+    assert y.shape == (500, 16) and y.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(y, reduce_dimensions(x, 16))
+    assert reduce_dimensions(x, 0) is x and reduce_dimensions(x, 48) is x
+
+
+def test_rerank_exact_skips_self_and_duplicates():
+    x = np.eye(4, dtype=np.float32)
+    x[1] = [0.8, 0.6, 0, 0]
+    x[2] = [0.6, 0.8, 0, 0]
+    idx, dist = rerank_exact(x, np.array([[0, 2, 2, 1, 3]]), np.array([0]), 2)
+    np.testing.assert_array_equal(idx, [[1, 2]])
+    np.testing.assert_allclose(dist, [[0.2, 0.4]], atol=1e-6)
+    with pytest.raises(BalancedSamplingError, match="candidates"):
+        rerank_exact(x, np.array([[0, 1, 1]]), np.array([0]), 2)
+
+
+def test_two_stage_progress_and_cancel(larger, monkeypatch):
+    import balanced_sampling_plugin.uniqueness as uniqueness
+
+    monkeypatch.setattr(uniqueness, "QUERY_BATCH", 512)
+    percents = []
+    knn_cosine(larger, 5, backend="hnsw", progress=Progress(set_percent=percents.append), **TWO_STAGE)
+    assert len(percents) > 4 and percents == sorted(percents) and percents[-1] == pytest.approx(100.0)
+
+    calls = []
+    progress = Progress(is_canceled=lambda: calls.append(1) or len(calls) > 2)
+    with pytest.raises(OperationCanceled):
+        knn_cosine(larger, 5, backend="hnsw", progress=progress, **TWO_STAGE)
+    assert len(calls) == 3
