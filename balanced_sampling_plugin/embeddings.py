@@ -201,10 +201,19 @@ def _batches(windows, load, batch_size: int, num_workers: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def cls_embeddings(model, batch, device: str) -> np.ndarray:
-    """(b, d) float32 CLS embeddings of a (b, 3, h, w) model-input batch."""
+#: Numeric precisions of the forward pass. bf16 autocast: 1.0-1.2x faster on an AVX-512-bf16 CPU,
+#: uniqueness ranking Spearman 0.9994-0.9999 vs fp32 (docs/benchmarks.md, Stages).
+PRECISIONS = ("fp32", "bf16")
+
+
+def cls_embeddings(model, batch, device: str, precision: str = "fp32") -> np.ndarray:
+    """(b, d) float32 CLS embeddings of a (b, 3, h, w) model-input batch; ``precision`` in :data:`PRECISIONS`."""
+    import contextlib
+
     torch = require("torch", "DINOv2 embeddings")
-    with torch.inference_mode():
+    autocast = (torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+    with torch.inference_mode(), autocast:
         # DINOv2's CLS token: first token of the (layer-normed) last hidden state.
         return model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu().numpy()
 
@@ -220,7 +229,8 @@ def cache_identity(model_name: str, bands, stretch) -> str:
 
 def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
                        num_workers: int = 2, use_gpu: bool = False, parquet_path=None, bands=(1, 2, 3),
-                       stretch=(2, 98), progress: Progress | None = None) -> EmbeddingResult:
+                       stretch=(2, 98), progress: Progress | None = None,
+                       precision: str = "fp32") -> EmbeddingResult:
     """DINOv2 CLS embeddings of every patch of ``records``, reusing and updating the cache.
 
     Parameters
@@ -233,8 +243,11 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     bands : 3 raster bands (1-based) for images with more than one band.
     stretch : (low, high) percentiles of the dataset-wide stretch of non-uint8 imagery.
     progress : updated per batch; cancel raises ``OperationCanceled`` within one batch.
+    precision : ``fp32``, or ``bf16`` autocast (faster where the CPU/GPU has bf16; cached apart).
     """
     progress = as_progress(progress)
+    if precision not in PRECISIONS:
+        raise BalancedSamplingError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if int(batch_size) < 1:
         raise BalancedSamplingError(f"The batch size must be at least 1; got {batch_size}.")
     table = validate_records(records, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
@@ -245,7 +258,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                        firsts[COL_OFF].tolist(), firsts[PATCH_SIZE].tolist()))
     name, local = resolve_model_name(dino_model)
     dim = model_dimension(name, local)
-    identity = cache_identity(name, bands, stretch)
+    identity = cache_identity(name, bands, stretch) + ("" if precision == "fp32" else f"|{precision}")
 
     cache = EmbeddingCache(parquet_path, progress) if parquet_path else None
     found, cached = cache.lookup(unique_keys, identity, dim) if cache else (np.zeros(len(unique_keys), bool), None)
@@ -267,7 +280,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 progress.info(f"Non-uint8 imagery stretched to 0-255 (percentiles {stretch}): {low} to {high}.")
             model, spec = load_model(name, local, device)
             computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
-                              int(num_workers), progress, cache, unique_keys[todo], identity)
+                              int(num_workers), progress, cache, unique_keys[todo], identity, precision)
         vectors[todo] = computed
         if cache:
             cache.save(unique_keys[todo], identity, computed)
@@ -275,14 +288,15 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                            device=device)
 
 
-def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name):
+def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
+           precision="fp32"):
     """(len(windows), dim) embeddings; on cancel/error the rows done so far go to the cache first."""
     out = np.zeros((len(windows), dim), dtype=np.float32)
     done = 0
     try:
         with closing(_batches(windows, lambda w: spec(reader.read(*w)), batch_size, num_workers)) as batches:
             for batch in batches:
-                vectors = cls_embeddings(model, batch, device)
+                vectors = cls_embeddings(model, batch, device, precision)
                 if vectors.shape[1] != dim:
                     raise BalancedSamplingError(f"The model gives {vectors.shape[1]}-d embeddings, not {dim}.")
                 out[done : done + len(vectors)] = vectors

@@ -45,6 +45,7 @@ def compute_uniqueness(
     bands=(1, 2, 3),
     stretch=(2, 98),
     progress: Progress | None = None,
+    precision: str = "fp32",
 ) -> UniquenessResult:
     """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to
     its ``k_neighbors`` nearest other patches. Parameters as in
@@ -66,6 +67,7 @@ def compute_uniqueness(
         bands=bands,
         stretch=stretch,
         progress=progress.child(0.0, EXTRACTION_SHARE),
+        precision=precision,
     )
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
     scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress)

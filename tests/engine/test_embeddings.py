@@ -128,6 +128,20 @@ def test_changing_bands_or_stretch_never_reuses_embeddings(model, flat_image, tm
     assert extract_embeddings(records, dino_model=model, parquet_path=cache, bands=(3, 2, 1)).reused == 4
 
 
+def test_bf16_precision_is_cached_apart_and_close_to_fp32(model, flat_image, tmp_path):
+    cache = str(tmp_path / "embeddings.parquet")
+    records = grid_records(flat_image, 4, 4)
+    fp32 = extract_embeddings(records, dino_model=model, parquet_path=cache)
+    bf16 = extract_embeddings(records, dino_model=model, parquet_path=cache, precision="bf16")
+    assert bf16.computed == 16, "bf16 embeddings never reuse fp32 rows"
+    # Same directions up to bf16 rounding (ranking agreement is measured at scale in bench/bench_stages.py).
+    a, b = fp32.embeddings, bf16.embeddings
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99
+    with pytest.raises(BalancedSamplingError, match="precision"):
+        extract_embeddings(records, dino_model=model, precision="int4")
+
+
 def test_duplicate_rows_share_one_embedding(model, flat_image):
     records = grid_records(flat_image, 1, 3)
     records = pd.concat([records, records.iloc[[1]]], ignore_index=True)
