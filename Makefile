@@ -13,7 +13,7 @@ export QT_QPA_PLATFORM ?= offscreen
 help:
 	@echo "make demo     run the whole chain through qgis_process on a generated dataset"
 	@echo "make test     install what is missing, then run the whole test suite"
-	@echo "make bench    time the kNN backends at 20k and 155k patches (writes docs/benchmarks.md)"
+	@echo "make bench    time every stage and the kNN backends at 10k-155k patches (docs/benchmarks.md)"
 	@echo "make zip      build dist/$(PLUGIN_NAME)-$(VERSION).zip, installable in QGIS"
 	@echo "make deploy   copy the plugin into your QGIS profile ($(QGIS_PROFILE))"
 
@@ -33,7 +33,7 @@ demo: setup
 	$(PY) scripts/demo.py --folder $(DEMO_DIR)
 
 bench: setup
-	$(PY) bench/bench_knn.py
+	$(PY) bench/run_all.py
 
 zip: transcompile
 	@bash scripts/make_zip.sh $(PLUGIN_NAME) $(VERSION)
