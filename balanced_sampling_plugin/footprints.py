@@ -140,6 +140,26 @@ def read_grid(path: str) -> RasterGrid:
         raise BalancedSamplingError(f"Raster {path} cannot be read: {exc}") from exc
 
 
+def crs_name(grid: RasterGrid) -> str:
+    """How messages name a raster's CRS."""
+    if grid.crs_authid:
+        return grid.crs_authid
+    return f"a CRS without EPSG code ({grid.crs_wkt[:60]}...)" if grid.crs_wkt else "no CRS"
+
+
+def first_grid_with_same_crs(grid: RasterGrid, first: RasterGrid | None) -> RasterGrid:
+    """The first raster grid seen so far; raises if ``grid`` is in another CRS than it.
+
+    One footprint layer holds one CRS, so every raster of a run must share it.
+    """
+    if first is not None and (grid.crs_authid or grid.crs_wkt) != (first.crs_authid or first.crs_wkt):
+        raise BalancedSamplingError(
+            f"Raster {grid.path} is in {crs_name(grid)} but {first.path} is in {crs_name(first)}; one footprint "
+            "layer holds one CRS — reproject the rasters or run once per CRS."
+        )
+    return first or grid
+
+
 def window_ring(transform: tuple, row_off: int, col_off: int, size: int) -> list[tuple[float, float]]:
     """Closed ring (5 map-coordinate points) of a window's outline; exact for rotated grids too."""
     a, b, c, d, e, f = transform
@@ -172,8 +192,7 @@ def build_footprints(
     progress = as_progress(progress)
     stride = patch_size if stride in (None, 0) else stride
     frames, rings, skipped = [], [], []
-    crs_wkt = crs_authid = None
-    first_path = None
+    first = None
     for done, (image, mask) in enumerate(pairs):
         img, msk = read_grid(image), read_grid(mask)
         if (img.width, img.height) != (msk.width, msk.height):
@@ -183,13 +202,7 @@ def build_footprints(
             )
         if not np.allclose(img.transform, msk.transform, rtol=0, atol=1e-6 * max(1.0, abs(img.transform[0]))):
             raise BalancedSamplingError(f"Image {image} and mask {mask} have different geotransforms.")
-        if crs_wkt is None:
-            crs_wkt, crs_authid, first_path = img.crs_wkt, img.crs_authid, image
-        elif (img.crs_authid or img.crs_wkt) != (crs_authid or crs_wkt):
-            raise BalancedSamplingError(
-                f"Raster {image} is in {img.crs_authid or 'another CRS'} but {first_path} is in "
-                f"{crs_authid or 'another CRS'}; one footprint layer holds one CRS — reproject or run per CRS."
-            )
+        first = first_grid_with_same_crs(img, first)
         windows = raster_windows(img.height, img.width, patch_size, stride, edge)
         if len(windows) == 0:
             skipped.append(image)
@@ -206,4 +219,4 @@ def build_footprints(
     if not frames:
         raise BalancedSamplingError(f"No raster is large enough for a {patch_size} px patch.")
     records = pd.concat(frames, ignore_index=True)
-    return FootprintResult(records, rings, crs_wkt or "", crs_authid or "", skipped)
+    return FootprintResult(records, rings, first.crs_wkt, first.crs_authid, skipped)

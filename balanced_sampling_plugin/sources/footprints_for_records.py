@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BalancedSamplingError
-from ..footprints import read_grid, window_ring
+from ..footprints import first_grid_with_same_crs, read_grid, window_ring
 from ..progress import Progress, as_progress
 from ..records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF, describe_patch, validate_records
 
@@ -71,24 +71,17 @@ def record_footprints(
     table = table.reset_index(drop=True)
 
     rings: list = [None] * len(table)
-    crs_wkt = crs_authid = first_image = None
+    first = None
     rows_of = table.groupby(IMAGE_PATH, sort=False).indices  # image -> row positions
     windows = table[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64)
     for done, (image, rows) in enumerate(rows_of.items(), start=1):
         grid = read_grid(image)
-        if first_image is None:
-            crs_wkt, crs_authid, first_image = grid.crs_wkt, grid.crs_authid, image
-        elif (grid.crs_authid or grid.crs_wkt) != (crs_authid or crs_wkt):
-            raise BalancedSamplingError(
-                f"Raster {image} is in {_crs_name(grid.crs_authid, grid.crs_wkt)} but {first_image} is in "
-                f"{_crs_name(crs_authid, crs_wkt)}; one footprint layer holds one CRS — reproject the rasters "
-                "or split the records by CRS."
-            )
+        first = first_grid_with_same_crs(grid, first)
         _check_inside(table, rows, windows[rows], grid.width, grid.height)
         for row in rows:
             rings[row] = window_ring(grid.transform, *(int(v) for v in windows[row]))
         progress.update(done, len(rows_of))
-    return RecordFootprints(table, rings, crs_wkt or "", crs_authid or "", missing)
+    return RecordFootprints(table, rings, first.crs_wkt if first else "", first.crs_authid if first else "", missing)
 
 
 def missing_rasters(records: pd.DataFrame) -> list[str]:
@@ -125,9 +118,3 @@ def _check_inside(table: pd.DataFrame, rows: np.ndarray, windows: np.ndarray, wi
             f"The window of {describe_patch(table, table.index[row])} reaches past the edge of its "
             f"{width}x{height} px raster; check row_off, col_off and patch_size."
         )
-
-
-def _crs_name(authid: str, wkt: str) -> str:
-    if authid:
-        return authid
-    return f"a CRS without EPSG code ({wkt[:60]}...)" if wkt else "no CRS"
