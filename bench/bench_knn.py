@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import machine
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,16 +126,6 @@ def run_backend(x, backend, queries, exact_idx, exact_dist, **params):
     recall = recall_at_k(idx[queries], exact_idx)
     rho = spearmanr(dist[queries].mean(axis=1), exact_dist.mean(axis=1)).statistic
     return seconds, recall, rho
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = match.group(1).strip() if match else cpu
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()} {platform.machine()}"
 
 
 def load() -> str:
