@@ -1,6 +1,8 @@
 """QGIS fixtures: the plugin installed as package `balanced_sampling`, processing initialised."""
 
+import hashlib
 import os
+import shutil
 import sys
 
 import pytest
@@ -93,3 +95,22 @@ def layer_rows(path_or_layer):
         row["_geometry"] = feature.geometry().asWkt(3)
         rows.append(row)
     return rows
+
+
+def sha1(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha1(handle.read()).hexdigest()
+
+
+def copy_layer_with(footprints_path, tmp_path, change):
+    """A copy of the footprints GeoPackage whose first feature is edited by ``change(layer, feature)``."""
+    from qgis.core import QgsVectorLayer
+
+    copy = str(tmp_path / "edited.gpkg")
+    shutil.copy(footprints_path, copy)
+    layer = QgsVectorLayer(copy, "edited", "ogr")
+    layer.startEditing()
+    feature = next(layer.getFeatures())
+    change(layer, feature)
+    assert layer.commitChanges()
+    return copy

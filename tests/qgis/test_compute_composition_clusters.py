@@ -1,7 +1,5 @@
 """Compute composition clusters through processing.run: fields, values, errors, input untouched."""
 
-import hashlib
-import shutil
 
 import numpy as np
 import pytest
@@ -10,15 +8,10 @@ from qgis.core import QgsFeature, QgsField, QgsFields, QgsProcessingException, Q
 from qgis.PyQt.QtCore import QVariant
 from rasterio.windows import Window
 
-from .conftest import layer_rows
+from .conftest import copy_layer_with, layer_rows, sha1
 
 NEW_FIELDS = ("freq_cluster_id", "freq_cluster_size", "freq_cluster_weight", "class_entropy", "nodata_ratio",
               "excluded", "exclusion_reason")
-
-
-def sha1(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha1(handle.read()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +94,6 @@ def test_fixed_k_and_renamed_fields(run_algorithm, footprints_path, tmp_path):
     assert {"img", "lbl", "r", "c", "s"} <= set(rows[0])
 
 
-def _copy_layer_with(footprints_path, tmp_path, change):
-    """A copy of the footprints GeoPackage whose first feature is edited by ``change(feature)``."""
-    copy = str(tmp_path / "edited.gpkg")
-    shutil.copy(footprints_path, copy)
-    layer = QgsVectorLayer(copy, "edited", "ogr")
-    layer.startEditing()
-    feature = next(layer.getFeatures())
-    change(layer, feature)
-    assert layer.commitChanges()
-    return copy
-
-
 def test_missing_field_is_named(run_algorithm, footprints_path, tmp_path):
     with pytest.raises(QgsProcessingException, match="no field 'labels'"):
         run_algorithm("computecompositionclusters", {
@@ -123,7 +104,7 @@ def test_unreadable_raster_is_named(run_algorithm, footprints_path, tmp_path):
     def point_to_missing_file(layer, feature):
         layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), "/nowhere/missing_mask.tif")
 
-    edited = _copy_layer_with(footprints_path, tmp_path, point_to_missing_file)
+    edited = copy_layer_with(footprints_path, tmp_path, point_to_missing_file)
     with pytest.raises(QgsProcessingException, match="missing_mask.tif"):
         run_algorithm("computecompositionclusters", {"INPUT": edited, "OUTPUT": str(tmp_path / "x.gpkg")})
 
@@ -132,7 +113,7 @@ def test_window_out_of_bounds_is_named(run_algorithm, footprints_path, tmp_path)
     def move_off_raster(layer, feature):
         layer.changeAttributeValue(feature.id(), layer.fields().indexOf("row_off"), 5000)
 
-    edited = _copy_layer_with(footprints_path, tmp_path, move_off_raster)
+    edited = copy_layer_with(footprints_path, tmp_path, move_off_raster)
     with pytest.raises(QgsProcessingException, match="(?i)out of .*bounds|outside"):
         run_algorithm("computecompositionclusters", {"INPUT": edited, "OUTPUT": str(tmp_path / "x.gpkg")})
 
@@ -148,7 +129,7 @@ def test_float_mask_is_refused(run_algorithm, footprints_path, synthetic_dataset
     def use_float_mask(layer, feature):
         layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), float_mask)
 
-    edited = _copy_layer_with(footprints_path, tmp_path, use_float_mask)
+    edited = copy_layer_with(footprints_path, tmp_path, use_float_mask)
     with pytest.raises(QgsProcessingException, match="float_mask.tif"):
         run_algorithm("computecompositionclusters", {"INPUT": edited, "OUTPUT": str(tmp_path / "x.gpkg")})
 

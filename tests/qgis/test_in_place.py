@@ -1,17 +1,11 @@
 """In-place update: fields written into the input layer, all or nothing."""
 
-import hashlib
 import shutil
 
 import pytest
 from qgis.core import QgsFeatureRequest, QgsProcessingException, QgsVectorLayer
 
-from .conftest import layer_rows
-
-
-def sha1(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha1(handle.read()).hexdigest()
+from .conftest import copy_layer_with, layer_rows, sha1
 
 
 def test_composition_in_place_on_a_geopackage(run_algorithm, footprints_path, tmp_path):
@@ -41,14 +35,10 @@ def test_in_place_on_a_memory_layer(run_algorithm, footprints_path):
 
 
 def test_failed_run_leaves_the_file_unchanged(run_algorithm, footprints_path, tmp_path):
-    copy = str(tmp_path / "patches.gpkg")
-    shutil.copy(footprints_path, copy)
-    layer = QgsVectorLayer(copy, "edited", "ogr")
-    layer.startEditing()
-    first = next(layer.getFeatures())
-    layer.changeAttributeValue(first.id(), layer.fields().indexOf("mask_path"), "/nowhere/missing.tif")
-    assert layer.commitChanges()
-    del layer
+    def point_to_missing_file(layer, feature):
+        layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), "/nowhere/missing.tif")
+
+    copy = copy_layer_with(footprints_path, tmp_path, point_to_missing_file)
     before = sha1(copy)
     with pytest.raises(QgsProcessingException, match="missing.tif"):
         run_algorithm("computecompositionclusters", {"INPUT": copy, "IN_PLACE": True})
