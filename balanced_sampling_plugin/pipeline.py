@@ -208,6 +208,7 @@ def run_uniqueness(
         parquet_path=embeddings.parquet_path,
         k_neighbors=uniqueness.k_neighbors,
         backend=uniqueness.backend,
+        reproducible=uniqueness.reproducible,
         progress=progress,
     )
 

@@ -3,10 +3,18 @@
 ``uniqueness_score`` of a patch = mean cosine distance (``1 - cos``, in [0, 2]) from its
 embedding to its ``k`` nearest *other* patches. Higher = more unique.
 
-Three interchangeable backends give the same neighbours (exactly, or with recall@k >= 0.99
-for ``hnsw``, measured in ``docs/benchmarks.md``):
+Four interchangeable backends give the same neighbours (exactly, or with recall@k >= 0.99
+for ``nndescent`` and ``hnsw``, measured in ``docs/benchmarks.md``):
 
-- ``hnsw``: two-stage search, the fastest for large N. The unit vectors are projected to
+- ``nndescent`` (the default, needs faiss): the fastest for large N. The unit vectors are
+  projected to ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), faiss's
+  NN-Descent builds the ``graph_k``-nearest-neighbour graph of the projections directly (an
+  all-pairs kNN problem: no index is queried afterwards), and :func:`rerank_exact` re-scores
+  each patch's ``graph_k`` graph neighbours with the exact cosine of the full vectors. With
+  more than one thread the graph can differ very slightly between runs (faiss joins
+  neighbour lists concurrently); ``num_threads=1`` gives identical results every run, about
+  2x slower on 2 cores. Below ``exact_below`` patches, faiss exact search instead.
+- ``hnsw``: two-stage search with hnswlib. The unit vectors are projected to
   ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), an hnswlib graph over the
   projections proposes ``candidates`` neighbours per patch, and :func:`rerank_exact`
   re-scores them with the exact cosine of the full vectors. The distances returned are
@@ -36,8 +44,11 @@ BACKEND_PACKAGES = {
     "hnsw": ("hnswlib", "hnswlib"),
     "faiss": ("faiss", "faiss-cpu"),
     "sklearn": ("sklearn.neighbors", "scikit-learn"),
+    "nndescent": ("faiss", "faiss-cpu"),
 }
+#: Order matters: QGIS stores the enum index in models and qgis_process calls; append only.
 BACKENDS = tuple(BACKEND_PACKAGES)
+DEFAULT_BACKEND = "nndescent"
 
 #: ``hnsw`` parameters chosen with bench/bench_knn.py (docs/benchmarks.md), on both synthetic
 #: D=768 sets at N=155k (target: recall@5 >= 0.99, score Spearman >= 0.995):
@@ -57,11 +68,35 @@ HNSW_DEFAULTS = {
     "exact_below": 5_000,
 }
 
+#: ``nndescent`` parameters chosen with bench/bench_knn.py at N=155k (docs/benchmarks.md):
+#: ``graph_k``: neighbours per patch in the graph (all re-scored exactly); ``pool``: candidate
+#: pool per patch while the graph converges (faiss ``L``, >= graph_k); ``sample``: new
+#: neighbours joined per patch and iteration (``S``); ``reverse``: reverse neighbours kept per
+#: patch (``R``); ``iterations``: NN-Descent rounds (recall stops rising after ~10);
+#: ``reduce_dim``, ``exact_below``: as for hnsw; ``random_seed``: faiss's initial random graph.
+NNDESCENT_DEFAULTS = {
+    "graph_k": 32,
+    "pool": 36,
+    "sample": 10,
+    "reverse": 50,
+    "iterations": 10,
+    "reduce_dim": 256,
+    "random_seed": 2021,
+    "exact_below": 5_000,
+}
+
+#: NN-Descent seconds per (patch x iteration x pool slot) on one core of the benchmark machine,
+#: only to move the progress bar while faiss builds the graph (one uninterruptible call).
+NNDESCENT_SECONDS_PER_UNIT = 7e-7
+
+#: Backend -> its tunable parameters and their defaults.
+BACKEND_DEFAULTS = {"hnsw": HNSW_DEFAULTS, "nndescent": NNDESCENT_DEFAULTS}
+
 #: Rows used to estimate the PCA projection (a fixed random subsample of larger tables).
 PCA_SAMPLE = 20_000
 
-#: Rows re-ranked per matrix product in :func:`rerank_exact` (bounds the gathered block).
-RERANK_BLOCK = 1024
+#: Rows re-ranked per call in :func:`rerank_exact` (bounds the gathered block).
+RERANK_BLOCK = 8192
 
 #: Queries per batch: one progress step (and cancel check) per batch.
 QUERY_BATCH = 4096
@@ -166,6 +201,30 @@ def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: i
     return np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
 
 
+def inner_products_by_index(x: np.ndarray, query_ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``out[i, j] = x[query_ids[i]] . x[candidates[i, j]]`` for (n, d) float32 rows ``x``.
+
+    Uses faiss's threaded ``fvec_inner_products_by_idx`` when faiss is installed (measured
+    ~13x faster than numpy's batched products at 155k x 32 candidates, docs/benchmarks.md),
+    numpy otherwise. Returns (b, c) float32.
+    """
+    ids = np.ascontiguousarray(candidates, dtype=np.int64)
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+    if faiss is not None and x.dtype == np.float32 and x.flags.c_contiguous:
+        queries = np.ascontiguousarray(x[query_ids])
+        out = np.empty(ids.shape, dtype=np.float32)
+        faiss.fvec_inner_products_by_idx(
+            faiss.swig_ptr(out), faiss.swig_ptr(queries), faiss.swig_ptr(x), faiss.swig_ptr(ids),
+            x.shape[1], len(ids), ids.shape[1],
+        )
+        return out
+    # (b, c, d) @ (b, d, 1): one small matrix product per query.
+    return np.matmul(x[ids], x[query_ids, :, None])[..., 0]
+
+
 def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k: int):
     """The ``k`` best of each query's candidate neighbours, by exact cosine on the unit rows ``x``.
 
@@ -186,8 +245,7 @@ def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k
     skip[:, 1:] |= lab[:, 1:] == lab[:, :-1]
     sims = np.empty(lab.shape, dtype=np.float32)
     for start, stop in _batches(len(lab), RERANK_BLOCK):
-        # (b, c, d) @ (b, d, 1): one small matrix product per query, float32.
-        sims[start:stop] = np.matmul(x[lab[start:stop]], x[query_ids[start:stop], :, None])[..., 0]
+        sims[start:stop] = inner_products_by_index(x, query_ids[start:stop], lab[start:stop])
     sims[skip] = -np.inf
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     indices = np.take_along_axis(lab, order, axis=1)
@@ -242,6 +300,61 @@ def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads
     return out_idx, out_dist
 
 
+def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, iterations, reduce_dim,
+                   random_seed, exact_below):
+    n = len(x)
+    # faiss's NN-Descent needs > 100 points and a graph smaller than the table.
+    if n < max(exact_below, 4 * graph_k, 200):
+        return _knn_faiss(x, k, progress, num_threads)
+    faiss = require_backend("nndescent")
+    graph_k = max(int(graph_k), k + 1)
+    y = reduce_dimensions(x, int(reduce_dim))
+    index = faiss.IndexNNDescentFlat(y.shape[1], graph_k, faiss.METRIC_INNER_PRODUCT)
+    params = index.nndescent
+    params.L, params.S, params.R = max(int(pool), graph_k), int(sample), int(reverse)
+    params.iter, params.random_seed = int(iterations), int(random_seed)
+    faiss.omp_set_num_threads(num_threads)
+    build_share = 0.9  # of the bar; the exact re-rank takes the rest
+    estimate = NNDESCENT_SECONDS_PER_UNIT * n * params.iter * params.L / max(1, min(num_threads, default_threads()))
+    _run_polled(lambda: index.add(y), estimate, progress.child(0.0, build_share))
+    graph = faiss.vector_to_array(params.final_graph).reshape(n, graph_k)
+    del index
+    rerank_progress = progress.child(build_share, 1.0)
+    out_idx = np.empty((n, k), dtype=np.int64)
+    out_dist = np.empty((n, k), dtype=np.float32)
+    for start, stop in _batches(n, QUERY_BATCH):
+        out_idx[start:stop], out_dist[start:stop] = rerank_exact(x, graph[start:stop], np.arange(start, stop), k)
+        rerank_progress.update(stop, n)
+    return out_idx, out_dist
+
+
+def _run_polled(work, expected_seconds: float, progress: Progress, poll: float = 0.25):
+    """Run ``work()`` (one long C++ call that releases the GIL) in a worker thread.
+
+    Meanwhile the bar moves by elapsed time against ``expected_seconds`` (capped at 95 %) and
+    cancel is honoured within ``poll`` seconds: the caller gets ``OperationCanceled`` at once
+    and the abandoned call finishes in the background, its result discarded.
+    """
+    import concurrent.futures
+    import time
+
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="knn-graph")
+    future = executor.submit(work)
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                result = future.result(timeout=poll)
+                break
+            except concurrent.futures.TimeoutError:
+                elapsed = time.monotonic() - started
+                progress.update(min(0.95, elapsed / max(expected_seconds, 1e-3)), 1.0)
+        progress.update(1.0, 1.0)
+        return result
+    finally:
+        executor.shutdown(wait=False)
+
+
 def _knn_faiss(x, k, progress, num_threads):
     faiss = require_backend("faiss")
     n, d = x.shape
@@ -275,7 +388,7 @@ def _knn_sklearn(x, k, progress, num_threads):
     return out_idx, out_dist
 
 
-def knn_cosine(embeddings, k: int, backend: str = "hnsw", progress: Progress | None = None, **params):
+def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Progress | None = None, **params):
     """The ``k`` nearest other rows of every row of ``embeddings`` by cosine distance.
 
     Parameters
@@ -284,14 +397,14 @@ def knn_cosine(embeddings, k: int, backend: str = "hnsw", progress: Progress | N
         One embedding per patch; need not be normalised.
     k : int
         Neighbours per patch, excluding the patch itself (already clipped: ``k <= n - 1``).
-    backend : {"hnsw", "faiss", "sklearn"}
+    backend : {"nndescent", "hnsw", "faiss", "sklearn"}
     progress : Progress, optional
         Updated once per query batch; raises ``OperationCanceled`` when cancelled.
     **params
-        ``num_threads`` (all backends, default: all cores); for ``hnsw`` also ``M``,
-        ``ef_construction``, ``ef``, ``random_seed``, ``build_threads``, ``reduce_dim``,
-        ``candidates``, ``exact_below`` (defaults and meaning: :data:`HNSW_DEFAULTS`; the
-        results are deterministic while ``build_threads == 1``).
+        ``num_threads`` (all backends, default: all cores); the tunables of ``nndescent``
+        (:data:`NNDESCENT_DEFAULTS`; identical results every run only with
+        ``num_threads=1``) and ``hnsw`` (:data:`HNSW_DEFAULTS`; deterministic while
+        ``build_threads == 1``).
 
     Returns
     -------
@@ -304,15 +417,18 @@ def knn_cosine(embeddings, k: int, backend: str = "hnsw", progress: Progress | N
     if not 1 <= k < len(x):
         raise BalancedSamplingError(f"k must be between 1 and n - 1 = {len(x) - 1}; got {k}.")
     num_threads = int(params.pop("num_threads", default_threads()))
-    if backend == "hnsw":
-        unknown = set(params) - set(HNSW_DEFAULTS)
-        hnsw_params = {**HNSW_DEFAULTS, **params}
-    else:
-        unknown, hnsw_params = set(params), None
+    defaults = BACKEND_DEFAULTS.get(backend, {})
+    unknown = set(params) - set(defaults)
     if unknown:
-        raise BalancedSamplingError(f"Unknown parameter(s) {sorted(unknown)} for the '{backend}' kNN backend.")
-    if backend == "hnsw":
-        indices, distances = _knn_hnsw(x, k, progress, num_threads=num_threads, **hnsw_params)
+        raise BalancedSamplingError(
+            f"Unknown parameter(s) {sorted(unknown)} for the '{backend}' kNN backend"
+            + (f"; it accepts {', '.join(sorted(defaults))}." if defaults else "; it takes none.")
+        )
+    tuned = {**defaults, **params}
+    if backend == "nndescent":
+        indices, distances = _knn_nndescent(x, k, progress, num_threads=num_threads, **tuned)
+    elif backend == "hnsw":
+        indices, distances = _knn_hnsw(x, k, progress, num_threads=num_threads, **tuned)
     elif backend == "faiss":
         indices, distances = _knn_faiss(x, k, progress, num_threads)
     else:
@@ -321,7 +437,7 @@ def knn_cosine(embeddings, k: int, backend: str = "hnsw", progress: Progress | N
     return indices, np.clip(distances, 0.0, 2.0)
 
 
-def uniqueness_scores(embeddings, k: int = 5, backend: str = "hnsw", progress: Progress | None = None, **params):
+def uniqueness_scores(embeddings, k: int = 5, backend: str = DEFAULT_BACKEND, progress: Progress | None = None, **params):
     """Uniqueness of every row: mean cosine distance to its ``k`` nearest other rows.
 
     ``k`` is clipped to ``n - 1`` with a warning; ``n < 2`` raises. Returns (n,) float64

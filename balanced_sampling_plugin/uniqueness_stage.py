@@ -9,7 +9,7 @@ import pandas as pd
 from .embeddings import extract_embeddings
 from .progress import Progress, as_progress
 from .records import UNIQUENESS_SCORE
-from .uniqueness import effective_k, require_backend, uniqueness_scores
+from .uniqueness import DEFAULT_BACKEND, effective_k, require_backend, uniqueness_scores
 
 #: Share of the progress bar given to embedding extraction; the kNN search gets the rest.
 EXTRACTION_SHARE = 0.85
@@ -41,16 +41,19 @@ def compute_uniqueness(
     use_gpu: bool = False,
     parquet_path=None,
     k_neighbors: int = 5,
-    backend: str = "hnsw",
+    backend: str = DEFAULT_BACKEND,
     bands=(1, 2, 3),
     stretch=(2, 98),
     progress: Progress | None = None,
     precision: str = "fp32",
+    reproducible: bool = False,
 ) -> UniquenessResult:
     """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to
     its ``k_neighbors`` nearest other patches. Parameters as in
     :func:`~balanced_sampling_plugin.embeddings.extract_embeddings` and
-    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`.
+    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`; ``reproducible`` runs the kNN
+    search on one thread, so that the approximate backends return identical neighbours every
+    run (about 2x slower on 2 cores).
     """
     progress = as_progress(progress)
     # Fail on a bad backend, a missing kNN package or a too-small table before the long extraction.
@@ -70,7 +73,8 @@ def compute_uniqueness(
         precision=precision,
     )
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
-    scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress)
+    threads = {"num_threads": 1} if reproducible else {}
+    scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress, **threads)
     return UniquenessResult(
         table=pd.DataFrame({UNIQUENESS_SCORE: scores}, index=records.index),
         computed=embedded.computed,

@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
-from ...balanced_sampling_plugin.uniqueness import BACKENDS
+from ...balanced_sampling_plugin.uniqueness import BACKENDS, DEFAULT_BACKEND
 from ...balanced_sampling_plugin.weights import SAMPLING_METHODS
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import raise_if_canceled
@@ -89,7 +89,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"), self.tr("Parquet files (*.parquet)"),
             optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterEnum(
-            self.BACKEND, self.tr("kNN backend"), options=list(BACKENDS), defaultValue=0))
+            self.BACKEND, self.tr("kNN backend"), options=list(BACKENDS),
+            defaultValue=BACKENDS.index(DEFAULT_BACKEND)))
         self.addParameter(QgsProcessingParameterEnum(
             self.SAMPLING_METHOD, self.tr("Sampling method"), options=list(SAMPLING_METHODS), defaultValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -123,7 +124,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         if use_uniqueness:
             signals = run(2, "computedinov2uniqueness", {
                 "INPUT": clusters["OUTPUT"], "DINO_MODEL": parameters.get(self.DINO_MODEL) or "dinov2-base",
-                "PARQUET_PATH": parameters.get(self.PARQUET_PATH), "BACKEND": parameters.get(self.BACKEND, 0),
+                "PARQUET_PATH": parameters.get(self.PARQUET_PATH), "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context),
                 "OUTPUT": memory})
         combined = run(3 if use_uniqueness else 2, "combinesamplerweights", {
             "INPUT": signals["OUTPUT"], "SAMPLING_METHOD": parameters.get(self.SAMPLING_METHOD, 0),

@@ -8,7 +8,9 @@ from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanc
 from balanced_sampling_plugin.progress import Progress
 from balanced_sampling_plugin.uniqueness import (
     BACKENDS,
+    DEFAULT_BACKEND,
     drop_self,
+    inner_products_by_index,
     knn_cosine,
     recall_at_k,
     reduce_dimensions,
@@ -242,3 +244,79 @@ def test_two_stage_progress_and_cancel(larger, monkeypatch):
     with pytest.raises(OperationCanceled):
         knn_cosine(larger, 5, backend="hnsw", progress=progress, **TWO_STAGE)
     assert len(calls) == 3
+
+
+# The NN-Descent path (PCA -> faiss NN-Descent kNN graph -> exact re-rank), forced on small tables.
+NNDESCENT = {"exact_below": 0, "reduce_dim": 32}
+
+
+def test_default_backend_is_nndescent_and_enum_order_is_stable():
+    # QGIS models and qgis_process calls store the enum index: existing entries never move.
+    assert BACKENDS[:3] == ("hnsw", "faiss", "sklearn")
+    assert DEFAULT_BACKEND == "nndescent" and DEFAULT_BACKEND in BACKENDS
+
+
+def test_nndescent_matches_exact(larger, larger_exact):
+    idx, dist = knn_cosine(larger, 5, backend="nndescent", **NNDESCENT)
+    assert recall_at_k(idx, larger_exact[0]) >= 0.99
+    assert spearmanr(dist.mean(axis=1), larger_exact[1].mean(axis=1)).statistic >= 0.995
+    assert not (idx == np.arange(len(larger))[:, None]).any()
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+    exact = 1.0 - np.einsum("nd,nkd->nk", larger, larger[idx])
+    np.testing.assert_allclose(dist, np.clip(exact, 0, 2), atol=1e-5)
+
+
+def test_nndescent_on_one_thread_is_deterministic(larger):
+    first = knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
+    second = knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_nndescent_never_returns_self_among_duplicates():
+    rng = np.random.default_rng(4)
+    x = np.repeat(rng.standard_normal((40, 64)), 8, axis=0)
+    idx, dist = knn_cosine(x, 5, backend="nndescent", **NNDESCENT)
+    rows = np.arange(len(x))[:, None]
+    assert not (idx == rows).any()
+    assert (idx // 8 == rows // 8).all()
+    np.testing.assert_allclose(dist, 0.0, atol=1e-5)
+
+
+def test_nndescent_parameters_are_checked(larger):
+    with pytest.raises(BalancedSamplingError, match=r"Unknown parameter.*'nndescent'.*graph_k"):
+        knn_cosine(larger, 5, backend="nndescent", M=16)
+
+
+def test_nndescent_progress_and_cancel_during_graph_build(larger, monkeypatch):
+    import balanced_sampling_plugin.uniqueness as uniqueness
+
+    monkeypatch.setattr(uniqueness, "QUERY_BATCH", 512)
+    percents = []
+    knn_cosine(larger, 5, backend="nndescent", progress=Progress(set_percent=percents.append), **NNDESCENT)
+    assert len(percents) > 4 and percents == sorted(percents) and percents[-1] == pytest.approx(100.0)
+
+    # The graph is one faiss call; cancel is polled while it runs and raises at once.
+    monkeypatch.setattr(uniqueness, "NNDESCENT_SECONDS_PER_UNIT", 1.0)
+    calls = []
+    progress = Progress(is_canceled=lambda: calls.append(1) or len(calls) > 1)
+    with pytest.raises(OperationCanceled):
+        knn_cosine(larger, 5, backend="nndescent", progress=progress, num_threads=1, **NNDESCENT)
+    assert len(calls) == 2
+
+
+def test_inner_products_by_index_faiss_and_numpy_agree(larger, monkeypatch):
+    import builtins
+
+    rng = np.random.default_rng(0)
+    queries = rng.choice(len(larger), 50, replace=False)
+    candidates = rng.integers(0, len(larger), size=(50, 7))
+    with_faiss = inner_products_by_index(larger, queries, candidates)
+    expected = np.einsum("nd,nkd->nk", larger[queries], larger[candidates])
+    np.testing.assert_allclose(with_faiss, expected, atol=1e-5)
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__",
+                        lambda name, *a, **kw: (_ for _ in ()).throw(ImportError(name)) if name == "faiss"
+                        else real_import(name, *a, **kw))
+    np.testing.assert_allclose(inner_products_by_index(larger, queries, candidates), expected, atol=1e-5)
