@@ -8,12 +8,13 @@ DEMO_DIR ?= demo_data
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup test test-engine demo bench zip deploy transup transcompile model lint clean
+.PHONY: help setup test test-engine demo bench profile zip deploy transup transcompile model lint clean
 
 help:
 	@echo "make demo     run the whole chain through qgis_process on a generated dataset"
 	@echo "make test     install what is missing, then run the whole test suite"
 	@echo "make bench    time every stage and the kNN backends at 10k-155k patches (docs/benchmarks.md)"
+	@echo "make profile  pyinstrument call trees of the kNN step at 155k patches (docs/profiles/)"
 	@echo "make zip      build dist/$(PLUGIN_NAME)-$(VERSION).zip, installable in QGIS"
 	@echo "make deploy   copy the plugin into your QGIS profile ($(QGIS_PROFILE))"
 
@@ -34,6 +35,12 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# pyinstrument call trees of the kNN step at 155k (docs/profiles/); a dev tool, not a dependency.
+profile: setup
+	$(PY) -m pip install -q pyinstrument
+	$(PY) bench/profile_knn.py --backend nndescent --data scenes
+	$(PY) bench/profile_knn.py --backend hnsw --data scenes
 
 zip: transcompile
 	@bash scripts/make_zip.sh $(PLUGIN_NAME) $(VERSION)

@@ -313,10 +313,15 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
     params = index.nndescent
     params.L, params.S, params.R = max(int(pool), graph_k), int(sample), int(reverse)
     params.iter, params.random_seed = int(iterations), int(random_seed)
-    faiss.omp_set_num_threads(num_threads)
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
     estimate = NNDESCENT_SECONDS_PER_UNIT * n * params.iter * params.L / max(1, min(num_threads, default_threads()))
-    _run_polled(lambda: index.add(y), estimate, progress.child(0.0, build_share))
+
+    def build():
+        # OpenMP's thread count is per calling thread: set it in the worker that runs faiss.
+        faiss.omp_set_num_threads(num_threads)
+        index.add(y)
+
+    _run_polled(build, estimate, progress.child(0.0, build_share))
     graph = faiss.vector_to_array(params.final_graph).reshape(n, graph_k)
     del index
     rerank_progress = progress.child(build_share, 1.0)

@@ -3,8 +3,9 @@
 Usage (from the repository root)::
 
     .venv/bin/python bench/bench_knn.py                 # the table of docs/benchmarks.md
-    .venv/bin/python bench/bench_knn.py --sweep 155000  # hnsw parameter sweep used to pick defaults
-    .venv/bin/python bench/bench_knn.py --runs hnsw hnsw-two-stage --no-doc  # a subset of the rows
+    .venv/bin/python bench/bench_knn.py --sweep 155000  # nndescent parameter sweep used to pick defaults
+    .venv/bin/python bench/bench_knn.py --sweep 155000 --backend hnsw --grid M=16,ef=64 M=24  # hnsw sweep
+    .venv/bin/python bench/bench_knn.py --runs nndescent hnsw --no-doc  # a subset of the rows
 
 Synthetic embeddings stand in for DINOv2 CLS vectors (D=768) of a segmentation dataset:
 see :func:`scene_embeddings`. Ground truth = faiss exact search for a subsample of queries
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from balanced_sampling_plugin.uniqueness import (  # noqa: E402
-    HNSW_DEFAULTS,
+    BACKEND_DEFAULTS,
+    DEFAULT_BACKEND,
     drop_self,
     knn_cosine,
     normalize_rows,
@@ -140,18 +142,19 @@ def bench_runs():
     """name -> (row label, backend, params) of every row the main table can hold."""
     threads = os.cpu_count() or 1
     return {
-        # The default: exact below HNSW_DEFAULTS["exact_below"], two-stage above.
-        "hnsw": ("hnsw (default)", "hnsw", {}),
-        # The two-stage path forced at every N (so that it is measured at 20k too).
-        "hnsw-two-stage": ("hnsw two-stage (PCA + hnsw + exact re-rank)", "hnsw", {"exact_below": 0}),
+        # The default: exact below its exact_below, NN-Descent graph + exact re-rank above.
+        "nndescent": (f"nndescent (default), {threads} threads", "nndescent", {}),
+        "nndescent-1thread": ("nndescent, 1 thread (Reproducible kNN)", "nndescent", {"num_threads": 1}),
+        # The previous default: PCA + hnswlib candidates + exact re-rank.
+        "hnsw": ("hnsw two-stage (PCA + hnsw + exact re-rank)", "hnsw", {}),
         "hnsw-threads": (
             f"hnsw two-stage, {threads} build threads (not deterministic)",
             "hnsw",
-            {"exact_below": 0, "build_threads": threads},
+            {"build_threads": threads},
         ),
-        # The previous default (before the two-stage path): hnsw on the full 768-d vectors.
+        # The first default: hnsw on the full 768-d vectors.
         "hnsw-768": (
-            "hnsw on 768-d, M=24, ef_construction=200, ef=96 (old default)",
+            "hnsw on 768-d, M=24, ef_construction=200, ef=96 (first default)",
             "hnsw",
             {"exact_below": 0, "reduce_dim": 0, "candidates": K, "M": 24, "ef_construction": 200, "ef": 96},
         ),
@@ -160,10 +163,10 @@ def bench_runs():
     }
 
 
-DEFAULT_RUNS = ["hnsw", "hnsw-two-stage", "faiss", "sklearn"]
+DEFAULT_RUNS = ["nndescent", "nndescent-1thread", "hnsw", "faiss", "sklearn"]
 
 
-def main_table(sizes, datasets, sklearn_max, run_names=DEFAULT_RUNS):
+def main_table(sizes, datasets, exact_max, run_names=DEFAULT_RUNS):
     runs = [bench_runs()[name] for name in run_names]
     lines = [
         f"| data | N | backend | time (s) | load (1 min) | recall@{K} | Spearman of scores |",
@@ -175,8 +178,8 @@ def main_table(sizes, datasets, sklearn_max, run_names=DEFAULT_RUNS):
             queries = np.random.default_rng(1).choice(n, size=min(N_QUERIES, n), replace=False)
             exact_idx, exact_dist = exact_subset(x, queries)
             for label, backend, params in runs:
-                if backend == "sklearn" and n > sklearn_max:
-                    lines.append(f"| {name} | {n} | {label} | not run (N > {sklearn_max}: too slow) | | | |")
+                if backend in ("sklearn", "faiss") and n > exact_max:
+                    lines.append(f"| {name} | {n} | {label} | not run (N > {exact_max}: minutes) | | | |")
                     continue
                 seconds, recall, rho = run_backend(x, backend, queries, exact_idx, exact_dist, **params)
                 print(f"{name} N={n} {label}: {seconds:.1f} s (load {load()}), recall@{K}={recall:.4f}, "
@@ -185,27 +188,29 @@ def main_table(sizes, datasets, sklearn_max, run_names=DEFAULT_RUNS):
     return "\n".join(lines)
 
 
-def sweep_table(n, datasets, grid):
-    """Two-stage hnsw time/recall/Spearman for each (M, ef_construction, ef, reduce_dim, candidates)."""
+def sweep_table(n, datasets, backend, grid):
+    """Time/recall/Spearman of ``backend`` for each parameter set of ``grid`` (dicts) at N = ``n``."""
     lines = [
-        f"| data | N | M | ef_construction | ef | reduce_dim | candidates | time (s) | load | recall@{K} | Spearman |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| data | N | backend | parameters (others default) | time (s) | load | recall@{K} | Spearman |",
+        "|---|---:|---|---|---:|---:|---:|---:|",
     ]
     for name in datasets:
         x = DATASETS[name](n)
         queries = np.random.default_rng(1).choice(n, size=min(N_QUERIES, n), replace=False)
         exact_idx, exact_dist = exact_subset(x, queries)
-        for m, efc, ef, dim, cand in grid:
-            params = {"M": m, "ef_construction": efc, "ef": ef, "reduce_dim": dim, "candidates": cand,
-                      "exact_below": 0}
-            seconds, recall, rho = run_backend(x, "hnsw", queries, exact_idx, exact_dist, **params)
-            print(f"{name} N={n} {params}: {seconds:.1f} s (load {load()}), recall={recall:.4f}, rho={rho:.4f}",
-                  flush=True)
-            lines.append(
-                f"| {name} | {n} | {m} | {efc} | {ef} | {dim} | {cand} | {seconds:.1f} | {load()} "
-                f"| {recall:.4f} | {rho:.4f} |"
-            )
+        for params in grid:
+            seconds, recall, rho = run_backend(x, backend, queries, exact_idx, exact_dist, **params)
+            shown = ", ".join(f"{key}={value}" for key, value in params.items()) or "defaults"
+            print(f"{name} N={n} {backend} {shown}: {seconds:.1f} s (load {load()}), recall={recall:.4f}, "
+                  f"rho={rho:.4f}", flush=True)
+            lines.append(f"| {name} | {n} | {backend} | {shown} | {seconds:.1f} | {load()} | {recall:.4f} | {rho:.4f} |")
     return "\n".join(lines)
+
+
+def parse_grid(entries):
+    """``["graph_k=24,pool=30", ""]`` -> ``[{"graph_k": 24, "pool": 30}, {}]`` (integer values)."""
+    return [dict((key, int(value)) for key, value in (item.split("=") for item in entry.split(",") if item))
+            for entry in entries]
 
 
 def write_section(title: str, body: str) -> None:
@@ -222,28 +227,30 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 155_000])
     parser.add_argument("--data", nargs="+", default=["scenes", "blobs"], choices=sorted(DATASETS))
-    parser.add_argument("--sklearn-max", type=int, default=20_000, help="largest N run with the sklearn backend")
-    parser.add_argument("--sweep", type=int, metavar="N", help="sweep hnsw parameters at this N instead")
+    parser.add_argument("--exact-max", type=int, default=20_000,
+                        help="largest N run with the exact backends (faiss, sklearn)")
+    parser.add_argument("--sweep", type=int, metavar="N", help="sweep --backend parameters at this N instead")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKEND_DEFAULTS),
+                        help="backend of --sweep")
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=sorted(bench_runs()),
-                        help="rows of the main table (hnsw-768 = the old default; slow at 155k)")
-    parser.add_argument("--grid", nargs="+", default=["16,128,64,256,32", "24,200,96,192,48"],
-                        help="M,ef_construction,ef,reduce_dim,candidates for --sweep")
+                        help="rows of the main table (hnsw-768 = the first default; slow at 155k)")
+    parser.add_argument("--grid", nargs="+",
+                        default=["graph_k=24,pool=30", "", "graph_k=32,pool=52,reverse=64", "graph_k=40,pool=40"],
+                        help="parameter sets for --sweep, e.g. graph_k=24,pool=30 ('' = the defaults)")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     header = (
         f"Machine: {machine()}. D={DIM}, k={K}; recall@{K} and Spearman (of uniqueness scores) on "
         f"{N_QUERIES} random queries against faiss exact search over the full set. Time = the whole "
-        "`knn_cosine` call (hnsw: PCA + build + query + re-rank of all N); load = 1-minute load "
-        "average right after the run (the machine may be shared)."
+        "`knn_cosine` call (nndescent: PCA + graph + re-rank; hnsw: PCA + build + query + re-rank); load = 1-minute load "
+        "average right after the run (the machine may be shared). Defaults: "
+        + "; ".join(f"{backend} {params}" for backend, params in BACKEND_DEFAULTS.items()) + "."
     )
-    if not args.sweep:
-        header += f" hnsw defaults: {HNSW_DEFAULTS}."
     if args.sweep:
-        grid = [tuple(int(v) for v in g.split(",")) for g in args.grid]
-        body = header + "\n\n" + sweep_table(args.sweep, args.data, grid)
-        title = "kNN: hnsw parameter sweep"
+        body = header + "\n\n" + sweep_table(args.sweep, args.data, args.backend, parse_grid(args.grid))
+        title = f"kNN: {args.backend} parameter sweep"
     else:
-        body = header + "\n\n" + main_table(args.sizes, args.data, args.sklearn_max, args.runs)
+        body = header + "\n\n" + main_table(args.sizes, args.data, args.exact_max, args.runs)
         title = "kNN"
     print(body)
     if not args.no_doc:

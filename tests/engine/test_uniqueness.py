@@ -273,6 +273,21 @@ def test_nndescent_on_one_thread_is_deterministic(larger):
     np.testing.assert_array_equal(first[1], second[1])
 
 
+def test_nndescent_thread_count_reaches_the_graph_build(larger, monkeypatch):
+    # faiss builds the graph in a worker thread; OpenMP's thread count is per thread, so it
+    # must be set there (a regression: "Reproducible kNN" silently ran on all cores).
+    import threading
+
+    import faiss
+
+    calls = []
+    real = faiss.omp_set_num_threads
+    monkeypatch.setattr(faiss, "omp_set_num_threads",
+                        lambda n: calls.append((threading.current_thread().name, n)) or real(n))
+    knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
+    assert any(name.startswith("knn-graph") and n == 1 for name, n in calls), calls
+
+
 def test_nndescent_never_returns_self_among_duplicates():
     rng = np.random.default_rng(4)
     x = np.repeat(rng.standard_normal((40, 64)), 8, axis=0)
