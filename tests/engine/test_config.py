@@ -126,6 +126,7 @@ def test_defaults(tmp_path):
     c = config.clustering
     assert (c.k_min, c.k_max, c.k_selection, c.k, c.random_state) == (4, 16, "elbow", None, 42)
     assert (config.uniqueness.k_neighbors, config.uniqueness.backend) == (5, "sklearn")
+    assert config.uniqueness.reproducible is False
     e = config.embeddings
     assert (e.dino_model, e.batch_size, e.num_workers, e.use_gpu, e.parquet_path) == (
         "facebook/dinov2-base", 32, 4, False, None)
@@ -199,6 +200,11 @@ def test_unknown_key_names_its_path_and_the_accepted_keys(sections, key, accepte
     assert f"'{key}'" in str(error.value) and accepted in str(error.value)
 
 
+def test_nndescent_and_reproducible_are_accepted():
+    config = load_config(minimal(uniqueness={"backend": "nndescent", "reproducible": True}))
+    assert (config.uniqueness.backend, config.uniqueness.reproducible) == ("nndescent", True)
+
+
 def test_unknown_key_suggests_the_close_one(tmp_path):
     path = write(str(tmp_path), MASKS_ONLY_EXAMPLE.replace("k_min: 4", "kmin: 4"))
     with pytest.raises(BalancedSamplingError, match=r"Did you mean 'k_min'\?") as error:
@@ -217,6 +223,7 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
         ({"mode": "both"}, r"balanced_dataset\.mode is 'both'; expected one of masks_only, embeddings"),
         ({"uniqueness": {"backend": "annoy"}}, r"uniqueness\.backend is 'annoy'; expected one of hnsw, faiss, sklearn"),
         ({"uniqueness": {"k_neighbors": 0}}, r"k_neighbors is 0; expected an integer >= 1"),
+        ({"uniqueness": {"reproducible": "always"}}, r"uniqueness\.reproducible is 'always'; expected true or false"),
         ({"embeddings": {"use_gpu": "yes"}}, r"embeddings\.use_gpu is 'yes'; expected true or false"),
         ({"embeddings": {"batch_size": 0}}, r"embeddings\.batch_size is 0"),
         ({"exclusion": {"max_nodata_ratio": 1.5}}, r"max_nodata_ratio is 1\.5; expected a number from 0 to 1"),

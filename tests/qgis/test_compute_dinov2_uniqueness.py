@@ -113,3 +113,27 @@ def test_shipped_model_runs_through_processing(run_algorithm, synthetic_dataset,
     rows = pd.DataFrame(layer_rows(result["sampler_weights:Sampler weights"]))
     assert len(rows) == 96 and rows["sampler_weight"].notna().all()
     assert len(pd.read_csv(tmp_path / "t.csv")) == 96
+
+
+def test_default_backend_is_nndescent_and_reproducible_is_an_advanced_option(
+        run_algorithm, footprints_path, tiny_model, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    from balanced_sampling_plugin.uniqueness import BACKENDS
+
+    algorithm = QgsApplication.processingRegistry().algorithmById("balanced_sampling:computedinov2uniqueness")
+    assert BACKENDS[algorithm.parameterDefinition("BACKEND").defaultValue()] == "nndescent"
+    reproducible = algorithm.parameterDefinition("REPRODUCIBLE")
+    assert reproducible.defaultValue() is False
+    assert reproducible.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+
+    # 384 patches: below exact_below, so nndescent answers with exact search, like faiss.
+    cache = str(tmp_path / "cache.parquet")
+    outputs = {}
+    for name, extra in {"default": {"REPRODUCIBLE": True}, "faiss": {"BACKEND": 1}}.items():
+        outputs[name] = run_algorithm("computedinov2uniqueness", {
+            "INPUT": footprints_path, "DINO_MODEL": tiny_model, "PARQUET_PATH": cache,
+            "OUTPUT": str(tmp_path / f"{name}.gpkg"), **extra})["OUTPUT"]
+    default, exact = (pd.DataFrame(layer_rows(outputs[n])).set_index("patch_id")["uniqueness_score"]
+                      for n in ("default", "faiss"))
+    assert np.allclose(default, exact.loc[default.index], atol=1e-5)
