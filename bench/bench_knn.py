@@ -41,6 +41,7 @@ K = 5
 DIM = 768
 N_QUERIES = 2000
 DOC = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "docs" / "benchmark_knn.png"
 
 
 def scene_embeddings(n: int, d: int = DIM, patches_per_scene: int = 64, n_types: int = 40, seed: int = 0) -> np.ndarray:
@@ -166,7 +167,9 @@ def bench_runs():
 DEFAULT_RUNS = ["nndescent", "nndescent-1thread", "hnsw", "faiss", "sklearn"]
 
 
-def main_table(sizes, datasets, exact_max, run_names=DEFAULT_RUNS):
+def main_table(sizes, datasets, exact_max, run_names=DEFAULT_RUNS, timings=None):
+    """The markdown table; ``timings`` (a dict, optional) collects (data, label) -> [(N, seconds)]."""
+    timings = {} if timings is None else timings
     runs = [bench_runs()[name] for name in run_names]
     lines = [
         f"| data | N | backend | time (s) | load (1 min) | recall@{K} | Spearman of scores |",
@@ -185,6 +188,7 @@ def main_table(sizes, datasets, exact_max, run_names=DEFAULT_RUNS):
                 print(f"{name} N={n} {label}: {seconds:.1f} s (load {load()}), recall@{K}={recall:.4f}, "
                       f"spearman={rho:.4f}", flush=True)
                 lines.append(f"| {name} | {n} | {label} | {seconds:.1f} | {load()} | {recall:.4f} | {rho:.4f} |")
+                timings.setdefault((name, label), []).append((n, seconds))
     return "\n".join(lines)
 
 
@@ -211,6 +215,31 @@ def parse_grid(entries):
     """``["graph_k=24,pool=30", ""]`` -> ``[{"graph_k": 24, "pool": 30}, {}]`` (integer values)."""
     return [dict((key, int(value)) for key, value in (item.split("=") for item in entry.split(",") if item))
             for entry in entries]
+
+
+def plot(timings: dict) -> None:
+    """kNN wall time vs N, one line per (data, backend row), log-log, to :data:`PLOT`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (name, label), points in timings.items():
+        xs, ys = zip(*sorted(points))
+        ax.plot(xs, ys, marker="o", label=f"{name}: {label}", linestyle="-" if name == "scenes" else "--")
+    ax.axhline(20, color="grey", linewidth=0.8)
+    ax.annotate("target at 155k: 20 s", (min(x for p in timings.values() for x, _ in p), 21), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("patches N (D = 768, k = 5)")
+    ax.set_ylabel("wall time of knn_cosine (s)")
+    ax.set_title(f"Uniqueness kNN, {os.cpu_count()} cores")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=110)
+    plt.close(fig)
 
 
 def write_section(title: str, body: str) -> None:
@@ -250,7 +279,11 @@ def main(argv=None) -> None:
         body = header + "\n\n" + sweep_table(args.sweep, args.data, args.backend, parse_grid(args.grid))
         title = f"kNN: {args.backend} parameter sweep"
     else:
-        body = header + "\n\n" + main_table(args.sizes, args.data, args.exact_max, args.runs)
+        timings = {}
+        body = header + "\n\n" + main_table(args.sizes, args.data, args.exact_max, args.runs, timings)
+        if not args.no_doc:
+            plot(timings)
+            body += f"\n\n![kNN time vs N]({PLOT.name})"
         title = "kNN"
     print(body)
     if not args.no_doc:
