@@ -195,6 +195,23 @@ def test_cancel_keeps_computed_rows_and_a_readable_cache(model, flat_image, tmp_
     assert (resumed.computed, resumed.reused) == (8, 8)
 
 
+def test_long_runs_checkpoint_the_cache(model, flat_image, tmp_path, monkeypatch):
+    # A crash (not a cancel) skips the except-clause save: checkpoints are what survives it.
+    import balanced_sampling_plugin.embeddings as embeddings
+    from balanced_sampling_plugin.embedding_cache import EmbeddingCache
+
+    monkeypatch.setattr(embeddings, "CHECKPOINT_SECONDS", 0)
+    saved_sizes = []
+    real_save = EmbeddingCache.save
+    monkeypatch.setattr(EmbeddingCache, "save",
+                        lambda self, keys, *a: saved_sizes.append(len(keys)) or real_save(self, keys, *a))
+    cache = tmp_path / "embeddings.parquet"
+    result = extract_embeddings(grid_records(flat_image, 4, 4), dino_model=model, batch_size=4, parquet_path=cache)
+    # Checkpoints after batches 1-3 (not after the last), then the final save of all 16.
+    assert saved_sizes == [4, 8, 12, 16] and result.computed == 16
+    assert len(pq.read_table(cache)) == 16
+
+
 def test_single_band_and_uint16_four_band_images(model, tmp_path):
     rng = np.random.default_rng(3)
     gray = write_tif(tmp_path / "gray.tif", rng.integers(0, 256, size=(1, 64, 64), dtype=np.uint8))
