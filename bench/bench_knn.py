@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import machine
+from common import log_log_axes, machine
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,13 +230,8 @@ def plot(timings: dict) -> None:
         ax.plot(xs, ys, marker="o", label=f"{name}: {label}", linestyle="-" if name == "scenes" else "--")
     ax.axhline(20, color="grey", linewidth=0.8)
     ax.annotate("target at 155k: 20 s", (min(x for p in timings.values() for x, _ in p), 21), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("patches N (D = 768, k = 5)")
-    ax.set_ylabel("wall time of knn_cosine (s)")
-    ax.set_title(f"Uniqueness kNN, {os.cpu_count()} cores")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    log_log_axes(ax, "patches N (D = 768, k = 5)", "wall time of knn_cosine (s)",
+                 f"Uniqueness kNN, {os.cpu_count()} cores")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=110)
     plt.close(fig)

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import machine
+from common import log_log_axes, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -581,13 +581,8 @@ def plot(results: dict) -> None:
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, marker="o", label=label, linestyle="--" if "naive" in key else "-")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("patches N (64 px windows)")
-    ax.set_ylabel("wall time (s)")
-    ax.set_title(f"Balanced Sampling stages, {os.cpu_count()} cores (shared machine)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    log_log_axes(ax, "patches N (64 px windows)", "wall time (s)",
+                 f"Balanced Sampling stages, {os.cpu_count()} cores (shared machine)")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=110)
     plt.close(fig)

@@ -15,3 +15,14 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()} {platform.machine()}"
+
+
+def log_log_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-log axes with grid and a small legend, as every benchmark plot draws them."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)

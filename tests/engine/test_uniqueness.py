@@ -177,8 +177,16 @@ def larger_exact(larger):
     return knn_cosine(larger, 5, backend="faiss")
 
 
-def test_two_stage_matches_exact(larger, larger_exact):
-    idx, dist = knn_cosine(larger, 5, backend="hnsw", **TWO_STAGE)
+# The graph paths, forced on small tables: hnsw two-stage and NN-Descent (both PCA -> graph ->
+# exact re-rank). NN-Descent is deterministic on one thread only.
+NNDESCENT = {"exact_below": 0, "reduce_dim": 32}
+GRAPH_PATHS = pytest.mark.parametrize("backend, params", [
+    ("hnsw", TWO_STAGE), ("nndescent", NNDESCENT), ("nndescent", {**NNDESCENT, "num_threads": 1})])
+
+
+@GRAPH_PATHS
+def test_graph_paths_match_exact(larger, larger_exact, backend, params):
+    idx, dist = knn_cosine(larger, 5, backend=backend, **params)
     assert recall_at_k(idx, larger_exact[0]) >= 0.99
     assert spearmanr(dist.mean(axis=1), larger_exact[1].mean(axis=1)).statistic >= 0.995
     assert not (idx == np.arange(len(larger))[:, None]).any()
@@ -188,17 +196,19 @@ def test_two_stage_matches_exact(larger, larger_exact):
     np.testing.assert_allclose(dist, np.clip(exact, 0, 2), atol=1e-5)
 
 
-def test_two_stage_is_deterministic(larger):
-    first = knn_cosine(larger, 5, backend="hnsw", **TWO_STAGE)
-    second = knn_cosine(larger, 5, backend="hnsw", **TWO_STAGE)
+@pytest.mark.parametrize("backend, params", [("hnsw", TWO_STAGE), ("nndescent", {**NNDESCENT, "num_threads": 1})])
+def test_graph_paths_are_deterministic(larger, backend, params):
+    first = knn_cosine(larger, 5, backend=backend, **params)
+    second = knn_cosine(larger, 5, backend=backend, **params)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
 
 
-def test_two_stage_never_returns_self_among_duplicates():
+@GRAPH_PATHS
+def test_graph_paths_never_return_self_among_duplicates(backend, params):
     rng = np.random.default_rng(4)
     x = np.repeat(rng.standard_normal((40, 64)), 8, axis=0)
-    idx, dist = knn_cosine(x, 5, backend="hnsw", **TWO_STAGE)
+    idx, dist = knn_cosine(x, 5, backend=backend, **params)
     rows = np.arange(len(x))[:, None]
     assert not (idx == rows).any()
     assert (idx // 8 == rows // 8).all()
@@ -246,31 +256,11 @@ def test_two_stage_progress_and_cancel(larger, monkeypatch):
     assert len(calls) == 3
 
 
-# The NN-Descent path (PCA -> faiss NN-Descent kNN graph -> exact re-rank), forced on small tables.
-NNDESCENT = {"exact_below": 0, "reduce_dim": 32}
-
 
 def test_default_backend_is_nndescent_and_enum_order_is_stable():
     # QGIS models and qgis_process calls store the enum index: existing entries never move.
     assert BACKENDS[:3] == ("hnsw", "faiss", "sklearn")
     assert DEFAULT_BACKEND == "nndescent" and DEFAULT_BACKEND in BACKENDS
-
-
-def test_nndescent_matches_exact(larger, larger_exact):
-    idx, dist = knn_cosine(larger, 5, backend="nndescent", **NNDESCENT)
-    assert recall_at_k(idx, larger_exact[0]) >= 0.99
-    assert spearmanr(dist.mean(axis=1), larger_exact[1].mean(axis=1)).statistic >= 0.995
-    assert not (idx == np.arange(len(larger))[:, None]).any()
-    assert (np.diff(dist, axis=1) >= -1e-6).all()
-    exact = 1.0 - np.einsum("nd,nkd->nk", larger, larger[idx])
-    np.testing.assert_allclose(dist, np.clip(exact, 0, 2), atol=1e-5)
-
-
-def test_nndescent_on_one_thread_is_deterministic(larger):
-    first = knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
-    second = knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
-    np.testing.assert_array_equal(first[0], second[0])
-    np.testing.assert_array_equal(first[1], second[1])
 
 
 def test_nndescent_thread_count_reaches_the_graph_build(larger, monkeypatch):
@@ -286,16 +276,6 @@ def test_nndescent_thread_count_reaches_the_graph_build(larger, monkeypatch):
                         lambda n: calls.append((threading.current_thread().name, n)) or real(n))
     knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
     assert any(name.startswith("knn-graph") and n == 1 for name, n in calls), calls
-
-
-def test_nndescent_never_returns_self_among_duplicates():
-    rng = np.random.default_rng(4)
-    x = np.repeat(rng.standard_normal((40, 64)), 8, axis=0)
-    idx, dist = knn_cosine(x, 5, backend="nndescent", **NNDESCENT)
-    rows = np.arange(len(x))[:, None]
-    assert not (idx == rows).any()
-    assert (idx // 8 == rows // 8).all()
-    np.testing.assert_allclose(dist, 0.0, atol=1e-5)
 
 
 def test_nndescent_parameters_are_checked(larger):
