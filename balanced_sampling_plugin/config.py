@@ -11,8 +11,8 @@ documentation)::
         host, port, database, user, password, table, where_clause,
         image_path_column, mask_path_column, ..., tile_id_column   # column names of the tile table
       clustering: {k_min: 4, k_max: 16, k_selection: elbow, k: null, random_state: 42}
-      uniqueness: {k_neighbors: 5, backend: sklearn,    # or nndescent (fastest), hnsw, faiss
-                   reproducible: false}                # true: one kNN thread, same neighbours every run
+      uniqueness: {k_neighbors: 5, backend: sklearn,    # pytorch-smt-tools' default; nndescent is fastest
+                   reproducible: false}                # true: nndescent on one thread, same result every run
       embeddings: {dino_model: facebook/dinov2-base, batch_size: 32, num_workers: 4,
                    use_gpu: false, parquet_path: null}
       exclusion: {exclude_border_nodata: true, exclude_black_border: true, nodata_class: 0,

@@ -294,6 +294,15 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                            device=device)
 
 
+def _checkpoint(cache, keys, name, vectors, progress) -> None:
+    """Save the embeddings done so far; a failure (disk full, file locked) only warns: the run goes on."""
+    try:
+        cache.save(keys, name, vectors)
+    except OSError as exc:
+        progress.warning(f"Could not checkpoint the embedding cache '{cache.path}' ({exc}); "
+                         "the run continues and saves at the end.")
+
+
 def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
            precision="fp32"):
     """(len(windows), dim) embeddings; on cancel/error the rows done so far go to the cache first,
@@ -310,7 +319,7 @@ def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, p
                 out[done : done + len(vectors)] = vectors
                 done += len(vectors)
                 if cache and done < len(windows) and time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
-                    cache.save(keys[:done], name, out[:done])
+                    _checkpoint(cache, keys[:done], name, out[:done], progress)
                     last_checkpoint = time.monotonic()
                 progress.update(done, len(windows))
     except BaseException as exc:

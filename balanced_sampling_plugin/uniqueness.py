@@ -32,6 +32,7 @@ neighbours of each other); when the index is not among them, the farthest one is
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -84,6 +85,12 @@ NNDESCENT_DEFAULTS = {
     "random_seed": 2021,
     "exact_below": 5_000,
 }
+
+#: Largest graph the ``nndescent`` path builds (larger ``k`` runs exact search), and the fewest
+#: patches per graph neighbour it needs: both checked with faiss 1.15 (k = 63 at 600 patches
+#: was fine; graph_k 301 at 1 000 patches aborted the process inside faiss).
+NNDESCENT_MAX_GRAPH_K = 64
+NNDESCENT_MIN_ROWS_PER_NEIGHBOUR = 16
 
 #: NN-Descent seconds per (patch x iteration x pool slot) on one core of the benchmark machine,
 #: only to move the progress bar while faiss builds the graph (one uninterruptible call).
@@ -250,7 +257,10 @@ def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     indices = np.take_along_axis(lab, order, axis=1)
     if np.isneginf(np.take_along_axis(sims, order, axis=1)).any():
-        raise BalancedSamplingError("Too few distinct candidate neighbours to re-rank; raise 'candidates'.")
+        raise BalancedSamplingError(
+            f"Too few distinct candidate neighbours to keep {k} per patch; lower the number of neighbours "
+            "or raise the backend's candidate count ('candidates' for hnsw, 'graph_k' for nndescent)."
+        )
     return indices, 1.0 - np.take_along_axis(sims, order, axis=1)
 
 
@@ -303,15 +313,28 @@ def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads
 def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, iterations, reduce_dim,
                    random_seed, exact_below):
     n = len(x)
-    # faiss's NN-Descent needs > 100 points and a graph smaller than the table.
-    if n < max(exact_below, 4 * graph_k, 200):
+    # The graph holds at least 2k neighbours, so the exact re-rank has candidates to choose
+    # from (projected distances misorder near neighbours); the pool keeps its headroom.
+    headroom = max(0, int(pool) - int(graph_k))
+    graph_k = max(int(graph_k), 2 * k, k + 1)
+    pool = graph_k + headroom
+    if graph_k > NNDESCENT_MAX_GRAPH_K:
+        # faiss aborts the whole process (an assertion) when NN-Descent leaves a neighbour list
+        # shorter than graph_k, which happened with a few hundred neighbours: exact search then.
+        progress.info(f"{k} neighbours per patch is more than the nndescent graph serves "
+                      f"({NNDESCENT_MAX_GRAPH_K // 2}); using exact faiss search.")
         return _knn_faiss(x, k, progress, num_threads)
+    if n < max(exact_below, NNDESCENT_MIN_ROWS_PER_NEIGHBOUR * graph_k, 200):
+        return _knn_faiss(x, k, progress, num_threads)
+    if n * graph_k >= 2**31:
+        # faiss indexes its graph with 32-bit ints.
+        raise BalancedSamplingError(f"{n} patches x {graph_k} graph neighbours is too large for the "
+                                    "'nndescent' backend; use 'hnsw'.")
     faiss = require_backend("nndescent")
-    graph_k = max(int(graph_k), k + 1)
     y = reduce_dimensions(x, int(reduce_dim))
     index = faiss.IndexNNDescentFlat(y.shape[1], graph_k, faiss.METRIC_INNER_PRODUCT)
     params = index.nndescent
-    params.L, params.S, params.R = max(int(pool), graph_k), int(sample), int(reverse)
+    params.L, params.S, params.R = pool, int(sample), int(reverse)
     params.iter, params.random_seed = int(iterations), int(random_seed)
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
     estimate = NNDESCENT_SECONDS_PER_UNIT * n * params.iter * params.L / max(1, min(num_threads, default_threads()))
@@ -338,7 +361,9 @@ def _run_polled(work, expected_seconds: float, progress: Progress, poll: float =
 
     Meanwhile the bar moves by elapsed time against ``expected_seconds`` (capped at 95 %) and
     cancel is honoured within ``poll`` seconds: the caller gets ``OperationCanceled`` at once
-    and the abandoned call finishes in the background, its result discarded.
+    and the abandoned call finishes in the background, its result discarded. faiss offers no
+    cancel hook, so until it returns (up to ~20 s at 155k patches) it keeps its cores and
+    memory, and a Python interpreter that exits meanwhile waits for it.
     """
     import concurrent.futures
     import time
@@ -362,8 +387,23 @@ def _run_polled(work, expected_seconds: float, progress: Progress, poll: float =
 
 def _knn_faiss(x, k, progress, num_threads):
     faiss = require_backend("faiss")
+    with _omp_threads(faiss, num_threads):
+        return _knn_faiss_search(faiss, x, k, progress)
+
+
+@contextlib.contextmanager
+def _omp_threads(faiss, num_threads: int):
+    """faiss's OpenMP thread count for this thread, restored afterwards (QGIS reuses task threads)."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _knn_faiss_search(faiss, x, k, progress):
     n, d = x.shape
-    faiss.omp_set_num_threads(num_threads)
     index = faiss.IndexFlatIP(d)
     index.add(x)
     out_idx = np.empty((n, k), dtype=np.int64)

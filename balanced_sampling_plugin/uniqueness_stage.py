@@ -51,9 +51,9 @@ def compute_uniqueness(
     """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to
     its ``k_neighbors`` nearest other patches. Parameters as in
     :func:`~balanced_sampling_plugin.embeddings.extract_embeddings` and
-    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`; ``reproducible`` runs the kNN
-    search on one thread, so that the approximate backends return identical neighbours every
-    run (about 2x slower on 2 cores).
+    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`; ``reproducible`` builds the
+    ``nndescent`` graph on one thread, so that it returns identical neighbours every run
+    (about 2x slower on 2 cores); the other backends are reproducible already and ignore it.
     """
     progress = as_progress(progress)
     # Fail on a bad backend, a missing kNN package or a too-small table before the long extraction.
@@ -73,7 +73,7 @@ def compute_uniqueness(
         precision=precision,
     )
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
-    threads = {"num_threads": 1} if reproducible else {}
+    threads = {"num_threads": 1} if reproducible and backend == "nndescent" else {}
     scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress, **threads)
     return UniquenessResult(
         table=pd.DataFrame({UNIQUENESS_SCORE: scores}, index=records.index),

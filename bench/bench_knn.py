@@ -211,6 +211,12 @@ def sweep_table(n, datasets, backend, grid):
     return "\n".join(lines)
 
 
+DEFAULT_GRIDS = {
+    "nndescent": ["graph_k=24,pool=30", "", "graph_k=32,pool=52,reverse=64", "graph_k=40,pool=40"],
+    "hnsw": ["M=16,ef_construction=128,ef=64,candidates=32", "", "reduce_dim=192,candidates=40"],
+}
+
+
 def parse_grid(entries):
     """``["graph_k=24,pool=30", ""]`` -> ``[{"graph_k": 24, "pool": 30}, {}]`` (integer values)."""
     return [dict((key, int(value)) for key, value in (item.split("=") for item in entry.split(",") if item))
@@ -259,8 +265,8 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=sorted(bench_runs()),
                         help="rows of the main table (hnsw-768 = the first default; slow at 155k)")
     parser.add_argument("--grid", nargs="+",
-                        default=["graph_k=24,pool=30", "", "graph_k=32,pool=52,reverse=64", "graph_k=40,pool=40"],
-                        help="parameter sets for --sweep, e.g. graph_k=24,pool=30 ('' = the defaults)")
+                        help="parameter sets for --sweep, e.g. graph_k=24,pool=30 ('' = the defaults); "
+                             "default: a few around each backend's defaults")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     header = (
@@ -271,12 +277,13 @@ def main(argv=None) -> None:
         + "; ".join(f"{backend} {params}" for backend, params in BACKEND_DEFAULTS.items()) + "."
     )
     if args.sweep:
-        body = header + "\n\n" + sweep_table(args.sweep, args.data, args.backend, parse_grid(args.grid))
+        grid = parse_grid(args.grid or DEFAULT_GRIDS[args.backend])
+        body = header + "\n\n" + sweep_table(args.sweep, args.data, args.backend, grid)
         title = f"kNN: {args.backend} parameter sweep"
     else:
         timings = {}
         body = header + "\n\n" + main_table(args.sizes, args.data, args.exact_max, args.runs, timings)
-        if not args.no_doc:
+        if not args.no_doc and timings:
             plot(timings)
             body += f"\n\n![kNN time vs N]({PLOT.name})"
         title = "kNN"

@@ -561,104 +561,109 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="86"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="87"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="88"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="89"/>
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="91"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="92"/>
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="93"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="94"/>
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="96"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="97"/>
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="97"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="97"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="101"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="102"/>
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="104"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105"/>
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109"/>
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110"/>
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="112"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113"/>
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126"/>
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129"/>
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="130"/>
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="138"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139"/>
         <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="149"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="150"/>
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="153"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="154"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="169"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="170"/>
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
         <source>Precision</source>
         <translation>Precisão</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118"/>
+        <source>Reproducible kNN (one thread, about 2x slower)</source>
+        <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="59"/>
@@ -669,7 +674,7 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Embedding cache&lt;/b&gt;: optional Parquet file. A re-run reuses the embeddings of patches (image path + window) already cached for the same model and computes only the missing ones; a damaged cache is reported and rebuilt.
 &lt;b&gt;Neighbours (k)&lt;/b&gt;: how many nearest patches are averaged (default 5).
 &lt;b&gt;kNN backend&lt;/b&gt;: nndescent (default: faiss NN-Descent neighbour graph re-scored exactly, the fastest for large datasets: ~15-25 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99), hnsw (hnswlib, approximate, about 3x slower), faiss (exact inner product), sklearn (exact, brute force).
-&lt;b&gt;Reproducible kNN&lt;/b&gt;: run the neighbour search on one thread. With several threads nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores agree at Spearman 0.99999); on one thread every run gives identical scores, about 2x slower.
+&lt;b&gt;Reproducible kNN&lt;/b&gt;: build the nndescent neighbour graph on one thread. With several threads nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores agree at Spearman 0.99999); on one thread every run gives identical scores, about 2x slower. The other backends are reproducible anyway.
 &lt;b&gt;Bands&lt;/b&gt;: the three image bands fed to the model (1-band imagery is replicated). &lt;b&gt;Stretch percentiles&lt;/b&gt;: imagery that is not 8-bit is scaled with one dataset-wide percentile stretch, so patches stay comparable.
 &lt;b&gt;Precision&lt;/b&gt;: fp32, or bf16 (faster on CPUs and GPUs with bfloat16; on the benchmark set the uniqueness ranking agreed with fp32 at Spearman 0.999). Embeddings of each precision are cached apart.</source>
         <translation>Gera o embedding de cada patch de imagem com um modelo DINOv2 (token CLS) e pontua o quanto ele é visualmente singular: uniqueness_score é a distância cosseno média até os seus k outros patches mais próximos (0 = o patch tem sósias exatos, maior = mais singular). Grava todos os campos de entrada mais uniqueness_score.
@@ -679,14 +684,9 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Cache de embeddings&lt;/b&gt;: arquivo Parquet opcional. Uma nova execução reaproveita os embeddings dos patches (caminho da imagem + janela) já armazenados em cache para o mesmo modelo e calcula apenas os que faltam; um cache danificado é relatado e reconstruído.
 &lt;b&gt;Vizinhos (k)&lt;/b&gt;: quantos patches mais próximos entram na média (padrão 5).
 &lt;b&gt;Backend kNN&lt;/b&gt;: nndescent (padrão: grafo de vizinhos NN-Descent do faiss, repontuado de forma exata, o mais rápido para conjuntos de dados grandes: ~15-25 s para 155 000 patches em 2 núcleos, recall@5 ≥ 0,99), hnsw (hnswlib, aproximado, cerca de 3x mais lento), faiss (produto interno exato), sklearn (exato, força bruta).
-&lt;b&gt;kNN reprodutível&lt;/b&gt;: executa a busca de vizinhos em uma única thread. Com várias threads, o nndescent pode escolher um vizinho diferente para cerca de 1% dos patches de uma execução para outra (quase empates; as pontuações concordam com Spearman 0,99999); em uma thread, toda execução dá pontuações idênticas, cerca de 2x mais lento.
+&lt;b&gt;kNN reprodutível&lt;/b&gt;: constrói o grafo de vizinhos do nndescent em uma única thread. Com várias threads, o nndescent pode escolher um vizinho diferente para cerca de 1% dos patches de uma execução para outra (quase empates; as pontuações concordam com Spearman 0,99999); em uma thread, toda execução dá pontuações idênticas, cerca de 2x mais lento. Os outros backends já são reprodutíveis.
 &lt;b&gt;Bandas&lt;/b&gt;: as três bandas da imagem fornecidas ao modelo (imagens de 1 banda são replicadas). &lt;b&gt;Percentis do realce&lt;/b&gt;: imagens que não são de 8 bits são escalonadas com um único realce por percentis calculado sobre todo o conjunto de dados, para que os patches permaneçam comparáveis.
 &lt;b&gt;Precisão&lt;/b&gt;: fp32, ou bf16 (mais rápido em CPUs e GPUs com bfloat16; no conjunto de benchmark a ordenação de singularidade concordou com fp32 com Spearman 0,999). Os embeddings de cada precisão ficam em cache separadamente.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="117"/>
-        <source>Reproducible kNN (one thread, about 2x slower)</source>
-        <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
 </context>
 <context>

@@ -212,6 +212,27 @@ def test_long_runs_checkpoint_the_cache(model, flat_image, tmp_path, monkeypatch
     assert len(pq.read_table(cache)) == 16
 
 
+def test_a_failed_checkpoint_warns_and_the_run_goes_on(model, flat_image, tmp_path, monkeypatch):
+    import balanced_sampling_plugin.embeddings as embeddings
+    from balanced_sampling_plugin.embedding_cache import EmbeddingCache
+
+    monkeypatch.setattr(embeddings, "CHECKPOINT_SECONDS", 0)
+    real_save = EmbeddingCache.save
+
+    def save(self, keys, *args):
+        if len(keys) < 16:  # every checkpoint fails (disk full), the final save works
+            raise OSError(28, "No space left on device")
+        return real_save(self, keys, *args)
+
+    monkeypatch.setattr(EmbeddingCache, "save", save)
+    warnings = []
+    cache = tmp_path / "embeddings.parquet"
+    result = extract_embeddings(grid_records(flat_image, 4, 4), dino_model=model, batch_size=4, parquet_path=cache,
+                                progress=Progress(warning=warnings.append, info=lambda m: None))
+    assert result.computed == 16 and len(pq.read_table(cache)) == 16
+    assert len(warnings) == 3 and all("Could not checkpoint" in w and "No space left" in w for w in warnings)
+
+
 def test_single_band_and_uint16_four_band_images(model, tmp_path):
     rng = np.random.default_rng(3)
     gray = write_tif(tmp_path / "gray.tif", rng.integers(0, 256, size=(1, 64, 64), dtype=np.uint8))

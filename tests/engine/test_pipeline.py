@@ -94,7 +94,7 @@ def test_masks_only_example(synthetic_dataset, patch_records, tmp_path):
 
 def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_path, monkeypatch):
     # REFERENCE "Local filesystem (embeddings mode)" with a tiny offline DINOv2 instead of dinov2-base,
-    # plus our `reproducible` key, which must reach the kNN search as one thread.
+    # with nndescent and our `reproducible` key, which must reach the kNN search as one thread.
     import balanced_sampling_plugin.uniqueness_stage as stage
 
     knn_calls = []
@@ -106,7 +106,7 @@ def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_pa
         "sampling_method": "rank_max",
         "input": {"patch_records": patch_records},
         "clustering": {"k_min": 4, "k_max": 16, "k_selection": "elbow"},
-        "uniqueness": {"k_neighbors": 5, "backend": "hnsw", "reproducible": True},
+        "uniqueness": {"k_neighbors": 5, "backend": "nndescent", "reproducible": True},
         "embeddings": {"dino_model": tiny_model, "batch_size": 32, "num_workers": 2, "use_gpu": False,
                        "parquet_path": str(tmp_path / "embeddings.parquet")},
         "exclusion": {"exclude_border_nodata": True, "exclude_black_border": True},
@@ -116,7 +116,7 @@ def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_pa
     result = run_config(write_config(synthetic_dataset.folder, body))
 
     assert result.sampling_method == "rank_max" and result.uniqueness.computed == 384
-    assert knn_calls[0]["backend"] == "hnsw" and knn_calls[0]["num_threads"] == 1
+    assert knn_calls[0]["backend"] == "nndescent" and knn_calls[0]["num_threads"] == 1
     assert os.path.isfile(tmp_path / "embeddings.parquet")
     csv = pd.read_csv(result.csv_path)
     assert csv.columns.tolist() == CSV_COLUMNS + DIAGNOSTICS

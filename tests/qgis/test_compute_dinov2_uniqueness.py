@@ -116,7 +116,7 @@ def test_shipped_model_runs_through_processing(run_algorithm, synthetic_dataset,
 
 
 def test_default_backend_is_nndescent_and_reproducible_is_an_advanced_option(
-        run_algorithm, footprints_path, tiny_model, tmp_path):
+        run_algorithm, footprints_path, tiny_model, tmp_path, monkeypatch):
     from qgis.core import QgsApplication, QgsProcessingParameterDefinition
 
     from balanced_sampling_plugin.uniqueness import BACKENDS
@@ -126,6 +126,14 @@ def test_default_backend_is_nndescent_and_reproducible_is_an_advanced_option(
     reproducible = algorithm.parameterDefinition("REPRODUCIBLE")
     assert reproducible.defaultValue() is False
     assert reproducible.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+
+    # The option reaches the engine.
+    import sys
+
+    module = sys.modules[type(algorithm).__module__]
+    calls = []
+    real = module.compute_uniqueness
+    monkeypatch.setattr(module, "compute_uniqueness", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
 
     # 384 patches: below exact_below, so nndescent answers with exact search, like faiss.
     cache = str(tmp_path / "cache.parquet")
@@ -137,3 +145,4 @@ def test_default_backend_is_nndescent_and_reproducible_is_an_advanced_option(
     default, exact = (pd.DataFrame(layer_rows(outputs[n])).set_index("patch_id")["uniqueness_score"]
                       for n in ("default", "faiss"))
     assert np.allclose(default, exact.loc[default.index], atol=1e-5)
+    assert [(c["backend"], c["reproducible"]) for c in calls] == [("nndescent", True), ("faiss", False)]
