@@ -5,11 +5,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from rasterio.transform import Affine
 from sklearn.metrics import adjusted_rand_score
 
 from balanced_sampling_plugin.composition import (
@@ -23,6 +21,7 @@ from balanced_sampling_plugin.composition import (
 )
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
 from balanced_sampling_plugin.progress import Progress
+from tests.rasters import write_geotiff
 
 # --------------------------------------------------------------------------- CLR
 
@@ -196,22 +195,6 @@ def test_exclusion_flags_follow_the_switches_and_always_drop_empty_windows():
 # --------------------------------------------------------------------------- the stage on GeoTIFFs
 
 
-def write_raster(path, array):
-    """Write a (bands, h, w) array as a GeoTIFF on a 1 m EPSG:32633 grid."""
-    profile = dict(
-        driver="GTiff",
-        width=array.shape[2],
-        height=array.shape[1],
-        count=array.shape[0],
-        dtype=array.dtype,
-        crs="EPSG:32633",
-        transform=Affine(1, 0, 500000, 0, -1, 4000000),
-    )
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(array)
-    return str(path)
-
-
 # A 4x4 grid of 16 px patches. A: all class 1, B: classes 1/2 half and half, C: class 3,
 # X: class 1 with nodata on its border, Y: class 1 with a black image corner,
 # Z: class 1 with a nodata block inside (ratio 0.25), W: nodata border and black corner.
@@ -237,8 +220,8 @@ def grid_records(tmp_path):
                 image[:, r + 15, c + 15] = 0
             if kind == "Z":
                 patch[4:12, 4:12] = 0
-    image_path = write_raster(tmp_path / "image.tif", image)
-    mask_path = write_raster(tmp_path / "mask.tif", mask[np.newaxis])
+    image_path = write_geotiff(tmp_path / "image.tif", image)
+    mask_path = write_geotiff(tmp_path / "mask.tif", mask[np.newaxis])
     return pd.DataFrame(
         [dict(image_path=image_path, mask_path=mask_path, row_off=r, col_off=c, patch_size=16) for r, c in windows],
         index=[f"{kind}{n}" for n, kind in enumerate("".join(GRID))],

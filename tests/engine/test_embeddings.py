@@ -8,8 +8,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import rasterio
-from rasterio.transform import from_origin
 
 from balanced_sampling_plugin.embedding_cache import EmbeddingCache
 from balanced_sampling_plugin.embeddings import InputSpec, cache_identity, extract_embeddings, resolve_model_name
@@ -18,21 +16,11 @@ from balanced_sampling_plugin.patch_images import PatchReader, estimate_stretch
 from balanced_sampling_plugin.progress import Progress
 from balanced_sampling_plugin.records import UNIQUENESS_SCORE, normalize_path, patch_id
 from balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
+from tests.rasters import write_geotiff
 from tests.tiny_dinov2 import build_tiny_dinov2
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 PATCH = 32
-
-
-def write_tif(path, pixels, nodata=None):
-    """A GeoTIFF of ``pixels`` (bands, height, width) in its own dtype; returns the path."""
-    bands, height, width = pixels.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=pixels.dtype,
-        crs="EPSG:32633", transform=from_origin(500000, 4000000, 1, 1), nodata=nodata,
-    ) as dst:
-        dst.write(pixels)
-    return str(path)
 
 
 def grid_records(path, rows, cols, size=PATCH):
@@ -60,14 +48,14 @@ def flat_image(tmp_path_factory):
     pixels[:] = np.array([60, 120, 50], dtype=np.uint8)[:, None, None]
     pixels += rng.integers(0, 3, size=pixels.shape, dtype=np.uint8)
     pixels[:, 32:64, 64:96] = rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)
-    return write_tif(tmp_path_factory.mktemp("img") / "flat.tif", pixels)
+    return write_geotiff(tmp_path_factory.mktemp("img") / "flat.tif", pixels)
 
 
 @pytest.fixture(scope="module")
 def second_image(tmp_path_factory):
     rng = np.random.default_rng(1)
     pixels = rng.integers(80, 160, size=(3, 64, 64), dtype=np.uint8)
-    return write_tif(tmp_path_factory.mktemp("img2") / "second.tif", pixels)
+    return write_geotiff(tmp_path_factory.mktemp("img2") / "second.tif", pixels)
 
 
 def test_distinct_patch_is_the_most_unique(model, flat_image):
@@ -235,10 +223,10 @@ def test_a_failed_checkpoint_warns_and_the_run_goes_on(model, flat_image, tmp_pa
 
 def test_single_band_and_uint16_four_band_images(model, tmp_path):
     rng = np.random.default_rng(3)
-    gray = write_tif(tmp_path / "gray.tif", rng.integers(0, 256, size=(1, 64, 64), dtype=np.uint8))
+    gray = write_geotiff(tmp_path / "gray.tif", rng.integers(0, 256, size=(1, 64, 64), dtype=np.uint8))
     multi = rng.integers(200, 4000, size=(4, 64, 64)).astype(np.uint16)
     multi[:, :, :8] = 0  # a nodata border
-    multi_path = write_tif(tmp_path / "multi.tif", multi, nodata=0)
+    multi_path = write_geotiff(tmp_path / "multi.tif", multi, nodata=0)
     records = pd.concat([grid_records(gray, 2, 2), grid_records(multi_path, 2, 2)], ignore_index=True)
     progress = Progress(info=lambda message: None)
     result = compute_uniqueness(records, dino_model=model, k_neighbors=3, bands=(4, 2, 1), progress=progress)
@@ -249,7 +237,7 @@ def test_one_dataset_wide_stretch_keeps_brightness_differences(tmp_path):
     pixels = np.full((3, 64, 32), 1000, dtype=np.uint16)
     pixels[:, 32:] = 3000  # a dark patch above a bright one
     pixels[:, :4, :4] = 0  # nodata corner
-    path = write_tif(tmp_path / "u16.tif", pixels, nodata=0)
+    path = write_geotiff(tmp_path / "u16.tif", pixels, nodata=0)
     windows = [(path, 0, 0, PATCH), (path, PATCH, 0, PATCH)]
     with PatchReader() as reader:
         reader.stretch = estimate_stretch(reader, windows, (2, 98))

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from rasterio.transform import Affine
 
 from balanced_sampling_plugin import mask_stats
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
@@ -20,6 +19,7 @@ from balanced_sampling_plugin.mask_stats import (
 )
 from balanced_sampling_plugin.progress import Progress
 from balanced_sampling_plugin.records import validate_records
+from tests.rasters import write_geotiff
 
 
 def entropy(*p):
@@ -107,24 +107,6 @@ def test_has_black_border_single_band_2d():
 # --------------------------------------------------------------------------- GeoTIFF reads
 
 
-def write_raster(path, array, dtype=None):
-    """Write a (bands, h, w) or (h, w) array as a GeoTIFF on a 1 m EPSG:32633 grid."""
-    array = np.asarray(array, dtype=dtype)
-    data = array[np.newaxis] if array.ndim == 2 else array
-    profile = dict(
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs="EPSG:32633",
-        transform=Affine(1, 0, 500000, 0, -1, 4000000),
-    )
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return str(path)
-
-
 def make_mask():
     """64x64: left half class 1, right half class 2, a class-3 pixel, nodata (0) in places."""
     mask = np.ones((64, 64), np.uint8)
@@ -149,7 +131,7 @@ WINDOWS = [(0, 0, 32), (0, 16, 32), (32, 32, 32), (8, 40, 24), (40, 40, 16)]
 
 @pytest.fixture
 def pair(tmp_path):
-    return write_raster(tmp_path / "image.tif", make_image()), write_raster(tmp_path / "mask.tif", make_mask())
+    return write_geotiff(tmp_path / "image.tif", make_image()), write_geotiff(tmp_path / "mask.tif", make_mask())
 
 
 def make_records(image, mask, windows=WINDOWS, index=None):
@@ -209,7 +191,7 @@ def test_explicit_classes_and_no_nodata_class(pair):
 
 
 def test_results_do_not_depend_on_workers_or_chunks(tmp_path, pair):
-    other_mask = write_raster(tmp_path / "mask2.tif", make_mask()[::-1].copy())
+    other_mask = write_geotiff(tmp_path / "mask2.tif", make_mask()[::-1].copy())
     records = pd.concat([make_records(*pair), make_records(pair[0], other_mask)], ignore_index=True)
     reference = compute_mask_stats(records, workers=1)
     pd.testing.assert_frame_equal(compute_mask_stats(records, workers=3, chunk_size=2), reference)
@@ -248,7 +230,7 @@ def test_cancel_raises(pair):
 
 
 def test_float_mask_is_refused_naming_the_file(tmp_path, pair):
-    float_mask = write_raster(tmp_path / "float_mask.tif", make_mask(), dtype=np.float32)
+    float_mask = write_geotiff(tmp_path / "float_mask.tif", make_mask(), dtype=np.float32)
     with pytest.raises(BalancedSamplingError, match="float_mask.tif.*integer class raster"):
         compute_mask_stats(make_records(pair[0], float_mask))
 
@@ -262,7 +244,7 @@ def test_out_of_bounds_window_names_the_patch(pair):
 
 
 def test_image_smaller_than_mask_is_reported(tmp_path, pair):
-    small_image = write_raster(tmp_path / "small.tif", make_image()[:, :40, :40])
+    small_image = write_geotiff(tmp_path / "small.tif", make_image()[:, :40, :40])
     with pytest.raises(BalancedSamplingError, match="outside the image raster .*small.tif"):
         compute_mask_stats(make_records(small_image, pair[1]))
 
