@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import log_log_axes, machine
+from common import machine, save_log_log_plot, write_section
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +39,6 @@ from balanced_sampling_plugin.uniqueness import (  # noqa: E402
 K = 5
 DIM = 768
 N_QUERIES = 2000
-DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmark_knn.png"
 
 
@@ -225,32 +223,16 @@ def parse_grid(entries):
 
 def plot(timings: dict) -> None:
     """kNN wall time vs N, one line per (data, backend row), log-log, to :data:`PLOT`."""
-    import matplotlib
+    series = [(f"{name}: {label}", *zip(*sorted(points)), "-" if name == "scenes" else "--")
+              for (name, label), points in timings.items()]
+    smallest_n = min(x for points in timings.values() for x, _ in points)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def target(ax):
+        ax.axhline(20, color="grey", linewidth=0.8)
+        ax.annotate("target at 155k: 20 s", (smallest_n, 21), fontsize=8)
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for (name, label), points in timings.items():
-        xs, ys = zip(*sorted(points))
-        ax.plot(xs, ys, marker="o", label=f"{name}: {label}", linestyle="-" if name == "scenes" else "--")
-    ax.axhline(20, color="grey", linewidth=0.8)
-    ax.annotate("target at 155k: 20 s", (min(x for p in timings.values() for x, _ in p), 21), fontsize=8)
-    log_log_axes(ax, "patches N (D = 768, k = 5)", "wall time of knn_cosine (s)",
-                 f"Uniqueness kNN, {os.cpu_count()} cores")
-    fig.tight_layout()
-    fig.savefig(PLOT, dpi=110)
-    plt.close(fig)
-
-
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text.rstrip() + "\n")
+    save_log_log_plot(PLOT, series, "patches N (D = 768, k = 5)", "wall time of knn_cosine (s)",
+                      f"Uniqueness kNN, {os.cpu_count()} cores", figsize=(7.5, 4.8), draw=target)
 
 
 def main(argv=None) -> None:

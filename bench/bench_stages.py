@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -35,12 +34,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import log_log_axes, machine
+from common import machine, save_log_log_plot, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "benchmark_stages.png"
 PATCH = 64
 EMBED_PATCH = 224
@@ -566,35 +564,17 @@ def render(results: dict, args) -> str:
 
 
 def plot(results: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = {"footprints": "footprints", "mask_stats": "mask stats (engine)",
              "mask_stats_naive": "mask stats (naive baseline)", "composition": "CLR + KMeans elbow",
              "combine_csv": "weights + CSV", "chain": "whole chain (no embeddings)"}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = []
     for key, label in names.items():
         points = [(n, results["stages"][str(n)][key]["seconds"]) for n in results["sizes"]
                   if key in results["stages"].get(str(n), {}) and "error" not in results["stages"][str(n)][key]]
         if points:
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o", label=label, linestyle="--" if "naive" in key else "-")
-    log_log_axes(ax, "patches N (64 px windows)", "wall time (s)",
-                 f"Balanced Sampling stages, {os.cpu_count()} cores (shared machine)")
-    fig.tight_layout()
-    fig.savefig(PLOT, dpi=110)
-    plt.close(fig)
-
-
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) only the ``## title`` section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOC.write_text(text.rstrip() + "\n")
+            series.append((label, *zip(*points), "--" if "naive" in key else "-"))
+    save_log_log_plot(PLOT, series, "patches N (64 px windows)", "wall time (s)",
+                      f"Balanced Sampling stages, {os.cpu_count()} cores (shared machine)")
 
 
 def main(argv=None) -> None:

@@ -17,8 +17,35 @@ def machine() -> str:
     return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()} {platform.machine()}"
 
 
-def log_log_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
-    """Log-log axes with grid and a small legend, as every benchmark plot draws them."""
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or append) only the ``## title`` section of docs/benchmarks.md."""
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text.rstrip() + "\n")
+
+
+def save_log_log_plot(path, series, xlabel: str, ylabel: str, title: str, figsize=(7, 4.5), draw=None) -> None:
+    """A log-log line plot of ``series`` saved as PNG to ``path``.
+
+    ``series``: iterable of ``(label, xs, ys, linestyle)``; ``draw(ax)``, optional, adds to the axes
+    (a target line, say) before the legend is drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    for label, xs, ys, linestyle in series:
+        ax.plot(xs, ys, marker="o", label=label, linestyle=linestyle)
+    if draw is not None:
+        draw(ax)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -26,3 +53,6 @@ def log_log_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
