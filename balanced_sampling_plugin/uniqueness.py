@@ -114,6 +114,15 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def reproducible_params(backend: str) -> dict:
+    """``knn_cosine`` parameters that make ``backend`` return identical neighbours every run.
+
+    Only ``nndescent`` depends on thread timing (faiss joins neighbour lists concurrently); the
+    other backends are deterministic as they are, so they get ``{}`` and keep their speed.
+    """
+    return {"num_threads": 1} if backend == "nndescent" else {}
+
+
 def require_backend(backend: str):
     """The module behind a kNN backend; raises for an unknown backend or a missing package."""
     if backend not in BACKEND_PACKAGES:
@@ -341,8 +350,8 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
 
     def build():
         # OpenMP's thread count is per calling thread: set it in the worker that runs faiss.
-        faiss.omp_set_num_threads(num_threads)
-        index.add(y)
+        with _omp_threads(faiss, num_threads):
+            index.add(y)
 
     _run_polled(build, estimate, progress.child(0.0, build_share))
     graph = faiss.vector_to_array(params.final_graph).reshape(n, graph_k)
@@ -387,8 +396,19 @@ def _run_polled(work, expected_seconds: float, progress: Progress, poll: float =
 
 def _knn_faiss(x, k, progress, num_threads):
     faiss = require_backend("faiss")
+    n, d = x.shape
     with _omp_threads(faiss, num_threads):
-        return _knn_faiss_search(faiss, x, k, progress)
+        index = faiss.IndexFlatIP(d)
+        index.add(x)
+        out_idx = np.empty((n, k), dtype=np.int64)
+        out_dist = np.empty((n, k), dtype=np.float32)
+        for start, stop in _batches(n, QUERY_BATCH):
+            sims, labels = index.search(x[start:stop], k + 1)
+            out_idx[start:stop], out_dist[start:stop] = drop_self(
+                labels.astype(np.int64), 1.0 - sims, np.arange(start, stop), k
+            )
+            progress.update(stop, n)
+        return out_idx, out_dist
 
 
 @contextlib.contextmanager
@@ -400,21 +420,6 @@ def _omp_threads(faiss, num_threads: int):
         yield
     finally:
         faiss.omp_set_num_threads(before)
-
-
-def _knn_faiss_search(faiss, x, k, progress):
-    n, d = x.shape
-    index = faiss.IndexFlatIP(d)
-    index.add(x)
-    out_idx = np.empty((n, k), dtype=np.int64)
-    out_dist = np.empty((n, k), dtype=np.float32)
-    for start, stop in _batches(n, QUERY_BATCH):
-        sims, labels = index.search(x[start:stop], k + 1)
-        out_idx[start:stop], out_dist[start:stop] = drop_self(
-            labels.astype(np.int64), 1.0 - sims, np.arange(start, stop), k
-        )
-        progress.update(stop, n)
-    return out_idx, out_dist
 
 
 def _knn_sklearn(x, k, progress, num_threads):

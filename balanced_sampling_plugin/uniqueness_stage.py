@@ -9,7 +9,7 @@ import pandas as pd
 from .embeddings import extract_embeddings
 from .progress import Progress, as_progress
 from .records import UNIQUENESS_SCORE
-from .uniqueness import DEFAULT_BACKEND, effective_k, require_backend, uniqueness_scores
+from .uniqueness import DEFAULT_BACKEND, effective_k, reproducible_params, require_backend, uniqueness_scores
 
 #: Share of the progress bar given to embedding extraction; the kNN search gets the rest.
 EXTRACTION_SHARE = 0.85
@@ -73,8 +73,8 @@ def compute_uniqueness(
         precision=precision,
     )
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
-    threads = {"num_threads": 1} if reproducible and backend == "nndescent" else {}
-    scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress, **threads)
+    params = reproducible_params(backend) if reproducible else {}
+    scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress, **params)
     return UniquenessResult(
         table=pd.DataFrame({UNIQUENESS_SCORE: scores}, index=records.index),
         computed=embedded.computed,
