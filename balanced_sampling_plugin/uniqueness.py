@@ -339,23 +339,9 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
         # faiss indexes its graph with 32-bit ints.
         raise BalancedSamplingError(f"{n} patches x {graph_k} graph neighbours is too large for the "
                                     "'nndescent' backend; use 'hnsw'.")
-    faiss = require_backend("nndescent")
-    y = reduce_dimensions(x, int(reduce_dim))
-    index = faiss.IndexNNDescentFlat(y.shape[1], graph_k, faiss.METRIC_INNER_PRODUCT)
-    params = index.nndescent
-    params.L, params.S, params.R = pool, int(sample), int(reverse)
-    params.iter, params.random_seed = int(iterations), int(random_seed)
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
-    estimate = NNDESCENT_SECONDS_PER_UNIT * n * params.iter * params.L / max(1, min(num_threads, default_threads()))
-
-    def build():
-        # OpenMP's thread count is per calling thread: set it in the worker that runs faiss.
-        with _omp_threads(faiss, num_threads):
-            index.add(y)
-
-    _run_polled(build, estimate, progress.child(0.0, build_share))
-    graph = faiss.vector_to_array(params.final_graph).reshape(n, graph_k)
-    del index
+    graph = _nndescent_graph(reduce_dimensions(x, int(reduce_dim)), graph_k, pool, sample, reverse, iterations,
+                             random_seed, num_threads, progress.child(0.0, build_share))
     rerank_progress = progress.child(build_share, 1.0)
     out_idx = np.empty((n, k), dtype=np.int64)
     out_dist = np.empty((n, k), dtype=np.float32)
@@ -363,6 +349,26 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
         out_idx[start:stop], out_dist[start:stop] = rerank_exact(x, graph[start:stop], np.arange(start, stop), k)
         rerank_progress.update(stop, n)
     return out_idx, out_dist
+
+
+def _nndescent_graph(y, graph_k, pool, sample, reverse, iterations, random_seed, num_threads, progress):
+    """(n, graph_k) int32 ids of each row's nearest rows of ``y`` (unit rows, inner product), built
+    by faiss's NN-Descent in a polled worker thread; the index is freed on return."""
+    faiss = require_backend("nndescent")
+    n = len(y)
+    index = faiss.IndexNNDescentFlat(y.shape[1], graph_k, faiss.METRIC_INNER_PRODUCT)
+    params = index.nndescent
+    params.L, params.S, params.R = pool, int(sample), int(reverse)
+    params.iter, params.random_seed = int(iterations), int(random_seed)
+    estimate = NNDESCENT_SECONDS_PER_UNIT * n * params.iter * params.L / max(1, min(num_threads, default_threads()))
+
+    def build():
+        # OpenMP's thread count is per calling thread: set it in the worker that runs faiss.
+        with _omp_threads(faiss, num_threads):
+            index.add(y)
+
+    _run_polled(build, estimate, progress)
+    return faiss.vector_to_array(params.final_graph).reshape(n, graph_k)
 
 
 def _run_polled(work, expected_seconds: float, progress: Progress, poll: float = 0.25):
