@@ -142,37 +142,37 @@
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
@@ -606,62 +606,62 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107"/>
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108"/>
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="111"/>
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124"/>
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="127"/>
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="130"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128"/>
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="137"/>
         <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="150"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="148"/>
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="154"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="152"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="170"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="168"/>
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114"/>
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
@@ -987,27 +987,27 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>parameters</name>
     <message>
-        <location filename="../processing_provider/parameters.py" line="11"/>
+        <location filename="../processing_provider/parameters.py" line="12"/>
         <source>Image path field</source>
         <translation>Campo do caminho da imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="12"/>
+        <location filename="../processing_provider/parameters.py" line="13"/>
         <source>Mask path field</source>
         <translation>Campo do caminho da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="13"/>
+        <location filename="../processing_provider/parameters.py" line="14"/>
         <source>Row offset field (pixels)</source>
         <translation>Campo do deslocamento de linha (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="14"/>
+        <location filename="../processing_provider/parameters.py" line="15"/>
         <source>Column offset field (pixels)</source>
         <translation>Campo do deslocamento de coluna (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="15"/>
+        <location filename="../processing_provider/parameters.py" line="16"/>
         <source>Patch size field (pixels)</source>
         <translation>Campo do tamanho do patch (pixels)</translation>
     </message>

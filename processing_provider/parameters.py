@@ -1,9 +1,10 @@
-"""Parameter groups several algorithms share: the patch-record field selectors."""
+"""Parameters several algorithms share: the patch-record field selectors and the kNN backend."""
 
-from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterField
+from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterField
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication
 
 from ..balanced_sampling_plugin.records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF
+from ..balanced_sampling_plugin.uniqueness import BACKENDS, DEFAULT_BACKEND
 
 # Parameter name -> (engine column, label). Defaults are the footprint layer's field names;
 # labels are marked for pylupdate5 here and translated when the parameter is created.
@@ -34,3 +35,9 @@ def record_field_map(algorithm, parameters, context, needed=tuple(RECORD_FIELDS)
         column = RECORD_FIELDS[name][0]
         chosen[column] = algorithm.parameterAsString(parameters, name, context) or column
     return chosen
+
+
+def knn_backend_parameter(name: str, description: str) -> QgsProcessingParameterEnum:
+    """The kNN backend choice: an index into ``BACKENDS`` (append-only), defaulting to ``DEFAULT_BACKEND``."""
+    return QgsProcessingParameterEnum(name, description, options=list(BACKENDS),
+                                      defaultValue=BACKENDS.index(DEFAULT_BACKEND))

@@ -14,8 +14,8 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
-from ...balanced_sampling_plugin.uniqueness import BACKENDS, DEFAULT_BACKEND
 from ...balanced_sampling_plugin.weights import SAMPLING_METHODS
+from ..parameters import knn_backend_parameter
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import raise_if_canceled
 from .base import BalancedSamplingAlgorithm
@@ -88,9 +88,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"), self.tr("Parquet files (*.parquet)"),
             optional=True, createByDefault=False))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.BACKEND, self.tr("kNN backend"), options=list(BACKENDS),
-            defaultValue=BACKENDS.index(DEFAULT_BACKEND)))
+        self.addParameter(knn_backend_parameter(self.BACKEND, self.tr("kNN backend")))
         self.addParameter(QgsProcessingParameterEnum(
             self.SAMPLING_METHOD, self.tr("Sampling method"), options=list(SAMPLING_METHODS), defaultValue=0))
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -124,8 +122,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         if use_uniqueness:
             signals = run(2, "computedinov2uniqueness", {
                 "INPUT": clusters["OUTPUT"], "DINO_MODEL": parameters.get(self.DINO_MODEL) or "dinov2-base",
-                "PARQUET_PATH": parameters.get(self.PARQUET_PATH), "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context),
-                "OUTPUT": memory})
+                "PARQUET_PATH": parameters.get(self.PARQUET_PATH),
+                "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context), "OUTPUT": memory})
         combined = run(3 if use_uniqueness else 2, "combinesamplerweights", {
             "INPUT": signals["OUTPUT"], "SAMPLING_METHOD": parameters.get(self.SAMPLING_METHOD, 0),
             "OUTPUT": parameters[self.OUTPUT], "OUTPUT_CSV": parameters[self.OUTPUT_CSV],

@@ -16,11 +16,11 @@ from qgis.core import (
 
 from ...balanced_sampling_plugin.embeddings import PRECISIONS
 from ...balanced_sampling_plugin.records import UNIQUENESS_SCORE, validate_records
-from ...balanced_sampling_plugin.uniqueness import BACKENDS, DEFAULT_BACKEND
+from ...balanced_sampling_plugin.uniqueness import BACKENDS
 from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
 
 from ..layers import read_table
-from ..parameters import add_record_field_parameters, record_field_map
+from ..parameters import add_record_field_parameters, knn_backend_parameter, record_field_map
 from ..styles import GraduatedStyle
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
@@ -102,9 +102,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.K_NEIGHBORS, self.tr("Neighbours (k)"), QgsProcessingParameterNumber.Integer,
             defaultValue=5, minValue=1))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.BACKEND, self.tr("kNN backend"), options=list(BACKENDS),
-            defaultValue=BACKENDS.index(DEFAULT_BACKEND)))
+        self.addParameter(knn_backend_parameter(self.BACKEND, self.tr("kNN backend")))
         advanced = [
             QgsProcessingParameterString(self.BANDS, self.tr("Bands (comma-separated)"), defaultValue="1,2,3"),
             QgsProcessingParameterNumber(
