@@ -10,6 +10,8 @@ documentation)::
         patch_records: [{image_path, mask_path, row_off, col_off, patch_size}, ...] | records.csv
         host, port, database, user, password, table, where_clause,
         image_path_column, mask_path_column, ..., tile_id_column   # column names of the tile table
+        statement_timeout: 600   # seconds a query may run on the server, 0 = no limit; this
+                                 # plugin's own key (pytorch-smt-tools does not have it)
       clustering: {k_min: 4, k_max: 16, k_selection: elbow, k: null, random_state: 42}
       uniqueness: {k_neighbors: 5, backend: sklearn,    # pytorch-smt-tools' default; nndescent is fastest
                    reproducible: false}                # true: nndescent on one thread, same result every run
@@ -145,6 +147,7 @@ class PostgresInput:
     password: str = _setting("", _text)
     table: str = _setting("tiles", _text)
     where_clause: str = _setting("", _optional(_text))
+    statement_timeout: int = _setting(600, _integer(0))  # seconds; the plugin's own key
     columns: dict = field(default_factory=dict)
 
     def connection(self) -> dict:

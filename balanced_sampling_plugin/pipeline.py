@@ -154,6 +154,7 @@ def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = N
         records = load_tiles(
             source.connection(), source.table, source.where_clause, source.columns,
             nodata_class=config.exclusion.nodata_class, progress=progress,
+            statement_timeout=source.statement_timeout,
         )
     if MASK_PATH not in records.columns:
         raise BalancedSamplingError(

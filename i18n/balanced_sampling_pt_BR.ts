@@ -865,18 +865,114 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>LoadTilesFromPostgres</name>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="46"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="47"/>
         <source>Load tiles from PostgreSQL</source>
         <translation>Carregar tiles do PostgreSQL</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="49"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="69"/>
+        <source>QGIS PostgreSQL connection</source>
+        <translation>Conexão PostgreSQL do QGIS</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="71"/>
+        <source>Host</source>
+        <translation>Host</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="73"/>
+        <source>Port</source>
+        <translation>Porta</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="76"/>
+        <source>Database</source>
+        <translation>Banco de dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="78"/>
+        <source>User</source>
+        <translation>Usuário</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="80"/>
+        <source>Password</source>
+        <translation>Senha</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="81"/>
+        <source>Authentication configuration</source>
+        <translation>Configuração de autenticação</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="83"/>
+        <source>Table</source>
+        <translation>Tabela</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="84"/>
+        <source>Where clause</source>
+        <translation>Cláusula WHERE</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="85"/>
+        <source>Nodata class</source>
+        <translation>Classe sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="87"/>
+        <source>Records whose raster is missing</source>
+        <translation>Registros cujo raster está ausente</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="87"/>
+        <source>Fail</source>
+        <translation>Falhar</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="87"/>
+        <source>Skip and report</source>
+        <translation>Ignorar e informar</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="91"/>
+        <source>Column for {}</source>
+        <translation>Coluna para {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="101"/>
+        <source>Patch footprints</source>
+        <translation>Contornos dos patches</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="120"/>
+        <source>No PostgreSQL connection named &apos;{}&apos; in QGIS.</source>
+        <translation>Não há nenhuma conexão PostgreSQL chamada '{}' no QGIS.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="135"/>
+        <source>Authentication configuration &apos;{}&apos; cannot be read.</source>
+        <translation>Não é possível ler a configuração de autenticação '{}'.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="162"/>
+        <source>Raster not found, its tiles were skipped: {}</source>
+        <translation>Raster não encontrado, seus tiles foram ignorados: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="163"/>
+        <source>{} tiles loaded</source>
+        <translation>{} tiles carregados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="50"/>
         <source>Reads the patch records of a dataset_explorer tile table and writes them as a patch footprint layer. Pre-computed class_dist (JSON: class value → share or pixel count) becomes cls_&amp;lt;c&amp;gt; proportion fields, used directly by Compute composition clusters (no mask is read); uniqueness_score, class_entropy and nodata_ratio become fields that Combine sampler weights uses.
 
 &lt;b&gt;Connection&lt;/b&gt;: a PostgreSQL connection saved in QGIS (its authentication configuration is used), or host, port, database, user and password / authentication configuration. The session is read-only.
 &lt;b&gt;Table&lt;/b&gt;: name or schema.name.
 &lt;b&gt;Where clause&lt;/b&gt;: an SQL condition such as nodata_ratio &amp;lt; 0.05; it cannot write (read-only session, no statement separators).
-&lt;b&gt;Column names&lt;/b&gt; (advanced): the table's columns for each role.
+&lt;b&gt;Column names&lt;/b&gt; (advanced): the table's columns for each role; the optional ones (class_dist, uniqueness_score, class_entropy, nodata_ratio, id) are skipped when the table lacks them, unless you changed their name.
+&lt;b&gt;Statement timeout&lt;/b&gt; (advanced): seconds a query may run on the server before it is stopped (0 = no limit); cancelling also stops the running query.
 &lt;b&gt;Nodata class&lt;/b&gt;: the class_dist entry that is nodata (left out of the proportions).
 &lt;b&gt;Records whose raster is missing&lt;/b&gt;: fail, or skip and list them.</source>
         <translation>Lê os registros de patches de uma tabela de tiles do dataset_explorer e os grava como uma camada de contornos dos patches. O class_dist pré-calculado (JSON: valor da classe → proporção ou contagem de pixels) é convertido em campos de proporção cls_&amp;lt;c&amp;gt;, usados diretamente por Calcular clusters de composição (nenhuma máscara é lida); uniqueness_score, class_entropy e nodata_ratio se tornam campos usados por Combinar pesos do amostrador.
@@ -884,104 +980,15 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 &lt;b&gt;Conexão&lt;/b&gt;: uma conexão PostgreSQL salva no QGIS (sua configuração de autenticação é usada), ou host, porta, banco de dados, usuário e senha / configuração de autenticação. A sessão é somente leitura.
 &lt;b&gt;Tabela&lt;/b&gt;: nome ou schema.name.
 &lt;b&gt;Cláusula WHERE&lt;/b&gt;: uma condição SQL como nodata_ratio &amp;lt; 0.05; ela não pode gravar (sessão somente leitura, sem separadores de comandos).
-&lt;b&gt;Nomes das colunas&lt;/b&gt; (avançado): as colunas da tabela para cada papel.
+&lt;b&gt;Nomes das colunas&lt;/b&gt; (avançado): as colunas da tabela para cada papel; as opcionais (class_dist, uniqueness_score, class_entropy, nodata_ratio, id) são ignoradas quando a tabela não as tem, a menos que você tenha mudado o nome delas.
+&lt;b&gt;Tempo limite de consulta&lt;/b&gt; (avançado): segundos que uma consulta pode rodar no servidor antes de ser interrompida (0 = sem limite); cancelar também interrompe a consulta em andamento.
 &lt;b&gt;Classe sem dados&lt;/b&gt;: a entrada de class_dist que corresponde aos pixels sem dados (deixada fora das proporções).
 &lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: falhar, ou ignorar e listá-los.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="64"/>
-        <source>QGIS PostgreSQL connection</source>
-        <translation>Conexão PostgreSQL do QGIS</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="66"/>
-        <source>Host</source>
-        <translation>Host</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="68"/>
-        <source>Port</source>
-        <translation>Porta</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="71"/>
-        <source>Database</source>
-        <translation>Banco de dados</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="73"/>
-        <source>User</source>
-        <translation>Usuário</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="75"/>
-        <source>Password</source>
-        <translation>Senha</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="76"/>
-        <source>Authentication configuration</source>
-        <translation>Configuração de autenticação</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="78"/>
-        <source>Table</source>
-        <translation>Tabela</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="79"/>
-        <source>Where clause</source>
-        <translation>Cláusula WHERE</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="80"/>
-        <source>Nodata class</source>
-        <translation>Classe sem dados</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
-        <source>Records whose raster is missing</source>
-        <translation>Registros cujo raster está ausente</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
-        <source>Fail</source>
-        <translation>Falhar</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
-        <source>Skip and report</source>
-        <translation>Ignorar e informar</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="86"/>
-        <source>Column for {}</source>
-        <translation>Coluna para {}</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="91"/>
-        <source>Patch footprints</source>
-        <translation>Contornos dos patches</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="110"/>
-        <source>No PostgreSQL connection named &apos;{}&apos; in QGIS.</source>
-        <translation>Não há nenhuma conexão PostgreSQL chamada '{}' no QGIS.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="125"/>
-        <source>Authentication configuration &apos;{}&apos; cannot be read.</source>
-        <translation>Não é possível ler a configuração de autenticação '{}'.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="146"/>
-        <source>Raster not found, its tiles were skipped: {}</source>
-        <translation>Raster não encontrado, seus tiles foram ignorados: {}</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="147"/>
-        <source>{} tiles loaded</source>
-        <translation>{} tiles carregados</translation>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="96"/>
+        <source>Statement timeout (seconds, 0 = none)</source>
+        <translation>Tempo limite de consulta (segundos, 0 = nenhum)</translation>
     </message>
 </context>
 <context>

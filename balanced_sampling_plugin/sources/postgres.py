@@ -10,9 +10,13 @@ names can be mapped. The table is only read:
   parentheses) and runs wrapped as ``SELECT ... FROM t WHERE (<clause>)``, so no second
   statement can be stacked on it;
 * the session is read-only, so a clause calling a function that writes fails and
-  changes nothing.
+  changes nothing;
+* the session has a ``statement_timeout`` (default 600 s), so a slow or hostile clause
+  stops on the server, even when the client was killed.
 
-Rows are fetched in batches through a server-side cursor, with progress and cancel.
+Rows are fetched in batches through a server-side cursor, with progress and cancel: the
+count query and each fetch run in a worker thread while the caller polls for cancel, and
+a cancel stops the running statement on the server (``connection.cancel()``).
 Messages never contain the password.
 """
 
@@ -20,12 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from typing import Mapping, Optional, Union
 
 import numpy as np
 import pandas as pd
 
-from ..errors import BalancedSamplingError, require
+from ..errors import BalancedSamplingError, OperationCanceled, require
 from ..progress import Progress, as_progress
 from ..records import (
     CLASS_ENTROPY,
@@ -73,6 +78,10 @@ _OUTPUT_COLUMN = {
 DEFAULT_BATCH_SIZE = 5000
 #: Seconds libpq waits for the server before giving up (a wrong host must not hang QGIS).
 CONNECT_TIMEOUT = 10
+#: Seconds a statement may run on the server before it is stopped (0: no limit).
+DEFAULT_STATEMENT_TIMEOUT = 600
+#: Seconds between two looks at the cancel flag while a statement runs.
+CANCEL_POLL_INTERVAL = 0.2
 _CURSOR_NAME = "balanced_sampling_tiles"
 
 
@@ -84,6 +93,7 @@ def load_tiles(
     nodata_class: Optional[int] = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Optional[Progress] = None,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
 ) -> pd.DataFrame:
     """Read the patch records of a tile table.
 
@@ -99,7 +109,10 @@ def load_tiles(
     nodata_class : the class value whose ``class_dist`` share is nodata (left out of the
         proportions); None when there is none.
     batch_size : rows fetched per round trip (one progress step each).
-    progress : cancel raises ``OperationCanceled`` between batches.
+    progress : cancel raises ``OperationCanceled``; a statement running at that moment (the
+        count or a fetch) is cancelled on the server, polled every :data:`CANCEL_POLL_INTERVAL` s.
+    statement_timeout : seconds any one statement may run on the server (set for the session, so
+        it also holds when this process dies); 0 for no limit.
 
     Returns
     -------
@@ -113,15 +126,18 @@ def load_tiles(
     progress = as_progress(progress)
     if int(batch_size) < 1:
         raise BalancedSamplingError(f"The batch size must be at least 1; got {batch_size}.")
+    timeout = _check_statement_timeout(statement_timeout)
     mapping, explicit = column_mapping(columns)
     clause = check_where_clause(where_clause)
     names = table_name_parts(table)
     conn = connect(connection)
     try:
+        _set_statement_timeout(conn, timeout)
         target = _describe_target(conn)
         table_text = f"'{'.'.join(names)}' in {target}"
         wanted = _present_roles(conn, names, mapping, explicit, table_text, progress)
-        rows = _fetch(conn, names, [mapping[r] for r in wanted], clause, int(batch_size), table_text, progress)
+        rows = _fetch(conn, names, [mapping[r] for r in wanted], clause, int(batch_size), table_text, progress,
+                      timeout)
     finally:
         conn.close()
     if not rows:
@@ -143,6 +159,14 @@ def column_mapping(columns: Optional[Mapping[str, str]]) -> tuple[dict, set]:
     if empty:
         raise BalancedSamplingError(f"The column name for role {empty[0]!r} is empty.")
     return {**DEFAULT_COLUMNS, **{role: str(name).strip() for role, name in columns.items()}}, set(columns)
+
+
+def _check_statement_timeout(seconds) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds < 0:
+        raise BalancedSamplingError(
+            f"The statement timeout must be a number of seconds >= 0 (0 = no limit); got {seconds!r}."
+        )
+    return float(seconds)
 
 
 def table_name_parts(table: str) -> tuple[str, ...]:
@@ -283,6 +307,14 @@ def _connection_params(psycopg2, connection) -> dict:
     return params
 
 
+def _set_statement_timeout(conn, seconds: float) -> None:
+    """Give the session a ``statement_timeout`` of ``seconds`` (0: no limit)."""
+    milliseconds = max(1, round(seconds * 1000)) if seconds > 0 else 0
+    with conn.cursor() as cur:
+        cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
+    conn.commit()  # a session setting: it outlives this transaction
+
+
 def _describe_target(conn) -> str:
     info = conn.info
     return f"database '{info.dbname}' on {info.host}:{info.port}"
@@ -347,7 +379,37 @@ def _present_roles(conn, names, mapping: dict, explicit: set, table_text: str, p
     return [role for role in DEFAULT_COLUMNS if role not in absent]
 
 
-def _fetch(conn, names, column_names, clause, batch_size, table_text, progress) -> list[tuple]:
+def _cancellable(conn, call, progress: Progress):
+    """``call()`` (one blocking psycopg2 statement) in a worker thread; on cancel, stop it on the server.
+
+    The calling thread looks at the cancel flag every :data:`CANCEL_POLL_INTERVAL` seconds; on
+    cancel it sends ``conn.cancel()`` (thread-safe), waits for the statement to end and raises
+    :class:`OperationCanceled`.
+    """
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the calling thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="balanced-sampling-postgres", daemon=True)
+    worker.start()
+    canceled = False
+    while worker.is_alive():
+        worker.join(CANCEL_POLL_INTERVAL)
+        if worker.is_alive() and not canceled and progress.canceled():
+            conn.cancel()
+            canceled = True
+    if canceled:
+        raise OperationCanceled("Canceled by the user; the query was stopped on the server and nothing was written.")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _fetch(conn, names, column_names, clause, batch_size, table_text, progress, timeout=0.0) -> list[tuple]:
     """All matching rows, fetched ``batch_size`` at a time through a server-side cursor."""
     psycopg2 = require("psycopg2", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
     sql = require("psycopg2.sql", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
@@ -359,27 +421,36 @@ def _fetch(conn, names, column_names, clause, batch_size, table_text, progress) 
     select_query = sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(map(sql.Identifier, column_names)), source)
     rows: list[tuple] = []
     try:
+        progress.check_canceled()
         with conn.cursor() as cur:
-            cur.execute(count_query)
+            _cancellable(conn, lambda: cur.execute(count_query), progress)
             total = int(cur.fetchone()[0])
         progress.info(f"Reading {total} tiles from table {table_text}.")
         with conn.cursor(name=_CURSOR_NAME) as cur:
             cur.itersize = batch_size
-            cur.execute(select_query)
-            while batch := cur.fetchmany(batch_size):
+            _cancellable(conn, lambda: cur.execute(select_query), progress)  # DECLARE: the fetches do the work
+            while batch := _cancellable(conn, lambda: cur.fetchmany(batch_size), progress):
                 rows.extend(batch)
                 progress.update(len(rows), total)
     except psycopg2.Error as exc:
-        raise _query_error(exc, clause, table_text) from None
+        raise _query_error(exc, clause, table_text, timeout) from None
     finally:
         with contextlib.suppress(psycopg2.Error):  # read-only: nothing to keep; a dead connection is closed anyway
             conn.rollback()
     return rows
 
 
-def _query_error(exc, clause: str, table_text: str) -> BalancedSamplingError:
+def _query_error(exc, clause: str, table_text: str, timeout: float = 0.0) -> BalancedSamplingError:
     codes = require("psycopg2.errorcodes", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
     detail = _server_message(exc)
+    if exc.pgcode == codes.QUERY_CANCELED and timeout > 0:  # not ours: a user cancel raises OperationCanceled
+        seconds = f"{timeout:g} s"
+        where = f" with the where clause {clause!r}" if clause else ""
+        simplify = "Simplify the where clause or raise" if clause else "Raise"
+        return BalancedSamplingError(
+            f"Reading table {table_text}{where} ran longer than {seconds} (the statement timeout), so the server "
+            f"stopped the query. {simplify} the statement timeout parameter (seconds, 0 = no limit)."
+        )
     if exc.pgcode == codes.READ_ONLY_SQL_TRANSACTION:
         return BalancedSamplingError(
             f"The where clause {clause!r} tries to change the database: {detail} Tiles are read through a "

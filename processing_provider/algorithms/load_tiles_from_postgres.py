@@ -17,7 +17,7 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.sources import ON_MISSING, load_tiles, record_footprints
-from ...balanced_sampling_plugin.sources.postgres import DEFAULT_COLUMNS
+from ...balanced_sampling_plugin.sources.postgres import DEFAULT_COLUMNS, DEFAULT_STATEMENT_TIMEOUT
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -34,6 +34,7 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
     WHERE_CLAUSE = "WHERE_CLAUSE"
     NODATA_CLASS = "NODATA_CLASS"
     ON_MISSING = "ON_MISSING"
+    STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
     OUTPUT = "OUTPUT"
 
     group_key = "patches"
@@ -55,7 +56,11 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
             "or host, port, database, user and password / authentication configuration. The session is "
             "read-only.\n<b>Table</b>: name or schema.name.\n<b>Where clause</b>: an SQL condition such as "
             "nodata_ratio &lt; 0.05; it cannot write (read-only session, no statement separators).\n"
-            "<b>Column names</b> (advanced): the table's columns for each role.\n"
+            "<b>Column names</b> (advanced): the table's columns for each role; the optional ones "
+            "(class_dist, uniqueness_score, class_entropy, nodata_ratio, id) are skipped when the table lacks them, "
+            "unless you changed their name.\n"
+            "<b>Statement timeout</b> (advanced): seconds a query may run on the server before it is stopped "
+            "(0 = no limit); cancelling also stops the running query.\n"
             "<b>Nodata class</b>: the class_dist entry that is nodata (left out of the proportions).\n"
             "<b>Records whose raster is missing</b>: fail, or skip and list them."
         )
@@ -88,6 +93,11 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
                 optional=True)
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
+        timeout = QgsProcessingParameterNumber(
+            self.STATEMENT_TIMEOUT, self.tr("Statement timeout (seconds, 0 = none)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_STATEMENT_TIMEOUT, minValue=0)
+        timeout.setFlags(timeout.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(timeout)
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, self.tr("Patch footprints"), QgsProcessing.TypeVectorPolygon))
 
@@ -129,8 +139,13 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
         return {key: value for key, value in settings.items() if value not in (None, "")}
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        columns = {role: self.parameterAsString(parameters, self.column_parameter(role), context) or column
-                   for role, column in DEFAULT_COLUMNS.items()}
+        # Only the roles the user renamed count as named: an optional role left at its default name is
+        # skipped when the table lacks that column, a renamed one must exist.
+        columns = {}
+        for role, default in DEFAULT_COLUMNS.items():
+            name = self.parameterAsString(parameters, self.column_parameter(role), context).strip()
+            if name and name != default:
+                columns[role] = name
         progress = engine_progress(feedback)
         with engine_errors():
             tiles = load_tiles(
@@ -138,7 +153,8 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
                 table=self.parameterAsString(parameters, self.TABLE, context),
                 where_clause=self.parameterAsString(parameters, self.WHERE_CLAUSE, context),
                 columns=columns, nodata_class=self.parameterAsInt(parameters, self.NODATA_CLASS, context),
-                progress=progress.child(0, 0.4))
+                progress=progress.child(0, 0.4),
+                statement_timeout=self.parameterAsInt(parameters, self.STATEMENT_TIMEOUT, context))
             footprints = record_footprints(
                 tiles, ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)],
                 progress.child(0.4, 0.6))

@@ -1,5 +1,7 @@
 """Tiles from a real, throw-away PostgreSQL server (see tests/postgres_server.py); no QGIS."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,3 +223,123 @@ def test_stats_from_proportions_fills_the_gaps():
     assert stats_from_proportions(table, nodata_class=0, classes=[1, 4]).columns[:2].tolist() == ["cls_1", "cls_4"]
     with pytest.raises(BalancedSamplingError, match=r"Field 'cls_1' of patch at row 1 .* is nan"):
         stats_from_proportions(table.assign(cls_1=[1.0, np.nan]))
+
+
+# --------------------------------------------------------------------------- slow queries: timeout and cancel
+
+
+def _active_queries(server, dbname: str, text: str) -> list:
+    """Queries containing ``text`` that run on the server now (seen from a connection of its own)."""
+    conn = server.connect(dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT query FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+                "AND strpos(query, %s) > 0",
+                (text,),
+            )
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_statement_timeout_stops_a_slow_where_clause(tiles_database):
+    clause = "pg_sleep(30) is not null"
+    start = time.monotonic()
+    with pytest.raises(BalancedSamplingError) as error:
+        load_tiles(tiles_database.connection, "tiles", where_clause=clause, statement_timeout=1)
+    assert time.monotonic() - start < 5
+    message = str(error.value)
+    assert not isinstance(error.value, OperationCanceled)
+    assert "ran longer than 1 s (the statement timeout)" in message
+    assert f"with the where clause {clause!r}" in message
+    assert "Simplify the where clause or raise the statement timeout" in message
+    assert tiles_database.server.password not in message
+    assert _active_queries(tiles_database.server, tiles_database.dbname, "pg_sleep(30)") == []
+
+
+@pytest.mark.parametrize("seconds", [-1, float("nan"), "600", True])
+def test_statement_timeout_must_be_seconds(tiles_database, seconds):
+    with pytest.raises(BalancedSamplingError, match="statement timeout must be a number of seconds >= 0"):
+        load_tiles(tiles_database.connection, "tiles", statement_timeout=seconds)
+
+
+def test_statement_timeout_is_a_session_setting(tiles_database, monkeypatch):
+    import balanced_sampling_plugin.sources.postgres as postgres
+
+    seen = []
+
+    def spy(conn, *args, **kwargs):
+        with conn.cursor() as cur:
+            cur.execute("SHOW statement_timeout")
+            seen.append(cur.fetchone()[0])
+        return []
+
+    monkeypatch.setattr(postgres, "_fetch", spy)
+    for seconds, shown in ((2.5, "2500ms"), (0, "0"), (600, "10min")):
+        with pytest.raises(BalancedSamplingError, match="has no row"):
+            load_tiles(tiles_database.connection, "tiles", statement_timeout=seconds)
+        assert seen[-1] == shown
+
+
+def test_cancel_stops_the_running_query_on_the_server(tiles_database):
+    clause = "id <= 3 and pg_sleep(5) is not null"
+    start = time.monotonic()
+    canceled_at, running = [], []
+
+    def is_canceled():
+        if time.monotonic() - start >= 0.5:
+            if not canceled_at:  # the query runs on the server when cancel comes
+                running.extend(_active_queries(tiles_database.server, tiles_database.dbname, "pg_sleep(5)"))
+            canceled_at.append(time.monotonic())
+            return True
+        return False
+
+    with pytest.raises(OperationCanceled, match="stopped on the server"):
+        load_tiles(tiles_database.connection, "tiles", where_clause=clause, progress=Progress(is_canceled=is_canceled))
+    assert canceled_at and time.monotonic() - canceled_at[0] < 2
+    assert len(running) == 1 and running[0].startswith("SELECT count(*)")
+    assert time.monotonic() - start < 2.5
+    assert _active_queries(tiles_database.server, tiles_database.dbname, "pg_sleep(5)") == []
+
+
+def test_cancel_during_a_fetch(tiles_database, monkeypatch):
+    """The count is quick, each fetch of the server-side cursor is slow: cancel stops the running fetch."""
+    import balanced_sampling_plugin.sources.postgres as postgres
+
+    calls = []
+    real = postgres._cancellable
+
+    def counting(conn, call, progress):
+        calls.append(call)
+        return real(conn, call, progress)
+
+    monkeypatch.setattr(postgres, "_cancellable", counting)
+    # current_query() is the running top-level statement: the count, or "FETCH FORWARD 1 FROM <cursor>".
+    clause = "id <= 3 and (current_query() not like 'FETCH%' or pg_sleep(5) is not null)"
+    start = time.monotonic()
+    with pytest.raises(OperationCanceled):
+        load_tiles(tiles_database.connection, "tiles", where_clause=clause, batch_size=1,
+                   progress=Progress(is_canceled=lambda: time.monotonic() - start >= 0.5))
+    assert len(calls) == 3  # the count, the DECLARE, then the fetch it stopped
+    assert time.monotonic() - start < 2.5
+    assert _active_queries(tiles_database.server, tiles_database.dbname, postgres._CURSOR_NAME) == []
+
+
+def test_config_statement_timeout_reaches_the_server(tiles_database, tmp_path):
+    from balanced_sampling_plugin.config import load_config
+    from balanced_sampling_plugin.pipeline import load_records
+
+    c = tiles_database.connection
+    source = {"host": c["host"], "port": c["port"], "database": c["dbname"], "user": c["user"],
+              "password": c["password"], "where_clause": "pg_sleep(30) is not null"}
+    config = {"balanced_dataset": {"input": {**source, "statement_timeout": 1}, "output": {"csv_path": "x.csv"}}}
+    assert load_config({"balanced_dataset": {"input": source, "output": {"csv_path": "x.csv"}}},
+                       str(tmp_path)).input.statement_timeout == 600
+    start = time.monotonic()
+    with pytest.raises(BalancedSamplingError, match=r"ran longer than 1 s \(the statement timeout\)"):
+        load_records(load_config(config, str(tmp_path)))
+    assert time.monotonic() - start < 5
+    with pytest.raises(BalancedSamplingError, match=r"statement_timeout is -1; expected an integer >= 0"):
+        load_config({"balanced_dataset": {"input": {**source, "statement_timeout": -1},
+                                          "output": {"csv_path": "x.csv"}}}, str(tmp_path))

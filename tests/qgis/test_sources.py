@@ -1,11 +1,12 @@
 """Patch records from a CSV/YAML, a real PostgreSQL tile table, and a whole balanced_dataset config."""
 
 import os
+import time
 
 import pandas as pd
 import pytest
 import yaml
-from qgis.core import QgsProcessingException
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from tests.postgres_server import postgres_server, tiles_database  # noqa: F401 (fixtures)
 
@@ -83,6 +84,51 @@ def test_postgres_where_clause_cannot_write_and_password_stays_secret(run_algori
     assert "s3cret-wrong-password" not in str(wrong.value)
     with pytest.raises(QgsProcessingException, match="no_such_table"):
         run_algorithm("loadtilesfrompostgres", dict(base, PASSWORD=connection["password"], TABLE="no_such_table"))
+
+
+def _postgres_parameters(tiles_database, tmp_path, **extra):
+    connection = tiles_database.connection
+    return {"HOST": connection["host"], "PORT": connection["port"], "DATABASE": connection["dbname"],
+            "USER": connection["user"], "PASSWORD": connection["password"], "OUTPUT": str(tmp_path / "tiles.gpkg"),
+            **extra}
+
+
+def test_postgres_table_without_optional_score_columns_loads(run_algorithm, tiles_database, tmp_path):
+    """An ordinary tile table without uniqueness_score / class_entropy loads with the default column names."""
+    conn = tiles_database.server.connect(tiles_database.dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS plain_tiles AS SELECT id, file_path, mask_path, row_off, "
+                        "col_off, patch_size, class_dist, nodata_ratio FROM tiles WHERE id <= 64")
+    finally:
+        conn.close()
+    feedback = QgsProcessingFeedback()
+    result = run_algorithm("loadtilesfrompostgres", _postgres_parameters(tiles_database, tmp_path,
+                                                                         TABLE="plain_tiles"), feedback)
+    tiles = layer_rows(result["OUTPUT"])
+    assert len(tiles) == tiles_database.count("plain_tiles") == 64
+    fields = set(tiles[0])
+    assert {"patch_id", "image_path", "mask_path", "row_off", "col_off", "patch_size", "source_id",
+            "nodata_ratio", "cls_1"} <= fields
+    assert not {"uniqueness_score", "class_entropy"} & fields
+    assert sorted(t["source_id"] for t in tiles) == list(range(1, 65))
+    assert "no optional column uniqueness_score, class_entropy; skipped" in feedback.textLog()
+    # An optional column the user renamed must exist.
+    with pytest.raises(QgsProcessingException, match=r"no column 'uniq' \(role uniqueness_score\)"):
+        run_algorithm("loadtilesfrompostgres", _postgres_parameters(
+            tiles_database, tmp_path, TABLE="plain_tiles", UNIQUENESS_SCORE_COLUMN="uniq",
+            OUTPUT=str(tmp_path / "renamed.gpkg")))
+
+
+def test_postgres_statement_timeout_stops_a_slow_where_clause(run_algorithm, tiles_database, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(QgsProcessingException) as error:
+        run_algorithm("loadtilesfrompostgres", _postgres_parameters(
+            tiles_database, tmp_path, TABLE="tiles", WHERE_CLAUSE="pg_sleep(30) is not null", STATEMENT_TIMEOUT=1))
+    assert time.monotonic() - start < 10
+    message = str(error.value)
+    assert "ran longer than 1 s (the statement timeout)" in message
+    assert "'pg_sleep(30) is not null'" in message and "raise the statement timeout" in message
 
 
 def test_build_from_config_masks_only(run_algorithm, synthetic_dataset, tmp_path):
