@@ -160,6 +160,40 @@ def first_grid_with_same_crs(grid: RasterGrid, first: RasterGrid | None) -> Rast
     return first or grid
 
 
+def _crs_key(grid: RasterGrid) -> str:
+    return grid.crs_authid or grid.crs_wkt
+
+
+def check_mask_grid(image: RasterGrid, mask: RasterGrid) -> None:
+    """Raise unless ``mask`` lies on ``image``'s pixel grid: same CRS, size and geotransform.
+
+    A mask without a CRS is taken at its word when its size and geotransform match
+    (windows are read by pixel offsets); a mask *in another* CRS is refused.
+    """
+    if _crs_key(image) and _crs_key(mask) and _crs_key(image) != _crs_key(mask):
+        raise BalancedSamplingError(
+            f"Mask {mask.path} is in {crs_name(mask)} but its image {image.path} is in {crs_name(image)}; "
+            "a mask must share its image's CRS and pixel grid — reproject the mask onto the image's grid "
+            "(same CRS, extent and pixel size, nearest-neighbour resampling) or pair it with the right image."
+        )
+    if (image.width, image.height) != (mask.width, mask.height):
+        raise BalancedSamplingError(
+            f"Image {image.path} is {image.width}x{image.height} px but its mask {mask.path} is "
+            f"{mask.width}x{mask.height} px; they must share one pixel grid."
+        )
+    if not np.allclose(image.transform, mask.transform, rtol=0, atol=1e-6 * max(1.0, abs(image.transform[0]))):
+        raise BalancedSamplingError(
+            f"Image {image.path} and mask {mask.path} have different geotransforms (origin or pixel size: "
+            f"{_origin_and_size(image)} vs {_origin_and_size(mask)}); they must share one pixel grid — "
+            "resample the mask onto the image's grid (nearest neighbour)."
+        )
+
+
+def _origin_and_size(grid: RasterGrid) -> str:
+    a, _, c, _, e, f = grid.transform
+    return f"origin ({c:.12g}, {f:.12g}), pixel {a:.12g} x {abs(e):.12g}"
+
+
 def window_ring(transform: tuple, row_off: int, col_off: int, size: int) -> list[tuple[float, float]]:
     """Closed ring (5 map-coordinate points) of a window's outline; exact for rotated grids too."""
     a, b, c, d, e, f = transform
@@ -186,8 +220,8 @@ def build_footprints(
 ) -> FootprintResult:
     """Windows of every image/mask pair, with their footprints.
 
-    Image and mask of a pair must share size and geotransform; all pairs must share
-    one CRS (the output layer has one). ``stride`` defaults to ``patch_size``.
+    Image and mask of a pair must share CRS, size and geotransform (:func:`check_mask_grid`);
+    all pairs must share one CRS (the output layer has one). ``stride`` defaults to ``patch_size``.
     """
     progress = as_progress(progress)
     stride = patch_size if stride in (None, 0) else stride
@@ -195,13 +229,7 @@ def build_footprints(
     first = None
     for done, (image, mask) in enumerate(pairs):
         img, msk = read_grid(image), read_grid(mask)
-        if (img.width, img.height) != (msk.width, msk.height):
-            raise BalancedSamplingError(
-                f"Image {image} is {img.width}x{img.height} px but its mask {mask} is {msk.width}x{msk.height} px; "
-                "they must share one pixel grid."
-            )
-        if not np.allclose(img.transform, msk.transform, rtol=0, atol=1e-6 * max(1.0, abs(img.transform[0]))):
-            raise BalancedSamplingError(f"Image {image} and mask {mask} have different geotransforms.")
+        check_mask_grid(img, msk)
         first = first_grid_with_same_crs(img, first)
         windows = raster_windows(img.height, img.width, patch_size, stride, edge)
         if len(windows) == 0:

@@ -47,6 +47,8 @@ _BINCOUNT_LIMIT = 1 << 16
 _POLL_SECONDS = 0.2
 #: GDAL block cache (MB) while reading windows.
 GDAL_CACHE_MB = 64
+#: Multi-band masks named in the warning; the rest are counted.
+LISTED_MASKS = 3
 
 
 # --------------------------------------------------------------------------- array functions
@@ -249,6 +251,8 @@ class _ChunkResult:
     counts: list  # per patch: (V,) int64 pixels of each value
     border_nodata: np.ndarray  # (m,) bool
     black_border: np.ndarray  # (m,) bool
+    mask_path: str = ""
+    mask_bands: int = 1  # bands of the mask raster (band 1 is read)
 
 
 def _plan_chunks(records: pd.DataFrame, chunk_size: int) -> list[_Chunk]:
@@ -311,10 +315,11 @@ def _read_black_border(dataset, row: int, col: int, size: int, tolerance: float)
 def _read_chunk(chunk: _Chunk, job: _ReadJob) -> Optional[_ChunkResult]:
     """Read every window of a chunk with its mask (and images) opened once; None if stopped."""
     n = len(chunk.positions)
-    result = _ChunkResult(chunk.positions, [], [], np.zeros(n, bool), np.zeros(n, bool))
+    result = _ChunkResult(chunk.positions, [], [], np.zeros(n, bool), np.zeros(n, bool), chunk.mask_path)
     with ExitStack() as stack:
         mask = _open_raster(chunk.mask_path, "mask", job, chunk.positions[0], stack)
         _check_mask_dtype(mask, chunk.mask_path, job, chunk.positions[0])
+        result.mask_bands = int(mask.count)
         images = {}  # one open dataset per distinct image path of the chunk (usually one)
         for i, position in enumerate(chunk.positions):
             if job.stop.is_set():
@@ -367,6 +372,24 @@ def _run_chunks(chunks: list[_Chunk], job: _ReadJob, workers: int, progress: Pro
 
 
 # --------------------------------------------------------------------------- assembly
+
+
+def _warn_multiband_masks(results: list[_ChunkResult], progress: Progress) -> None:
+    """One warning naming (the first few of) the mask rasters with more than one band."""
+    bands = {}
+    for result in results:
+        if result.mask_bands > 1:
+            bands[result.mask_path] = result.mask_bands
+    if not bands:
+        return
+    names = sorted(bands)
+    listed = ", ".join(f"{p} ({bands[p]} bands)" for p in names[:LISTED_MASKS])
+    more = f" and {len(names) - LISTED_MASKS} more" if len(names) > LISTED_MASKS else ""
+    progress.warning(
+        f"{len(names)} mask raster(s) have more than one band: {listed}{more}. Band 1 is read as the class "
+        "mask and the other bands are ignored; if the classes are in another band (or the file is an RGB "
+        "rendering of the mask), write a single-band class raster and point the mask field at it."
+    )
 
 
 def _gather(results: list[_ChunkResult], n_rows: int):
@@ -430,8 +453,9 @@ def compute_mask_stats(
 ) -> pd.DataFrame:
     """Class proportions, entropy, nodata ratio and border flags of every patch window.
 
-    Reads band 1 of each mask window once (rasterio windowed reads). Patches are grouped
-    by mask raster and cut into chunks of at most ``chunk_size``; a chunk opens its mask
+    Reads band 1 of each mask window once (rasterio windowed reads; one warning lists the
+    masks that have more bands). Patches are grouped by mask raster and cut into chunks of
+    at most ``chunk_size``; a chunk opens its mask
     (and, for the black-border test, its image) once and runs on a thread pool of
     ``workers`` threads (default ``min(4, cpu count)``; rasterio releases the GIL).
     For the black-border test only the four 1-pixel border strips of the image are read.
@@ -484,6 +508,7 @@ def compute_mask_stats(
     # 5.5 GB at 155k patches for no speed gain (bench/bench_stages.py).
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         results = _run_chunks(_plan_chunks(records, chunk_size), job, workers, progress)
+    _warn_multiband_masks(results, progress)
     values, counts, border, black = _gather(results, len(records))
 
     seen, matrix = _count_matrix(values, counts)

@@ -355,7 +355,7 @@ def combine_weights(
     ------
     BalancedSamplingError
         Unknown method or bad option, a needed field missing (naming the algorithm to
-        run first), every patch excluded, or a NaN/invalid value in an included patch.
+        run first), every patch excluded, or a NULL/invalid value in an included patch.
     """
     _check_options(method, strength, class_alpha, uniqueness_mix, rare_boost, floor)
     progress = as_progress(progress)
@@ -386,9 +386,13 @@ def combine_weights(
 
     signals = {}
     if _COMPOSITION in needed:
-        signals[_COMPOSITION] = _signal(drawable, comp_field, method, COMPOSITION_ALGORITHM, method == "multiplicative")
+        signals[_COMPOSITION] = _signal(
+            drawable, comp_field, method, COMPOSITION_ALGORITHM, method == "multiplicative", "uniqueness_only"
+        )
     if _UNIQUENESS in needed:
-        signals[_UNIQUENESS] = _signal(drawable, uniq_field, method, UNIQUENESS_ALGORITHM, method == "multiplicative")
+        signals[_UNIQUENESS] = _signal(
+            drawable, uniq_field, method, UNIQUENESS_ALGORITHM, method == "multiplicative", "composition_only"
+        )
     fields = _class_fields(table, class_fields)
     proportions = _class_matrix(drawable, fields, method) if _CLASSES in needed else None
     raw = _method_weights(method, signals, proportions, strength, class_alpha, uniqueness_mix)
@@ -516,16 +520,26 @@ def _describe(table: pd.DataFrame, position: int) -> str:
     return f"the patch at row {table.index[position]}"
 
 
-def _first_bad(table: pd.DataFrame, bad: np.ndarray, field: str, what: str) -> BalancedSamplingError:
+def _shown(value) -> str:
+    """A field value as messages show it: NULL (empty) for a missing value, never 'nan'."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return "NULL (empty)"
+    if isinstance(value, str) and not value.strip():
+        return f"{value!r} (empty)"
+    return repr(value)
+
+
+def _first_bad(table: pd.DataFrame, bad: np.ndarray, field: str, what: str, todo: str = "") -> BalancedSamplingError:
     positions = np.flatnonzero(bad)
-    others = f" (and {positions.size - 1} other included patches)" if positions.size > 1 else ""
+    extra = positions.size - 1
+    others = f" (and {extra} other included patch{'es' if extra > 1 else ''})" if extra else ""
     return BalancedSamplingError(
         f"Field '{field}' of {_describe(table, positions[0])}{others} is "
-        f"{table[field].iloc[positions[0]]!r}; expected {what}."
+        f"{_shown(table[field].iloc[positions[0]])}; expected {what}.{' ' + todo if todo else ''}"
     )
 
 
-def _signal(drawable, field, method, algorithm, nonnegative) -> np.ndarray:
+def _signal(drawable, field, method, algorithm, nonnegative, alternative) -> np.ndarray:
     """(n_included,) float values of a signal field, with the errors a user can act on."""
     if field not in drawable.columns:
         raise BalancedSamplingError(
@@ -535,7 +549,11 @@ def _signal(drawable, field, method, algorithm, nonnegative) -> np.ndarray:
     values = pd.to_numeric(drawable[field], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
-        raise _first_bad(drawable, bad, field, f"a number (re-run '{algorithm}', or exclude the patch)")
+        raise _first_bad(
+            drawable, bad, field, "a number",
+            f"Run '{algorithm}' on these patches, exclude them, or pick a sampling method that does not "
+            f"need '{field}' (e.g. {alternative}).",
+        )
     if nonnegative and (values < 0).any():
         raise _first_bad(drawable, values < 0, field, f"a value >= 0 for '{method}'")
     return values

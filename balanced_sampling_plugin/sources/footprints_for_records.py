@@ -3,7 +3,8 @@
 Each distinct image raster is opened once for its geotransform and CRS; every window of
 it becomes a closed ring in the rasters' CRS. Unlike
 :func:`~balanced_sampling_plugin.footprints.build_footprints`, the windows are given, so
-rasters that are gone, windows that overrun their raster and mixed CRSs are reported here.
+rasters that are gone, windows that overrun their raster, mixed CRSs and masks off their
+image's grid are reported here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BalancedSamplingError
-from ..footprints import first_grid_with_same_crs, read_grid, window_ring
+from ..footprints import check_mask_grid, first_grid_with_same_crs, read_grid, window_ring
 from ..progress import Progress, as_progress
 from ..records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF, describe_patch, validate_records
 
@@ -50,7 +51,8 @@ def record_footprints(
     Parameters
     ----------
     records : patch table with ``image_path``, ``row_off``, ``col_off``, ``patch_size`` (pixels);
-        ``mask_path`` when present is checked for existence too.
+        ``mask_path`` when present is checked for existence too, and to lie on its image's
+        pixel grid (same CRS, size and geotransform).
     on_missing : "fail" raises listing the missing rasters (the first few and a count);
         "skip" drops their records, warns, and lists them in ``missing``.
     progress : updated once per distinct image; cancel raises ``OperationCanceled``.
@@ -59,7 +61,7 @@ def record_footprints(
     ------
     BalancedSamplingError
         Missing rasters (with "fail", or when nothing is left), a window reaching past its
-        raster's edge, or rasters in different CRSs (naming them).
+        raster's edge, rasters in different CRSs, or a mask off its image's pixel grid (naming them).
     """
     if on_missing not in ON_MISSING:
         raise BalancedSamplingError(f"on_missing must be one of {', '.join(ON_MISSING)}; got {on_missing!r}.")
@@ -74,9 +76,15 @@ def record_footprints(
     first = None
     rows_of = table.groupby(IMAGE_PATH, sort=False).indices  # image -> row positions
     windows = table[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64)
+    mask_grids: dict = {}  # mask path -> RasterGrid, each mask opened once
     for done, (image, rows) in enumerate(rows_of.items(), start=1):
         grid = read_grid(image)
         first = first_grid_with_same_crs(grid, first)
+        if MASK_PATH in table.columns:
+            for mask in table[MASK_PATH].iloc[rows].dropna().unique():
+                if mask not in mask_grids:
+                    mask_grids[mask] = read_grid(mask)
+                check_mask_grid(grid, mask_grids[mask])
         _check_inside(table, rows, windows[rows], grid.width, grid.height)
         for row in rows:
             rings[row] = window_ring(grid.transform, *(int(v) for v in windows[row]))

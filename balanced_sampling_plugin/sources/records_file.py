@@ -10,7 +10,8 @@ paths resolve against the folder of the file that names them.
 from __future__ import annotations
 
 import os
-from typing import Callable
+import re
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,11 @@ CSV_EXTENSIONS = (".csv",)
 YAML_EXTENSIONS = (".yaml", ".yml")
 #: Where a config keeps its records (dotted path, for messages).
 RECORDS_KEY = "balanced_dataset.input.patch_records"
+#: What a records CSV must look like, said whenever a file seems to be written another way.
+CSV_FORMAT = "the records CSV must be comma-separated (',') with '.' as decimal mark"
+#: A number written with a decimal comma (or a thousands comma), e.g. "0,5" or "-12,75".
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
+_PLAIN_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
 def resolve_path(path, base_dir: str) -> str:
@@ -103,9 +109,60 @@ def records_from_csv(path: str) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={IMAGE_PATH: str, MASK_PATH: str, "image": str, "mask": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise BalancedSamplingError(f"Cannot read the CSV file {path}: {exc}") from exc
-    # Data row i is on line i + 2 of the file (line 1 is the header).
-    return _checked(frame, os.path.dirname(path), path, lambda i: f"{path}, line {i + 2}")
+        hint = _separator_hint(path)
+        detail = str(exc).strip().rstrip(".")
+        raise BalancedSamplingError(f"Cannot read the CSV file {path}: {detail}.{' ' + hint if hint else ''}") from exc
+    columns = {COLUMN_ALIASES.get(str(c), str(c)) for c in frame.columns}
+    missing = [c for c in RECORD_COLUMNS if c not in columns]
+    hint = _separator_hint(path) if missing else None
+    if hint:
+        raise BalancedSamplingError(
+            f"{path}: no {', '.join(repr(m) for m in missing)} column (the header was read as "
+            f"{', '.join(repr(str(c)) for c in frame.columns)}). {hint}"
+        )
+
+    def locate(row: int) -> str:  # data row i is on line i + 2 of the file (line 1 is the header)
+        return f"{path}, line {row + 2}"
+
+    _refuse_decimal_commas(frame, locate)
+    return _checked(frame, os.path.dirname(path), path, locate)
+
+
+def _separator_hint(path: str) -> Optional[str]:
+    """What to tell about a CSV whose first line holds ';' or tabs (a spreadsheet's export), else None."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return None
+    semicolons, tabs = header.count(";"), header.count("\t")
+    if not semicolons and not tabs:
+        return None
+    separator = "';'" if semicolons >= tabs else "tabs"
+    return (
+        f"The file seems to be separated by {separator} (its first line holds {separator}), probably with "
+        f"decimal commas; {CSV_FORMAT}. Export it again with ',' as field separator and '.' as decimal mark."
+    )
+
+
+def _refuse_decimal_commas(frame: pd.DataFrame, locate: Callable[[int], str]) -> None:
+    """Raise when a text column holds numbers only, some written with a decimal comma (e.g. "0,5").
+
+    pandas keeps such a column as text, and every later stage would read it as NULL.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if column in (IMAGE_PATH, MASK_PATH, *COLUMN_ALIASES) or pd.api.types.is_numeric_dtype(values):
+            continue
+        text = values.dropna().astype(str)
+        text = text[text.str.strip() != ""]
+        comma = text.str.match(_DECIMAL_COMMA)
+        if comma.any() and (comma | text.str.match(_PLAIN_NUMBER)).all():
+            first = comma.index[comma.to_numpy()][0]
+            raise BalancedSamplingError(
+                f"{locate(values.index.get_loc(first))}: '{column}' is {text[first]!r}, a number with a "
+                f"decimal comma; {CSV_FORMAT}. Export the file again with '.' as decimal mark."
+            )
 
 
 def _merge_aliases(frame: pd.DataFrame, locate: Callable[[int], str]) -> pd.DataFrame:
@@ -151,9 +208,12 @@ def _checked(frame: pd.DataFrame, base_dir: str, source: str, locate: Callable[[
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             expected = "a positive integer" if column == PATCH_SIZE else "a non-negative integer"
-            raise BalancedSamplingError(
-                f"{locate(row)}: '{column}' is {frame[column].iloc[row]!r}; expected {expected} (pixels)."
+            value = frame[column].iloc[row]
+            comma = (
+                f" It looks like a decimal comma: {CSV_FORMAT}."
+                if isinstance(value, str) and _DECIMAL_COMMA.match(value) else ""
             )
+            raise BalancedSamplingError(f"{locate(row)}: '{column}' is {value!r}; expected {expected} (pixels).{comma}")
     return validate_records(frame, source=source)
 
 

@@ -13,6 +13,7 @@ from balanced_sampling_plugin.footprints import (
     window_ring,
 )
 from balanced_sampling_plugin.records import patch_id
+from tests.rasters import write_geotiff
 
 
 @pytest.mark.parametrize("length, size, stride, edge, expected", [
@@ -89,3 +90,43 @@ def test_mismatched_sizes_and_crs_are_named(tmp_path, synthetic_dataset):
         build_footprints([(synthetic_dataset.images[0], synthetic_dataset.masks[0]), (other_crs, other_crs)], 64)
     with pytest.raises(BalancedSamplingError, match="does not exist"):
         build_footprints([(str(tmp_path / "nope.tif"), small)], 64)
+
+
+def test_mask_in_another_crs_than_its_image_is_refused(tmp_path):
+    from rasterio.transform import from_origin
+
+    image = write_geotiff(tmp_path / "t1.tif", np.ones((3, 64, 64), np.uint8))
+    mask = write_geotiff(tmp_path / "t1_mask.tif", np.ones((64, 64), np.uint8), crs="EPSG:4326",
+                         transform=from_origin(10, 50, 0.001, 0.001))
+    with pytest.raises(BalancedSamplingError) as error:
+        build_footprints([(image, mask)], 32)
+    assert str(error.value).startswith(
+        f"Mask {mask} is in EPSG:4326 but its image {image} is in EPSG:32633; "
+        "a mask must share its image's CRS and pixel grid — reproject the mask onto the image's grid"
+    )
+
+
+def test_mask_on_another_pixel_grid_is_refused(tmp_path):
+    from rasterio.transform import from_origin
+
+    image = write_geotiff(tmp_path / "t1.tif", np.ones((3, 64, 64), np.uint8))
+    shifted = write_geotiff(tmp_path / "t1_mask.tif", np.ones((64, 64), np.uint8),
+                            transform=from_origin(500010, 4000000, 1, 1))
+    with pytest.raises(BalancedSamplingError) as error:
+        build_footprints([(image, shifted)], 32)
+    assert str(error.value) == (
+        f"Image {image} and mask {shifted} have different geotransforms (origin or pixel size: "
+        "origin (500000, 4000000), pixel 1 x 1 vs origin (500010, 4000000), pixel 1 x 1); they must share one "
+        "pixel grid — resample the mask onto the image's grid (nearest neighbour)."
+    )
+    coarse = write_geotiff(tmp_path / "t2_mask.tif", np.ones((32, 32), np.uint8),
+                           transform=from_origin(500000, 4000000, 2, 2))
+    with pytest.raises(BalancedSamplingError, match=r"is 64x64 px but its mask .*t2_mask.tif is 32x32 px"):
+        build_footprints([(image, coarse)], 32)
+
+
+def test_mask_without_crs_on_the_same_grid_is_accepted(tmp_path):
+    image = write_geotiff(tmp_path / "t1.tif", np.ones((3, 64, 64), np.uint8))
+    mask = write_geotiff(tmp_path / "t1_mask.tif", np.ones((64, 64), np.uint8), crs=None)
+    result = build_footprints([(image, mask)], 32)
+    assert len(result.records) == 4 and result.crs_authid == "EPSG:32633"

@@ -260,3 +260,37 @@ def test_unreadable_image_names_the_path(tmp_path, pair):
     not_a_raster.write_text("not a raster")
     with pytest.raises(BalancedSamplingError, match="image raster .*notes.tif.*not a readable raster"):
         compute_mask_stats(make_records(str(not_a_raster), pair[1]))
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def test_multiband_masks_are_named_once_per_run(tmp_path, pair):
+    rgb_mask = np.stack([make_mask(), np.full((64, 64), 9, np.uint8), np.full((64, 64), 7, np.uint8)])
+    masks = [write_geotiff(tmp_path / f"rgb_mask_{k}.tif", rgb_mask) for k in range(5)]
+    records = pd.concat(
+        [make_records(pair[0], m) for m in masks] + [make_records(*pair)], ignore_index=True
+    )
+    sink = []
+    progress = Progress(warning=sink.append)
+    table = compute_mask_stats(records, check_black_border=False, chunk_size=2, workers=2, progress=progress)
+
+    assert sink == progress.warnings
+    multiband = [w for w in sink if "more than one band" in w]
+    assert multiband == [
+        f"5 mask raster(s) have more than one band: {masks[0]} (3 bands), {masks[1]} (3 bands), "
+        f"{masks[2]} (3 bands) and 2 more. Band 1 is read as the class mask and the other bands are "
+        "ignored; if the classes are in another band (or the file is an RGB rendering of the mask), write a "
+        "single-band class raster and point the mask field at it."
+    ]
+    assert pair[1] not in multiband[0]
+    # Band 1 is what was read: no class of bands 2/3, and the single-band mask's numbers.
+    assert [c for c in table.columns if c.startswith("cls_")] == ["cls_1", "cls_2", "cls_3"]
+    single = compute_mask_stats(make_records(*pair), check_black_border=False)
+    np.testing.assert_allclose(table.iloc[:5][single.columns].to_numpy(float), single.to_numpy(float))
+
+
+def test_single_band_masks_give_no_band_warning(pair):
+    progress = Progress()
+    compute_mask_stats(make_records(*pair), progress=progress)
+    assert not any("band" in w for w in progress.warnings)

@@ -77,6 +77,72 @@ def test_csv_errors_name_file_line_and_value(tmp_path, body, match):
     assert str(tmp_path / "records.csv") in str(error.value)
 
 
+SEMICOLON_HINT = (
+    "The file seems to be separated by ';' (its first line holds ';'), probably with decimal commas; the records "
+    "CSV must be comma-separated (',') with '.' as decimal mark. Export it again with ',' as field separator and "
+    "'.' as decimal mark."
+)
+
+
+def test_semicolon_csv_is_refused_with_a_separator_hint(tmp_path):
+    path = write_text(tmp_path / "records.csv",
+                      "image_path;mask_path;row_off;col_off;patch_size\na.tif;a_mask.tif;0;0;64\n")
+    with pytest.raises(BalancedSamplingError) as error:
+        read_patch_records(path)
+    assert str(error.value) == (
+        f"{path}: no 'image_path', 'mask_path', 'row_off', 'col_off', 'patch_size' column (the header was read "
+        f"as 'image_path;mask_path;row_off;col_off;patch_size'). {SEMICOLON_HINT}"
+    )
+
+
+@pytest.mark.parametrize("rows, start", [
+    # A decimal comma in every row: pandas takes the extra leading fields for an index.
+    ("a.tif;m.tif;0;0;64;0,5;0,25\n", "{path}: no 'image_path'"),
+    # Decimal commas from line 3 on: more fields than the header, pandas cannot tokenize it.
+    ("a.tif;m.tif;0;0;64;1;2\na.tif;m.tif;0;64;64;0,5;0,25\n",
+     "Cannot read the CSV file {path}: Error tokenizing data. C error: Expected 1 fields in line 3, saw 3. "),
+])
+def test_semicolon_csv_with_decimal_commas_is_refused_with_the_hint(tmp_path, rows, start):
+    path = write_text(tmp_path / "records.csv",
+                      "image_path;mask_path;row_off;col_off;patch_size;uniqueness_score;freq_cluster_weight\n" + rows)
+    with pytest.raises(BalancedSamplingError) as error:
+        read_patch_records(path)
+    message = str(error.value)
+    assert message.startswith(start.format(path=path)) and message.endswith(SEMICOLON_HINT)
+
+
+def test_tab_separated_csv_gets_the_hint(tmp_path):
+    path = write_text(tmp_path / "records.csv",
+                      "image_path\tmask_path\trow_off\tcol_off\tpatch_size\na.tif\tm.tif\t0\t0\t64\n")
+    with pytest.raises(BalancedSamplingError, match="The file seems to be separated by tabs .*comma-separated"):
+        read_patch_records(path)
+
+
+def test_quoted_decimal_commas_are_refused_not_read_as_text(tmp_path):
+    path = write_text(tmp_path / "records.csv",
+                      "image_path,mask_path,row_off,col_off,patch_size,uniqueness_score,split\n"
+                      'a.tif,m.tif,0,0,64,1,train\n'
+                      'a.tif,m.tif,0,64,64,"0,5",val\n')
+    with pytest.raises(BalancedSamplingError) as error:
+        read_patch_records(path)
+    assert str(error.value) == (
+        f"{path}, line 3: 'uniqueness_score' is '0,5', a number with a decimal comma; the records CSV must be "
+        "comma-separated (',') with '.' as decimal mark. Export the file again with '.' as decimal mark."
+    )
+    path = write_text(tmp_path / "records.csv",
+                      "image_path,mask_path,row_off,col_off,patch_size,split\n"
+                      'a.tif,m.tif,0,0,64,train\na.tif,m.tif,"32,0",0,64,val\n')
+    with pytest.raises(BalancedSamplingError, match=r"line 3: 'row_off' is '32,0', a number with a decimal comma"):
+        read_patch_records(path)
+
+
+def test_text_columns_with_commas_are_kept(tmp_path):
+    path = write_text(tmp_path / "records.csv",
+                      "image_path,mask_path,row_off,col_off,patch_size,note\n"
+                      'a.tif,m.tif,0,0,64,"roads, fields"\na.tif,m.tif,0,64,64,"1,5"\n')
+    assert read_patch_records(path)["note"].tolist() == ["roads, fields", "1,5"]
+
+
 def test_unsupported_extension_and_missing_file(tmp_path):
     with pytest.raises(BalancedSamplingError, match=r"expected a CSV \(\.csv\) or a YAML config"):
         read_patch_records(write_text(tmp_path / "records.txt", "x"))
@@ -135,6 +201,10 @@ def test_yaml_patch_records_may_name_a_csv(tmp_path):
          "      - {image_path: a, row_off: 0, col_off: 0, patch_size: 64}\n",
          r"patch_records\[1\]: 'mask_path' is empty"),
         ("balanced_dataset: [\n", r"is not valid YAML \(line 2"),
+        ("balanced_dataset:\n  input:\n    patch_records:\n"
+         "      - {image_path: a, mask_path: b, row_off: '0,5', col_off: 0, patch_size: 64}\n",
+         r"patch_records\[0\]: 'row_off' is '0,5'; expected a non-negative integer \(pixels\)\. It looks like a "
+         r"decimal comma: the records CSV must be comma-separated \(','\) with '\.' as decimal mark\."),
     ],
 )
 def test_yaml_errors_name_file_entry_and_key(tmp_path, text, match):
@@ -210,4 +280,36 @@ def test_rasters_in_different_crs_are_named(synthetic_dataset, tmp_path):
                             "mask_path": [synthetic_dataset.masks[0], other],
                             "row_off": 0, "col_off": 0, "patch_size": 64})
     with pytest.raises(BalancedSamplingError, match=r"is in EPSG:4326 but .* is in EPSG:32633"):
+        record_footprints(records)
+
+
+def test_mask_in_another_crs_than_its_image_is_refused(synthetic_dataset, tmp_path):
+    image = synthetic_dataset.images[0]
+    mask = str(tmp_path / "mask_wgs84.tif")
+    with rasterio.open(synthetic_dataset.masks[0]) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(mask, "w", **(profile | {"crs": "EPSG:4326",
+                                                 "transform": from_origin(10, 50, 0.001, 0.001)})) as dst:
+        dst.write(data)
+    records = pd.DataFrame({"image_path": [image], "mask_path": [mask], "row_off": 0, "col_off": 0,
+                            "patch_size": 64})
+    with pytest.raises(BalancedSamplingError) as error:
+        record_footprints(records)
+    assert str(error.value).startswith(
+        f"Mask {mask} is in EPSG:4326 but its image {image} is in EPSG:32633; a mask must share its image's "
+        "CRS and pixel grid"
+    )
+
+
+def test_mask_on_another_pixel_grid_is_refused(synthetic_dataset, tmp_path):
+    image = synthetic_dataset.images[0]
+    small = str(tmp_path / "small_mask.tif")
+    with rasterio.open(synthetic_dataset.masks[0]) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(small, "w", **(profile | {"width": 256, "height": 256})) as dst:
+        dst.write(data[:, :256, :256])
+    records = pd.DataFrame({"image_path": [image, image], "mask_path": [synthetic_dataset.masks[0], small],
+                            "row_off": 0, "col_off": [0, 64], "patch_size": 64})
+    with pytest.raises(BalancedSamplingError, match=r"is 512x512 px but its mask .*small_mask\.tif is 256x256 px; "
+                                                    r"they must share one pixel grid"):
         record_footprints(records)

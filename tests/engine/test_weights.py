@@ -177,6 +177,43 @@ def test_nan_in_an_included_patch_names_it():
         combine_weights(table, "class_balanced")
 
 
+def test_null_uniqueness_is_reported_as_null_with_what_to_do():
+    table = small_table()
+    table["uniqueness_score"] = table["uniqueness_score"].astype(object)
+    table.loc[12, "uniqueness_score"] = None  # a NULL from a QGIS layer
+    table.loc[15, "uniqueness_score"] = np.nan  # an empty CSV cell
+    with pytest.raises(BalancedSamplingError) as error:
+        combine_weights(table, "rank_max")
+    assert str(error.value) == (
+        "Field 'uniqueness_score' of patch c (and 1 other included patch) is NULL (empty); expected a number. "
+        "Run 'Compute DINOv2 uniqueness' on these patches, exclude them, or pick a sampling method that does "
+        "not need 'uniqueness_score' (e.g. composition_only)."
+    )
+    assert "nan" not in str(error.value).lower()
+    np.testing.assert_allclose(combine_weights(table, "composition_only").weights.to_numpy(),
+                               mean_one(HAND["composition_only"]))
+
+
+def test_null_composition_and_proportion_are_reported_as_null():
+    table = small_table().drop(columns="patch_id")
+    table.loc[11, "freq_cluster_weight"] = np.nan
+    with pytest.raises(BalancedSamplingError) as error:
+        combine_weights(table, "composition_only")
+    assert str(error.value) == (
+        "Field 'freq_cluster_weight' of the patch at row 11 is NULL (empty); expected a number. "
+        "Run 'Compute composition clusters' on these patches, exclude them, or pick a sampling method that "
+        "does not need 'freq_cluster_weight' (e.g. uniqueness_only)."
+    )
+    table.loc[13, "cls_2"] = None
+    with pytest.raises(BalancedSamplingError, match=r"^Field 'cls_2' of the patch at row 13 is NULL \(empty\); "
+                                                    r"expected a proportion in \[0, 1\]"):
+        combine_weights(table, "class_balanced")
+    table["freq_cluster_weight"] = table["freq_cluster_weight"].astype(object)
+    table.loc[11, "freq_cluster_weight"] = "abc"  # a real value is still shown as it is
+    with pytest.raises(BalancedSamplingError, match=r"row 11 is 'abc'; expected a number"):
+        combine_weights(table, "composition_only")
+
+
 def test_nan_in_an_excluded_patch_is_fine():
     table = small_table()
     table.loc[14, ["uniqueness_score", "cls_0"]] = np.nan
