@@ -131,9 +131,11 @@ def _setting(default, check: Check):
 
 @dataclass
 class LocalInput:
-    """``input.patch_records``: the validated patch table (absolute paths, ``patch_id``)."""
+    """``input.patch_records``: the validated patch table (absolute paths, ``patch_id``);
+    ``records_file`` is the CSV it was read from (None for records listed in the YAML)."""
 
     patch_records: pd.DataFrame
+    records_file: Optional[str] = None
 
 
 @dataclass
@@ -280,7 +282,9 @@ def _parse_input(value, key: str, source: str, base_dir: str) -> Union[LocalInpu
             raise BalancedSamplingError(
                 f"{key} holds both patch_records and database keys ({', '.join(database_keys)}); keep one input."
             )
-        return LocalInput(records_from_entries(section["patch_records"], source, base_dir))
+        entries = section["patch_records"]
+        records_file = resolve_path(entries, base_dir) if isinstance(entries, str) else None
+        return LocalInput(records_from_entries(entries, source, base_dir), records_file)
     if not database_keys:
         raise BalancedSamplingError(
             f"{key} is empty: give patch_records, or the tile table's database ({', '.join(_POSTGRES_KEYS)})."

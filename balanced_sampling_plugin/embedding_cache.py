@@ -13,24 +13,28 @@ Semantics:
 - The file may hold several models and patches that are no longer in the table. They are
   kept when the file is rewritten but never returned for another model, so switching
   models back and forth reuses both sets of embeddings and never mixes them.
-- An unreadable (corrupt, truncated) file is reported with a warning, not trusted, and
-  replaced by the next write. A readable parquet without these columns is someone else's
-  file: it is an error, never overwritten.
-- Writes are atomic: a temp file in the same folder, then ``os.replace``.
+- A damaged Parquet file (it starts with Parquet's ``PAR1`` signature but cannot be read,
+  e.g. truncated) is reported with a warning, not trusted, and replaced by the next write.
+  Any other file (a GeoPackage, a CSV, a readable parquet without these columns) is
+  someone else's: it is an error, never overwritten. An empty file holds nothing to lose.
+- Writes are atomic: a partial file in the same folder, then a rename
+  (:class:`~balanced_sampling_plugin.file_safety.OutputFiles`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError, require
+from .file_safety import OutputFiles
 from .progress import Progress, as_progress
 
 KEY, MODEL, EMBEDDING = "patch_key", "model", "embedding"
+#: The first (and last) four bytes of every Parquet file.
+PARQUET_MAGIC = b"PAR1"
 #: Rows per Arrow chunk when writing (keeps list offsets well inside int32).
 WRITE_CHUNK = 100_000
 
@@ -63,8 +67,17 @@ class EmbeddingCache:
     def _read(self):
         """The file's rows as a pyarrow Table with the cache schema, or None (no file / unreadable)."""
         pa = _pyarrow()
-        if not os.path.exists(self.path):
+        if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return None
+        if os.path.isdir(self.path):
+            raise BalancedSamplingError(f"The embedding cache '{self.path}' is a folder; give a .parquet file name.")
+        with open(self.path, "rb") as handle:
+            signature = handle.read(4)
+        if signature != PARQUET_MAGIC:
+            raise BalancedSamplingError(
+                f"'{self.path}' is not a Parquet file, so it cannot be the embedding cache; it was left as it is. "
+                "Choose a new file name ending in .parquet for the cache."
+            )
         try:
             table = _parquet().read_table(self.path)
         except (OSError, pa.ArrowException) as exc:
@@ -134,17 +147,10 @@ class EmbeddingCache:
             replaced = pc.and_(pc.equal(self._table[MODEL], model), pc.is_in(self._table[KEY], value_set=keys))
             tables.insert(0, self._table.filter(pc.invert(replaced)))
         table = pa.concat_tables(tables)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=".embeddings-", suffix=".parquet.tmp", dir=folder)
-        os.close(handle)
-        try:
-            _parquet().write_table(table, temp)
-            os.replace(temp, self.path)
-        except BaseException:
-            if os.path.exists(temp):
-                os.remove(temp)
-            raise
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with OutputFiles() as outputs:
+            _parquet().write_table(table, outputs.partial(self.path))
+            outputs.commit()
         self._table = table
 
 

@@ -13,6 +13,7 @@ QGIS itself (or a killed process) loses at most that much work.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import deque
@@ -25,9 +26,18 @@ import pandas as pd
 
 from .embedding_cache import EmbeddingCache
 from .errors import BalancedSamplingError, OperationCanceled, require
-from .patch_images import PatchReader, estimate_stretch
+from .patch_images import PatchReader, check_windows, estimate_stretch
 from .progress import Progress, as_progress
-from .records import COL_OFF, IMAGE_PATH, PATCH_SIZE, ROW_OFF, normalize_path, patch_ids, validate_records
+from .records import (
+    COL_OFF,
+    IMAGE_PATH,
+    PATCH_SIZE,
+    ROW_OFF,
+    describe_patch,
+    normalize_path,
+    patch_ids,
+    validate_records,
+)
 
 SHORT_NAMES = {
     "dinov2-small": "facebook/dinov2-small",
@@ -54,7 +64,7 @@ class EmbeddingResult:
     """Embeddings aligned to the rows of the record table.
 
     ``embeddings`` is (n_rows, d) float32; ``computed`` and ``reused`` count distinct
-    patches (rows sharing a patch key share one embedding); ``device`` is None when
+    patches (rows sharing a patch key share one embedding: ``unique_embeddings[row_to_unique]``); ``device`` is None when
     everything came from the cache and no model ran.
     """
 
@@ -63,6 +73,8 @@ class EmbeddingResult:
     reused: int
     model_name: str
     device: str | None
+    unique_embeddings: np.ndarray | None = None  # (n_distinct, d): one row per distinct patch
+    row_to_unique: np.ndarray | None = None  # (n_rows,) int: the distinct patch of each row
 
 
 def resolve_model_name(dino_model: str) -> tuple[str, bool]:
@@ -224,13 +236,66 @@ def cls_embeddings(model, batch, device: str, precision: str = "fp32") -> np.nda
         return model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu().numpy()
 
 
-def cache_identity(model_name: str, bands, stretch) -> str:
-    """What an embedding depends on besides the patch: the model and how pixels reach it.
+#: Files of a model folder left out of its fingerprint (they do not change what the model computes).
+_NOT_MODEL_FILES = ("README", "LICENSE", ".git")
+_FILE_DIGESTS: dict = {}
 
-    Stored in the cache's ``model`` column, so changing the bands or the stretch never
-    reuses embeddings made from other inputs.
+
+def _file_digest(path: str) -> str:
+    """blake2b of a file's bytes, remembered per (path, size, mtime, inode) for the process's lifetime."""
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _FILE_DIGESTS:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        _FILE_DIGESTS[key] = digest.hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def model_fingerprint(name: str, local: bool) -> str | None:
+    """What identifies the model's weights and image processor, for the embedding cache key.
+
+    A local folder: a digest of every file in it (names and bytes; ~0.5 s per GB, once per
+    process), so weights replaced inside the same folder never reuse old embeddings. A hub
+    id: the revision (commit) of the snapshot in the local Hugging Face cache. None when
+    it cannot be told (a hub model not cached yet): then no cached embedding is trusted.
     """
-    return f"{model_name}|bands={','.join(str(int(b)) for b in bands)}|stretch={stretch[0]:g}-{stretch[1]:g}"
+    if local:
+        digest = hashlib.blake2b(digest_size=12)
+        for folder, subfolders, files in os.walk(name):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+            for file in sorted(files):
+                if file.startswith(".") or file.startswith(_NOT_MODEL_FILES):
+                    continue
+                path = os.path.join(folder, file)
+                digest.update(f"{os.path.relpath(path, name)}\0{_file_digest(path)}\0".encode())
+        return digest.hexdigest()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    cached = try_to_load_from_cache(name, "config.json")
+    if not isinstance(cached, str):
+        return None
+    return os.path.basename(os.path.dirname(cached))  # .../snapshots/<commit>/config.json
+
+
+def cache_identity(model_name: str, fingerprint: str, bands, stretch, values=None, precision: str = "fp32") -> str:
+    """What an embedding depends on besides the patch: the model's weights and how pixels reach it.
+
+    Stored in the cache's ``model`` column, so changing the weights, the bands, the stretch
+    percentiles or the stretch values estimated from them (non-uint8 imagery) never reuses
+    embeddings made from other inputs. ``values`` is the :class:`~.patch_images.Stretch`
+    applied, or None for uint8 imagery.
+    """
+    identity = (f"{model_name}|weights={fingerprint}|bands={','.join(str(int(b)) for b in bands)}"
+                f"|stretch={stretch[0]:g}-{stretch[1]:g}")
+    if values is not None:
+        raw = np.concatenate([values.low, values.high]).astype("<f8").tobytes()
+        identity += f"@{hashlib.blake2b(raw, digest_size=8).hexdigest()}"
+    return identity + ("" if precision == "fp32" else f"|{precision}")
 
 
 def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
@@ -250,6 +315,8 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     stretch : (low, high) percentiles of the dataset-wide stretch of non-uint8 imagery.
     progress : updated per batch; cancel raises ``OperationCanceled`` within one batch.
     precision : ``fp32``, or ``bf16`` autocast (faster where the CPU/GPU has bf16; cached apart).
+
+    Every window is checked against its image (inside it, bands present) before the model loads.
     """
     progress = as_progress(progress)
     if precision not in PRECISIONS:
@@ -264,34 +331,48 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                        firsts[COL_OFF].tolist(), firsts[PATCH_SIZE].tolist()))
     name, local = resolve_model_name(dino_model)
     dim = model_dimension(name, local)
-    identity = cache_identity(name, bands, stretch) + ("" if precision == "fp32" else f"|{precision}")
-
     cache = EmbeddingCache(parquet_path, progress) if parquet_path else None
-    found, cached = cache.lookup(unique_keys, identity, dim) if cache else (np.zeros(len(unique_keys), bool), None)
-    vectors = np.zeros((len(unique_keys), dim), dtype=np.float32)
-    if found.any():
-        vectors[found] = cached
-    # Image order lets each reader thread reuse its open dataset.
-    todo = sorted(np.flatnonzero(~found), key=windows.__getitem__)
-    if cache:
-        progress.info(f"Embedding cache '{cache.path}': {int(found.sum())} of {len(unique_keys)} patches reused, "
-                      f"{len(todo)} to compute.")
-    device = None
-    if todo:
-        device = pick_device(use_gpu, progress)
-        with PatchReader(bands) as reader:
-            reader.stretch = estimate_stretch(reader, sorted(windows), stretch)
-            if reader.stretch is not None:
-                low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
-                progress.info(f"Non-uint8 imagery stretched to 0-255 (percentiles {stretch}): {low} to {high}.")
-            model, spec = load_model(name, local, device)
-            computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
-                              int(num_workers), progress, cache, unique_keys[todo], identity, precision)
-        vectors[todo] = computed
+
+    with PatchReader(bands) as reader:
+        by_image = sorted(range(len(windows)), key=windows.__getitem__)
+        check_windows(reader, [windows[i] for i in by_image],
+                      lambda i: describe_patch(table, firsts.index[by_image[i]]))
+        reader.stretch = estimate_stretch(reader, sorted(windows), stretch)
+        if reader.stretch is not None:
+            low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
+            progress.info(f"Non-uint8 imagery stretched to 0-255 (percentiles {stretch}): {low} to {high}.")
+        fingerprint = model_fingerprint(name, local) if cache else None
+        identity = cache_identity(name, fingerprint, bands, stretch, reader.stretch, precision)
+        if cache and fingerprint is None:
+            progress.warning(f"Cannot tell which revision of '{name}' is loaded, so no cached embedding is reused.")
+            found, cached = np.zeros(len(unique_keys), bool), None
+        elif cache:
+            found, cached = cache.lookup(unique_keys, identity, dim)
+        else:
+            found, cached = np.zeros(len(unique_keys), bool), None
+        vectors = np.zeros((len(unique_keys), dim), dtype=np.float32)
+        if found.any():
+            vectors[found] = cached
+        # Image order lets each reader thread reuse its open dataset.
+        todo = sorted(np.flatnonzero(~found), key=windows.__getitem__)
         if cache:
-            cache.save(unique_keys[todo], identity, computed)
+            progress.info(f"Embedding cache '{cache.path}': {int(found.sum())} of {len(unique_keys)} patches "
+                          f"reused, {len(todo)} to compute.")
+        device = None
+        if todo:
+            device = pick_device(use_gpu, progress)
+            model, spec = load_model(name, local, device)
+            if cache and fingerprint is None:  # a hub model fetched just now: its revision is known from here on
+                fingerprint = model_fingerprint(name, local)
+                identity = cache_identity(name, fingerprint or "unknown", bands, stretch, reader.stretch, precision)
+            computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
+                              int(num_workers), progress, cache if fingerprint else None, unique_keys[todo],
+                              identity, precision)
+            vectors[todo] = computed
+            if cache and fingerprint:
+                cache.save(unique_keys[todo], identity, computed)
     return EmbeddingResult(vectors[row_to_unique], computed=len(todo), reused=int(found.sum()), model_name=name,
-                           device=device)
+                           device=device, unique_embeddings=vectors, row_to_unique=row_to_unique)
 
 
 def _checkpoint(cache, keys, name, vectors, progress) -> None:

@@ -1,23 +1,21 @@
-"""The training CSV read by pytorch-smt-tools' ``CSVWindowedSegmentationDataset``, and atomic writes.
+"""The training CSV read by pytorch-smt-tools' ``CSVWindowedSegmentationDataset``.
 
 One row per patch: image and mask paths, the window (pixels) and ``sampler_weight``,
-plus diagnostic columns when the table has them. Files are written atomically: the
-data goes to a temporary file in the target folder, which then replaces the target
-in one ``os.replace``; a failure or a cancel leaves any earlier file untouched.
+plus diagnostic columns when the table has them. The file is written atomically
+(:func:`~balanced_sampling_plugin.file_safety.atomic_write`): a failure or a cancel
+leaves any earlier file untouched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import uuid
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError
+from .file_safety import atomic_write
 from .records import (
     CLASS_ENTROPY,
     COL_OFF,
@@ -37,42 +35,6 @@ from .weights import included_mask
 
 #: Written after the main columns, in this order, when the table has them.
 DEFAULT_DIAGNOSTIC_COLUMNS = (PATCH_ID, FREQ_CLUSTER_ID, UNIQUENESS_SCORE, EXCLUDED, CLASS_ENTROPY, NODATA_RATIO)
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "w", encoding: str = "utf-8", newline: str | None = None):
-    """Open a temporary file next to ``path`` for writing; on success it replaces ``path``.
-
-    If the ``with`` block raises (or the process dies), the temporary file is
-    removed and ``path`` keeps its old content. The temporary file lives in the
-    same folder so that ``os.replace`` is an atomic rename on one file system. A
-    replaced file keeps its permission bits; a new one gets the usual umask ones.
-
-    Usage::
-
-        with atomic_write("out.html") as handle:
-            handle.write(text)
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise BalancedSamplingError(f"Cannot write '{path}': the folder '{folder}' does not exist.")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666 honours the umask like open(); O_BINARY stops Windows from translating newlines twice
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        text = "b" not in mode
-        with os.fdopen(fd, mode, encoding=encoding if text else None, newline=newline if text else None) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.path.exists(path):
-            shutil.copymode(path, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def training_frame(

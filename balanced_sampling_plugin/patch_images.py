@@ -146,6 +146,25 @@ class PatchReader:
         self._local = threading.local()
 
 
+def check_windows(reader: PatchReader, windows, describe) -> None:
+    """Refuse, before any model runs, a window that leaves its image or a band selection the image lacks.
+
+    ``windows`` is a sequence of ``(image_path, row_off, col_off, patch_size)`` (pixels);
+    ``describe(i)`` names patch ``i`` in messages. Each image is opened once (sort ``windows``
+    by path to keep it so). Mirrors Compute composition clusters, which refuses the same windows.
+    """
+    for i, (path, row, col, size) in enumerate(windows):
+        dataset = reader.dataset(path)
+        channel_bands(dataset.count, reader.bands, path)
+        if row < 0 or col < 0 or row + size > dataset.height or col + size > dataset.width:
+            raise BalancedSamplingError(
+                f"The window of {describe(i)} covers rows {row}..{row + size - 1} and columns "
+                f"{col}..{col + size - 1}, outside the image raster '{path}' ({dataset.height} rows x "
+                f"{dataset.width} columns). Fix its row_off/col_off/patch_size fields, or rebuild the footprints "
+                "with 'Create patch footprints'."
+            )
+
+
 def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_patches: int = 32) -> Stretch | None:
     """One dataset-wide per-channel percentile stretch from a sample of non-uint8 patches.
 

@@ -26,6 +26,7 @@ GeoJSON
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -35,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from .composition import CompositionResult, compute_composition
-from .config import BalancedDatasetConfig, LocalInput, load_config
+from .config import ROOT, BalancedDatasetConfig, LocalInput, load_config
 from .errors import BalancedSamplingError, require
-from .export import atomic_write, write_training_csv
+from .export import write_training_csv
+from .file_safety import OutputFiles, check_paths
 from .progress import Progress, as_progress
 from .records import (
     COL_OFF,
@@ -51,6 +53,7 @@ from .records import (
     SAMPLER_WEIGHT,
     UNIQUENESS_SCORE,
     class_columns,
+    normalize_path,
 )
 from .sources.footprints_for_records import record_footprints
 from .sources.postgres import load_tiles
@@ -94,20 +97,31 @@ class PipelineResult:
 
 
 def run_config(
-    config: Union[BalancedDatasetConfig, str, os.PathLike, Mapping], progress: Optional[Progress] = None
+    config: Union[BalancedDatasetConfig, str, os.PathLike, Mapping],
+    progress: Optional[Progress] = None,
+    other_outputs: Optional[Mapping[str, str]] = None,
+    outputs: Optional[OutputFiles] = None,
 ) -> PipelineResult:
     """Run the whole chain of a ``balanced_dataset`` config (a loaded one, a YAML path or a mapping).
 
     Progress: 10 % records, 5 % footprints, composition, uniqueness (embeddings mode),
-    then weights and writing. Outputs are written atomically at the very end, so a failed
-    or cancelled run leaves earlier files as they were.
+    then weights and writing. Before any work, every output path is checked against the
+    config, the records file, the rasters and the other outputs (:func:`check_output_paths`).
+    Outputs are written to partial files at the very end and renamed into place together, so
+    a failed or cancelled run leaves earlier files as they were.
+
+    ``other_outputs`` (name -> path) are files the caller writes too (e.g. a QGIS layer), checked
+    with the config's. With ``outputs`` given, the CSV and GeoJSON are written as its partial
+    files and the caller commits them (together with its own); otherwise they are committed here.
     """
     if not isinstance(config, BalancedDatasetConfig):
         config = load_config(config)
     progress = as_progress(progress)
     embeddings = config.mode == "embeddings"
+    check_output_paths(config, other_outputs=other_outputs)
 
     records = load_records(config, progress.child(0.0, 0.10))
+    check_output_paths(config, records, other_outputs)
     footprints = record_footprints(records, on_missing="fail", progress=progress.child(0.10, 0.15))
     table = footprints.records
     composition = run_composition(table, config, progress.child(0.15, 0.45 if embeddings else 0.90))
@@ -124,16 +138,21 @@ def run_config(
     table[SAMPLER_WEIGHT] = weights.weights
 
     progress.check_canceled()
-    geojson_path = config.output.geojson_path
+    csv_path, geojson_path = config.output.csv_path, config.output.geojson_path
     geojson = None
     if geojson_path:
         # Serialised before anything is written, so a failure here leaves no half-written outputs.
         collection = footprints_geojson(table, footprints.rings, footprints.crs_authid, progress)
         geojson = json.dumps(collection, allow_nan=False)
-    csv_path = write_training_csv(table, _ready(config.output.csv_path))
-    if geojson is not None:
-        with atomic_write(_ready(geojson_path)) as handle:
-            handle.write(geojson)
+    with contextlib.ExitStack() as stack:
+        files = outputs if outputs is not None else stack.enter_context(OutputFiles())
+        write_training_csv(table, files.partial(csv_path))
+        if geojson is not None:
+            with open(files.partial(geojson_path), "w", encoding="utf-8") as handle:
+                handle.write(geojson)
+        progress.check_canceled()
+        if outputs is None:
+            files.commit()
     progress.update(1, 1)
     progress.info(
         f"Wrote {len(table)} patches ({weights.n_excluded} excluded, method {method}) to {csv_path}"
@@ -143,6 +162,39 @@ def run_config(
         table, footprints.rings, footprints.crs_wkt, footprints.crs_authid, csv_path, geojson_path, method,
         composition, uniqueness, weights,
     )
+
+
+def check_output_paths(
+    config: BalancedDatasetConfig,
+    records: Optional[pd.DataFrame] = None,
+    other_outputs: Optional[Mapping[str, str]] = None,
+) -> None:
+    """Refuse a config whose outputs would overwrite the config, the records file, a raster
+    (once ``records`` are known), the embedding cache or each other; create the outputs'
+    folders and check they can be written. See :func:`.file_safety.check_paths`."""
+    output = config.output
+    writes = {
+        f"{ROOT}.output.csv_path": output.csv_path,
+        f"{ROOT}.output.geojson_path": output.geojson_path,
+        f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.mode == "embeddings" else None,
+        **(other_outputs or {}),
+    }
+    for name, path in writes.items():
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            except OSError as exc:
+                raise BalancedSamplingError(
+                    f"Cannot create the folder of {name} '{path}' ({exc.strerror or exc}); choose another folder."
+                ) from None
+    reads = {"the config file": config.source}
+    if isinstance(config.input, LocalInput):
+        reads[f"{ROOT}.input.patch_records"] = config.input.records_file
+    if records is not None:
+        for column in (IMAGE_PATH, MASK_PATH):
+            if column in records.columns:
+                reads[f"a raster of the records' {column}"] = records[column].dropna().map(normalize_path).unique()
+    check_paths(writes, reads)
 
 
 def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> pd.DataFrame:
@@ -298,9 +350,3 @@ def _plain(properties: dict) -> dict:
 def _replace_columns(table: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """``table`` with the columns of ``new`` (same index) added, replacing those of the same name."""
     return table.drop(columns=[c for c in new.columns if c in table.columns]).join(new)
-
-
-def _ready(path: str) -> str:
-    """``path`` after creating its folder."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return path

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import svg_charts
 from .errors import BalancedSamplingError
-from .export import atomic_write
+from .file_safety import atomic_write
 from .records import COL_OFF, EXCLUSION_REASON, IMAGE_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, class_columns
 from .weights import METHOD_DESCRIPTIONS, WeightResult, compare_methods, effective_sample_size, expected_class_shares
 

@@ -8,9 +8,10 @@ import pandas as pd
 
 from .embeddings import extract_embeddings
 from .progress import Progress, as_progress
-from .records import UNIQUENESS_SCORE
+from .records import COL_OFF, IMAGE_PATH, PATCH_SIZE, ROW_OFF, UNIQUENESS_SCORE, patch_ids, validate_records
 from .uniqueness import DEFAULT_BACKEND, effective_k, reproducible_params, require_backend, uniqueness_scores
 
+WINDOW_RECORD = (IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE)
 #: Share of the progress bar given to embedding extraction; the kNN search gets the rest.
 EXTRACTION_SHARE = 0.85
 
@@ -19,7 +20,8 @@ EXTRACTION_SHARE = 0.85
 class UniquenessResult:
     """``table``: one row per record (same index) with :data:`UNIQUENESS_SCORE` (float, 0..2).
 
-    ``computed``/``reused``: distinct patches embedded now / taken from the cache;
+    ``computed``/``reused``: distinct patches embedded now / taken from the cache; rows that
+    repeat a patch share its score (neighbours are searched among distinct patches);
     ``k_neighbors``: the k used (clipped to n - 1 for tiny tables); ``device``: None when
     no model ran.
     """
@@ -58,7 +60,8 @@ def compute_uniqueness(
     progress = as_progress(progress)
     # Fail on a bad backend, a missing kNN package or a too-small table before the long extraction.
     require_backend(backend)
-    k = effective_k(len(records), int(k_neighbors), progress)
+    n_distinct = int(patch_ids(validate_records(records, required=WINDOW_RECORD)).nunique())
+    k = effective_k(n_distinct, int(k_neighbors), progress)
 
     embedded = extract_embeddings(
         records,
@@ -74,9 +77,14 @@ def compute_uniqueness(
     )
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
     params = reproducible_params(backend) if reproducible else {}
-    scores = uniqueness_scores(embedded.embeddings, k=k, backend=backend, progress=knn_progress, **params)
+    duplicates = len(records) - n_distinct
+    if duplicates:
+        # A twin would be its copy's nearest neighbour at distance 0 and pull every score down.
+        progress.info(f"{duplicates} rows repeat a patch (same image and window) of another row; neighbours are "
+                      f"searched among the {n_distinct} distinct patches and each copy gets its patch's score.")
+    scores = uniqueness_scores(embedded.unique_embeddings, k=k, backend=backend, progress=knn_progress, **params)
     return UniquenessResult(
-        table=pd.DataFrame({UNIQUENESS_SCORE: scores}, index=records.index),
+        table=pd.DataFrame({UNIQUENESS_SCORE: scores[embedded.row_to_unique]}, index=records.index),
         computed=embedded.computed,
         reused=embedded.reused,
         model_name=embedded.model_name,

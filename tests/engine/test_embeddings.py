@@ -10,7 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from balanced_sampling_plugin.embedding_cache import EmbeddingCache
-from balanced_sampling_plugin.embeddings import InputSpec, cache_identity, extract_embeddings, resolve_model_name
+from balanced_sampling_plugin.embeddings import (
+    InputSpec,
+    cache_identity,
+    extract_embeddings,
+    model_fingerprint,
+    resolve_model_name,
+)
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
 from balanced_sampling_plugin.patch_images import PatchReader, estimate_stretch
 from balanced_sampling_plugin.progress import Progress
@@ -21,6 +27,11 @@ from tests.tiny_dinov2 import build_tiny_dinov2
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 PATCH = 32
+
+
+def identity_of(model, bands=(1, 2, 3), stretch=(2, 98)):
+    name = normalize_path(model)
+    return cache_identity(name, model_fingerprint(name, True), bands, stretch)
 
 
 def grid_records(path, rows, cols, size=PATCH):
@@ -97,9 +108,7 @@ def test_cache_reuse_add_and_model_change(model, other_model, flat_image, second
 
     # Both models live in the file, never mixed; a subset run keeps the other rows.
     stored = pq.read_table(cache).to_pandas()
-    assert stored.groupby("model").size().to_dict() == {cache_identity(normalize_path(model), (1, 2, 3), (2, 98)): 20,
-                                                         cache_identity(normalize_path(other_model), (1, 2, 3),
-                                                                        (2, 98)): 16}
+    assert stored.groupby("model").size().to_dict() == {identity_of(model): 20, identity_of(other_model): 16}
     subset = extract_embeddings(records.iloc[:5], dino_model=model, parquet_path=cache)
     assert (subset.computed, subset.reused) == (0, 5)
     np.testing.assert_array_equal(subset.embeddings, first.embeddings[:5])
@@ -138,13 +147,12 @@ def test_duplicate_rows_share_one_embedding(model, flat_image):
     np.testing.assert_array_equal(result.embeddings[3], result.embeddings[1])
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_corrupt_cache_is_recomputed_with_a_warning(model, flat_image, tmp_path, damage):
+def test_corrupt_cache_is_recomputed_with_a_warning(model, flat_image, tmp_path):
     cache = tmp_path / "embeddings.parquet"
     records = grid_records(flat_image, 2, 2)
     reference = extract_embeddings(records, dino_model=model, parquet_path=cache).embeddings
     data = cache.read_bytes()
-    cache.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a parquet file" * 10)
+    cache.write_bytes(data[: len(data) // 2])  # a truncated parquet: still starts with PAR1
     progress = Progress()
     result = extract_embeddings(records, dino_model=model, parquet_path=cache, progress=progress)
     assert result.computed == 4
@@ -157,7 +165,7 @@ def test_wrong_size_rows_are_stale(model, flat_image, tmp_path):
     cache = tmp_path / "embeddings.parquet"
     records = grid_records(flat_image, 1, 2)
     keys = [patch_id(flat_image, 0, c, PATCH) for c in (0, PATCH)]
-    identity = cache_identity(normalize_path(model), (1, 2, 3), (2, 98))
+    identity = identity_of(model)
     EmbeddingCache(cache).save(np.array(keys), identity, np.ones((2, 7), dtype=np.float32))
     result = extract_embeddings(records, dino_model=model, parquet_path=cache)
     assert result.computed == 2 and result.embeddings.shape == (2, 32)
@@ -299,3 +307,81 @@ def test_tiny_tables(model, flat_image):
     assert any("lowered from 5 to 2" in w for w in progress.warnings)
     with pytest.raises(BalancedSamplingError, match="at least 2 patches"):
         compute_uniqueness(grid_records(flat_image, 1, 1), dino_model=model)
+
+
+@pytest.mark.parametrize("content", [b"image,mask,row_off\na.tif,b.tif,0\n", b"SQLite format 3\x00" + b"\x00" * 200])
+def test_a_file_that_is_not_parquet_is_never_overwritten(model, flat_image, tmp_path, content):
+    cache = tmp_path / "train.csv"
+    cache.write_bytes(content)
+    with pytest.raises(BalancedSamplingError, match="is not a Parquet file.*left as it is"):
+        extract_embeddings(grid_records(flat_image, 1, 2), dino_model=model, parquet_path=cache)
+    assert cache.read_bytes() == content
+    assert os.listdir(tmp_path) == ["train.csv"]
+
+
+@pytest.fixture(scope="module")
+def uint16_image(tmp_path_factory):
+    """128 x 128 3-band uint16 ramp from ~1000 (left) to ~9000 (right), with texture: the stretch depends on
+    which patches are listed."""
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(1000, 9000, 128)[None, None, :] + rng.normal(0, 300, size=(3, 128, 128))
+    return write_geotiff(tmp_path_factory.mktemp("img16") / "u16.tif", ramp.clip(0, 65535), dtype=np.uint16)
+
+
+def test_a_new_stretch_never_reuses_embeddings_and_a_rerun_equals_a_fresh_run(model, uint16_image, tmp_path):
+    cache = str(tmp_path / "embeddings.parquet")
+    left = grid_records(uint16_image, 4, 2)  # columns 0..63: a darker stretch
+    everything = grid_records(uint16_image, 4, 4)
+    first = extract_embeddings(left, dino_model=model, parquet_path=cache)
+    assert first.computed == 8
+    grown = extract_embeddings(everything, dino_model=model, parquet_path=cache)
+    assert (grown.computed, grown.reused) == (16, 0), "the stretch changed, so no embedding is reused"
+    fresh = extract_embeddings(everything, dino_model=model)
+    np.testing.assert_array_equal(grown.embeddings, fresh.embeddings)
+    again = extract_embeddings(everything, dino_model=model, parquet_path=cache)
+    assert (again.computed, again.reused) == (0, 16)
+    np.testing.assert_array_equal(again.embeddings, fresh.embeddings)
+
+
+def test_weights_replaced_in_the_same_folder_are_not_served_from_the_cache(other_model, flat_image, tmp_path):
+    folder = str(tmp_path / "model")
+    build_tiny_dinov2(folder, seed=5)
+    cache = str(tmp_path / "embeddings.parquet")
+    records = grid_records(flat_image, 2, 2)
+    old = extract_embeddings(records, dino_model=folder, parquet_path=cache)
+    shutil.copy(os.path.join(other_model, "model.safetensors"), os.path.join(folder, "model.safetensors"))
+    new = extract_embeddings(records, dino_model=folder, parquet_path=cache)
+    assert (new.computed, new.reused) == (4, 0)
+    fresh = extract_embeddings(records, dino_model=other_model)
+    np.testing.assert_array_equal(new.embeddings, fresh.embeddings)
+    assert not np.allclose(new.embeddings, old.embeddings, atol=1e-3)
+
+
+def test_a_window_outside_its_image_is_refused_before_the_model_runs(model, flat_image, tmp_path):
+    cache = tmp_path / "embeddings.parquet"
+    records = grid_records(flat_image, 2, 2)
+    records.loc[3, ["row_off", "col_off"]] = (100, 112)  # 128 px image: 112 + 32 > 128
+    with pytest.raises(BalancedSamplingError, match=r"row_off=100, col_off=112.*outside the image raster.*flat\.tif"):
+        extract_embeddings(records, dino_model=model, parquet_path=cache)
+    assert not cache.exists()
+
+
+def test_bands_the_image_lacks_are_refused_before_the_model_runs(model, flat_image, tmp_path):
+    with pytest.raises(BalancedSamplingError, match=r"has 3 bands; the band selection \(1, 2, 4\)"):
+        extract_embeddings(grid_records(flat_image, 1, 1), dino_model=model, bands=(1, 2, 4),
+                           parquet_path=tmp_path / "e.parquet")
+    assert not (tmp_path / "e.parquet").exists()
+
+
+def test_duplicate_rows_do_not_lower_the_scores(model, flat_image):
+    records = grid_records(flat_image, 4, 4)
+    twice = pd.concat([records, records.iloc[[0, 5, 6]]], ignore_index=True)
+    infos = []
+    progress = Progress(info=infos.append)
+    plain = compute_uniqueness(records, dino_model=model, k_neighbors=3, backend="faiss")
+    doubled = compute_uniqueness(twice, dino_model=model, k_neighbors=3, backend="faiss", progress=progress)
+    scores = doubled.table[UNIQUENESS_SCORE].to_numpy()
+    np.testing.assert_allclose(scores[:16], plain.table[UNIQUENESS_SCORE].to_numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(scores[16:], scores[[0, 5, 6]])
+    assert (scores > 0).all()
+    assert any("3 rows repeat a patch" in message for message in infos)

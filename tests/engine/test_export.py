@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from balanced_sampling_plugin.errors import BalancedSamplingError
-from balanced_sampling_plugin.export import atomic_write, training_frame, write_training_csv
+from balanced_sampling_plugin.export import training_frame, write_training_csv
+from balanced_sampling_plugin.file_safety import atomic_write
 
 
 def weighted_table(folder):
