@@ -103,6 +103,7 @@ def write_training_csv(
     relative_paths: bool = False,
     diagnostic_columns: Sequence[str] = DEFAULT_DIAGNOSTIC_COLUMNS,
     excluded_field: str = EXCLUDED,
+    relative_to: str | None = None,
 ) -> str:
     """Write the training CSV atomically and return its path.
 
@@ -116,11 +117,14 @@ def write_training_csv(
     relative_paths : write image and mask paths relative to the CSV's folder.
     diagnostic_columns : extra columns written when the table has them.
     excluded_field : the exclusion flag read by ``drop_excluded``.
+    relative_to : the folder relative paths start from (default: the CSV's folder; give the final
+        folder when ``path`` is a partial file that will be renamed there).
     """
     path = os.fspath(path)
+    folder = relative_to or os.path.dirname(os.path.abspath(path))
     frame = training_frame(
         table,
-        os.path.dirname(os.path.abspath(path)) if relative_paths else None,
+        folder if relative_paths else None,
         image_column=image_column,
         mask_column=mask_column,
         drop_excluded=drop_excluded,

@@ -1,5 +1,8 @@
 """Build balanced dataset: the whole chain in one algorithm (footprints -> clusters -> uniqueness -> combine)."""
 
+import glob
+import os
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingMultiStepFeedback,
@@ -103,6 +106,18 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
 
         use_uniqueness = self.parameterAsBool(parameters, self.USE_UNIQUENESS, context)
+        # Before the long steps: the chain's outputs must not overwrite a raster or each other.
+        writes = {self.OUTPUT: self.output_file(parameters, context),
+                  self.OUTPUT_CSV: self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context),
+                  self.OUTPUT_REPORT: self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context),
+                  self.PARQUET_PATH: self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context)
+                  if use_uniqueness else None}
+        rasters = []
+        for folder, pattern in ((self.IMAGE_FOLDER, self.IMAGE_PATTERN), (self.MASK_FOLDER, self.MASK_PATTERN)):
+            folder = self.parameterAsFile(parameters, folder, context)
+            rasters += glob.glob(os.path.join(glob.escape(folder), self.parameterAsString(parameters, pattern, context)
+                                              or "*.tif")) if folder else []
+        self.check_paths(writes, {self.tr("a raster of the image or mask folder"): rasters})
         steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
 
         def run(step, algorithm, child_parameters):

@@ -14,7 +14,8 @@ from ...balanced_sampling_plugin.pipeline import run_config
 from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
 from ...balanced_sampling_plugin.weights import effective_sample_size
 from ..styles import GraduatedStyle, style_on_load
-from ..utils import engine_errors, engine_progress
+from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ..utils import engine_errors, engine_progress, raise_if_canceled
 from .base import BalancedSamplingAlgorithm
 
 
@@ -61,19 +62,27 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         progress = engine_progress(feedback)
-        with engine_errors():
-            config = load_config(self.parameterAsFile(parameters, self.CONFIG, context))
-            result = run_config(config, progress.child(0, 0.85))
+        write_layer = bool(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))  # empty: skipped
+        layer_file = self.output_file(parameters, context) if write_layer else None
+        # The CSV, the GeoJSON and the layer are renamed into place together, after everything succeeded.
+        with OutputFiles() as outputs:
+            with engine_errors():
+                config = load_config(self.parameterAsFile(parameters, self.CONFIG, context))
+                result = run_config(config, progress.child(0, 0.85), other_outputs={self.OUTPUT: layer_file},
+                                    outputs=outputs)
+            weights = result.weights.weights.to_numpy(dtype=float)
+            ess = effective_sample_size(weights[result.weights.included])
+            output_values = {self.CSV_PATH: result.csv_path, self.GEOJSON_PATH: result.geojson_path,
+                             self.SAMPLING_METHOD: result.sampling_method, self.EFFECTIVE_SAMPLE_SIZE: ess}
+            if write_layer:
+                dest_id = self.write_patch_layer(parameters, context, feedback, result.table, result.rings,
+                                                 result.crs_authid, result.crs_wkt, outputs,
+                                                 progress_span=(85.0, 100.0))
+                style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
+                output_values[self.OUTPUT] = dest_id
+            raise_if_canceled(feedback)
+            outputs.commit()
         feedback.pushInfo(self.tr("Training CSV: {}").format(result.csv_path))
         if result.geojson_path:
             feedback.pushInfo(self.tr("GeoJSON: {}").format(result.geojson_path))
-        weights = result.weights.weights.to_numpy(dtype=float)
-        ess = effective_sample_size(weights[result.weights.included])
-        outputs = {self.CSV_PATH: result.csv_path, self.GEOJSON_PATH: result.geojson_path,
-                   self.SAMPLING_METHOD: result.sampling_method, self.EFFECTIVE_SAMPLE_SIZE: ess}
-        if self.parameterAsOutputLayer(parameters, self.OUTPUT, context):  # empty when the user skipped it
-            dest_id = self.write_patch_layer(parameters, context, feedback, result.table, result.rings,
-                                             result.crs_authid, result.crs_wkt, progress_span=(85.0, 100.0))
-            style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
-            outputs[self.OUTPUT] = dest_id
-        return outputs
+        return output_values

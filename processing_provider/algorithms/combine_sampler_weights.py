@@ -1,5 +1,7 @@
 """Combine sampler weights: composition and uniqueness signals -> sampler_weight, training CSV, report."""
 
+import os
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -16,6 +18,7 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.export import write_training_csv
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ...balanced_sampling_plugin.records import (
     CLASS_ENTROPY,
     CLASS_PREFIX,
@@ -36,7 +39,7 @@ from ...balanced_sampling_plugin.weights import SAMPLING_METHODS, combine_weight
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..styles import GraduatedStyle, save_default_style
-from ..utils import engine_errors, engine_progress
+from ..utils import engine_errors, engine_progress, raise_if_canceled
 from .base import BalancedSamplingAlgorithm
 
 DIAGNOSTIC_FIELDS = (PATCH_ID, FREQ_CLUSTER_ID, FREQ_CLUSTER_SIZE, CLASS_ENTROPY, NODATA_RATIO, EXCLUSION_REASON,
@@ -193,6 +196,11 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         rare_boost = self.parameterAsDouble(parameters, self.RARE_BOOST, context)
 
+        # Before any work: no output may overwrite the input or another output, each must be writable.
+        self.check_paths({self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
+                          self.OUTPUT_REPORT: report_path},
+                         {self.INPUT: self.input_file(parameters, context)})
+
         records_needed = bool(csv_path or report_path)
         columns = record_field_map(self, parameters, context) if records_needed else {}
         table = read_table(source, columns, feedback,
@@ -219,22 +227,32 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
                               .format(method, result.n_included, result.n_excluded, ess, ess / result.n_included))
             for note in result.notes:
                 feedback.pushInfo(note)
-            if csv_path:
-                write_training_csv(
-                    table.rename(columns={excluded_field: EXCLUDED, uniq_field: UNIQUENESS_SCORE}), csv_path,
-                    image_column=self.parameterAsString(parameters, self.CSV_IMAGE_COLUMN, context) or "image",
-                    mask_column=self.parameterAsString(parameters, self.CSV_MASK_COLUMN, context) or "mask",
-                    drop_excluded=self.parameterAsBool(parameters, self.DROP_EXCLUDED, context),
-                    relative_paths=self.parameterAsBool(parameters, self.RELATIVE_PATHS, context))
-                feedback.pushInfo(self.tr("Training CSV: {}").format(csv_path))
-            if report_path:
-                feedback.setProgress(65)
-                build_report_html(table, result, report_path)
-                feedback.pushInfo(self.tr("Report: {}").format(report_path))
-
-        out_table = table[[SAMPLER_WEIGHT]]
-        dest_id = self.write_output(parameters, context, feedback, source, out_table,
-                                    GraduatedStyle(SAMPLER_WEIGHT), progress_span=(70.0, 100.0))
+            # Every output goes to a partial file; they are renamed into place together at the end, so a
+            # failure or a cancel anywhere leaves the earlier files as they were.
+            with OutputFiles() as outputs:
+                if csv_path:
+                    raise_if_canceled(feedback)
+                    write_training_csv(
+                        table.rename(columns={excluded_field: EXCLUDED, uniq_field: UNIQUENESS_SCORE}),
+                        outputs.partial(csv_path),
+                        image_column=self.parameterAsString(parameters, self.CSV_IMAGE_COLUMN, context) or "image",
+                        mask_column=self.parameterAsString(parameters, self.CSV_MASK_COLUMN, context) or "mask",
+                        drop_excluded=self.parameterAsBool(parameters, self.DROP_EXCLUDED, context),
+                        relative_paths=self.parameterAsBool(parameters, self.RELATIVE_PATHS, context),
+                        relative_to=os.path.dirname(os.path.abspath(csv_path)))
+                if report_path:
+                    raise_if_canceled(feedback)
+                    feedback.setProgress(65)
+                    build_report_html(table, result, outputs.partial(report_path))
+                raise_if_canceled(feedback)
+                # The layer last: an in-place update commits its own transaction, after which nothing may fail.
+                dest_id = self.write_output(parameters, context, feedback, source, table[[SAMPLER_WEIGHT]], outputs,
+                                            GraduatedStyle(SAMPLER_WEIGHT), progress_span=(70.0, 100.0))
+                outputs.commit()
+        if csv_path:
+            feedback.pushInfo(self.tr("Training CSV: {}").format(csv_path))
+        if report_path:
+            feedback.pushInfo(self.tr("Report: {}").format(report_path))
         self._output_path = dest_id
         return {
             self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None, self.OUTPUT_REPORT: report_path or None,

@@ -14,10 +14,11 @@ from qgis.core import (
 from ...balanced_sampling_plugin.composition import compute_composition
 from ...balanced_sampling_plugin.records import class_columns, validate_records
 
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..utils import engine_errors, engine_progress
-from .base import BalancedSamplingAlgorithm
+from .base import BalancedSamplingAlgorithm, raster_reads
 
 K_SELECTIONS = ("elbow", "fixed")
 
@@ -145,6 +146,8 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             raise QgsProcessingException(
                 self.tr("k min ({}) is larger than k max ({}).").format(options["k_min"], options["k_max"]))
 
+        output = self.output_file(parameters, context)
+        self.check_paths({self.OUTPUT: output}, {self.INPUT: self.input_file(parameters, context)})
         use_layer = self.parameterAsBool(parameters, self.USE_LAYER_PROPORTIONS, context)
         known = ("cls_*", "class_entropy", "nodata_ratio") if use_layer else ()
         table = read_table(source, record_field_map(self, parameters, context), feedback, optional=known)
@@ -156,7 +159,10 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
         progress = engine_progress(feedback)
         with engine_errors():
             records = validate_records(table, source=self.tr("the input layer"))
+            self.check_paths({self.OUTPUT: output}, raster_reads(records))
             result = compute_composition(records, progress=progress.child(0.05, 0.9), **options)
 
-        dest_id = self.write_output(parameters, context, feedback, source, result.table)
+        with OutputFiles() as outputs:
+            dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs)
+            outputs.commit()
         return {self.OUTPUT: dest_id}

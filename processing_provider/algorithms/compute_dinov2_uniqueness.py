@@ -19,11 +19,12 @@ from ...balanced_sampling_plugin.records import UNIQUENESS_SCORE, validate_recor
 from ...balanced_sampling_plugin.uniqueness import BACKENDS
 from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
 
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, knn_backend_parameter, record_field_map
 from ..styles import GraduatedStyle
 from ..utils import engine_errors, engine_progress
-from .base import BalancedSamplingAlgorithm
+from .base import BalancedSamplingAlgorithm, raster_reads
 
 IMAGE_FIELDS = ("IMAGE_PATH_FIELD", "ROW_OFF_FIELD", "COL_OFF_FIELD", "PATCH_SIZE_FIELD")
 
@@ -146,27 +147,34 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
                    self.parameterAsDouble(parameters, self.STRETCH_HIGH, context))
         if stretch[0] >= stretch[1]:
             raise QgsProcessingException(self.tr("The stretch low percentile must be below the high one."))
+        bands = self._bands(parameters, context)
+        parquet_path = self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context) or None
+        writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: parquet_path}
+        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context)})
         table = read_table(source, record_field_map(self, parameters, context, IMAGE_FIELDS), feedback)
         progress = engine_progress(feedback)
         with engine_errors():
             records = validate_records(table, required=("image_path", "row_off", "col_off", "patch_size"),
                                        source=self.tr("the input layer"))
+            self.check_paths(writes, raster_reads(records))
             result = compute_uniqueness(
                 records,
                 dino_model=self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base",
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 num_workers=self.parameterAsInt(parameters, self.NUM_WORKERS, context),
                 use_gpu=self.parameterAsBool(parameters, self.USE_GPU, context),
-                parquet_path=self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context) or None,
+                parquet_path=parquet_path,
                 k_neighbors=self.parameterAsInt(parameters, self.K_NEIGHBORS, context),
                 backend=BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)],
-                bands=self._bands(parameters, context), stretch=stretch,
+                bands=bands, stretch=stretch,
                 progress=progress.child(0.05, 0.9),
                 precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
                 reproducible=self.parameterAsBool(parameters, self.REPRODUCIBLE, context),
             )
         feedback.pushInfo(self.tr("{} patches embedded, {} taken from the cache; k = {}, backend {}")
                           .format(result.computed, result.reused, result.k_neighbors, result.backend))
-        dest_id = self.write_output(parameters, context, feedback, source, result.table,
-                                    GraduatedStyle(UNIQUENESS_SCORE, ramp="Magma"))
+        with OutputFiles() as outputs:
+            dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs,
+                                        GraduatedStyle(UNIQUENESS_SCORE, ramp="Magma"))
+            outputs.commit()
         return {self.OUTPUT: dest_id, self.COMPUTED: result.computed, self.REUSED: result.reused}

@@ -15,6 +15,7 @@ from qgis.core import (
 from ...balanced_sampling_plugin import footprints
 from ...balanced_sampling_plugin.records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF
 
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -114,11 +115,15 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
         progress = engine_progress(feedback)
         with engine_errors():
             pairs = self._pairs(parameters, context)
+            self.check_paths({self.OUTPUT: self.output_file(parameters, context)},
+                             {self.tr("a raster of the image/mask pairs"): [p for pair in pairs for p in pair[:2]]})
             feedback.pushInfo(self.tr("{} image/mask pairs").format(len(pairs)))
             result = footprints.build_footprints(pairs, patch_size, stride, edge, progress.child(0, 0.5))
 
         records = result.records[[PATCH_ID, IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE]]
-        dest_id = self.write_patch_layer(parameters, context, feedback, records, result.rings,
-                                         result.crs_authid, result.crs_wkt)
+        with OutputFiles() as outputs:
+            dest_id = self.write_patch_layer(parameters, context, feedback, records, result.rings,
+                                             result.crs_authid, result.crs_wkt, outputs)
+            outputs.commit()
         feedback.pushInfo(self.tr("{} patch footprints written").format(len(records)))
         return {self.OUTPUT: dest_id}

@@ -9,8 +9,9 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.sources import ON_MISSING, read_patch_records, record_footprints
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..utils import engine_errors, engine_progress
-from .base import BalancedSamplingAlgorithm
+from .base import BalancedSamplingAlgorithm, raster_reads
 
 
 class ImportPatchRecords(BalancedSamplingAlgorithm):
@@ -55,12 +56,17 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
         path = self.parameterAsFile(parameters, self.INPUT, context)
         on_missing = ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)]
         progress = engine_progress(feedback)
+        output = self.output_file(parameters, context)
+        self.check_paths({self.OUTPUT: output}, {self.INPUT: path})
         with engine_errors():
             records = read_patch_records(path)
+            self.check_paths({self.OUTPUT: output}, raster_reads(records))
             footprints = record_footprints(records, on_missing, progress.child(0, 0.5))
         for missing in footprints.missing:
             feedback.reportError(self.tr("Raster not found, its records were skipped: {}").format(missing), False)
-        dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
-                                         footprints.crs_authid, footprints.crs_wkt)
+        with OutputFiles() as outputs:
+            dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
+                                             footprints.crs_authid, footprints.crs_wkt, outputs)
+            outputs.commit()
         feedback.pushInfo(self.tr("{} patch records imported").format(len(footprints.records)))
         return {self.OUTPUT: dest_id, self.MISSING_RASTERS: len(footprints.missing)}

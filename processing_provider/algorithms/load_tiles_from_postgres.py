@@ -18,8 +18,9 @@ from qgis.core import (
 
 from ...balanced_sampling_plugin.sources import ON_MISSING, load_tiles, record_footprints
 from ...balanced_sampling_plugin.sources.postgres import DEFAULT_COLUMNS, DEFAULT_STATEMENT_TIMEOUT
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..utils import engine_errors, engine_progress
-from .base import BalancedSamplingAlgorithm
+from .base import BalancedSamplingAlgorithm, raster_reads
 
 
 class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
@@ -146,6 +147,8 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
             name = self.parameterAsString(parameters, self.column_parameter(role), context).strip()
             if name and name != default:
                 columns[role] = name
+        output = self.output_file(parameters, context)
+        self.check_paths({self.OUTPUT: output})
         progress = engine_progress(feedback)
         with engine_errors():
             tiles = load_tiles(
@@ -155,12 +158,16 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
                 columns=columns, nodata_class=self.parameterAsInt(parameters, self.NODATA_CLASS, context),
                 progress=progress.child(0, 0.4),
                 statement_timeout=self.parameterAsInt(parameters, self.STATEMENT_TIMEOUT, context))
+            self.check_paths({self.OUTPUT: output}, raster_reads(tiles))
             footprints = record_footprints(
                 tiles, ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)],
                 progress.child(0.4, 0.6))
         for missing in footprints.missing:
             feedback.reportError(self.tr("Raster not found, its tiles were skipped: {}").format(missing), False)
         feedback.pushInfo(self.tr("{} tiles loaded").format(len(footprints.records)))
-        dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
-                                         footprints.crs_authid, footprints.crs_wkt, progress_span=(60.0, 100.0))
+        with OutputFiles() as outputs:
+            dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
+                                             footprints.crs_authid, footprints.crs_wkt, outputs,
+                                             progress_span=(60.0, 100.0))
+            outputs.commit()
         return {self.OUTPUT: dest_id}
