@@ -28,6 +28,7 @@ from .records import (
     class_column,
     class_columns,
     describe_patch,
+    shown_value,
 )
 
 K_SELECTIONS = ("elbow", "fixed")
@@ -344,7 +345,7 @@ def stats_from_proportions(
         row, col = np.argwhere(bad)[0]
         raise BalancedSamplingError(
             f"Field '{columns[col]}' of {describe_patch(proportions, proportions.index[row])} is "
-            f"{proportions[columns[col]].iloc[row]!r}; class proportions must be numbers >= 0."
+            f"{shown_value(proportions[columns[col]].iloc[row])}; class proportions must be numbers >= 0."
         )
     shares = proportions_from_counts(values)
     table = pd.DataFrame(shares, index=proportions.index, columns=columns)

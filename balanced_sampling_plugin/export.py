@@ -29,6 +29,7 @@ from .records import (
     ROW_OFF,
     SAMPLER_WEIGHT,
     UNIQUENESS_SCORE,
+    shown_value,
     validate_records,
 )
 from .weights import included_mask
@@ -75,7 +76,8 @@ def training_frame(
         position = np.flatnonzero(bad)[0]
         raise BalancedSamplingError(
             f"Field '{SAMPLER_WEIGHT}' of the patch at row {rows.index[position]} is "
-            f"{rows[SAMPLER_WEIGHT].iloc[position]!r}; expected a number >= 0. Re-run 'Combine sampler weights'."
+            f"{shown_value(rows[SAMPLER_WEIGHT].iloc[position])}; expected a number >= 0. "
+            "Re-run 'Combine sampler weights'."
         )
     if not (weights > 0).any():
         raise BalancedSamplingError(

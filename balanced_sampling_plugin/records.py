@@ -76,6 +76,17 @@ def patch_ids(records: pd.DataFrame) -> pd.Series:
     )
 
 
+def shown_value(value) -> str:
+    """A field value as messages show it: ``NULL (empty)`` for a missing value, never 'nan' or 'None'."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return "NULL (empty)"
+    if isinstance(value, str) and not value.strip():
+        return f"{value!r} (empty)"
+    if isinstance(value, np.generic):  # numpy 2 would show np.int64(-5), not -5
+        value = value.item()
+    return repr(value)
+
+
 def describe_patch(records: pd.DataFrame, index) -> str:
     """Human description of one patch for error messages."""
     row = records.loc[index]
@@ -118,11 +129,11 @@ def validate_records(
         values = pd.to_numeric(out[column], errors="coerce")
         bad = values.isna() | (values != np.floor(values)) | (values < (1 if column == PATCH_SIZE else 0))
         if bad.any():
-            first = out.index[np.flatnonzero(bad.to_numpy())[0]]
+            position = np.flatnonzero(bad.to_numpy())[0]
             expected = "a positive integer" if column == PATCH_SIZE else "a non-negative integer"
             raise BalancedSamplingError(
-                f"Field '{column}' of the patch at row {first} of {source} is {records.loc[first, column]!r}; "
-                f"expected {expected} (pixels)."
+                f"Field '{column}' of the patch at row {out.index[position]} of {source} is "
+                f"{shown_value(records[column].iloc[position])}; expected {expected} (pixels)."
             )
         out[column] = values.astype(np.int64)
     if all(c in out.columns for c in (IMAGE_PATH, *WINDOW_COLUMNS)):

@@ -50,6 +50,7 @@ from .records import (
     SAMPLER_WEIGHT,
     UNIQUENESS_SCORE,
     class_columns,
+    shown_value,
 )
 
 #: Public contract: the QGIS enum ``SAMPLING_METHOD`` lists these in this order.
@@ -520,22 +521,13 @@ def _describe(table: pd.DataFrame, position: int) -> str:
     return f"the patch at row {table.index[position]}"
 
 
-def _shown(value) -> str:
-    """A field value as messages show it: NULL (empty) for a missing value, never 'nan'."""
-    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
-        return "NULL (empty)"
-    if isinstance(value, str) and not value.strip():
-        return f"{value!r} (empty)"
-    return repr(value)
-
-
 def _first_bad(table: pd.DataFrame, bad: np.ndarray, field: str, what: str, todo: str = "") -> BalancedSamplingError:
     positions = np.flatnonzero(bad)
     extra = positions.size - 1
     others = f" (and {extra} other included patch{'es' if extra > 1 else ''})" if extra else ""
     return BalancedSamplingError(
         f"Field '{field}' of {_describe(table, positions[0])}{others} is "
-        f"{_shown(table[field].iloc[positions[0]])}; expected {what}.{' ' + todo if todo else ''}"
+        f"{shown_value(table[field].iloc[positions[0]])}; expected {what}.{' ' + todo if todo else ''}"
     )
 
 

@@ -18,10 +18,39 @@ from balanced_sampling_plugin.composition import (
     elbow_k,
     exclusion_flags,
     relabel_by_size,
+    stats_from_proportions,
 )
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
 from balanced_sampling_plugin.progress import Progress
 from tests.rasters import write_geotiff
+
+# --------------------------------------------------------------------------- proportions from a table
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_null_class_proportion_reads_null_not_nan(missing):
+    table = pd.DataFrame({"cls_1": [0.5, 0.2], "cls_2": [0.5, missing]}, dtype=object)
+    with pytest.raises(BalancedSamplingError) as error:
+        stats_from_proportions(table)
+    assert str(error.value) == (
+        "Field 'cls_2' of patch at row 1 (? window row_off=?, col_off=?, size=?) is NULL (empty); "
+        "class proportions must be numbers >= 0."
+    )
+
+
+def test_null_class_entropy_and_nodata_ratio_are_filled_not_refused():
+    table = pd.DataFrame({"cls_1": [1.0, 1.0], "cls_2": [1.0, 0.0],
+                          "class_entropy": [None, 0.5], "nodata_ratio": [np.nan, 0.1]})
+    warnings = []
+    stats = stats_from_proportions(table, progress=Progress(warning=warnings.append))
+    np.testing.assert_allclose(stats["class_entropy"], [math.log(2), 0.5])
+    np.testing.assert_allclose(stats["nodata_ratio"], [0.0, 0.1])
+    assert warnings == [
+        "1 patches have no 'nodata_ratio' value; it is taken as 0, so the maximum-nodata-ratio exclusion "
+        "cannot apply to them."
+    ]
+    assert not any("nan" in w.lower() for w in warnings)
+
 
 # --------------------------------------------------------------------------- CLR
 

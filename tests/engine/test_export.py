@@ -78,6 +78,18 @@ def test_bad_tables(tmp_path, change, message):
         write_training_csv(change(weighted_table(str(tmp_path))), tmp_path / "t.csv")
 
 
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_null_sampler_weight_reads_null_not_nan(tmp_path, missing):
+    table = weighted_table(str(tmp_path)).astype({"sampler_weight": object})
+    table.loc[2, "sampler_weight"] = missing
+    with pytest.raises(BalancedSamplingError) as error:
+        training_frame(table)
+    assert str(error.value) == (
+        "Field 'sampler_weight' of the patch at row 2 is NULL (empty); expected a number >= 0. "
+        "Re-run 'Combine sampler weights'."
+    )
+
+
 def test_all_excluded_and_dropped(tmp_path):
     table = weighted_table(str(tmp_path)).assign(excluded=True)
     with pytest.raises(BalancedSamplingError, match="excluded"):

@@ -221,8 +221,12 @@ def test_stats_from_proportions_fills_the_gaps():
     np.testing.assert_allclose(stats["nodata_ratio"], [0.5, 0.0])
     assert "1 patches have no 'nodata_ratio' value" in warnings[0]
     assert stats_from_proportions(table, nodata_class=0, classes=[1, 4]).columns[:2].tolist() == ["cls_1", "cls_4"]
-    with pytest.raises(BalancedSamplingError, match=r"Field 'cls_1' of patch at row 1 .* is nan"):
+    with pytest.raises(BalancedSamplingError) as error:
         stats_from_proportions(table.assign(cls_1=[1.0, np.nan]))
+    assert str(error.value) == (
+        "Field 'cls_1' of patch at row 1 (? window row_off=?, col_off=?, size=?) is NULL (empty); "
+        "class proportions must be numbers >= 0."
+    )
 
 
 # --------------------------------------------------------------------------- slow queries: timeout and cancel

@@ -1,10 +1,11 @@
 """Patch-table validation and stable ids."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from balanced_sampling_plugin.errors import BalancedSamplingError
-from balanced_sampling_plugin.records import class_columns, patch_id, validate_records
+from balanced_sampling_plugin.records import class_columns, patch_id, shown_value, validate_records
 
 
 def table(**overrides):
@@ -35,6 +36,38 @@ def test_validate_adds_ids_and_integer_windows():
 def test_bad_values_name_the_row_and_field(column, values, message):
     with pytest.raises(BalancedSamplingError, match=message):
         validate_records(table(**{column: values}))
+
+
+@pytest.mark.parametrize("column, expected", [
+    ("row_off", "a non-negative integer"),
+    ("col_off", "a non-negative integer"),
+    ("patch_size", "a positive integer"),
+])
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA])
+def test_null_window_value_reads_null_not_nan(column, expected, missing):
+    records = table(**{column: pd.Series([64, missing], dtype=object)})
+    with pytest.raises(BalancedSamplingError) as error:
+        validate_records(records, source="tiles.gpkg")
+    assert str(error.value) == (
+        f"Field '{column}' of the patch at row 1 of tiles.gpkg is NULL (empty); expected {expected} (pixels)."
+    )
+
+
+def test_bad_window_value_is_shown_as_given():
+    with pytest.raises(BalancedSamplingError) as error:
+        validate_records(table(row_off=[0, "abc"]))
+    assert str(error.value) == (
+        "Field 'row_off' of the patch at row 1 of the patch table is 'abc'; expected a non-negative integer (pixels)."
+    )
+
+
+@pytest.mark.parametrize("value, shown", [
+    (None, "NULL (empty)"), (np.nan, "NULL (empty)"), (pd.NA, "NULL (empty)"), (pd.NaT, "NULL (empty)"),
+    ("", "'' (empty)"), ("  ", "'  ' (empty)"), ("abc", "'abc'"), (-5, "-5"), (1.5, "1.5"),
+    (np.int64(-5), "-5"), (np.float64(1.5), "1.5"), (np.float64(np.inf), "inf"),
+])
+def test_shown_value(value, shown):
+    assert shown_value(value) == shown
 
 
 def test_missing_column_lists_what_is_there():
