@@ -128,9 +128,12 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
         raise BalancedSamplingError(f"Cannot open the GeoPackage '{path}': {exc}.") from None
     with contextlib.closing(db):
         _register_geometry_functions(db)
-        layer = layer_name or _only_feature_table(db, path)
+        try:
+            layer = layer_name or _only_feature_table(db, path)
+            columns = {row[1]: row for row in db.execute(f"PRAGMA table_info({_quote(layer)})")}
+        except sqlite3.Error as exc:  # locked by another connection, not a GeoPackage...
+            raise BalancedSamplingError(f"Cannot read the GeoPackage '{path}' ({exc}); nothing was changed.") from None
         described = f"layer '{layer}' of '{path}'"
-        columns = {row[1]: row for row in db.execute(f"PRAGMA table_info({_quote(layer)})")}
         if not columns:
             raise BalancedSamplingError(f"The GeoPackage '{path}' has no layer '{layer}'.")
         primary = [name for name, row in columns.items() if row[5]]
@@ -168,10 +171,11 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
 
 
 def _update_batch(db, statement: str, batch: list, described: str, select_ids: str) -> None:
-    before = db.total_changes
     try:
-        db.executemany(statement, batch)
-    except sqlite3.Error:
+        cursor = db.executemany(statement, batch)
+    except sqlite3.Error as exc:
+        if not db.in_transaction:  # RAISE(ROLLBACK) / ON CONFLICT ROLLBACK ended it: a retry would commit rows
+            raise BalancedSamplingError(f"Could not update the {described}: {exc}. Nothing was changed.") from None
         # Find the row at fault, for the message (the whole transaction is rolled back anyway).
         for row in batch:
             try:
@@ -181,10 +185,15 @@ def _update_batch(db, statement: str, batch: list, described: str, select_ids: s
                     f"Could not update feature {row[-1]} of the {described}: {exc}. Nothing was changed."
                 ) from None
         raise
-    if db.total_changes - before < len(batch):
+    if cursor.rowcount < len(batch):  # rows this statement changed (total_changes also counts triggers' writes)
         present = {r[0] for r in db.execute(select_ids)}
-        missing = next(row[-1] for row in batch if row[-1] not in present)
-        raise BalancedSamplingError(f"The {described} has no feature {missing}; nothing was changed.")
+        missing = next((row[-1] for row in batch if row[-1] not in present), None)
+        if missing is not None:
+            raise BalancedSamplingError(f"The {described} has no feature {missing}; nothing was changed.")
+        skipped = next((row[-1] for row in batch if db.execute(statement, row).rowcount == 0), "?")
+        raise BalancedSamplingError(
+            f"A trigger of the {described} skipped feature {skipped} (RAISE(IGNORE)); nothing was changed."
+        )
 
 
 def _only_feature_table(db, path: str) -> str:
