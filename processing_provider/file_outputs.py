@@ -52,13 +52,13 @@ def refuse_truncated_fields(path: str, names, parameter: str) -> None:
     next algorithm then cannot find: refuse it with the reason, before any work."""
     if not path or not path.lower().endswith(".shp"):
         return
-    long_names = [name for name in names if len(name) > SHAPEFILE_FIELD_LENGTH]
+    long_names = list(dict.fromkeys(name for name in names if len(name) > SHAPEFILE_FIELD_LENGTH))
     if long_names:
         raise QgsProcessingException(
-            QCoreApplication.translate("file_outputs", "{} '{}' is a shapefile, whose field names are cut to 10 characters: {} would become {}, which "
-               "the next algorithms cannot find. Write a GeoPackage (.gpkg) instead.").format(
-                parameter, path, ", ".join(long_names),
-                ", ".join(name[:SHAPEFILE_FIELD_LENGTH] for name in long_names)))
+            QCoreApplication.translate("file_outputs", "{} '{}' is a shapefile, whose field names are cut to 10 "
+                                       "characters ({}), so the next algorithms would not find them. Write a "
+                                       "GeoPackage (.gpkg) instead.").format(
+                parameter, path, ", ".join(f"{name} -> {name[:SHAPEFILE_FIELD_LENGTH]}" for name in long_names)))
 
 
 def sink_definition(parameters, name: str, partial: str):

@@ -1,6 +1,14 @@
 """What every Balanced Sampling algorithm shares: translation, icon, group, instance creation."""
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean, QgsWkbTypes
+import os
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -15,16 +23,18 @@ from ..file_outputs import (
 )
 from ..layers import crs_from, output_fields, table_fields, update_layer_in_place, write_features, write_polygons
 from ..styles import style_on_load
-from ..utils import engine_errors, engine_progress, icon_path
+from ..utils import engine_errors, engine_progress, icon_path, raise_if_canceled
 
 IN_PLACE = "IN_PLACE"
 
 
 def raster_reads(records) -> dict:
-    """The rasters a patch table points at, for :meth:`BalancedSamplingAlgorithm.check_paths`."""
-    return {QCoreApplication.translate("BalancedSamplingAlgorithm", "a raster of the field {}").format(column):
-            records[column].dropna().astype(str).unique() for column in ("image_path", "mask_path")
-            if column in records.columns}
+    """The rasters a patch table points at, for :meth:`BalancedSamplingAlgorithm.check_paths`.
+
+    The keys are set into the engine's English sentences, so they stay English (like parameter names).
+    """
+    return {f"a raster of the field {column}": records[column].dropna().astype(str).unique()
+            for column in ("image_path", "mask_path") if column in records.columns}
 
 
 class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
@@ -67,6 +77,20 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                                                  "Update the input layer in place (no new layer)"),
             defaultValue=False))
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        # QGIS calls an input file that exists but holds no readable layer "not found"; say what it is.
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if definition.type() not in ("source", "vector") or not isinstance(value, str):
+                continue
+            path = value.split("|")[0]
+            if os.path.isfile(path) and not QgsVectorLayer(value, "check", "ogr").isValid():
+                return False, QCoreApplication.translate(
+                    "BalancedSamplingAlgorithm",
+                    "{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for "
+                    "example written by a run that was killed). Create it again.").format(definition.name(), path)
+        return super().checkParameterValues(parameters, context)
+
     def check_paths(self, writes, reads=None) -> None:
         """Refuse, before any work, outputs that would overwrite an input or each other, or cannot be
         written (see :func:`...balanced_sampling_plugin.file_safety.check_paths`); keys name parameters."""
@@ -78,11 +102,19 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         found = layer_file(self.parameterAsVectorLayer(parameters, name, context))
         return found[0] if found else None
 
+    #: Fields the algorithm adds to its OUTPUT layer whatever the input (checked before any work).
+    added_fields = ()
+
     def output_file(self, parameters, context, name: str = "OUTPUT"):
-        """The file the sink parameter ``name`` will write, or None (memory, database, in place, skipped)."""
+        """The file the sink parameter ``name`` will write, or None (memory, database, in place, skipped).
+
+        Refuses, before any work, a format that cannot hold :attr:`added_fields` (a shapefile)."""
         if name == "OUTPUT" and IN_PLACE in parameters and self.parameterAsBool(parameters, IN_PLACE, context):
+            self.in_place_target(parameters, context)  # refused now rather than after the work
             return None
-        return destination_file(self.parameterAsOutputLayer(parameters, name, context))
+        path = destination_file(self.parameterAsOutputLayer(parameters, name, context))
+        refuse_truncated_fields(path, self.added_fields, name)
+        return path
 
     def write_output(self, parameters, context, feedback, source, table, outputs, styler=None,
                      progress_span=(90.0, 100.0)) -> str:
@@ -92,12 +124,15 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         Returns the output layer id/path (the input layer's id in place).
         """
         if self.parameterAsBool(parameters, IN_PLACE, context):
-            layer = self.parameterAsVectorLayer(parameters, "INPUT", context)
-            if layer is None:
-                raise QgsProcessingException(
-                    QCoreApplication.translate("BalancedSamplingAlgorithm",
-                                               "In-place update needs a vector layer as input."))
-            self.update_in_place(layer, table, feedback, progress_span)
+            layer, geopackage = self.in_place_target(parameters, context)
+            raise_if_canceled(feedback)
+            if geopackage is None:
+                self._in_place = (layer, table)  # a memory layer: written in the main thread, after the run
+                return layer.id()
+            progress = engine_progress(feedback).child(progress_span[0] / 100.0, progress_span[1] / 100.0) \
+                if feedback is not None else None
+            # Done by commit(), the last step: once the transaction is committed nothing else may fail.
+            self._geopackage_update = (layer, geopackage, table, progress)
             return layer.id()
         fields = output_fields(source.fields(), table)
 
@@ -145,10 +180,16 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         rename_layer_to_load(context, partial_id, dest_id)
         return dest_id
 
-    def update_in_place(self, layer, table, feedback, progress_span=(90.0, 100.0)) -> None:
-        """Write the table's columns into ``layer``: now, in one transaction, for a GeoPackage; in the main
-        thread after the run (:meth:`postProcessAlgorithm`) for a temporary (memory) layer. Other storages
-        are refused before anything is written: they cannot be updated all or nothing."""
+    def in_place_target(self, parameters, context):
+        """(layer, (GeoPackage path, layer name) or None for a memory layer) that IN_PLACE updates.
+
+        Only these can be updated all or nothing (a GeoPackage in one SQLite transaction, a memory
+        layer through its edit buffer); any other storage, and a layer in edit mode, is refused.
+        """
+        layer = self.parameterAsVectorLayer(parameters, "INPUT", context)
+        if layer is None:
+            raise QgsProcessingException(QCoreApplication.translate(
+                "BalancedSamplingAlgorithm", "In-place update needs a vector layer as input."))
         name = layer.name()
         if layer.isEditable():
             raise QgsProcessingException(QCoreApplication.translate(
@@ -156,8 +197,7 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 "Layer '{}' is in edit mode; save or discard its edits and leave edit mode, then run again.")
                 .format(name))
         if layer.providerType() == "memory":
-            self._in_place = (layer, table)  # written in the main thread, after the run
-            return
+            return layer, None
         found = layer_file(layer)
         if found is None or not found[0].lower().endswith(".gpkg"):
             where = found[0] if found else layer.source().split("|")[0]
@@ -166,11 +206,20 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 "In-place update writes all fields or none, which works for GeoPackage layers and temporary "
                 "layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer "
                 "as a GeoPackage first.").format(name, where, layer.storageType() or layer.providerType()))
-        progress = engine_progress(feedback).child(progress_span[0] / 100.0, progress_span[1] / 100.0) \
-            if feedback is not None else None
-        with engine_errors():
-            update_fields_in_place(found[0], table, found[1], progress)
-        self._reload_after_run = layer  # its provider must re-read the file: main thread, after the run
+        return layer, found
+
+    def commit(self, outputs, feedback) -> None:
+        """Unless the user cancelled meanwhile: update the input GeoPackage in place (one transaction; a
+        cancel during it rolls it back), then rename every partial output into place."""
+        raise_if_canceled(feedback)
+        update = getattr(self, "_geopackage_update", None)
+        if update is not None:
+            self._geopackage_update = None
+            layer, (path, layer_name), table, progress = update
+            with engine_errors():
+                update_fields_in_place(path, table, layer_name, progress)
+            self._reload_after_run = layer  # its provider must re-read the file: main thread, after the run
+        outputs.commit()
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
         pending = getattr(self, "_in_place", None)

@@ -117,7 +117,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             folder = self.parameterAsFile(parameters, folder, context)
             rasters += glob.glob(os.path.join(glob.escape(folder), self.parameterAsString(parameters, pattern, context)
                                               or "*.tif")) if folder else []
-        self.check_paths(writes, {self.tr("a raster of the image or mask folder"): rasters})
+        self.check_paths(writes, {"a raster of the image or mask folder": rasters})  # English: see raster_reads
         steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
 
         def run(step, algorithm, child_parameters):

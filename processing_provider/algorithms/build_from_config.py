@@ -15,7 +15,7 @@ from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
 from ...balanced_sampling_plugin.weights import effective_sample_size
 from ..styles import GraduatedStyle, style_on_load
 from ...balanced_sampling_plugin.file_safety import OutputFiles
-from ..utils import engine_errors, engine_progress, raise_if_canceled
+from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
 
@@ -28,6 +28,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
     EFFECTIVE_SAMPLE_SIZE = "EFFECTIVE_SAMPLE_SIZE"
 
     group_key = "weights"
+    added_fields = (SAMPLER_WEIGHT,)
     icon_name = "build_from_config.svg"
 
     def name(self):
@@ -80,8 +81,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
                                                  progress_span=(85.0, 100.0))
                 style_on_load(self, context, dest_id, GraduatedStyle(SAMPLER_WEIGHT))
                 output_values[self.OUTPUT] = dest_id
-            raise_if_canceled(feedback)
-            outputs.commit()
+            self.commit(outputs, feedback)
         feedback.pushInfo(self.tr("Training CSV: {}").format(result.csv_path))
         if result.geojson_path:
             feedback.pushInfo(self.tr("GeoJSON: {}").format(result.geojson_path))

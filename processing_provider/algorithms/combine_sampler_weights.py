@@ -40,7 +40,7 @@ from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..styles import GraduatedStyle, save_default_style
 from ..utils import engine_errors, engine_progress, raise_if_canceled
-from .base import BalancedSamplingAlgorithm
+from .base import BalancedSamplingAlgorithm, raster_reads
 
 DIAGNOSTIC_FIELDS = (PATCH_ID, FREQ_CLUSTER_ID, FREQ_CLUSTER_SIZE, CLASS_ENTROPY, NODATA_RATIO, EXCLUSION_REASON,
                      f"{CLASS_PREFIX}*")
@@ -70,6 +70,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
     EXCLUDED_PATCHES = "EXCLUDED_PATCHES"
 
     group_key = "weights"
+    added_fields = (SAMPLER_WEIGHT,)
     icon_name = "combine_sampler_weights.svg"
 
     def name(self):
@@ -209,6 +210,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         with engine_errors():
             if records_needed:
                 table = validate_records(table, source=self.tr("the input layer"))
+                self.check_paths({self.OUTPUT_CSV: csv_path, self.OUTPUT_REPORT: report_path}, raster_reads(table))
             result = combine_weights(
                 table, method,
                 strength=self.parameterAsDouble(parameters, self.STRENGTH, context),
@@ -245,10 +247,10 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
                     feedback.setProgress(65)
                     build_report_html(table, result, outputs.partial(report_path))
                 raise_if_canceled(feedback)
-                # The layer last: an in-place update commits its own transaction, after which nothing may fail.
+                # The layer last; an in-place update is applied by commit(), the point of no return.
                 dest_id = self.write_output(parameters, context, feedback, source, table[[SAMPLER_WEIGHT]], outputs,
                                             GraduatedStyle(SAMPLER_WEIGHT), progress_span=(70.0, 100.0))
-                outputs.commit()
+                self.commit(outputs, feedback)
         if csv_path:
             feedback.pushInfo(self.tr("Training CSV: {}").format(csv_path))
         if report_path:

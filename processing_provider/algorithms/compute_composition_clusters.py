@@ -12,9 +12,9 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.composition import compute_composition
-from ...balanced_sampling_plugin.records import class_columns, validate_records
-
 from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ...balanced_sampling_plugin.records import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, class_columns, validate_records
+
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..utils import engine_errors, engine_progress
@@ -41,6 +41,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
     OUTPUT = "OUTPUT"
 
     group_key = "signals"
+    added_fields = (FREQ_CLUSTER_WEIGHT, CLASS_ENTROPY)
     icon_name = "compute_composition_clusters.svg"
 
     def name(self):
@@ -164,5 +165,5 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
 
         with OutputFiles() as outputs:
             dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs)
-            outputs.commit()
+            self.commit(outputs, feedback)
         return {self.OUTPUT: dest_id}

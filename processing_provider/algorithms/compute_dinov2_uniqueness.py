@@ -15,11 +15,11 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.embeddings import PRECISIONS
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ...balanced_sampling_plugin.records import UNIQUENESS_SCORE, validate_records
 from ...balanced_sampling_plugin.uniqueness import BACKENDS
 from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
 
-from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, knn_backend_parameter, record_field_map
 from ..styles import GraduatedStyle
@@ -48,6 +48,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
     REUSED = "REUSED"
 
     group_key = "signals"
+    added_fields = (UNIQUENESS_SCORE,)
     icon_name = "compute_dinov2_uniqueness.svg"
 
     def name(self):
@@ -176,5 +177,5 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         with OutputFiles() as outputs:
             dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs,
                                         GraduatedStyle(UNIQUENESS_SCORE, ramp="Magma"))
-            outputs.commit()
+            self.commit(outputs, feedback)
         return {self.OUTPUT: dest_id, self.COMPUTED: result.computed, self.REUSED: result.reused}

@@ -116,7 +116,7 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
         with engine_errors():
             pairs = self._pairs(parameters, context)
             self.check_paths({self.OUTPUT: self.output_file(parameters, context)},
-                             {self.tr("a raster of the image/mask pairs"): [p for pair in pairs for p in pair[:2]]})
+                             {"a raster of the image/mask pairs": [p for pair in pairs for p in pair[:2]]})
             feedback.pushInfo(self.tr("{} image/mask pairs").format(len(pairs)))
             result = footprints.build_footprints(pairs, patch_size, stride, edge, progress.child(0, 0.5))
 
@@ -124,6 +124,6 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
         with OutputFiles() as outputs:
             dest_id = self.write_patch_layer(parameters, context, feedback, records, result.rings,
                                              result.crs_authid, result.crs_wkt, outputs)
-            outputs.commit()
+            self.commit(outputs, feedback)
         feedback.pushInfo(self.tr("{} patch footprints written").format(len(records)))
         return {self.OUTPUT: dest_id}

@@ -67,6 +67,6 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
         with OutputFiles() as outputs:
             dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
                                              footprints.crs_authid, footprints.crs_wkt, outputs)
-            outputs.commit()
+            self.commit(outputs, feedback)
         feedback.pushInfo(self.tr("{} patch records imported").format(len(footprints.records)))
         return {self.OUTPUT: dest_id, self.MISSING_RASTERS: len(footprints.missing)}

@@ -169,5 +169,5 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
             dest_id = self.write_patch_layer(parameters, context, feedback, footprints.records, footprints.rings,
                                              footprints.crs_authid, footprints.crs_wkt, outputs,
                                              progress_span=(60.0, 100.0))
-            outputs.commit()
+            self.commit(outputs, feedback)
         return {self.OUTPUT: dest_id}

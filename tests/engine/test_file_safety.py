@@ -4,7 +4,6 @@ Runs as root in CI: permission bits do not stop root, so "read-only" here is a r
 mount (tmpfs remounted ``ro``); without root it falls back to ``chmod 0o555``.
 """
 
-import contextlib
 import hashlib
 import os
 import re
@@ -30,40 +29,13 @@ from balanced_sampling_plugin.file_safety import (
     remove_stale_partials,
     same_file,
 )
+from tests.read_only import read_only_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PARTIAL_RX = re.compile(r"^\.balanced-sampling-partial-[0-9a-f]{6}-\d+-[0-9a-f]{8}$")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def readonly_folder(folder, populate=None):
-    """``folder`` made really read-only (a tmpfs remounted ro as root; chmod 0o555 otherwise),
-    after ``populate(folder)`` filled it."""
-    os.makedirs(folder, exist_ok=True)
-    if os.geteuid() != 0:
-        if populate:
-            populate(folder)
-        os.chmod(folder, 0o555)
-        try:
-            yield folder
-        finally:
-            os.chmod(folder, 0o755)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", folder], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"running as root, and cannot mount a tmpfs to make a read-only folder: {mounted.stderr.strip()}")
-    try:
-        if populate:
-            populate(folder)
-        remount = subprocess.run(["mount", "-o", "remount,ro", folder], capture_output=True, text=True)
-        if remount.returncode != 0:
-            pytest.skip(f"cannot remount the tmpfs read-only: {remount.stderr.strip()}")
-        yield folder
-    finally:
-        subprocess.run(["umount", folder], capture_output=True)
 
 
 def write(path, text):
@@ -283,7 +255,7 @@ def test_output_that_is_a_folder(tmp_path):
 
 def test_output_in_a_read_only_folder(tmp_path):
     folder = str(tmp_path / "ro")
-    with readonly_folder(folder, lambda f: write(os.path.join(f, "old.csv"), "old")):
+    with read_only_folder(folder, populate=lambda f: write(os.path.join(f, "old.csv"), "old")):
         with pytest.raises(BalancedSamplingError) as excinfo:
             check_paths({"OUTPUT_CSV": os.path.join(folder, "new.csv")})
         message = str(excinfo.value)
@@ -297,7 +269,7 @@ def test_output_in_a_read_only_folder(tmp_path):
 def test_conflicts_are_named_before_writability(tmp_path):
     """An output that is an input is named as such even when its folder is also read-only."""
     folder = str(tmp_path / "ro")
-    with readonly_folder(folder, lambda f: write(os.path.join(f, "in.csv"), "in")):
+    with read_only_folder(folder, populate=lambda f: write(os.path.join(f, "in.csv"), "in")):
         with pytest.raises(BalancedSamplingError, match="would destroy the input"):
             check_paths({"OUTPUT": os.path.join(folder, "in.csv")}, {"INPUT": os.path.join(folder, "in.csv")})
 

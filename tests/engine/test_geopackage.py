@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from balanced_sampling_plugin import geopackage
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
 from balanced_sampling_plugin.geopackage import column_type, feature_tables, update_fields_in_place
 from balanced_sampling_plugin.progress import Progress
+from tests.read_only import read_only_folder
 
 ogr = pytest.importorskip("osgeo.ogr")
 osr = pytest.importorskip("osgeo.osr")
@@ -80,31 +80,6 @@ def assert_unchanged(path, digest, listing):
 
 def snapshot(path):
     return sha1(path), sorted(os.listdir(os.path.dirname(path)))
-
-
-@contextlib.contextmanager
-def readonly_folder(folder, populate):
-    """``folder`` made really read-only (a tmpfs remounted ro as root; chmod 0o555 otherwise)."""
-    os.makedirs(folder, exist_ok=True)
-    if os.geteuid() != 0:
-        populate(folder)
-        os.chmod(folder, 0o555)
-        try:
-            yield folder
-        finally:
-            os.chmod(folder, 0o755)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", folder], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"running as root, and cannot mount a tmpfs to make a read-only folder: {mounted.stderr.strip()}")
-    try:
-        populate(folder)
-        remount = subprocess.run(["mount", "-o", "remount,ro", folder], capture_output=True, text=True)
-        if remount.returncode != 0:
-            pytest.skip(f"cannot remount the tmpfs read-only: {remount.stderr.strip()}")
-        yield folder
-    finally:
-        subprocess.run(["umount", folder], capture_output=True)
 
 
 # --------------------------------------------------------------------------- column types
@@ -344,7 +319,7 @@ def test_value_sqlite_cannot_store(gpkg):
 def test_read_only_geopackage(tmp_path):
     folder = str(tmp_path / "ro")
     path = os.path.join(folder, "patches.gpkg")
-    with readonly_folder(folder, lambda f: make_geopackage(path)):
+    with read_only_folder(folder, populate=lambda f: make_geopackage(path)):
         digest, listing = snapshot(path)
         with pytest.raises(BalancedSamplingError) as excinfo:
             update_fields_in_place(path, pd.DataFrame({"score": [1.0]}, index=[1]))

@@ -1,7 +1,6 @@
 import re
 """HTML report: written, complete, numbers consistent with the diagnostics, user text escaped."""
 
-import sys
 
 import numpy as np
 import pandas as pd

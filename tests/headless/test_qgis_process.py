@@ -2,36 +2,15 @@
 
 import json
 import os
-import sqlite3
-import subprocess
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.headless.conftest import HAS_QGIS_PROCESS, gpkg_rows, qgis_process
 from tests.postgres_server import postgres_server, tiles_database  # noqa: F401 (fixtures)
 
-QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis_process.sh")
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/qgis_process.bin"),
+pytestmark = pytest.mark.skipif(not HAS_QGIS_PROCESS,
                                 reason="qgis_process.bin is not installed (make setup installs QGIS 3.22)")
-
-
-def qgis_process(*args, profile):
-    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(profile))
-    return subprocess.run([QGIS_PROCESS, *args], capture_output=True, text=True, env=env, timeout=300)
-
-
-def gpkg_rows(path):
-    """Rows of the only feature table of a GeoPackage, as dicts (plain sqlite: no QGIS in this process)."""
-    with sqlite3.connect(path) as db:
-        table = db.execute("SELECT table_name FROM gpkg_contents WHERE data_type='features'").fetchone()[0]
-        cursor = db.execute(f'SELECT * FROM "{table}"')
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-@pytest.fixture(scope="module")
-def profile(tmp_path_factory):
-    return tmp_path_factory.mktemp("qgis_profile")
 
 
 def test_plugin_algorithms_are_listed(profile):

@@ -127,3 +127,22 @@ def test_input_layer_is_untouched(run_algorithm, clusters_path, tmp_path):
     combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
     assert layer_rows(clusters_path) == before
     assert "sampler_weight" not in QgsVectorLayer(clusters_path, "c", "ogr").fields().names()
+
+
+@pytest.mark.parametrize("cancel_at", [64.0, 69.0, 70.0])
+def test_cancel_before_the_outputs_writes_none_of_them(run_algorithm, clusters_path, tmp_path, cancel_at):
+    """Cancel once the weights are computed (64: before the CSV; 69: before the layer; 70: while the layer is
+    written): no output appears and earlier files keep their content."""
+    from qgis.core import QgsProcessingFeedback
+
+    csv, report, layer = tmp_path / "t.csv", tmp_path / "r.html", tmp_path / "w.gpkg"
+    csv.write_text("earlier training csv\n")
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: feedback.cancel() if percent >= cancel_at else None)
+    with pytest.raises(QgsProcessingException, match="Cancel"):
+        run_algorithm("combinesamplerweights", {"INPUT": clusters_path, "SAMPLING_METHOD": 6,
+                                                "OUTPUT_CSV": str(csv), "OUTPUT_REPORT": str(report),
+                                                "OUTPUT": str(layer)}, feedback)
+    assert csv.read_text() == "earlier training csv\n"
+    assert not report.exists() and not layer.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"], "no partial output left behind"

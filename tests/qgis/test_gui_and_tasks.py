@@ -4,7 +4,6 @@ import os
 import time
 
 import pandas as pd
-import pytest
 from qgis.core import QgsApplication, QgsProject, QgsTask
 
 from .conftest import layer_rows

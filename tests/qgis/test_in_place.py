@@ -44,3 +44,54 @@ def test_failed_run_leaves_the_file_unchanged(run_algorithm, footprints_path, tm
         run_algorithm("computecompositionclusters", {"INPUT": copy, "IN_PLACE": True})
     assert sha1(copy) == before
     assert "freq_cluster_id" not in QgsVectorLayer(copy, "after", "ogr").fields().names()
+
+
+def test_in_place_on_a_layer_open_in_the_project_shows_the_new_fields(run_algorithm, clusters_path, tmp_path):
+    from qgis.core import QgsProject
+
+    copy = str(tmp_path / "live.gpkg")
+    shutil.copy(clusters_path, copy)
+    layer = QgsVectorLayer(copy, "live", "ogr")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        run_algorithm("combinesamplerweights", {"INPUT": layer, "SAMPLING_METHOD": 6, "IN_PLACE": True})
+        assert layer.fields().indexOf("sampler_weight") >= 0, "the open layer re-read its file"
+        weights = [f["sampler_weight"] for f in layer.getFeatures()]
+        assert len(weights) == 384 and all(w is not None for w in weights)
+        assert weights == [r["sampler_weight"] for r in layer_rows(copy)]
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_in_place_refuses_a_layer_in_edit_mode(run_algorithm, clusters_path, tmp_path):
+    from qgis.core import QgsProject
+
+    copy = str(tmp_path / "editing.gpkg")
+    shutil.copy(clusters_path, copy)
+    # A project layer, as in the desktop (a failing run given a bare Python layer crashes QGIS 3.22 at exit).
+    layer = QgsVectorLayer(copy, "editing", "ogr")
+    QgsProject.instance().addMapLayer(layer)
+    layer.startEditing()
+    before = sha1(copy)  # after startEditing: QGIS itself may switch the file's journal mode
+    try:
+        with pytest.raises(QgsProcessingException, match="is in edit mode; save or discard its edits"):
+            run_algorithm("combinesamplerweights", {"INPUT": layer.id(), "SAMPLING_METHOD": 6, "IN_PLACE": True})
+        assert sha1(copy) == before
+    finally:
+        layer.rollBack()
+        QgsProject.instance().removeMapLayer(layer.id())
+    assert "sampler_weight" not in layer_rows(copy)[0]
+
+
+def test_in_place_on_one_layer_of_a_geopackage_with_two(run_algorithm, clusters_path, footprints_path, tmp_path):
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    copy = str(tmp_path / "two.gpkg")
+    shutil.copy(clusters_path, copy)
+    gdal.VectorTranslate(copy, footprints_path, accessMode="update", layerName="other")
+    layer = QgsVectorLayer(f"{copy}|layername=clusters", "clusters", "ogr")
+    assert layer.isValid()
+    run_algorithm("combinesamplerweights", {"INPUT": layer, "SAMPLING_METHOD": 6, "IN_PLACE": True})
+    assert "sampler_weight" in layer_rows(f"{copy}|layername=clusters")[0]
+    assert "sampler_weight" not in layer_rows(f"{copy}|layername=other")[0]
