@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from .contract import K_SELECTIONS
 from .errors import BalancedSamplingError
 from .mask_stats import BLACK_BORDER, BORDER_NODATA, compute_mask_stats, proportions_from_counts, shannon_entropy
 from .progress import Progress, as_progress
@@ -31,7 +32,6 @@ from .records import (
     shown_value,
 )
 
-K_SELECTIONS = ("elbow", "fixed")
 #: Exclusion reasons, in the order they are joined in ``exclusion_reason``.
 EXCLUSION_REASONS = (BORDER_NODATA, BLACK_BORDER, NODATA_RATIO)
 #: KMeans restarts per k; the best of them (lowest inertia) is kept. On 155k synthetic

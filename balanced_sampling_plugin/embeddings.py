@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .contract import PRECISIONS
 from .embedding_cache import EmbeddingCache
 from .errors import BalancedSamplingError, OperationCanceled, require
 from .patch_images import PatchReader, check_windows, estimate_stretch
@@ -221,7 +222,6 @@ def _batches(windows, load, batch_size: int, num_workers: int):
 
 #: Numeric precisions of the forward pass. bf16 autocast: 1.0-1.2x faster on an AVX-512-bf16 CPU,
 #: uniqueness ranking Spearman 0.9994-0.9999 vs fp32 (docs/benchmarks.md, Stages).
-PRECISIONS = ("fp32", "bf16")
 
 
 def cls_embeddings(model, batch, device: str, precision: str = "fp32") -> np.ndarray:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .contract import EDGE_MODES
 from .errors import BalancedSamplingError
 from .progress import Progress, as_progress
 from .records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, normalize_path, patch_id
 
 #: How windows that would cross the raster's right/bottom edge are handled (enum order is public).
-EDGE_MODES = ("drop", "shift")
 
 # Name parts that tell an image from its mask ("tile_001_mask.tif" pairs with "tile_001.tif").
 _ROLE_TOKENS = re.compile(r"([_\-. ](mask|masks|label|labels|gt|seg|image|images|img|rgb))+$", re.IGNORECASE)

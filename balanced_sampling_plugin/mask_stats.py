@@ -20,6 +20,7 @@ import rasterio
 import rasterio.errors
 from rasterio.windows import Window
 
+from .contract import BLACK_BORDER, BORDER_NODATA
 from .errors import BalancedSamplingError
 from .progress import Progress, as_progress
 from .records import (
@@ -36,8 +37,6 @@ from .records import (
     validate_records,
 )
 
-BORDER_NODATA = "border_nodata"
-BLACK_BORDER = "black_border"
 
 #: Most windows one worker reads with one open raster (bounds memory and cancel latency).
 DEFAULT_CHUNK_SIZE = 1024

@@ -14,28 +14,27 @@ import pandas as pd
 
 from .errors import BalancedSamplingError
 
-IMAGE_PATH = "image_path"
-MASK_PATH = "mask_path"
-ROW_OFF = "row_off"
-COL_OFF = "col_off"
-PATCH_SIZE = "patch_size"
-PATCH_ID = "patch_id"
-
-#: The columns a patch record must carry, in order.
-RECORD_COLUMNS = (IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE)
-WINDOW_COLUMNS = (ROW_OFF, COL_OFF, PATCH_SIZE)
-
-# Output fields of the stages (public contract: renaming them breaks users).
-CLASS_ENTROPY = "class_entropy"
-NODATA_RATIO = "nodata_ratio"
-EXCLUDED = "excluded"
-EXCLUSION_REASON = "exclusion_reason"
-FREQ_CLUSTER_ID = "freq_cluster_id"
-FREQ_CLUSTER_SIZE = "freq_cluster_size"
-FREQ_CLUSTER_WEIGHT = "freq_cluster_weight"
-UNIQUENESS_SCORE = "uniqueness_score"
-SAMPLER_WEIGHT = "sampler_weight"
-CLASS_PREFIX = "cls_"
+# Field names live in .contract (free of numpy/pandas, so the QGIS side can read them anywhere).
+from .contract import (  # noqa: E402,F401  (re-exported: the engine's modules import them from here)
+    CLASS_ENTROPY,
+    CLASS_PREFIX,
+    COL_OFF,
+    EXCLUDED,
+    EXCLUSION_REASON,
+    FREQ_CLUSTER_ID,
+    FREQ_CLUSTER_SIZE,
+    FREQ_CLUSTER_WEIGHT,
+    IMAGE_PATH,
+    MASK_PATH,
+    NODATA_RATIO,
+    PATCH_ID,
+    PATCH_SIZE,
+    RECORD_COLUMNS,
+    ROW_OFF,
+    SAMPLER_WEIGHT,
+    UNIQUENESS_SCORE,
+    WINDOW_COLUMNS,
+)
 
 
 def class_column(class_value: int) -> str:

@@ -37,6 +37,7 @@ import os
 
 import numpy as np
 
+from .contract import BACKENDS, DEFAULT_BACKEND
 from .errors import BalancedSamplingError, require
 from .progress import Progress, as_progress
 
@@ -47,9 +48,7 @@ BACKEND_PACKAGES = {
     "sklearn": ("sklearn.neighbors", "scikit-learn"),
     "nndescent": ("faiss", "faiss-cpu"),
 }
-#: Order matters: QGIS stores the enum index in models and qgis_process calls; append only.
-BACKENDS = tuple(BACKEND_PACKAGES)
-DEFAULT_BACKEND = "nndescent"
+assert tuple(BACKEND_PACKAGES) == BACKENDS  # contract.BACKENDS: the enum order QGIS stores, append only
 
 #: ``hnsw`` parameters chosen with bench/bench_knn.py (docs/benchmarks.md), on both synthetic
 #: D=768 sets at N=155k (target: recall@5 >= 0.99, score Spearman >= 0.995):

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from .contract import SAMPLING_METHODS  # noqa: F401  (the QGIS enum order; re-exported)
 from .errors import BalancedSamplingError
 from .progress import Progress, as_progress
 from .records import (
@@ -53,16 +54,6 @@ from .records import (
     shown_value,
 )
 
-#: Public contract: the QGIS enum ``SAMPLING_METHOD`` lists these in this order.
-SAMPLING_METHODS = (
-    "rank_max",
-    "rank_multiply",
-    "rank_add",
-    "multiplicative",
-    "composition_only",
-    "uniqueness_only",
-    "class_balanced",
-)
 RANK_METHODS = ("rank_max", "rank_multiply", "rank_add", "composition_only", "uniqueness_only")
 DEFAULT_FLOOR = 1e-3
 

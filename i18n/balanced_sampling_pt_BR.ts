@@ -4,60 +4,69 @@
 <context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="59"/>
+        <location filename="../processing_provider/algorithms/base.py" line="60"/>
         <source>Patch records</source>
         <translation>Registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="60"/>
+        <location filename="../processing_provider/algorithms/base.py" line="61"/>
         <source>Sampling signals</source>
         <translation>Sinais de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="61"/>
+        <location filename="../processing_provider/algorithms/base.py" line="62"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="75"/>
+        <location filename="../processing_provider/algorithms/base.py" line="76"/>
         <source>Update the input layer in place (no new layer)</source>
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="191"/>
+        <location filename="../processing_provider/algorithms/base.py" line="220"/>
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="195"/>
+        <location filename="../processing_provider/algorithms/base.py" line="224"/>
         <source>Layer &apos;{}&apos; is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="204"/>
+        <location filename="../processing_provider/algorithms/base.py" line="233"/>
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer &apos;{}&apos; ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="88"/>
+        <location filename="../processing_provider/algorithms/base.py" line="117"/>
         <source>{} &apos;{}&apos; exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
-        <translation>{} &apos;{}&apos; existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
+        <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="94"/>
+        <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
+{}
+then restart QGIS.</source>
+        <translation>{} precisa dos pacotes Python {}, que o Python deste QGIS não consegue importar. Instale-os pelo menu Complementos &gt; Balanced Sampling &gt; Instalar pacotes Python…, ou num terminal:
+{}
+e depois reinicie o QGIS.</translation>
     </message>
 </context>
 <context>
     <name>BalancedSamplingPlugin</name>
     <message>
-        <location filename="../processing_provider/plugin.py" line="52"/>
+        <location filename="../processing_provider/plugin.py" line="55"/>
         <source>&amp;Balanced Sampling</source>
         <translation>&amp;Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="53"/>
+        <location filename="../processing_provider/plugin.py" line="56"/>
         <source>Build balanced dataset…</source>
         <translation>Construir conjunto de dados balanceado…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="59"/>
+        <location filename="../processing_provider/plugin.py" line="62"/>
         <source>Balanced Sampling</source>
         <translation>Balanced Sampling</translation>
     </message>
@@ -73,12 +82,12 @@
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="53"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54"/>
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="56"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="57"/>
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
@@ -97,97 +106,97 @@
 &lt;b&gt;Método de amostragem&lt;/b&gt;: como em Combinar pesos do amostrador.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="70"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="71"/>
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="72"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="73"/>
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="75"/>
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77"/>
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="78"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79"/>
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82"/>
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85"/>
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="87"/>
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89"/>
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95"/>
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="101"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102"/>
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="101"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102"/>
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
@@ -195,12 +204,12 @@
 <context>
     <name>BuildFromConfig</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="38"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="37"/>
         <source>Build balanced dataset from config</source>
         <translation>Construir conjunto de dados balanceado a partir da configuração</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="41"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="40"/>
         <source>Runs a pytorch-smt-tools balanced_dataset YAML config end to end, as `pytorch-smt-tools build-balanced-dataset config.yaml` does: patch records from the config (input.patch_records, or a PostgreSQL tile table given by host, database, table, where_clause), composition clusters (clustering, exclusion), DINOv2 uniqueness when mode is embeddings (uniqueness, embeddings), the config&apos;s sampling_method, and writes output.csv_path and, when set, output.geojson_path. Relative paths are read from the config&apos;s folder. An unknown key is an error that names it and lists the accepted ones.
 
 &lt;b&gt;Config&lt;/b&gt;: the YAML file.
@@ -211,47 +220,47 @@
 &lt;b&gt;Pesos do amostrador&lt;/b&gt;: a camada de patches com todos os campos calculados, para estilizar e inspecionar no QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="54"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="53"/>
         <source>balanced_dataset config (YAML)</source>
         <translation>Configuração balanced_dataset (YAML)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="54"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="53"/>
         <source>YAML files (*.yaml *.yml)</source>
         <translation>Arquivos YAML (*.yaml *.yml)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="56"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="55"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="59"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="58"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="60"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="59"/>
         <source>GeoJSON</source>
         <translation>GeoJSON</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="61"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="60"/>
         <source>Sampling method applied</source>
         <translation>Método de amostragem aplicado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="62"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="61"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="85"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="89"/>
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="87"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="91"/>
         <source>GeoJSON: {}</source>
         <translation>GeoJSON: {}</translation>
     </message>
@@ -259,12 +268,12 @@
 <context>
     <name>CombineSamplerWeights</name>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="80"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="78"/>
         <source>Combine sampler weights</source>
         <translation>Combinar pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="83"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="81"/>
         <source>Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling and under every method side by side.
 
 &lt;b&gt;Sampling method&lt;/b&gt;: &lt;i&gt;rank_max&lt;/i&gt; = max(rank of composition weight, rank of uniqueness); &lt;i&gt;rank_multiply&lt;/i&gt; = their product; &lt;i&gt;rank_add&lt;/i&gt; = their mean; &lt;i&gt;multiplicative&lt;/i&gt; = raw composition weight × raw uniqueness; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ over classes of (patch share / mean share)^α, optionally mixed with the uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of 1–2% of the pixels. class_balanced lifts rare classes much more; read the report to choose.
@@ -289,142 +298,142 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
 &lt;b&gt;Relatório&lt;/b&gt;: arquivo HTML com o histograma dos pesos, as proporções por classe, a comparação dos métodos, os patches mais sobreamostrados e as exclusões.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="113"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="111"/>
         <source>Patches with composition and/or uniqueness fields</source>
         <translation>Patches com campos de composição e/ou singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="115"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="113"/>
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="117"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="115"/>
         <source>Strength (power on rank weights)</source>
         <translation>Intensidade (expoente dos pesos por posto)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="120"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="118"/>
         <source>Class balance α (class_balanced)</source>
         <translation>Balanceamento de classes α (class_balanced)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="123"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="121"/>
         <source>Uniqueness mix (class_balanced, 0 = off)</source>
         <translation>Mistura de singularidade (class_balanced, 0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="126"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="124"/>
         <source>Rare-class boost multiplier (1 = off)</source>
         <translation>Multiplicador de reforço de classes raras (1 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="129"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="127"/>
         <source>Rare classes (comma-separated; empty = below mean frequency)</source>
         <translation>Classes raras (separadas por vírgula; vazio = abaixo da frequência média)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="133"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="131"/>
         <source>Weight floor (fraction of the largest weight)</source>
         <translation>Peso mínimo (fração do maior peso)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="136"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="134"/>
         <source>Composition weight field</source>
         <translation>Campo de peso de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="139"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="137"/>
         <source>Uniqueness score field</source>
         <translation>Campo de pontuação de singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="142"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="140"/>
         <source>Excluded flag field</source>
         <translation>Campo indicador de exclusão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="145"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="143"/>
         <source>CSV column name for image paths</source>
         <translation>Nome da coluna do CSV para os caminhos das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="147"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="145"/>
         <source>CSV column name for mask paths</source>
         <translation>Nome da coluna do CSV para os caminhos das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="154"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="152"/>
         <source>Leave excluded patches out of the CSV</source>
         <translation>Deixar os patches excluídos fora do CSV</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="156"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="154"/>
         <source>Write paths relative to the CSV&apos;s folder</source>
         <translation>Gravar caminhos relativos à pasta do CSV</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="159"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="157"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="160"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="160"/>
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="164"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="164"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="166"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="164"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="167"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="165"/>
         <source>Included patches</source>
         <translation>Patches incluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="168"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="166"/>
         <source>Excluded patches</source>
         <translation>Patches excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="185"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="183"/>
         <source>Rare classes must be class values separated by commas, e.g. 5,6; got &apos;{}&apos;.</source>
         <translation>As classes raras devem ser valores de classe separados por vírgula, por exemplo 5,6; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="212"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="216"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="228"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="232"/>
         <source>{}: {} included, {} excluded patches; effective sample size {:.0f} ({:.0%})</source>
         <translation>{}: {} patches incluídos, {} excluídos; tamanho efetivo da amostra {:.0f} ({:.0%})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="255"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="259"/>
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="257"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="261"/>
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
@@ -517,12 +526,12 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="147"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="151"/>
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="162"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="166"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
@@ -563,7 +572,7 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
         <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="157"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="161"/>
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
         <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
@@ -571,117 +580,117 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 <context>
     <name>ComputeDinov2Uniqueness</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="58"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="56"/>
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="89"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="87"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="91"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="89"/>
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="94"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="92"/>
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="96"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="94"/>
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="99"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="97"/>
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="104"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="102"/>
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105"/>
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107"/>
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108"/>
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="111"/>
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124"/>
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="127"/>
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="130"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128"/>
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="137"/>
         <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="150"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="156"/>
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="158"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="164"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="175"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="181"/>
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114"/>
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="61"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="59"/>
         <source>Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.
 
 &lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
@@ -707,12 +716,12 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 <context>
     <name>CreatePatchFootprints</name>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="48"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="56"/>
         <source>Create patch footprints</source>
         <translation>Criar contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="51"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="59"/>
         <source>Cuts image/mask raster pairs into square patch windows and writes one polygon per window, in the rasters' CRS, with the fields image_path, mask_path, row_off, col_off, patch_size and a stable patch_id. This layer is the input of every other Balanced Sampling algorithm.
 
 &lt;b&gt;Image rasters / Mask rasters&lt;/b&gt;: the pairs, given as layers. An image pairs with the mask whose file name is the same apart from words like _mask or _label (tile_01.tif ↔ tile_01_mask.tif, or images/tile_01.tif ↔ masks/tile_01.tif).
@@ -733,82 +742,82 @@ Image and mask of a pair must share one pixel grid; all rasters must share one C
 A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todos os rasters devem compartilhar o mesmo SRC.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="69"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="77"/>
         <source>Image rasters</source>
         <translation>Rasters de imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="71"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="79"/>
         <source>Mask rasters</source>
         <translation>Rasters de máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="73"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="81"/>
         <source>Image folder (instead of layers)</source>
         <translation>Pasta de imagens (em vez de camadas)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="76"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="84"/>
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="78"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="86"/>
         <source>Mask folder (default: the image folder)</source>
         <translation>Pasta de máscaras (padrão: a pasta de imagens)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="81"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="89"/>
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="83"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="91"/>
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="86"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="94"/>
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="89"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
         <source>Windows at the raster edge</source>
         <translation>Janelas na borda do raster</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="89"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
         <source>Drop partial windows</source>
         <translation>Descartar janelas parciais</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="89"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97"/>
         <source>Shift inward to the edge</source>
         <translation>Deslocar para dentro até a borda</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="92"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="100"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="101"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="111"/>
         <source>Give either raster layers or a folder, not both.</source>
         <translation>Informe camadas raster ou uma pasta, não ambos.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="105"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="115"/>
         <source>Give image and mask rasters, or an image folder.</source>
         <translation>Informe rasters de imagem e de máscara, ou uma pasta de imagens.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="120"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="133"/>
         <source>{} image/mask pairs</source>
         <translation>{} pares de imagem/máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="128"/>
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="141"/>
         <source>{} patch footprints written</source>
         <translation>{} contornos de patches gravados</translation>
     </message>
@@ -816,12 +825,12 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>ImportPatchRecords</name>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="30"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="32"/>
         <source>Import patch records</source>
         <translation>Importar registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="33"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="35"/>
         <source>Turns a list of patches into a patch footprint layer that the other Balanced Sampling algorithms accept. Each footprint polygon comes from its image raster's geotransform and CRS.
 
 &lt;b&gt;Patch records&lt;/b&gt;: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size (or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose input.patch_records lists them. Relative paths are read from the file's folder. Extra columns (e.g. cls_1, uniqueness_score) are kept as fields.
@@ -832,47 +841,47 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 &lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: &lt;i&gt;falhar&lt;/i&gt; interrompe e lista os arquivos ausentes; &lt;i&gt;ignorar&lt;/i&gt; deixa esses registros de fora e os lista no log. Nada é descartado silenciosamente.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="45"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
         <source>Patch records (CSV or YAML config)</source>
         <translation>Registros de patches (CSV ou configuração YAML)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="45"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47"/>
         <source>Patch records (*.csv *.yaml *.yml)</source>
         <translation>Registros de patches (*.csv *.yaml *.yml)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="48"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50"/>
         <source>Records whose raster is missing</source>
         <translation>Registros cujo raster está ausente</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="48"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50"/>
         <source>Fail</source>
         <translation>Falhar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="48"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50"/>
         <source>Skip and report</source>
         <translation>Ignorar e informar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="51"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="53"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="53"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="55"/>
         <source>Missing rasters</source>
         <translation>Rasters ausentes</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="66"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="71"/>
         <source>Raster not found, its records were skipped: {}</source>
         <translation>Raster não encontrado, seus registros foram ignorados: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="71"/>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="76"/>
         <source>{} patch records imported</source>
         <translation>{} registros de patches importados</translation>
     </message>
@@ -880,107 +889,107 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>LoadTilesFromPostgres</name>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="48"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="50"/>
         <source>Load tiles from PostgreSQL</source>
         <translation>Carregar tiles do PostgreSQL</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="70"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="72"/>
         <source>QGIS PostgreSQL connection</source>
         <translation>Conexão PostgreSQL do QGIS</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="72"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="74"/>
         <source>Host</source>
         <translation>Host</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="74"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="76"/>
         <source>Port</source>
         <translation>Porta</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="77"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="79"/>
         <source>Database</source>
         <translation>Banco de dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="79"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="81"/>
         <source>User</source>
         <translation>Usuário</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="81"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="83"/>
         <source>Password</source>
         <translation>Senha</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="82"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="84"/>
         <source>Authentication configuration</source>
         <translation>Configuração de autenticação</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="84"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="86"/>
         <source>Table</source>
         <translation>Tabela</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="85"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="87"/>
         <source>Where clause</source>
         <translation>Cláusula WHERE</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="86"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="88"/>
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="88"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="90"/>
         <source>Records whose raster is missing</source>
         <translation>Registros cujo raster está ausente</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="88"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="90"/>
         <source>Fail</source>
         <translation>Falhar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="88"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="90"/>
         <source>Skip and report</source>
         <translation>Ignorar e informar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="92"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="94"/>
         <source>Column for {}</source>
         <translation>Coluna para {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="102"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="104"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="121"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="123"/>
         <source>No PostgreSQL connection named &apos;{}&apos; in QGIS.</source>
         <translation>Não há nenhuma conexão PostgreSQL chamada '{}' no QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="136"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="138"/>
         <source>Authentication configuration &apos;{}&apos; cannot be read.</source>
         <translation>Não é possível ler a configuração de autenticação '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="166"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="171"/>
         <source>Raster not found, its tiles were skipped: {}</source>
         <translation>Raster não encontrado, seus tiles foram ignorados: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="167"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="172"/>
         <source>{} tiles loaded</source>
         <translation>{} tiles carregados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="51"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="53"/>
         <source>Reads the patch records of a dataset_explorer tile table and writes them as a patch footprint layer. Pre-computed class_dist (JSON: class value → share or pixel count) becomes cls_&amp;lt;c&amp;gt; proportion fields, used directly by Compute composition clusters (no mask is read); uniqueness_score, class_entropy and nodata_ratio become fields that Combine sampler weights uses.
 
 &lt;b&gt;Connection&lt;/b&gt;: a PostgreSQL connection saved in QGIS (its authentication configuration is used), or host, port, database, user and password / authentication configuration. The session is read-only.
@@ -1001,7 +1010,7 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 &lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: falhar, ou ignorar e listá-los.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="97"/>
+        <location filename="../processing_provider/algorithms/load_tiles_from_postgres.py" line="99"/>
         <source>Statement timeout (seconds, 0 = none)</source>
         <translation>Tempo limite de consulta (segundos, 0 = nenhum)</translation>
     </message>
@@ -1017,27 +1026,27 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>parameters</name>
     <message>
-        <location filename="../processing_provider/parameters.py" line="12"/>
+        <location filename="../processing_provider/parameters.py" line="19"/>
         <source>Image path field</source>
         <translation>Campo do caminho da imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="13"/>
+        <location filename="../processing_provider/parameters.py" line="20"/>
         <source>Mask path field</source>
         <translation>Campo do caminho da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="14"/>
+        <location filename="../processing_provider/parameters.py" line="21"/>
         <source>Row offset field (pixels)</source>
         <translation>Campo do deslocamento de linha (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="15"/>
+        <location filename="../processing_provider/parameters.py" line="22"/>
         <source>Column offset field (pixels)</source>
         <translation>Campo do deslocamento de coluna (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="16"/>
+        <location filename="../processing_provider/parameters.py" line="23"/>
         <source>Patch size field (pixels)</source>
         <translation>Campo do tamanho do patch (pixels)</translation>
     </message>

@@ -1,9 +1,10 @@
-"""Layer <-> engine table conversion: features in, one pandas row per feature, fields out."""
+"""Layer <-> engine table conversion: features in, one pandas row per feature, fields out.
+
+numpy and pandas are imported where used, so the plugin loads in a QGIS that lacks them.
+"""
 
 import math
 
-import numpy as np
-import pandas as pd
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsFeature,
@@ -24,13 +25,15 @@ FEATURE_ID = "_fid"
 BATCH = 2000
 
 
-def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0), optional=()) -> pd.DataFrame:
+def read_table(source, columns: dict, feedback=None, progress_span=(0.0, 5.0), optional=()):
     """Read the fields ``columns`` (engine name -> layer field name) of every feature.
 
     ``optional`` names more fields (or ``prefix*`` patterns, e.g. ``cls_*``) read under
     their own names when the layer has them. Returns a DataFrame indexed by feature id.
     Raises ``QgsProcessingException`` naming a required field the layer lacks.
     """
+    import pandas as pd
+
     names = source.fields().names()
     missing = [f"'{field}' ({role})" for role, field in columns.items() if field not in names]
     if missing:
@@ -66,8 +69,10 @@ def _python_value(value):
     return value
 
 
-def qgis_field_for(name: str, series: pd.Series) -> QgsField:
+def qgis_field_for(name: str, series) -> QgsField:
     """A QgsField whose type fits a pandas column."""
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series):
         return QgsField(name, QVariant.Bool)
     if pd.api.types.is_integer_dtype(series):
@@ -77,7 +82,7 @@ def qgis_field_for(name: str, series: pd.Series) -> QgsField:
     return QgsField(name, QVariant.String)
 
 
-def output_fields(input_fields: QgsFields, table: pd.DataFrame) -> QgsFields:
+def output_fields(input_fields: QgsFields, table) -> QgsFields:
     """The input fields, then one field per table column the input does not have yet."""
     fields = QgsFields(input_fields)
     for column in table.columns:
@@ -87,6 +92,8 @@ def output_fields(input_fields: QgsFields, table: pd.DataFrame) -> QgsFields:
 
 
 def _to_qgis(value):
+    import numpy as np
+
     if value is None:
         return None
     if isinstance(value, (np.bool_, bool)):
@@ -98,7 +105,7 @@ def _to_qgis(value):
     return value
 
 
-def write_features(source, sink, fields: QgsFields, table: pd.DataFrame, feedback=None, progress_span=(90.0, 100.0)):
+def write_features(source, sink, fields: QgsFields, table, feedback=None, progress_span=(90.0, 100.0)):
     """Copy every feature of ``source`` into ``sink`` with the table's columns set by feature id.
 
     Input attributes are kept; a table column that shares a name with an input field
@@ -124,7 +131,7 @@ def write_features(source, sink, fields: QgsFields, table: pd.DataFrame, feedbac
             raise QgsProcessingException(f"Could not write feature {feature.id()} to the output layer.")
 
 
-def update_layer_in_place(layer, table: pd.DataFrame, feedback=None) -> None:
+def update_layer_in_place(layer, table, feedback=None) -> None:
     """Write the table's columns into ``layer`` by feature id, adding missing fields; all or nothing.
 
     Runs in the main thread (``postProcessAlgorithm``). The changes go through the layer's
@@ -152,7 +159,7 @@ def update_layer_in_place(layer, table: pd.DataFrame, feedback=None) -> None:
         raise
 
 
-def table_fields(table: pd.DataFrame) -> QgsFields:
+def table_fields(table) -> QgsFields:
     """One field per table column, typed from the column."""
     fields = QgsFields()
     for column in table.columns:
@@ -164,7 +171,7 @@ def crs_from(authid: str, wkt: str) -> QgsCoordinateReferenceSystem:
     return QgsCoordinateReferenceSystem(authid) if authid else QgsCoordinateReferenceSystem.fromWkt(wkt)
 
 
-def write_polygons(sink, fields: QgsFields, table: pd.DataFrame, rings, feedback=None, progress_span=(50.0, 100.0)):
+def write_polygons(sink, fields: QgsFields, table, rings, feedback=None, progress_span=(50.0, 100.0)):
     """One polygon feature per table row: ``rings[i]`` (closed ring of map coordinates) with row i's values."""
     total = max(len(table), 1)
     for i, (row, ring) in enumerate(zip(table.itertuples(index=False, name=None), rings)):

@@ -3,8 +3,15 @@
 from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterField
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication
 
-from ..balanced_sampling_plugin.records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF
-from ..balanced_sampling_plugin.uniqueness import BACKENDS, DEFAULT_BACKEND
+from ..balanced_sampling_plugin.contract import (
+    BACKENDS,
+    COL_OFF,
+    DEFAULT_BACKEND,
+    IMAGE_PATH,
+    MASK_PATH,
+    PATCH_SIZE,
+    ROW_OFF,
+)
 
 # Parameter name -> (engine column, label). Defaults are the footprint layer's field names;
 # labels are marked for pylupdate5 here and translated when the parameter is created.

@@ -29,8 +29,11 @@ class BalancedSamplingPlugin:
     """Created by ``classFactory``; ``iface`` is None under qgis_process, so nothing here touches it at import."""
 
     def __init__(self, iface):
+        from .python_packages import add_packages_folder_to_path
+
         self.iface = iface
         self.provider = None
+        add_packages_folder_to_path()  # packages the user installed for the plugin, after QGIS's own
         # Before any algorithm exists, so display names and help come out translated.
         self.translator = load_translator(user_locale())
 

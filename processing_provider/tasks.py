@@ -9,7 +9,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from ..balanced_sampling_plugin.records import SAMPLER_WEIGHT
+from ..balanced_sampling_plugin.contract import SAMPLER_WEIGHT
 from .styles import GraduatedStyle
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..contract import ON_MISSING
 from ..errors import BalancedSamplingError
 from ..footprints import check_mask_grid, first_grid_with_same_crs, read_grid, window_ring
 from ..progress import Progress, as_progress
 from ..records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF, describe_patch, validate_records
 
 #: What to do with records whose image or mask raster does not exist (enum order is public).
-ON_MISSING = ("fail", "skip")
 #: Missing paths spelled out in a message; the rest are counted.
 LISTED_PATHS = 5
 

@@ -30,6 +30,7 @@ from typing import Mapping, Optional, Union
 import numpy as np
 import pandas as pd
 
+from ..contract import DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TILE_COLUMNS
 from ..errors import BalancedSamplingError, OperationCanceled, require
 from ..progress import Progress, as_progress
 from ..records import (
@@ -47,18 +48,7 @@ from ..records import (
 )
 
 #: Column roles and their default column names (dataset_explorer's tile table).
-DEFAULT_COLUMNS = {
-    "file_path": "file_path",
-    "mask_path": "mask_path",
-    "row_off": "row_off",
-    "col_off": "col_off",
-    "patch_size": "patch_size",
-    "class_dist": "class_dist",
-    "uniqueness_score": "uniqueness_score",
-    "class_entropy": "class_entropy",
-    "nodata_ratio": "nodata_ratio",
-    "id": "id",
-}
+DEFAULT_COLUMNS = DEFAULT_TILE_COLUMNS
 #: Roles the table must have; the others are read when present.
 REQUIRED_ROLES = ("file_path", "row_off", "col_off", "patch_size")
 #: The table's ``id`` is kept under this name; ``patch_id`` stays the engine's stable id.
@@ -79,7 +69,6 @@ DEFAULT_BATCH_SIZE = 5000
 #: Seconds libpq waits for the server before giving up (a wrong host must not hang QGIS).
 CONNECT_TIMEOUT = 10
 #: Seconds a statement may run on the server before it is stopped (0: no limit).
-DEFAULT_STATEMENT_TIMEOUT = 600
 #: Seconds between two looks at the cancel flag while a statement runs.
 CANCEL_POLL_INTERVAL = 0.2
 _CURSOR_NAME = "balanced_sampling_tiles"

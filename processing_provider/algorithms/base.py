@@ -12,8 +12,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ...balanced_sampling_plugin.dependencies import TABLES, missing_packages
 from ...balanced_sampling_plugin.file_safety import check_paths
-from ...balanced_sampling_plugin.geopackage import update_fields_in_place
 from ..file_outputs import (
     destination_file,
     layer_file,
@@ -22,6 +22,7 @@ from ..file_outputs import (
     sink_definition,
 )
 from ..layers import crs_from, output_fields, table_fields, update_layer_in_place, write_features, write_polygons
+from ..python_packages import install_line
 from ..styles import style_on_load
 from ..utils import engine_errors, engine_progress, icon_path, raise_if_canceled
 
@@ -77,7 +78,35 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                                                  "Update the input layer in place (no new layer)"),
             defaultValue=False))
 
+    #: Modules (import names) the algorithm needs; see :mod:`...balanced_sampling_plugin.dependencies`.
+    required_modules = TABLES
+
+    def modules_needed(self, parameters, context) -> tuple:
+        """The modules this run needs (subclasses add those of the chosen options)."""
+        return tuple(self.required_modules)
+
+    def missing_packages_message(self, parameters, context):
+        """One message naming every package this run needs and Python cannot find, and how to install them;
+        None when nothing is missing."""
+        missing = missing_packages(self.modules_needed(parameters, context))
+        if not missing:
+            return None
+        return QCoreApplication.translate(
+            "BalancedSamplingAlgorithm",
+            "{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from "
+            "the menu Plugins > Balanced Sampling > Install Python packages…, or in a terminal:\n{}\n"
+            "then restart QGIS.").format(self.displayName(), ", ".join(missing), install_line(missing))
+
+    def require_packages(self, parameters, context) -> None:
+        """Refuse to run, before any work, when a needed package is missing (one message for all)."""
+        message = self.missing_packages_message(parameters, context)
+        if message:
+            raise QgsProcessingException(message)
+
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        message = self.missing_packages_message(parameters, context)
+        if message:
+            return False, message
         # QGIS calls an input file that exists but holds no readable layer "not found"; say what it is.
         for definition in self.parameterDefinitions():
             value = parameters.get(definition.name())
@@ -216,6 +245,8 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         if update is not None:
             self._geopackage_update = None
             layer, (path, layer_name), table, progress = update
+            from ...balanced_sampling_plugin.geopackage import update_fields_in_place
+
             with engine_errors():
                 update_fields_in_place(path, table, layer_name, progress)
             self._reload_after_run = layer  # its provider must re-read the file: main thread, after the run

@@ -16,8 +16,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
-from ...balanced_sampling_plugin.weights import SAMPLING_METHODS
+from ...balanced_sampling_plugin.contract import BACKENDS, SAMPLER_WEIGHT, SAMPLING_METHODS
+from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, CLUSTERS, EMBEDDINGS, WEIGHTS
 from ..parameters import knn_backend_parameter
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import raise_if_canceled
@@ -44,6 +44,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
     OUTPUT_REPORT = "OUTPUT_REPORT"
 
     group_key = "weights"
+    required_modules = CLUSTERS + WEIGHTS
     icon_name = "build_balanced_dataset.svg"
 
     def name(self):
@@ -102,7 +103,14 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)")))
         self.addOutput(QgsProcessingOutputNumber("EFFECTIVE_SAMPLE_SIZE", self.tr("Effective sample size")))
 
+    def modules_needed(self, parameters, context) -> tuple:
+        if not self.parameterAsBool(parameters, self.USE_UNIQUENESS, context):
+            return super().modules_needed(parameters, context)
+        backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
+        return super().modules_needed(parameters, context) + EMBEDDINGS + (BACKEND_MODULES[backend],)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
         import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
 
         use_uniqueness = self.parameterAsBool(parameters, self.USE_UNIQUENESS, context)

@@ -9,12 +9,10 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from ...balanced_sampling_plugin.config import load_config
-from ...balanced_sampling_plugin.pipeline import run_config
-from ...balanced_sampling_plugin.records import SAMPLER_WEIGHT
-from ...balanced_sampling_plugin.weights import effective_sample_size
-from ..styles import GraduatedStyle, style_on_load
+from ...balanced_sampling_plugin.contract import SAMPLER_WEIGHT
+from ...balanced_sampling_plugin.dependencies import CLUSTERS, WEIGHTS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ..styles import GraduatedStyle, style_on_load
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -28,6 +26,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
     EFFECTIVE_SAMPLE_SIZE = "EFFECTIVE_SAMPLE_SIZE"
 
     group_key = "weights"
+    required_modules = CLUSTERS + WEIGHTS + ("yaml", "shapely")
     added_fields = (SAMPLER_WEIGHT,)
     icon_name = "build_from_config.svg"
 
@@ -62,9 +61,14 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.EFFECTIVE_SAMPLE_SIZE, self.tr("Effective sample size")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
         progress = engine_progress(feedback)
         write_layer = bool(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))  # empty: skipped
         layer_file = self.output_file(parameters, context) if write_layer else None
+        from ...balanced_sampling_plugin.config import load_config
+        from ...balanced_sampling_plugin.pipeline import run_config
+        from ...balanced_sampling_plugin.weights import effective_sample_size
+
         # The CSV, the GeoJSON and the layer are renamed into place together, after everything succeeded.
         with OutputFiles() as outputs:
             with engine_errors():

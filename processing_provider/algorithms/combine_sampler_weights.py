@@ -17,9 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...balanced_sampling_plugin.export import write_training_csv
-from ...balanced_sampling_plugin.file_safety import OutputFiles
-from ...balanced_sampling_plugin.records import (
+from ...balanced_sampling_plugin.contract import (
     CLASS_ENTROPY,
     CLASS_PREFIX,
     EXCLUDED,
@@ -30,12 +28,11 @@ from ...balanced_sampling_plugin.records import (
     NODATA_RATIO,
     PATCH_ID,
     SAMPLER_WEIGHT,
+    SAMPLING_METHODS,
     UNIQUENESS_SCORE,
-    validate_records,
 )
-from ...balanced_sampling_plugin.report import build_report_html
-from ...balanced_sampling_plugin.weights import SAMPLING_METHODS, combine_weights, effective_sample_size
-
+from ...balanced_sampling_plugin.dependencies import WEIGHTS
+from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..styles import GraduatedStyle, save_default_style
@@ -70,6 +67,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
     EXCLUDED_PATCHES = "EXCLUDED_PATCHES"
 
     group_key = "weights"
+    required_modules = WEIGHTS
     added_fields = (SAMPLER_WEIGHT,)
     icon_name = "combine_sampler_weights.svg"
 
@@ -186,6 +184,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
                 self.tr("Rare classes must be class values separated by commas, e.g. 5,6; got '{}'.").format(text))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
@@ -196,6 +195,11 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         rare_boost = self.parameterAsDouble(parameters, self.RARE_BOOST, context)
+
+        from ...balanced_sampling_plugin.export import write_training_csv
+        from ...balanced_sampling_plugin.records import validate_records
+        from ...balanced_sampling_plugin.report import build_report_html
+        from ...balanced_sampling_plugin.weights import combine_weights, effective_sample_size
 
         # Before any work: no output may overwrite the input or another output, each must be writable.
         self.check_paths({self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,

@@ -11,10 +11,9 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ...balanced_sampling_plugin.composition import compute_composition
+from ...balanced_sampling_plugin.contract import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, K_SELECTIONS
+from ...balanced_sampling_plugin.dependencies import CLUSTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
-from ...balanced_sampling_plugin.records import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, class_columns, validate_records
-
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
 from ..utils import engine_errors, engine_progress
@@ -41,6 +40,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
     OUTPUT = "OUTPUT"
 
     group_key = "signals"
+    required_modules = CLUSTERS
     added_fields = (FREQ_CLUSTER_WEIGHT, CLASS_ENTROPY)
     icon_name = "compute_composition_clusters.svg"
 
@@ -125,9 +125,13 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             optional=True, createByDefault=True))  # optional: not written with IN_PLACE
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        from ...balanced_sampling_plugin.composition import compute_composition
+        from ...balanced_sampling_plugin.records import class_columns, validate_records
+
         k_selection = K_SELECTIONS[self.parameterAsEnum(parameters, self.K_SELECTION, context)]
         options = dict(
             nodata_class=self.parameterAsInt(parameters, self.NODATA_CLASS, context),

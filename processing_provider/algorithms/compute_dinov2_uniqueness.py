@@ -14,12 +14,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...balanced_sampling_plugin.embeddings import PRECISIONS
+from ...balanced_sampling_plugin.contract import BACKENDS, PRECISIONS, UNIQUENESS_SCORE
+from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, EMBEDDINGS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
-from ...balanced_sampling_plugin.records import UNIQUENESS_SCORE, validate_records
-from ...balanced_sampling_plugin.uniqueness import BACKENDS
-from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
-
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, knn_backend_parameter, record_field_map
 from ..styles import GraduatedStyle
@@ -48,6 +45,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
     REUSED = "REUSED"
 
     group_key = "signals"
+    required_modules = EMBEDDINGS
     added_fields = (UNIQUENESS_SCORE,)
     icon_name = "compute_dinov2_uniqueness.svg"
 
@@ -140,7 +138,15 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
                                          .format(text))
         return bands
 
+    def modules_needed(self, parameters, context) -> tuple:
+        backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
+        return super().modules_needed(parameters, context) + (BACKEND_MODULES[backend],)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
+        from ...balanced_sampling_plugin.records import validate_records
+        from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
+
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))

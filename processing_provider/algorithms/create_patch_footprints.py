@@ -12,9 +12,16 @@ from qgis.core import (
     QgsProviderRegistry,
 )
 
-from ...balanced_sampling_plugin import footprints
-from ...balanced_sampling_plugin.records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF
-
+from ...balanced_sampling_plugin.contract import (
+    COL_OFF,
+    EDGE_MODES,
+    IMAGE_PATH,
+    MASK_PATH,
+    PATCH_ID,
+    PATCH_SIZE,
+    ROW_OFF,
+)
+from ...balanced_sampling_plugin.dependencies import RASTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
@@ -39,6 +46,7 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
     OUTPUT = "OUTPUT"
 
     group_key = "patches"
+    required_modules = RASTERS
     icon_name = "create_patch_footprints.svg"
 
     def name(self):
@@ -93,6 +101,8 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
             self.OUTPUT, self.tr("Patch footprints"), QgsProcessing.TypeVectorPolygon))
 
     def _pairs(self, parameters, context):
+        from ...balanced_sampling_plugin import footprints
+
         images = self.parameterAsLayerList(parameters, self.IMAGES, context)
         masks = self.parameterAsLayerList(parameters, self.MASKS, context)
         folder = self.parameterAsFile(parameters, self.IMAGE_FOLDER, context)
@@ -109,9 +119,12 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
             mask_folder, self.parameterAsString(parameters, self.MASK_PATTERN, context) or "*.tif")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
+        from ...balanced_sampling_plugin import footprints
+
         patch_size = self.parameterAsInt(parameters, self.PATCH_SIZE, context)
         stride = self.parameterAsInt(parameters, self.STRIDE, context) or patch_size
-        edge = footprints.EDGE_MODES[self.parameterAsEnum(parameters, self.EDGE_MODE, context)]
+        edge = EDGE_MODES[self.parameterAsEnum(parameters, self.EDGE_MODE, context)]
         progress = engine_progress(feedback)
         with engine_errors():
             pairs = self._pairs(parameters, context)

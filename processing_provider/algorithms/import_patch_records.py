@@ -8,7 +8,8 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from ...balanced_sampling_plugin.sources import ON_MISSING, read_patch_records, record_footprints
+from ...balanced_sampling_plugin.contract import ON_MISSING
+from ...balanced_sampling_plugin.dependencies import RASTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm, raster_reads
@@ -21,6 +22,7 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
     MISSING_RASTERS = "MISSING_RASTERS"
 
     group_key = "patches"
+    required_modules = RASTERS + ("yaml",)
     icon_name = "import_patch_records.svg"
 
     def name(self):
@@ -53,6 +55,9 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.MISSING_RASTERS, self.tr("Missing rasters")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
+        from ...balanced_sampling_plugin.sources import read_patch_records, record_footprints
+
         path = self.parameterAsFile(parameters, self.INPUT, context)
         on_missing = ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)]
         progress = engine_progress(feedback)

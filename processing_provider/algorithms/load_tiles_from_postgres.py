@@ -16,8 +16,9 @@ from qgis.core import (
     QgsProviderRegistry,
 )
 
-from ...balanced_sampling_plugin.sources import ON_MISSING, load_tiles, record_footprints
-from ...balanced_sampling_plugin.sources.postgres import DEFAULT_COLUMNS, DEFAULT_STATEMENT_TIMEOUT
+from ...balanced_sampling_plugin.contract import DEFAULT_STATEMENT_TIMEOUT, ON_MISSING
+from ...balanced_sampling_plugin.contract import DEFAULT_TILE_COLUMNS as DEFAULT_COLUMNS
+from ...balanced_sampling_plugin.dependencies import RASTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm, raster_reads
@@ -39,6 +40,7 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
     OUTPUT = "OUTPUT"
 
     group_key = "patches"
+    required_modules = RASTERS + ("psycopg2",)
     icon_name = "load_tiles_from_postgres.svg"
 
     def name(self):
@@ -140,6 +142,9 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
         return {key: value for key, value in settings.items() if value not in (None, "")}
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
+        from ...balanced_sampling_plugin.sources import load_tiles, record_footprints
+
         # Only the roles the user renamed count as named: an optional role left at its default name is
         # skipped when the table lacks that column, a renamed one must exist.
         columns = {}

@@ -128,9 +128,10 @@ def test_default_backend_is_nndescent_and_reproducible_is_an_advanced_option(
     assert reproducible.flags() & QgsProcessingParameterDefinition.FlagAdvanced
 
     # The option reaches the engine.
-    import sys
+    import importlib
 
-    module = sys.modules[type(algorithm).__module__]
+    package = type(algorithm).__module__.split(".")[0]  # the plugin's engine, as QGIS imported it
+    module = importlib.import_module(f"{package}.balanced_sampling_plugin.uniqueness_stage")
     calls = []
     real = module.compute_uniqueness
     monkeypatch.setattr(module, "compute_uniqueness", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
