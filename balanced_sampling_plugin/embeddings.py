@@ -17,8 +17,8 @@ import hashlib
 import os
 import time
 from collections import deque
-from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,12 +111,17 @@ def model_dimension(name: str, local: bool) -> int:
         raise _load_failed(name, exc) from exc
 
 
-def load_model(name: str, local: bool, device: str):
-    """(model in eval mode on ``device``, :class:`InputSpec` from its image processor)."""
+def load_model(name: str, local: bool, device: str, revision: str | None = None):
+    """(model in eval mode on ``device``, :class:`InputSpec` from its image processor).
+
+    ``revision`` pins a hub model to the snapshot the cache key was made from, so a newer upload
+    is never computed under an older key.
+    """
     transformers = require("transformers", "DINOv2 embeddings")
+    pinned = {} if local or not revision else {"revision": revision}
     try:
-        processor = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=local)
-        model = transformers.AutoModel.from_pretrained(name, local_files_only=local)
+        processor = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=local, **pinned)
+        model = transformers.AutoModel.from_pretrained(name, local_files_only=local, **pinned)
     except Exception as exc:  # see model_dimension
         raise _load_failed(name, exc) from exc
     return model.to(device).eval(), InputSpec.from_processor(processor)
@@ -236,8 +241,9 @@ def cls_embeddings(model, batch, device: str, precision: str = "fp32") -> np.nda
         return model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu().numpy()
 
 
-#: Files of a model folder left out of its fingerprint (they do not change what the model computes).
-_NOT_MODEL_FILES = ("README", "LICENSE", ".git")
+#: Files of a model folder that shape its embeddings: configs (model, image processor) and weights.
+#: Anything else (a README, training checkpoints in sub-folders) is left out of the fingerprint.
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5", ".onnx")
 _FILE_DIGESTS: dict = {}
 
 
@@ -264,13 +270,10 @@ def model_fingerprint(name: str, local: bool) -> str | None:
     """
     if local:
         digest = hashlib.blake2b(digest_size=12)
-        for folder, subfolders, files in os.walk(name):
-            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-            for file in sorted(files):
-                if file.startswith(".") or file.startswith(_NOT_MODEL_FILES):
-                    continue
-                path = os.path.join(folder, file)
-                digest.update(f"{os.path.relpath(path, name)}\0{_file_digest(path)}\0".encode())
+        for file in sorted(os.listdir(name)):  # save_pretrained writes its files at the top level
+            path = os.path.join(name, file)
+            if file.lower().endswith(MODEL_FILE_SUFFIXES) and not file.startswith(".") and os.path.isfile(path):
+                digest.update(f"{file}\0{_file_digest(path)}\0".encode())
         return digest.hexdigest()
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -361,7 +364,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         device = None
         if todo:
             device = pick_device(use_gpu, progress)
-            model, spec = load_model(name, local, device)
+            model, spec = load_model(name, local, device, revision=fingerprint)
             if cache and fingerprint is None:  # a hub model fetched just now: its revision is known from here on
                 fingerprint = model_fingerprint(name, local)
                 identity = cache_identity(name, fingerprint or "unknown", bands, stretch, reader.stretch, precision)

@@ -31,9 +31,7 @@ from .errors import BalancedSamplingError
 PathOrPaths = Union[str, os.PathLike, Iterable, None]
 
 #: Formats whose layer is several files (``name.shp`` + ``name.dbf`` ...): renamed together.
-MULTI_FILE_EXTENSIONS = (".shp", ".tab", ".mif")
-#: Companion files of an earlier layer that are removed when a new multi-file layer replaces it.
-STALE_COMPANIONS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".id", ".map", ".dat", ".ind")
+
 
 
 # --------------------------------------------------------------------------- identity
@@ -89,57 +87,105 @@ def same_file(a, b) -> bool:
 # --------------------------------------------------------------------------- checks before any work
 
 
-def _paths(value: PathOrPaths) -> list[str]:
+class LayerInFile(tuple):
+    """``(path, layer name)``: one layer of a file that holds several (a GeoPackage). Writing it
+    replaces that layer only, so it collides with a read of the same layer or of the whole file."""
+
+    def __new__(cls, path, layer):
+        return super().__new__(cls, (os.fspath(path), layer))
+
+    @property
+    def path(self) -> str:
+        return self[0]
+
+    @property
+    def layer(self):
+        return self[1]
+
+
+def _entries(value) -> list:
+    """Paths (str) and :class:`LayerInFile` of one parameter's value."""
     if value is None:
         return []
+    if isinstance(value, LayerInFile):
+        return [value] if value.path else []
     if isinstance(value, (str, os.PathLike)):
         return [os.fspath(value)] if os.fspath(value) else []
-    return [os.fspath(v) for v in value if v]
+    return [v if isinstance(v, LayerInFile) else os.fspath(v) for v in value if v]
+
+
+def _path_of(entry) -> str:
+    return entry.path if isinstance(entry, LayerInFile) else entry
+
+
+def _overlap(written, read) -> bool:
+    """Whether writing ``written`` destroys ``read`` (paths or :class:`LayerInFile`)."""
+    if not same_file(_path_of(written), _path_of(read)):
+        return False
+    if isinstance(written, LayerInFile) and isinstance(read, LayerInFile):
+        return str(written.layer).casefold() == str(read.layer).casefold()
+    # A whole file written over a layer of it, or a layer written into a file read whole (whose one layer
+    # may be that one): a collision.
+    return True
+
+
+def _layer_files(path: str) -> list[str]:
+    """The other files of a multi-file layer (``x.dbf``, ``x.shx`` of ``x.shp``) that writing ``path`` replaces."""
+    stem, extension = os.path.splitext(path)
+    return [stem + ext for ext in LAYER_FILES.get(extension.lower(), ())]
 
 
 def check_paths(
     writes: Mapping[str, Optional[str]],
     reads: Optional[Mapping[str, PathOrPaths]] = None,
+    writable: bool = True,
 ) -> None:
     """Refuse outputs that would overwrite an input or each other, or cannot be written.
 
     Parameters
     ----------
-    writes : parameter name -> path the run will write (None or "" when not asked for). A file
-        that is read and rewritten (an embedding cache) is listed here, and not in ``reads``.
-    reads : parameter name (or a description such as "image rasters (field image_path)") ->
-        one path or several that the run reads.
+    writes : parameter name -> path the run will write (None or "" when not asked for), or a
+        :class:`LayerInFile` for a new layer inside an existing file. A file that is read and
+        rewritten (an embedding cache) is listed here, and not in ``reads``.
+    reads : parameter name (or a description such as "a raster of the field image_path") ->
+        one path (or :class:`LayerInFile`) or several that the run reads.
+    writable : also check that every output's folder exists and can be written.
 
     Raises
     ------
     BalancedSamplingError naming both parameters (and the file) at the first conflict, or the
     output and its folder when the folder is missing or not writable.
     """
-    outputs = [(name, path) for name, value in writes.items() for path in _paths(value)]
-    for i, (name, path) in enumerate(outputs):
+    outputs = [(name, entry) for name, value in writes.items() for entry in _entries(value)]
+    for i, (name, entry) in enumerate(outputs):
         for other_name, other in outputs[:i]:
-            if same_file(path, other):
+            if _overlap(entry, other):
                 raise BalancedSamplingError(
-                    f"{other_name} and {name} both point to '{path}'; one would overwrite the other. "
+                    f"{other_name} and {name} both point to '{_path_of(entry)}'; one would overwrite the other. "
                     "Give each output its own file."
                 )
     if reads:
+        inputs = [(name, entry) for name, value in reads.items() for entry in _entries(value)]
         by_identity = {}
-        for name, value in reads.items():
-            for path in _paths(value):
-                by_identity.setdefault(file_identity(path), (name, path))
-        for name, path in outputs:
-            hit = by_identity.get(file_identity(path))
-            if hit is None and os.path.exists(path):  # hard links and other names of one file
-                hit = next(((n, p) for n, p in by_identity.values() if os.path.exists(p) and same_file(p, path)),
-                           None)
-            if hit is not None:
-                raise BalancedSamplingError(
-                    f"{name} '{path}' is the input {hit[0]}" + (f" ('{hit[1]}')" if hit[1] != path else "")
-                    + ": writing it would destroy the input. Choose another file for the output."
-                )
-    for name, path in outputs:
-        check_writable(path, name)
+        for name, entry in inputs:
+            by_identity.setdefault(file_identity(_path_of(entry)), []).append((name, entry))
+        for name, entry in outputs:
+            path = _path_of(entry)
+            for written in [entry] + (_layer_files(path) if not isinstance(entry, LayerInFile) else []):
+                candidates = list(by_identity.get(file_identity(_path_of(written)), []))
+                if not candidates and os.path.exists(_path_of(written)):  # hard links: another name of one file
+                    candidates = [(n, e) for n, e in inputs
+                                  if os.path.exists(_path_of(e)) and same_file(_path_of(e), _path_of(written))]
+                hit = next(((n, e) for n, e in candidates if _overlap(written, e)), None)
+                if hit is not None:
+                    shown = _path_of(hit[1])
+                    raise BalancedSamplingError(
+                        f"{name} '{path}' is the input {hit[0]}" + (f" ('{shown}')" if shown != path else "")
+                        + ": writing it would destroy the input. Choose another file for the output."
+                    )
+    if writable:
+        for name, entry in outputs:
+            check_writable(_path_of(entry), name)
 
 
 def check_writable(path, name: str = "The output") -> None:
@@ -174,6 +220,8 @@ def check_writable(path, name: str = "The output") -> None:
 #: file name (so a GeoPackage's layer gets the final name): ``.balanced-sampling-partial-<host>-<pid>-<random>``.
 PARTIAL_FOLDER = ".balanced-sampling-partial"
 _PARTIAL_RX = re.compile(r"^\.balanced-sampling-partial-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}$")
+#: Inside a partial folder: the files an output replaced, kept until the whole commit succeeded.
+PREVIOUS = ".previous"
 
 
 def _host_tag() -> str:
@@ -190,6 +238,20 @@ def partial_path(path) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs."""
+    if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.GetLastError() == 5  # access denied: it exists
+        try:
+            code = ctypes.c_ulong()
+            kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+            return code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -201,7 +263,8 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale_partials(path) -> list[str]:
     """Delete the partial folders beside ``path`` left by a process of this host that no longer
-    runs (killed mid-write); return them."""
+    runs (killed mid-write); return them. A file such a process had moved aside while replacing
+    it, and whose place is still empty, is put back first."""
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     removed = []
     with contextlib.suppress(OSError):
@@ -211,44 +274,51 @@ def remove_stale_partials(path) -> list[str]:
                 continue
             pid = int(match.group(2))
             if pid != os.getpid() and not _pid_alive(pid):
+                previous = os.path.join(entry.path, PREVIOUS)
+                for name in os.listdir(previous) if os.path.isdir(previous) else ():
+                    if not os.path.exists(os.path.join(folder, name)):
+                        with contextlib.suppress(OSError):
+                            os.replace(os.path.join(previous, name), os.path.join(folder, name))
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(entry.path)
     return removed
 
 
 def _companions(partial: str) -> list[str]:
-    """The files of a partial layer: the file itself, plus ``.dbf``, ``.shx``... of multi-file formats."""
+    """The files of a partial output: every file in its private partial folder (a shapefile's
+    ``.dbf`` and ``.shx``, a GML's ``.xsd``...)."""
     folder = os.path.dirname(partial)
-    if os.path.splitext(partial)[1].lower() not in MULTI_FILE_EXTENSIONS:
-        return [partial]
-    return [os.path.join(folder, name) for name in os.listdir(folder)]
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                  if os.path.isfile(os.path.join(folder, name)))
 
 
-def promote(partial: str, path: str) -> None:
-    """Rename a complete partial output (and its companion files) onto ``path``, keeping the old
-    file's permission bits, and remove the partial folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    files = _companions(partial)
-    for source in files:
-        target = os.path.join(folder, os.path.basename(source))
-        if os.path.exists(target):
-            with contextlib.suppress(OSError):
-                shutil.copymode(target, source)
-        os.replace(source, target)
-    if len(files) > 1:  # an old spatial index or code page file would not match the new layer
-        stem = os.path.splitext(os.path.basename(path))[0]
-        written = {os.path.basename(f) for f in files}
-        for extension in STALE_COMPANIONS:
-            old = stem + extension
-            if old not in written and os.path.exists(os.path.join(folder, old)):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(folder, old))
-    discard(partial)
+#: Files that belong to a layer of a multi-file format (by the main file's extension). When a new
+#: layer of the SAME format replaces an old one, the old layer's files the new one lacks (a stale
+#: spatial index) are moved aside too; files of other formats that share the stem are never touched.
+LAYER_FILES = {
+    ".shp": (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx"),
+    ".tab": (".dat", ".map", ".id", ".ind"),
+    ".mif": (".mid",),
+}
+
+
+def _fsync(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def discard(partial: str) -> None:
-    """Remove a partial output and its folder."""
-    shutil.rmtree(os.path.dirname(partial), ignore_errors=True)
+    """Remove a partial output and its folder, unless the folder still holds a replaced file that
+    could not be put back (the next run that writes there puts it back: :func:`remove_stale_partials`)."""
+    folder = os.path.dirname(partial)
+    previous = os.path.join(folder, PREVIOUS)
+    if os.path.isdir(previous) and os.listdir(previous):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class OutputFiles:
@@ -262,11 +332,14 @@ class OutputFiles:
             outputs.commit()          # every partial renamed into place
 
     Leaving the block without :meth:`commit` (an error, a cancel) deletes the partial files;
-    the destinations keep their earlier content.
+    the destinations keep their earlier content. :meth:`commit` is all or nothing too: the files
+    it replaces are moved aside first and put back if any rename fails; :meth:`restore` puts them
+    back after a successful commit, for a caller whose next step (e.g. a database commit) failed.
     """
 
     def __init__(self):
         self._pending: list[tuple[str, str]] = []
+        self._done: list[tuple[list, list, str]] = []  # (new files placed, old files moved aside, partial)
 
     def partial(self, path) -> str:
         path = os.fspath(path)
@@ -275,13 +348,57 @@ class OutputFiles:
         self._pending.append((partial, path))
         return partial
 
+    def _promote(self, partial: str, path: str) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        previous = os.path.join(os.path.dirname(partial), PREVIOUS)
+        files = _companions(partial)
+        names = {os.path.basename(f) for f in files}
+        stem, extension = os.path.splitext(os.path.basename(path))
+        aside = [name for name in names if os.path.lexists(os.path.join(folder, name))]
+        if os.path.exists(path) and extension.lower() in LAYER_FILES:
+            aside += [stem + ext for ext in LAYER_FILES[extension.lower()]
+                      if stem + ext not in names and os.path.exists(os.path.join(folder, stem + ext))]
+        placed, moved = [], []
+        self._done.append((placed, moved, partial))
+        for source in files:
+            _fsync(source)
+        os.makedirs(previous, exist_ok=True)
+        for name in aside:
+            with contextlib.suppress(OSError):
+                shutil.copymode(os.path.join(folder, name), os.path.join(os.path.dirname(partial), name))
+            os.replace(os.path.join(folder, name), os.path.join(previous, name))
+            moved.append(name)
+        for source in files:
+            os.replace(source, os.path.join(folder, os.path.basename(source)))
+            placed.append(os.path.basename(source))
+        _fsync(folder)
+
     def commit(self) -> None:
+        """Rename every partial output into place; on any failure put every replaced file back and raise."""
         for partial, path in self._pending:
             if not os.path.exists(partial):
                 raise BalancedSamplingError(f"The output '{path}' was not written completely; nothing was replaced.")
-        for partial, path in self._pending:
-            promote(partial, path)
+        try:
+            for partial, path in self._pending:
+                self._promote(partial, path)
+        except BaseException:
+            self.restore()
+            raise
         self._pending = []
+
+    def restore(self) -> None:
+        """Undo :meth:`commit`: remove the files it placed and put the replaced ones back."""
+        for placed, moved, partial in reversed(self._done):
+            folder_of_partial = os.path.dirname(partial)
+            folder = os.path.dirname(folder_of_partial)
+            for name in placed:
+                with contextlib.suppress(OSError):
+                    os.replace(os.path.join(folder, name), os.path.join(folder_of_partial, name))
+            for name in moved:
+                with contextlib.suppress(OSError):
+                    os.replace(os.path.join(folder_of_partial, PREVIOUS, name), os.path.join(folder, name))
+            discard(partial)
+        self._done = []
 
     def __enter__(self):
         return self
@@ -289,7 +406,18 @@ class OutputFiles:
     def __exit__(self, *exc):
         for partial, _ in self._pending:
             discard(partial)
-        self._pending = []
+        for _, _, partial in self._done:  # committed and not restored: the replaced files go now
+            shutil.rmtree(os.path.join(os.path.dirname(partial), PREVIOUS), ignore_errors=True)
+            discard(partial)
+        self._pending, self._done = [], []
+
+
+def promote(partial: str, path: str) -> None:
+    """Rename one complete partial output (and its companion files) onto ``path``; see :class:`OutputFiles`."""
+    outputs = OutputFiles()
+    outputs._pending.append((partial, path))
+    with outputs:
+        outputs.commit()
 
 
 @contextlib.contextmanager

@@ -100,7 +100,7 @@ def feature_tables(path: str) -> list[str]:
 
 
 def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] = None,
-                           progress: Optional[Progress] = None) -> None:
+                           progress: Optional[Progress] = None, outputs=None) -> None:
     """Write every column of ``table`` into layer ``layer_name`` of the GeoPackage ``path``.
 
     Parameters
@@ -110,7 +110,11 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
         what QGIS calls the feature id); a column the layer lacks is added with a type that
         fits (:func:`column_type`), an existing one is overwritten.
     layer_name : the feature table; None when the file holds exactly one.
-    progress : updated per batch of rows; cancel rolls everything back.
+    progress : updated per batch of rows; cancel rolls everything back (until the commit; after it,
+        nothing is checked, so a late cancel never reports "nothing was written" over a changed file).
+    outputs : an :class:`~.file_safety.OutputFiles` of the same run, committed inside the transaction
+        just before it commits (so the files and the layer change together); restored if the
+        transaction's commit then fails.
 
     Raises :class:`BalancedSamplingError` (file unchanged) naming the layer, the feature or
     the column at fault.
@@ -155,7 +159,14 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
             progress.check_canceled()
             db.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
                        "WHERE table_name = ?", (layer,))
-            db.execute("COMMIT")
+            if outputs is not None:
+                outputs.commit()  # all or nothing itself; raising here rolls the layer back
+            try:
+                db.execute("COMMIT")
+            except BaseException:
+                if outputs is not None:
+                    outputs.restore()
+                raise
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
@@ -167,7 +178,7 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
                     "Write a new layer instead, or fix what the database reports."
                 ) from None
             raise
-    progress.update(1, 1)
+    progress.update(1, 1, check_cancel=False)
 
 
 def _update_batch(db, statement: str, batch: list, described: str, select_ids: str) -> None:

@@ -37,7 +37,6 @@ from .records import (
     validate_records,
 )
 
-
 #: Most windows one worker reads with one open raster (bounds memory and cancel latency).
 DEFAULT_CHUNK_SIZE = 1024
 #: Largest class value counted with ``np.bincount``; larger values use a sort instead.

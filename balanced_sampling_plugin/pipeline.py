@@ -154,10 +154,11 @@ def run_config(
         if outputs is None:
             files.commit()
     progress.update(1, 1)
-    progress.info(
-        f"Wrote {len(table)} patches ({weights.n_excluded} excluded, method {method}) to {csv_path}"
-        + (f" and {geojson_path}." if geojson_path else ".")
-    )
+    if outputs is None:  # else the caller says so once it has put them in place
+        progress.info(
+            f"Wrote {len(table)} patches ({weights.n_excluded} excluded, method {method}) to {csv_path}"
+            + (f" and {geojson_path}." if geojson_path else ".")
+        )
     return PipelineResult(
         table, footprints.rings, footprints.crs_wkt, footprints.crs_authid, csv_path, geojson_path, method,
         composition, uniqueness, weights,
@@ -179,14 +180,6 @@ def check_output_paths(
         f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.mode == "embeddings" else None,
         **(other_outputs or {}),
     }
-    for name, path in writes.items():
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            try:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            except OSError as exc:
-                raise BalancedSamplingError(
-                    f"Cannot create the folder of {name} '{path}' ({exc.strerror or exc}); choose another folder."
-                ) from None
     reads = {"the config file": config.source}
     if isinstance(config.input, LocalInput):
         reads[f"{ROOT}.input.patch_records"] = config.input.records_file
@@ -194,6 +187,15 @@ def check_output_paths(
         for column in (IMAGE_PATH, MASK_PATH):
             if column in records.columns:
                 reads[f"a raster of the records' {column}"] = records[column].dropna().map(normalize_path).unique()
+    check_paths(writes, reads, writable=False)  # collisions first: a refused run creates no folder
+    for name, path in writes.items():
+        if isinstance(path, str) and path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            except OSError as exc:
+                raise BalancedSamplingError(
+                    f"Cannot create the folder of {name} '{path}' ({exc.strerror or exc}); choose another folder."
+                ) from None
     check_paths(writes, reads)
 
 

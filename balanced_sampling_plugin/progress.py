@@ -65,9 +65,11 @@ class Progress:
         if self.canceled():
             raise OperationCanceled("Canceled by the user; nothing was written.")
 
-    def update(self, done: float, total: float) -> None:
-        """Report ``done`` of ``total`` units and raise if the user cancelled."""
-        self.check_canceled()
+    def update(self, done: float, total: float, check_cancel: bool = True) -> None:
+        """Report ``done`` of ``total`` units and raise if the user cancelled (unless ``check_cancel`` is
+        False: after a point of no return, a cancel must not claim that nothing was written)."""
+        if check_cancel:
+            self.check_canceled()
         if self._set_percent is not None and total > 0:
             fraction = min(max(done / total, 0.0), 1.0)
             self._set_percent(self.start + (self.end - self.start) * fraction)

@@ -12,10 +12,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from .errors import BalancedSamplingError
-
 # Field names live in .contract (free of numpy/pandas, so the QGIS side can read them anywhere).
-from .contract import (  # noqa: E402,F401  (re-exported: the engine's modules import them from here)
+from .contract import (  # noqa: F401  (re-exported: the engine's modules import them from here)
     CLASS_ENTROPY,
     CLASS_PREFIX,
     COL_OFF,
@@ -35,6 +33,7 @@ from .contract import (  # noqa: E402,F401  (re-exported: the engine's modules i
     UNIQUENESS_SCORE,
     WINDOW_COLUMNS,
 )
+from .errors import BalancedSamplingError
 
 
 def class_column(class_value: int) -> str:

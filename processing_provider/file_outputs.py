@@ -6,16 +6,22 @@ is redirected to a partial file beside it (:mod:`..balanced_sampling_plugin.file
 renamed into place together with the algorithm's other outputs once all are complete.
 """
 
+import contextlib
 import os
 import re
+import sqlite3
 
 from qgis.core import (
+    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
     QgsProperty,
     QgsProviderRegistry,
+    QgsVectorFileWriter,
 )
 from qgis.PyQt.QtCore import QCoreApplication
+
+from ..balanced_sampling_plugin.file_safety import LayerInFile
 
 #: Providers whose destinations are not files (databases, memory).
 _NOT_FILES = re.compile(r"^(memory|postgres|postgis|spatialite|mssql|oracle|hana|ogr:dbname=PG|PG):", re.IGNORECASE)
@@ -35,22 +41,57 @@ def layer_file(layer):
     return path, (parts.get("layerName") or None)
 
 
+def layer_read(layer):
+    """What reading ``layer`` reads, for the path checks: its file, or :class:`LayerInFile` when the
+    file is a GeoPackage (writing another layer into it is fine), or None (database, memory)."""
+    found = layer_file(layer)
+    if found is None:
+        return None
+    path, name = found
+    if path.lower().endswith(".gpkg"):
+        tables = _geopackage_layers(path)
+        if name is None and len(tables) == 1:
+            name = tables[0]
+        if name is not None:
+            return LayerInFile(path, name)
+    return path
+
+
+def _geopackage_layers(path: str) -> list:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return [row[0] for row in db.execute("SELECT table_name FROM gpkg_contents")]
+    except sqlite3.Error:
+        return []
+
+
 def destination_file(destination: str):
-    """The file a sink destination string writes, or None (memory layer, database, nothing)."""
+    """What a sink destination string writes: a file path (as QGIS will name it: an unknown or missing
+    extension gets ``.gpkg``), a :class:`LayerInFile` for a named layer inside a file, or None (memory
+    layer, database, nothing)."""
     if not destination:
         return None
     dbname = _OGR_DBNAME.match(destination)
     if dbname:
-        return dbname.group(1).replace("''", "'")
+        table = re.search(r'\btable="((?:[^"]|"")*)"', destination)
+        path = dbname.group(1).replace("''", "'")
+        return LayerInFile(path, table.group(1).replace('""', '"')) if table else path
     if _NOT_FILES.match(destination) or destination.startswith("ogr:"):
         return None
-    return destination.split("|")[0]
+    path, _, options = destination.partition("|")
+    layer = re.search(r"layername=([^|]*)", options)
+    if layer:
+        return LayerInFile(path, layer.group(1))
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in {e.lower() for e in QgsVectorFileWriter.supportedFormatExtensions()}:
+        path += ".gpkg"  # what QGIS does with such a name
+    return path
 
 
 def refuse_truncated_fields(path: str, names, parameter: str) -> None:
     """A shapefile cuts field names to 10 characters (``sampler_weight`` -> ``sampler_we``), which the
     next algorithm then cannot find: refuse it with the reason, before any work."""
-    if not path or not path.lower().endswith(".shp"):
+    if not isinstance(path, str) or not path.lower().endswith(".shp"):
         return
     long_names = list(dict.fromkeys(name for name in names if len(name) > SHAPEFILE_FIELD_LENGTH))
     if long_names:
@@ -62,19 +103,25 @@ def refuse_truncated_fields(path: str, names, parameter: str) -> None:
 
 
 def sink_definition(parameters, name: str, partial: str):
-    """A copy of the sink parameter ``name`` that writes ``partial`` (keeping encoding, load-on-completion)."""
+    """A copy of the sink parameter ``name`` that writes ``partial`` and is not loaded when done (the caller
+    registers the final file instead: :func:`load_on_completion`); keeps the creation options."""
     value = parameters.get(name)
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         definition = QgsProcessingOutputLayerDefinition(value)
     else:
         definition = QgsProcessingOutputLayerDefinition(str(value) if value is not None else "")
     definition.sink = QgsProperty.fromValue(partial)
+    definition.destinationProject = None
     return definition
 
 
-def rename_layer_to_load(context, old_id: str, new_id: str) -> None:
-    """Point the 'load this layer when done' entry of ``old_id`` at ``new_id``."""
-    layers = context.layersToLoadOnCompletion()
-    if old_id in layers:
-        layers[new_id] = layers.pop(old_id)
-        context.setLayersToLoadOnCompletion(layers)
+def load_on_completion(algorithm, parameters, name: str, context, layer_id: str) -> None:
+    """Ask QGIS to load ``layer_id`` when the run ends, as ``parameterAsSink`` does for a sink whose
+    output definition names a project (the Toolbox's "Open output file after running")."""
+    value = parameters.get(name)
+    if not isinstance(value, QgsProcessingOutputLayerDefinition) or value.destinationProject is None:
+        return
+    definition = algorithm.parameterDefinition(name)
+    details = QgsProcessingContext.LayerDetails(value.destinationName or definition.description(),
+                                                value.destinationProject, name)
+    context.addLayerToLoadOnCompletion(layer_id, details)

@@ -11,6 +11,7 @@ Every source yields the engine's patch table (see :mod:`balanced_sampling_plugin
 
 from .footprints_for_records import ON_MISSING, RecordFootprints, missing_rasters, record_footprints
 from .postgres import load_tiles
-from .records_file import read_patch_records
+from .records_file import read_patch_records, records_files
 
-__all__ = ["ON_MISSING", "RecordFootprints", "load_tiles", "missing_rasters", "read_patch_records", "record_footprints"]
+__all__ = ["ON_MISSING", "RecordFootprints", "load_tiles", "missing_rasters", "read_patch_records", "record_footprints",
+           "records_files"]

@@ -77,6 +77,21 @@ def read_patch_records(path) -> pd.DataFrame:
     )
 
 
+def records_files(path) -> list[str]:
+    """The files :func:`read_patch_records` reads for ``path``: the file itself, and the CSV a
+    YAML config's ``patch_records`` names (for the path checks before any output is written)."""
+    path = os.path.abspath(os.fspath(path))
+    files = [path]
+    if os.path.splitext(path)[1].lower() in YAML_EXTENSIONS and os.path.isfile(path):
+        try:
+            entries = _dig(read_yaml_file(path), RECORDS_KEY.split("."), path)
+        except BalancedSamplingError:
+            return files  # read_patch_records will say what is wrong
+        if isinstance(entries, str):
+            files.append(resolve_path(entries, os.path.dirname(path)))
+    return files
+
+
 def records_from_entries(entries, source: str, base_dir: str) -> pd.DataFrame:
     """The patch table of a config's ``patch_records`` value.
 

@@ -17,8 +17,9 @@ from ...balanced_sampling_plugin.file_safety import check_paths
 from ..file_outputs import (
     destination_file,
     layer_file,
+    layer_read,
+    load_on_completion,
     refuse_truncated_fields,
-    rename_layer_to_load,
     sink_definition,
 )
 from ..layers import crs_from, output_fields, table_fields, update_layer_in_place, write_features, write_polygons
@@ -113,11 +114,16 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
             if definition.type() not in ("source", "vector") or not isinstance(value, str):
                 continue
             path = value.split("|")[0]
-            if os.path.isfile(path) and not QgsVectorLayer(value, "check", "ogr").isValid():
+            if not os.path.isfile(path) or QgsVectorLayer(value, "check", "ogr").isValid():
+                continue
+            if path != value and QgsVectorLayer(path, "check", "ogr").isValid():
                 return False, QCoreApplication.translate(
-                    "BalancedSamplingAlgorithm",
-                    "{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for "
-                    "example written by a run that was killed). Create it again.").format(definition.name(), path)
+                    "BalancedSamplingAlgorithm", "{} '{}' has no layer '{}'. Check the layer name.").format(
+                    definition.name(), path, value.split("|", 1)[1].replace("layername=", ""))
+            return False, QCoreApplication.translate(
+                "BalancedSamplingAlgorithm",
+                "{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for "
+                "example written by a run that was killed). Create it again.").format(definition.name(), path)
         return super().checkParameterValues(parameters, context)
 
     def check_paths(self, writes, reads=None) -> None:
@@ -127,9 +133,9 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
             check_paths(writes, reads)
 
     def input_file(self, parameters, context, name: str = "INPUT"):
-        """The file the vector layer parameter ``name`` reads, or None (database, memory layer)."""
-        found = layer_file(self.parameterAsVectorLayer(parameters, name, context))
-        return found[0] if found else None
+        """What the vector layer parameter ``name`` reads: its file (or its layer of a GeoPackage), or
+        None (database, memory layer)."""
+        return layer_read(self.parameterAsVectorLayer(parameters, name, context))
 
     #: Fields the algorithm adds to its OUTPUT layer whatever the input (checked before any work).
     added_fields = ()
@@ -189,24 +195,32 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
 
         A file destination is written as a partial file of ``outputs`` (renamed into place by
         ``outputs.commit()``), so a failure or a kill never leaves a broken file at the destination.
+        A named layer inside an existing file (a GeoPackage) and database or memory destinations
+        are written by QGIS directly: replacing the whole file would lose its other layers.
         """
         final = destination_file(self.parameterAsOutputLayer(parameters, name, context))
         refuse_truncated_fields(final, fields.names(), name)
-        if final is None:
+        if not isinstance(final, str):
             sink, dest_id = self.parameterAsSink(parameters, name, context, fields, wkb_type, crs)
             if sink is None:
                 raise QgsProcessingException(self.invalidSinkError(parameters, name))
             write(sink)
+            sink.flushBuffer()
             return dest_id
         partial = outputs.partial(final)
         sink, partial_id = self.parameterAsSink({**parameters, name: sink_definition(parameters, name, partial)},
                                                 name, context, fields, wkb_type, crs)
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, name))
-        write(sink)
-        del sink  # closes the file: everything is on disk before the rename
-        dest_id = partial_id.replace(partial, final)
-        rename_layer_to_load(context, partial_id, dest_id)
+        try:
+            write(sink)
+            sink.flushBuffer()
+        finally:
+            del sink  # closes the file: everything is on disk before the rename, nothing open on failure
+        if not partial_id.startswith(partial):
+            raise QgsProcessingException(f"QGIS wrote the output '{partial_id}', not '{partial}' as asked.")
+        dest_id = final + partial_id[len(partial):]  # keeps a '|layername=...' QGIS added
+        load_on_completion(self, parameters, name, context, dest_id)
         return dest_id
 
     def in_place_target(self, parameters, context):
@@ -242,15 +256,23 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         cancel during it rolls it back), then rename every partial output into place."""
         raise_if_canceled(feedback)
         update = getattr(self, "_geopackage_update", None)
-        if update is not None:
-            self._geopackage_update = None
-            layer, (path, layer_name), table, progress = update
-            from ...balanced_sampling_plugin.geopackage import update_fields_in_place
-
+        try:
             with engine_errors():
-                update_fields_in_place(path, table, layer_name, progress)
-            self._reload_after_run = layer  # its provider must re-read the file: main thread, after the run
-        outputs.commit()
+                if update is None:
+                    outputs.commit()
+                    return
+                self._geopackage_update = None
+                layer, (path, layer_name), table, progress = update
+                from ...balanced_sampling_plugin.geopackage import update_fields_in_place
+
+                # The files are placed inside the layer's transaction: both change, or neither.
+                update_fields_in_place(path, table, layer_name, progress, outputs=outputs)
+                self._reload_after_run = layer  # its provider must re-read the file: main thread, after the run
+        except OSError as exc:
+            raise QgsProcessingException(QCoreApplication.translate(
+                "BalancedSamplingAlgorithm",
+                "Could not put the output '{}' in place ({}); the earlier files were kept as they were.")
+                .format(exc.filename or "", exc.strerror or exc)) from None
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
         pending = getattr(self, "_in_place", None)

@@ -1,8 +1,5 @@
 """Build balanced dataset: the whole chain in one algorithm (footprints -> clusters -> uniqueness -> combine)."""
 
-import glob
-import os
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingMultiStepFeedback,
@@ -20,7 +17,7 @@ from ...balanced_sampling_plugin.contract import BACKENDS, SAMPLER_WEIGHT, SAMPL
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, CLUSTERS, EMBEDDINGS, WEIGHTS
 from ..parameters import knn_backend_parameter
 from ..styles import GraduatedStyle, style_on_load
-from ..utils import raise_if_canceled
+from ..utils import engine_errors, raise_if_canceled
 from .base import BalancedSamplingAlgorithm
 
 PROVIDER = "balanced_sampling"
@@ -120,11 +117,14 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
                   self.OUTPUT_REPORT: self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context),
                   self.PARQUET_PATH: self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context)
                   if use_uniqueness else None}
-        rasters = []
-        for folder, pattern in ((self.IMAGE_FOLDER, self.IMAGE_PATTERN), (self.MASK_FOLDER, self.MASK_PATTERN)):
-            folder = self.parameterAsFile(parameters, folder, context)
-            rasters += glob.glob(os.path.join(glob.escape(folder), self.parameterAsString(parameters, pattern, context)
-                                              or "*.tif")) if folder else []
+        from ...balanced_sampling_plugin.footprints import find_pairs
+
+        image_folder = self.parameterAsFile(parameters, self.IMAGE_FOLDER, context)
+        with engine_errors():  # the pairs the chain's first step will read
+            pairs = find_pairs(image_folder, self.parameterAsString(parameters, self.IMAGE_PATTERN, context) or "*.tif",
+                               self.parameterAsFile(parameters, self.MASK_FOLDER, context) or image_folder,
+                               self.parameterAsString(parameters, self.MASK_PATTERN, context) or "*.tif")
+        rasters = [path for pair in pairs for path in pair[:2]]
         self.check_paths(writes, {"a raster of the image or mask folder": rasters})  # English: see raster_reads
         steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
 

@@ -214,7 +214,8 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         with engine_errors():
             if records_needed:
                 table = validate_records(table, source=self.tr("the input layer"))
-                self.check_paths({self.OUTPUT_CSV: csv_path, self.OUTPUT_REPORT: report_path}, raster_reads(table))
+                self.check_paths({self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
+                                  self.OUTPUT_REPORT: report_path}, raster_reads(table))
             result = combine_weights(
                 table, method,
                 strength=self.parameterAsDouble(parameters, self.STRENGTH, context),

@@ -1,5 +1,7 @@
 """Compute DINOv2 uniqueness: CLS embeddings of every image patch -> cosine kNN -> uniqueness_score."""
 
+import os
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -157,7 +159,10 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         bands = self._bands(parameters, context)
         parquet_path = self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context) or None
         writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: parquet_path}
-        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context)})
+        model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
+        model_files = [os.path.join(folder, name) for folder, _, names in os.walk(os.path.expanduser(model))
+                       for name in names] if os.path.isdir(os.path.expanduser(model)) else []
+        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context), self.DINO_MODEL: model_files})
         table = read_table(source, record_field_map(self, parameters, context, IMAGE_FIELDS), feedback)
         progress = engine_progress(feedback)
         with engine_errors():
@@ -166,7 +171,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             self.check_paths(writes, raster_reads(records))
             result = compute_uniqueness(
                 records,
-                dino_model=self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base",
+                dino_model=model,
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 num_workers=self.parameterAsInt(parameters, self.NUM_WORKERS, context),
                 use_gpu=self.parameterAsBool(parameters, self.USE_GPU, context),

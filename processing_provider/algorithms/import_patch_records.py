@@ -56,13 +56,13 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
-        from ...balanced_sampling_plugin.sources import read_patch_records, record_footprints
+        from ...balanced_sampling_plugin.sources import read_patch_records, record_footprints, records_files
 
         path = self.parameterAsFile(parameters, self.INPUT, context)
         on_missing = ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)]
         progress = engine_progress(feedback)
         output = self.output_file(parameters, context)
-        self.check_paths({self.OUTPUT: output}, {self.INPUT: path})
+        self.check_paths({self.OUTPUT: output}, {self.INPUT: records_files(path)})
         with engine_errors():
             records = read_patch_records(path)
             self.check_paths({self.OUTPUT: output}, raster_reads(records))

@@ -371,12 +371,75 @@ def test_single_file_output_does_not_touch_look_alike_companions(tmp_path):
     with OutputFiles() as outputs:
         partial = outputs.partial(tmp_path / "out.csv")
         write(partial, "csv")
-        write(os.path.join(os.path.dirname(partial), "stray.tmp"), "stray")  # not moved for a one-file format
+        write(os.path.join(os.path.dirname(partial), "out.xsd"), "schema")  # a writer's own companion file
         outputs.commit()
     assert read(tmp_path / "out.csv") == "csv"
+    assert read(tmp_path / "out.xsd") == "schema", "everything the writer put in its private folder is placed"
     assert read(tmp_path / "out.qix") == "keep" and read(tmp_path / "out.cpg") == "keep"
-    assert not os.path.exists(tmp_path / "stray.tmp")
     assert partial_folders(tmp_path) == []
+
+
+def test_a_layer_of_another_format_with_the_same_name_is_never_touched(tmp_path):
+    """Writing patches.tab beside the shapefile patches.shp (the input) leaves every shapefile file."""
+    for ext in (".shp", ".shx", ".dbf", ".prj"):
+        write(tmp_path / f"patches{ext}", ext)
+    with OutputFiles() as outputs:
+        partial = outputs.partial(tmp_path / "patches.tab")
+        for ext in (".tab", ".dat", ".map", ".id"):
+            write(os.path.splitext(partial)[0] + ext, "new" + ext)
+        outputs.commit()
+    assert [read(tmp_path / f"patches{ext}") for ext in (".shp", ".shx", ".dbf", ".prj")] == \
+        [".shp", ".shx", ".dbf", ".prj"]
+    assert read(tmp_path / "patches.dat") == "new.dat"
+
+
+def test_a_failed_rename_puts_every_replaced_file_back(tmp_path, monkeypatch):
+    write(tmp_path / "a.csv", "old a")
+    write(tmp_path / "b.csv", "old b")
+    real_replace = os.replace
+
+    def replace(source, target):
+        if os.path.basename(str(target)) == "b.csv" and file_safety.PREVIOUS not in str(source) \
+                and file_safety.PREVIOUS not in str(target):
+            raise PermissionError(32, "used by another process")
+        return real_replace(source, target)
+
+    with OutputFiles() as outputs:
+        write(outputs.partial(tmp_path / "a.csv"), "new a")
+        write(outputs.partial(tmp_path / "b.csv"), "new b")
+        monkeypatch.setattr(file_safety.os, "replace", replace)
+        with pytest.raises(PermissionError):
+            outputs.commit()
+        monkeypatch.setattr(file_safety.os, "replace", real_replace)
+    assert (read(tmp_path / "a.csv"), read(tmp_path / "b.csv")) == ("old a", "old b")
+    assert partial_folders(tmp_path) == []
+
+
+def test_restore_after_commit_puts_the_earlier_files_back(tmp_path):
+    write(tmp_path / "a.csv", "old a")
+    with OutputFiles() as outputs:
+        write(outputs.partial(tmp_path / "a.csv"), "new a")
+        write(outputs.partial(tmp_path / "new.csv"), "new")
+        outputs.commit()
+        assert read(tmp_path / "a.csv") == "new a"
+        outputs.restore()  # e.g. the database commit that followed failed
+    assert read(tmp_path / "a.csv") == "old a"
+    assert not os.path.exists(tmp_path / "new.csv")
+    assert partial_folders(tmp_path) == []
+
+
+def test_a_kill_between_moving_aside_and_placing_is_repaired_by_the_next_run(tmp_path):
+    write(tmp_path / "a.csv", "old a")
+    # What a process killed mid-commit leaves: its partial folder holds the new file and, aside, the old one.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = tmp_path / f".balanced-sampling-partial-{file_safety._host_tag()}-{dead.pid}-0123abcd"
+    os.makedirs(folder / file_safety.PREVIOUS)
+    os.replace(tmp_path / "a.csv", folder / file_safety.PREVIOUS / "a.csv")
+    write(folder / "a.csv", "new a")
+    OutputFiles().partial(tmp_path / "other.csv")
+    assert read(tmp_path / "a.csv") == "old a"
+    assert not folder.exists()
 
 
 def test_replaced_file_keeps_its_permission_bits(tmp_path):

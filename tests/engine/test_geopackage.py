@@ -381,3 +381,41 @@ def test_cancel_after_the_last_batch_changes_nothing(gpkg):
         update_fields_in_place(gpkg, pd.DataFrame({"score": np.arange(6.0)}, index=range(1, 7)),
                                progress=Progress(is_canceled=is_canceled))
     assert_unchanged(gpkg, digest, listing)
+
+
+def test_the_run_s_files_are_placed_inside_the_transaction(gpkg, tmp_path):
+    from balanced_sampling_plugin.file_safety import OutputFiles
+
+    table = pd.DataFrame({"sampler_weight": [0.5, 2.0]}, index=[1, 2])
+    with OutputFiles() as outputs:
+        with open(outputs.partial(tmp_path / "train.csv"), "w") as handle:
+            handle.write("image,mask\n")
+        update_fields_in_place(gpkg, table, outputs=outputs)
+    assert values(gpkg, "sampler_weight")[2] == 2.0
+    assert (tmp_path / "train.csv").read_text() == "image,mask\n"
+
+
+def test_a_file_that_cannot_be_placed_leaves_the_layer_unchanged(gpkg, tmp_path):
+    from balanced_sampling_plugin.file_safety import OutputFiles
+
+    before = snapshot(gpkg)
+    table = pd.DataFrame({"sampler_weight": [0.5, 2.0]}, index=[1, 2])
+    with OutputFiles() as outputs:
+        outputs.partial(tmp_path / "train.csv")  # never written: the commit of the files fails
+        with pytest.raises(BalancedSamplingError, match="was not written completely"):
+            update_fields_in_place(gpkg, table, outputs=outputs)
+    assert snapshot(gpkg) == before
+    assert "sampler_weight" not in columns(gpkg)
+    assert not (tmp_path / "train.csv").exists()
+
+
+def test_a_cancel_after_the_commit_is_not_reported(gpkg):
+    calls = []
+
+    def canceled():  # says yes from the moment the transaction is committed
+        calls.append(1)
+        return "sampler_weight" in columns(gpkg) and values(gpkg, "sampler_weight")[1] == 0.5
+
+    table = pd.DataFrame({"sampler_weight": [0.5]}, index=[1])
+    update_fields_in_place(gpkg, table, progress=Progress(is_canceled=canceled))
+    assert values(gpkg, "sampler_weight")[1] == 0.5

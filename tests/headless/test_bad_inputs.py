@@ -103,13 +103,25 @@ CASES = [
     Case("config-csv-over-its-records", CONFIG, ("CONFIG={config}",),
          r"balanced_dataset\.output\.csv_path '.*records\.csv' is the input balanced_dataset\.input\.patch_records",
          ("records.csv",), setup=configure(csv_path="{records}")),
-    Case("config-layer-over-the-config", CONFIG, ("CONFIG={config}", "OUTPUT={config}"),
-         r"OUTPUT '.*config\.yaml' is the input the config file", ("config.yaml",),
-         setup=configure(csv_path="{dir}/out.csv")),
-    Case("footprints-over-an-image", "createpatchfootprints", ("IMAGES={img}", "MASKS={mask}", "OUTPUT={img}"),
-         r"OUTPUT '.*tile_00\.tif' is the input a raster of the image/mask pairs", ("images/tile_00.tif",)),
+    Case("config-layer-over-its-records", CONFIG, ("CONFIG={config}", "OUTPUT={records}"),
+         r"OUTPUT '.*records\.csv' is the input balanced_dataset\.input\.patch_records", ("records.csv",),
+         ("out.csv",), setup=configure(csv_path="{dir}/out.csv")),
     Case("import-over-its-records", "importpatchrecords", ("INPUT={records}", "OUTPUT={records}"),
          r"OUTPUT '.*records\.csv' is the input INPUT", ("records.csv",)),
+    Case("import-over-the-csv-its-yaml-names", "importpatchrecords", ("INPUT={dir}/records.yaml",
+                                                                      "OUTPUT={records}"),
+         r"OUTPUT '.*records\.csv' is the input INPUT: writing it would destroy", ("records.csv", "records.yaml"),
+         setup=lambda work, inputs: (work / "records.yaml").write_text(
+             "balanced_dataset:\n  input:\n    patch_records: records.csv\n")),
+    Case("combine-layer-name-without-extension-over-input", COMBINE, ("INPUT={un}", "OUTPUT={dir}/un"),
+         r"OUTPUT '.*un\.gpkg' is the input INPUT", ("un.gpkg",)),
+    Case("combine-same-layer-inside-the-input-geopackage", COMBINE,
+         ("INPUT={un}", "OUTPUT=ogr:dbname='{un}' table=\"un\" (geom)"),
+         r"OUTPUT '.*un\.gpkg' is the input INPUT", ("un.gpkg",)),
+    Case("uniqueness-layer-over-the-model-config", UNIQUENESS, ("INPUT={cl}", "DINO_MODEL={dir}/model",
+                                                                "OUTPUT={dir}/model/config.json"),
+         r"OUTPUT '.*model/config\.json' is the input DINO_MODEL", ("model/config.json",),
+         setup=lambda work, inputs: shutil.copytree(inputs["model"], work / "model")),
     # Outputs that collide
     Case("combine-csv-and-report-collide", COMBINE, ("INPUT={un}", "OUTPUT={dir}/w.gpkg", "OUTPUT_CSV={dir}/s.csv",
                                                      "OUTPUT_REPORT={dir}/s.csv"),
@@ -283,3 +295,58 @@ def test_a_killed_run_leaves_the_earlier_output_and_the_next_run_cleans_up(base,
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert len(gpkg_rows(str(output))) == 24
     assert not partial.exists(), "the next run removes what the killed one left"
+
+
+def _fresh_copies(base, tmp_path, names=INPUTS):
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in names:
+        shutil.copy(base["folder"] / name, work / name)
+    return work
+
+
+def gpkg_rows_of(path, layer):
+    with sqlite3.connect(path) as db:
+        return db.execute(f'SELECT * FROM "{layer}"').fetchall()
+
+
+def _layers(path):
+    with sqlite3.connect(path) as db:
+        return sorted(row[0] for row in db.execute("SELECT table_name FROM gpkg_contents"))
+
+
+def test_a_new_layer_in_an_existing_geopackage_keeps_its_other_layers(base, profile, tmp_path):
+    work = _fresh_copies(base, tmp_path)
+    shutil.copy(work / "un.gpkg", work / "multi.gpkg")
+    before = _layers(work / "multi.gpkg")
+    proc = qgis_process("run", f"balanced_sampling:{COMBINE}", "--", f"INPUT={work / 'un.gpkg'}",
+                        f"OUTPUT=ogr:dbname='{work / 'multi.gpkg'}' table=\"weights\" (geom)", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert set(before) | {"weights"} <= set(_layers(work / "multi.gpkg"))
+    assert len(gpkg_rows_of(work / "multi.gpkg", "un")) == 96, "the file's other layer is intact"
+    # and a new layer inside the input's own file is fine: the input layer itself is untouched
+    proc = qgis_process("run", f"balanced_sampling:{COMBINE}", "--", f"INPUT={work / 'un.gpkg'}",
+                        f"OUTPUT=ogr:dbname='{work / 'un.gpkg'}' table=\"weights\" (geom)", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "weights" in _layers(work / "un.gpkg")
+
+
+def test_an_output_of_another_format_beside_a_shapefile_leaves_the_shapefile(base, profile, tmp_path):
+    work = _fresh_copies(base, tmp_path)
+    as_shapefile(work, {})
+    before = {ext: sha1(work / f"fp{ext}") for ext in (".shp", ".shx", ".dbf", ".prj")}
+    proc = qgis_process("run", "balanced_sampling:createpatchfootprints", "--",
+                        f"IMAGES={base['dataset'].images[0]}", f"MASKS={base['dataset'].masks[0]}",
+                        "PATCH_SIZE=256", f"OUTPUT={work / 'fp.tab'}", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert {ext: sha1(work / f"fp{ext}") for ext in before} == before
+    assert (work / "fp.tab").exists() and (work / "fp.dat").exists()
+
+
+def test_an_output_name_without_extension_becomes_a_geopackage(base, profile, tmp_path):
+    work = _fresh_copies(base, tmp_path, ())
+    proc = qgis_process("run", "balanced_sampling:createpatchfootprints", "--",
+                        f"IMAGES={base['dataset'].images[0]}", f"MASKS={base['dataset'].masks[0]}",
+                        "PATCH_SIZE=256", f"OUTPUT={work / 'patches'}", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in work.iterdir()) == ["patches.gpkg"]
