@@ -2,55 +2,158 @@
 <!DOCTYPE TS>
 <TS version="2.1">
 <context>
+    <name>@default</name>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="118"/>
+        <source>Balanced Sampling — Python packages</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="121"/>
+        <source>Balanced Sampling uses these Python packages. Missing ones are installed into the plugin&apos;s own folder, {}, which QGIS searches after its own packages: nothing QGIS ships (numpy, GDAL) is replaced. pip runs with the Python of this QGIS: {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="129"/>
+        <source>Package</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="129"/>
+        <source>Needed for</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="129"/>
+        <source>Status</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="135"/>
+        <source>Also install torch, transformers and safetensors, for DINOv2 uniqueness (large: about 200 MB to download, about 1 GB on disk)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="148"/>
+        <source>Install</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="150"/>
+        <source>Cancel installation</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="167"/>
+        <source>Installed with QGIS ({})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="169"/>
+        <source>Installed in the plugin&apos;s folder ({})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="171"/>
+        <source>Optional, not installed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="171"/>
+        <source>Missing</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="188"/>
+        <source>Missing: {}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="188"/>
+        <source>Every package the algorithms need is installed.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="207"/>
+        <source>Installing… pip's log is in the message log (View &gt; Panels &gt; Log Messages), tab Balanced Sampling.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="221"/>
+        <source>The installation ended without a result.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="225"/>
+        <source>Restart QGIS to use the new versions of {}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="230"/>
+        <source>Balanced Sampling</source>
+        <translation type="unfinished">Balanced Sampling</translation>
+    </message>
+</context>
+<context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="60"/>
+        <location filename="../processing_provider/algorithms/base.py" line="61"/>
         <source>Patch records</source>
         <translation>Registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="61"/>
+        <location filename="../processing_provider/algorithms/base.py" line="62"/>
         <source>Sampling signals</source>
         <translation>Sinais de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="62"/>
+        <location filename="../processing_provider/algorithms/base.py" line="63"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="76"/>
+        <location filename="../processing_provider/algorithms/base.py" line="77"/>
         <source>Update the input layer in place (no new layer)</source>
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="220"/>
+        <location filename="../processing_provider/algorithms/base.py" line="234"/>
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="224"/>
+        <location filename="../processing_provider/algorithms/base.py" line="238"/>
         <source>Layer &apos;{}&apos; is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="233"/>
+        <location filename="../processing_provider/algorithms/base.py" line="247"/>
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer &apos;{}&apos; ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="117"/>
+        <location filename="../processing_provider/algorithms/base.py" line="123"/>
         <source>{} &apos;{}&apos; exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
         <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="94"/>
+        <location filename="../processing_provider/algorithms/base.py" line="95"/>
         <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
 {}
 then restart QGIS.</source>
         <translation>{} precisa dos pacotes Python {}, que o Python deste QGIS não consegue importar. Instale-os pelo menu Complementos &gt; Balanced Sampling &gt; Instalar pacotes Python…, ou num terminal:
 {}
 e depois reinicie o QGIS.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="120"/>
+        <source>{} &apos;{}&apos; has no layer &apos;{}&apos;. Check the layer name.</source>
+        <translation>{} &apos;{}&apos; não tem a camada &apos;{}&apos;. Confira o nome da camada.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="272"/>
+        <source>Could not put the output &apos;{}&apos; in place ({}); the earlier files were kept as they were.</source>
+        <translation>Não foi possível colocar a saída &apos;{}&apos; no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
 </context>
 <context>
@@ -66,15 +169,20 @@ e depois reinicie o QGIS.</translation>
         <translation>Construir conjunto de dados balanceado…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="62"/>
+        <location filename="../processing_provider/plugin.py" line="66"/>
         <source>Balanced Sampling</source>
         <translation>Balanced Sampling</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/plugin.py" line="62"/>
+        <source>Install Python packages…</source>
+        <translation type="unfinished"></translation>
     </message>
 </context>
 <context>
     <name>BalancedSamplingProvider</name>
     <message>
-        <location filename="../processing_provider/provider.py" line="41"/>
+        <location filename="../processing_provider/provider.py" line="45"/>
         <source>Balanced sampling</source>
         <translation>Balanced sampling</translation>
     </message>
@@ -82,12 +190,12 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="51"/>
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="57"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54"/>
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
@@ -106,97 +214,97 @@ e depois reinicie o QGIS.</translation>
 &lt;b&gt;Método de amostragem&lt;/b&gt;: como em Combinar pesos do amostrador.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="71"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="68"/>
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="73"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="70"/>
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="75"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="72"/>
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74"/>
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76"/>
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79"/>
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82"/>
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="87"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84"/>
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86"/>
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89"/>
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89"/>
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="93"/>
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97"/>
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99"/>
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99"/>
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="101"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
@@ -423,17 +531,17 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="232"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="233"/>
         <source>{}: {} included, {} excluded patches; effective sample size {:.0f} ({:.0%})</source>
         <translation>{}: {} patches incluídos, {} excluídos; tamanho efetivo da amostra {:.0f} ({:.0%})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="259"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="260"/>
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="261"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="262"/>
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
@@ -441,102 +549,102 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
 <context>
     <name>ComputeCompositionClusters</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="51"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="52"/>
         <source>Compute composition clusters</source>
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="82"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="83"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="84"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="85"/>
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="86"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
         <source>Number of clusters</source>
         <translation>Número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="86"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
         <source>Elbow</source>
         <translation>Cotovelo</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="86"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
         <source>Fixed k</source>
         <translation>k fixo</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90"/>
         <source>k min (elbow)</source>
         <translation>k mín. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92"/>
         <source>k max (elbow)</source>
         <translation>k máx. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94"/>
         <source>k (fixed)</source>
         <translation>k (fixo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="95"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96"/>
         <source>Random state</source>
         <translation>Estado aleatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="97"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="98"/>
         <source>Exclude patches with nodata on the mask border</source>
         <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="100"/>
         <source>Exclude patches with black image borders</source>
         <translation>Excluir patches com bordas pretas na imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="103"/>
         <source>Black tolerance (pixel value)</source>
         <translation>Tolerância de preto (valor do pixel)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="106"/>
         <source>Maximum nodata ratio</source>
         <translation>Proporção máxima de pixels sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="108"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="109"/>
         <source>CLR epsilon</source>
         <translation>Épsilon do CLR</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="111"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="112"/>
         <source>Parallel readers (0 = automatic)</source>
         <translation>Leitores paralelos (0 = automático)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="123"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="124"/>
         <source>Composition clusters</source>
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="151"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="152"/>
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="166"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="167"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="54"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="55"/>
         <source>Reads the mask window of every patch, computes its class proportions (nodata excluded), groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the proportions, and gives each patch the composition weight 1 / size of its cluster: patches of rare compositions weigh more.
 
 Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy (Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep their row with cluster id -1 and weight 0, and do not shape the clusters.
@@ -567,12 +675,12 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels e, nesse caso, são ignoradas.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="118"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="119"/>
         <source>Use class proportions already on the layer (no mask reads)</source>
         <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="161"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="162"/>
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
         <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
@@ -580,117 +688,117 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 <context>
     <name>ComputeDinov2Uniqueness</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="56"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="58"/>
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="87"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="89"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="89"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="91"/>
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="92"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="94"/>
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="94"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="96"/>
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="97"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="99"/>
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="102"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="104"/>
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107"/>
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109"/>
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110"/>
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="111"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113"/>
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126"/>
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="127"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129"/>
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="130"/>
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="137"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139"/>
         <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="156"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="158"/>
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="164"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="169"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="181"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="186"/>
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118"/>
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="59"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="61"/>
         <source>Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.
 
 &lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
@@ -820,6 +928,34 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="141"/>
         <source>{} patch footprints written</source>
         <translation>{} contornos de patches gravados</translation>
+    </message>
+</context>
+<context>
+    <name>GraduatedStyle</name>
+    <message>
+        <location filename="../processing_provider/styles.py" line="161"/>
+        <source>cluster {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/styles.py" line="162"/>
+        <source>clusters {}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/styles.py" line="193"/>
+        <source>excluded</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/styles.py" line="234"/>
+        <source>Classes of {}, excluded patches hatched</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/styles.py" line="237"/>
+        <source>Style not saved into {}: {}</source>
+        <translation type="unfinished"></translation>
     </message>
 </context>
 <context>
@@ -1016,9 +1152,87 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
     </message>
 </context>
 <context>
+    <name>PackagesDialog</name>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="34"/>
+        <source>Arrays, for every algorithm (QGIS&apos;s own copy is always kept)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="35"/>
+        <source>The patch table every algorithm reads and writes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="36"/>
+        <source>Ranks when combining sampler weights</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="37"/>
+        <source>Composition clusters (KMeans), the sklearn kNN backend</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="38"/>
+        <source>Thread limits while clustering</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="39"/>
+        <source>Reading image and mask windows</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="40"/>
+        <source>pytorch-smt-tools YAML configs</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="41"/>
+        <source>The GeoJSON output of Build from config</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="42"/>
+        <source>The embedding cache (Parquet)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="43"/>
+        <source>Loading tiles from PostgreSQL</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="44"/>
+        <source>The nndescent (default) and faiss kNN backends</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="45"/>
+        <source>The hnsw kNN backend (may need a C++ compiler to build)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="46"/>
+        <source>DINOv2 uniqueness: runs the image model. Large: the CPU wheel is about 200 MB to download, about 750 MB installed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="48"/>
+        <source>DINOv2 uniqueness: loads the DINOv2 model (about 130 MB installed)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="50"/>
+        <source>DINOv2 uniqueness: reads the model weights</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+<context>
     <name>file_outputs</name>
     <message>
-        <location filename="../processing_provider/file_outputs.py" line="57"/>
+        <location filename="../processing_provider/file_outputs.py" line="98"/>
         <source>{} &apos;{}&apos; is a shapefile, whose field names are cut to 10 characters ({}), so the next algorithms would not find them. Write a GeoPackage (.gpkg) instead.</source>
         <translation>{} '{}' é um shapefile, cujos nomes de campo são cortados em 10 caracteres ({}), e os próximos algoritmos não os encontrariam. Grave um GeoPackage (.gpkg).</translation>
     </message>
