@@ -40,6 +40,17 @@ SAMPLING_METHODS = (
     "uniqueness_only",
     "class_balanced",
 )
+#: The signals each method reads ("classes": the cls_<value> proportions); class_balanced also reads
+#: "uniqueness" when its uniqueness mix is above 0.
+METHOD_SIGNALS = {
+    "rank_max": ("composition", "uniqueness"),
+    "rank_multiply": ("composition", "uniqueness"),
+    "rank_add": ("composition", "uniqueness"),
+    "multiplicative": ("composition", "uniqueness"),
+    "composition_only": ("composition",),
+    "uniqueness_only": ("uniqueness",),
+    "class_balanced": ("classes",),
+}
 #: kNN backends of the uniqueness score.
 BACKENDS = ("hnsw", "faiss", "sklearn", "nndescent")
 DEFAULT_BACKEND = "nndescent"

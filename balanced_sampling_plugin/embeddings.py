@@ -47,6 +47,10 @@ SHORT_NAMES = {
 }
 #: Batches read ahead of the model.
 PREFETCH_BATCHES = 2
+#: Seconds a CPU forward pass may take between two looks at the cancel flag; the batch is run in
+#: chunks sized from the measured time per patch (the first chunk holds FIRST_CPU_CHUNK patches).
+CANCEL_LATENCY = 1.0
+FIRST_CPU_CHUNK = 4
 #: Seconds between cache checkpoints while embedding (each rewrites the parquet file: a few
 #: seconds at 155k x 768 floats, so ~1 % of a long CPU run).
 CHECKPOINT_SECONDS = 300
@@ -394,18 +398,29 @@ def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, p
     out = np.zeros((len(windows), dim), dtype=np.float32)
     done = 0
     last_checkpoint = time.monotonic()
+    # On the CPU a forward pass of a whole batch can take tens of seconds (dinov2-base, a busy machine):
+    # run it in chunks short enough that cancel is seen within about CANCEL_LATENCY seconds.
+    chunk = batch_size if device != "cpu" else min(batch_size, FIRST_CPU_CHUNK)
     try:
         with closing(_batches(windows, lambda w: spec(reader.read(*w)), batch_size, num_workers)) as batches:
             for batch in batches:
-                vectors = cls_embeddings(model, batch, device, precision)
-                if vectors.shape[1] != dim:
-                    raise BalancedSamplingError(f"The model gives {vectors.shape[1]}-d embeddings, not {dim}.")
-                out[done : done + len(vectors)] = vectors
-                done += len(vectors)
+                start = 0
+                while start < len(batch):
+                    began = time.monotonic()
+                    part = batch[start : start + chunk]
+                    start += len(part)
+                    vectors = cls_embeddings(model, part, device, precision)
+                    if vectors.shape[1] != dim:
+                        raise BalancedSamplingError(f"The model gives {vectors.shape[1]}-d embeddings, not {dim}.")
+                    out[done : done + len(vectors)] = vectors
+                    done += len(vectors)
+                    if device == "cpu":
+                        per_patch = (time.monotonic() - began) / len(part)
+                        chunk = max(1, min(batch_size, int(CANCEL_LATENCY / max(per_patch, 1e-6))))
+                    progress.update(done, len(windows))
                 if cache and done < len(windows) and time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
                     _checkpoint(cache, keys[:done], name, out[:done], progress)
                     last_checkpoint = time.monotonic()
-                progress.update(done, len(windows))
     except BaseException as exc:
         if cache and done:
             cache.save(keys[:done], name, out[:done])

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from .contract import SAMPLING_METHODS  # noqa: F401  (the QGIS enum order; re-exported)
+from .contract import METHOD_SIGNALS, SAMPLING_METHODS  # noqa: F401  (SAMPLING_METHODS re-exported)
 from .errors import BalancedSamplingError
 from .progress import Progress, as_progress
 from .records import (
@@ -62,15 +62,7 @@ UNIQUENESS_ALGORITHM = "Compute DINOv2 uniqueness"
 
 # The signals a method reads; "classes" are the cls_<value> proportion fields.
 _COMPOSITION, _UNIQUENESS, _CLASSES = "composition", "uniqueness", "classes"
-_METHOD_SIGNALS = {
-    "rank_max": {_COMPOSITION, _UNIQUENESS},
-    "rank_multiply": {_COMPOSITION, _UNIQUENESS},
-    "rank_add": {_COMPOSITION, _UNIQUENESS},
-    "multiplicative": {_COMPOSITION, _UNIQUENESS},
-    "composition_only": {_COMPOSITION},
-    "uniqueness_only": {_UNIQUENESS},
-    "class_balanced": {_CLASSES},
-}
+_METHOD_SIGNALS = {method: set(signals) for method, signals in METHOD_SIGNALS.items()}
 
 #: One sentence per method, for help texts and the report.
 METHOD_DESCRIPTIONS = {

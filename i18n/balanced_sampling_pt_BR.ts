@@ -148,12 +148,12 @@ e depois reinicie o QGIS.</translation>
     <message>
         <location filename="../processing_provider/algorithms/base.py" line="120"/>
         <source>{} &apos;{}&apos; has no layer &apos;{}&apos;. Check the layer name.</source>
-        <translation>{} &apos;{}&apos; não tem a camada &apos;{}&apos;. Confira o nome da camada.</translation>
+        <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/base.py" line="272"/>
         <source>Could not put the output &apos;{}&apos; in place ({}); the earlier files were kept as they were.</source>
-        <translation>Não foi possível colocar a saída &apos;{}&apos; no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
+        <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
 </context>
 <context>
@@ -190,123 +190,128 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="51"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="50"/>
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54"/>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="70"/>
+        <source>Image folder</source>
+        <translation>Pasta de imagens</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="72"/>
+        <source>Image file pattern</source>
+        <translation>Padrão de arquivo das imagens</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74"/>
+        <source>Mask folder</source>
+        <translation>Pasta de máscaras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76"/>
+        <source>Mask file pattern</source>
+        <translation>Padrão de arquivo das máscaras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="78"/>
+        <source>Patch size (pixels)</source>
+        <translation>Tamanho do patch (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81"/>
+        <source>Stride (pixels, 0 = patch size)</source>
+        <translation>Passo (pixels, 0 = tamanho do patch)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84"/>
+        <source>Nodata class</source>
+        <translation>Classe sem dados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86"/>
+        <source>Compute DINOv2 uniqueness</source>
+        <translation>Calcular singularidade DINOv2</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88"/>
+        <source>DINOv2 model (short name, hub id or local folder)</source>
+        <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91"/>
+        <source>Embedding cache (Parquet)</source>
+        <translation>Cache de embeddings (Parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91"/>
+        <source>Parquet files (*.parquet)</source>
+        <translation>Arquivos Parquet (*.parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94"/>
+        <source>kNN backend</source>
+        <translation>Backend kNN</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95"/>
+        <source>Sampling method</source>
+        <translation>Método de amostragem</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96"/>
+        <source>Sampler weights</source>
+        <translation>Pesos do amostrador</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <source>Training CSV</source>
+        <translation>CSV de treinamento</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98"/>
+        <source>CSV files (*.csv)</source>
+        <translation>Arquivos CSV (*.csv)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <source>Report</source>
+        <translation>Relatório</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100"/>
+        <source>HTML files (*.html)</source>
+        <translation>Arquivos HTML (*.html)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102"/>
+        <source>Effective sample size</source>
+        <translation>Tamanho efetivo da amostra</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="53"/>
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
 &lt;b&gt;Patch size, stride&lt;/b&gt;: windows in pixels (stride 0 = patch size).
 &lt;b&gt;Nodata class&lt;/b&gt;: mask value without a label.
-&lt;b&gt;Compute uniqueness&lt;/b&gt;: off = composition only (no DINOv2 needed; rank methods then need composition_only or class_balanced).
+&lt;b&gt;Compute uniqueness&lt;/b&gt;: DINOv2 uniqueness is computed only when this is on AND the sampling method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank method is an error: pick composition_only or class_balanced.
 &lt;b&gt;DINOv2 model, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness.
-&lt;b&gt;Sampling method&lt;/b&gt;: as in Combine sampler weights.</source>
+&lt;b&gt;Sampling method&lt;/b&gt; (default class_balanced, the one that lifts a 1-2 % class well): as in Combine sampler weights.</source>
         <translation>Executa toda a cadeia sobre pastas de rasters de imagem/máscara: Criar contornos dos patches → Calcular clusters de composição → Calcular singularidade DINOv2 (opcional) → Combinar pesos do amostrador, e grava a camada de patches com pesos, o CSV de treinamento e o relatório. Cada etapa também é um algoritmo próprio, com todas as suas opções; este usa os valores padrão delas, exceto pelos parâmetros abaixo.
 
 &lt;b&gt;Pasta e padrão de imagens / máscaras&lt;/b&gt;: os rasters; uma imagem forma par com a máscara de mesmo nome (exceto por palavras como _mask).
 &lt;b&gt;Tamanho do patch, passo&lt;/b&gt;: janelas em pixels (passo 0 = tamanho do patch).
 &lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara sem rótulo.
-&lt;b&gt;Calcular singularidade&lt;/b&gt;: desativado = apenas composição (DINOv2 não é necessário; os métodos por posto passam então a exigir composition_only ou class_balanced).
+&lt;b&gt;Calcular singularidade&lt;/b&gt;: a singularidade DINOv2 só é calculada quando esta opção está ativa E o método de amostragem a usa (os métodos por posto, multiplicative, uniqueness_only); class_balanced e composition_only não precisam do DINOv2, então a cadeia pula esta etapa e avisa no log. Desativada com um método por posto é um erro: escolha composition_only ou class_balanced.
 &lt;b&gt;Modelo DINOv2, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2.
-&lt;b&gt;Método de amostragem&lt;/b&gt;: como em Combinar pesos do amostrador.</translation>
+&lt;b&gt;Método de amostragem&lt;/b&gt; (padrão class_balanced, o que favorece bem uma classe de 1-2 %): como em Combinar pesos do amostrador.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="68"/>
-        <source>Image folder</source>
-        <translation>Pasta de imagens</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="70"/>
-        <source>Image file pattern</source>
-        <translation>Padrão de arquivo das imagens</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="72"/>
-        <source>Mask folder</source>
-        <translation>Pasta de máscaras</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74"/>
-        <source>Mask file pattern</source>
-        <translation>Padrão de arquivo das máscaras</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76"/>
-        <source>Patch size (pixels)</source>
-        <translation>Tamanho do patch (pixels)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79"/>
-        <source>Stride (pixels, 0 = patch size)</source>
-        <translation>Passo (pixels, 0 = tamanho do patch)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82"/>
-        <source>Nodata class</source>
-        <translation>Classe sem dados</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84"/>
-        <source>Compute DINOv2 uniqueness</source>
-        <translation>Calcular singularidade DINOv2</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86"/>
-        <source>DINOv2 model (short name, hub id or local folder)</source>
-        <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89"/>
-        <source>Embedding cache (Parquet)</source>
-        <translation>Cache de embeddings (Parquet)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89"/>
-        <source>Parquet files (*.parquet)</source>
-        <translation>Arquivos Parquet (*.parquet)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92"/>
-        <source>kNN backend</source>
-        <translation>Backend kNN</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="93"/>
-        <source>Sampling method</source>
-        <translation>Método de amostragem</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95"/>
-        <source>Sampler weights</source>
-        <translation>Pesos do amostrador</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97"/>
-        <source>Training CSV</source>
-        <translation>CSV de treinamento</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97"/>
-        <source>CSV files (*.csv)</source>
-        <translation>Arquivos CSV (*.csv)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99"/>
-        <source>Report</source>
-        <translation>Relatório</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99"/>
-        <source>HTML files (*.html)</source>
-        <translation>Arquivos HTML (*.html)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="101"/>
-        <source>Effective sample size</source>
-        <translation>Tamanho efetivo da amostra</translation>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="122"/>
+        <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
+        <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
 </context>
 <context>
@@ -376,42 +381,17 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>CombineSamplerWeights</name>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="78"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="77"/>
         <source>Combine sampler weights</source>
         <translation>Combinar pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="81"/>
-        <source>Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling and under every method side by side.
-
-&lt;b&gt;Sampling method&lt;/b&gt;: &lt;i&gt;rank_max&lt;/i&gt; = max(rank of composition weight, rank of uniqueness); &lt;i&gt;rank_multiply&lt;/i&gt; = their product; &lt;i&gt;rank_add&lt;/i&gt; = their mean; &lt;i&gt;multiplicative&lt;/i&gt; = raw composition weight × raw uniqueness; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ over classes of (patch share / mean share)^α, optionally mixed with the uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of 1–2% of the pixels. class_balanced lifts rare classes much more; read the report to choose.
-&lt;b&gt;Strength&lt;/b&gt;: power applied to rank weights (higher = stronger preference).
-&lt;b&gt;Class balance α&lt;/b&gt;: 0.5 = square-root inverse frequency, 1 = inverse frequency.
-&lt;b&gt;Uniqueness mix&lt;/b&gt;: for class_balanced, share of the weight taken from the uniqueness rank (0 = off).
-&lt;b&gt;Rare-class boost&lt;/b&gt;: multiplier (1 = off) applied as 1 + (multiplier − 1) × the patch's share of rare classes; &lt;b&gt;Rare classes&lt;/b&gt;: comma-separated class values, empty = classes below the mean class frequency.
-&lt;b&gt;Weight floor&lt;/b&gt;: every included patch weighs at least this fraction of the largest weight.
-Excluded patches (field excluded) get weight 0 and stay in the outputs. Weights are scaled to mean 1 over included patches.
-&lt;b&gt;Training CSV&lt;/b&gt;: columns image, mask, row_off, col_off, patch_size, sampler_weight (names of the path columns configurable) plus diagnostics; optionally without excluded rows and with paths relative to the CSV's folder.
-&lt;b&gt;Report&lt;/b&gt;: HTML file with the weight histogram, per-class shares, the method comparison, the most over-sampled patches and the exclusions.</source>
-        <translation>Converte os sinais de composição e de singularidade em um único sampler_weight por patch, para o WeightedRandomSampler do PyTorch, e o grava na camada (mantendo todos os campos de entrada), em um CSV de treinamento e em um relatório HTML que mostra, por classe, a proporção de pixels de uma época sob amostragem uniforme e sob cada método, lado a lado.
-
-&lt;b&gt;Método de amostragem&lt;/b&gt;: &lt;i&gt;rank_max&lt;/i&gt; = máx(posto do peso de composição, posto da singularidade); &lt;i&gt;rank_multiply&lt;/i&gt; = o produto deles; &lt;i&gt;rank_add&lt;/i&gt; = a média deles; &lt;i&gt;multiplicative&lt;/i&gt; = peso de composição bruto × singularidade bruta; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ sobre as classes de (proporção no patch / proporção média)^α, opcionalmente combinado com o posto de singularidade. Os postos são postos percentis sobre os patches incluídos, com empates pela média, de modo que um patch é sorteado no máximo cerca de 2× mais vezes do que sob amostragem uniforme (rank_max: 1,5×): fraco demais para uma classe com 1–2% dos pixels. class_balanced favorece muito mais as classes raras; consulte o relatório para escolher.
-&lt;b&gt;Intensidade&lt;/b&gt;: expoente aplicado aos pesos por posto (maior = preferência mais forte).
-&lt;b&gt;Balanceamento de classes α&lt;/b&gt;: 0,5 = inverso da raiz quadrada da frequência, 1 = inverso da frequência.
-&lt;b&gt;Mistura de singularidade&lt;/b&gt;: para class_balanced, fração do peso tomada do posto de singularidade (0 = desativado).
-&lt;b&gt;Reforço de classes raras&lt;/b&gt;: multiplicador (1 = desativado) aplicado como 1 + (multiplicador − 1) × a proporção de classes raras no patch; &lt;b&gt;Classes raras&lt;/b&gt;: valores de classe separados por vírgula, vazio = classes abaixo da frequência média das classes.
-&lt;b&gt;Peso mínimo&lt;/b&gt;: todo patch incluído pesa pelo menos esta fração do maior peso.
-Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os pesos são escalonados para média 1 sobre os patches incluídos.
-&lt;b&gt;CSV de treinamento&lt;/b&gt;: colunas image, mask, row_off, col_off, patch_size, sampler_weight (nomes das colunas de caminho configuráveis) mais diagnósticos; opcionalmente sem as linhas excluídas e com caminhos relativos à pasta do CSV.
-&lt;b&gt;Relatório&lt;/b&gt;: arquivo HTML com o histograma dos pesos, as proporções por classe, a comparação dos métodos, os patches mais sobreamostrados e as exclusões.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="111"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="112"/>
         <source>Patches with composition and/or uniqueness fields</source>
         <translation>Patches com campos de composição e/ou singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="113"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="114"/>
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
@@ -545,106 +525,121 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
+    <message>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="80"/>
+        <source>Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling and under every method side by side.
+
+&lt;b&gt;Sampling method&lt;/b&gt; (default &lt;i&gt;class_balanced&lt;/i&gt;): &lt;i&gt;rank_max&lt;/i&gt; = max(rank of composition weight, rank of uniqueness), the pytorch-smt-tools default; &lt;i&gt;rank_multiply&lt;/i&gt; = their product; &lt;i&gt;rank_add&lt;/i&gt; = their mean; &lt;i&gt;multiplicative&lt;/i&gt; = raw composition weight × raw uniqueness; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ over classes of (patch share / mean share)^α, optionally mixed with the uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of 1–2% of the pixels. class_balanced lifts rare classes much more, which is why it is the default here; read the report to choose.
+&lt;b&gt;Strength&lt;/b&gt;: power applied to rank weights (higher = stronger preference).
+&lt;b&gt;Class balance α&lt;/b&gt;: 0.5 = square-root inverse frequency, 1 = inverse frequency.
+&lt;b&gt;Uniqueness mix&lt;/b&gt;: for class_balanced, share of the weight taken from the uniqueness rank (0 = off).
+&lt;b&gt;Rare-class boost&lt;/b&gt;: multiplier (1 = off) applied as 1 + (multiplier − 1) × the patch's share of rare classes; &lt;b&gt;Rare classes&lt;/b&gt;: comma-separated class values, empty = classes below the mean class frequency.
+&lt;b&gt;Weight floor&lt;/b&gt;: every included patch weighs at least this fraction of the largest weight.
+Excluded patches (field excluded) get weight 0 and stay in the outputs. Weights are scaled to mean 1 over included patches.
+&lt;b&gt;Training CSV&lt;/b&gt;: columns image, mask, row_off, col_off, patch_size, sampler_weight (names of the path columns configurable) plus diagnostics; optionally without excluded rows and with paths relative to the CSV's folder.
+&lt;b&gt;Report&lt;/b&gt;: HTML file with the weight histogram, per-class shares, the method comparison, the most over-sampled patches and the exclusions.</source>
+        <translation>Converte os sinais de composição e de singularidade em um único sampler_weight por patch, para o WeightedRandomSampler do PyTorch, e o grava na camada (mantendo todos os campos de entrada), em um CSV de treinamento e em um relatório HTML que mostra, por classe, a proporção de pixels de uma época sob amostragem uniforme e sob cada método, lado a lado.
+
+&lt;b&gt;Método de amostragem&lt;/b&gt; (padrão &lt;i&gt;class_balanced&lt;/i&gt;): &lt;i&gt;rank_max&lt;/i&gt; = máx(posto do peso de composição, posto da singularidade), o padrão do pytorch-smt-tools; &lt;i&gt;rank_multiply&lt;/i&gt; = o produto deles; &lt;i&gt;rank_add&lt;/i&gt; = a média deles; &lt;i&gt;multiplicative&lt;/i&gt; = peso de composição bruto × singularidade bruta; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ sobre as classes de (proporção no patch / proporção média)^α, opcionalmente combinado com o posto de singularidade. Os postos são postos percentis sobre os patches incluídos, com empates pela média, de modo que um patch é sorteado no máximo cerca de 2× mais vezes do que sob amostragem uniforme (rank_max: 1,5×): fraco demais para uma classe com 1–2% dos pixels. class_balanced favorece muito mais as classes raras, e por isso é o padrão aqui; consulte o relatório para escolher.
+&lt;b&gt;Intensidade&lt;/b&gt;: expoente aplicado aos pesos por posto (maior = preferência mais forte).
+&lt;b&gt;Balanceamento de classes α&lt;/b&gt;: 0,5 = inverso da raiz quadrada da frequência, 1 = inverso da frequência.
+&lt;b&gt;Mistura de singularidade&lt;/b&gt;: para class_balanced, fração do peso tomada do posto de singularidade (0 = desativado).
+&lt;b&gt;Reforço de classes raras&lt;/b&gt;: multiplicador (1 = desativado) aplicado como 1 + (multiplicador − 1) × a proporção de classes raras no patch; &lt;b&gt;Classes raras&lt;/b&gt;: valores de classe separados por vírgula, vazio = classes abaixo da frequência média das classes.
+&lt;b&gt;Peso mínimo&lt;/b&gt;: todo patch incluído pesa pelo menos esta fração do maior peso.
+Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os pesos são escalonados para média 1 sobre os patches incluídos.
+&lt;b&gt;CSV de treinamento&lt;/b&gt;: colunas image, mask, row_off, col_off, patch_size, sampler_weight (nomes das colunas de caminho configuráveis) mais diagnósticos; opcionalmente sem as linhas excluídas e com caminhos relativos à pasta do CSV.
+&lt;b&gt;Relatório&lt;/b&gt;: arquivo HTML com o histograma dos pesos, as proporções por classe, a comparação dos métodos, os patches mais sobreamostrados e as exclusões.</translation>
+    </message>
 </context>
 <context>
     <name>ComputeCompositionClusters</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="52"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="49"/>
         <source>Compute composition clusters</source>
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="83"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="85"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="82"/>
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="84"/>
         <source>Number of clusters</source>
         <translation>Número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
-        <source>Elbow</source>
-        <translation>Cotovelo</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
-        <source>Fixed k</source>
-        <translation>k fixo</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="86"/>
         <source>k min (elbow)</source>
         <translation>k mín. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="88"/>
         <source>k max (elbow)</source>
         <translation>k máx. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90"/>
         <source>k (fixed)</source>
         <translation>k (fixo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92"/>
         <source>Random state</source>
         <translation>Estado aleatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="98"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94"/>
         <source>Exclude patches with nodata on the mask border</source>
         <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="100"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96"/>
         <source>Exclude patches with black image borders</source>
         <translation>Excluir patches com bordas pretas na imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="103"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99"/>
         <source>Black tolerance (pixel value)</source>
         <translation>Tolerância de preto (valor do pixel)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="106"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102"/>
         <source>Maximum nodata ratio</source>
         <translation>Proporção máxima de pixels sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="109"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105"/>
         <source>CLR epsilon</source>
         <translation>Épsilon do CLR</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="112"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="108"/>
         <source>Parallel readers (0 = automatic)</source>
         <translation>Leitores paralelos (0 = automático)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="124"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="120"/>
         <source>Composition clusters</source>
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="152"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="148"/>
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="167"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="163"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="55"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="52"/>
         <source>Reads the mask window of every patch, computes its class proportions (nodata excluded), groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the proportions, and gives each patch the composition weight 1 / size of its cluster: patches of rare compositions weigh more.
 
 Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy (Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep their row with cluster id -1 and weight 0, and do not shape the clusters.
@@ -675,12 +670,12 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels e, nesse caso, são ignoradas.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="119"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="115"/>
         <source>Use class proportions already on the layer (no mask reads)</source>
         <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="162"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="158"/>
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
         <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
@@ -688,117 +683,117 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 <context>
     <name>ComputeDinov2Uniqueness</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="58"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="64"/>
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="89"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="95"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="91"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="97"/>
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="94"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="96"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="102"/>
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="99"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105"/>
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="106"/>
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="106"/>
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="104"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110"/>
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113"/>
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115"/>
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="119"/>
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="131"/>
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="134"/>
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="130"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="135"/>
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="144"/>
         <source>Bands must be three band numbers such as 1,2,3; got &apos;{}&apos;.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="158"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="163"/>
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="169"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="174"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="186"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="191"/>
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="122"/>
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="123"/>
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="61"/>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="67"/>
         <source>Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.
 
 &lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
@@ -933,29 +928,29 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>GraduatedStyle</name>
     <message>
-        <location filename="../processing_provider/styles.py" line="161"/>
+        <location filename="../processing_provider/styles.py" line="166"/>
         <source>cluster {}</source>
-        <translation type="unfinished"></translation>
+        <translation>cluster {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="162"/>
+        <location filename="../processing_provider/styles.py" line="167"/>
         <source>clusters {}</source>
-        <translation type="unfinished"></translation>
+        <translation>clusters {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="193"/>
+        <location filename="../processing_provider/styles.py" line="198"/>
         <source>excluded</source>
-        <translation type="unfinished"></translation>
+        <translation>excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="234"/>
+        <location filename="../processing_provider/styles.py" line="239"/>
         <source>Classes of {}, excluded patches hatched</source>
-        <translation type="unfinished"></translation>
+        <translation>Classes de {}, patches excluídos hachurados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="237"/>
+        <location filename="../processing_provider/styles.py" line="242"/>
         <source>Style not saved into {}: {}</source>
-        <translation type="unfinished"></translation>
+        <translation>Estilo não gravado em {}: {}</translation>
     </message>
 </context>
 <context>
@@ -1240,29 +1235,104 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>parameters</name>
     <message>
-        <location filename="../processing_provider/parameters.py" line="19"/>
+        <location filename="../processing_provider/parameters.py" line="25"/>
         <source>Image path field</source>
         <translation>Campo do caminho da imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="20"/>
+        <location filename="../processing_provider/parameters.py" line="26"/>
         <source>Mask path field</source>
         <translation>Campo do caminho da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="21"/>
+        <location filename="../processing_provider/parameters.py" line="27"/>
         <source>Row offset field (pixels)</source>
         <translation>Campo do deslocamento de linha (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="22"/>
+        <location filename="../processing_provider/parameters.py" line="28"/>
         <source>Column offset field (pixels)</source>
         <translation>Campo do deslocamento de coluna (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="23"/>
+        <location filename="../processing_provider/parameters.py" line="29"/>
         <source>Patch size field (pixels)</source>
         <translation>Campo do tamanho do patch (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="56"/>
+        <source>rank_max — the higher of the composition and uniqueness ranks (pytorch-smt-tools default)</source>
+        <translation>rank_max — o maior dos postos de composição e de singularidade (padrão do pytorch-smt-tools)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="58"/>
+        <source>rank_multiply — the product of the two ranks</source>
+        <translation>rank_multiply — o produto dos dois postos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="59"/>
+        <source>rank_add — the mean of the two ranks</source>
+        <translation>rank_add — a média dos dois postos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="60"/>
+        <source>multiplicative — composition weight × uniqueness score, unranked</source>
+        <translation>multiplicative — peso de composição × singularidade, sem postos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="62"/>
+        <source>composition_only — the rank of the composition weight</source>
+        <translation>composition_only — o posto do peso de composição</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="63"/>
+        <source>uniqueness_only — the rank of the uniqueness score</source>
+        <translation>uniqueness_only — o posto da singularidade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="64"/>
+        <source>class_balanced — Σ (patch share / mean share)^α: lifts rare classes the most</source>
+        <translation>class_balanced — Σ (proporção no patch / proporção média)^α: favorece mais as classes raras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="70"/>
+        <source>hnsw — hnswlib graph, approximate</source>
+        <translation>hnsw — grafo do hnswlib, aproximado</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="71"/>
+        <source>faiss — exact search</source>
+        <translation>faiss — busca exata</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="72"/>
+        <source>sklearn — exact, brute force (slowest)</source>
+        <translation>sklearn — exato, força bruta (o mais lento)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="73"/>
+        <source>nndescent — faiss NN-Descent graph, re-scored exactly (fastest)</source>
+        <translation>nndescent — grafo NN-Descent do faiss, reavaliado de forma exata (o mais rápido)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="76"/>
+        <source>fp32 — full precision</source>
+        <translation>fp32 — precisão total</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="77"/>
+        <source>bf16 — bfloat16, faster where the CPU or GPU has it</source>
+        <translation>bf16 — bfloat16, mais rápido onde a CPU ou a GPU o suporta</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="80"/>
+        <source>elbow — the k where the inertia curve bends</source>
+        <translation>elbow — o k em que a curva de inércia se dobra</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="81"/>
+        <source>fixed — the k given below</source>
+        <translation>fixed — o k informado abaixo</translation>
     </message>
 </context>
 </TS>

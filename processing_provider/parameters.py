@@ -1,6 +1,11 @@
-"""Parameters several algorithms share: the patch-record field selectors and the kNN backend."""
+"""Parameters several algorithms share: the patch-record field selectors, the labelled enums, number display."""
 
-from qgis.core import QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterField
+from qgis.core import (
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+)
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication
 
 from ..balanced_sampling_plugin.contract import (
@@ -11,6 +16,7 @@ from ..balanced_sampling_plugin.contract import (
     MASK_PATH,
     PATCH_SIZE,
     ROW_OFF,
+    SAMPLING_METHODS,
 )
 
 # Parameter name -> (engine column, label). Defaults are the footprint layer's field names;
@@ -44,7 +50,55 @@ def record_field_map(algorithm, parameters, context, needed=tuple(RECORD_FIELDS)
     return chosen
 
 
+# Enum options read like a person wrote them; the order is the contract's (saved models and
+# qgis_process calls store the index). Marked for pylupdate5 here, translated when the parameter is made.
+SAMPLING_METHOD_LABELS = {
+    "rank_max": QT_TRANSLATE_NOOP(
+        "parameters", "rank_max — the higher of the composition and uniqueness ranks (pytorch-smt-tools default)"),
+    "rank_multiply": QT_TRANSLATE_NOOP("parameters", "rank_multiply — the product of the two ranks"),
+    "rank_add": QT_TRANSLATE_NOOP("parameters", "rank_add — the mean of the two ranks"),
+    "multiplicative": QT_TRANSLATE_NOOP(
+        "parameters", "multiplicative — composition weight × uniqueness score, unranked"),
+    "composition_only": QT_TRANSLATE_NOOP("parameters", "composition_only — the rank of the composition weight"),
+    "uniqueness_only": QT_TRANSLATE_NOOP("parameters", "uniqueness_only — the rank of the uniqueness score"),
+    "class_balanced": QT_TRANSLATE_NOOP(
+        "parameters", "class_balanced — Σ (patch share / mean share)^α: lifts rare classes the most"),
+}
+#: The QGIS default: the one method that lifts a 1-2 % class well (rank methods stop near 1.5-2x).
+DEFAULT_SAMPLING_METHOD = "class_balanced"
+BACKEND_LABELS = {
+    "hnsw": QT_TRANSLATE_NOOP("parameters", "hnsw — hnswlib graph, approximate"),
+    "faiss": QT_TRANSLATE_NOOP("parameters", "faiss — exact search"),
+    "sklearn": QT_TRANSLATE_NOOP("parameters", "sklearn — exact, brute force (slowest)"),
+    "nndescent": QT_TRANSLATE_NOOP("parameters", "nndescent — faiss NN-Descent graph, re-scored exactly (fastest)"),
+}
+PRECISION_LABELS = {
+    "fp32": QT_TRANSLATE_NOOP("parameters", "fp32 — full precision"),
+    "bf16": QT_TRANSLATE_NOOP("parameters", "bf16 — bfloat16, faster where the CPU or GPU has it"),
+}
+K_SELECTION_LABELS = {
+    "elbow": QT_TRANSLATE_NOOP("parameters", "elbow — the k where the inertia curve bends"),
+    "fixed": QT_TRANSLATE_NOOP("parameters", "fixed — the k given below"),
+}
+
+
+def labelled_enum(name: str, description: str, values, labels: dict, default: str) -> QgsProcessingParameterEnum:
+    """An enum over ``values`` (contract order) shown with their translated ``labels``."""
+    options = [QCoreApplication.translate("parameters", labels[value]) for value in values]
+    return QgsProcessingParameterEnum(name, description, options=options, defaultValue=list(values).index(default))
+
+
+def sampling_method_parameter(name: str, description: str) -> QgsProcessingParameterEnum:
+    """The sampling method: an index into ``SAMPLING_METHODS``, defaulting to :data:`DEFAULT_SAMPLING_METHOD`."""
+    return labelled_enum(name, description, SAMPLING_METHODS, SAMPLING_METHOD_LABELS, DEFAULT_SAMPLING_METHOD)
+
+
 def knn_backend_parameter(name: str, description: str) -> QgsProcessingParameterEnum:
     """The kNN backend choice: an index into ``BACKENDS`` (append-only), defaulting to ``DEFAULT_BACKEND``."""
-    return QgsProcessingParameterEnum(name, description, options=list(BACKENDS),
-                                      defaultValue=BACKENDS.index(DEFAULT_BACKEND))
+    return labelled_enum(name, description, BACKENDS, BACKEND_LABELS, DEFAULT_BACKEND)
+
+
+def with_decimals(parameter: QgsProcessingParameterNumber, decimals: int) -> QgsProcessingParameterNumber:
+    """Show ``decimals`` digits in the dialog's spin box (QGIS shows 6 by default: 1.000000)."""
+    parameter.setMetadata({**parameter.metadata(), "widget_wrapper": {"decimals": decimals}})
+    return parameter

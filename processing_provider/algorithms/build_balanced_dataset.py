@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -13,9 +12,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...balanced_sampling_plugin.contract import BACKENDS, SAMPLER_WEIGHT, SAMPLING_METHODS
+from ...balanced_sampling_plugin.contract import BACKENDS, METHOD_SIGNALS, SAMPLER_WEIGHT, SAMPLING_METHODS
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, CLUSTERS, EMBEDDINGS, WEIGHTS
-from ..parameters import knn_backend_parameter
+from ..parameters import knn_backend_parameter, sampling_method_parameter
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import engine_errors, raise_if_canceled
 from .base import BalancedSamplingAlgorithm
@@ -59,9 +58,12 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "<b>Image / mask folder and pattern</b>: the rasters; an image pairs with the mask of the same name "
             "(apart from words like _mask).\n<b>Patch size, stride</b>: windows in pixels (stride 0 = patch size).\n"
             "<b>Nodata class</b>: mask value without a label.\n"
-            "<b>Compute uniqueness</b>: off = composition only (no DINOv2 needed; rank methods then need "
-            "composition_only or class_balanced).\n<b>DINOv2 model, embedding cache, kNN backend</b>: as in "
-            "Compute DINOv2 uniqueness.\n<b>Sampling method</b>: as in Combine sampler weights."
+            "<b>Compute uniqueness</b>: DINOv2 uniqueness is computed only when this is on AND the sampling "
+            "method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and "
+            "composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank "
+            "method is an error: pick composition_only or class_balanced.\n<b>DINOv2 model, embedding cache, kNN "
+            "backend</b>: as in Compute DINOv2 uniqueness.\n<b>Sampling method</b> (default class_balanced, the "
+            "one that lifts a 1-2 % class well): as in Combine sampler weights."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -90,8 +92,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"), self.tr("Parquet files (*.parquet)"),
             optional=True, createByDefault=False))
         self.addParameter(knn_backend_parameter(self.BACKEND, self.tr("kNN backend")))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SAMPLING_METHOD, self.tr("Sampling method"), options=list(SAMPLING_METHODS), defaultValue=0))
+        self.addParameter(sampling_method_parameter(self.SAMPLING_METHOD, self.tr("Sampling method")))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, self.tr("Sampler weights"), QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -100,8 +101,14 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)")))
         self.addOutput(QgsProcessingOutputNumber("EFFECTIVE_SAMPLE_SIZE", self.tr("Effective sample size")))
 
+    def uniqueness_wanted(self, parameters, context) -> bool:
+        """Compute DINOv2 uniqueness only when it is asked for AND the method reads it."""
+        method = SAMPLING_METHODS[self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context)]
+        return self.parameterAsBool(parameters, self.USE_UNIQUENESS, context) and \
+            "uniqueness" in METHOD_SIGNALS[method]
+
     def modules_needed(self, parameters, context) -> tuple:
-        if not self.parameterAsBool(parameters, self.USE_UNIQUENESS, context):
+        if not self.uniqueness_wanted(parameters, context):
             return super().modules_needed(parameters, context)
         backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
         return super().modules_needed(parameters, context) + EMBEDDINGS + (BACKEND_MODULES[backend],)
@@ -110,7 +117,11 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.require_packages(parameters, context)
         import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
 
-        use_uniqueness = self.parameterAsBool(parameters, self.USE_UNIQUENESS, context)
+        use_uniqueness = self.uniqueness_wanted(parameters, context)
+        if self.parameterAsBool(parameters, self.USE_UNIQUENESS, context) and not use_uniqueness:
+            feedback.pushInfo(self.tr("Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not "
+                                      "computed (it would not change the weights).").format(
+                SAMPLING_METHODS[self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context)]))
         # Before the long steps: the chain's outputs must not overwrite a raster or each other.
         writes = {self.OUTPUT: self.output_file(parameters, context),
                   self.OUTPUT_CSV: self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context),
@@ -148,7 +159,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
                 "PARQUET_PATH": parameters.get(self.PARQUET_PATH),
                 "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context), "OUTPUT": memory})
         combined = run(3 if use_uniqueness else 2, "combinesamplerweights", {
-            "INPUT": signals["OUTPUT"], "SAMPLING_METHOD": parameters.get(self.SAMPLING_METHOD, 0),
+            "INPUT": signals["OUTPUT"],
+            "SAMPLING_METHOD": self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context),
             "OUTPUT": parameters[self.OUTPUT], "OUTPUT_CSV": parameters[self.OUTPUT_CSV],
             "OUTPUT_REPORT": parameters[self.OUTPUT_REPORT]})
         style_on_load(self, context, combined["OUTPUT"], GraduatedStyle(SAMPLER_WEIGHT))

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -34,7 +33,7 @@ from ...balanced_sampling_plugin.contract import (
 from ...balanced_sampling_plugin.dependencies import WEIGHTS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
-from ..parameters import add_record_field_parameters, record_field_map
+from ..parameters import add_record_field_parameters, record_field_map, sampling_method_parameter, with_decimals
 from ..styles import GraduatedStyle, save_default_style
 from ..utils import engine_errors, engine_progress, raise_if_canceled
 from .base import BalancedSamplingAlgorithm, raster_reads
@@ -83,13 +82,15 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             "WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV "
             "and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling "
             "and under every method side by side.\n\n"
-            "<b>Sampling method</b>: <i>rank_max</i> = max(rank of composition weight, rank of uniqueness); "
+            "<b>Sampling method</b> (default <i>class_balanced</i>): <i>rank_max</i> = max(rank of composition "
+            "weight, rank of uniqueness), the pytorch-smt-tools default; "
             "<i>rank_multiply</i> = their product; <i>rank_add</i> = their mean; <i>multiplicative</i> = raw "
             "composition weight × raw uniqueness; <i>composition_only</i>; <i>uniqueness_only</i>; "
             "<i>class_balanced</i> = Σ over classes of (patch share / mean share)^α, optionally mixed with the "
             "uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is "
             "drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of "
-            "1–2% of the pixels. class_balanced lifts rare classes much more; read the report to choose.\n"
+            "1–2% of the pixels. class_balanced lifts rare classes much more, which is why it is the default here; "
+            "read the report to choose.\n"
             "<b>Strength</b>: power applied to rank weights (higher = stronger preference).\n"
             "<b>Class balance α</b>: 0.5 = square-root inverse frequency, 1 = inverse frequency.\n"
             "<b>Uniqueness mix</b>: for class_balanced, share of the weight taken from the uniqueness rank "
@@ -110,27 +111,26 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.INPUT, self.tr("Patches with composition and/or uniqueness fields"), [QgsProcessing.TypeVector]))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SAMPLING_METHOD, self.tr("Sampling method"), options=list(SAMPLING_METHODS), defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
+        self.addParameter(sampling_method_parameter(self.SAMPLING_METHOD, self.tr("Sampling method")))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
             self.STRENGTH, self.tr("Strength (power on rank weights)"), QgsProcessingParameterNumber.Double,
-            defaultValue=1.0, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
+            defaultValue=1.0, minValue=0), 2))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
             self.CLASS_ALPHA, self.tr("Class balance α (class_balanced)"), QgsProcessingParameterNumber.Double,
-            defaultValue=0.5, minValue=0.01, maxValue=4))
-        self.addParameter(QgsProcessingParameterNumber(
+            defaultValue=0.5, minValue=0.01, maxValue=4), 2))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
             self.UNIQUENESS_MIX, self.tr("Uniqueness mix (class_balanced, 0 = off)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0, maxValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0, maxValue=1), 2))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
             self.RARE_BOOST, self.tr("Rare-class boost multiplier (1 = off)"), QgsProcessingParameterNumber.Double,
-            defaultValue=1.0, minValue=1))
+            defaultValue=1.0, minValue=1), 2))
         self.addParameter(QgsProcessingParameterString(
             self.RARE_CLASSES, self.tr("Rare classes (comma-separated; empty = below mean frequency)"),
             optional=True))
         advanced = [
-            QgsProcessingParameterNumber(
+            with_decimals(QgsProcessingParameterNumber(
                 self.FLOOR, self.tr("Weight floor (fraction of the largest weight)"),
-                QgsProcessingParameterNumber.Double, defaultValue=1e-3, minValue=1e-9, maxValue=1),
+                QgsProcessingParameterNumber.Double, defaultValue=1e-3, minValue=1e-9, maxValue=1), 4),
             QgsProcessingParameterField(
                 self.COMPOSITION_FIELD, self.tr("Composition weight field"), defaultValue=FREQ_CLUSTER_WEIGHT,
                 parentLayerParameterName=self.INPUT, type=QgsProcessingParameterField.Numeric, optional=True),

@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
@@ -20,7 +19,14 @@ from ...balanced_sampling_plugin.contract import BACKENDS, PRECISIONS, UNIQUENES
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, EMBEDDINGS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
-from ..parameters import add_record_field_parameters, knn_backend_parameter, record_field_map
+from ..parameters import (
+    PRECISION_LABELS,
+    add_record_field_parameters,
+    knn_backend_parameter,
+    labelled_enum,
+    record_field_map,
+    with_decimals,
+)
 from ..styles import GraduatedStyle
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm, raster_reads
@@ -107,14 +113,13 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         self.addParameter(knn_backend_parameter(self.BACKEND, self.tr("kNN backend")))
         advanced = [
             QgsProcessingParameterString(self.BANDS, self.tr("Bands (comma-separated)"), defaultValue="1,2,3"),
-            QgsProcessingParameterNumber(
+            with_decimals(QgsProcessingParameterNumber(
                 self.STRETCH_LOW, self.tr("Stretch low percentile"), QgsProcessingParameterNumber.Double,
-                defaultValue=2, minValue=0, maxValue=100),
-            QgsProcessingParameterNumber(
+                defaultValue=2, minValue=0, maxValue=100), 1),
+            with_decimals(QgsProcessingParameterNumber(
                 self.STRETCH_HIGH, self.tr("Stretch high percentile"), QgsProcessingParameterNumber.Double,
-                defaultValue=98, minValue=0, maxValue=100),
-            QgsProcessingParameterEnum(
-                self.PRECISION, self.tr("Precision"), options=list(PRECISIONS), defaultValue=0),
+                defaultValue=98, minValue=0, maxValue=100), 1),
+            labelled_enum(self.PRECISION, self.tr("Precision"), PRECISIONS, PRECISION_LABELS, "fp32"),
             QgsProcessingParameterBoolean(
                 self.REPRODUCIBLE, self.tr("Reproducible kNN (one thread, about 2x slower)"), defaultValue=False),
         ]

@@ -385,3 +385,24 @@ def test_duplicate_rows_do_not_lower_the_scores(model, flat_image):
     np.testing.assert_array_equal(scores[16:], scores[[0, 5, 6]])
     assert (scores > 0).all()
     assert any("3 rows repeat a patch" in message for message in infos)
+
+
+def test_cancel_is_seen_within_about_a_second_during_a_slow_cpu_batch(model, flat_image, monkeypatch):
+    """A 16-patch batch at 0.25 s a patch takes 4 s in one forward pass; chunked, cancel waits ~1 s at most."""
+    import time
+
+    import balanced_sampling_plugin.embeddings as embeddings
+
+    real = embeddings.cls_embeddings
+
+    def slow(model_, batch, device, precision="fp32"):
+        time.sleep(0.25 * len(batch))
+        return real(model_, batch, device, precision)
+
+    monkeypatch.setattr(embeddings, "cls_embeddings", slow)
+    started = time.monotonic()
+    progress = Progress(is_canceled=lambda: time.monotonic() - started > 1.5)
+    with pytest.raises(OperationCanceled):
+        extract_embeddings(grid_records(flat_image, 4, 4), dino_model=model, batch_size=16, num_workers=0,
+                           progress=progress)
+    assert time.monotonic() - started < 1.5 + embeddings.CANCEL_LATENCY + 0.6
