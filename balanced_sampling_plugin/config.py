@@ -214,6 +214,8 @@ class BalancedDatasetConfig:
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     exclusion: ExclusionConfig = field(default_factory=ExclusionConfig)
     source: Optional[str] = None
+    #: Whether the config named its sampling_method (else pytorch-smt-tools' default, rank_max, applies).
+    sampling_method_given: bool = False
 
 
 _SECTIONS = {
@@ -265,6 +267,7 @@ def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetCon
     config = BalancedDatasetConfig(
         input=_parse_input(top["input"], f"{ROOT}.input", source or "The config", base_dir),
         source=source,
+        sampling_method_given="sampling_method" in top,
         **sections,
         **scalars,
     )

@@ -292,6 +292,12 @@ def sampling_method_for(table: pd.DataFrame, config: BalancedDatasetConfig, prog
     """
     progress = as_progress(progress)
     method = config.sampling_method
+    if not config.sampling_method_given:
+        progress.info(
+            f"balanced_dataset.sampling_method is not set: using pytorch-smt-tools' default, {method}. Rank "
+            "methods draw a patch at most about 1.5-2x as often as uniform sampling; for a class of 1-2 % of the "
+            "pixels set sampling_method: class_balanced."
+        )
     if _UNIQUENESS_SIGNAL not in method_signals(method):
         return method
     if UNIQUENESS_SCORE in table.columns:

@@ -226,3 +226,19 @@ def test_geojson_crs_member(authid, crs_name):
     assert properties["sampler_weight"] == 1.5 and properties["uniqueness_score"] is None
     assert properties["excluded"] is None  # absent fields are null
     json.dumps(collection, allow_nan=False)
+
+
+@pytest.mark.parametrize("given", [None, "rank_max", "class_balanced"])
+def test_the_default_method_is_said_only_when_the_config_does_not_name_one(given, patch_records, synthetic_dataset,
+                                                                          tmp_path):
+    body = {"mode": "masks_only", "input": {"patch_records": patch_records},
+            "clustering": {"k_selection": "fixed", "k": 4}, "output": {"csv_path": str(tmp_path / "out.csv")}}
+    if given:
+        body["sampling_method"] = given
+    infos = []
+    result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
+    said = [line for line in infos if "sampling_method is not set" in line]
+    assert result.sampling_method == {None: "composition_only", "rank_max": "composition_only"}.get(given, given)
+    assert (len(said) == 1) == (given is None)
+    if said:
+        assert "pytorch-smt-tools' default, rank_max" in said[0] and "class_balanced" in said[0]
