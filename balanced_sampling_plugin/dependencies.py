@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shlex
 import sys
 from typing import Iterable
@@ -31,6 +32,14 @@ PIP_NAMES = {
     "hnswlib": "hnswlib",
     "psycopg2": "psycopg2-binary",
 }
+#: Import name of each pip name in :data:`PIP_NAMES`.
+IMPORT_NAMES = {pip_name: module for module, pip_name in PIP_NAMES.items()}
+#: What the installer (Plugins > Balanced Sampling > Install Python packages…) offers, in pip names: what every
+#: algorithm needs except DINOv2 uniqueness...
+RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "threadpoolctl", "rasterio", "PyYAML", "shapely",
+                    "pyarrow", "psycopg2-binary", "faiss-cpu", "hnswlib")
+#: ...and, on request, what DINOv2 uniqueness needs (large: torch's CPU wheel alone is about 200 MB).
+OPTIONAL_PACKAGES = ("torch", "transformers", "safetensors")
 #: What every algorithm that reads a patch table needs.
 TABLES = ("numpy", "pandas")
 RASTERS = TABLES + ("rasterio",)
@@ -91,3 +100,16 @@ def shell_line(command: list[str]) -> str:
     if os.name == "nt":
         return " ".join(f'"{part}"' if " " in part else part for part in command)
     return shlex.join(command)
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): ``PyYAML`` -> ``pyyaml``, ``faiss_cpu`` -> ``faiss-cpu``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def import_name(pip_name: str) -> str:
+    """The module a pip distribution provides, for the plugin's packages (else the name with ``-`` as ``_``)."""
+    for name, module in IMPORT_NAMES.items():
+        if canonical_name(name) == canonical_name(pip_name):
+            return module
+    return pip_name.replace("-", "_")

@@ -2,99 +2,6 @@
 <!DOCTYPE TS>
 <TS version="2.1">
 <context>
-    <name>@default</name>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="118"/>
-        <source>Balanced Sampling — Python packages</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="121"/>
-        <source>Balanced Sampling uses these Python packages. Missing ones are installed into the plugin&apos;s own folder, {}, which QGIS searches after its own packages: nothing QGIS ships (numpy, GDAL) is replaced. pip runs with the Python of this QGIS: {}</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="129"/>
-        <source>Package</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="129"/>
-        <source>Needed for</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="129"/>
-        <source>Status</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="135"/>
-        <source>Also install torch, transformers and safetensors, for DINOv2 uniqueness (large: about 200 MB to download, about 1 GB on disk)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="148"/>
-        <source>Install</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="150"/>
-        <source>Cancel installation</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="167"/>
-        <source>Installed with QGIS ({})</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="169"/>
-        <source>Installed in the plugin&apos;s folder ({})</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="171"/>
-        <source>Optional, not installed</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="171"/>
-        <source>Missing</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="188"/>
-        <source>Missing: {}.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="188"/>
-        <source>Every package the algorithms need is installed.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="207"/>
-        <source>Installing… pip's log is in the message log (View &gt; Panels &gt; Log Messages), tab Balanced Sampling.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="221"/>
-        <source>The installation ended without a result.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="225"/>
-        <source>Restart QGIS to use the new versions of {}.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="230"/>
-        <source>Balanced Sampling</source>
-        <translation type="unfinished">Balanced Sampling</translation>
-    </message>
-</context>
-<context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
         <location filename="../processing_provider/algorithms/base.py" line="61"/>
@@ -176,7 +83,7 @@ e depois reinicie o QGIS.</translation>
     <message>
         <location filename="../processing_provider/plugin.py" line="62"/>
         <source>Install Python packages…</source>
-        <translation type="unfinished"></translation>
+        <translation>Instalar pacotes Python…</translation>
     </message>
 </context>
 <context>
@@ -1147,81 +1054,337 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
     </message>
 </context>
 <context>
+    <name>PackageInstaller</name>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="201"/>
+        <source>Could not inspect the Python of this QGIS ({}):
+{}</source>
+        <translation>Não foi possível examinar o Python deste QGIS ({}):
+{}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="628"/>
+        <source>Inspecting the Python of this QGIS: {}</source>
+        <translation>Examinando o Python deste QGIS: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="636"/>
+        <source>Nothing to install: the Python of this QGIS already has {}.</source>
+        <translation>Nada a instalar: o Python deste QGIS já tem {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="652"/>
+        <source>Nothing to install: every package is already there.</source>
+        <translation>Nada a instalar: todos os pacotes já estão presentes.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="655"/>
+        <source>Done in {:.0f} s.</source>
+        <translation>Concluído em {:.0f} s.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="662"/>
+        <source>The installation failed: {}</source>
+        <translation>A instalação falhou: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="670"/>
+        <source>pip is not available to the Python of this QGIS ({}). Install it (on Debian or Ubuntu: sudo apt install python3-pip), then try again.</source>
+        <translation>O pip não está disponível para o Python deste QGIS ({}). Instale-o (no Debian ou Ubuntu: sudo apt install python3-pip) e tente novamente.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="674"/>
+        <source>The pip of this QGIS&apos;s Python is too old ({}; the installer needs 22.2 or later). Update it with: {} -m pip install --user --upgrade pip</source>
+        <translation>O pip do Python deste QGIS é antigo demais ({}; o instalador precisa da versão 22.2 ou posterior). Atualize-o com: {} -m pip install --user --upgrade pip</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="687"/>
+        <source>QGIS has numpy {}{}: it is kept and never installed into the plugin&apos;s folder.</source>
+        <translation>O QGIS tem o numpy {}{}: ele é mantido e nunca é instalado na pasta do plugin.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="687"/>
+        <source>, which its GDAL bindings import</source>
+        <translation>, que as bibliotecas Python do GDAL importam</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="691"/>
+        <source>QGIS&apos;s GDAL bindings were built for numpy {}: numpy is limited to {}.</source>
+        <translation>As bibliotecas Python do GDAL do QGIS foram compiladas para o numpy {}: o numpy fica limitado a {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="693"/>
+        <source>Finding versions of {} that fit this QGIS…</source>
+        <translation>Procurando versões de {} compatíveis com este QGIS…</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="707"/>
+        <source>pip found no versions of {} that fit this QGIS:
+{}</source>
+        <translation>O pip não encontrou versões de {} compatíveis com este QGIS:
+{}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="713"/>
+        <source>pip chose a torch built for CUDA, which would add {} packages of NVIDIA libraries (several GB): {}. The plugin runs DINOv2 on the CPU; install the CPU build of torch (index {}) or leave torch out.</source>
+        <translation>O pip escolheu um torch compilado para CUDA, o que acrescentaria {} pacotes de bibliotecas da NVIDIA (vários GB): {}. O plugin executa o DINOv2 na CPU; instale a versão de CPU do torch (índice {}) ou deixe o torch de fora.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="719"/>
+        <source>{0} {1} ({2} wanted)</source>
+        <translation>{0} {1} ({2} necessário)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="721"/>
+        <source>{0} {1} would be needed, but QGIS ships {0} {2}, which Python finds first: it is not installed (the check after installing tells whether QGIS&apos;s copy works).</source>
+        <translation>{0} {1} seria necessário, mas o QGIS traz {0} {2}, que o Python encontra primeiro: ele não é instalado (a verificação após a instalação diz se a cópia do QGIS funciona).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="727"/>
+        <source>{} {} instead of the tested {}: the tested version does not fit this QGIS.</source>
+        <translation>{} {} em vez da versão testada {}: a versão testada não é compatível com este QGIS.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="736"/>
+        <source>Installing {} packages: {}</source>
+        <translation>Instalando {} pacotes: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="751"/>
+        <source>pip could not install {}:
+{}</source>
+        <translation>O pip não conseguiu instalar {}:
+{}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="761"/>
+        <source>{} could not be built from source (no wheel for this Python and platform; building needs a C/C++ compiler); what needs it stays unavailable:
+{}</source>
+        <translation>Não foi possível compilar {} a partir do código-fonte (não há wheel para este Python e plataforma; a compilação exige um compilador C/C++); o que depende dele continua indisponível:
+{}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="768"/>
+        <source>pip installed nothing.</source>
+        <translation>O pip não instalou nada.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="774"/>
+        <source>Moving the packages into {}</source>
+        <translation>Movendo os pacotes para {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="783"/>
+        <source>Checking that QGIS's GDAL and every package still work…</source>
+        <translation>Verificando se o GDAL do QGIS e todos os pacotes continuam funcionando…</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="789"/>
+        <source>The installation was rolled back, the plugin&apos;s folder is as it was: after installing, {}</source>
+        <translation>A instalação foi desfeita, a pasta do plugin está como antes: após a instalação, {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="790"/>
+        <source>{} failed: {}</source>
+        <translation>{} falhou: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="794"/>
+        <source>Likely cause: the Python of this QGIS has older versions of packages they need, which Python finds before the plugin&apos;s folder and which the installer does not replace: {}.</source>
+        <translation>Causa provável: o Python deste QGIS tem versões mais antigas de pacotes de que eles precisam, que o Python encontra antes da pasta do plugin e que o instalador não substitui: {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="803"/>
+        <source>Installed into {}: {}.</source>
+        <translation>Instalado em {}: {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="806"/>
+        <source>Not installed (could not be built): {}.</source>
+        <translation>Não instalado (não foi possível compilar): {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="820"/>
+        <source>the check did not finish within 10 minutes</source>
+        <translation>a verificação não terminou em 10 minutos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="824"/>
+        <source>the check crashed (exit code {}): {}</source>
+        <translation>a verificação falhou de forma inesperada (código de saída {}): {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="836"/>
+        <source>Installation canceled; the plugin&apos;s folder is as it was.</source>
+        <translation>Instalação cancelada; a pasta do plugin está como antes.</translation>
+    </message>
+</context>
+<context>
     <name>PackagesDialog</name>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="34"/>
-        <source>Arrays, for every algorithm (QGIS&apos;s own copy is always kept)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="35"/>
-        <source>The patch table every algorithm reads and writes</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="36"/>
-        <source>Ranks when combining sampler weights</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/package_dialog.py" line="37"/>
-        <source>Composition clusters (KMeans), the sklearn kNN backend</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
         <location filename="../processing_provider/package_dialog.py" line="38"/>
-        <source>Thread limits while clustering</source>
-        <translation type="unfinished"></translation>
+        <source>Arrays, for every algorithm (QGIS&apos;s own copy is always kept)</source>
+        <translation>Arrays, para todos os algoritmos (a cópia do próprio QGIS é sempre mantida)</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="39"/>
-        <source>Reading image and mask windows</source>
-        <translation type="unfinished"></translation>
+        <source>The patch table every algorithm reads and writes</source>
+        <translation>A tabela de patches que todos os algoritmos leem e escrevem</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="40"/>
-        <source>pytorch-smt-tools YAML configs</source>
-        <translation type="unfinished"></translation>
+        <source>Ranks when combining sampler weights</source>
+        <translation>Postos (ranks) ao combinar os pesos de amostragem</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="41"/>
-        <source>The GeoJSON output of Build from config</source>
-        <translation type="unfinished"></translation>
+        <source>Composition clusters (KMeans), the sklearn kNN backend</source>
+        <translation>Agrupamentos de composição (KMeans), o backend kNN sklearn</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="42"/>
-        <source>The embedding cache (Parquet)</source>
-        <translation type="unfinished"></translation>
+        <source>Thread limits while clustering</source>
+        <translation>Limite de threads durante o agrupamento</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="43"/>
-        <source>Loading tiles from PostgreSQL</source>
-        <translation type="unfinished"></translation>
+        <source>Reading image and mask windows</source>
+        <translation>Leitura de janelas de imagens e máscaras</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="44"/>
-        <source>The nndescent (default) and faiss kNN backends</source>
-        <translation type="unfinished"></translation>
+        <source>pytorch-smt-tools YAML configs</source>
+        <translation>Configurações YAML do pytorch-smt-tools</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="45"/>
-        <source>The hnsw kNN backend (may need a C++ compiler to build)</source>
-        <translation type="unfinished"></translation>
+        <source>The GeoJSON output of Build from config</source>
+        <translation>A saída GeoJSON de Construir a partir da configuração</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="46"/>
-        <source>DINOv2 uniqueness: runs the image model. Large: the CPU wheel is about 200 MB to download, about 750 MB installed</source>
-        <translation type="unfinished"></translation>
+        <source>The embedding cache (Parquet)</source>
+        <translation>O cache de embeddings (Parquet)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="47"/>
+        <source>Loading tiles from PostgreSQL</source>
+        <translation>Carregamento de tiles do PostgreSQL</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="48"/>
-        <source>DINOv2 uniqueness: loads the DINOv2 model (about 130 MB installed)</source>
-        <translation type="unfinished"></translation>
+        <source>The nndescent (default) and faiss kNN backends</source>
+        <translation>Os backends kNN nndescent (padrão) e faiss</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="49"/>
+        <source>The hnsw kNN backend (may need a C++ compiler to build)</source>
+        <translation>O backend kNN hnsw (pode exigir um compilador C++ para ser compilado)</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="50"/>
+        <source>DINOv2 uniqueness: runs the image model. Large: the CPU wheel is about 200 MB to download, about 750 MB installed</source>
+        <translation>Unicidade DINOv2: executa o modelo de imagem. Grande: o wheel para CPU tem cerca de 200 MB para baixar e ocupa cerca de 750 MB instalado</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="52"/>
+        <source>DINOv2 uniqueness: loads the DINOv2 model (about 130 MB installed)</source>
+        <translation>Unicidade DINOv2: carrega o modelo DINOv2 (cerca de 130 MB instalado)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="54"/>
         <source>DINOv2 uniqueness: reads the model weights</source>
-        <translation type="unfinished"></translation>
+        <translation>Unicidade DINOv2: lê os pesos do modelo</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="79"/>
+        <source>Installing Python packages for Balanced Sampling</source>
+        <translation>Instalando pacotes Python para o Balanced Sampling</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="118"/>
+        <source>Balanced Sampling — Python packages</source>
+        <translation>Balanced Sampling — pacotes Python</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="121"/>
+        <source>Balanced Sampling uses these Python packages. Missing ones are installed into the plugin&apos;s own folder, {}, which QGIS searches after its own packages: nothing QGIS ships (numpy, GDAL) is replaced. pip runs with the Python of this QGIS: {}</source>
+        <translation>O Balanced Sampling usa estes pacotes Python. Os que faltam são instalados na pasta do próprio plugin, {}, que o QGIS consulta depois dos seus próprios pacotes: nada do que o QGIS traz (numpy, GDAL) é substituído. O pip é executado com o Python deste QGIS: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="130"/>
+        <source>Package</source>
+        <translation>Pacote</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="130"/>
+        <source>Needed for</source>
+        <translation>Necessário para</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="130"/>
+        <source>Status</source>
+        <translation>Situação</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="138"/>
+        <source>Also install torch, transformers and safetensors, for DINOv2 uniqueness (large: about 200 MB to download, about 1 GB on disk)</source>
+        <translation>Instalar também torch, transformers e safetensors, para a unicidade DINOv2 (grande: cerca de 200 MB para baixar, cerca de 1 GB em disco)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="152"/>
+        <source>Install</source>
+        <translation>Instalar</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="154"/>
+        <source>Cancel installation</source>
+        <translation>Cancelar instalação</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="171"/>
+        <source>Installed with QGIS ({})</source>
+        <translation>Instalado com o QGIS ({})</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="173"/>
+        <source>Installed in the plugin&apos;s folder ({})</source>
+        <translation>Instalado na pasta do plugin ({})</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="175"/>
+        <source>Optional, not installed</source>
+        <translation>Opcional, não instalado</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="175"/>
+        <source>Missing</source>
+        <translation>Ausente</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="193"/>
+        <source>Missing: {}.</source>
+        <translation>Ausentes: {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="193"/>
+        <source>Every package the algorithms need is installed.</source>
+        <translation>Todos os pacotes de que os algoritmos precisam estão instalados.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="212"/>
+        <source>Installing… pip's log is in the message log (View &gt; Panels &gt; Log Messages), tab Balanced Sampling.</source>
+        <translation>Instalando… o log do pip está no registro de mensagens (Exibir &gt; Painéis &gt; Mensagens de Log), aba Balanced Sampling.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="226"/>
+        <source>The installation ended without a result.</source>
+        <translation>A instalação terminou sem resultado.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="231"/>
+        <source>Restart QGIS to use the new versions of {}.</source>
+        <translation>Reinicie o QGIS para usar as novas versões de {}.</translation>
     </message>
 </context>
 <context>

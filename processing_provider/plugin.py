@@ -59,6 +59,10 @@ class BalancedSamplingPlugin:
         self.action.setObjectName("balancedSamplingBuildAction")
         self.action.triggered.connect(self.open_build_dialog)
         self.iface.addPluginToMenu(self.menu_name, self.action)
+        self.packages_action = QAction(self.tr("Install Python packages…"), self.iface.mainWindow())
+        self.packages_action.setObjectName("balancedSamplingInstallPackagesAction")
+        self.packages_action.triggered.connect(self.open_packages_dialog)
+        self.iface.addPluginToMenu(self.menu_name, self.packages_action)
         self.toolbar = self.iface.addToolBar(self.tr("Balanced Sampling"))
         self.toolbar.setObjectName("BalancedSamplingToolbar")
         self.toolbar.addAction(self.action)
@@ -73,7 +77,26 @@ class BalancedSamplingPlugin:
         self.dialog = processing.createAlgorithmDialog("balanced_sampling:buildbalanceddataset")
         self.dialog.show()
 
+    def open_packages_dialog(self):
+        """The plugin's packages, which are installed, and an Install button (pip in a background task)."""
+        from .package_dialog import PackagesDialog
+
+        if getattr(self, "packages_dialog", None) is None:
+            self.packages_dialog = PackagesDialog(self.iface.mainWindow(), message_bar=self.iface.messageBar())
+        self.packages_dialog.refresh()
+        self.packages_dialog.show()
+        self.packages_dialog.raise_()
+
     def unload(self):
+        packages_action = getattr(self, "packages_action", None)
+        if packages_action is not None:
+            self.iface.removePluginMenu(self.menu_name, packages_action)
+            self.packages_action = None
+        dialog = getattr(self, "packages_dialog", None)
+        if dialog is not None:
+            dialog.cancel()  # a running installation is stopped (pip killed); the folder stays as it was
+            dialog.close()
+            self.packages_dialog = None
         action = getattr(self, "action", None)
         if action is not None:
             self.iface.removePluginMenu(self.menu_name, action)

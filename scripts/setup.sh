@@ -44,3 +44,43 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
       || { echo "setup: the venv does not import its packages" >&2; exit 1; }
   echo "$want" > "$STAMP"
 fi
+
+# 3. build/wheelhouse: the plugin's pinned runtime packages (processing_provider/python_packages.txt) for this
+#    machine, which the installer tests install offline. torch only from a local CPU wheel (/opt/wheels), never
+#    PyPI's CUDA build; source-only packages (hnswlib) are built into wheels once. When the package registry cannot
+#    be reached the wheelhouse stays unfilled and the installer tests skip, saying so.
+WHEELHOUSE=${WHEELHOUSE:-build/wheelhouse}
+packages=$("$VENV/bin/python" -c "from balanced_sampling_plugin.dependencies import RUNTIME_PACKAGES as r, \
+OPTIONAL_PACKAGES as o; print(' '.join(p for p in r + o if p != 'torch'))")
+torch_wheel=$(ls /opt/wheels/torch-*.whl 2>/dev/null | head -n 1 || true)
+wheels_want=$( (cat processing_provider/python_packages.txt; echo "$packages $torch_wheel") | sha1sum | cut -d' ' -f1)
+if [ "$(cat "$WHEELHOUSE/.complete" 2>/dev/null)" != "$wheels_want" ]; then
+  echo "setup: downloading the plugin's pinned packages into $WHEELHOUSE (once)"
+  mkdir -p "$WHEELHOUSE"
+  rm -f "$WHEELHOUSE/.complete"
+  links=()
+  [ -n "$torch_wheel" ] && { packages="$packages torch"; links=(--find-links "$(dirname "$torch_wheel")"); }
+  log=$(mktemp)
+  # shellcheck disable=SC2086 # one word per package
+  if "$VENV/bin/python" -m pip download -q --disable-pip-version-check -d "$WHEELHOUSE" "${links[@]}" \
+      -c processing_provider/python_packages.txt $packages >"$log" 2>&1; then
+    for sdist in "$WHEELHOUSE"/*.tar.gz "$WHEELHOUSE"/*.zip; do
+      [ -e "$sdist" ] || continue
+      echo "setup: building a wheel of $(basename "$sdist") (about a minute, once)"
+      "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WHEELHOUSE" "$sdist" \
+          >>"$log" 2>&1 || { cat "$log" >&2; echo "setup: could not build $sdist" >&2; exit 1; }
+      rm -f "$sdist"
+    done
+    echo "$wheels_want" > "$WHEELHOUSE/.complete"
+  elif ! "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps -d "$WHEELHOUSE/.reachable" \
+      "$(grep -m1 '^mdurl==' processing_provider/python_packages.txt)" >/dev/null 2>&1; then
+    # pip says "ResolutionImpossible" rather than "unreachable": one tiny pinned wheel tells them apart.
+    echo "setup: the package registry cannot be reached: $WHEELHOUSE stays unfilled, the installer tests will skip" >&2
+  else
+    grep -v "is ignored: it is neither" "$log" >&2 || true
+    echo "setup: pip download into $WHEELHOUSE failed" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -rf "$log" "$WHEELHOUSE/.reachable"
+fi

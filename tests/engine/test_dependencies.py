@@ -32,3 +32,52 @@ def test_nothing_heavy_is_imported_to_find_out():
 def test_shell_line_quotes_what_a_shell_would_split():
     assert dependencies.shell_line(["/usr/bin/python3.11", "-m", "pip", "install", "pandas>=2.0,<3"]) == \
         "/usr/bin/python3.11 -m pip install 'pandas>=2.0,<3'"
+
+
+def test_the_interpreter_is_found_beside_qgis_when_sys_executable_is_qgis_itself(tmp_path, monkeypatch):
+    if os.name == "nt":
+        pytest.skip("POSIX layout")
+    major, minor = sys.version_info[:2]
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / f"python{major}.{minor}"
+    python.write_text("")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "qgis"))  # QGIS embeds Python: not a Python
+    monkeypatch.setattr(sys, "exec_prefix", str(tmp_path))
+    assert dependencies.python_interpreter() == str(python)
+
+
+def test_names_as_pip_compares_them_and_the_modules_they_provide():
+    assert dependencies.canonical_name("PyYAML") == "pyyaml"
+    assert dependencies.canonical_name("faiss_cpu") == dependencies.canonical_name("Faiss.CPU") == "faiss-cpu"
+    assert [dependencies.import_name(n) for n in ("scikit-learn", "PyYAML", "faiss-cpu", "psycopg2-binary")] == \
+        ["sklearn", "yaml", "faiss", "psycopg2"]
+    assert dependencies.import_name("typing-extensions") == "typing_extensions"
+    offered = dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES
+    assert set(offered) == set(dependencies.PIP_NAMES.values())  # every package an algorithm may need is offered
+    assert "torch" in dependencies.OPTIONAL_PACKAGES and "torch" not in dependencies.RUNTIME_PACKAGES
+
+
+def _pins(path):
+    pins = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if "==" in line:
+                name, version = line.split("==")
+                pins[dependencies.canonical_name(name)] = version
+    return pins
+
+
+def test_the_installer_pins_agree_with_constraints_txt():
+    """processing_provider/python_packages.txt ships in the plugin (constraints.txt does not): the same versions,
+    every runtime pin of constraints.txt, none of the test tools."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shipped = _pins(os.path.join(root, "processing_provider", "python_packages.txt"))
+    constraints = _pins(os.path.join(root, "constraints.txt"))
+    test_tools = {"pytest", "pytest-qgis", "hypothesis", "iniconfig", "pluggy", "sortedcontainers"}
+    assert {name: v for name, v in shipped.items() if name in constraints} == \
+        {name: v for name, v in constraints.items() if name in shipped}
+    assert set(constraints) - set(shipped) == test_tools & set(constraints)
+    assert not test_tools & set(shipped)
+    for name in dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES:
+        assert dependencies.canonical_name(name) in shipped, name
