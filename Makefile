@@ -51,12 +51,25 @@ deploy: zip
 	cd "$(QGIS_PROFILE)/python/plugins" && unzip -q "$(CURDIR)/dist/$(PLUGIN_NAME)-$(VERSION).zip"
 	@echo "Installed into $(QGIS_PROFILE)/python/plugins/$(PLUGIN_NAME); enable it in Plugins > Manage."
 
+# Translations. QGIS side: Qt (.ts -> .qm, ignored by git, built here). Engine (balanced_sampling_plugin, no Qt):
+# GNU gettext, messages marked _("…") / N_("…"), catalogue balanced_sampling_plugin/locale/<lang>/LC_MESSAGES/
+# balanced_sampling.po, compiled to the tracked .mo beside it (the zip ships it; tests/engine/test_i18n.py checks both).
+ENGINE_LOCALE := balanced_sampling_plugin/locale
+ENGINE_POT := $(ENGINE_LOCALE)/$(PLUGIN_NAME).pot
 transup:
 	pylupdate5 -noobsolete __init__.py $(wildcard processing_provider/*.py processing_provider/*/*.py) \
 		-ts i18n/$(PLUGIN_NAME)_pt_BR.ts
+	xgettext --language=Python --from-code=UTF-8 --keyword=_ --keyword=N_ --keyword=tr --add-comments=Translators: \
+		--add-location=file --sort-by-file --package-name="Balanced Sampling" --msgid-bugs-address="https://github.com/balanced-sampling/qgis-balanced-sampling/issues" \
+		-o $(ENGINE_POT) $$(find balanced_sampling_plugin -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort)
+	@for po in $(ENGINE_LOCALE)/*/LC_MESSAGES/$(PLUGIN_NAME).po; do [ -e "$$po" ] || continue; \
+		msgmerge --quiet --update --backup=none --add-location=file "$$po" $(ENGINE_POT) \
+		&& msgattrib --no-obsolete -o "$$po" "$$po"; done
 
 transcompile:
 	@for ts in i18n/*.ts; do [ -e "$$ts" ] || continue; lrelease -silent "$$ts" -qm "$${ts%.ts}.qm"; done
+	@for po in $(ENGINE_LOCALE)/*/LC_MESSAGES/$(PLUGIN_NAME).po; do [ -e "$$po" ] || continue; \
+		msgfmt --check-format -o "$${po%.po}.mo" "$$po"; done
 
 # Regenerate the shipped graphical model from scripts/build_model.py.
 model: setup

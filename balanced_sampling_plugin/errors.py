@@ -4,6 +4,8 @@ Every message names the patch, field or file at fault and says what to do, so th
 QGIS side can show it as is (it wraps them in ``QgsProcessingException``).
 """
 
+from .i18n import _
+
 
 class BalancedSamplingError(ValueError):
     """Bad input or a state the engine cannot work from."""
@@ -18,14 +20,16 @@ class OperationCanceled(BalancedSamplingError):
 
 
 def require(module_name: str, purpose: str, pip_name: str | None = None):
-    """Import ``module_name`` lazily, or raise a :class:`MissingDependencyError` that says how to install it."""
+    """Import ``module_name`` lazily, or raise a :class:`MissingDependencyError` that says how to install it.
+
+    ``purpose`` is already translated, e.g. ``_("DINOv2 embeddings")``."""
     import importlib
 
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise MissingDependencyError(
-            f"The Python package '{pip_name or module_name}' is needed for {purpose} but could not be "
-            f"imported ({exc}). Install it into the Python that QGIS uses, e.g. "
-            f"`python3 -m pip install {pip_name or module_name}`."
+            _("The Python package '{package}' is needed for {purpose} but could not be imported ({error}). "
+              "Install it into the Python that QGIS uses, e.g. `python3 -m pip install {package}`.").format(
+                package=pip_name or module_name, purpose=purpose, error=exc)
         ) from exc

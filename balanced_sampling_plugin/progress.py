@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from .errors import OperationCanceled
+from .i18n import _
 
 
 class Progress:
@@ -63,7 +64,7 @@ class Progress:
 
     def check_canceled(self) -> None:
         if self.canceled():
-            raise OperationCanceled("Canceled by the user; nothing was written.")
+            raise OperationCanceled(_("Canceled by the user; nothing was written."))
 
     def update(self, done: float, total: float, check_cancel: bool = True) -> None:
         """Report ``done`` of ``total`` units and raise if the user cancelled (unless ``check_cancel`` is

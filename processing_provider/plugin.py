@@ -5,6 +5,8 @@ import os
 from qgis.core import QgsApplication, QgsSettings
 from qgis.PyQt.QtCore import QCoreApplication, QTranslator
 
+from ..balanced_sampling_plugin.i18n import set_language as set_engine_language
+
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,6 +38,7 @@ class BalancedSamplingPlugin:
         add_packages_folder_to_path()  # packages the user installed for the plugin, after QGIS's own
         # Before any algorithm exists, so display names and help come out translated.
         self.translator = load_translator(user_locale())
+        set_engine_language(user_locale())  # the engine's log lines, errors and report (gettext, stdlib only)
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         """Register the provider; qgis_process calls only this, the desktop calls it through initGui."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the plugin, its demo and its tests need on Debian 12, idempotently:
 #   1. QGIS 3.22 (Debian packages) when qgis_process is missing and we are root,
-#      plus the other Debian tools the test suite drives (PostgreSQL server, Qt lrelease);
+#      plus the other Debian tools the test suite drives (PostgreSQL server, Qt lrelease, gettext msgfmt);
 #   2. a venv on /usr/bin/python3 with --system-site-packages (so `import qgis` works),
 #      with the pinned pip packages of requirements.txt + constraints.txt.
 set -euo pipefail
@@ -16,6 +16,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v lrelease >/dev/null 2>&1 || [ -x /usr/lib/qt5/bin/lrelease ] || need_apt+=(qttools5-dev-tools)
 command -v pylupdate5 >/dev/null 2>&1 || need_apt+=(pyqt5-dev-tools)
 command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb)
+command -v msgfmt >/dev/null 2>&1 && command -v xgettext >/dev/null 2>&1 || need_apt+=(gettext)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need_apt[*]}"

@@ -19,3 +19,14 @@ def synthetic_dataset(tmp_path_factory):
     from balanced_sampling_plugin.synthetic import make_synthetic_dataset
 
     return make_synthetic_dataset(str(tmp_path_factory.mktemp("synthetic")), n_tiles=6, tile_size=512)
+
+
+@pytest.fixture(autouse=True)
+def _engine_messages_back_in_english():
+    """A test that sets the engine's language (or creates the plugin under pt_BR) never leaks it into the next
+    test: every copy of the engine's i18n module (``balanced_sampling_plugin`` in engine tests, the plugin's
+    ``balanced_sampling.balanced_sampling_plugin`` in QGIS tests) is put back to English afterwards."""
+    yield
+    for name, module in list(sys.modules.items()):
+        if name.endswith("balanced_sampling_plugin.i18n") and hasattr(module, "set_language"):
+            module.set_language("en")
