@@ -27,11 +27,15 @@ class BalancedSamplingProvider(QgsProcessingProvider):
                       LoadTilesFromPostgres(), BuildFromConfig())
         for algorithm in algorithms:
             self.addAlgorithm(algorithm)
-        # The shipped graphical models (scripts/build_model.py writes them).
+        # The shipped graphical models (scripts/build_model.py writes them). A 3.22 model file holds one
+        # string for group and group id: theirs is the algorithms' group id, named here as the algorithms
+        # name it (translated), so the Toolbox shows one group.
+        group_names = {algorithm.groupId(): algorithm.group() for algorithm in algorithms}
         for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "models", "*.model3"))):
             model = QgsProcessingModelAlgorithm()
             if model.fromFile(path):
                 model.setSourceFilePath(path)
+                model.setGroup(group_names.get(model.groupId(), model.group()))
                 self.addAlgorithm(model)
 
     def id(self):

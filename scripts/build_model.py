@@ -2,6 +2,17 @@
 
 The shipped graphical model is generated here with the PyQGIS model API, so that it
 always names the algorithms' real parameters; open it in the modeler to change it.
+
+Its inputs are the chain algorithm's (``balanced_sampling:buildbalanceddataset``), cloned in
+the same order with the same defaults, so the two read alike; each input feeds the step
+whose parameter has its name. Two things a QGIS 3.22 model file cannot say:
+
+- *Group*: 3.22 reads ``model_group`` into both the group name and the group id, so the file
+  holds the algorithms' group id (``weights``) and the provider gives the model the
+  algorithms' translated group name when it loads it (one group in the Toolbox).
+- *Output order*: 3.22 lists a model's outputs by step id, then output name (so "Report"
+  comes before "Sampler weights"); the output names are public (qgis_process
+  ``sampler_weights:Sampler weights=…``), so they stay.
 """
 
 import os
@@ -10,55 +21,96 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_PATH = os.path.join(ROOT, "processing_provider", "models", "build_balanced_dataset.model3")
 
+MODEL_NAME = "Build balanced dataset model"
+#: The Python algorithms' group id (BalancedSamplingAlgorithm.groupId() of the weights group).
+GROUP_ID = "weights"
+CHAIN = "balanced_sampling:buildbalanceddataset"
+#: The chain's inputs a model cannot follow: a graphical model cannot skip its uniqueness step
+#: without a second copy of every output. Run the chain algorithm to go without DINOv2.
+CHAIN_ONLY = ("USE_UNIQUENESS",)
+#: (step id, algorithm, step description, model outputs: (child output, name, mandatory)).
+STEPS = (
+    ("footprints", "createpatchfootprints", "Create patch footprints", ()),
+    ("composition_clusters", "computecompositionclusters", "Compute composition clusters", ()),
+    ("uniqueness", "computedinov2uniqueness", "Compute DINOv2 uniqueness",
+     (("PARQUET_PATH", "Embedding cache", False),)),
+    ("sampler_weights", "combinesamplerweights", "Combine sampler weights",
+     (("OUTPUT", "Sampler weights", True), ("OUTPUT_CSV", "Training CSV", True), ("OUTPUT_REPORT", "Report", True))),
+)
+#: Each step reads the previous step's layer.
+LAYER_INPUTS = {"composition_clusters": "footprints", "uniqueness": "composition_clusters",
+                "sampler_weights": "uniqueness"}
+#: The chain's output descriptions, for the model outputs fed by the same step outputs.
+CHAIN_OUTPUTS = {("uniqueness", "PARQUET_PATH"): "PARQUET_PATH", ("sampler_weights", "OUTPUT"): "OUTPUT",
+                 ("sampler_weights", "OUTPUT_CSV"): "OUTPUT_CSV", ("sampler_weights", "OUTPUT_REPORT"): "OUTPUT_REPORT"}
+HELP = {
+    "ALG_DESC": "Footprints → composition clusters → DINOv2 uniqueness → combine sampler weights, as a graphical "
+                "model you can open and change in the modeler (each step keeps its default options apart from the "
+                "inputs below; edit a step to change them). Writes the weighted patch layer, the training CSV and "
+                "the HTML report. The model always computes DINOv2 uniqueness, which class_balanced and "
+                "composition_only do not read: for those, the algorithm Build balanced dataset runs the same "
+                "chain without it.",
+    "IMAGE_FOLDER": "Folder of the image rasters.",
+    "IMAGE_PATTERN": "File name pattern of the images in the image folder.",
+    "MASK_FOLDER": "Folder of the mask rasters; a mask pairs with the image of the same name.",
+    "MASK_PATTERN": "File name pattern of the masks in the mask folder.",
+    "PATCH_SIZE": "Side of a patch window, in pixels.",
+    "STRIDE": "Step between windows, in pixels; 0 = the patch size (no overlap).",
+    "NODATA_CLASS": "Mask value without a label.",
+    "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
+    "BACKEND": "How the nearest neighbours of each embedding are found (see Compute DINOv2 uniqueness).",
+    "SAMPLING_METHOD": "How composition and uniqueness become one weight (see Combine sampler weights).",
+    "uniqueness:Embedding cache": "Parquet file of DINOv2 embeddings, read and extended on each run (optional).",
+}
+
 
 def build():
     from qgis.core import (
         QgsApplication,
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource as Source,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
-        QgsProcessingParameterEnum,
-        QgsProcessingParameterFile,
-        QgsProcessingParameterNumber,
-        QgsProcessingParameterString,
+    )
+    from qgis.core import (
+        QgsProcessingModelChildParameterSource as Source,
     )
     from qgis.PyQt.QtCore import QPointF
 
-    model = QgsProcessingModelAlgorithm("Build balanced dataset model", "Sampler weights", "weights")
-    model.setHelpContent({
-        "ALG_DESC": "Footprints → composition clusters → DINOv2 uniqueness → combine sampler weights, as a graphical "
-                    "model you can open and change in the modeler (each step keeps its default options; edit a step "
-                    "to change them). Writes the weighted patch layer, the training CSV and the HTML report.",
-        "IMAGE_FOLDER": "Folder of the image rasters (*.tif).",
-        "MASK_FOLDER": "Folder of the mask rasters; a mask pairs with the image of the same name.",
-        "PATCH_SIZE": "Side of a patch window, in pixels.",
-        "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
-        "SAMPLING_METHOD": "How composition and uniqueness become one weight (see Combine sampler weights).",
-    })
-    inputs = [
-        QgsProcessingParameterFile("IMAGE_FOLDER", "Image folder", behavior=QgsProcessingParameterFile.Folder),
-        QgsProcessingParameterFile("MASK_FOLDER", "Mask folder", behavior=QgsProcessingParameterFile.Folder),
-        QgsProcessingParameterNumber("PATCH_SIZE", "Patch size (pixels)", QgsProcessingParameterNumber.Integer,
-                                     defaultValue=256, minValue=1),
-        QgsProcessingParameterString("DINO_MODEL", "DINOv2 model (short name, hub id or local folder)",
-                                     defaultValue="dinov2-base"),
-        QgsProcessingParameterEnum("SAMPLING_METHOD", "Sampling method", defaultValue=0, options=[
-            "rank_max", "rank_multiply", "rank_add", "multiplicative", "composition_only", "uniqueness_only",
-            "class_balanced"]),
-    ]
-    for y, parameter in enumerate(inputs):
-        component = QgsProcessingModelParameter(parameter.name())
-        component.setPosition(QPointF(120, 60 + 70 * y))
-        model.addModelParameter(parameter, component)
+    registry = QgsApplication.processingRegistry()
+    chain = registry.algorithmById(CHAIN)
+    algorithms = {step: registry.algorithmById(f"balanced_sampling:{name}") for step, name, _, _ in STEPS}
+    model = QgsProcessingModelAlgorithm(MODEL_NAME, GROUP_ID, GROUP_ID)
+    model.setHelpContent(HELP)
 
-    def child(child_id, algorithm, sources, y, outputs=()):
-        step = QgsProcessingModelChildAlgorithm(f"balanced_sampling:{algorithm}")
-        step.setChildId(child_id)
-        step.setDescription(child_id.replace("_", " ").capitalize())
-        step.setPosition(QPointF(420, 60 + 110 * y))
-        algorithm = QgsApplication.processingRegistry().algorithmById(f"balanced_sampling:{algorithm}")
+    # Inputs: the chain's, in its order, each feeding the steps that have a parameter of its name.
+    inputs, routes = [], {}
+    for definition in chain.parameterDefinitions():
+        name = definition.name()
+        if definition.isDestination() or name in CHAIN_ONLY:
+            continue
+        steps = [step for step, algorithm in algorithms.items() if algorithm.parameterDefinition(name) is not None]
+        if not steps:
+            raise SystemExit(f"{CHAIN} has the input {name}, which no step of the model reads: map it in "
+                             f"scripts/build_model.py (or list it in CHAIN_ONLY).")
+        parameter = definition.clone()
+        component = QgsProcessingModelParameter(name)
+        component.setPosition(QPointF(120, 60 + 70 * len(inputs)))
+        model.addModelParameter(parameter, component)
+        inputs.append(name)
+        for step in steps:
+            routes.setdefault(step, {})[name] = Source.fromModelParameter(name)
+    model.setParameterOrder(inputs)
+
+    for y, (step_id, algorithm_name, description, outputs) in enumerate(STEPS):
+        algorithm = algorithms[step_id]
+        step = QgsProcessingModelChildAlgorithm(algorithm.id())
+        step.setChildId(step_id)
+        step.setDescription(description)
+        step.setPosition(QPointF(520, 60 + 110 * y))
+        sources = dict(routes.get(step_id, {}))
+        if step_id in LAYER_INPUTS:
+            sources["INPUT"] = Source.fromChildOutput(LAYER_INPUTS[step_id], "OUTPUT")
         for definition in algorithm.parameterDefinitions():
             if definition.isDestination():
                 continue
@@ -68,32 +120,22 @@ def build():
             if source is not None:
                 step.addParameterSources(definition.name(), [source])
         model_outputs = {}
-        for output_name, label in outputs:
-            output = QgsProcessingModelOutput(label)
-            output.setChildId(child_id)
+        for output_name, name, mandatory in outputs:
+            output = QgsProcessingModelOutput(name, chain.parameterDefinition(CHAIN_OUTPUTS[step_id, output_name])
+                                              .description())
+            output.setChildId(step_id)
             output.setChildOutputName(output_name)
-            model_outputs[label] = output
+            output.setMandatory(mandatory)
+            output.setPosition(QPointF(820, 60 + 110 * y + 40 * len(model_outputs)))
+            model_outputs[name] = output
         step.setModelOutputs(model_outputs)
         model.addChildAlgorithm(step)
-
-    child("footprints", "createpatchfootprints", {
-        "IMAGE_FOLDER": Source.fromModelParameter("IMAGE_FOLDER"),
-        "MASK_FOLDER": Source.fromModelParameter("MASK_FOLDER"),
-        "PATCH_SIZE": Source.fromModelParameter("PATCH_SIZE")}, 0)
-    child("composition_clusters", "computecompositionclusters", {
-        "INPUT": Source.fromChildOutput("footprints", "OUTPUT")}, 1)
-    child("uniqueness", "computedinov2uniqueness", {
-        "INPUT": Source.fromChildOutput("composition_clusters", "OUTPUT"),
-        "DINO_MODEL": Source.fromModelParameter("DINO_MODEL")}, 2)
-    child("sampler_weights", "combinesamplerweights", {
-        "INPUT": Source.fromChildOutput("uniqueness", "OUTPUT"),
-        "SAMPLING_METHOD": Source.fromModelParameter("SAMPLING_METHOD")}, 3,
-        outputs=[("OUTPUT", "Sampler weights"), ("OUTPUT_CSV", "Training CSV"), ("OUTPUT_REPORT", "Report")])
     return model
 
 
 def main() -> int:
     from qgis.core import QgsApplication
+    from qgis.PyQt.QtCore import QCoreApplication
 
     sys.path.insert(0, os.path.join(ROOT, "build", "qgis_plugins"))
     app = QgsApplication([], False)
@@ -105,6 +147,8 @@ def main() -> int:
     import balanced_sampling
 
     plugin = balanced_sampling.classFactory(None)
+    if getattr(plugin, "translator", None) is not None:  # the file holds English, whatever this profile's locale
+        QCoreApplication.removeTranslator(plugin.translator)
     plugin.initProcessing()
     model = build()
     valid, errors = model.validate()

@@ -16,6 +16,7 @@ from ...balanced_sampling_plugin.dependencies import CLUSTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
 from ..parameters import add_record_field_parameters, record_field_map
+from ..styles import composition_style
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm, raster_reads
 
@@ -168,6 +169,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             result = compute_composition(records, progress=progress.child(0.05, 0.9), **options)
 
         with OutputFiles() as outputs:
-            dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs)
+            dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs,
+                                        composition_style())
             self.commit(outputs, feedback)
         return {self.OUTPUT: dest_id}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 
 import pytest
 
@@ -93,13 +94,18 @@ def test_shipped_model_runs_headless(profile, synthetic_dataset, tmp_path):
     proc = qgis_process("run", model_file, "--json", "--",
                         f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
                         f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}", "PATCH_SIZE=128",
-                        f"DINO_MODEL={build_tiny_dinov2(tmp_path / 'model')}", "SAMPLING_METHOD=6",
+                        f"DINO_MODEL={build_tiny_dinov2(tmp_path / 'model')}", "BACKEND=2", "SAMPLING_METHOD=6",
                         f"sampler_weights:Sampler weights={tmp_path / 'w.gpkg'}",
                         f"sampler_weights:Training CSV={tmp_path / 't.csv'}",
                         f"sampler_weights:Report={tmp_path / 'r.html'}", profile=profile)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert len(gpkg_rows(str(tmp_path / "w.gpkg"))) == 96
     assert (tmp_path / "r.html").stat().st_size > 1000
+    assert json.loads(proc.stdout)["results"]["uniqueness:Embedding cache"] is None  # optional, skipped
+    # No QGIS loads the layer here: the GeoPackage carries its style (weight classes, excluded hatched).
+    with sqlite3.connect(tmp_path / "w.gpkg") as db:
+        style = db.execute("SELECT styleQML FROM layer_styles WHERE useAsDefault").fetchone()[0]
+    assert 'type="RuleRenderer"' in style and 'label="excluded"' in style
 
 
 def test_postgres_tiles_and_config_headless(profile, tiles_database, synthetic_dataset, tmp_path):

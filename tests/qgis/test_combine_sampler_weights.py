@@ -103,23 +103,28 @@ def test_report_compares_every_method(run_algorithm, clusters_path, tmp_path):
     assert html.count("<svg") == 2
 
 
+def weight_legend(layer):
+    """The legend labels of a layer styled by sampler_weight (tests/qgis/test_styles.py checks the rest)."""
+    renderer = layer.renderer()
+    assert renderer.type() == "RuleRenderer"
+    assert all('"sampler_weight"' in rule.filterExpression() for rule in renderer.rootRule().children())
+    return [item.label() for item in renderer.legendSymbolItems()]
+
+
 def test_graduated_style_on_load(run_algorithm, clusters_path, tmp_path):
     from balanced_sampling.processing_provider.styles import GraduatedStyle
 
     result, _ = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
     layer = QgsVectorLayer(result["OUTPUT"], "weights", "ogr")
     GraduatedStyle("sampler_weight").postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
-    renderer = layer.renderer()
-    assert renderer.type() == "graduatedSymbol"
-    assert renderer.classAttribute() == "sampler_weight"
-    assert len(renderer.ranges()) >= 3
+    labels = weight_legend(layer)
+    assert len(labels) >= 4 and labels[-1] == "excluded" and len(set(labels)) == len(labels)
 
 
 def test_geopackage_output_opens_styled(run_algorithm, clusters_path, tmp_path):
     result, _ = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
     layer = QgsVectorLayer(result["OUTPUT"], "weights", "ogr")  # loads the default style stored in the file
-    assert layer.renderer().type() == "graduatedSymbol"
-    assert layer.renderer().classAttribute() == "sampler_weight"
+    assert weight_legend(layer)[-1] == "excluded"
 
 
 def test_input_layer_is_untouched(run_algorithm, clusters_path, tmp_path):

@@ -51,7 +51,7 @@ def test_chain_runs_as_a_task_and_adds_a_styled_layer(plugin, synthetic_dataset,
     wait_for(runner)
     assert runner.succeeded, runner.feedback.textLog()
     assert runner.layer is not None and project.mapLayer(runner.layer.id()) is runner.layer
-    assert runner.layer.renderer().type() == "graduatedSymbol"
+    assert runner.layer.renderer().type() == "RuleRenderer"  # weight classes + excluded (tests/qgis/test_styles.py)
     assert len(layer_rows(runner.results["OUTPUT"])) == 384
     project.removeAllMapLayers()
 
