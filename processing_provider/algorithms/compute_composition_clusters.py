@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
@@ -15,12 +14,10 @@ from ...balanced_sampling_plugin.contract import CLASS_ENTROPY, FREQ_CLUSTER_WEI
 from ...balanced_sampling_plugin.dependencies import CLUSTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
-from ..parameters import add_record_field_parameters, record_field_map
+from ..parameters import K_SELECTION_LABELS, add_record_field_parameters, labelled_enum, record_field_map, with_decimals
 from ..styles import composition_style
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm, raster_reads
-
-K_SELECTIONS = ("elbow", "fixed")
 
 
 class ComputeCompositionClusters(BalancedSamplingAlgorithm):
@@ -84,9 +81,8 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             self.INPUT, self.tr("Patch footprints"), [QgsProcessing.TypeVector]))
         self.addParameter(QgsProcessingParameterNumber(
             self.NODATA_CLASS, self.tr("Nodata class"), QgsProcessingParameterNumber.Integer, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.K_SELECTION, self.tr("Number of clusters"), options=[self.tr("Elbow"), self.tr("Fixed k")],
-            defaultValue=0))
+        self.addParameter(labelled_enum(
+            self.K_SELECTION, self.tr("Number of clusters"), K_SELECTIONS, K_SELECTION_LABELS, "elbow"))
         self.addParameter(QgsProcessingParameterNumber(
             self.K_MIN, self.tr("k min (elbow)"), QgsProcessingParameterNumber.Integer, defaultValue=4, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
@@ -100,12 +96,12 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.EXCLUDE_BLACK_BORDER, self.tr("Exclude patches with black image borders"), defaultValue=True))
         advanced = [
-            QgsProcessingParameterNumber(
+            with_decimals(QgsProcessingParameterNumber(
                 self.BLACK_TOLERANCE, self.tr("Black tolerance (pixel value)"), QgsProcessingParameterNumber.Double,
-                defaultValue=0, minValue=0),
-            QgsProcessingParameterNumber(
+                defaultValue=0, minValue=0), 2),
+            with_decimals(QgsProcessingParameterNumber(
                 self.MAX_NODATA_RATIO, self.tr("Maximum nodata ratio"), QgsProcessingParameterNumber.Double,
-                defaultValue=1.0, minValue=0, maxValue=1),
+                defaultValue=1.0, minValue=0, maxValue=1), 2),
             QgsProcessingParameterNumber(
                 self.CLR_EPS, self.tr("CLR epsilon"), QgsProcessingParameterNumber.Double,
                 defaultValue=1e-6, minValue=1e-12, maxValue=0.1),
