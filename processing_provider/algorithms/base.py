@@ -5,6 +5,7 @@ import os
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterBoolean,
     QgsVectorLayer,
     QgsWkbTypes,
@@ -137,6 +138,16 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         None (database, memory layer)."""
         return layer_read(self.parameterAsVectorLayer(parameters, name, context))
 
+    def destination(self, parameters, context, name: str = "OUTPUT") -> str:
+        """The sink ``name``'s destination string, as ``parameterAsOutputLayer`` gives it but without its
+        side effect (it registers the destination to load when the run ends: a memory destination would
+        then be listed twice, once under a name that never exists)."""
+        value = parameters.get(name)
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = QgsProcessingOutputLayerDefinition(value)
+            value.destinationProject = None
+        return self.parameterAsOutputLayer({**parameters, name: value}, name, context)
+
     #: Fields the algorithm adds to its OUTPUT layer whatever the input (checked before any work).
     added_fields = ()
 
@@ -147,7 +158,7 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         if name == "OUTPUT" and IN_PLACE in parameters and self.parameterAsBool(parameters, IN_PLACE, context):
             self.in_place_target(parameters, context)  # refused now rather than after the work
             return None
-        path = destination_file(self.parameterAsOutputLayer(parameters, name, context))
+        path = destination_file(self.destination(parameters, context, name))
         refuse_truncated_fields(path, self.added_fields, name)
         return path
 
@@ -198,7 +209,7 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         A named layer inside an existing file (a GeoPackage) and database or memory destinations
         are written by QGIS directly: replacing the whole file would lose its other layers.
         """
-        final = destination_file(self.parameterAsOutputLayer(parameters, name, context))
+        final = destination_file(self.destination(parameters, context, name))
         refuse_truncated_fields(final, fields.names(), name)
         if not isinstance(final, str):
             sink, dest_id = self.parameterAsSink(parameters, name, context, fields, wkb_type, crs)

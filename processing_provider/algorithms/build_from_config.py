@@ -63,7 +63,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
         progress = engine_progress(feedback)
-        write_layer = bool(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))  # empty: skipped
+        write_layer = bool(self.destination(parameters, context))  # empty: skipped
         layer_file = self.output_file(parameters, context) if write_layer else None
         from ...balanced_sampling_plugin.config import load_config
         from ...balanced_sampling_plugin.pipeline import run_config

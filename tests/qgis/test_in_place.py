@@ -95,3 +95,31 @@ def test_in_place_on_one_layer_of_a_geopackage_with_two(run_algorithm, clusters_
     run_algorithm("combinesamplerweights", {"INPUT": layer, "SAMPLING_METHOD": 6, "IN_PLACE": True})
     assert "sampler_weight" in layer_rows(f"{copy}|layername=clusters")[0]
     assert "sampler_weight" not in layer_rows(f"{copy}|layername=other")[0]
+
+
+@pytest.mark.parametrize("destination", ["TEMPORARY_OUTPUT", "file"])
+def test_the_output_is_listed_once_to_load_when_the_run_ends(plugin, clusters_path, tmp_path, destination):
+    """As in the Toolbox ("Open output file after running"): one entry, for the layer that exists."""
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    sink = str(tmp_path / "weights.gpkg") if destination == "file" else "TEMPORARY_OUTPUT"
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("balanced_sampling:combinesamplerweights")
+    results, ok = algorithm.run({"INPUT": clusters_path, "SAMPLING_METHOD": 6,
+                                 "OUTPUT": QgsProcessingOutputLayerDefinition(sink, QgsProject.instance())},
+                                context, QgsProcessingFeedback())
+    assert ok
+    to_load = list(context.layersToLoadOnCompletion())
+    assert to_load == [results["OUTPUT"]]
+    if destination == "file":
+        assert results["OUTPUT"].startswith(sink)
+    else:
+        assert context.getMapLayer(results["OUTPUT"]) is not None or \
+            context.temporaryLayerStore().mapLayer(results["OUTPUT"]) is not None
