@@ -15,6 +15,7 @@ import pandas as pd
 
 from .contract import K_SELECTIONS
 from .errors import BalancedSamplingError
+from .i18n import _
 from .mask_stats import BLACK_BORDER, BORDER_NODATA, compute_mask_stats, proportions_from_counts, shannon_entropy
 from .progress import Progress, as_progress
 from .records import (
@@ -60,9 +61,9 @@ def clr(proportions: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """
     p = np.array(proportions, dtype=np.float64, ndmin=2)
     if not np.isfinite(p).all() or (p < 0).any():
-        raise BalancedSamplingError("Class proportions must be finite and non-negative for the CLR transform.")
+        raise BalancedSamplingError(_("Class proportions must be finite and non-negative for the CLR transform."))
     if not eps > 0:
-        raise BalancedSamplingError(f"The CLR zero replacement eps must be > 0; got {eps}.")
+        raise BalancedSamplingError(_("The CLR zero replacement eps must be > 0; got {eps}.").format(eps=eps))
     totals = p.sum(axis=1, keepdims=True)
     p = np.divide(p, totals, out=np.zeros_like(p), where=totals > 0)
     logs = np.log(np.maximum(p, eps))
@@ -84,7 +85,7 @@ def elbow_k(ks: Sequence[int], inertias: Sequence[float]) -> int:
     ks = np.asarray(ks, dtype=np.int64)
     inertias = np.asarray(inertias, dtype=np.float64)
     if ks.size == 0 or ks.shape != inertias.shape:
-        raise BalancedSamplingError("elbow_k needs one inertia per k and at least one k.")
+        raise BalancedSamplingError(_("elbow_k needs one inertia per k and at least one k."))
     order = np.argsort(ks, kind="stable")
     ks, inertias = ks[order], inertias[order]
     x = _unit_scale(ks.astype(np.float64))
@@ -158,13 +159,16 @@ class ClusteringResult:
 def check_k_parameters(k_selection: str, k_min: int, k_max: int, k: Optional[int]) -> int:
     """Validate the k parameters before any work; return the fewest patches clustering needs."""
     if k_selection not in K_SELECTIONS:
-        raise BalancedSamplingError(f"k_selection must be one of {', '.join(K_SELECTIONS)}; got {k_selection!r}.")
+        raise BalancedSamplingError(_("k_selection must be one of {choices}; got {value}.").format(
+            choices=", ".join(K_SELECTIONS), value=repr(k_selection)))
     if k_selection == "fixed":
         if k is None or int(k) < 1:
-            raise BalancedSamplingError(f"With k_selection 'fixed', K must be a positive integer; got {k!r}.")
+            raise BalancedSamplingError(
+                _("With k_selection 'fixed', K must be a positive integer; got {value}.").format(value=repr(k)))
         return int(k)
     if int(k_min) < 1 or int(k_max) < int(k_min):
-        raise BalancedSamplingError(f"Need 1 <= K_MIN <= K_MAX; got K_MIN={k_min}, K_MAX={k_max}.")
+        raise BalancedSamplingError(
+            _("Need 1 <= K_MIN <= K_MAX; got K_MIN={k_min}, K_MAX={k_max}.").format(k_min=k_min, k_max=k_max))
     return int(k_min)
 
 
@@ -174,21 +178,21 @@ def _candidate_ks(n_rows, n_distinct, k_selection, k_min, k_max, k, progress: Pr
     name = "K" if k_selection == "fixed" else "K_MIN"
     if n_rows < needed:
         raise BalancedSamplingError(
-            f"Only {n_rows} valid patches, fewer than {name}={needed}; lower {name}, or include more "
-            "patches (relax the exclusions or add images)."
+            _("Only {n} valid patches, fewer than {name}={needed}; lower {name}, or include more patches (relax "
+              "the exclusions or add images).").format(n=n_rows, name=name, needed=needed)
         )
     if n_distinct < needed:
         raise BalancedSamplingError(
-            f"The {n_rows} valid patches have only {n_distinct} distinct compositions, fewer than "
-            f"{name}={needed}; lower {name} to at most {n_distinct}."
+            _("The {n} valid patches have only {distinct} distinct compositions, fewer than {name}={needed}; "
+              "lower {name} to at most {distinct}.").format(n=n_rows, distinct=n_distinct, name=name, needed=needed)
         )
     if k_selection == "fixed":
         return [needed]
     k_max = int(k_max)
     if n_distinct < k_max:
         progress.warning(
-            f"Only {n_distinct} distinct compositions among {n_rows} valid patches; K_MAX lowered from "
-            f"{k_max} to {n_distinct}."
+            _("Only {distinct} distinct compositions among {n} valid patches; K_MAX lowered from {k_max} to "
+              "{distinct}.").format(distinct=n_distinct, n=n_rows, k_max=k_max)
         )
         k_max = n_distinct
     return list(range(needed, k_max + 1))
@@ -235,7 +239,8 @@ def cluster_compositions(
     progress = as_progress(progress)
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or not np.isfinite(features).all():
-        raise BalancedSamplingError("Composition features must be a 2-D array of finite numbers (patches x classes).")
+        raise BalancedSamplingError(
+            _("Composition features must be a 2-D array of finite numbers (patches x classes)."))
     # KMeans on the distinct rows weighted by their multiplicity has the same objective
     # (and inertia) as on all rows, and is much faster when many patches share one
     # composition (e.g. pure background).
@@ -335,8 +340,8 @@ def stats_from_proportions(
         columns = [class_column(c) for c in sorted(set(int(c) for c in classes)) if c != nodata_class]
     if not columns:
         raise BalancedSamplingError(
-            "The patch table has no class-proportion field (cls_<class value>) besides the nodata class; "
-            "compute the proportions from the masks instead."
+            _("The patch table has no class-proportion field (cls_<class value>) besides the nodata class; "
+              "compute the proportions from the masks instead.")
         )
     given = proportions.reindex(columns=columns, fill_value=0.0).apply(pd.to_numeric, errors="coerce")
     values = given.to_numpy(dtype=np.float64)
@@ -344,8 +349,9 @@ def stats_from_proportions(
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise BalancedSamplingError(
-            f"Field '{columns[col]}' of {describe_patch(proportions, proportions.index[row])} is "
-            f"{shown_value(proportions[columns[col]].iloc[row])}; class proportions must be numbers >= 0."
+            _("Field '{field}' of {patch} is {value}; class proportions must be numbers >= 0.").format(
+                field=columns[col], patch=describe_patch(proportions, proportions.index[row]),
+                value=shown_value(proportions[columns[col]].iloc[row]))
         )
     shares = proportions_from_counts(values)
     table = pd.DataFrame(shares, index=proportions.index, columns=columns)
@@ -353,8 +359,8 @@ def stats_from_proportions(
     unknown_nodata = _unknown(proportions, NODATA_RATIO)
     if unknown_nodata.any():
         progress.warning(
-            f"{int(unknown_nodata.sum())} patches have no '{NODATA_RATIO}' value; it is taken as 0, so the "
-            "maximum-nodata-ratio exclusion cannot apply to them."
+            _("{n} patches have no '{field}' value; it is taken as 0, so the maximum-nodata-ratio exclusion cannot "
+              "apply to them.").format(n=int(unknown_nodata.sum()), field=NODATA_RATIO)
         )
     table[NODATA_RATIO] = _given_or(proportions, NODATA_RATIO, np.zeros(len(table)))
     table[BORDER_NODATA] = False
@@ -421,7 +427,8 @@ def compute_composition(
     progress = as_progress(progress)
     needed = check_k_parameters(k_selection, k_min, k_max, k)
     if not 0 <= max_nodata_ratio <= 1:
-        raise BalancedSamplingError(f"max_nodata_ratio must be between 0 and 1; got {max_nodata_ratio}.")
+        raise BalancedSamplingError(
+            _("max_nodata_ratio must be between 0 and 1; got {value}.").format(value=max_nodata_ratio))
 
     if proportions is None:
         stats = compute_mask_stats(
@@ -436,26 +443,33 @@ def compute_composition(
     else:
         if not proportions.index.equals(records.index):
             raise BalancedSamplingError(
-                "The given class proportions must have one row per patch, indexed like the records."
+                _("The given class proportions must have one row per patch, indexed like the records.")
             )
         stats = stats_from_proportions(proportions, nodata_class, classes, progress)
-        wanted = (("border nodata", exclude_border_nodata), ("black border", exclude_black_border))
-        skipped = [name for name, on in wanted if on]
-        progress.info(
-            "Class proportions taken from the patch table; no mask was read"
-            + (f", so the {' and '.join(skipped)} exclusions, which need the pixels, are skipped." if skipped else ".")
-        )
+        if exclude_border_nodata and exclude_black_border:
+            progress.info(_("Class proportions taken from the patch table; no mask was read, so the border nodata "
+                            "and black border exclusions, which need the pixels, are skipped."))
+        elif exclude_border_nodata:
+            progress.info(_("Class proportions taken from the patch table; no mask was read, so the border nodata "
+                            "exclusions, which need the pixels, are skipped."))
+        elif exclude_black_border:
+            progress.info(_("Class proportions taken from the patch table; no mask was read, so the black border "
+                            "exclusions, which need the pixels, are skipped."))
+        else:
+            progress.info(_("Class proportions taken from the patch table; no mask was read."))
     flags = exclusion_flags(stats, exclude_border_nodata, exclude_black_border, max_nodata_ratio)
     excluded = flags.any(axis=1).to_numpy()
     excluded_counts = {name: int(flags[name].sum()) for name in EXCLUSION_REASONS}
     n_valid = int((~excluded).sum())
     summary = ", ".join(f"{count} {name}" for name, count in excluded_counts.items())
-    progress.info(f"{n_valid} of {len(stats)} patches kept for clustering; excluded: {summary}.")
+    progress.info(_("{kept} of {total} patches kept for clustering; excluded: {summary}.").format(
+        kept=n_valid, total=len(stats), summary=summary))
     if n_valid < needed:
         raise BalancedSamplingError(
-            f"Only {n_valid} of {len(stats)} patches are valid for clustering (excluded: {summary}), "
-            f"fewer than the {needed} clusters asked for. Lower {'K' if k_selection == 'fixed' else 'K_MIN'}, "
-            "turn off an exclusion, or raise the maximum nodata ratio."
+            _("Only {kept} of {total} patches are valid for clustering (excluded: {summary}), fewer than the "
+              "{needed} clusters asked for. Lower {name}, turn off an exclusion, or raise the maximum nodata "
+              "ratio.").format(kept=n_valid, total=len(stats), summary=summary, needed=needed,
+                               name="K" if k_selection == "fixed" else "K_MIN")
         )
 
     class_cols = class_columns(stats.columns)
@@ -463,10 +477,11 @@ def compute_composition(
     clustering = cluster_compositions(
         features, k_selection, k_min, k_max, k, random_state, progress=progress.child(0.7, 1.0)
     )
-    progress.info(
-        f"Composition clusters: k={clustering.k}"
-        + (f" (elbow over k={clustering.ks[0]}..{clustering.ks[-1]})" if len(clustering.ks) > 1 else " (fixed)")
-    )
+    if len(clustering.ks) > 1:
+        progress.info(_("Composition clusters: k={k} (elbow over k={first}..{last})").format(
+            k=clustering.k, first=clustering.ks[0], last=clustering.ks[-1]))
+    else:
+        progress.info(_("Composition clusters: k={k} (fixed)").format(k=clustering.k))
 
     sizes, weights = cluster_weights(clustering.labels)
     table = stats.copy()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError
+from .i18n import _
 from .file_safety import atomic_write
 from .records import (
     CLASS_ENTROPY,
@@ -60,28 +61,30 @@ def training_frame(
     """
     if SAMPLER_WEIGHT not in table.columns:
         raise BalancedSamplingError(
-            f"The patch table has no field '{SAMPLER_WEIGHT}'. Run 'Combine sampler weights' first."
+            _("The patch table has no field '{field}'. Run '{algorithm}' first.").format(
+                field=SAMPLER_WEIGHT, algorithm=_("Combine sampler weights"))
         )
     names = (image_column, mask_column, ROW_OFF, COL_OFF, PATCH_SIZE, SAMPLER_WEIGHT)
     if len(set(names)) != len(names):
-        raise BalancedSamplingError(f"The CSV column names must be distinct; got {', '.join(names)}.")
+        raise BalancedSamplingError(_("The CSV column names must be distinct; got {names}.").format(
+            names=", ".join(names)))
     rows = table.iloc[np.flatnonzero(included_mask(table, excluded_field))] if drop_excluded else table
     if len(rows) == 0:
-        raise BalancedSamplingError("Every patch is excluded; there is nothing to write to the training CSV.")
-    rows = validate_records(rows, source="the patch table")  # paths present, windows integer
+        raise BalancedSamplingError(_("Every patch is excluded; there is nothing to write to the training CSV."))
+    rows = validate_records(rows)  # paths present, windows integer
 
     weights = pd.to_numeric(rows[SAMPLER_WEIGHT], errors="coerce").to_numpy(dtype=float)
     bad = ~(np.isfinite(weights) & (weights >= 0))
     if bad.any():
         position = np.flatnonzero(bad)[0]
         raise BalancedSamplingError(
-            f"Field '{SAMPLER_WEIGHT}' of the patch at row {rows.index[position]} is "
-            f"{shown_value(rows[SAMPLER_WEIGHT].iloc[position])}; expected a number >= 0. "
-            "Re-run 'Combine sampler weights'."
+            _("Field '{field}' of the patch at row {row} is {value}; expected a number >= 0. Re-run '{algorithm}'.")
+            .format(field=SAMPLER_WEIGHT, row=rows.index[position], value=shown_value(rows[SAMPLER_WEIGHT].iloc[position]),
+                    algorithm=_("Combine sampler weights"))
         )
     if not (weights > 0).any():
         raise BalancedSamplingError(
-            "No patch left to write has a positive sampler weight, so the training sampler could draw nothing."
+            _("No patch left to write has a positive sampler weight, so the training sampler could draw nothing.")
         )
 
     paths = {image_column: rows[IMAGE_PATH], mask_column: rows[MASK_PATH]}

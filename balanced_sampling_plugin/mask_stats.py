@@ -22,6 +22,7 @@ from rasterio.windows import Window
 
 from .contract import BLACK_BORDER, BORDER_NODATA
 from .errors import BalancedSamplingError
+from .i18n import _
 from .progress import Progress, as_progress
 from .records import (
     CLASS_ENTROPY,
@@ -272,33 +273,46 @@ def _open_raster(path: str, role: str, job: _ReadJob, position: int, stack: Exit
     try:
         return stack.enter_context(rasterio.open(path))
     except (rasterio.errors.RasterioError, OSError) as exc:
-        hint = "the file does not exist" if not os.path.exists(path) else "it is not a readable raster"
-        field = MASK_PATH if role == "mask" else IMAGE_PATH
-        raise BalancedSamplingError(
-            f"Cannot open the {role} raster '{path}' ({hint}: {exc}), needed by {job.describe(position)}. "
-            f"Check the '{field}' field."
-        ) from exc
+        missing = not os.path.exists(path)
+        if role == "mask":
+            message = (_("Cannot open the mask raster '{path}' (the file does not exist: {error}), needed by {patch}. "
+                         "Check the '{field}' field.") if missing else
+                       _("Cannot open the mask raster '{path}' (it is not a readable raster: {error}), needed by "
+                         "{patch}. Check the '{field}' field."))
+        else:
+            message = (_("Cannot open the image raster '{path}' (the file does not exist: {error}), needed by "
+                         "{patch}. Check the '{field}' field.") if missing else
+                       _("Cannot open the image raster '{path}' (it is not a readable raster: {error}), needed by "
+                         "{patch}. Check the '{field}' field."))
+        raise BalancedSamplingError(message.format(
+            path=path, error=exc, patch=job.describe(position), field=MASK_PATH if role == "mask" else IMAGE_PATH
+        )) from exc
 
 
 def _check_mask_dtype(dataset, path: str, job: _ReadJob, position: int) -> None:
     dtype = np.dtype(dataset.dtypes[0])
     if not np.issubdtype(dtype, np.integer):
         raise BalancedSamplingError(
-            f"The mask raster '{path}' (used by {job.describe(position)}) has data type {dtype.name}; "
-            "a mask must be an integer class raster (one class value per pixel, e.g. uint8). "
-            "Convert it (e.g. gdal_translate -ot Byte) or check that the mask field does not point at an image."
+            _("The mask raster '{path}' (used by {patch}) has data type {dtype}; a mask must be an integer class "
+              "raster (one class value per pixel, e.g. uint8). Convert it (e.g. gdal_translate -ot Byte) or check "
+              "that the mask field does not point at an image.").format(
+                path=path, patch=job.describe(position), dtype=dtype.name)
         )
 
 
 def _check_window(dataset, path: str, role: str, job: _ReadJob, position: int) -> None:
     row, col, size = (int(v) for v in job.windows[position])
     if row + size > dataset.height or col + size > dataset.width:
-        raise BalancedSamplingError(
-            f"The window of {job.describe(position)} covers rows {row}..{row + size - 1} and columns "
-            f"{col}..{col + size - 1}, outside the {role} raster '{path}' ({dataset.height} rows x "
-            f"{dataset.width} columns). Fix row_off/col_off/patch_size, or check that image and mask "
-            "share one pixel grid."
-        )
+        message = (
+            _("The window of {patch} covers rows {first_row}..{last_row} and columns {first_col}..{last_col}, outside "
+              "the mask raster '{path}' ({height} rows x {width} columns). Fix row_off/col_off/patch_size, or check "
+              "that image and mask share one pixel grid.") if role == "mask" else
+            _("The window of {patch} covers rows {first_row}..{last_row} and columns {first_col}..{last_col}, outside "
+              "the image raster '{path}' ({height} rows x {width} columns). Fix row_off/col_off/patch_size, or check "
+              "that image and mask share one pixel grid."))
+        raise BalancedSamplingError(message.format(
+            patch=job.describe(position), first_row=row, last_row=row + size - 1, first_col=col,
+            last_col=col + size - 1, path=path, height=dataset.height, width=dataset.width))
 
 
 def _read_black_border(dataset, row: int, col: int, size: int, tolerance: float) -> bool:
@@ -340,8 +354,8 @@ def _read_chunk(chunk: _Chunk, job: _ReadJob) -> Optional[_ChunkResult]:
                     )
             except rasterio.errors.RasterioError as exc:
                 raise BalancedSamplingError(
-                    f"Reading {job.describe(position)} failed ({exc}); the mask '{chunk.mask_path}' "
-                    "or its image may be corrupt or truncated."
+                    _("Reading {patch} failed ({error}); the mask '{path}' or its image may be corrupt or "
+                      "truncated.").format(patch=job.describe(position), error=exc, path=chunk.mask_path)
                 ) from exc
     return result
 
@@ -381,12 +395,13 @@ def _warn_multiband_masks(results: list[_ChunkResult], progress: Progress) -> No
     if not bands:
         return
     names = sorted(bands)
-    listed = ", ".join(f"{p} ({bands[p]} bands)" for p in names[:LISTED_MASKS])
-    more = f" and {len(names) - LISTED_MASKS} more" if len(names) > LISTED_MASKS else ""
+    listed = ", ".join(_("{path} ({bands} bands)").format(path=p, bands=bands[p]) for p in names[:LISTED_MASKS])
+    if len(names) > LISTED_MASKS:
+        listed = _("{listed} and {more} more").format(listed=listed, more=len(names) - LISTED_MASKS)
     progress.warning(
-        f"{len(names)} mask raster(s) have more than one band: {listed}{more}. Band 1 is read as the class "
-        "mask and the other bands are ignored; if the classes are in another band (or the file is an RGB "
-        "rendering of the mask), write a single-band class raster and point the mask field at it."
+        _("{n} mask raster(s) have more than one band: {listed}. Band 1 is read as the class mask and the other "
+          "bands are ignored; if the classes are in another band (or the file is an RGB rendering of the mask), "
+          "write a single-band class raster and point the mask field at it.").format(n=len(names), listed=listed)
     )
 
 
@@ -422,7 +437,8 @@ def _check_classes(classes, nodata_class) -> Optional[np.ndarray]:
     values = np.asarray(list(classes))
     if values.size == 0 or not np.issubdtype(values.dtype, np.integer) or (values < 0).any():
         raise BalancedSamplingError(
-            f"The mask classes must be a non-empty list of non-negative integers; got {list(classes)!r}."
+            _("The mask classes must be a non-empty list of non-negative integers; got {value}.").format(
+                value=repr(list(classes)))
         )
     values = np.unique(values.astype(np.int64))
     return values[values != nodata_class] if nodata_class is not None else values
@@ -432,9 +448,9 @@ def _classes_seen(seen: np.ndarray, nodata_class: Optional[int]) -> np.ndarray:
     classes = seen[seen != nodata_class] if nodata_class is not None else seen
     if (classes < 0).any():
         raise BalancedSamplingError(
-            f"The masks hold negative class values {classes[classes < 0].tolist()} other than the nodata "
-            f"class ({nodata_class}); class values must be non-negative integers. Set the nodata class "
-            "to the value meaning 'no data', or list the classes to use."
+            _("The masks hold negative class values {values} other than the nodata class ({nodata}); class values "
+              "must be non-negative integers. Set the nodata class to the value meaning 'no data', or list the "
+              "classes to use.").format(values=classes[classes < 0].tolist(), nodata=nodata_class)
         )
     return classes
 
@@ -489,7 +505,8 @@ def compute_mask_stats(
     progress = as_progress(progress)
     workers = min(4, os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1 or chunk_size < 1:
-        raise BalancedSamplingError(f"workers and chunk_size must be at least 1; got {workers} and {chunk_size}.")
+        raise BalancedSamplingError(_("workers and chunk_size must be at least 1; got {workers} and {chunk_size}.")
+                                    .format(workers=workers, chunk_size=chunk_size))
     required = (MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE) + ((IMAGE_PATH,) if check_black_border else ())
     records = validate_records(records, required=required)
     classes = _check_classes(classes, nodata_class)
@@ -520,8 +537,8 @@ def compute_mask_stats(
     unlisted = n_pixels - nodata_pixels - class_pixels.sum(axis=1) > 0
     if unlisted.any():
         progress.warning(
-            f"{int(unlisted.sum())} patches hold mask values outside the chosen classes "
-            f"{classes.tolist()}; those pixels are left out of the class proportions."
+            _("{n} patches hold mask values outside the chosen classes {classes}; those pixels are left out of the "
+              "class proportions.").format(n=int(unlisted.sum()), classes=classes.tolist())
         )
 
     proportions = proportions_from_counts(class_pixels)

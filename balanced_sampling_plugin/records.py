@@ -34,6 +34,7 @@ from .contract import (  # noqa: F401  (re-exported: the engine's modules import
     WINDOW_COLUMNS,
 )
 from .errors import BalancedSamplingError
+from .i18n import _
 
 
 def class_column(class_value: int) -> str:
@@ -77,9 +78,9 @@ def patch_ids(records: pd.DataFrame) -> pd.Series:
 def shown_value(value) -> str:
     """A field value as messages show it: ``NULL (empty)`` for a missing value, never 'nan' or 'None'."""
     if value is None or (np.ndim(value) == 0 and pd.isna(value)):
-        return "NULL (empty)"
+        return _("NULL (empty)")
     if isinstance(value, str) and not value.strip():
-        return f"{value!r} (empty)"
+        return _("{value} (empty)").format(value=repr(value))
     if isinstance(value, np.generic):  # numpy 2 would show np.int64(-5), not -5
         value = value.item()
     return repr(value)
@@ -89,37 +90,45 @@ def describe_patch(records: pd.DataFrame, index) -> str:
     """Human description of one patch for error messages."""
     row = records.loc[index]
     pid = row[PATCH_ID] if PATCH_ID in records.columns else None
-    where = f"{row.get(IMAGE_PATH, '?')} window row_off={row.get(ROW_OFF, '?')}, col_off={row.get(COL_OFF, '?')}, size={row.get(PATCH_SIZE, '?')}"
-    return f"patch {pid} ({where})" if pid else f"patch at row {index} ({where})"
+    where = _("{image} window row_off={row_off}, col_off={col_off}, size={size}").format(
+        image=row.get(IMAGE_PATH, "?"), row_off=row.get(ROW_OFF, "?"), col_off=row.get(COL_OFF, "?"),
+        size=row.get(PATCH_SIZE, "?"))
+    if pid:
+        return _("patch {id} ({where})").format(id=pid, where=where)
+    return _("patch at row {row} ({where})").format(row=index, where=where)
 
 
 def validate_records(
     records: pd.DataFrame,
     required: tuple[str, ...] = RECORD_COLUMNS,
-    source: str = "the patch table",
+    source: str | None = None,
 ) -> pd.DataFrame:
     """Check and normalise a patch table; return a copy with integer windows and a ``patch_id``.
 
     Raises :class:`BalancedSamplingError` naming the missing column, or the first row
-    with an empty path or a window that is not a non-negative integer (size > 0).
+    with an empty path or a window that is not a non-negative integer (size > 0). ``source`` names the table in
+    messages (already translated; default "the patch table").
     """
+    source = _("the patch table") if source is None else source
     missing = [c for c in required if c not in records.columns]
     if missing:
         raise BalancedSamplingError(
-            f"{source} has no field {', '.join(repr(m) for m in missing)}; "
-            f"available fields: {', '.join(map(str, records.columns)) or 'none'}. "
-            "Pick the right field names in the algorithm's parameters."
+            _("{source} has no field {missing}; available fields: {available}. Pick the right field names in the "
+              "algorithm's parameters.").format(
+                source=source, missing=", ".join(repr(m) for m in missing),
+                available=", ".join(map(str, records.columns)) or _("none"))
         )
     out = records.copy()
     if len(out) == 0:
-        raise BalancedSamplingError(f"{source} holds no patches.")
+        raise BalancedSamplingError(_("{source} holds no patches.").format(source=source))
     for column in (IMAGE_PATH, MASK_PATH):
         if column not in out.columns:
             continue
         empty = out[column].isna() | (out[column].astype(str).str.strip() == "")
         if empty.any():
             first = out.index[np.flatnonzero(empty.to_numpy())[0]]
-            raise BalancedSamplingError(f"Field '{column}' is empty for the patch at row {first} of {source}.")
+            raise BalancedSamplingError(_("Field '{field}' is empty for the patch at row {row} of {source}.").format(
+                field=column, row=first, source=source))
         out[column] = out[column].astype(str)
     for column in WINDOW_COLUMNS:
         if column not in out.columns:
@@ -128,11 +137,13 @@ def validate_records(
         bad = values.isna() | (values != np.floor(values)) | (values < (1 if column == PATCH_SIZE else 0))
         if bad.any():
             position = np.flatnonzero(bad.to_numpy())[0]
-            expected = "a positive integer" if column == PATCH_SIZE else "a non-negative integer"
-            raise BalancedSamplingError(
-                f"Field '{column}' of the patch at row {out.index[position]} of {source} is "
-                f"{shown_value(records[column].iloc[position])}; expected {expected} (pixels)."
-            )
+            message = (_("Field '{field}' of the patch at row {row} of {source} is {value}; expected a positive "
+                         "integer (pixels).") if column == PATCH_SIZE else
+                       _("Field '{field}' of the patch at row {row} of {source} is {value}; expected a non-negative "
+                         "integer (pixels)."))
+            raise BalancedSamplingError(message.format(
+                field=column, row=out.index[position], source=source,
+                value=shown_value(records[column].iloc[position])))
         out[column] = values.astype(np.int64)
     if all(c in out.columns for c in (IMAGE_PATH, *WINDOW_COLUMNS)):
         ids = patch_ids(out)

@@ -17,6 +17,7 @@ import pandas as pd
 from . import svg_charts
 from .errors import BalancedSamplingError
 from .file_safety import atomic_write
+from .i18n import _, language
 from .records import COL_OFF, EXCLUSION_REASON, IMAGE_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, class_columns
 from .weights import METHOD_DESCRIPTIONS, WeightResult, compare_methods, effective_sample_size, expected_class_shares
 
@@ -33,7 +34,7 @@ p.note { color: #555; }
 
 def format_share(value: float) -> str:
     """How the report prints a class share (a fraction): a percentage with two decimals, "n/a" for NaN."""
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}%"
+    return _("n/a") if not np.isfinite(value) else f"{100 * value:.2f}%"
 
 
 def render_report_html(
@@ -42,9 +43,9 @@ def render_report_html(
     *,
     comparison: Optional[pd.DataFrame] = None,
     top_n: int = 20,
-    title: str = "Balanced sampling report",
+    title: Optional[str] = None,
 ) -> str:
-    """The report as an HTML string.
+    """The report as an HTML string, in the engine's language (:mod:`balanced_sampling_plugin.i18n`).
 
     Parameters
     ----------
@@ -53,11 +54,13 @@ def render_report_html(
     comparison : :func:`~balanced_sampling_plugin.weights.compare_methods` of the table;
         computed with ``result.params`` when None.
     top_n : number of most over-sampled patches listed.
-    title : heading of the page.
+    title : heading of the page (default "Balanced sampling report", translated).
     """
+    title = _("Balanced sampling report") if title is None else title
     weights = result.weights.to_numpy(dtype=float)
     if weights.shape != (len(table),):
-        raise BalancedSamplingError(f"The report got {len(table)} patches but {weights.size} weights.")
+        raise BalancedSamplingError(_("The report got {patches} patches but {weights} weights.").format(
+            patches=len(table), weights=weights.size))
     if comparison is None:
         comparison = compare_methods(table, **result.params)
     fields = list(result.params.get("class_fields") or class_columns(map(str, table.columns)))
@@ -72,7 +75,7 @@ def render_report_html(
     ]
     body = "\n".join(s for s in sections if s)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<!DOCTYPE html>\n<html lang=\"{language().replace('_', '-')}\"><head><meta charset=\"utf-8\">"
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
 
@@ -84,7 +87,7 @@ def build_report_html(
     *,
     comparison: Optional[pd.DataFrame] = None,
     top_n: int = 20,
-    title: str = "Balanced sampling report",
+    title: Optional[str] = None,
 ) -> str:
     """Write :func:`render_report_html` to ``path`` atomically and return the path."""
     text = render_report_html(table, result, comparison=comparison, top_n=top_n, title=title)
@@ -100,37 +103,39 @@ def _summary_section(result: WeightResult, weights: np.ndarray) -> str:
     ess = effective_sample_size(drawn)
     params = ", ".join(f"{k}={v}" for k, v in result.params.items() if v is not None)
     rows = [
-        ("Sampling method", result.method),
-        ("Patches", f"{result.included.size}"),
-        ("Included / excluded", f"{result.n_included} / {result.n_excluded}"),
-        ("Effective sample size (ESS)", f"{ess:,.0f}"),
-        ("ESS / included patches", f"{ess / result.n_included:.3f}"),
-        ("Max over-sampling (largest weight / mean weight)", f"{drawn.max() / drawn.mean():.2f}x"),
-        ("Patches raised to the floor", f"{result.n_floored}"),
-        ("Options", params),
+        (_("Sampling method"), result.method),
+        (_("Patches"), f"{result.included.size}"),
+        (_("Included / excluded"), f"{result.n_included} / {result.n_excluded}"),
+        (_("Effective sample size (ESS)"), f"{ess:,.0f}"),
+        (_("ESS / included patches"), f"{ess / result.n_included:.3f}"),
+        (_("Max over-sampling (largest weight / mean weight)"), f"{drawn.max() / drawn.mean():.2f}x"),
+        (_("Patches raised to the floor"), f"{result.n_floored}"),
+        (_("Options"), params),
     ]
     notes = "".join(f"<p class=\"note\">{_e(n)}</p>" for n in result.notes)
     return (
-        "<h2>Summary</h2>"
-        f"<p><b>{_e(result.method)}</b>: {_e(METHOD_DESCRIPTIONS[result.method])}</p>"
-        "<p class=\"note\">Weights are scaled to mean 1 over included patches: a patch of weight 2 is drawn twice "
-        "as often as under uniform sampling. ESS = (sum w)^2 / sum w^2 is the number of equally weighted patches "
-        "that would carry as much information per epoch.</p>"
-        + _table(["", "value"], [[_e(k), _e(v)] for k, v in rows], text_columns=(0, 1))
+        _heading(_("Summary"))
+        + f"<p><b>{_e(result.method)}</b>: {_e(_(METHOD_DESCRIPTIONS[result.method]))}</p>"
+        "<p class=\"note\">"
+        + _e(_("Weights are scaled to mean 1 over included patches: a patch of weight 2 is drawn twice as often as "
+               "under uniform sampling. ESS = (sum w)^2 / sum w^2 is the number of equally weighted patches that "
+               "would carry as much information per epoch."))
+        + "</p>"
+        + _table(["", _e(_("value"))], [[_e(k), _e(v)] for k, v in rows], text_columns=(0, 1))
         + notes
     )
 
 
 def _histogram_section(drawn: np.ndarray) -> str:
     chart = svg_charts.histogram(drawn, bins=min(50, max(5, drawn.size // 4)),
-                                 xlabel="sampler weight (mean 1 = uniform)",
-                                 title="Histogram of the sampler weights of included patches")
-    return f"<h2>Weight distribution</h2><p>{chart}</p>"
+                                 xlabel=_("sampler weight (mean 1 = uniform)"), ylabel=_("patches"),
+                                 title=_("Histogram of the sampler weights of included patches"))
+    return _heading(_("Weight distribution")) + f"<p>{chart}</p>"
 
 
 def _class_section(table, result, weights, fields) -> str:
     if not fields:
-        return "<h2>Class shares</h2><p>The table has no class proportion fields (cls_&lt;value&gt;).</p>"
+        return _heading(_("Class shares")) + _paragraph(_("The table has no class proportion fields (cls_<value>)."))
     proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     uniform = expected_class_shares(proportions, result.included.astype(float))
     chosen = expected_class_shares(proportions, weights)
@@ -140,34 +145,40 @@ def _class_section(table, result, weights, fields) -> str:
     ]
 
     chart = svg_charts.grouped_bar_chart(
-        fields, {"uniform": uniform, result.method: chosen}, ylabel="expected pixel share (log scale)", log=True,
-        title="Class shares under uniform sampling and under the chosen method")
+        fields, {_("uniform"): uniform, result.method: chosen}, ylabel=_("expected pixel share (log scale)"),
+        log=True, title=_("Class shares under uniform sampling and under the chosen method"))
 
     return (
-        "<h2>Class shares</h2>"
-        "<p class=\"note\">Expected share of each class among the non-nodata pixels of a drawn patch "
-        "(each patch counts once), per epoch.</p>"
-        + _table(["class", "uniform", _e(result.method), "ratio"], rows, text_columns=(0,))
+        _heading(_("Class shares"))
+        + "<p class=\"note\">"
+        + _e(_("Expected share of each class among the non-nodata pixels of a drawn patch (each patch counts "
+               "once), per epoch."))
+        + "</p>"
+        + _table([_e(_("class")), _e(_("uniform")), _e(result.method), _e(_("ratio"))], rows, text_columns=(0,))
         + f"<p>{chart}</p>"
     )
 
 
 def _methods_section(comparison: pd.DataFrame, chosen: str, fields) -> str:
     share_columns = [f"share_{f}" for f in fields if f"share_{f}" in comparison.columns]
-    header = ["method", *[_e(c[len("share_"):]) for c in share_columns], "ESS", "ESS / N", "max / mean", "how it works"]
+    header = [_e(_("method")), *[_e(c[len("share_"):]) for c in share_columns], _e(_("ESS")), _e(_("ESS / N")),
+              _e(_("max / mean")), _e(_("how it works"))]
     rows, classes = [], []
     for method, row in comparison.iterrows():
-        cells = [_e(method), *[format_share(row[c]) for c in share_columns]]
+        cells = [_e(_("uniform") if method == "uniform" else method), *[format_share(row[c]) for c in share_columns]]
         cells += [f"{row['ess']:,.0f}", f"{row['ess_ratio']:.3f}", _ratio(row["max_ratio"])]
-        cells.append(_e(METHOD_DESCRIPTIONS.get(method, "every included patch equally likely")))
+        description = METHOD_DESCRIPTIONS.get(method)
+        cells.append(_e(_(description) if description else _("every included patch equally likely")))
         rows.append(cells)
         classes.append("chosen" if method == chosen else "")
     return (
-        "<h2>Every method side by side</h2>"
-        "<p class=\"note\">Same options as the chosen run. Rank methods are weak by construction: ranks average "
-        "about 0.5, so a single rank draws no patch more than about 2x as often as uniform sampling and "
-        "rank_max (mean 2/3) no more than about 1.5x; no class share can grow by more than the max / mean "
-        "column. Raise the strength, or use class_balanced, to rebalance classes.</p>"
+        _heading(_("Every method side by side"))
+        + "<p class=\"note\">"
+        + _e(_("Same options as the chosen run. Rank methods are weak by construction: ranks average about 0.5, so "
+               "a single rank draws no patch more than about 2x as often as uniform sampling and rank_max (mean "
+               "2/3) no more than about 1.5x; no class share can grow by more than the max / mean column. Raise the "
+               "strength, or use class_balanced, to rebalance classes."))
+        + "</p>"
         + _table(header, rows, text_columns=(0, len(header) - 1), row_classes=classes)
     )
 
@@ -189,38 +200,49 @@ def _top_patches_section(table, result, weights, top_n) -> str:
         ]
         for rank, i in enumerate(order, start=1)
     ]
-    return f"<h2>Top {len(rows)} over-sampled patches</h2>" + _table(
-        ["#", "patch_id", "image", "window (row_off, col_off, size)", "weight"], rows, text_columns=(1, 2, 3)
+    heading = _("Top {n} over-sampled patches").format(n=len(rows))
+    return _heading(heading) + _table(
+        ["#", "patch_id", _e(_("image")), _e(_("window (row_off, col_off, size)")), _e(_("weight"))], rows,
+        text_columns=(1, 2, 3)
     )
 
 
 def _exclusion_section(table, result) -> str:
     if result.n_excluded == 0:
-        return "<h2>Excluded patches</h2><p>No patch is excluded.</p>"
-    text = f"<h2>Excluded patches</h2><p>{result.n_excluded} patches are excluded (weight 0).</p>"
+        return _heading(_("Excluded patches")) + _paragraph(_("No patch is excluded."))
+    excluded = _("{n} patches are excluded (weight 0).").format(n=result.n_excluded)
+    text = _heading(_("Excluded patches")) + _paragraph(excluded)
     if EXCLUSION_REASON not in table.columns:
         return text
     reasons = table[EXCLUSION_REASON].iloc[np.flatnonzero(~result.included)]
     counts = (
         reasons.fillna("").astype(str).str.split(",").explode().str.strip()
-        .replace("", "(no reason recorded)").value_counts()
+        .replace("", _("(no reason recorded)")).value_counts()
     )
     rows = [[_e(reason), str(n)] for reason, n in counts.items()]
     return (
         text
-        + _table(["reason", "patches"], rows, text_columns=(0,))
-        + "<p class=\"note\">A patch with several reasons counts under each.</p>"
+        + _table([_e(_("reason")), _e(_("patches"))], rows, text_columns=(0,))
+        + _paragraph(_("A patch with several reasons counts under each."), "note")
     )
 
 
 # ---------------------------------------------------------------- helpers
+
+def _heading(text: str) -> str:
+    return f"<h2>{_e(text)}</h2>"
+
+
+def _paragraph(text: str, css_class: str = "") -> str:
+    return f"<p class=\"{css_class}\">{_e(text)}</p>" if css_class else f"<p>{_e(text)}</p>"
+
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
 def _ratio(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.2f}x"
+    return _("n/a") if not np.isfinite(value) else f"{value:.2f}x"
 
 
 def _table(header, rows, text_columns=(), row_classes=None) -> str:

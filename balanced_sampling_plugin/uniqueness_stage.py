@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .embeddings import extract_embeddings
+from .i18n import _
 from .progress import Progress, as_progress
 from .records import COL_OFF, IMAGE_PATH, PATCH_SIZE, ROW_OFF, UNIQUENESS_SCORE, patch_ids, validate_records
 from .uniqueness import DEFAULT_BACKEND, effective_k, reproducible_params, require_backend, uniqueness_scores
@@ -80,8 +81,9 @@ def compute_uniqueness(
     duplicates = len(records) - n_distinct
     if duplicates:
         # A twin would be its copy's nearest neighbour at distance 0 and pull every score down.
-        progress.info(f"{duplicates} rows repeat a patch (same image and window) of another row; neighbours are "
-                      f"searched among the {n_distinct} distinct patches and each copy gets its patch's score.")
+        progress.info(_("{duplicates} rows repeat a patch (same image and window) of another row; neighbours are "
+                        "searched among the {distinct} distinct patches and each copy gets its patch's score.").format(
+                            duplicates=duplicates, distinct=n_distinct))
     scores = uniqueness_scores(embedded.unique_embeddings, k=k, backend=backend, progress=knn_progress, **params)
     return UniquenessResult(
         table=pd.DataFrame({UNIQUENESS_SCORE: scores[embedded.row_to_unique]}, index=records.index),

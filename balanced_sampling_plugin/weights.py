@@ -42,6 +42,7 @@ from scipy.stats import rankdata
 
 from .contract import METHOD_SIGNALS, SAMPLING_METHODS  # noqa: F401  (SAMPLING_METHODS re-exported)
 from .errors import BalancedSamplingError
+from .i18n import N_, _
 from .progress import Progress, as_progress
 from .records import (
     CLASS_PREFIX,
@@ -57,42 +58,44 @@ from .records import (
 RANK_METHODS = ("rank_max", "rank_multiply", "rank_add", "composition_only", "uniqueness_only")
 DEFAULT_FLOOR = 1e-3
 
-COMPOSITION_ALGORITHM = "Compute composition clusters"
-UNIQUENESS_ALGORITHM = "Compute DINOv2 uniqueness"
+# Algorithm names as the Processing toolbox shows them (translated where shown: _(COMPOSITION_ALGORITHM)).
+COMPOSITION_ALGORITHM = N_("Compute composition clusters")
+UNIQUENESS_ALGORITHM = N_("Compute DINOv2 uniqueness")
 
 # The signals a method reads; "classes" are the cls_<value> proportion fields.
 _COMPOSITION, _UNIQUENESS, _CLASSES = "composition", "uniqueness", "classes"
 _METHOD_SIGNALS = {method: set(signals) for method, signals in METHOD_SIGNALS.items()}
 
-#: One sentence per method, for help texts and the report.
+#: One sentence per method, for help texts and the report (English; translated where shown:
+#: ``_(METHOD_DESCRIPTIONS[method])``).
 METHOD_DESCRIPTIONS = {
-    "rank_max": (
+    "rank_max": N_(
         "max(rank_comp, rank_uniq): a patch is favoured when either signal is high. The mean of the max "
         "of two independent ranks is 2/3, so at strength 1 no patch is drawn more than about 1.5x as often "
         "as under uniform sampling (ties shift this a little): it reorders the dataset more than it "
         "rebalances classes."
     ),
-    "rank_multiply": (
+    "rank_multiply": N_(
         "rank_comp x rank_uniq: penalises patches low on both signals. The product of two independent "
         "ranks has mean 1/4, so a patch is drawn at most about 4x as often as under uniform sampling."
     ),
-    "rank_add": (
+    "rank_add": N_(
         "(rank_comp + rank_uniq) / 2: a smooth blend. Mean rank 0.5 means at most 2x uniform at "
         "strength 1, and averaging two signals makes extreme weights rarer still."
     ),
-    "multiplicative": (
+    "multiplicative": N_(
         "freq_cluster_weight x uniqueness_score on their raw scales: unbounded, so a few extreme patches "
         "can dominate the draws; check the effective sample size."
     ),
-    "composition_only": (
+    "composition_only": N_(
         "rank of freq_cluster_weight: rare composition clusters are favoured, every patch of a cluster "
         "shares one (tied) rank. Mean rank 0.5 means at most 2x uniform at strength 1."
     ),
-    "uniqueness_only": (
+    "uniqueness_only": N_(
         "rank of uniqueness_score: visually unusual patches are favoured. Mean rank 0.5 means at most "
         "2x uniform at strength 1."
     ),
-    "class_balanced": (
+    "class_balanced": N_(
         "sum over classes of (patch share / mean share)^alpha: targets class pixel shares directly. "
         "alpha 0.5 lifts rare classes while keeping the effective sample size high; alpha 1 equalises "
         "harder at a lower effective sample size; optionally mixed with the uniqueness rank."
@@ -146,9 +149,10 @@ def percentile_rank(values) -> np.ndarray:
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1:
-        raise BalancedSamplingError(f"percentile_rank expects a 1-D array, got shape {values.shape}.")
+        raise BalancedSamplingError(_("percentile_rank expects a 1-D array, got shape {shape}.").format(
+            shape=values.shape))
     if not np.isfinite(values).all():
-        raise BalancedSamplingError("percentile_rank got NaN or infinite values.")
+        raise BalancedSamplingError(_("percentile_rank got NaN or infinite values."))
     if values.size == 0:
         return values
     return rankdata(values, method="average") / values.size
@@ -163,7 +167,7 @@ def effective_sample_size(weights) -> float:
     w = np.asarray(weights, dtype=float)
     total = w.sum()
     if not total > 0:
-        raise BalancedSamplingError("The effective sample size needs at least one positive weight.")
+        raise BalancedSamplingError(_("The effective sample size needs at least one positive weight."))
     return float(total * total / np.square(w).sum())
 
 
@@ -179,10 +183,11 @@ def expected_class_shares(proportions, weights) -> np.ndarray:
     p = np.asarray(proportions, dtype=float)
     w = np.asarray(weights, dtype=float)
     if p.ndim != 2 or w.shape != (p.shape[0],):
-        raise BalancedSamplingError(f"expected_class_shares needs (n, C) and (n,) arrays, got {p.shape} and {w.shape}.")
+        raise BalancedSamplingError(_("expected_class_shares needs (n, C) and (n,) arrays, got {p} and {w}.").format(
+            p=p.shape, w=w.shape))
     drawn = w > 0
     if not drawn.any():
-        raise BalancedSamplingError("expected_class_shares needs at least one positive weight.")
+        raise BalancedSamplingError(_("expected_class_shares needs at least one positive weight."))
     return w[drawn] @ p[drawn] / w[drawn].sum()
 
 
@@ -216,8 +221,8 @@ def rare_class_mask(frequencies, rare_classes: Optional[Sequence[int]] = None, c
     unknown = sorted({int(c) for c in rare_classes} - set(values))
     if unknown:
         raise BalancedSamplingError(
-            f"Rare classes {unknown} have no proportion field ({CLASS_PREFIX}<value>); "
-            f"the classes found are {values}."
+            _("Rare classes {unknown} have no proportion field ({prefix}<value>); the classes found are "
+              "{values}.").format(unknown=unknown, prefix=CLASS_PREFIX, values=values)
         )
     return np.isin(values, [int(c) for c in rare_classes])
 
@@ -262,7 +267,8 @@ def _as_flag(value, field: str, index) -> bool:
     word = str(value).strip().lower()
     if word in _TRUE_WORDS or word in _FALSE_WORDS:
         return word in _TRUE_WORDS
-    raise BalancedSamplingError(f"Field '{field}' of the patch at row {index} is {value!r}; expected true or false.")
+    raise BalancedSamplingError(_("Field '{field}' of the patch at row {row} is {value}; expected true or false.")
+                                .format(field=field, row=index, value=repr(value)))
 
 
 def method_signals(method: str, uniqueness_mix: float = 0.0, rare_boost: Optional[float] = None) -> set:
@@ -352,8 +358,9 @@ def combine_weights(
     included = included_mask(table, excluded_field)
     if not included.any():
         raise BalancedSamplingError(
-            f"All {len(table)} patches are excluded, so none can be drawn. Loosen the exclusion options of "
-            f"'{COMPOSITION_ALGORITHM}' or check the '{excluded_field}' field."
+            _("All {n} patches are excluded, so none can be drawn. Loosen the exclusion options of '{algorithm}' "
+              "or check the '{field}' field.").format(n=len(table), algorithm=_(COMPOSITION_ALGORITHM),
+                                                     field=excluded_field)
         )
     drawable = table.iloc[np.flatnonzero(included)]
     needed = method_signals(method, uniqueness_mix, rare_boost)
@@ -364,9 +371,11 @@ def combine_weights(
         (progress.warning if warn else progress.info)(message)
 
     if method not in RANK_METHODS and strength != 1:
-        note(f"strength {strength:g} is ignored by '{method}' (it applies to rank methods).", warn=True)
+        note(_("strength {strength} is ignored by '{method}' (it applies to rank methods).").format(
+            strength=f"{strength:g}", method=method), warn=True)
     if method != "class_balanced" and uniqueness_mix > 0:
-        note(f"uniqueness_mix {uniqueness_mix:g} is ignored by '{method}' (it applies to class_balanced).", warn=True)
+        note(_("uniqueness_mix {mix} is ignored by '{method}' (it applies to class_balanced).").format(
+            mix=f"{uniqueness_mix:g}", method=method), warn=True)
 
     signals = {}
     if _COMPOSITION in needed:
@@ -387,18 +396,23 @@ def combine_weights(
         rare = rare_class_mask(proportions.mean(axis=0), rare_classes, values)
         boosted = tuple(f for f, r in zip(fields, rare) if r)
         raw = raw * rare_class_boost(proportions, rare_boost, rare)
-        note(f"Rare-class boost x{rare_boost:g} on {', '.join(boosted) or 'no class'}.")
+        if boosted:
+            note(_("Rare-class boost x{boost} on {classes}.").format(boost=f"{rare_boost:g}", classes=", ".join(boosted)))
+        else:
+            note(_("Rare-class boost x{boost} on no class.").format(boost=f"{rare_boost:g}"))
 
     if not np.isfinite(raw).all():
-        raise BalancedSamplingError(f"Method '{method}' produced infinite weights; the input signals are too large.")
+        raise BalancedSamplingError(
+            _("Method '{method}' produced infinite weights; the input signals are too large.").format(method=method))
     if not raw.max() > 0:
         raise BalancedSamplingError(
-            f"Method '{method}' gives every included patch a weight of 0 (all signals are 0); "
-            "check the input fields or pick another method."
+            _("Method '{method}' gives every included patch a weight of 0 (all signals are 0); check the input "
+              "fields or pick another method.").format(method=method)
         )
     raw, n_floored = apply_floor(raw, floor)
     if n_floored:
-        note(f"{n_floored} patches were raised to the floor ({floor:g} x the largest weight).")
+        note(_("{n} patches were raised to the floor ({floor} x the largest weight).").format(
+            n=n_floored, floor=f"{floor:g}"))
 
     weights = np.zeros(len(table))
     weights[included] = raw / raw.mean()
@@ -475,22 +489,25 @@ def _method_weights(method, signals, proportions, strength, class_alpha, uniquen
 
 def _check_method(method: str) -> None:
     if method not in SAMPLING_METHODS:
-        raise BalancedSamplingError(f"Unknown sampling method {method!r}; choose one of {', '.join(SAMPLING_METHODS)}.")
+        raise BalancedSamplingError(_("Unknown sampling method {method}; choose one of {choices}.").format(
+            method=repr(method), choices=", ".join(SAMPLING_METHODS)))
 
 
 def _check_options(method, strength, class_alpha, uniqueness_mix, rare_boost, floor) -> None:
     _check_method(method)
     checks = (
-        (np.isfinite(strength) and strength >= 0, f"strength must be a finite number >= 0, got {strength!r}."),
-        (np.isfinite(class_alpha) and class_alpha > 0, f"class_alpha must be a finite number > 0, got {class_alpha!r}"),
-        (0 <= uniqueness_mix <= 1, f"uniqueness_mix must be between 0 and 1, got {uniqueness_mix!r}."),
+        (np.isfinite(strength) and strength >= 0, _("strength must be a finite number >= 0, got {value}."),
+         strength),
+        (np.isfinite(class_alpha) and class_alpha > 0, _("class_alpha must be a finite number > 0, got {value}"),
+         class_alpha),
+        (0 <= uniqueness_mix <= 1, _("uniqueness_mix must be between 0 and 1, got {value}."), uniqueness_mix),
         (rare_boost is None or (np.isfinite(rare_boost) and rare_boost >= 1),
-         f"rare_boost must be a multiplier >= 1 (or None for off), got {rare_boost!r}."),
-        (0 < floor <= 1, f"floor must be in (0, 1], got {floor!r}."),
+         _("rare_boost must be a multiplier >= 1 (or None for off), got {value}."), rare_boost),
+        (0 < floor <= 1, _("floor must be in (0, 1], got {value}."), floor),
     )
-    for ok, message in checks:
+    for ok, message, value in checks:
         if not ok:
-            raise BalancedSamplingError(message)
+            raise BalancedSamplingError(message.format(value=repr(value)))
 
 
 def _class_fields(table: pd.DataFrame, class_fields: Optional[Sequence[str]]) -> list:
@@ -500,37 +517,43 @@ def _class_fields(table: pd.DataFrame, class_fields: Optional[Sequence[str]]) ->
 def _describe(table: pd.DataFrame, position: int) -> str:
     """'patch <patch_id>' when the table has one, else 'the patch at row <index>'."""
     if PATCH_ID in table.columns and pd.notna(table[PATCH_ID].iloc[position]):
-        return f"patch {table[PATCH_ID].iloc[position]}"
-    return f"the patch at row {table.index[position]}"
+        return _("patch {id}").format(id=table[PATCH_ID].iloc[position])
+    return _("the patch at row {row}").format(row=table.index[position])
 
 
 def _first_bad(table: pd.DataFrame, bad: np.ndarray, field: str, what: str, todo: str = "") -> BalancedSamplingError:
     positions = np.flatnonzero(bad)
+    """``what`` (the expected value) and ``todo`` (a sentence saying what to do) are already translated."""
     extra = positions.size - 1
-    others = f" (and {extra} other included patch{'es' if extra > 1 else ''})" if extra else ""
-    return BalancedSamplingError(
-        f"Field '{field}' of {_describe(table, positions[0])}{others} is "
-        f"{shown_value(table[field].iloc[positions[0]])}; expected {what}.{' ' + todo if todo else ''}"
-    )
+    if extra == 0:
+        message = _("Field '{field}' of {patch} is {value}; expected {what}.")
+    elif extra == 1:
+        message = _("Field '{field}' of {patch} (and 1 other included patch) is {value}; expected {what}.")
+    else:
+        message = _("Field '{field}' of {patch} (and {others} other included patches) is {value}; expected {what}.")
+    message = message.format(field=field, patch=_describe(table, positions[0]), others=extra,
+                             value=shown_value(table[field].iloc[positions[0]]), what=what)
+    return BalancedSamplingError(f"{message} {todo}" if todo else message)
 
 
 def _signal(drawable, field, method, algorithm, nonnegative, alternative) -> np.ndarray:
     """(n_included,) float values of a signal field, with the errors a user can act on."""
     if field not in drawable.columns:
         raise BalancedSamplingError(
-            f"Sampling method '{method}' needs the field '{field}', which the input does not have. "
-            f"Run '{algorithm}' first, or pick a method that does not need it."
+            _("Sampling method '{method}' needs the field '{field}', which the input does not have. Run "
+              "'{algorithm}' first, or pick a method that does not need it.").format(
+                method=method, field=field, algorithm=_(algorithm))
         )
     values = pd.to_numeric(drawable[field], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
         raise _first_bad(
-            drawable, bad, field, "a number",
-            f"Run '{algorithm}' on these patches, exclude them, or pick a sampling method that does not "
-            f"need '{field}' (e.g. {alternative}).",
+            drawable, bad, field, _("a number"),
+            _("Run '{algorithm}' on these patches, exclude them, or pick a sampling method that does not need "
+              "'{field}' (e.g. {alternative}).").format(algorithm=_(algorithm), field=field, alternative=alternative),
         )
     if nonnegative and (values < 0).any():
-        raise _first_bad(drawable, values < 0, field, f"a value >= 0 for '{method}'")
+        raise _first_bad(drawable, values < 0, field, _("a value >= 0 for '{method}'").format(method=method))
     return values
 
 
@@ -538,15 +561,17 @@ def _class_matrix(drawable, fields, method) -> np.ndarray:
     """(n_included, C) class proportions, checked to be numbers in [0, 1]."""
     if not fields:
         raise BalancedSamplingError(
-            f"Sampling method '{method}' (or the rare-class boost) needs class proportion fields "
-            f"({CLASS_PREFIX}<class value>), which the input does not have. Run '{COMPOSITION_ALGORITHM}' first."
+            _("Sampling method '{method}' (or the rare-class boost) needs class proportion fields ({prefix}<class "
+              "value>), which the input does not have. Run '{algorithm}' first.").format(
+                method=method, prefix=CLASS_PREFIX, algorithm=_(COMPOSITION_ALGORITHM))
         )
     missing = [f for f in fields if f not in drawable.columns]
     if missing:
-        raise BalancedSamplingError(f"Class proportion fields {missing} are not in the input.")
+        raise BalancedSamplingError(_("Class proportion fields {fields} are not in the input.").format(fields=missing))
     matrix = drawable[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     for j, field in enumerate(fields):
         bad = ~((matrix[:, j] >= 0) & (matrix[:, j] <= 1))  # also catches NaN
         if bad.any():
-            raise _first_bad(drawable, bad, field, f"a proportion in [0, 1] (re-run '{COMPOSITION_ALGORITHM}')")
+            raise _first_bad(drawable, bad, field, _("a proportion in [0, 1] (re-run '{algorithm}')").format(
+                algorithm=_(COMPOSITION_ALGORITHM)))
     return matrix
