@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError, require
+from .i18n import _
 from .file_safety import OutputFiles
 from .progress import Progress, as_progress
 
@@ -40,15 +41,15 @@ WRITE_CHUNK = 100_000
 
 
 def _pyarrow():
-    return require("pyarrow", "the embedding cache (parquet)")
+    return require("pyarrow", _("the embedding cache (parquet)"))
 
 
 def _parquet():
-    return require("pyarrow.parquet", "the embedding cache (parquet)", pip_name="pyarrow")
+    return require("pyarrow.parquet", _("the embedding cache (parquet)"), pip_name="pyarrow")
 
 
 def _compute():
-    return require("pyarrow.compute", "the embedding cache (parquet)", pip_name="pyarrow")
+    return require("pyarrow.compute", _("the embedding cache (parquet)"), pip_name="pyarrow")
 
 
 def _schema():
@@ -70,34 +71,35 @@ class EmbeddingCache:
         if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return None
         if os.path.isdir(self.path):
-            raise BalancedSamplingError(f"The embedding cache '{self.path}' is a folder; give a .parquet file name.")
+            raise BalancedSamplingError(
+                _("The embedding cache '{path}' is a folder; give a .parquet file name.").format(path=self.path))
         with open(self.path, "rb") as handle:
             signature = handle.read(4)
         if signature != PARQUET_MAGIC:
             raise BalancedSamplingError(
-                f"'{self.path}' is not a Parquet file, so it cannot be the embedding cache; it was left as it is. "
-                "Choose a new file name ending in .parquet for the cache."
+                _("'{path}' is not a Parquet file, so it cannot be the embedding cache; it was left as it is. Choose "
+                  "a new file name ending in .parquet for the cache.").format(path=self.path)
             )
         try:
             table = _parquet().read_table(self.path)
         except (OSError, pa.ArrowException) as exc:
             self.progress.warning(
-                f"The embedding cache '{self.path}' cannot be read ({exc}); it is ignored and will be "
-                "rewritten with freshly computed embeddings."
+                _("The embedding cache '{path}' cannot be read ({error}); it is ignored and will be rewritten with "
+                  "freshly computed embeddings.").format(path=self.path, error=exc)
             )
             return None
         missing = {KEY, MODEL, EMBEDDING} - set(table.column_names)
         if missing:
             raise BalancedSamplingError(
-                f"'{self.path}' is not an embedding cache of this tool (no column {', '.join(sorted(missing))}). "
-                "Choose another parquet file name, or delete this one."
+                _("'{path}' is not an embedding cache of this tool (no column {columns}). Choose another parquet "
+                  "file name, or delete this one.").format(path=self.path, columns=", ".join(sorted(missing)))
             )
         try:
             return table.select([KEY, MODEL, EMBEDDING]).cast(_schema())
         except pa.ArrowException as exc:
             raise BalancedSamplingError(
-                f"The embedding cache '{self.path}' has unexpected column types ({exc}). "
-                "Delete it or choose another file."
+                _("The embedding cache '{path}' has unexpected column types ({error}). Delete it or choose another "
+                  "file.").format(path=self.path, error=exc)
             ) from exc
 
     def lookup(self, keys, model: str, dim: int):
@@ -124,7 +126,8 @@ class EmbeddingCache:
         stale = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False) != dim
         if stale.any():
             self.progress.info(
-                f"{int(stale.sum())} cached embeddings of '{model}' do not have {dim} values; recomputing them."
+                _("{n} cached embeddings of '{model}' do not have {dim} values; recomputing them.").format(
+                    n=int(stale.sum()), model=model, dim=dim)
             )
             rows = rows.filter(pa.array(~stale))
         # A key stored twice: the later row wins.

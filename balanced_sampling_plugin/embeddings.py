@@ -27,6 +27,7 @@ import pandas as pd
 from .contract import PRECISIONS
 from .embedding_cache import EmbeddingCache
 from .errors import BalancedSamplingError, OperationCanceled, require
+from .i18n import N_, _
 from .patch_images import PatchReader, check_windows, estimate_stretch
 from .progress import Progress, as_progress
 from .records import (
@@ -55,7 +56,8 @@ FIRST_CPU_CHUNK = 4
 #: seconds at 155k x 768 floats, so ~1 % of a long CPU run).
 CHECKPOINT_SECONDS = 300
 
-OFFLINE_HELP = (
+# Translated where shown: _(OFFLINE_HELP).
+OFFLINE_HELP = N_(
     "Without internet access, save the model on a machine that has it, e.g.\n"
     "  python -c \"from transformers import AutoModel, AutoImageProcessor; m = 'facebook/dinov2-base'; "
     "AutoModel.from_pretrained(m).save_pretrained('dinov2-base'); "
@@ -91,24 +93,27 @@ def resolve_model_name(dino_model: str) -> tuple[str, bool]:
     """
     name = str(dino_model).strip()
     if not name:
-        raise BalancedSamplingError("No DINOv2 model given; use e.g. 'dinov2-base' or the folder of a saved model.")
+        raise BalancedSamplingError(
+            _("No DINOv2 model given; use e.g. 'dinov2-base' or the folder of a saved model."))
     if name in SHORT_NAMES:
         return SHORT_NAMES[name], False
     if os.path.isdir(os.path.expanduser(name)):
         return normalize_path(name), True
     # Hub ids are 'name' or 'owner/name'; anything else is meant as a folder.
     if os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1:
-        raise BalancedSamplingError(f"The model folder '{name}' does not exist.\n{OFFLINE_HELP}")
+        raise BalancedSamplingError(
+            _("The model folder '{folder}' does not exist.").format(folder=name) + "\n" + _(OFFLINE_HELP))
     return name, False
 
 
 def _load_failed(name: str, exc: Exception) -> BalancedSamplingError:
-    return BalancedSamplingError(f"Cannot load the DINOv2 model '{name}': {exc}\n{OFFLINE_HELP}")
+    return BalancedSamplingError(
+        _("Cannot load the DINOv2 model '{model}': {error}").format(model=name, error=exc) + "\n" + _(OFFLINE_HELP))
 
 
 def model_dimension(name: str, local: bool) -> int:
     """Embedding size (``hidden_size``) from the model's config, without loading the weights."""
-    transformers = require("transformers", "DINOv2 embeddings")
+    transformers = require("transformers", _("DINOv2 embeddings"))
     try:
         return int(transformers.AutoConfig.from_pretrained(name, local_files_only=local).hidden_size)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad model
@@ -121,7 +126,7 @@ def load_model(name: str, local: bool, device: str, revision: str | None = None)
     ``revision`` pins a hub model to the snapshot the cache key was made from, so a newer upload
     is never computed under an older key.
     """
-    transformers = require("transformers", "DINOv2 embeddings")
+    transformers = require("transformers", _("DINOv2 embeddings"))
     pinned = {} if local or not revision else {"revision": revision}
     try:
         processor = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=local, **pinned)
@@ -133,14 +138,14 @@ def load_model(name: str, local: bool, device: str, revision: str | None = None)
 
 def pick_device(use_gpu: bool, progress: Progress) -> str:
     """'cuda' when asked for and available, else 'cpu'; says which in the log."""
-    torch = require("torch", "DINOv2 embeddings")
+    torch = require("torch", _("DINOv2 embeddings"))
     if use_gpu and torch.cuda.is_available():
-        progress.info(f"Computing embeddings on the GPU ({torch.cuda.get_device_name(0)}).")
+        progress.info(_("Computing embeddings on the GPU ({gpu}).").format(gpu=torch.cuda.get_device_name(0)))
         return "cuda"
     progress.info(
-        "No CUDA GPU is available to PyTorch; computing embeddings on the CPU."
+        _("No CUDA GPU is available to PyTorch; computing embeddings on the CPU.")
         if use_gpu
-        else "Computing embeddings on the CPU."
+        else _("Computing embeddings on the CPU.")
     )
     return "cpu"
 
@@ -164,7 +169,8 @@ class InputSpec:
         size = dict(processor.size) if getattr(processor, "do_resize", False) else None
         if size is not None and "shortest_edge" not in size and not {"height", "width"} <= set(size):
             raise BalancedSamplingError(
-                f"Unsupported image-processor size setting {size}; expected shortest_edge or height and width."
+                _("Unsupported image-processor size setting {size}; expected shortest_edge or height and width.")
+                .format(size=size)
             )
         crop = None
         if getattr(processor, "do_center_crop", False):
@@ -189,7 +195,7 @@ class InputSpec:
 
     def __call__(self, image: np.ndarray):
         """(3, H, W) float 0..255 numpy image -> (3, h, w) float32 model-input tensor."""
-        torch = require("torch", "DINOv2 embeddings")
+        torch = require("torch", _("DINOv2 embeddings"))
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         if self.resize is not None:
             shape = self._resized_shape(*tensor.shape[-2:])
@@ -210,7 +216,7 @@ def _batches(windows, load, batch_size: int, num_workers: int):
     ``num_workers`` threads run ``load(window)`` up to :data:`PREFETCH_BATCHES` batches
     ahead; 0 loads in the calling thread.
     """
-    torch = require("torch", "DINOv2 embeddings")
+    torch = require("torch", _("DINOv2 embeddings"))
     slices = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
     if num_workers <= 0:
         for part in slices:
@@ -237,7 +243,7 @@ def cls_embeddings(model, batch, device: str, precision: str = "fp32") -> np.nda
     """(b, d) float32 CLS embeddings of a (b, 3, h, w) model-input batch; ``precision`` in :data:`PRECISIONS`."""
     import contextlib
 
-    torch = require("torch", "DINOv2 embeddings")
+    torch = require("torch", _("DINOv2 embeddings"))
     autocast = (torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
     with torch.inference_mode(), autocast:
@@ -327,9 +333,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     """
     progress = as_progress(progress)
     if precision not in PRECISIONS:
-        raise BalancedSamplingError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        raise BalancedSamplingError(_("Unknown precision {value}; choose one of {choices}.").format(
+            value=repr(precision), choices=", ".join(PRECISIONS)))
     if int(batch_size) < 1:
-        raise BalancedSamplingError(f"The batch size must be at least 1; got {batch_size}.")
+        raise BalancedSamplingError(_("The batch size must be at least 1; got {value}.").format(value=batch_size))
     table = validate_records(records, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
     keys = patch_ids(table).to_numpy()
     unique_keys, first_row, row_to_unique = np.unique(keys, return_index=True, return_inverse=True)
@@ -347,11 +354,13 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         reader.stretch = estimate_stretch(reader, sorted(windows), stretch)
         if reader.stretch is not None:
             low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
-            progress.info(f"Non-uint8 imagery stretched to 0-255 (percentiles {stretch}): {low} to {high}.")
+            progress.info(_("Non-uint8 imagery stretched to 0-255 (percentiles {percentiles}): {low} to {high}.")
+                          .format(percentiles=stretch, low=low, high=high))
         fingerprint = model_fingerprint(name, local) if cache else None
         identity = cache_identity(name, fingerprint, bands, stretch, reader.stretch, precision)
         if cache and fingerprint is None:
-            progress.warning(f"Cannot tell which revision of '{name}' is loaded, so no cached embedding is reused.")
+            progress.warning(_("Cannot tell which revision of '{model}' is loaded, so no cached embedding is "
+                               "reused.").format(model=name))
             found, cached = np.zeros(len(unique_keys), bool), None
         elif cache:
             found, cached = cache.lookup(unique_keys, identity, dim)
@@ -363,8 +372,8 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         # Image order lets each reader thread reuse its open dataset.
         todo = sorted(np.flatnonzero(~found), key=windows.__getitem__)
         if cache:
-            progress.info(f"Embedding cache '{cache.path}': {int(found.sum())} of {len(unique_keys)} patches "
-                          f"reused, {len(todo)} to compute.")
+            progress.info(_("Embedding cache '{path}': {reused} of {total} patches reused, {todo} to compute.").format(
+                path=cache.path, reused=int(found.sum()), total=len(unique_keys), todo=len(todo)))
         device = None
         if todo:
             device = pick_device(use_gpu, progress)
@@ -387,8 +396,8 @@ def _checkpoint(cache, keys, name, vectors, progress) -> None:
     try:
         cache.save(keys, name, vectors)
     except OSError as exc:
-        progress.warning(f"Could not checkpoint the embedding cache '{cache.path}' ({exc}); "
-                         "the run continues and saves at the end.")
+        progress.warning(_("Could not checkpoint the embedding cache '{path}' ({error}); the run continues and saves "
+                           "at the end.").format(path=cache.path, error=exc))
 
 
 def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
@@ -411,7 +420,8 @@ def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, p
                     start += len(part)
                     vectors = cls_embeddings(model, part, device, precision)
                     if vectors.shape[1] != dim:
-                        raise BalancedSamplingError(f"The model gives {vectors.shape[1]}-d embeddings, not {dim}.")
+                        raise BalancedSamplingError(_("The model gives {given}-d embeddings, not {expected}.").format(
+                            given=vectors.shape[1], expected=dim))
                     out[done : done + len(vectors)] = vectors
                     done += len(vectors)
                     if device == "cpu":
@@ -425,8 +435,11 @@ def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, p
         if cache and done:
             cache.save(keys[:done], name, out[:done])
         if isinstance(exc, OperationCanceled):
-            kept = (f"the {done} embeddings computed so far were added to the cache '{cache.path}'"
-                    if cache and done else "no embedding was written")
-            raise OperationCanceled(f"Canceled by the user; {kept}.") from exc
+            if cache and done:
+                message = _("Canceled by the user; the {done} embeddings computed so far were added to the cache "
+                            "'{path}'.").format(done=done, path=cache.path)
+            else:
+                message = _("Canceled by the user; no embedding was written.")
+            raise OperationCanceled(message) from exc
         raise
     return out

@@ -27,6 +27,7 @@ import uuid
 from typing import Iterable, Mapping, Optional, Union
 
 from .errors import BalancedSamplingError
+from .i18n import _
 
 PathOrPaths = Union[str, os.PathLike, Iterable, None]
 
@@ -161,8 +162,8 @@ def check_paths(
         for other_name, other in outputs[:i]:
             if _overlap(entry, other):
                 raise BalancedSamplingError(
-                    f"{other_name} and {name} both point to '{_path_of(entry)}'; one would overwrite the other. "
-                    "Give each output its own file."
+                    _("{first} and {second} both point to '{path}'; one would overwrite the other. Give each output "
+                      "its own file.").format(first=other_name, second=name, path=_path_of(entry))
                 )
     if reads:
         inputs = [(name, entry) for name, value in reads.items() for entry in _entries(value)]
@@ -179,10 +180,13 @@ def check_paths(
                 hit = next(((n, e) for n, e in candidates if _overlap(written, e)), None)
                 if hit is not None:
                     shown = _path_of(hit[1])
-                    raise BalancedSamplingError(
-                        f"{name} '{path}' is the input {hit[0]}" + (f" ('{shown}')" if shown != path else "")
-                        + ": writing it would destroy the input. Choose another file for the output."
-                    )
+                    if shown != path:
+                        message = _("{output} '{path}' is the input {input} ('{input_path}'): writing it would "
+                                    "destroy the input. Choose another file for the output.")
+                    else:
+                        message = _("{output} '{path}' is the input {input}: writing it would destroy the input. "
+                                    "Choose another file for the output.")
+                    raise BalancedSamplingError(message.format(output=name, path=path, input=hit[0], input_path=shown))
     if writable:
         for name, entry in outputs:
             check_writable(_path_of(entry), name)
@@ -194,22 +198,25 @@ def check_writable(path, name: str = "The output") -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
-        raise BalancedSamplingError(f"{name} '{path}' is a folder; give a file name inside it.")
+        raise BalancedSamplingError(_("{output} '{path}' is a folder; give a file name inside it.").format(
+            output=name, path=path))
     if not os.path.isdir(folder):
         raise BalancedSamplingError(
-            f"Cannot write {name} '{path}': the folder '{folder}' does not exist. Create it or choose another."
+            _("Cannot write {output} '{path}': the folder '{folder}' does not exist. Create it or choose another.")
+            .format(output=name, path=path, folder=folder)
         )
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise BalancedSamplingError(
-            f"Cannot write {name} '{path}': the file is read-only. Make it writable or choose another file."
+            _("Cannot write {output} '{path}': the file is read-only. Make it writable or choose another file.")
+            .format(output=name, path=path)
         )
     try:  # os.access says yes to root on a read-only mount: only creating a file tells
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".balanced-sampling-probe-"):
             pass
     except OSError as exc:
         raise BalancedSamplingError(
-            f"Cannot write {name} '{path}': the folder '{folder}' is not writable ({exc.strerror or exc}). "
-            "Choose a folder you can write to."
+            _("Cannot write {output} '{path}': the folder '{folder}' is not writable ({error}). Choose a folder you "
+              "can write to.").format(output=name, path=path, folder=folder, error=exc.strerror or exc)
         ) from None
 
 
@@ -377,7 +384,8 @@ class OutputFiles:
         """Rename every partial output into place; on any failure put every replaced file back and raise."""
         for partial, path in self._pending:
             if not os.path.exists(partial):
-                raise BalancedSamplingError(f"The output '{path}' was not written completely; nothing was replaced.")
+                raise BalancedSamplingError(
+                    _("The output '{path}' was not written completely; nothing was replaced.").format(path=path))
         try:
             for partial, path in self._pending:
                 self._promote(partial, path)
@@ -436,7 +444,8 @@ def atomic_write(path, mode: str = "w", encoding: str = "utf-8", newline: Option
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise BalancedSamplingError(f"Cannot write '{path}': the folder '{folder}' does not exist.")
+        raise BalancedSamplingError(_("Cannot write '{path}': the folder '{folder}' does not exist.").format(
+            path=path, folder=folder))
     with OutputFiles() as outputs:
         temporary = outputs.partial(path)
         # os.open with 0o666 honours the umask like open(); O_BINARY stops Windows from translating newlines twice

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .contract import EDGE_MODES
 from .errors import BalancedSamplingError
+from .i18n import _
 from .progress import Progress, as_progress
 from .records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, normalize_path, patch_id
 
@@ -29,9 +30,11 @@ def window_offsets(length: int, patch_size: int, stride: int, edge: str = "drop"
     A raster shorter than ``patch_size`` yields no window.
     """
     if patch_size <= 0 or stride <= 0:
-        raise BalancedSamplingError(f"patch size ({patch_size}) and stride ({stride}) must be positive.")
+        raise BalancedSamplingError(_("patch size ({patch_size}) and stride ({stride}) must be positive.").format(
+            patch_size=patch_size, stride=stride))
     if edge not in EDGE_MODES:
-        raise BalancedSamplingError(f"Unknown edge mode {edge!r}; expected one of {', '.join(EDGE_MODES)}.")
+        raise BalancedSamplingError(_("Unknown edge mode {value}; expected one of {choices}.").format(
+            value=repr(edge), choices=", ".join(EDGE_MODES)))
     if length < patch_size:
         return np.empty(0, dtype=np.int64)
     offsets = np.arange(0, length - patch_size + 1, stride, dtype=np.int64)
@@ -62,7 +65,7 @@ def pair_images_and_masks(images: list[str], masks: list[str]) -> list[tuple[str
     any name that matches more than one mask.
     """
     if not images:
-        raise BalancedSamplingError("No image raster was given.")
+        raise BalancedSamplingError(_("No image raster was given."))
     by_key: dict[str, list[str]] = {}
     for mask in masks:
         by_key.setdefault(pairing_key(mask), []).append(mask)
@@ -71,7 +74,8 @@ def pair_images_and_masks(images: list[str], masks: list[str]) -> list[tuple[str
         candidates = [m for m in by_key.get(pairing_key(image), []) if normalize_path(m) != normalize_path(image)]
         if len(candidates) > 1:
             raise BalancedSamplingError(
-                f"Image {image} matches several masks ({', '.join(candidates)}); give one mask per image name."
+                _("Image {image} matches several masks ({masks}); give one mask per image name.").format(
+                    image=image, masks=", ".join(candidates))
             )
         if not candidates:
             unmatched.append(image)
@@ -79,9 +83,9 @@ def pair_images_and_masks(images: list[str], masks: list[str]) -> list[tuple[str
             pairs.append((image, candidates[0]))
     if unmatched:
         raise BalancedSamplingError(
-            "No mask found for image(s): " + ", ".join(unmatched)
-            + ". An image pairs with the mask whose file name is the same apart from words like "
-            "'_mask'/'_label' (e.g. tile_01.tif and tile_01_mask.tif)."
+            _("No mask found for image(s): {images}. An image pairs with the mask whose file name is the same apart "
+              "from words like '_mask'/'_label' (e.g. tile_01.tif and tile_01_mask.tif).").format(
+                images=", ".join(unmatched))
         )
     return pairs
 
@@ -90,16 +94,18 @@ def find_pairs(image_folder: str, image_pattern: str, mask_folder: str, mask_pat
     """Image/mask pairs from two folders (they may be the same) and shell patterns like ``*.tif``."""
     def listing(folder: str, pattern: str) -> list[str]:
         if not os.path.isdir(folder):
-            raise BalancedSamplingError(f"Folder {folder} does not exist.")
+            raise BalancedSamplingError(_("Folder {folder} does not exist.").format(folder=folder))
         names = sorted(n for n in os.listdir(folder) if fnmatch.fnmatch(n, pattern))
         return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
 
     images = listing(image_folder, image_pattern)
     masks = listing(mask_folder, mask_pattern)
     if not images:
-        raise BalancedSamplingError(f"No file in {image_folder} matches {image_pattern!r}.")
+        raise BalancedSamplingError(_("No file in {folder} matches {pattern}.").format(
+            folder=image_folder, pattern=repr(image_pattern)))
     if not masks:
-        raise BalancedSamplingError(f"No file in {mask_folder} matches {mask_pattern!r}.")
+        raise BalancedSamplingError(_("No file in {folder} matches {pattern}.").format(
+            folder=mask_folder, pattern=repr(mask_pattern)))
     if normalize_path(image_folder) == normalize_path(mask_folder):
         # One folder for both: files whose name carries a mask word are masks.
         mask_set = {normalize_path(m) for m in masks if pairing_key(m) != os.path.splitext(os.path.basename(m))[0].lower()}
@@ -125,7 +131,7 @@ def read_grid(path: str) -> RasterGrid:
     import rasterio
 
     if not os.path.exists(path):
-        raise BalancedSamplingError(f"Raster {path} does not exist.")
+        raise BalancedSamplingError(_("Raster {path} does not exist.").format(path=path))
     try:
         with rasterio.open(path) as ds:
             crs = ds.crs
@@ -137,14 +143,16 @@ def read_grid(path: str) -> RasterGrid:
             return RasterGrid(path, ds.width, ds.height, (t.a, t.b, t.c, t.d, t.e, t.f),
                               crs.to_wkt() if crs else "", authid)
     except rasterio.errors.RasterioIOError as exc:
-        raise BalancedSamplingError(f"Raster {path} cannot be read: {exc}") from exc
+        raise BalancedSamplingError(_("Raster {path} cannot be read: {error}").format(path=path, error=exc)) from exc
 
 
 def crs_name(grid: RasterGrid) -> str:
     """How messages name a raster's CRS."""
     if grid.crs_authid:
         return grid.crs_authid
-    return f"a CRS without EPSG code ({grid.crs_wkt[:60]}...)" if grid.crs_wkt else "no CRS"
+    if grid.crs_wkt:
+        return _("a CRS without EPSG code ({wkt}...)").format(wkt=grid.crs_wkt[:60])
+    return _("no CRS")
 
 
 def first_grid_with_same_crs(grid: RasterGrid, first: RasterGrid | None) -> RasterGrid:
@@ -154,8 +162,9 @@ def first_grid_with_same_crs(grid: RasterGrid, first: RasterGrid | None) -> Rast
     """
     if first is not None and (grid.crs_authid or grid.crs_wkt) != (first.crs_authid or first.crs_wkt):
         raise BalancedSamplingError(
-            f"Raster {grid.path} is in {crs_name(grid)} but {first.path} is in {crs_name(first)}; one footprint "
-            "layer holds one CRS — reproject the rasters or run once per CRS."
+            _("Raster {path} is in {crs} but {first_path} is in {first_crs}; one footprint layer holds one CRS — "
+              "reproject the rasters or run once per CRS.").format(
+                path=grid.path, crs=crs_name(grid), first_path=first.path, first_crs=crs_name(first))
         )
     return first or grid
 
@@ -172,20 +181,24 @@ def check_mask_grid(image: RasterGrid, mask: RasterGrid) -> None:
     """
     if _crs_key(image) and _crs_key(mask) and _crs_key(image) != _crs_key(mask):
         raise BalancedSamplingError(
-            f"Mask {mask.path} is in {crs_name(mask)} but its image {image.path} is in {crs_name(image)}; "
-            "a mask must share its image's CRS and pixel grid — reproject the mask onto the image's grid "
-            "(same CRS, extent and pixel size, nearest-neighbour resampling) or pair it with the right image."
+            _("Mask {mask} is in {mask_crs} but its image {image} is in {image_crs}; a mask must share its image's "
+              "CRS and pixel grid — reproject the mask onto the image's grid (same CRS, extent and pixel size, "
+              "nearest-neighbour resampling) or pair it with the right image.").format(
+                mask=mask.path, mask_crs=crs_name(mask), image=image.path, image_crs=crs_name(image))
         )
     if (image.width, image.height) != (mask.width, mask.height):
         raise BalancedSamplingError(
-            f"Image {image.path} is {image.width}x{image.height} px but its mask {mask.path} is "
-            f"{mask.width}x{mask.height} px; they must share one pixel grid."
+            _("Image {image} is {image_width}x{image_height} px but its mask {mask} is {mask_width}x{mask_height} "
+              "px; they must share one pixel grid.").format(
+                image=image.path, image_width=image.width, image_height=image.height, mask=mask.path,
+                mask_width=mask.width, mask_height=mask.height)
         )
     if not np.allclose(image.transform, mask.transform, rtol=0, atol=1e-6 * max(1.0, abs(image.transform[0]))):
         raise BalancedSamplingError(
-            f"Image {image.path} and mask {mask.path} have different geotransforms (origin or pixel size: "
-            f"{_origin_and_size(image)} vs {_origin_and_size(mask)}); they must share one pixel grid — "
-            "resample the mask onto the image's grid (nearest neighbour)."
+            _("Image {image} and mask {mask} have different geotransforms (origin or pixel size: {image_grid} vs "
+              "{mask_grid}); they must share one pixel grid — resample the mask onto the image's grid (nearest "
+              "neighbour).").format(image=image.path, mask=mask.path, image_grid=_origin_and_size(image),
+                                    mask_grid=_origin_and_size(mask))
         )
 
 
@@ -234,7 +247,8 @@ def build_footprints(
         windows = raster_windows(img.height, img.width, patch_size, stride, edge)
         if len(windows) == 0:
             skipped.append(image)
-            progress.warning(f"Raster {image} ({img.width}x{img.height} px) is smaller than one {patch_size} px patch; no patch made.")
+            progress.warning(_("Raster {path} ({width}x{height} px) is smaller than one {size} px patch; no patch "
+                               "made.").format(path=image, width=img.width, height=img.height, size=patch_size))
         else:
             frame = pd.DataFrame({
                 IMAGE_PATH: image, MASK_PATH: mask,
@@ -245,6 +259,6 @@ def build_footprints(
             rings.extend(window_ring(img.transform, int(r), int(c), patch_size) for r, c in windows)
         progress.update(done + 1, len(pairs))
     if not frames:
-        raise BalancedSamplingError(f"No raster is large enough for a {patch_size} px patch.")
+        raise BalancedSamplingError(_("No raster is large enough for a {size} px patch.").format(size=patch_size))
     records = pd.concat(frames, ignore_index=True)
     return FootprintResult(records, rings, first.crs_wkt, first.crs_authid, skipped)

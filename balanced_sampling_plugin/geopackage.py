@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError, OperationCanceled
+from .i18n import _
 from .progress import Progress, as_progress
 
 #: Rows per executemany call between two progress/cancel checks.
@@ -31,7 +32,7 @@ BUSY_TIMEOUT = 30
 def _envelope(blob):
     """(flags, (minx, maxx, miny, maxy) or None) from a GeoPackage geometry blob's header."""
     if blob is None or len(blob) < 8 or bytes(blob[:2]) != b"GP":
-        raise ValueError("not a GeoPackage geometry")
+        raise ValueError(_("not a GeoPackage geometry"))
     flags = blob[3]
     order = "<" if flags & 1 else ">"
     if (flags >> 1) & 7 == 0:
@@ -43,9 +44,9 @@ def _bound(position: int):
     def function(blob):
         if blob is None:
             return None
-        _, envelope = _envelope(blob)
+        envelope = _envelope(blob)[1]
         if envelope is None:  # never the case for layers GDAL or QGIS wrote; the update then fails, unchanged
-            raise ValueError("geometry without envelope")
+            raise ValueError(_("geometry without envelope"))
         return envelope[position]
 
     return function
@@ -123,26 +124,29 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
     path = os.fspath(path)
     if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
         raise BalancedSamplingError(
-            f"The GeoPackage '{path}' (or its folder) is read-only, so the layer cannot be updated in place. "
-            "Make it writable, or write a new layer instead of updating in place."
+            _("The GeoPackage '{path}' (or its folder) is read-only, so the layer cannot be updated in place. Make "
+              "it writable, or write a new layer instead of updating in place.").format(path=path)
         )
     try:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error as exc:
-        raise BalancedSamplingError(f"Cannot open the GeoPackage '{path}': {exc}.") from None
+        raise BalancedSamplingError(_("Cannot open the GeoPackage '{path}': {error}.").format(path=path, error=exc)) from None
     with contextlib.closing(db):
         _register_geometry_functions(db)
         try:
             layer = layer_name or _only_feature_table(db, path)
             columns = {row[1]: row for row in db.execute(f"PRAGMA table_info({_quote(layer)})")}
         except sqlite3.Error as exc:  # locked by another connection, not a GeoPackage...
-            raise BalancedSamplingError(f"Cannot read the GeoPackage '{path}' ({exc}); nothing was changed.") from None
-        described = f"layer '{layer}' of '{path}'"
+            raise BalancedSamplingError(
+                _("Cannot read the GeoPackage '{path}' ({error}); nothing was changed.").format(path=path, error=exc)
+            ) from None
+        described = {"layer": layer, "path": path}  # for messages
         if not columns:
-            raise BalancedSamplingError(f"The GeoPackage '{path}' has no layer '{layer}'.")
+            raise BalancedSamplingError(_("The GeoPackage '{path}' has no layer '{layer}'.").format(**described))
         primary = [name for name, row in columns.items() if row[5]]
         if len(primary) != 1:
-            raise BalancedSamplingError(f"The {described} has no single integer feature id column.")
+            raise BalancedSamplingError(
+                _("The layer '{layer}' of '{path}' has no single integer feature id column.").format(**described))
         lowered = {name.lower() for name in columns}
         new = [c for c in table.columns if str(c).lower() not in lowered]
         assignments = ", ".join(f"{_quote(c)} = ?" for c in table.columns)
@@ -174,36 +178,42 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
                 raise
             if isinstance(exc, sqlite3.Error):
                 raise BalancedSamplingError(
-                    f"Could not update the {described} ({exc}); nothing was changed. "
-                    "Write a new layer instead, or fix what the database reports."
+                    _("Could not update the layer '{layer}' of '{path}' ({error}); nothing was changed. Write a new "
+                      "layer instead, or fix what the database reports.").format(**described, error=exc)
                 ) from None
             raise
     progress.update(1, 1, check_cancel=False)
 
 
-def _update_batch(db, statement: str, batch: list, described: str, select_ids: str) -> None:
+def _update_batch(db, statement: str, batch: list, described: dict, select_ids: str) -> None:
     try:
         cursor = db.executemany(statement, batch)
     except sqlite3.Error as exc:
         if not db.in_transaction:  # RAISE(ROLLBACK) / ON CONFLICT ROLLBACK ended it: a retry would commit rows
-            raise BalancedSamplingError(f"Could not update the {described}: {exc}. Nothing was changed.") from None
+            raise BalancedSamplingError(
+                _("Could not update the layer '{layer}' of '{path}': {error}. Nothing was changed.").format(
+                    **described, error=exc)) from None
         # Find the row at fault, for the message (the whole transaction is rolled back anyway).
         for row in batch:
             try:
                 db.execute(statement, row)
             except sqlite3.Error as exc:
                 raise BalancedSamplingError(
-                    f"Could not update feature {row[-1]} of the {described}: {exc}. Nothing was changed."
+                    _("Could not update feature {feature} of the layer '{layer}' of '{path}': {error}. Nothing was "
+                      "changed.").format(**described, feature=row[-1], error=exc)
                 ) from None
         raise
     if cursor.rowcount < len(batch):  # rows this statement changed (total_changes also counts triggers' writes)
         present = {r[0] for r in db.execute(select_ids)}
         missing = next((row[-1] for row in batch if row[-1] not in present), None)
         if missing is not None:
-            raise BalancedSamplingError(f"The {described} has no feature {missing}; nothing was changed.")
+            raise BalancedSamplingError(
+                _("The layer '{layer}' of '{path}' has no feature {feature}; nothing was changed.").format(
+                    **described, feature=missing))
         skipped = next((row[-1] for row in batch if db.execute(statement, row).rowcount == 0), "?")
         raise BalancedSamplingError(
-            f"A trigger of the {described} skipped feature {skipped} (RAISE(IGNORE)); nothing was changed."
+            _("A trigger of the layer '{layer}' of '{path}' skipped feature {feature} (RAISE(IGNORE)); nothing was "
+              "changed.").format(**described, feature=skipped)
         )
 
 
@@ -211,7 +221,7 @@ def _only_feature_table(db, path: str) -> str:
     tables = [row[0] for row in db.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'features'")]
     if len(tables) != 1:
         raise BalancedSamplingError(
-            f"The GeoPackage '{path}' holds {len(tables)} layers ({', '.join(tables) or 'none'}); "
-            "choose the layer itself as input."
+            _("The GeoPackage '{path}' holds {n} layers ({layers}); choose the layer itself as input.").format(
+                path=path, n=len(tables), layers=", ".join(tables) or _("none"))
         )
     return tables[0]

@@ -22,6 +22,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from .errors import BalancedSamplingError
+from .i18n import _
 
 #: Open datasets kept per worker thread; work is ordered by image, so a few suffice.
 OPEN_PER_THREAD = 4
@@ -49,8 +50,8 @@ def channel_bands(count: int, bands, path: str) -> tuple[int, int, int]:
     bands = tuple(int(b) for b in bands)
     if len(bands) != 3 or min(bands) < 1 or max(bands) > count:
         raise BalancedSamplingError(
-            f"Image '{path}' has {count} bands; the band selection {bands} must name 3 bands between 1 and "
-            f"{count}. Set the bands to use (e.g. 1,2,3 for red, green, blue)."
+            _("Image '{path}' has {count} bands; the band selection {bands} must name 3 bands between 1 and {count}. "
+              "Set the bands to use (e.g. 1,2,3 for red, green, blue).").format(path=path, count=count, bands=bands)
         )
     return bands
 
@@ -82,12 +83,14 @@ class PatchReader:
         try:
             dataset = rasterio.open(path)
         except (RasterioIOError, OSError) as exc:
-            raise BalancedSamplingError(f"Cannot open image '{path}': {exc}. Check the image_path field.") from exc
+            raise BalancedSamplingError(
+                _("Cannot open image '{path}': {error}. Check the image_path field.").format(path=path, error=exc)
+            ) from exc
         cache[path] = dataset
         with self._lock:
             self._all_open.append(dataset)
         if len(cache) > OPEN_PER_THREAD:
-            _, oldest = cache.popitem(last=False)
+            oldest = cache.popitem(last=False)[1]
             with self._lock:
                 self._all_open.remove(oldest)
             oldest.close()
@@ -104,8 +107,9 @@ class PatchReader:
         bottom, right = min(row_off + size, dataset.height), min(col_off + size, dataset.width)
         if bottom <= top or right <= left:
             raise BalancedSamplingError(
-                f"The patch window row_off={row_off}, col_off={col_off}, size={size} lies outside image "
-                f"'{path}' ({dataset.height} x {dataset.width} px)."
+                _("The patch window row_off={row_off}, col_off={col_off}, size={size} lies outside image '{path}' "
+                  "({height} x {width} px).").format(row_off=row_off, col_off=col_off, size=size, path=path,
+                                                     height=dataset.height, width=dataset.width)
             )
         unique = sorted(set(channels))
         data = dataset.read(unique, window=Window(left, top, right - left, bottom - top), masked=True)
@@ -127,8 +131,8 @@ class PatchReader:
             image = values.astype(np.float32)
         elif self.stretch is None:
             raise BalancedSamplingError(
-                f"Image '{path}' is {self.dataset(path).dtypes[0]}, not uint8: it needs a percentile stretch, "
-                "which was not estimated."
+                _("Image '{path}' is {dtype}, not uint8: it needs a percentile stretch, which was not estimated.")
+                .format(path=path, dtype=self.dataset(path).dtypes[0])
             )
         else:
             image = self.stretch.apply(values)
@@ -158,10 +162,11 @@ def check_windows(reader: PatchReader, windows, describe) -> None:
         channel_bands(dataset.count, reader.bands, path)
         if row < 0 or col < 0 or row + size > dataset.height or col + size > dataset.width:
             raise BalancedSamplingError(
-                f"The window of {describe(i)} covers rows {row}..{row + size - 1} and columns "
-                f"{col}..{col + size - 1}, outside the image raster '{path}' ({dataset.height} rows x "
-                f"{dataset.width} columns). Fix its row_off/col_off/patch_size fields, or rebuild the footprints "
-                "with 'Create patch footprints'."
+                _("The window of {patch} covers rows {first_row}..{last_row} and columns {first_col}..{last_col}, "
+                  "outside the image raster '{path}' ({height} rows x {width} columns). Fix its "
+                  "row_off/col_off/patch_size fields, or rebuild the footprints with '{algorithm}'.").format(
+                    patch=describe(i), first_row=row, last_row=row + size - 1, first_col=col, last_col=col + size - 1,
+                    path=path, height=dataset.height, width=dataset.width, algorithm=_("Create patch footprints"))
             )
 
 
@@ -175,7 +180,8 @@ def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_
     """
     low_pct, high_pct = float(percentiles[0]), float(percentiles[1])
     if not 0.0 <= low_pct < high_pct <= 100.0:
-        raise BalancedSamplingError(f"Stretch percentiles must satisfy 0 <= low < high <= 100; got {percentiles}.")
+        raise BalancedSamplingError(
+            _("Stretch percentiles must satisfy 0 <= low < high <= 100; got {value}.").format(value=percentiles))
     uint8 = {path: reader.is_uint8(path) for path in dict.fromkeys(w[0] for w in windows)}
     candidates = [w for w in windows if not uint8[w[0]]]
     if not candidates:

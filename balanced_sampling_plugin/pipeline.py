@@ -38,6 +38,7 @@ import pandas as pd
 from .composition import CompositionResult, compute_composition
 from .config import ROOT, BalancedDatasetConfig, LocalInput, load_config
 from .errors import BalancedSamplingError, require
+from .i18n import _
 from .export import write_training_csv
 from .file_safety import OutputFiles, check_paths
 from .progress import Progress, as_progress
@@ -155,10 +156,12 @@ def run_config(
             files.commit()
     progress.update(1, 1)
     if outputs is None:  # else the caller says so once it has put them in place
-        progress.info(
-            f"Wrote {len(table)} patches ({weights.n_excluded} excluded, method {method}) to {csv_path}"
-            + (f" and {geojson_path}." if geojson_path else ".")
-        )
+        if geojson_path:
+            progress.info(_("Wrote {n} patches ({excluded} excluded, method {method}) to {csv} and {geojson}.").format(
+                n=len(table), excluded=weights.n_excluded, method=method, csv=csv_path, geojson=geojson_path))
+        else:
+            progress.info(_("Wrote {n} patches ({excluded} excluded, method {method}) to {csv}.").format(
+                n=len(table), excluded=weights.n_excluded, method=method, csv=csv_path))
     return PipelineResult(
         table, footprints.rings, footprints.crs_wkt, footprints.crs_authid, csv_path, geojson_path, method,
         composition, uniqueness, weights,
@@ -180,13 +183,14 @@ def check_output_paths(
         f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.mode == "embeddings" else None,
         **(other_outputs or {}),
     }
-    reads = {"the config file": config.source}
+    reads = {_("the config file"): config.source}
     if isinstance(config.input, LocalInput):
         reads[f"{ROOT}.input.patch_records"] = config.input.records_file
     if records is not None:
         for column in (IMAGE_PATH, MASK_PATH):
             if column in records.columns:
-                reads[f"a raster of the records' {column}"] = records[column].dropna().map(normalize_path).unique()
+                reads[_("a raster of the records' {field}").format(field=column)] = (
+                    records[column].dropna().map(normalize_path).unique())
     check_paths(writes, reads, writable=False)  # collisions first: a refused run creates no folder
     for name, path in writes.items():
         if isinstance(path, str) and path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -194,7 +198,8 @@ def check_output_paths(
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             except OSError as exc:
                 raise BalancedSamplingError(
-                    f"Cannot create the folder of {name} '{path}' ({exc.strerror or exc}); choose another folder."
+                    _("Cannot create the folder of {output} '{path}' ({error}); choose another folder.").format(
+                        output=name, path=path, error=exc.strerror or exc)
                 ) from None
     check_paths(writes, reads)
 
@@ -212,8 +217,8 @@ def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = N
         )
     if MASK_PATH not in records.columns:
         raise BalancedSamplingError(
-            "The tile table has no mask path column, which the training CSV needs; name it with "
-            "balanced_dataset.input.mask_path_column."
+            _("The tile table has no mask path column, which the training CSV needs; name it with "
+              "balanced_dataset.input.mask_path_column.")
         )
     return records
 
@@ -251,8 +256,8 @@ def run_uniqueness(
     embeddings, uniqueness = config.embeddings, config.uniqueness
     if UNIQUENESS_SCORE in table.columns:
         progress.info(
-            f"The input's {UNIQUENESS_SCORE} values are replaced by scores from {embeddings.dino_model} "
-            "(mode: embeddings)."
+            _("The input's {field} values are replaced by scores from {model} (mode: embeddings).").format(
+                field=UNIQUENESS_SCORE, model=embeddings.dino_model)
         )
     return compute_uniqueness(
         table,
@@ -280,7 +285,8 @@ def without_partial_uniqueness(table: pd.DataFrame, progress: Optional[Progress]
     if not unknown.any():
         return table
     as_progress(progress).warning(
-        f"{int(unknown.sum())} included patches have no {UNIQUENESS_SCORE}; the input's scores are ignored."
+        _("{n} included patches have no {field}; the input's scores are ignored.").format(
+            n=int(unknown.sum()), field=UNIQUENESS_SCORE)
     )
     return table.drop(columns=UNIQUENESS_SCORE)
 
@@ -294,24 +300,25 @@ def sampling_method_for(table: pd.DataFrame, config: BalancedDatasetConfig, prog
     method = config.sampling_method
     if not config.sampling_method_given:
         progress.info(
-            f"balanced_dataset.sampling_method is not set: using pytorch-smt-tools' default, {method}. Rank "
-            "methods draw a patch at most about 1.5-2x as often as uniform sampling; for a class of 1-2 % of the "
-            "pixels set sampling_method: class_balanced."
+            _("balanced_dataset.sampling_method is not set: using pytorch-smt-tools' default, {method}. Rank methods "
+              "draw a patch at most about 1.5-2x as often as uniform sampling; for a class of 1-2 % of the pixels set "
+              "sampling_method: class_balanced.").format(method=method)
         )
     if _UNIQUENESS_SIGNAL not in method_signals(method):
         return method
     if UNIQUENESS_SCORE in table.columns:
         if config.mode == "masks_only":
-            progress.info(f"Using the input's precomputed {UNIQUENESS_SCORE} (mode: masks_only runs no model).")
+            progress.info(_("Using the input's precomputed {field} (mode: masks_only runs no model).").format(
+                field=UNIQUENESS_SCORE))
         return method
     if method == "uniqueness_only":
         raise BalancedSamplingError(
-            "balanced_dataset.sampling_method 'uniqueness_only' needs uniqueness scores, which mode 'masks_only' "
-            "does not compute and the input does not carry; set balanced_dataset.mode to 'embeddings'."
+            _("balanced_dataset.sampling_method 'uniqueness_only' needs uniqueness scores, which mode 'masks_only' "
+              "does not compute and the input does not carry; set balanced_dataset.mode to 'embeddings'.")
         )
     progress.warning(
-        f"mode 'masks_only' computes no uniqueness, so sampling_method '{method}' uses the composition signal "
-        "alone (composition_only). Set mode: embeddings to add visual uniqueness."
+        _("mode 'masks_only' computes no uniqueness, so sampling_method '{method}' uses the composition signal alone "
+          "(composition_only). Set mode: embeddings to add visual uniqueness.").format(method=method)
     )
     return "composition_only"
 
@@ -324,9 +331,10 @@ def footprints_geojson(
     Coordinates stay in the rasters' CRS, named by a legacy ``crs`` member when it has an
     EPSG code (see the module docstring). NaN values become null.
     """
-    geometry = require("shapely.geometry", "the GeoJSON output", pip_name="shapely")
+    geometry = require("shapely.geometry", _("the GeoJSON output"), pip_name="shapely")
     if len(rings) != len(table):
-        raise BalancedSamplingError(f"{len(rings)} footprints for {len(table)} patches; they must pair one to one.")
+        raise BalancedSamplingError(_("{footprints} footprints for {patches} patches; they must pair one to one.").format(
+            footprints=len(rings), patches=len(table)))
     values = table.reindex(columns=list(GEOJSON_PROPERTIES)).to_dict("records")
     features = [
         {"type": "Feature", "geometry": geometry.mapping(geometry.Polygon(ring)), "properties": _plain(props)}
@@ -338,7 +346,7 @@ def footprints_geojson(
         collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}}
     elif not crs_authid:
         as_progress(progress).warning(
-            "The rasters' CRS has no EPSG code, so the GeoJSON cannot name it; set the layer's CRS by hand in QGIS."
+            _("The rasters' CRS has no EPSG code, so the GeoJSON cannot name it; set the layer's CRS by hand in QGIS.")
         )
     return collection
 

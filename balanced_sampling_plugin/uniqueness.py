@@ -39,6 +39,7 @@ import numpy as np
 
 from .contract import BACKENDS, DEFAULT_BACKEND
 from .errors import BalancedSamplingError, require
+from .i18n import _
 from .progress import Progress, as_progress
 
 #: backend -> (module to import, pip package name)
@@ -125,9 +126,10 @@ def reproducible_params(backend: str) -> dict:
 def require_backend(backend: str):
     """The module behind a kNN backend; raises for an unknown backend or a missing package."""
     if backend not in BACKEND_PACKAGES:
-        raise BalancedSamplingError(f"Unknown kNN backend '{backend}'; choose one of {', '.join(BACKENDS)}.")
+        raise BalancedSamplingError(_("Unknown kNN backend '{backend}'; choose one of {choices}.").format(
+            backend=backend, choices=", ".join(BACKENDS)))
     module, pip_name = BACKEND_PACKAGES[backend]
-    return require(module, f"the '{backend}' kNN backend", pip_name=pip_name)
+    return require(module, _("the '{backend}' kNN backend").format(backend=backend), pip_name=pip_name)
 
 
 def normalize_rows(embeddings) -> np.ndarray:
@@ -137,12 +139,13 @@ def normalize_rows(embeddings) -> np.ndarray:
     """
     x = np.asarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] == 0:
-        raise BalancedSamplingError(f"Embeddings must be a 2-D array (patches x dimensions); got shape {x.shape}.")
+        raise BalancedSamplingError(_("Embeddings must be a 2-D array (patches x dimensions); got shape {shape}.")
+                                    .format(shape=x.shape))
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         raise BalancedSamplingError(
-            f"The embedding of patch row {int(np.flatnonzero(~finite)[0])} holds NaN or infinite values; "
-            "delete the embedding cache (parquet) and re-run."
+            _("The embedding of patch row {row} holds NaN or infinite values; delete the embedding cache (parquet) "
+              "and re-run.").format(row=int(np.flatnonzero(~finite)[0]))
         )
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
@@ -154,14 +157,15 @@ def effective_k(n: int, k: int, progress: Progress | None = None) -> int:
     Raises :class:`BalancedSamplingError` for ``n < 2`` or ``k < 1``.
     """
     if k < 1:
-        raise BalancedSamplingError(f"The number of neighbours must be at least 1; got {k}.")
+        raise BalancedSamplingError(_("The number of neighbours must be at least 1; got {k}.").format(k=k))
     if n < 2:
         raise BalancedSamplingError(
-            f"Uniqueness needs at least 2 patches to compare; the table holds {n}."
+            _("Uniqueness needs at least 2 patches to compare; the table holds {n}.").format(n=n)
         )
     if k >= n:
         as_progress(progress).warning(
-            f"Only {n} patches: the number of neighbours is lowered from {k} to {n - 1}."
+            _("Only {n} patches: the number of neighbours is lowered from {k} to {lowered}.").format(
+                n=n, k=k, lowered=n - 1)
         )
         return n - 1
     return k
@@ -266,8 +270,8 @@ def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k
     indices = np.take_along_axis(lab, order, axis=1)
     if np.isneginf(np.take_along_axis(sims, order, axis=1)).any():
         raise BalancedSamplingError(
-            f"Too few distinct candidate neighbours to keep {k} per patch; lower the number of neighbours "
-            "or raise the backend's candidate count ('candidates' for hnsw, 'graph_k' for nndescent)."
+            _("Too few distinct candidate neighbours to keep {k} per patch; lower the number of neighbours or raise "
+              "the backend's candidate count ('candidates' for hnsw, 'graph_k' for nndescent).").format(k=k)
         )
     return indices, 1.0 - np.take_along_axis(sims, order, axis=1)
 
@@ -329,15 +333,15 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
     if graph_k > NNDESCENT_MAX_GRAPH_K:
         # faiss aborts the whole process (an assertion) when NN-Descent leaves a neighbour list
         # shorter than graph_k, which happened with a few hundred neighbours: exact search then.
-        progress.info(f"{k} neighbours per patch is more than the nndescent graph serves "
-                      f"({NNDESCENT_MAX_GRAPH_K // 2}); using exact faiss search.")
+        progress.info(_("{k} neighbours per patch is more than the nndescent graph serves ({most}); using exact "
+                        "faiss search.").format(k=k, most=NNDESCENT_MAX_GRAPH_K // 2))
         return _knn_faiss(x, k, progress, num_threads)
     if n < max(exact_below, NNDESCENT_MIN_ROWS_PER_NEIGHBOUR * graph_k, 200):
         return _knn_faiss(x, k, progress, num_threads)
     if n * graph_k >= 2**31:
         # faiss indexes its graph with 32-bit ints.
-        raise BalancedSamplingError(f"{n} patches x {graph_k} graph neighbours is too large for the "
-                                    "'nndescent' backend; use 'hnsw'.")
+        raise BalancedSamplingError(_("{n} patches x {graph_k} graph neighbours is too large for the 'nndescent' "
+                                      "backend; use 'hnsw'.").format(n=n, graph_k=graph_k))
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
     graph = _nndescent_graph(reduce_dimensions(x, int(reduce_dim)), graph_k, pool, sample, reverse, iterations,
                              random_seed, num_threads, progress.child(0.0, build_share))
@@ -470,15 +474,17 @@ def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Pro
     require_backend(backend)
     x = normalize_rows(embeddings)
     if not 1 <= k < len(x):
-        raise BalancedSamplingError(f"k must be between 1 and n - 1 = {len(x) - 1}; got {k}.")
+        raise BalancedSamplingError(_("k must be between 1 and n - 1 = {most}; got {k}.").format(most=len(x) - 1, k=k))
     num_threads = int(params.pop("num_threads", default_threads()))
     defaults = BACKEND_DEFAULTS.get(backend, {})
     unknown = set(params) - set(defaults)
     if unknown:
-        raise BalancedSamplingError(
-            f"Unknown parameter(s) {sorted(unknown)} for the '{backend}' kNN backend"
-            + (f"; it accepts {', '.join(sorted(defaults))}." if defaults else "; it takes none.")
-        )
+        if defaults:
+            message = _("Unknown parameter(s) {unknown} for the '{backend}' kNN backend; it accepts {accepted}.")
+        else:
+            message = _("Unknown parameter(s) {unknown} for the '{backend}' kNN backend; it takes none.")
+        raise BalancedSamplingError(message.format(unknown=sorted(unknown), backend=backend,
+                                                   accepted=", ".join(sorted(defaults))))
     tuned = {**defaults, **params}
     if backend == "nndescent":
         indices, distances = _knn_nndescent(x, k, progress, num_threads=num_threads, **tuned)
@@ -512,6 +518,7 @@ def recall_at_k(approx_idx, exact_idx) -> float:
     """
     approx_idx, exact_idx = np.asarray(approx_idx), np.asarray(exact_idx)
     if approx_idx.shape != exact_idx.shape:
-        raise BalancedSamplingError(f"Neighbour arrays differ in shape: {approx_idx.shape} vs {exact_idx.shape}.")
+        raise BalancedSamplingError(_("Neighbour arrays differ in shape: {approx} vs {exact}.").format(
+            approx=approx_idx.shape, exact=exact_idx.shape))
     hits = sum(len(np.intersect1d(a, e)) for a, e in zip(approx_idx, exact_idx))
     return hits / exact_idx.size
