@@ -8,7 +8,7 @@ DEMO_DIR ?= demo_data
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: help setup test test-engine demo bench profile zip deploy transup transcompile model lint clean
+.PHONY: help setup test test-engine demo bench profile zip deploy transup transcompile model lint clean screenshots
 
 help:
 	@echo "make demo     run the whole chain through qgis_process on a generated dataset"
@@ -17,6 +17,7 @@ help:
 	@echo "make profile  pyinstrument call trees of the kNN step at 155k patches (docs/profiles/)"
 	@echo "make zip      build dist/$(PLUGIN_NAME)-$(VERSION).zip, installable in QGIS"
 	@echo "make deploy   copy the plugin into your QGIS profile ($(QGIS_PROFILE))"
+	@echo "make screenshots  the QGIS desktop under Xvfb runs the chain; screenshots in build/screenshots/"
 
 setup:
 	@bash scripts/setup.sh
@@ -25,7 +26,7 @@ setup:
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 test: setup transcompile
 	$(PYTEST) -p no:pytest_qgis tests/engine
-	$(PYTEST) --qgis_disable_gui tests/qgis tests/headless
+	$(PYTEST) --qgis_disable_gui tests/qgis tests/headless tests/desktop
 
 test-engine: setup
 	$(PYTEST) -p no:pytest_qgis tests/engine
@@ -80,3 +81,10 @@ lint: setup
 
 clean:
 	rm -rf build dist $(DEMO_DIR) .pytest_cache
+
+# The real QGIS desktop under Xvfb, the zip in a fresh profile: every dialog, the chain as a background task, its
+# styled layer and report (tests/desktop, also in `make test`); screenshots for people to look at, pt_BR beside.
+screenshots: setup transcompile
+	$(PYTEST) --qgis_disable_gui tests/desktop
+	$(PY) -m tests.desktop.test_desktop --locale pt_BR --out build/screenshots/pt_BR
+	@echo "Screenshots: build/screenshots/ (pt_BR: build/screenshots/pt_BR/), what QGIS showed: desktop.json beside them"
