@@ -37,6 +37,7 @@ import pandas as pd
 
 from .composition import K_SELECTIONS
 from .errors import BalancedSamplingError
+from .i18n import _
 from .sources.records_file import read_yaml_file, records_from_entries, resolve_path
 from .uniqueness import BACKENDS
 from .weights import SAMPLING_METHODS
@@ -65,20 +66,26 @@ Check = Callable[[Any, str], Any]
 
 
 def _bad(key: str, value, expected: str) -> BalancedSamplingError:
+    """``expected`` is already translated."""
     if key.endswith("password"):  # never echo a secret
-        return BalancedSamplingError(f"{key} has the wrong type; expected {expected}.")
+        return BalancedSamplingError(_("{key} has the wrong type; expected {expected}.").format(
+            key=key, expected=expected))
     shown = repr(value)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return BalancedSamplingError(f"{key} is {shown}; expected {expected}.")
+    return BalancedSamplingError(_("{key} is {value}; expected {expected}.").format(
+        key=key, value=shown, expected=expected))
 
 
 def _integer(minimum: Optional[int] = None, maximum: Optional[int] = None) -> Check:
     def check(value, key):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, value, "an integer")
+            raise _bad(key, value, _("an integer"))
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-            raise _bad(key, value, f"an integer {bounds}")
+            if maximum is None:
+                expected = _("an integer >= {minimum}").format(minimum=minimum)
+            else:
+                expected = _("an integer between {minimum} and {maximum}").format(minimum=minimum, maximum=maximum)
+            raise _bad(key, value, expected)
         return value
 
     return check
@@ -87,10 +94,13 @@ def _integer(minimum: Optional[int] = None, maximum: Optional[int] = None) -> Ch
 def _number(minimum: float, maximum: Optional[float] = None) -> Check:
     def check(value, key):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _bad(key, value, "a number")
+            raise _bad(key, value, _("a number"))
         if value < minimum or (maximum is not None and value > maximum):
-            bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise _bad(key, value, f"a number {bounds}")
+            if maximum is None:
+                expected = _("a number >= {minimum}").format(minimum=minimum)
+            else:
+                expected = _("a number from {minimum} to {maximum}").format(minimum=minimum, maximum=maximum)
+            raise _bad(key, value, expected)
         return float(value)
 
     return check
@@ -98,20 +108,20 @@ def _number(minimum: float, maximum: Optional[float] = None) -> Check:
 
 def _boolean(value, key):
     if not isinstance(value, bool):
-        raise _bad(key, value, "true or false")
+        raise _bad(key, value, _("true or false"))
     return value
 
 
 def _text(value, key):
     if not isinstance(value, str):
-        raise _bad(key, value, "text (quote it in YAML)")
+        raise _bad(key, value, _("text (quote it in YAML)"))
     return value
 
 
 def _choice(options) -> Check:
     def check(value, key):
         if value not in options:
-            raise _bad(key, value, f"one of {', '.join(options)}")
+            raise _bad(key, value, _("one of {choices}").format(choices=", ".join(options)))
         return value
 
     return check
@@ -256,16 +266,18 @@ def load_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str
 
 def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetConfig:
     if not isinstance(document, Mapping) or ROOT not in document:
-        found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else "nothing"
-        raise BalancedSamplingError(f"The config has no '{ROOT}' section (found: {found}).")
+        found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else _("nothing")
+        raise BalancedSamplingError(_("The config has no '{root}' section (found: {found}).").format(
+            root=ROOT, found=found))
     top = _mapping(document[ROOT], ROOT)
     _reject_unknown(top, ROOT, ("input", *_SCALARS, *_SECTIONS))
     if "input" not in top:
-        raise BalancedSamplingError(f"{ROOT}.input is required: the patch_records, or the tile table's database.")
+        raise BalancedSamplingError(
+            _("{key} is required: the patch_records, or the tile table's database.").format(key=f"{ROOT}.input"))
     sections = {name: _section(cls, top.get(name), f"{ROOT}.{name}") for name, cls in _SECTIONS.items()}
     scalars = {name: _check_field(BalancedDatasetConfig, name, top[name], ROOT) for name in _SCALARS if name in top}
     config = BalancedDatasetConfig(
-        input=_parse_input(top["input"], f"{ROOT}.input", source or "The config", base_dir),
+        input=_parse_input(top["input"], f"{ROOT}.input", source or _("The config"), base_dir),
         source=source,
         sampling_method_given="sampling_method" in top,
         **sections,
@@ -283,14 +295,16 @@ def _parse_input(value, key: str, source: str, base_dir: str) -> Union[LocalInpu
     if "patch_records" in section:
         if database_keys:
             raise BalancedSamplingError(
-                f"{key} holds both patch_records and database keys ({', '.join(database_keys)}); keep one input."
+                _("{key} holds both patch_records and database keys ({keys}); keep one input.").format(
+                    key=key, keys=", ".join(database_keys))
             )
         entries = section["patch_records"]
         records_file = resolve_path(entries, base_dir) if isinstance(entries, str) else None
         return LocalInput(records_from_entries(entries, source, base_dir), records_file)
     if not database_keys:
         raise BalancedSamplingError(
-            f"{key} is empty: give patch_records, or the tile table's database ({', '.join(_POSTGRES_KEYS)})."
+            _("{key} is empty: give patch_records, or the tile table's database ({keys}).").format(
+                key=key, keys=", ".join(_POSTGRES_KEYS))
         )
     settings = {k: v for k, v in section.items() if k in _POSTGRES_KEYS}
     postgres = _section(PostgresInput, settings, key)
@@ -313,7 +327,7 @@ def _check_field(cls, name: str, value, parent: str):
 
 def _mapping(value, key: str) -> Mapping:
     if not isinstance(value, Mapping):
-        raise _bad(key, value, "a mapping of keys (indent them under it)")
+        raise _bad(key, value, _("a mapping of keys (indent them under it)"))
     return value
 
 
@@ -321,23 +335,28 @@ def _reject_unknown(section: Mapping, key: str, accepted) -> None:
     for name in section:
         if name not in accepted:
             close = difflib.get_close_matches(str(name), accepted, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise BalancedSamplingError(
-                f"Unknown key '{key}.{name}'.{hint} Accepted keys under {key}: {', '.join(accepted)}."
-            )
+            if close:
+                message = _("Unknown key '{key}'. Did you mean '{close}'? Accepted keys under {parent}: {accepted}.")
+            else:
+                message = _("Unknown key '{key}'. Accepted keys under {parent}: {accepted}.")
+            raise BalancedSamplingError(message.format(
+                key=f"{key}.{name}", close=close[0] if close else "", parent=key, accepted=", ".join(accepted)))
 
 
 def _check_consistency(config: BalancedDatasetConfig) -> None:
     clustering = config.clustering
     key = f"{ROOT}.clustering"
     if clustering.k_selection == "fixed" and clustering.k is None:
-        raise BalancedSamplingError(f"{key}.k is required when {key}.k_selection is 'fixed'.")
+        raise BalancedSamplingError(_("{k} is required when {k_selection} is 'fixed'.").format(
+            k=f"{key}.k", k_selection=f"{key}.k_selection"))
     if clustering.k_selection == "elbow" and clustering.k_min > clustering.k_max:
         raise BalancedSamplingError(
-            f"{key}.k_min ({clustering.k_min}) must not exceed {key}.k_max ({clustering.k_max})."
+            _("{k_min_key} ({k_min}) must not exceed {k_max_key} ({k_max}).").format(
+                k_min_key=f"{key}.k_min", k_min=clustering.k_min, k_max_key=f"{key}.k_max", k_max=clustering.k_max)
         )
     if not config.output.csv_path:
-        raise BalancedSamplingError(f"{ROOT}.output.csv_path is required: the training CSV to write.")
+        raise BalancedSamplingError(
+            _("{key} is required: the training CSV to write.").format(key=f"{ROOT}.output.csv_path"))
 
 
 def _resolve_paths(config: BalancedDatasetConfig, base_dir: str) -> None:

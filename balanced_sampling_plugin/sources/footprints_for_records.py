@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..contract import ON_MISSING
 from ..errors import BalancedSamplingError
+from ..i18n import _
 from ..footprints import check_mask_grid, first_grid_with_same_crs, read_grid, window_ring
 from ..progress import Progress, as_progress
 from ..records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF, describe_patch, validate_records
@@ -64,7 +65,8 @@ def record_footprints(
         raster's edge, rasters in different CRSs, or a mask off its image's pixel grid (naming them).
     """
     if on_missing not in ON_MISSING:
-        raise BalancedSamplingError(f"on_missing must be one of {', '.join(ON_MISSING)}; got {on_missing!r}.")
+        raise BalancedSamplingError(_("on_missing must be one of {choices}; got {value}.").format(
+            choices=", ".join(ON_MISSING), value=repr(on_missing)))
     progress = as_progress(progress)
     table = validate_records(records, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
     missing = missing_rasters(table)
@@ -104,15 +106,21 @@ def _drop_missing(table: pd.DataFrame, missing: list[str], on_missing: str, prog
     gone = table[IMAGE_PATH].isin(missing)
     if MASK_PATH in table.columns:
         gone |= table[MASK_PATH].isin(missing)
-    listed = ", ".join(missing[:LISTED_PATHS]) + (
-        f" and {len(missing) - LISTED_PATHS} more" if len(missing) > LISTED_PATHS else ""
-    )
-    summary = f"{len(missing)} raster(s) do not exist ({listed}); {int(gone.sum())} of {len(table)} patches use them"
+    listed = ", ".join(missing[:LISTED_PATHS])
+    if len(missing) > LISTED_PATHS:
+        listed = _("{listed} and {more} more").format(listed=listed, more=len(missing) - LISTED_PATHS)
+    values = dict(n=len(missing), listed=listed, used=int(gone.sum()), total=len(table))
     if on_missing == "fail":
-        raise BalancedSamplingError(f"{summary}. Fix the paths, or skip the patches whose rasters are missing.")
+        raise BalancedSamplingError(
+            _("{n} raster(s) do not exist ({listed}); {used} of {total} patches use them. Fix the paths, or skip the "
+              "patches whose rasters are missing.").format(**values))
     if gone.all():
-        raise BalancedSamplingError(f"{summary}: no patch is left.")
-    progress.warning(f"{summary} and were skipped.")
+        raise BalancedSamplingError(
+            _("{n} raster(s) do not exist ({listed}); {used} of {total} patches use them: no patch is left.").format(
+                **values))
+    progress.warning(
+        _("{n} raster(s) do not exist ({listed}); {used} of {total} patches use them and were skipped.").format(
+            **values))
     return table[~gone.to_numpy()]
 
 
@@ -123,6 +131,6 @@ def _check_inside(table: pd.DataFrame, rows: np.ndarray, windows: np.ndarray, wi
     if outside.any():
         row = rows[np.flatnonzero(outside)[0]]
         raise BalancedSamplingError(
-            f"The window of {describe_patch(table, table.index[row])} reaches past the edge of its "
-            f"{width}x{height} px raster; check row_off, col_off and patch_size."
+            _("The window of {patch} reaches past the edge of its {width}x{height} px raster; check row_off, col_off "
+              "and patch_size.").format(patch=describe_patch(table, table.index[row]), width=width, height=height)
         )

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BalancedSamplingError, require
+from ..i18n import N_, _
 from ..records import IMAGE_PATH, MASK_PATH, PATCH_SIZE, RECORD_COLUMNS, WINDOW_COLUMNS, validate_records
 
 #: Column names of the training CSV (pytorch-smt-tools) accepted for the engine's path columns.
@@ -26,7 +27,7 @@ YAML_EXTENSIONS = (".yaml", ".yml")
 #: Where a config keeps its records (dotted path, for messages).
 RECORDS_KEY = "balanced_dataset.input.patch_records"
 #: What a records CSV must look like, said whenever a file seems to be written another way.
-CSV_FORMAT = "the records CSV must be comma-separated (',') with '.' as decimal mark"
+CSV_FORMAT = N_("the records CSV must be comma-separated (',') with '.' as decimal mark")  # shown as _(CSV_FORMAT)
 #: A number written with a decimal comma (or a thousands comma), e.g. "0,5" or "-12,75".
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
 _PLAIN_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
@@ -40,19 +41,23 @@ def resolve_path(path, base_dir: str) -> str:
 
 def read_yaml_file(path: str):
     """The parsed content of a YAML file; errors name the file and the line."""
-    yaml = require("yaml", "reading YAML configs", pip_name="PyYAML")
+    yaml = require("yaml", _("reading YAML configs"), pip_name="PyYAML")
     if not os.path.isfile(path):
-        raise BalancedSamplingError(f"The file {path} does not exist.")
+        raise BalancedSamplingError(_("The file {path} does not exist.").format(path=path))
     try:
         with open(path, encoding="utf-8") as handle:
             return yaml.safe_load(handle)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise BalancedSamplingError(f"{path} is not valid YAML{where}: {problem}.") from exc
+        if mark is not None:
+            message = _("{path} is not valid YAML (line {line}, column {column}): {problem}.").format(
+                path=path, line=mark.line + 1, column=mark.column + 1, problem=problem)
+        else:
+            message = _("{path} is not valid YAML: {problem}.").format(path=path, problem=problem)
+        raise BalancedSamplingError(message) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise BalancedSamplingError(f"Cannot read {path}: {exc}") from exc
+        raise BalancedSamplingError(_("Cannot read {path}: {error}").format(path=path, error=exc)) from exc
 
 
 def read_patch_records(path) -> pd.DataFrame:
@@ -72,8 +77,8 @@ def read_patch_records(path) -> pd.DataFrame:
         entries = _dig(config, RECORDS_KEY.split("."), path)
         return records_from_entries(entries, path, os.path.dirname(path))
     raise BalancedSamplingError(
-        f"Cannot read patch records from {path}: expected a CSV ({', '.join(CSV_EXTENSIONS)}) or a YAML config "
-        f"({', '.join(YAML_EXTENSIONS)}) holding {RECORDS_KEY}."
+        _("Cannot read patch records from {path}: expected a CSV ({csv}) or a YAML config ({yaml}) holding {key}.")
+        .format(path=path, csv=", ".join(CSV_EXTENSIONS), yaml=", ".join(YAML_EXTENSIONS), key=RECORDS_KEY)
     )
 
 
@@ -99,19 +104,22 @@ def records_from_entries(entries, source: str, base_dir: str) -> pd.DataFrame:
     ``base_dir``), or a DataFrame; ``source`` names the config in messages.
     """
     if isinstance(entries, pd.DataFrame):
-        return _checked(entries, base_dir, source, lambda i: f"{source}, {RECORDS_KEY} row {i}")
+        return _checked(entries, base_dir, source, lambda i: _("{source}, {key} row {row}").format(
+            source=source, key=RECORDS_KEY, row=i))
     if isinstance(entries, str):
         return records_from_csv(resolve_path(entries, base_dir))
     if not isinstance(entries, list) or not entries:
         raise BalancedSamplingError(
-            f"{source}: {RECORDS_KEY} must be a non-empty list of patches (mappings with "
-            f"{', '.join(RECORD_COLUMNS)}) or the path of a CSV file; got {_short(entries)}."
+            _("{source}: {key} must be a non-empty list of patches (mappings with {columns}) or the path of a CSV "
+              "file; got {value}.").format(source=source, key=RECORDS_KEY, columns=", ".join(RECORD_COLUMNS),
+                                           value=_short(entries))
         )
     for number, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise BalancedSamplingError(
-                f"{source}: {RECORDS_KEY}[{number}] must be a mapping with {', '.join(RECORD_COLUMNS)}; "
-                f"got {_short(entry)}."
+                _("{source}: {key}[{number}] must be a mapping with {columns}; got {value}.").format(
+                    source=source, key=RECORDS_KEY, number=number, columns=", ".join(RECORD_COLUMNS),
+                    value=_short(entry))
             )
     frame = pd.DataFrame.from_records(entries)
     return _checked(frame, base_dir, source, lambda i: f"{source}, {RECORDS_KEY}[{i}]")
@@ -120,24 +128,26 @@ def records_from_entries(entries, source: str, base_dir: str) -> pd.DataFrame:
 def records_from_csv(path: str) -> pd.DataFrame:
     """The patch table of a CSV file (header row, comma separated); see :func:`read_patch_records`."""
     if not os.path.isfile(path):
-        raise BalancedSamplingError(f"The patch records file {path} does not exist.")
+        raise BalancedSamplingError(_("The patch records file {path} does not exist.").format(path=path))
     try:
         frame = pd.read_csv(path, dtype={IMAGE_PATH: str, MASK_PATH: str, "image": str, "mask": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         hint = _separator_hint(path)
         detail = str(exc).strip().rstrip(".")
-        raise BalancedSamplingError(f"Cannot read the CSV file {path}: {detail}.{' ' + hint if hint else ''}") from exc
+        message = _("Cannot read the CSV file {path}: {error}.").format(path=path, error=detail)
+        raise BalancedSamplingError(f"{message} {hint}" if hint else message) from exc
     columns = {COLUMN_ALIASES.get(str(c), str(c)) for c in frame.columns}
     missing = [c for c in RECORD_COLUMNS if c not in columns]
     hint = _separator_hint(path) if missing else None
     if hint:
         raise BalancedSamplingError(
-            f"{path}: no {', '.join(repr(m) for m in missing)} column (the header was read as "
-            f"{', '.join(repr(str(c)) for c in frame.columns)}). {hint}"
+            _("{path}: no {missing} column (the header was read as {header}).").format(
+                path=path, missing=", ".join(repr(m) for m in missing),
+                header=", ".join(repr(str(c)) for c in frame.columns)) + " " + hint
         )
 
     def locate(row: int) -> str:  # data row i is on line i + 2 of the file (line 1 is the header)
-        return f"{path}, line {row + 2}"
+        return _("{path}, line {line}").format(path=path, line=row + 2)
 
     _refuse_decimal_commas(frame, locate)
     return _checked(frame, os.path.dirname(path), path, locate)
@@ -153,11 +163,13 @@ def _separator_hint(path: str) -> Optional[str]:
     semicolons, tabs = header.count(";"), header.count("\t")
     if not semicolons and not tabs:
         return None
-    separator = "';'" if semicolons >= tabs else "tabs"
-    return (
-        f"The file seems to be separated by {separator} (its first line holds {separator}), probably with "
-        f"decimal commas; {CSV_FORMAT}. Export it again with ',' as field separator and '.' as decimal mark."
-    )
+    if semicolons >= tabs:
+        message = _("The file seems to be separated by ';' (its first line holds ';'), probably with decimal commas; "
+                    "{format}. Export it again with ',' as field separator and '.' as decimal mark.")
+    else:
+        message = _("The file seems to be separated by tabs (its first line holds tabs), probably with decimal "
+                    "commas; {format}. Export it again with ',' as field separator and '.' as decimal mark.")
+    return message.format(format=_(CSV_FORMAT))
 
 
 def _refuse_decimal_commas(frame: pd.DataFrame, locate: Callable[[int], str]) -> None:
@@ -175,8 +187,9 @@ def _refuse_decimal_commas(frame: pd.DataFrame, locate: Callable[[int], str]) ->
         if comma.any() and (comma | text.str.match(_PLAIN_NUMBER)).all():
             first = comma.index[comma.to_numpy()][0]
             raise BalancedSamplingError(
-                f"{locate(values.index.get_loc(first))}: '{column}' is {text[first]!r}, a number with a "
-                f"decimal comma; {CSV_FORMAT}. Export the file again with '.' as decimal mark."
+                _("{where}: '{field}' is {value}, a number with a decimal comma; {format}. Export the file again "
+                  "with '.' as decimal mark.").format(where=locate(values.index.get_loc(first)), field=column,
+                                                      value=repr(text[first]), format=_(CSV_FORMAT))
             )
 
 
@@ -189,7 +202,8 @@ def _merge_aliases(frame: pd.DataFrame, locate: Callable[[int], str]) -> pd.Data
             both = (frame[alias].notna() & frame[column].notna()).to_numpy()
             if both.any():
                 raise BalancedSamplingError(
-                    f"{locate(int(np.flatnonzero(both)[0]))}: both '{alias}' and '{column}' are given; keep one."
+                    _("{where}: both '{alias}' and '{field}' are given; keep one.").format(
+                        where=locate(int(np.flatnonzero(both)[0])), alias=alias, field=column)
                 )
             frame[column] = frame[column].where(frame[column].notna(), frame[alias])
         else:
@@ -204,17 +218,19 @@ def _checked(frame: pd.DataFrame, base_dir: str, source: str, locate: Callable[[
     missing = [c for c in RECORD_COLUMNS if c not in frame.columns]
     if missing:
         raise BalancedSamplingError(
-            f"{source}: no {', '.join(repr(m) for m in missing)} key; each patch needs "
-            f"{', '.join(RECORD_COLUMNS)} (the training CSV's 'image'/'mask' are accepted for the paths). "
-            f"Found: {', '.join(map(str, frame.columns)) or 'nothing'}."
+            _("{source}: no {missing} key; each patch needs {columns} (the training CSV's 'image'/'mask' are "
+              "accepted for the paths). Found: {found}.").format(
+                source=source, missing=", ".join(repr(m) for m in missing), columns=", ".join(RECORD_COLUMNS),
+                found=", ".join(map(str, frame.columns)) or _("nothing"))
         )
     if len(frame) == 0:
-        raise BalancedSamplingError(f"{source} holds no patch.")
+        raise BalancedSamplingError(_("{source} holds no patch.").format(source=source))
     for column in (IMAGE_PATH, MASK_PATH):
         values = frame[column]
         empty = values.isna() | (values.astype(str).str.strip() == "")
         if empty.any():
-            raise BalancedSamplingError(f"{locate(int(np.flatnonzero(empty)[0]))}: '{column}' is empty.")
+            raise BalancedSamplingError(_("{where}: '{field}' is empty.").format(
+                where=locate(int(np.flatnonzero(empty)[0])), field=column))
         frame[column] = [resolve_path(p, base_dir) for p in values]
     for column in WINDOW_COLUMNS:
         numbers = pd.to_numeric(frame[column], errors="coerce")
@@ -222,13 +238,14 @@ def _checked(frame: pd.DataFrame, base_dir: str, source: str, locate: Callable[[
         bad = numbers.isna() | (numbers != np.floor(numbers)) | (numbers < smallest)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            expected = "a positive integer" if column == PATCH_SIZE else "a non-negative integer"
             value = frame[column].iloc[row]
-            comma = (
-                f" It looks like a decimal comma: {CSV_FORMAT}."
-                if isinstance(value, str) and _DECIMAL_COMMA.match(value) else ""
-            )
-            raise BalancedSamplingError(f"{locate(row)}: '{column}' is {value!r}; expected {expected} (pixels).{comma}")
+            message = (_("{where}: '{field}' is {value}; expected a positive integer (pixels).")
+                       if column == PATCH_SIZE else
+                       _("{where}: '{field}' is {value}; expected a non-negative integer (pixels)."))
+            message = message.format(where=locate(row), field=column, value=repr(value))
+            if isinstance(value, str) and _DECIMAL_COMMA.match(value):
+                message += " " + _("It looks like a decimal comma: {format}.").format(format=_(CSV_FORMAT))
+            raise BalancedSamplingError(message)
     return validate_records(frame, source=source)
 
 
@@ -237,11 +254,12 @@ def _dig(config, keys: list[str], path: str):
     node = config
     for depth, key in enumerate(keys):
         if not isinstance(node, dict) or key not in node:
-            where = ".".join(keys[:depth]) or "the top level"
-            found = ", ".join(map(str, node)) if isinstance(node, dict) and node else "nothing"
+            where = ".".join(keys[:depth]) or _("the top level")
+            found = ", ".join(map(str, node)) if isinstance(node, dict) and node else _("nothing")
             raise BalancedSamplingError(
-                f"{path} has no {'.'.join(keys[: depth + 1])} (found under {where}: {found}); "
-                f"a patch records config holds the patches under {RECORDS_KEY}."
+                _("{path} has no {key} (found under {where}: {found}); a patch records config holds the patches "
+                  "under {records_key}.").format(path=path, key=".".join(keys[: depth + 1]), where=where,
+                                                 found=found, records_key=RECORDS_KEY)
             )
         node = node[key]
     return node
