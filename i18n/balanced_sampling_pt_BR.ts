@@ -4,47 +4,47 @@
 <context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="61"/>
+        <location filename="../processing_provider/algorithms/base.py" line="62"/>
         <source>Patch records</source>
         <translation>Registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="62"/>
+        <location filename="../processing_provider/algorithms/base.py" line="63"/>
         <source>Sampling signals</source>
         <translation>Sinais de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="63"/>
+        <location filename="../processing_provider/algorithms/base.py" line="64"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="77"/>
+        <location filename="../processing_provider/algorithms/base.py" line="78"/>
         <source>Update the input layer in place (no new layer)</source>
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="234"/>
+        <location filename="../processing_provider/algorithms/base.py" line="245"/>
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="238"/>
+        <location filename="../processing_provider/algorithms/base.py" line="249"/>
         <source>Layer &apos;{}&apos; is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="247"/>
+        <location filename="../processing_provider/algorithms/base.py" line="258"/>
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer &apos;{}&apos; ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="123"/>
+        <location filename="../processing_provider/algorithms/base.py" line="124"/>
         <source>{} &apos;{}&apos; exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
         <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="95"/>
+        <location filename="../processing_provider/algorithms/base.py" line="96"/>
         <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
 {}
 then restart QGIS.</source>
@@ -53,12 +53,12 @@ then restart QGIS.</source>
 e depois reinicie o QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="120"/>
+        <location filename="../processing_provider/algorithms/base.py" line="121"/>
         <source>{} &apos;{}&apos; has no layer &apos;{}&apos;. Check the layer name.</source>
         <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="272"/>
+        <location filename="../processing_provider/algorithms/base.py" line="283"/>
         <source>Could not put the output &apos;{}&apos; in place ({}); the earlier files were kept as they were.</source>
         <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
@@ -66,22 +66,22 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BalancedSamplingPlugin</name>
     <message>
-        <location filename="../processing_provider/plugin.py" line="55"/>
+        <location filename="../processing_provider/plugin.py" line="58"/>
         <source>&amp;Balanced Sampling</source>
         <translation>&amp;Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="56"/>
+        <location filename="../processing_provider/plugin.py" line="59"/>
         <source>Build balanced dataset…</source>
         <translation>Construir conjunto de dados balanceado…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="66"/>
+        <location filename="../processing_provider/plugin.py" line="69"/>
         <source>Balanced Sampling</source>
         <translation>Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="62"/>
+        <location filename="../processing_provider/plugin.py" line="65"/>
         <source>Install Python packages…</source>
         <translation>Instalar pacotes Python…</translation>
     </message>
@@ -226,7 +226,7 @@ e depois reinicie o QGIS.</translation>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="37"/>
         <source>Build balanced dataset from config</source>
-        <translation>Construir conjunto de dados balanceado a partir da configuração</translation>
+        <translation>Configuração YAML → conjunto de dados balanceado</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/build_from_config.py" line="40"/>
@@ -1362,27 +1362,27 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>Ausente</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="193"/>
+        <location filename="../processing_provider/package_dialog.py" line="197"/>
         <source>Missing: {}.</source>
         <translation>Ausentes: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="193"/>
+        <location filename="../processing_provider/package_dialog.py" line="197"/>
         <source>Every package the algorithms need is installed.</source>
         <translation>Todos os pacotes de que os algoritmos precisam estão instalados.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="212"/>
+        <location filename="../processing_provider/package_dialog.py" line="216"/>
         <source>Installing… pip's log is in the message log (View &gt; Panels &gt; Log Messages), tab Balanced Sampling.</source>
         <translation>Instalando… o log do pip está no registro de mensagens (Exibir &gt; Painéis &gt; Mensagens de Log), aba Balanced Sampling.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="226"/>
+        <location filename="../processing_provider/package_dialog.py" line="230"/>
         <source>The installation ended without a result.</source>
         <translation>A instalação terminou sem resultado.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="231"/>
+        <location filename="../processing_provider/package_dialog.py" line="235"/>
         <source>Restart QGIS to use the new versions of {}.</source>
         <translation>Reinicie o QGIS para usar as novas versões de {}.</translation>
     </message>
@@ -1423,79 +1423,79 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>Campo do tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="56"/>
-        <source>rank_max — the higher of the composition and uniqueness ranks (pytorch-smt-tools default)</source>
-        <translation>rank_max — o maior dos postos de composição e de singularidade (padrão do pytorch-smt-tools)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="58"/>
-        <source>rank_multiply — the product of the two ranks</source>
-        <translation>rank_multiply — o produto dos dois postos</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="59"/>
-        <source>rank_add — the mean of the two ranks</source>
-        <translation>rank_add — a média dos dois postos</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="60"/>
-        <source>multiplicative — composition weight × uniqueness score, unranked</source>
-        <translation>multiplicative — peso de composição × singularidade, sem postos</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="62"/>
-        <source>composition_only — the rank of the composition weight</source>
-        <translation>composition_only — o posto do peso de composição</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="63"/>
-        <source>uniqueness_only — the rank of the uniqueness score</source>
-        <translation>uniqueness_only — o posto da singularidade</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="64"/>
-        <source>class_balanced — Σ (patch share / mean share)^α: lifts rare classes the most</source>
-        <translation>class_balanced — Σ (proporção no patch / proporção média)^α: favorece mais as classes raras</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="70"/>
-        <source>hnsw — hnswlib graph, approximate</source>
-        <translation>hnsw — grafo do hnswlib, aproximado</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="71"/>
+        <location filename="../processing_provider/parameters.py" line="69"/>
         <source>faiss — exact search</source>
         <translation>faiss — busca exata</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="72"/>
-        <source>sklearn — exact, brute force (slowest)</source>
-        <translation>sklearn — exato, força bruta (o mais lento)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="73"/>
-        <source>nndescent — faiss NN-Descent graph, re-scored exactly (fastest)</source>
-        <translation>nndescent — grafo NN-Descent do faiss, reavaliado de forma exata (o mais rápido)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/parameters.py" line="76"/>
+        <location filename="../processing_provider/parameters.py" line="74"/>
         <source>fp32 — full precision</source>
         <translation>fp32 — precisão total</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="77"/>
-        <source>bf16 — bfloat16, faster where the CPU or GPU has it</source>
-        <translation>bf16 — bfloat16, mais rápido onde a CPU ou a GPU o suporta</translation>
+        <location filename="../processing_provider/parameters.py" line="57"/>
+        <source>rank_max — higher of the two ranks (tool default)</source>
+        <translation>rank_max — maior dos dois postos (padrão da ferramenta)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="80"/>
-        <source>elbow — the k where the inertia curve bends</source>
-        <translation>elbow — o k em que a curva de inércia se dobra</translation>
+        <location filename="../processing_provider/parameters.py" line="58"/>
+        <source>rank_multiply — product of the two ranks</source>
+        <translation>rank_multiply — produto dos dois postos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="81"/>
-        <source>fixed — the k given below</source>
-        <translation>fixed — o k informado abaixo</translation>
+        <location filename="../processing_provider/parameters.py" line="59"/>
+        <source>rank_add — mean of the two ranks</source>
+        <translation>rank_add — média dos dois postos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="60"/>
+        <source>multiplicative — weight × uniqueness, unranked</source>
+        <translation>multiplicative — peso × singularidade, sem postos</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="61"/>
+        <source>composition_only — composition rank</source>
+        <translation>composition_only — posto da composição</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="62"/>
+        <source>uniqueness_only — uniqueness rank</source>
+        <translation>uniqueness_only — posto da singularidade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="63"/>
+        <source>class_balanced — lifts rare classes most</source>
+        <translation>class_balanced — favorece mais as classes raras</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="68"/>
+        <source>hnsw — hnswlib, approximate</source>
+        <translation>hnsw — hnswlib, aproximado</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="70"/>
+        <source>sklearn — exact, slowest</source>
+        <translation>sklearn — exato, o mais lento</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="71"/>
+        <source>nndescent — fastest, re-scored exactly</source>
+        <translation>nndescent — o mais rápido, reavaliado de forma exata</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="75"/>
+        <source>bf16 — faster where supported</source>
+        <translation>bf16 — mais rápido onde houver suporte</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="78"/>
+        <source>elbow — where the inertia curve bends</source>
+        <translation>elbow — onde a curva de inércia se dobra</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="79"/>
+        <source>fixed — the k below</source>
+        <translation>fixed — o k abaixo</translation>
     </message>
 </context>
 </TS>

@@ -9,7 +9,7 @@ import os
 import sys
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
-from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, Qt
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, Qt, QTimer
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -177,6 +177,10 @@ class PackagesDialog(QDialog):
             rows.append((name, translate("PackagesDialog", ENABLES[name]), status, where is None))
         return rows
 
+    def showEvent(self, event):  # noqa: N802 (Qt API name)
+        super().showEvent(event)
+        QTimer.singleShot(0, self.table.resizeRowsToContents)
+
     def refresh(self):
         rows = self.rows()
         self.table.setRowCount(len(rows))
@@ -185,7 +189,7 @@ class PackagesDialog(QDialog):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(2)
-        self.table.resizeRowsToContents()
+        self.table.resizeRowsToContents()  # again once shown: the wrapped column has its width only then
         missing = [name for name, _, _, absent in rows if absent and name in RUNTIME_PACKAGES]
         optional_missing = [name for name, _, _, absent in rows if absent and name in OPTIONAL_PACKAGES]
         self.torch_box.setEnabled(bool(optional_missing))

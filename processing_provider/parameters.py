@@ -50,35 +50,33 @@ def record_field_map(algorithm, parameters, context, needed=tuple(RECORD_FIELDS)
     return chosen
 
 
-# Enum options read like a person wrote them; the order is the contract's (saved models and
-# qgis_process calls store the index). Marked for pylupdate5 here, translated when the parameter is made.
+# Enum options read like a person wrote them, short enough not to widen the dialog (the help says more);
+# the order is the contract's (saved models and qgis_process calls store the index). Marked for pylupdate5
+# here, translated when the parameter is made.
 SAMPLING_METHOD_LABELS = {
-    "rank_max": QT_TRANSLATE_NOOP(
-        "parameters", "rank_max — the higher of the composition and uniqueness ranks (pytorch-smt-tools default)"),
-    "rank_multiply": QT_TRANSLATE_NOOP("parameters", "rank_multiply — the product of the two ranks"),
-    "rank_add": QT_TRANSLATE_NOOP("parameters", "rank_add — the mean of the two ranks"),
-    "multiplicative": QT_TRANSLATE_NOOP(
-        "parameters", "multiplicative — composition weight × uniqueness score, unranked"),
-    "composition_only": QT_TRANSLATE_NOOP("parameters", "composition_only — the rank of the composition weight"),
-    "uniqueness_only": QT_TRANSLATE_NOOP("parameters", "uniqueness_only — the rank of the uniqueness score"),
-    "class_balanced": QT_TRANSLATE_NOOP(
-        "parameters", "class_balanced — Σ (patch share / mean share)^α: lifts rare classes the most"),
+    "rank_max": QT_TRANSLATE_NOOP("parameters", "rank_max — higher of the two ranks (tool default)"),
+    "rank_multiply": QT_TRANSLATE_NOOP("parameters", "rank_multiply — product of the two ranks"),
+    "rank_add": QT_TRANSLATE_NOOP("parameters", "rank_add — mean of the two ranks"),
+    "multiplicative": QT_TRANSLATE_NOOP("parameters", "multiplicative — weight × uniqueness, unranked"),
+    "composition_only": QT_TRANSLATE_NOOP("parameters", "composition_only — composition rank"),
+    "uniqueness_only": QT_TRANSLATE_NOOP("parameters", "uniqueness_only — uniqueness rank"),
+    "class_balanced": QT_TRANSLATE_NOOP("parameters", "class_balanced — lifts rare classes most"),
 }
 #: The QGIS default: the one method that lifts a 1-2 % class well (rank methods stop near 1.5-2x).
 DEFAULT_SAMPLING_METHOD = "class_balanced"
 BACKEND_LABELS = {
-    "hnsw": QT_TRANSLATE_NOOP("parameters", "hnsw — hnswlib graph, approximate"),
+    "hnsw": QT_TRANSLATE_NOOP("parameters", "hnsw — hnswlib, approximate"),
     "faiss": QT_TRANSLATE_NOOP("parameters", "faiss — exact search"),
-    "sklearn": QT_TRANSLATE_NOOP("parameters", "sklearn — exact, brute force (slowest)"),
-    "nndescent": QT_TRANSLATE_NOOP("parameters", "nndescent — faiss NN-Descent graph, re-scored exactly (fastest)"),
+    "sklearn": QT_TRANSLATE_NOOP("parameters", "sklearn — exact, slowest"),
+    "nndescent": QT_TRANSLATE_NOOP("parameters", "nndescent — fastest, re-scored exactly"),
 }
 PRECISION_LABELS = {
     "fp32": QT_TRANSLATE_NOOP("parameters", "fp32 — full precision"),
-    "bf16": QT_TRANSLATE_NOOP("parameters", "bf16 — bfloat16, faster where the CPU or GPU has it"),
+    "bf16": QT_TRANSLATE_NOOP("parameters", "bf16 — faster where supported"),
 }
 K_SELECTION_LABELS = {
-    "elbow": QT_TRANSLATE_NOOP("parameters", "elbow — the k where the inertia curve bends"),
-    "fixed": QT_TRANSLATE_NOOP("parameters", "fixed — the k given below"),
+    "elbow": QT_TRANSLATE_NOOP("parameters", "elbow — where the inertia curve bends"),
+    "fixed": QT_TRANSLATE_NOOP("parameters", "fixed — the k below"),
 }
 
 
