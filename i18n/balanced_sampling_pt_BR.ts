@@ -91,7 +91,7 @@ e depois reinicie o QGIS.</translation>
     <message>
         <location filename="../processing_provider/provider.py" line="45"/>
         <source>Balanced sampling</source>
-        <translation>Balanced sampling</translation>
+        <translation>Amostragem balanceada</translation>
     </message>
 </context>
 <context>
