@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..contract import DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TILE_COLUMNS
 from ..errors import BalancedSamplingError, OperationCanceled, require
+from ..i18n import _
 from ..progress import Progress, as_progress
 from ..records import (
     CLASS_ENTROPY,
@@ -114,7 +115,7 @@ def load_tiles(
     """
     progress = as_progress(progress)
     if int(batch_size) < 1:
-        raise BalancedSamplingError(f"The batch size must be at least 1; got {batch_size}.")
+        raise BalancedSamplingError(_("The batch size must be at least 1; got {value}.").format(value=batch_size))
     timeout = _check_statement_timeout(statement_timeout)
     mapping, explicit = column_mapping(columns)
     clause = check_where_clause(where_clause)
@@ -122,18 +123,21 @@ def load_tiles(
     conn = connect(connection)
     try:
         _set_statement_timeout(conn, timeout)
-        target = _describe_target(conn)
-        table_text = f"'{'.'.join(names)}' in {target}"
+        info = conn.info
+        table_text = _("'{table}' in database '{database}' on {host}:{port}").format(
+            table=".".join(names), database=info.dbname, host=info.host, port=info.port)
         wanted = _present_roles(conn, names, mapping, explicit, table_text, progress)
         rows = _fetch(conn, names, [mapping[r] for r in wanted], clause, int(batch_size), table_text, progress,
                       timeout)
     finally:
         conn.close()
     if not rows:
-        raise BalancedSamplingError(
-            f"Table {table_text} has no row" + (f" matching the where clause {clause!r}." if clause else ".")
-        )
-    return tiles_frame(pd.DataFrame.from_records(rows, columns=wanted), nodata_class, f"table {table_text}")
+        if clause:
+            raise BalancedSamplingError(_("Table {table} has no row matching the where clause {clause}.").format(
+                table=table_text, clause=repr(clause)))
+        raise BalancedSamplingError(_("Table {table} has no row.").format(table=table_text))
+    return tiles_frame(pd.DataFrame.from_records(rows, columns=wanted), nodata_class,
+                       _("table {table}").format(table=table_text))
 
 
 def column_mapping(columns: Optional[Mapping[str, str]]) -> tuple[dict, set]:
@@ -142,18 +146,20 @@ def column_mapping(columns: Optional[Mapping[str, str]]) -> tuple[dict, set]:
     unknown = sorted(set(columns) - set(DEFAULT_COLUMNS))
     if unknown:
         raise BalancedSamplingError(
-            f"Unknown column role(s) {', '.join(map(repr, unknown))}; the roles are {', '.join(DEFAULT_COLUMNS)}."
+            _("Unknown column role(s) {unknown}; the roles are {roles}.").format(
+                unknown=", ".join(map(repr, unknown)), roles=", ".join(DEFAULT_COLUMNS))
         )
     empty = [role for role, name in columns.items() if not str(name or "").strip()]
     if empty:
-        raise BalancedSamplingError(f"The column name for role {empty[0]!r} is empty.")
+        raise BalancedSamplingError(_("The column name for role {role} is empty.").format(role=repr(empty[0])))
     return {**DEFAULT_COLUMNS, **{role: str(name).strip() for role, name in columns.items()}}, set(columns)
 
 
 def _check_statement_timeout(seconds) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds < 0:
         raise BalancedSamplingError(
-            f"The statement timeout must be a number of seconds >= 0 (0 = no limit); got {seconds!r}."
+            _("The statement timeout must be a number of seconds >= 0 (0 = no limit); got {value}.").format(
+                value=repr(seconds))
         )
     return float(seconds)
 
@@ -162,7 +168,8 @@ def table_name_parts(table: str) -> tuple[str, ...]:
     """``("name",)`` or ``("schema", "name")`` from ``table``; anything else raises."""
     parts = tuple(p.strip() for p in str(table or "").split("."))
     if not 1 <= len(parts) <= 2 or not all(parts):
-        raise BalancedSamplingError(f"The table must be 'name' or 'schema.name'; got {table!r}.")
+        raise BalancedSamplingError(_("The table must be 'name' or 'schema.name'; got {value}.").format(
+            value=repr(table)))
     return parts
 
 
@@ -186,7 +193,8 @@ def check_where_clause(clause: Optional[str]) -> str:
         elif ch == "$" and (tag := _dollar_tag(clause, i)):
             end = clause.find(tag, i + len(tag))
             if end < 0:
-                raise BalancedSamplingError(f"The where clause has an unterminated {tag} quoted string.")
+                raise BalancedSamplingError(
+                    _("The where clause has an unterminated {tag} quoted string.").format(tag=tag))
             i = end + len(tag)
         elif clause.startswith("--", i):
             newline = clause.find("\n", i)
@@ -196,15 +204,15 @@ def check_where_clause(clause: Optional[str]) -> str:
         else:
             if ch == ";":
                 raise BalancedSamplingError(
-                    "The where clause must be a single condition such as \"nodata_ratio < 0.05\"; it holds a ';' "
-                    "that would start a second SQL statement. Remove it."
+                    _("The where clause must be a single condition such as \"nodata_ratio < 0.05\"; it holds a ';' "
+                      "that would start a second SQL statement. Remove it.")
                 )
             depth += (ch == "(") - (ch == ")")
             if depth < 0:
-                raise BalancedSamplingError("The where clause closes a parenthesis it never opened.")
+                raise BalancedSamplingError(_("The where clause closes a parenthesis it never opened."))
             i += 1
     if depth:
-        raise BalancedSamplingError("The where clause leaves a parenthesis open.")
+        raise BalancedSamplingError(_("The where clause leaves a parenthesis open."))
     return clause
 
 
@@ -225,7 +233,7 @@ def _end_of_quoted(text: str, start: int, quote: str, backslash_escapes: bool) -
                 return i + 1
         else:
             i += 1
-    raise BalancedSamplingError(f"The where clause has an unterminated {quote}-quoted text.")
+    raise BalancedSamplingError(_("The where clause has an unterminated {quote}-quoted text.").format(quote=quote))
 
 
 def _dollar_tag(text: str, start: int) -> str:
@@ -248,7 +256,7 @@ def _end_of_block_comment(text: str, start: int) -> int:
                 return i
         else:
             i += 1
-    raise BalancedSamplingError("The where clause has an unterminated /* comment.")
+    raise BalancedSamplingError(_("The where clause has an unterminated /* comment."))
 
 
 # --------------------------------------------------------------------------- connection
@@ -256,20 +264,18 @@ def _end_of_block_comment(text: str, start: int) -> int:
 
 def connect(connection: Union[Mapping, str]):
     """An open, read-only psycopg2 connection; errors never show the password."""
-    psycopg2 = require("psycopg2", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    psycopg2 = require("psycopg2", _("reading tiles from PostgreSQL"), pip_name="psycopg2-binary")
     params = _connection_params(psycopg2, connection)
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     password = str(params.get("password") or "")
-    where = (
-        f"database '{params.get('dbname', '?')}' on {params.get('host', 'localhost')}:{params.get('port', 5432)} "
-        f"as user '{params.get('user', '?')}'"
-    )
     try:
         conn = psycopg2.connect(**params)
     except psycopg2.Error as exc:
         raise BalancedSamplingError(
-            f"Cannot connect to PostgreSQL ({where}): {_scrub(_server_message(exc), password)} "
-            "Check the host, port, database, user and password."
+            _("Cannot connect to PostgreSQL (database '{database}' on {host}:{port} as user '{user}'): {error} "
+              "Check the host, port, database, user and password.").format(
+                database=params.get("dbname", "?"), host=params.get("host", "localhost"), port=params.get("port", 5432),
+                user=params.get("user", "?"), error=_scrub(_server_message(exc), password))
         ) from None  # the original exception may carry the connection parameters
     conn.set_session(readonly=True, autocommit=False)
     return conn
@@ -283,15 +289,16 @@ def _connection_params(psycopg2, connection) -> dict:
         except psycopg2.ProgrammingError:
             # The parser's message quotes the string, password included: leave it out.
             raise BalancedSamplingError(
-                "The PostgreSQL connection string is not valid: use key=value pairs such as "
-                "'host=localhost port=5432 dbname=tiles user=me' or a postgresql://user@host:port/dbname URI."
+                _("The PostgreSQL connection string is not valid: use key=value pairs such as 'host=localhost "
+                  "port=5432 dbname=tiles user=me' or a postgresql://user@host:port/dbname URI.")
             ) from None
     if not isinstance(connection, Mapping):
-        raise BalancedSamplingError("The PostgreSQL connection must be a mapping of parameters or a connection string.")
+        raise BalancedSamplingError(
+            _("The PostgreSQL connection must be a mapping of parameters or a connection string."))
     params = {k: v for k, v in connection.items() if v is not None and v != ""}
     if "database" in params:
         if "dbname" in params and params["dbname"] != params["database"]:
-            raise BalancedSamplingError("The connection gives both 'dbname' and 'database'; give one.")
+            raise BalancedSamplingError(_("The connection gives both 'dbname' and 'database'; give one."))
         params["dbname"] = params.pop("database")
     return params
 
@@ -302,11 +309,6 @@ def _set_statement_timeout(conn, seconds: float) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
     conn.commit()  # a session setting: it outlives this transaction
-
-
-def _describe_target(conn) -> str:
-    info = conn.info
-    return f"database '{info.dbname}' on {info.host}:{info.port}"
 
 
 def _server_message(exc, lines: int = 2) -> str:
@@ -325,7 +327,7 @@ def _scrub(text: str, password: str) -> str:
 
 
 def _identifier(names: tuple[str, ...]):
-    sql = require("psycopg2.sql", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    sql = require("psycopg2.sql", _("reading tiles from PostgreSQL"), pip_name="psycopg2-binary")
     return sql.Identifier(*names)
 
 
@@ -341,8 +343,8 @@ def _table_columns(conn, names: tuple[str, ...], table_text: str) -> list[str]:
             )
             tables = [row[0] for row in cur.fetchall()]
             raise BalancedSamplingError(
-                f"Table {table_text} does not exist (or is not visible to this user). "
-                f"Tables there: {', '.join(tables) or 'none'}."
+                _("Table {table} does not exist (or is not visible to this user). Tables there: {tables}.").format(
+                    table=table_text, tables=", ".join(tables) or _("none"))
             )
         cur.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped "
@@ -358,13 +360,14 @@ def _present_roles(conn, names, mapping: dict, explicit: set, table_text: str, p
     absent = [role for role in DEFAULT_COLUMNS if mapping[role] not in existing]
     fatal = [role for role in absent if role in REQUIRED_ROLES or role in explicit]
     if fatal:
-        described = ", ".join(f"'{mapping[r]}' (role {r})" for r in fatal)
+        described = ", ".join(_("'{column}' (role {role})").format(column=mapping[r], role=r) for r in fatal)
         raise BalancedSamplingError(
-            f"Table {table_text} has no column {described}. Its columns: {', '.join(existing)}. "
-            "Map the roles to the right column names."
+            _("Table {table} has no column {columns}. Its columns: {existing}. Map the roles to the right column "
+              "names.").format(table=table_text, columns=described, existing=", ".join(existing))
         )
     if absent:
-        progress.info(f"Table {table_text} has no optional column {', '.join(mapping[r] for r in absent)}; skipped.")
+        progress.info(_("Table {table} has no optional column {columns}; skipped.").format(
+            table=table_text, columns=", ".join(mapping[r] for r in absent)))
     return [role for role in DEFAULT_COLUMNS if role not in absent]
 
 
@@ -392,7 +395,7 @@ def _cancellable(conn, call, progress: Progress):
             conn.cancel()
             canceled = True
     if canceled:
-        raise OperationCanceled("Canceled by the user; the query was stopped on the server and nothing was written.")
+        raise OperationCanceled(_("Canceled by the user; the query was stopped on the server and nothing was written."))
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
@@ -400,8 +403,8 @@ def _cancellable(conn, call, progress: Progress):
 
 def _fetch(conn, names, column_names, clause, batch_size, table_text, progress, timeout=0.0) -> list[tuple]:
     """All matching rows, fetched ``batch_size`` at a time through a server-side cursor."""
-    psycopg2 = require("psycopg2", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
-    sql = require("psycopg2.sql", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    psycopg2 = require("psycopg2", _("reading tiles from PostgreSQL"), pip_name="psycopg2-binary")
+    sql = require("psycopg2.sql", _("reading tiles from PostgreSQL"), pip_name="psycopg2-binary")
     source = sql.SQL("FROM {}").format(_identifier(names))
     if clause:
         # The newline keeps a trailing "-- comment" in the clause from swallowing the parenthesis.
@@ -414,7 +417,7 @@ def _fetch(conn, names, column_names, clause, batch_size, table_text, progress, 
         with conn.cursor() as cur:
             _cancellable(conn, lambda: cur.execute(count_query), progress)
             total = int(cur.fetchone()[0])
-        progress.info(f"Reading {total} tiles from table {table_text}.")
+        progress.info(_("Reading {n} tiles from table {table}.").format(n=total, table=table_text))
         with conn.cursor(name=_CURSOR_NAME) as cur:
             cur.itersize = batch_size
             _cancellable(conn, lambda: cur.execute(select_query), progress)  # DECLARE: the fetches do the work
@@ -430,33 +433,39 @@ def _fetch(conn, names, column_names, clause, batch_size, table_text, progress, 
 
 
 def _query_error(exc, clause: str, table_text: str, timeout: float = 0.0) -> BalancedSamplingError:
-    codes = require("psycopg2.errorcodes", "reading tiles from PostgreSQL", pip_name="psycopg2-binary")
+    codes = require("psycopg2.errorcodes", _("reading tiles from PostgreSQL"), pip_name="psycopg2-binary")
     detail = _server_message(exc)
     if exc.pgcode == codes.QUERY_CANCELED and timeout > 0:  # not ours: a user cancel raises OperationCanceled
-        seconds = f"{timeout:g} s"
-        where = f" with the where clause {clause!r}" if clause else ""
-        simplify = "Simplify the where clause or raise" if clause else "Raise"
-        return BalancedSamplingError(
-            f"Reading table {table_text}{where} ran longer than {seconds} (the statement timeout), so the server "
-            f"stopped the query. {simplify} the statement timeout parameter (seconds, 0 = no limit)."
-        )
+        if clause:
+            message = _("Reading table {table} with the where clause {clause} ran longer than {seconds} s (the "
+                        "statement timeout), so the server stopped the query. Simplify the where clause or raise the "
+                        "statement timeout parameter (seconds, 0 = no limit).")
+        else:
+            message = _("Reading table {table} ran longer than {seconds} s (the statement timeout), so the server "
+                        "stopped the query. Raise the statement timeout parameter (seconds, 0 = no limit).")
+        return BalancedSamplingError(message.format(table=table_text, clause=repr(clause), seconds=f"{timeout:g}"))
     if exc.pgcode == codes.READ_ONLY_SQL_TRANSACTION:
         return BalancedSamplingError(
-            f"The where clause {clause!r} tries to change the database: {detail} Tiles are read through a "
-            "read-only connection, so nothing was changed. Use a plain condition such as \"nodata_ratio < 0.05\"."
+            _("The where clause {clause} tries to change the database: {error} Tiles are read through a read-only "
+              "connection, so nothing was changed. Use a plain condition such as \"nodata_ratio < 0.05\".").format(
+                clause=repr(clause), error=detail)
         )
     if exc.pgcode == codes.INSUFFICIENT_PRIVILEGE:
-        return BalancedSamplingError(f"This user may not read table {table_text}: {detail}")
+        return BalancedSamplingError(_("This user may not read table {table}: {error}").format(
+            table=table_text, error=detail))
     if clause:
-        return BalancedSamplingError(f"Reading table {table_text} with the where clause {clause!r} failed: {detail}")
-    return BalancedSamplingError(f"Reading table {table_text} failed: {detail}")
+        return BalancedSamplingError(_("Reading table {table} with the where clause {clause} failed: {error}").format(
+            table=table_text, clause=repr(clause), error=detail))
+    return BalancedSamplingError(_("Reading table {table} failed: {error}").format(table=table_text, error=detail))
 
 
 # --------------------------------------------------------------------------- rows -> patch table
 
 
-def tiles_frame(frame: pd.DataFrame, nodata_class: Optional[int] = 0, source: str = "the tile table") -> pd.DataFrame:
-    """The engine's patch table from rows keyed by role (see :data:`DEFAULT_COLUMNS`)."""
+def tiles_frame(frame: pd.DataFrame, nodata_class: Optional[int] = 0, source: Optional[str] = None) -> pd.DataFrame:
+    """The engine's patch table from rows keyed by role (see :data:`DEFAULT_COLUMNS`); ``source`` names the rows
+    in messages (already translated; default "the tile table")."""
+    source = _("the tile table") if source is None else source
     _check_required(frame, source)
     out = pd.DataFrame({_OUTPUT_COLUMN[role]: frame[role] for role in frame.columns if role in _OUTPUT_COLUMN})
     for column in (UNIQUENESS_SCORE, CLASS_ENTROPY, NODATA_RATIO):
@@ -503,12 +512,13 @@ def _parse_class_dist(value, name: str) -> dict:
             value = json.loads(value)
         except ValueError as exc:
             raise BalancedSamplingError(
-                f"class_dist of {name} is not valid JSON ({exc}): {str(value)[:80]!r}."
+                _("class_dist of {row} is not valid JSON ({error}): {value}.").format(
+                    row=name, error=exc, value=repr(str(value)[:80]))
             ) from None
     if not isinstance(value, dict):
         raise BalancedSamplingError(
-            f"class_dist of {name} must be a JSON object {{class value: share or pixel count}}; "
-            f"got {str(value)[:80]!r}."
+            _("class_dist of {row} must be a JSON object {{class value: share or pixel count}}; got {value}.").format(
+                row=name, value=repr(str(value)[:80]))
         )
     parsed = {}
     for key, share in value.items():
@@ -517,10 +527,12 @@ def _parse_class_dist(value, name: str) -> dict:
         except ValueError:
             cls = -1
         if cls < 0:
-            raise BalancedSamplingError(f"class_dist of {name} has the key {key!r}; class values are integers >= 0.")
+            raise BalancedSamplingError(
+                _("class_dist of {row} has the key {key}; class values are integers >= 0.").format(row=name, key=repr(key)))
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not np.isfinite(share) or share < 0:
             raise BalancedSamplingError(
-                f"class_dist of {name} gives class {key} the value {share!r}; expected a number >= 0."
+                _("class_dist of {row} gives class {key} the value {value}; expected a number >= 0.").format(
+                    row=name, key=key, value=repr(share))
             )
         parsed[cls] = float(share)
     return parsed
@@ -528,8 +540,8 @@ def _parse_class_dist(value, name: str) -> dict:
 
 def _row_names(frame: pd.DataFrame) -> list[str]:
     if "id" in frame.columns:
-        return [f"the tile with id {v}" for v in frame["id"]]
-    return [f"row {i + 1}" for i in range(len(frame))]
+        return [_("the tile with id {id}").format(id=v) for v in frame["id"]]
+    return [_("row {row}").format(row=i + 1) for i in range(len(frame))]
 
 
 def _check_required(frame: pd.DataFrame, source: str) -> None:
@@ -537,4 +549,5 @@ def _check_required(frame: pd.DataFrame, source: str) -> None:
     for role in REQUIRED_ROLES + (("mask_path",) if "mask_path" in frame.columns else ()):
         empty = frame[role].isna().to_numpy()
         if empty.any():
-            raise BalancedSamplingError(f"{names[int(np.flatnonzero(empty)[0])]} of {source} has no {role} (NULL).")
+            raise BalancedSamplingError(_("{row} of {source} has no {role} (NULL).").format(
+                row=names[int(np.flatnonzero(empty)[0])], source=source, role=role))
