@@ -54,7 +54,9 @@ WHEELHOUSE=${WHEELHOUSE:-build/wheelhouse}
 packages=$("$VENV/bin/python" -c "from balanced_sampling_plugin.dependencies import RUNTIME_PACKAGES as r, \
 OPTIONAL_PACKAGES as o; print(' '.join(p for p in r + o if p != 'torch'))")
 torch_wheel=$(ls /opt/wheels/torch-*.whl 2>/dev/null | head -n 1 || true)
-wheels_want=$( (cat processing_provider/python_packages.txt; echo "$packages $torch_wheel") | sha1sum | cut -d' ' -f1)
+# What the installer picks for a QGIS whose attrs is older than 24 (Debian 12's): affine 3 breaks there.
+older="affine==2.4.0"
+wheels_want=$( (cat processing_provider/python_packages.txt; echo "$packages $torch_wheel $older") | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$WHEELHOUSE/.complete" 2>/dev/null)" != "$wheels_want" ]; then
   echo "setup: downloading the plugin's pinned packages into $WHEELHOUSE (once)"
   mkdir -p "$WHEELHOUSE"
@@ -64,7 +66,9 @@ if [ "$(cat "$WHEELHOUSE/.complete" 2>/dev/null)" != "$wheels_want" ]; then
   log=$(mktemp)
   # shellcheck disable=SC2086 # one word per package
   if "$VENV/bin/python" -m pip download -q --disable-pip-version-check -d "$WHEELHOUSE" "${links[@]}" \
-      -c processing_provider/python_packages.txt $packages >"$log" 2>&1; then
+      -c processing_provider/python_packages.txt $packages >"$log" 2>&1 \
+      && "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps -d "$WHEELHOUSE" $older \
+      >>"$log" 2>&1; then
     for sdist in "$WHEELHOUSE"/*.tar.gz "$WHEELHOUSE"/*.zip; do
       [ -e "$sdist" ] || continue
       echo "setup: building a wheel of $(basename "$sdist") (about a minute, once)"

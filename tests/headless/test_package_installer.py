@@ -512,3 +512,48 @@ def test_the_menu_entry_dialog_and_install_task_in_a_qgis_without_pandas(tmp_pat
     assert answer["pandas_found"] and answer["after"]["pandas"][1].startswith("Installed in the plugin's folder")
     assert "Installed into" in answer["status_after"]
     assert os.path.isdir(os.path.join(packages_folder(profile), "pandas"))
+
+
+@needs_system_python
+@needs_wheelhouse
+@needs_qgis_process
+def test_a_bare_qgis_installs_what_the_chain_needs_and_the_chain_lifts_the_rare_class(synthetic_dataset, tmp_path):
+    """Issue 12's user: a QGIS without pandas, rasterio, scikit-learn. The chain with its defaults refuses, naming
+    them; the installer puts them in the profile's folder (offline, from the wheelhouse); the chain then runs with
+    its defaults (class_balanced, no DINOv2) and lifts the rarest class."""
+    import sqlite3
+
+    profile = tmp_path / "profile"
+    enable = subprocess.run([QGIS_PROCESS, "plugins", "enable", "balanced_sampling"], check=False,
+                            capture_output=True, text=True, env=bare_env(profile), timeout=120)
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    outputs = {"OUTPUT": tmp_path / "weights.gpkg", "OUTPUT_CSV": tmp_path / "train.csv",
+               "OUTPUT_REPORT": tmp_path / "report.html"}
+    arguments = [f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
+                 f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}", "PATCH_SIZE=64",
+                 *[f"{key}={value}" for key, value in outputs.items()]]
+
+    def chain():
+        return subprocess.run([QGIS_PROCESS, "run", "balanced_sampling:buildbalanceddataset", "--", *arguments],
+                              check=False, capture_output=True, text=True, env=bare_env(profile), timeout=600)
+
+    refused = chain()
+    assert refused.returncode != 0
+    needed = re.search(r"needs the Python packages (.+?), which", refused.stdout + refused.stderr).group(1).split(", ")
+    assert "pandas" in needed and "rasterio" in needed and "torch" not in needed, needed
+
+    lines = []
+    result = system_installer(packages_folder(profile), needed).run(log=lines.append)
+    assert result.ok, "\n".join(lines[-40:])
+
+    ran = chain()
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert "does not read uniqueness, so DINOv2 uniqueness is not computed" in ran.stdout
+    with sqlite3.connect(outputs["OUTPUT"]) as db:
+        table = db.execute("SELECT table_name FROM gpkg_contents WHERE data_type='features'").fetchone()[0]
+        rows = db.execute(f'SELECT sampler_weight, cls_6, excluded FROM "{table}"').fetchall()
+    included = [(w, p) for w, p, excluded in rows if not excluded]
+    uniform = sum(p for _, p in included) / len(included)
+    weighted = sum(w * p for w, p in included) / sum(w for w, _ in included)
+    assert weighted / uniform > 1.8, f"rare class cls_6: {uniform:.4f} -> {weighted:.4f}"
+    assert outputs["OUTPUT_CSV"].exists() and outputs["OUTPUT_REPORT"].exists()
