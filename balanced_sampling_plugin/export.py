@@ -79,8 +79,8 @@ def training_frame(
         position = np.flatnonzero(bad)[0]
         raise BalancedSamplingError(
             _("Field '{field}' of the patch at row {row} is {value}; expected a number >= 0. Re-run '{algorithm}'.")
-            .format(field=SAMPLER_WEIGHT, row=rows.index[position], value=shown_value(rows[SAMPLER_WEIGHT].iloc[position]),
-                    algorithm=_("Combine sampler weights"))
+            .format(field=SAMPLER_WEIGHT, row=rows.index[position],
+                    value=shown_value(rows[SAMPLER_WEIGHT].iloc[position]), algorithm=_("Combine sampler weights"))
         )
     if not (weights > 0).any():
         raise BalancedSamplingError(

@@ -412,9 +412,9 @@ class OutputFiles:
         return self
 
     def __exit__(self, *exc):
-        for partial, _ in self._pending:
+        for partial, _target in self._pending:
             discard(partial)
-        for _, _, partial in self._done:  # committed and not restored: the replaced files go now
+        for _placed, _moved, partial in self._done:  # committed and not restored: the replaced files go now
             shutil.rmtree(os.path.join(os.path.dirname(partial), PREVIOUS), ignore_errors=True)
             discard(partial)
         self._pending, self._done = [], []

@@ -130,7 +130,8 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
     try:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error as exc:
-        raise BalancedSamplingError(_("Cannot open the GeoPackage '{path}': {error}.").format(path=path, error=exc)) from None
+        raise BalancedSamplingError(
+            _("Cannot open the GeoPackage '{path}': {error}.").format(path=path, error=exc)) from None
     with contextlib.closing(db):
         _register_geometry_functions(db)
         try:

@@ -333,8 +333,9 @@ def footprints_geojson(
     """
     geometry = require("shapely.geometry", _("the GeoJSON output"), pip_name="shapely")
     if len(rings) != len(table):
-        raise BalancedSamplingError(_("{footprints} footprints for {patches} patches; they must pair one to one.").format(
-            footprints=len(rings), patches=len(table)))
+        raise BalancedSamplingError(
+            _("{footprints} footprints for {patches} patches; they must pair one to one.").format(
+                footprints=len(rings), patches=len(table)))
     values = table.reindex(columns=list(GEOJSON_PROPERTIES)).to_dict("records")
     features = [
         {"type": "Feature", "geometry": geometry.mapping(geometry.Polygon(ring)), "properties": _plain(props)}

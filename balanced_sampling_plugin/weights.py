@@ -397,7 +397,8 @@ def combine_weights(
         boosted = tuple(f for f, r in zip(fields, rare) if r)
         raw = raw * rare_class_boost(proportions, rare_boost, rare)
         if boosted:
-            note(_("Rare-class boost x{boost} on {classes}.").format(boost=f"{rare_boost:g}", classes=", ".join(boosted)))
+            note(_("Rare-class boost x{boost} on {classes}.").format(
+                boost=f"{rare_boost:g}", classes=", ".join(boosted)))
         else:
             note(_("Rare-class boost x{boost} on no class.").format(boost=f"{rare_boost:g}"))
 
@@ -522,8 +523,8 @@ def _describe(table: pd.DataFrame, position: int) -> str:
 
 
 def _first_bad(table: pd.DataFrame, bad: np.ndarray, field: str, what: str, todo: str = "") -> BalancedSamplingError:
-    positions = np.flatnonzero(bad)
     """``what`` (the expected value) and ``todo`` (a sentence saying what to do) are already translated."""
+    positions = np.flatnonzero(bad)
     extra = positions.size - 1
     if extra == 0:
         message = _("Field '{field}' of {patch} is {value}; expected {what}.")

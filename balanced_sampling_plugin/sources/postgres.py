@@ -528,7 +528,8 @@ def _parse_class_dist(value, name: str) -> dict:
             cls = -1
         if cls < 0:
             raise BalancedSamplingError(
-                _("class_dist of {row} has the key {key}; class values are integers >= 0.").format(row=name, key=repr(key)))
+                _("class_dist of {row} has the key {key}; class values are integers >= 0.").format(
+                    row=name, key=repr(key)))
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not np.isfinite(share) or share < 0:
             raise BalancedSamplingError(
                 _("class_dist of {row} gives class {key} the value {value}; expected a number >= 0.").format(

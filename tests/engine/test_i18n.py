@@ -231,3 +231,12 @@ def test_xgettext_extracts_the_same_messages(tmp_path):
     subprocess.run(["xgettext", "--language=Python", "--from-code=UTF-8", "--keyword=_", "--keyword=N_",
                     "--keyword=tr", "-o", str(pot), *sources], check=True, capture_output=True)
     assert set(parse_po(str(pot))) == set(extract_msgids())
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not os.path.isdir(os.path.join(ROOT, ".git")),
+                    reason="not a git checkout")
+def test_compiled_catalogue_is_tracked_so_the_plugin_zip_ships_it():
+    """scripts/make_zip.sh packs the tracked files of balanced_sampling_plugin/: the .mo must be one."""
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", os.path.relpath(MO_FILE, ROOT)], cwd=ROOT,
+                             capture_output=True)
+    assert tracked.returncode == 0, "git add the .mo (make transcompile writes it)"

@@ -84,7 +84,7 @@ def catalogue():
 def pattern(template):
     """A regex matching ``template`` with any values in its {placeholders}."""
     parts = re.split(r"\{[a-z_]*(?:![rs])?(?::[^}]*)?\}", template)
-    return re.compile(".*?".join(re.escape(p) for p in parts), re.S)
+    return re.compile(".*?".join(re.escape(p) for p in parts), re.DOTALL)
 
 
 def english_words(text):
