@@ -11,8 +11,9 @@ PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def user_locale() -> str:
-    """The QGIS user interface locale, e.g. 'pt_BR' (QGIS stores it in locale/userLocale)."""
-    return str(QgsSettings().value("locale/userLocale", "") or "")
+    """The QGIS user interface locale, e.g. 'pt_BR': the override QGIS stores in locale/userLocale, else the
+    locale QGIS runs in (the system's)."""
+    return str(QgsSettings().value("locale/userLocale", "") or QgsApplication.locale() or "")
 
 
 def load_translator(locale: str):

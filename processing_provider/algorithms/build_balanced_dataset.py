@@ -145,19 +145,23 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             return processing.run(f"{PROVIDER}:{algorithm}", child_parameters, context=context, feedback=steps,
                                   is_child_algorithm=True)
 
-        memory = QgsProcessing.TEMPORARY_OUTPUT
+        # Named memory layers: QGIS would name TEMPORARY_OUTPUT ones from the (translated) output descriptions,
+        # which the log then shows mangled (e.g. 'Clusters_de_composi__o_…' under pt_BR).
         footprints = run(0, "createpatchfootprints", {
             "IMAGE_FOLDER": parameters[self.IMAGE_FOLDER], "IMAGE_PATTERN": parameters.get(self.IMAGE_PATTERN),
             "MASK_FOLDER": parameters[self.MASK_FOLDER], "MASK_PATTERN": parameters.get(self.MASK_PATTERN),
-            "PATCH_SIZE": parameters[self.PATCH_SIZE], "STRIDE": parameters.get(self.STRIDE, 0), "OUTPUT": memory})
+            "PATCH_SIZE": parameters[self.PATCH_SIZE], "STRIDE": parameters.get(self.STRIDE, 0),
+            "OUTPUT": "memory:patch_footprints"})
         clusters = run(1, "computecompositionclusters", {
-            "INPUT": footprints["OUTPUT"], "NODATA_CLASS": parameters.get(self.NODATA_CLASS, 0), "OUTPUT": memory})
+            "INPUT": footprints["OUTPUT"], "NODATA_CLASS": parameters.get(self.NODATA_CLASS, 0),
+            "OUTPUT": "memory:composition_clusters"})
         signals = clusters
         if use_uniqueness:
             signals = run(2, "computedinov2uniqueness", {
                 "INPUT": clusters["OUTPUT"], "DINO_MODEL": parameters.get(self.DINO_MODEL) or "dinov2-base",
                 "PARQUET_PATH": parameters.get(self.PARQUET_PATH),
-                "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context), "OUTPUT": memory})
+                "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context),
+                "OUTPUT": "memory:uniqueness"})
         combined = run(3 if use_uniqueness else 2, "combinesamplerweights", {
             "INPUT": signals["OUTPUT"],
             "SAMPLING_METHOD": self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context),
