@@ -1,27 +1,50 @@
 """The pytorch-smt-tools ``balanced_dataset`` YAML config, parsed and checked into dataclasses.
 
-Layout (every section and key optional unless said; defaults as in the pytorch-smt-tools
-documentation)::
+Two forms are accepted, as pytorch-smt-tools accepts them: the one of its documentation
+(database keys under ``input``, ``mode: embeddings``) and the one of its code (top-level
+``backend`` with a ``postgres`` section, ``mode: both``, the longer exclusion key names).
+Every section and key is optional unless said; defaults as in the documentation::
 
     balanced_dataset:
-      mode: masks_only | embeddings                      # masks_only
+      backend: local | postgres                          # local; postgres reads the `postgres` section
+      mode: masks_only | embeddings_only | both          # masks_only; `embeddings` (documentation) = both
       sampling_method: rank_max | rank_multiply | ...    # rank_max
-      input:                     # required: patch_records, or the database keys
+      num_workers: null          # threads reading masks (null: the plugin's automatic count)
+      input:                     # required with backend local: one of the three inputs below
         patch_records: [{image_path, mask_path, row_off, col_off, patch_size}, ...] | records.csv
-        host, port, database, user, password, table, where_clause,
+        image_dir, mask_dir, extension: .tif, patch_size: 256, stride: 256   # scan two folders, pair
+                                 # images and masks by file name, cut patch_size windows every stride px
+        host, port, database, user, password, table, where_clause, ...      # the documentation's
+                                 # PostgreSQL form: the keys of the `postgres` section below
+      postgres:                  # with backend: postgres (the code's form)
+        host: localhost, port: 5432, database: dataset_explorer, user: postgres, password: ""
+        table: tile              # `tiles` when the keys are under `input`
+        where_clause: ""
         image_path_column, mask_path_column, ..., tile_id_column   # column names of the tile table
+        embedding_column: embedding
+        fetch_embeddings: false  # true (read the table's embeddings) is not supported yet: an error
         statement_timeout: 600   # seconds a query may run on the server, 0 = no limit; this
                                  # plugin's own key (pytorch-smt-tools does not have it)
       clustering: {k_min: 4, k_max: 16, k_selection: elbow, k: null, random_state: 42}
       uniqueness: {k_neighbors: 5, backend: sklearn,    # pytorch-smt-tools' default; nndescent is fastest
-                   reproducible: false}                # true: nndescent on one thread, same result every run
+                   reproducible: false}                # plugin's key: true = nndescent on one thread,
+                                                       # same result every run
       embeddings: {dino_model: facebook/dinov2-base, batch_size: 32, num_workers: 4,
                    use_gpu: false, parquet_path: null}
-      exclusion: {exclude_border_nodata: true, exclude_black_border: true, nodata_class: 0,
-                  black_tolerance: 0, max_nodata_ratio: 1.0}
-      output: {csv_path: required, geojson_path: null}
+      exclusion: {exclude_border_nodata: true,          # or exclude_mask_border_nodata
+                  exclude_black_border: true,           # or exclude_image_black_border
+                  black_tolerance: 0,                   # or black_border_tolerance
+                  nodata_class: 0, max_nodata_ratio: 1.0,
+                  min_entropy_threshold: 0.0}           # patches with a lower class entropy are excluded
+      boost: {rare_class_boost: false, rare_class_ids: null, rare_class_multiplier: 3.0}
+      output: {csv_path: required, include_excluded: true, geojson_path: null,
+               geojson_crs: null}  # null: the rasters' CRS; else the GeoJSON is reprojected to it
 
-Relative paths (records, rasters, outputs, the embedding cache, a model folder) resolve
+Where the tool's code and documentation disagree on a default (``clustering.k_min`` 8 vs 4,
+``k_max`` 20 vs 16, ``embeddings.use_gpu`` true vs false, ``batch_size`` 64 vs 32), the
+documentation's applies and the run's log says so (:attr:`BalancedDatasetConfig.defaults_applied`).
+
+Relative paths (records, folders, rasters, outputs, the embedding cache, a model folder) resolve
 against the config file's folder. Unknown keys and bad values raise
 :class:`BalancedSamplingError` naming the dotted key, e.g. ``balanced_dataset.clustering.kmin``.
 """
@@ -43,7 +66,11 @@ from .uniqueness import BACKENDS
 from .weights import SAMPLING_METHODS
 
 ROOT = "balanced_dataset"
-MODES = ("masks_only", "embeddings")
+#: Accepted modes; ``embeddings`` (the documentation's name) is read as ``both``.
+MODES = ("masks_only", "embeddings_only", "both", "embeddings")
+#: The modes that run DINOv2 uniqueness.
+EMBEDDING_MODES = ("embeddings_only", "both")
+BACKENDS_INPUT = ("local", "postgres")
 #: Config keys naming the tile table's columns (pytorch-smt-tools names) -> column role.
 COLUMN_KEYS = {
     "image_path_column": "file_path",
@@ -136,6 +163,33 @@ def _setting(default, check: Check):
     return field(default=default, metadata={"check": check})
 
 
+
+def _integer_list(value, key):
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise _bad(key, value, _("a list of class values (integers)"))
+    return [int(v) for v in value]
+
+
+def _crs(value, key):
+    """A CRS rasterio understands (``EPSG:4326``, a WKT, a PROJ string); kept as given."""
+    _text(value, key)
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        CRS.from_user_input(value)
+    except CRSError:
+        raise _bad(key, value, _("a coordinate reference system such as EPSG:4326")) from None
+    return value
+
+
+def _extension(value, key):
+    _text(value, key)
+    if not value.strip() or any(ch in value for ch in "*?[]/\\"):
+        raise _bad(key, value, _("a file name ending such as .tif"))
+    return value.strip()
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -149,8 +203,26 @@ class LocalInput:
 
 
 @dataclass
+class DirectoryInput:
+    """``input.image_dir`` / ``mask_dir``: every ``*<extension>`` image pairs with the mask of the same
+    file name; windows of ``patch_size`` px every ``stride`` px that fit entirely in the raster."""
+
+    image_dir: str = _setting(None, _text)
+    mask_dir: str = _setting(None, _text)
+    extension: str = _setting(".tif", _extension)
+    patch_size: int = _setting(256, _integer(1))
+    stride: int = _setting(256, _integer(1))
+
+    @property
+    def pattern(self) -> str:
+        """The shell pattern of the rasters' file names."""
+        return "*" + (self.extension if self.extension.startswith(".") else "." + self.extension)
+
+
+@dataclass
 class PostgresInput:
-    """``input`` as a dataset_explorer tile table; ``columns`` maps column roles to names."""
+    """A dataset_explorer tile table (``input`` or the ``postgres`` section); ``columns`` maps column roles
+    to names."""
 
     host: str = _setting("localhost", _text)
     port: int = _setting(5432, _integer(1, 65535))
@@ -160,6 +232,8 @@ class PostgresInput:
     table: str = _setting("tiles", _text)
     where_clause: str = _setting("", _optional(_text))
     statement_timeout: int = _setting(600, _integer(0))  # seconds; the plugin's own key
+    embedding_column: str = _setting("embedding", _text)
+    fetch_embeddings: bool = _setting(False, _boolean)
     columns: dict = field(default_factory=dict)
 
     def connection(self) -> dict:
@@ -203,29 +277,60 @@ class ExclusionConfig:
     nodata_class: Optional[int] = _setting(0, _optional(_integer()))
     black_tolerance: float = _setting(0.0, _number(0))
     max_nodata_ratio: float = _setting(1.0, _number(0, 1))
+    min_entropy_threshold: float = _setting(0.0, _number(0))
+
+
+@dataclass
+class BoostConfig:
+    """The rare-class boost: weights times ``1 + (multiplier - 1) * share of rare classes in the patch``."""
+
+    rare_class_boost: bool = _setting(False, _boolean)
+    rare_class_ids: Optional[list] = _setting(None, _optional(_integer_list))
+    rare_class_multiplier: float = _setting(3.0, _number(1))
+
+    @property
+    def multiplier(self) -> Optional[float]:
+        """``combine_weights``' ``rare_boost``: None when the boost is off."""
+        return self.rare_class_multiplier if self.rare_class_boost else None
 
 
 @dataclass
 class OutputConfig:
     csv_path: Optional[str] = _setting(None, _optional(_text))
+    include_excluded: bool = _setting(True, _boolean)
     geojson_path: Optional[str] = _setting(None, _optional(_text))
+    geojson_crs: Optional[str] = _setting(None, _optional(_crs))
 
 
 @dataclass
 class BalancedDatasetConfig:
-    """The whole ``balanced_dataset`` section; ``source`` is the config file (None for a dict)."""
+    """The whole ``balanced_dataset`` section; ``source`` is the config file (None for a dict).
 
-    input: Union[LocalInput, PostgresInput]
+    ``mode`` is ``masks_only``, ``embeddings_only`` or ``both`` (the documentation's ``embeddings``).
+    """
+
+    input: Union[LocalInput, DirectoryInput, PostgresInput]
     output: OutputConfig
+    backend: str = _setting("local", _choice(BACKENDS_INPUT))
     mode: str = _setting("masks_only", _choice(MODES))
     sampling_method: str = _setting("rank_max", _choice(SAMPLING_METHODS))
+    num_workers: Optional[int] = _setting(None, _optional(_integer(1)))
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     uniqueness: UniquenessConfig = field(default_factory=UniquenessConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     exclusion: ExclusionConfig = field(default_factory=ExclusionConfig)
+    boost: BoostConfig = field(default_factory=BoostConfig)
     source: Optional[str] = None
     #: Whether the config named its sampling_method (else pytorch-smt-tools' default, rank_max, applies).
     sampling_method_given: bool = False
+    #: ``(dotted key, value)`` of the keys the config did not set whose default follows the documentation
+    #: where pytorch-smt-tools' code has another (see :data:`DOCUMENTED_DEFAULTS`).
+    defaults_applied: list = field(default_factory=list)
+
+    @property
+    def runs_embeddings(self) -> bool:
+        """Whether the mode computes DINOv2 uniqueness."""
+        return self.mode in EMBEDDING_MODES
 
 
 _SECTIONS = {
@@ -233,10 +338,30 @@ _SECTIONS = {
     "uniqueness": UniquenessConfig,
     "embeddings": EmbeddingsConfig,
     "exclusion": ExclusionConfig,
+    "boost": BoostConfig,
     "output": OutputConfig,
 }
-_SCALARS = ("mode", "sampling_method")
+_SCALARS = ("backend", "mode", "sampling_method", "num_workers")
 _POSTGRES_KEYS = tuple(f.name for f in fields(PostgresInput) if f.name != "columns")
+_DIRECTORY_KEYS = tuple(f.name for f in fields(DirectoryInput))
+#: Other names pytorch-smt-tools' code gives to keys (section -> {alias: key}).
+ALIASES = {
+    "exclusion": {
+        "exclude_mask_border_nodata": "exclude_border_nodata",
+        "exclude_image_black_border": "exclude_black_border",
+        "black_border_tolerance": "black_tolerance",
+    },
+}
+#: Defaults where pytorch-smt-tools' code and documentation disagree: (section, key) -> (documented, in code).
+#: The documented one applies.
+DOCUMENTED_DEFAULTS = {
+    ("clustering", "k_min"): (4, 8),
+    ("clustering", "k_max"): (16, 20),
+    ("embeddings", "use_gpu"): (False, True),
+    ("embeddings", "batch_size"): (32, 64),
+}
+#: pytorch-smt-tools' code's default table of the ``postgres`` section.
+POSTGRES_SECTION_TABLE = "tile"
 
 
 # --------------------------------------------------------------------------- loading
@@ -270,16 +395,16 @@ def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetCon
         raise BalancedSamplingError(_("The config has no '{root}' section (found: {found}).").format(
             root=ROOT, found=found))
     top = _mapping(document[ROOT], ROOT)
-    _reject_unknown(top, ROOT, ("input", *_SCALARS, *_SECTIONS))
-    if "input" not in top:
-        raise BalancedSamplingError(
-            _("{key} is required: the patch_records, or the tile table's database.").format(key=f"{ROOT}.input"))
+    _reject_unknown(top, ROOT, ("input", "postgres", *_SCALARS, *_SECTIONS))
     sections = {name: _section(cls, top.get(name), f"{ROOT}.{name}") for name, cls in _SECTIONS.items()}
     scalars = {name: _check_field(BalancedDatasetConfig, name, top[name], ROOT) for name in _SCALARS if name in top}
+    if scalars.get("mode") == "embeddings":
+        scalars["mode"] = "both"
     config = BalancedDatasetConfig(
-        input=_parse_input(top["input"], f"{ROOT}.input", source or _("The config"), base_dir),
+        input=_parse_source(top, scalars.get("backend", "local"), source or _("The config"), base_dir),
         source=source,
         sampling_method_given="sampling_method" in top,
+        defaults_applied=_documented_defaults(top),
         **sections,
         **scalars,
     )
@@ -288,35 +413,108 @@ def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetCon
     return config
 
 
-def _parse_input(value, key: str, source: str, base_dir: str) -> Union[LocalInput, PostgresInput]:
+def _documented_defaults(top: Mapping) -> list:
+    applied = []
+    for (section, key), (documented, _in_code) in DOCUMENTED_DEFAULTS.items():
+        given = top.get(section)
+        if not (isinstance(given, Mapping) and key in given):
+            applied.append((f"{ROOT}.{section}.{key}", documented))
+    return applied
+
+
+def _parse_source(top: Mapping, backend: str, source: str, base_dir: str):
+    """The input of ``backend``: ``input`` (local, or the documentation's database keys), or ``postgres``."""
+    input_key, postgres_key = f"{ROOT}.input", f"{ROOT}.postgres"
+    if "postgres" in top:
+        if backend != "postgres":
+            raise BalancedSamplingError(
+                _("{key} is given but {backend} is 'local'; set {backend}: postgres to read the tile table, or "
+                  "remove {key}.").format(key=postgres_key, backend=f"{ROOT}.backend"))
+        if "input" in top:
+            raise BalancedSamplingError(
+                _("Both {input} and {postgres} are given; with {backend}: postgres the tile table's keys go in "
+                  "one of them.").format(input=input_key, postgres=postgres_key, backend=f"{ROOT}.backend"))
+        section = dict(_mapping(top["postgres"], postgres_key))
+        section.setdefault("table", POSTGRES_SECTION_TABLE)
+        return _parse_postgres(section, postgres_key)
+    if "input" not in top:
+        raise BalancedSamplingError(
+            _("{key} is required: the patch_records, the image and mask folders, or the tile table's "
+              "database.").format(key=input_key))
+    parsed = _parse_input(top["input"], input_key, source, base_dir)
+    if backend == "postgres" and not isinstance(parsed, PostgresInput):
+        raise BalancedSamplingError(
+            _("{backend} is 'postgres' but neither {postgres} nor the database keys under {input} are "
+              "given.").format(backend=f"{ROOT}.backend", postgres=postgres_key, input=input_key))
+    return parsed
+
+
+def _parse_input(value, key: str, source: str, base_dir: str) -> Union[LocalInput, DirectoryInput, PostgresInput]:
     section = _mapping(value, key)
-    _reject_unknown(section, key, ("patch_records", *_POSTGRES_KEYS, *COLUMN_KEYS))
-    database_keys = [k for k in section if k != "patch_records"]
-    if "patch_records" in section:
-        if database_keys:
+    _reject_unknown(section, key, ("patch_records", *_DIRECTORY_KEYS, *_POSTGRES_KEYS, *COLUMN_KEYS))
+    directory_keys = [k for k in section if k in _DIRECTORY_KEYS]
+    database_keys = [k for k in section if k != "patch_records" and k not in _DIRECTORY_KEYS]
+    given = [name for name, keys in (("patch_records", ["patch_records"] if "patch_records" in section else []),
+                                     ("directory", directory_keys), ("database", database_keys)) if keys]
+    if len(given) > 1:
+        if "patch_records" in section and database_keys and not directory_keys:
             raise BalancedSamplingError(
                 _("{key} holds both patch_records and database keys ({keys}); keep one input.").format(
-                    key=key, keys=", ".join(database_keys))
-            )
+                    key=key, keys=", ".join(database_keys)))
+        raise BalancedSamplingError(
+            _("{key} holds keys of several inputs ({keys}); keep one input: patch_records, the folders "
+              "(image_dir, mask_dir, extension, patch_size, stride) or the tile table's database.").format(
+                key=key, keys=", ".join(map(str, section))))
+    if "patch_records" in section:
         entries = section["patch_records"]
         records_file = resolve_path(entries, base_dir) if isinstance(entries, str) else None
         return LocalInput(records_from_entries(entries, source, base_dir), records_file)
+    if directory_keys:
+        for needed in ("image_dir", "mask_dir"):
+            if needed not in section:
+                raise BalancedSamplingError(
+                    _("{key} is required with {other}: the folder of the masks and the folder of the images may "
+                      "be the same.").format(key=f"{key}.{needed}", other=f"{key}.{directory_keys[0]}"))
+        folders = _section(DirectoryInput, section, key)
+        folders.image_dir = resolve_path(folders.image_dir, base_dir)
+        folders.mask_dir = resolve_path(folders.mask_dir, base_dir)
+        return folders
     if not database_keys:
         raise BalancedSamplingError(
-            _("{key} is empty: give patch_records, or the tile table's database ({keys}).").format(
-                key=key, keys=", ".join(_POSTGRES_KEYS))
-        )
+            _("{key} is empty: give patch_records, the folders image_dir and mask_dir, or the tile table's "
+              "database ({keys}).").format(key=key, keys=", ".join(_POSTGRES_KEYS)))
+    return _parse_postgres(section, key)
+
+
+def _parse_postgres(section: Mapping, key: str) -> PostgresInput:
+    _reject_unknown(section, key, (*_POSTGRES_KEYS, *COLUMN_KEYS))
     settings = {k: v for k, v in section.items() if k in _POSTGRES_KEYS}
     postgres = _section(PostgresInput, settings, key)
     postgres.where_clause = postgres.where_clause or ""
     postgres.columns = {COLUMN_KEYS[k]: _text(v, f"{key}.{k}") for k, v in section.items() if k in COLUMN_KEYS}
+    if postgres.fetch_embeddings:
+        raise BalancedSamplingError(
+            _("{key} is true, but reading the tile table's embeddings is not supported yet; set it to false "
+              "(DINOv2 then computes the embeddings from the images).").format(key=f"{key}.fetch_embeddings"))
     return postgres
 
 
 def _section(cls, value, key: str):
-    """An instance of dataclass ``cls`` from a mapping (None: the defaults), each value checked."""
-    section = _mapping(value, key) if value is not None else {}
-    _reject_unknown(section, key, [f.name for f in fields(cls) if "check" in f.metadata])
+    """An instance of dataclass ``cls`` from a mapping (None: the defaults), each value checked.
+
+    Keys of :data:`ALIASES` are read as the keys they stand for; giving both is an error.
+    """
+    section = dict(_mapping(value, key)) if value is not None else {}
+    aliases = ALIASES.get(key.rsplit(".", 1)[-1], {}) if key.startswith(f"{ROOT}.") else {}
+    accepted = [f.name for f in fields(cls) if "check" in f.metadata]
+    _reject_unknown(section, key, [*accepted, *aliases])
+    for alias, name in aliases.items():
+        if alias in section:
+            if name in section:
+                raise BalancedSamplingError(
+                    _("{alias} and {key} name the same setting; keep one of them.").format(
+                        alias=f"{key}.{alias}", key=f"{key}.{name}"))
+            section[name] = section.pop(alias)
     return cls(**{name: _check_field(cls, name, v, key) for name, v in section.items()})
 
 
@@ -332,6 +530,7 @@ def _mapping(value, key: str) -> Mapping:
 
 
 def _reject_unknown(section: Mapping, key: str, accepted) -> None:
+    accepted = list(accepted)
     for name in section:
         if name not in accepted:
             close = difflib.get_close_matches(str(name), accepted, n=1)

@@ -1,8 +1,9 @@
 """The whole ``build-balanced-dataset`` chain from one ``balanced_dataset`` config.
 
-records (``input.patch_records`` or a PostgreSQL tile table) -> footprints -> composition
-clusters -> uniqueness -> sampler weights -> the training CSV (+ an optional GeoJSON of
-the patch footprints).
+records (``input.patch_records``, the windows of ``input.image_dir``/``mask_dir``, or a
+PostgreSQL tile table) -> footprints -> composition clusters -> uniqueness -> sampler weights
+(+ the optional rare-class boost) -> the training CSV (+ an optional GeoJSON of the patch
+footprints).
 
 Decisions
 ---------
@@ -10,18 +11,26 @@ Class proportions
     When the records carry ``cls_<c>`` fields (a tile table's ``class_dist``), masks are
     not read; the border-nodata / black-border exclusions, which need pixels, are skipped.
 Uniqueness
-    ``mode: embeddings`` always computes DINOv2 uniqueness with the configured model, k
-    and backend (embeddings are cached in ``parquet_path``, so re-runs are cheap); a
-    ``uniqueness_score`` column of the input is replaced, because it may come from another
-    model or k. ``mode: masks_only`` runs no model: it reuses the input's
-    ``uniqueness_score`` when every included patch has one; otherwise a method that needs
-    uniqueness falls back to ``composition_only`` (with a warning) — except
-    ``uniqueness_only``, which then has nothing to work from and raises.
+    ``mode: both`` (the documentation's ``embeddings``) and ``embeddings_only`` always compute
+    DINOv2 uniqueness with the configured model, k and backend (embeddings are cached in
+    ``parquet_path``, so re-runs are cheap); a ``uniqueness_score`` column of the input is
+    replaced, because it may come from another model or k. ``mode: masks_only`` runs no
+    model: it reuses the input's ``uniqueness_score`` when every included patch has one;
+    otherwise a method that needs uniqueness is an error naming the method and the ways out
+    (as pytorch-smt-tools fails fast there), raised before any mask is read when the input
+    carries no scores at all.
+Composition in ``embeddings_only``
+    Masks are still read (exclusions, class shares, the CSV's diagnostics) but the patches
+    form one composition cluster: every included patch gets the same composition weight, so
+    the method effectively ranks uniqueness (said in the log).
 GeoJSON
-    Footprints are written in the rasters' CRS, not reprojected to WGS 84: the file carries
-    the legacy ``crs`` member (``urn:ogc:def:crs:EPSG::<code>``), which QGIS/GDAL read. A CRS
-    without EPSG code cannot be named there; the file then has no ``crs`` member (a warning
-    says so) and the layer's CRS must be set by hand.
+    Without ``output.geojson_crs`` footprints are written in the rasters' CRS, not
+    reprojected to WGS 84; with it they are reprojected (corner points, rasterio/PROJ, x =
+    easting/longitude first). The file carries the legacy ``crs`` member
+    (``urn:ogc:def:crs:EPSG::<code>``), which QGIS/GDAL read, except for EPSG:4326, GeoJSON's
+    default. A CRS without EPSG code cannot be named there; the file then has no ``crs``
+    member (a warning says so) and the layer's CRS must be set by hand. The GeoJSON keeps
+    excluded patches even with ``output.include_excluded: false`` (they are drawn with weight 0).
 """
 
 from __future__ import annotations
@@ -36,16 +45,18 @@ import numpy as np
 import pandas as pd
 
 from .composition import CompositionResult, compute_composition
-from .config import ROOT, BalancedDatasetConfig, LocalInput, load_config
+from .config import ROOT, BalancedDatasetConfig, DirectoryInput, LocalInput, load_config
 from .errors import BalancedSamplingError, require
 from .i18n import _
 from .export import write_training_csv
 from .file_safety import OutputFiles, check_paths
+from .footprints import build_footprints, find_pairs
 from .progress import Progress, as_progress
 from .records import (
     COL_OFF,
     EXCLUDED,
     FREQ_CLUSTER_ID,
+    NODATA_RATIO,
     IMAGE_PATH,
     MASK_PATH,
     PATCH_ID,
@@ -64,7 +75,7 @@ from .weights import WeightResult, combine_weights, included_mask, method_signal
 #: Feature properties of the GeoJSON, in order (absent fields are written as null).
 GEOJSON_PROPERTIES = (
     PATCH_ID, IMAGE_PATH, MASK_PATH, ROW_OFF, COL_OFF, PATCH_SIZE,
-    SAMPLER_WEIGHT, FREQ_CLUSTER_ID, UNIQUENESS_SCORE, EXCLUDED,
+    SAMPLER_WEIGHT, FREQ_CLUSTER_ID, UNIQUENESS_SCORE, EXCLUDED, NODATA_RATIO,
 )
 #: GeoJSON's default CRS is WGS 84 lon/lat, which needs no ``crs`` member.
 _GEOJSON_DEFAULT_CRS = "EPSG:4326"
@@ -81,7 +92,7 @@ class PipelineResult:
     rings : closed footprint rings (5 ``(x, y)``) in the rasters' CRS.
     crs_wkt, crs_authid : that CRS.
     csv_path, geojson_path : the files written (``geojson_path`` None when not asked for).
-    sampling_method : the method applied (``composition_only`` when masks_only fell back).
+    sampling_method : the method applied.
     composition, uniqueness, weights : the stage results (``uniqueness`` None when no model ran).
     """
 
@@ -118,11 +129,13 @@ def run_config(
     if not isinstance(config, BalancedDatasetConfig):
         config = load_config(config)
     progress = as_progress(progress)
-    embeddings = config.mode == "embeddings"
+    embeddings = config.runs_embeddings
     check_output_paths(config, other_outputs=other_outputs)
+    log_documented_defaults(config, progress)
 
     records = load_records(config, progress.child(0.0, 0.10))
     check_output_paths(config, records, other_outputs)
+    check_mode(records, config)
     footprints = record_footprints(records, on_missing="fail", progress=progress.child(0.10, 0.15))
     table = footprints.records
     composition = run_composition(table, config, progress.child(0.15, 0.45 if embeddings else 0.90))
@@ -135,7 +148,9 @@ def run_config(
     else:
         table = without_partial_uniqueness(table, progress)
     method = sampling_method_for(table, config, progress)
-    weights = combine_weights(table, method, progress=progress)
+    boost = config.boost
+    weights = combine_weights(table, method, rare_boost=boost.multiplier,
+                              rare_classes=boost.rare_class_ids if boost.multiplier else None, progress=progress)
     table[SAMPLER_WEIGHT] = weights.weights
 
     progress.check_canceled()
@@ -143,11 +158,14 @@ def run_config(
     geojson = None
     if geojson_path:
         # Serialised before anything is written, so a failure here leaves no half-written outputs.
-        collection = footprints_geojson(table, footprints.rings, footprints.crs_authid, progress)
+        rings, authid = footprints.rings, footprints.crs_authid
+        if config.output.geojson_crs:
+            rings, authid = reproject_rings(rings, footprints.crs_wkt or authid, config.output.geojson_crs)
+        collection = footprints_geojson(table, rings, authid, progress)
         geojson = json.dumps(collection, allow_nan=False)
     with contextlib.ExitStack() as stack:
         files = outputs if outputs is not None else stack.enter_context(OutputFiles())
-        write_training_csv(table, files.partial(csv_path))
+        write_training_csv(table, files.partial(csv_path), drop_excluded=not config.output.include_excluded)
         if geojson is not None:
             with open(files.partial(geojson_path), "w", encoding="utf-8") as handle:
                 handle.write(geojson)
@@ -180,7 +198,7 @@ def check_output_paths(
     writes = {
         f"{ROOT}.output.csv_path": output.csv_path,
         f"{ROOT}.output.geojson_path": output.geojson_path,
-        f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.mode == "embeddings" else None,
+        f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.runs_embeddings else None,
         **(other_outputs or {}),
     }
     reads = {_("the config file"): config.source}
@@ -205,10 +223,18 @@ def check_output_paths(
 
 
 def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> pd.DataFrame:
-    """The config's patch table: ``input.patch_records``, or the rows of its tile table."""
+    """The config's patch table: ``input.patch_records``, the windows of the image/mask folders, or the
+    rows of its tile table."""
     source = config.input
     if isinstance(source, LocalInput):
         records = source.patch_records.copy()
+    elif isinstance(source, DirectoryInput):
+        pairs = find_pairs(source.image_dir, source.pattern, source.mask_dir, source.pattern)
+        records = build_footprints(pairs, source.patch_size, source.stride, edge="drop", progress=progress).records
+        as_progress(progress).info(
+            _("{n} patches of {size} px (stride {stride} px) cut from {pairs} image/mask pairs of {folder}.").format(
+                n=len(records), size=source.patch_size, stride=source.stride, pairs=len(pairs),
+                folder=source.image_dir))
     else:
         records = load_tiles(
             source.connection(), source.table, source.where_clause, source.columns,
@@ -231,6 +257,18 @@ def run_composition(
     The table's own ``cls_<c>`` proportions are used when it has them (no mask read).
     """
     exclusion, clustering = config.exclusion, config.clustering
+    k_options = dict(k_selection=clustering.k_selection, k_min=clustering.k_min, k_max=clustering.k_max,
+                     k=clustering.k)
+    if config.mode == "embeddings_only":
+        # One cluster: the same composition weight for every included patch, a neutral signal.
+        k_options = dict(k_selection="fixed", k_min=1, k_max=1, k=1)
+        as_progress(progress).info(
+            _("mode 'embeddings_only': every included patch gets the same composition weight (one cluster; "
+              "the clustering keys are not used), so sampling_method '{method}' effectively ranks visual "
+              "uniqueness.").format(method=config.sampling_method))
+    extra = {}
+    if exclusion.min_entropy_threshold:  # 0, the default, is "off" for compute_composition too
+        extra["min_entropy_threshold"] = exclusion.min_entropy_threshold
     return compute_composition(
         table,
         nodata_class=exclusion.nodata_class,
@@ -238,13 +276,12 @@ def run_composition(
         exclude_black_border=exclusion.exclude_black_border,
         black_tolerance=exclusion.black_tolerance,
         max_nodata_ratio=exclusion.max_nodata_ratio,
-        k_selection=clustering.k_selection,
-        k_min=clustering.k_min,
-        k_max=clustering.k_max,
-        k=clustering.k,
         random_state=clustering.random_state,
+        workers=config.num_workers,
         proportions=table if class_columns(table.columns) else None,
         progress=progress,
+        **k_options,
+        **extra,
     )
 
 
@@ -256,8 +293,8 @@ def run_uniqueness(
     embeddings, uniqueness = config.embeddings, config.uniqueness
     if UNIQUENESS_SCORE in table.columns:
         progress.info(
-            _("The input's {field} values are replaced by scores from {model} (mode: embeddings).").format(
-                field=UNIQUENESS_SCORE, model=embeddings.dino_model)
+            _("The input's {field} values are replaced by scores from {model} (mode: {mode}).").format(
+                field=UNIQUENESS_SCORE, model=embeddings.dino_model, mode=config.mode)
         )
     return compute_uniqueness(
         table,
@@ -291,10 +328,50 @@ def without_partial_uniqueness(table: pd.DataFrame, progress: Optional[Progress]
     return table.drop(columns=UNIQUENESS_SCORE)
 
 
-def sampling_method_for(table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> str:
-    """The config's sampling method, or ``composition_only`` when it needs a ``uniqueness_score`` the table lacks.
+def log_documented_defaults(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> None:
+    """Say which defaults of the pytorch-smt-tools documentation applied where its code has others."""
+    used = [(key, value) for key, value in config.defaults_applied
+            if (".embeddings." in key and config.runs_embeddings)
+            or (".clustering." in key and config.mode != "embeddings_only" and config.clustering.k_selection == "elbow")]
+    if used:
+        shown = ", ".join(f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in used)
+        as_progress(progress).info(
+            _("Not set in the config, so the pytorch-smt-tools documentation's defaults apply (its code has "
+              "other ones): {defaults}.").format(defaults=shown))
 
-    Raises for ``uniqueness_only`` without scores: it has no other signal to fall back on.
+
+def _needs_uniqueness(config: BalancedDatasetConfig) -> bool:
+    return _UNIQUENESS_SIGNAL in method_signals(config.sampling_method)
+
+
+def check_mode(records: pd.DataFrame, config: BalancedDatasetConfig) -> None:
+    """Refuse, before any mask is read, ``masks_only`` with a method that needs uniqueness when the
+    records carry no ``uniqueness_score`` at all (see :func:`sampling_method_for`)."""
+    if config.mode == "masks_only" and _needs_uniqueness(config) and UNIQUENESS_SCORE not in records.columns:
+        raise _masks_only_error(config)
+
+
+def _masks_only_error(config: BalancedDatasetConfig) -> BalancedSamplingError:
+    if config.sampling_method_given:
+        message = _("balanced_dataset.sampling_method '{method}' needs uniqueness scores, which mode 'masks_only' "
+                    "does not compute and the input does not carry. Set balanced_dataset.mode to 'both' (or "
+                    "'embeddings') to compute them with DINOv2, or choose a sampling_method that needs no "
+                    "uniqueness, such as class_balanced or composition_only.")
+    else:
+        message = _("balanced_dataset.sampling_method is not set, and its default, '{method}', needs uniqueness "
+                    "scores, which mode 'masks_only' does not compute and the input does not carry. Set "
+                    "balanced_dataset.mode to 'both' (or 'embeddings') to compute them with DINOv2, or set a "
+                    "sampling_method that needs no uniqueness, such as class_balanced or composition_only.")
+    return BalancedSamplingError(message.format(method=config.sampling_method))
+
+
+def sampling_method_for(table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> str:
+    """The config's sampling method, checked against the signals the table carries.
+
+    Raises for a method that needs a ``uniqueness_score`` the table lacks (``masks_only``
+    without precomputed scores), naming the method and the two ways out: a mode that
+    computes uniqueness, or a method that needs none. A table that carries every included
+    patch's ``uniqueness_score`` (e.g. a tile table) works in ``masks_only`` too.
     """
     progress = as_progress(progress)
     method = config.sampling_method
@@ -304,23 +381,42 @@ def sampling_method_for(table: pd.DataFrame, config: BalancedDatasetConfig, prog
               "draw a patch at most about 1.5-2x as often as uniform sampling; for a class of 1-2 % of the pixels set "
               "sampling_method: class_balanced.").format(method=method)
         )
-    if _UNIQUENESS_SIGNAL not in method_signals(method):
+    if not _needs_uniqueness(config):
         return method
     if UNIQUENESS_SCORE in table.columns:
         if config.mode == "masks_only":
             progress.info(_("Using the input's precomputed {field} (mode: masks_only runs no model).").format(
                 field=UNIQUENESS_SCORE))
         return method
-    if method == "uniqueness_only":
+    raise _masks_only_error(config)
+
+
+def reproject_rings(rings: list, src_crs: str, dst_crs: str) -> tuple:
+    """``rings`` (closed, in ``src_crs``) in ``dst_crs``, and ``dst_crs``'s authid (``EPSG:<code>``, "" without one).
+
+    Corner points are transformed with rasterio (PROJ), which keeps the traditional GIS axis
+    order: x is the easting or the longitude, as GeoJSON wants.
+    """
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    if not src_crs:
         raise BalancedSamplingError(
-            _("balanced_dataset.sampling_method 'uniqueness_only' needs uniqueness scores, which mode 'masks_only' "
-              "does not compute and the input does not carry; set balanced_dataset.mode to 'embeddings'.")
-        )
-    progress.warning(
-        _("mode 'masks_only' computes no uniqueness, so sampling_method '{method}' uses the composition signal alone "
-          "(composition_only). Set mode: embeddings to add visual uniqueness.").format(method=method)
-    )
-    return "composition_only"
+            _("The rasters have no CRS, so the footprints cannot be reprojected to balanced_dataset.output.geojson_crs "
+              "({crs}); remove that key or give the rasters a CRS.").format(crs=dst_crs))
+    target = CRS.from_user_input(dst_crs)
+    epsg = target.to_epsg()
+    authid = f"EPSG:{epsg}" if epsg else ""
+    if not rings:
+        return [], authid
+    points = np.asarray(rings, dtype=np.float64)  # (n, 5, 2)
+    xs, ys = transform(CRS.from_user_input(src_crs), target, points[..., 0].ravel(), points[..., 1].ravel())
+    moved = np.stack([np.asarray(xs), np.asarray(ys)], axis=-1).reshape(points.shape)
+    if not np.isfinite(moved).all():
+        raise BalancedSamplingError(
+            _("Some footprints fall outside the area of balanced_dataset.output.geojson_crs ({crs}); choose a CRS "
+              "that covers the rasters.").format(crs=dst_crs))
+    return [[(float(x), float(y)) for x, y in ring] for ring in moved], authid
 
 
 def footprints_geojson(

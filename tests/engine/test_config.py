@@ -8,6 +8,7 @@ import pytest
 from balanced_sampling_plugin.config import (
     COLUMN_KEYS,
     BalancedDatasetConfig,
+    DirectoryInput,
     LocalInput,
     PostgresInput,
     load_config,
@@ -109,7 +110,7 @@ balanced_dataset:
 def minimal(**sections):
     body = {"input": {"patch_records": [RECORD]}, "output": {"csv_path": "out.csv"}}
     body.update(sections)
-    return {"balanced_dataset": body}
+    return {"balanced_dataset": {key: value for key, value in body.items() if value is not None}}  # None: left out
 
 
 def write(folder, text, name="config.yaml"):
@@ -152,7 +153,7 @@ def test_masks_only_example_parses(tmp_path):
 
 def test_embeddings_example_parses(tmp_path):
     config = load_config(write(str(tmp_path), EMBEDDINGS_EXAMPLE))
-    assert config.mode == "embeddings"
+    assert config.mode == "both" and config.runs_embeddings  # the documentation's "embeddings" is the code's "both"
     assert (config.uniqueness.k_neighbors, config.uniqueness.backend) == (5, "hnsw")
     e = config.embeddings
     assert (e.dino_model, e.batch_size, e.num_workers, e.use_gpu, e.parquet_path) == (
@@ -190,8 +191,12 @@ def test_postgres_column_keys_map_to_roles_and_repr_hides_password():
     [
         ({"clustering": {"kmin": 4}}, "balanced_dataset.clustering.kmin", "k_min, k_max, k_selection, k, random_state"),
         ({"exclusion": {"nodata": 0}}, "balanced_dataset.exclusion.nodata", "exclude_border_nodata"),
-        ({"outputs": {}}, "balanced_dataset.outputs", "input, mode, sampling_method, clustering"),
-        ({"input": {"patch_records": [RECORD], "stride": 256}}, "balanced_dataset.input.stride", "patch_records, host"),
+        ({"outputs": {}}, "balanced_dataset.outputs", "input, postgres, backend, mode, sampling_method"),
+        ({"input": {"patch_records": [RECORD], "strides": 256}}, "balanced_dataset.input.strides",
+         "patch_records, image_dir, mask_dir, extension, patch_size, stride, host"),
+        ({"postgres": {"hots": "db"}, "backend": "postgres", "input": None}, "balanced_dataset.postgres.hots",
+         "host, port"),
+        ({"boost": {"rare_class": True}}, "balanced_dataset.boost.rare_class", "rare_class_boost, rare_class_ids"),
     ],
 )
 def test_unknown_key_names_its_path_and_the_accepted_keys(sections, key, accepted):
@@ -220,7 +225,29 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
         ({"clustering": {"k_selection": "silhouette"}}, r"k_selection is 'silhouette'; expected one of elbow, fixed"),
         ({"clustering": {"k_min": "4"}}, r"balanced_dataset\.clustering\.k_min is '4'; expected an integer"),
         ({"sampling_method": "rank_min"}, r"sampling_method is 'rank_min'; expected one of rank_max"),
-        ({"mode": "both"}, r"balanced_dataset\.mode is 'both'; expected one of masks_only, embeddings"),
+        ({"mode": "embedding"}, r"balanced_dataset\.mode is 'embedding'; expected one of masks_only, embeddings_only, "
+                                r"both, embeddings"),
+        ({"backend": "sqlite"}, r"balanced_dataset\.backend is 'sqlite'; expected one of local, postgres"),
+        ({"num_workers": 0}, r"balanced_dataset\.num_workers is 0; expected an integer >= 1"),
+        ({"boost": {"rare_class_ids": [6, "7"]}}, r"boost\.rare_class_ids is \[6, '7'\]; expected a list of class"),
+        ({"boost": {"rare_class_multiplier": 0.5}}, r"rare_class_multiplier is 0\.5; expected a number >= 1"),
+        ({"exclusion": {"min_entropy_threshold": -0.1}}, r"min_entropy_threshold is -0\.1; expected a number >= 0"),
+        ({"exclusion": {"black_border_tolerance": 3, "black_tolerance": 3}},
+         r"exclusion\.black_border_tolerance and balanced_dataset\.exclusion\.black_tolerance name the same"),
+        ({"output": {"csv_path": "x.csv", "include_excluded": "no"}}, r"include_excluded is 'no'; expected true"),
+        ({"output": {"csv_path": "x.csv", "geojson_crs": "EPSG:999999"}}, r"output\.geojson_crs is 'EPSG:999999'; "
+                                                                          r"expected a coordinate reference system"),
+        ({"input": {"image_dir": "images"}}, r"balanced_dataset\.input\.mask_dir is required with"),
+        ({"input": {"image_dir": "i", "mask_dir": "m", "extension": "*.tif"}}, r"input\.extension is '\*\.tif'"),
+        ({"input": {"image_dir": "i", "mask_dir": "m", "stride": 0}}, r"input\.stride is 0; expected an integer"),
+        ({"input": {"patch_records": [RECORD], "image_dir": "i"}}, r"input holds keys of several inputs"),
+        ({"postgres": {"database": "db"}, "input": None}, r"balanced_dataset\.postgres is given but balanced_dataset\.backend is "
+                                           r"'local'"),
+        ({"backend": "postgres"}, r"backend is 'postgres' but neither balanced_dataset\.postgres nor"),
+        ({"input": {"database": "db", "fetch_embeddings": True}},
+         r"balanced_dataset\.input\.fetch_embeddings is true, but reading the tile table's embeddings is not "
+         r"supported yet"),
+        ({"input": {"database": "db", "embedding_column": 3}}, r"input\.embedding_column is 3; expected text"),
         ({"uniqueness": {"backend": "annoy"}}, r"uniqueness\.backend is 'annoy'; expected one of hnsw, faiss, sklearn"),
         ({"uniqueness": {"k_neighbors": 0}}, r"k_neighbors is 0; expected an integer >= 1"),
         ({"uniqueness": {"reproducible": "always"}}, r"uniqueness\.reproducible is 'always'; expected true or false"),
@@ -277,3 +304,122 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 def test_missing_file():
     with pytest.raises(BalancedSamplingError, match="does not exist"):
         load_config("/nonexistent/balanced.yaml")
+
+
+# The form of pytorch-smt-tools' code (its configuration dataclasses): backend + postgres section, mode both,
+# the longer exclusion names, boost, and the output keys the documentation does not show.
+CODE_FORM_POSTGRES = """
+balanced_dataset:
+  backend: postgres
+  mode: both
+  sampling_method: rank_max
+  num_workers: 8
+  postgres:
+    host: db.example
+    port: 5433
+    database: dataset_explorer
+    user: reader
+    password: secret
+    image_path_column: file_path
+    class_dist_column: class_dist
+    embedding_column: embedding
+    tile_id_column: id
+    where_clause: "split = 'train'"
+    fetch_embeddings: false
+  clustering: {k_min: 8, k_max: 20, k_selection: elbow, random_state: 0}
+  uniqueness: {k_neighbors: 5, backend: sklearn}
+  embeddings: {dino_model: facebook/dinov2-base, batch_size: 64, use_gpu: true, num_workers: 4}
+  exclusion:
+    exclude_mask_border_nodata: true
+    exclude_image_black_border: false
+    black_border_tolerance: 5
+    nodata_class: 0
+    min_entropy_threshold: 0.1
+    max_nodata_ratio: 0.5
+  boost: {rare_class_boost: true, rare_class_ids: [5, 6], rare_class_multiplier: 4.0}
+  output:
+    csv_path: out/balanced.csv
+    include_excluded: false
+    geojson_path: out/balanced.geojson
+    geojson_crs: EPSG:4326
+"""
+
+
+def test_code_form_with_a_postgres_section_parses(tmp_path):
+    config = load_config(write(str(tmp_path), CODE_FORM_POSTGRES))
+    source = config.input
+    assert isinstance(source, PostgresInput) and config.backend == "postgres"
+    assert (source.host, source.port, source.user, source.table) == ("db.example", 5433, "reader", "tile")
+    assert source.where_clause == "split = 'train'" and source.embedding_column == "embedding"
+    assert source.fetch_embeddings is False
+    assert source.columns == {"file_path": "file_path", "class_dist": "class_dist", "id": "id"}
+    assert config.mode == "both" and config.runs_embeddings and config.num_workers == 8
+    x = config.exclusion
+    assert (x.exclude_border_nodata, x.exclude_black_border, x.black_tolerance, x.min_entropy_threshold,
+            x.max_nodata_ratio) == (True, False, 5.0, 0.1, 0.5)
+    b = config.boost
+    assert (b.rare_class_boost, b.rare_class_ids, b.rare_class_multiplier, b.multiplier) == (True, [5, 6], 4.0, 4.0)
+    o = config.output
+    assert (o.include_excluded, o.geojson_crs) == (False, "EPSG:4326")
+    assert o.csv_path == str(tmp_path / "out" / "balanced.csv")
+    assert config.defaults_applied == []  # every key with a disputed default is set
+
+
+def test_plugin_defaults_of_the_new_keys_and_the_documented_defaults_it_applies(tmp_path):
+    config = load_config(minimal(), base_dir=str(tmp_path))
+    assert (config.backend, config.num_workers, config.runs_embeddings) == ("local", None, False)
+    assert config.exclusion.min_entropy_threshold == 0.0
+    b = config.boost
+    assert (b.rare_class_boost, b.rare_class_ids, b.rare_class_multiplier, b.multiplier) == (False, None, 3.0, None)
+    assert (config.output.include_excluded, config.output.geojson_crs) == (True, None)
+    assert config.defaults_applied == [("balanced_dataset.clustering.k_min", 4), ("balanced_dataset.clustering.k_max", 16),
+                                       ("balanced_dataset.embeddings.use_gpu", False),
+                                       ("balanced_dataset.embeddings.batch_size", 32)]
+    partly = load_config(minimal(clustering={"k_min": 2}, embeddings={"batch_size": 8}), base_dir=str(tmp_path))
+    assert [key for key, _ in partly.defaults_applied] == ["balanced_dataset.clustering.k_max",
+                                                           "balanced_dataset.embeddings.use_gpu"]
+
+
+@pytest.mark.parametrize("mode, stored, embeddings", [("masks_only", "masks_only", False),
+                                                      ("embeddings_only", "embeddings_only", True),
+                                                      ("both", "both", True), ("embeddings", "both", True)])
+def test_modes(mode, stored, embeddings):
+    config = load_config(minimal(mode=mode))
+    assert (config.mode, config.runs_embeddings) == (stored, embeddings)
+
+
+def test_documentation_form_keeps_the_database_keys_under_input_with_backend_postgres_or_unset():
+    for extra in ({}, {"backend": "postgres"}):
+        config = load_config(minimal(input={"database": "db", "embedding_column": "emb"}, **extra))
+        assert isinstance(config.input, PostgresInput) and config.input.table == "tiles"
+        assert config.input.embedding_column == "emb"
+
+
+def test_both_inputs_at_once_are_refused():
+    with pytest.raises(BalancedSamplingError, match=r"Both balanced_dataset\.input and balanced_dataset\.postgres"):
+        load_config(minimal(backend="postgres", postgres={"database": "db"}))
+
+
+def test_directory_input(tmp_path):
+    config = load_config(minimal(input={"image_dir": "images", "mask_dir": "/data/masks"}), base_dir=str(tmp_path))
+    folders = config.input
+    assert isinstance(folders, DirectoryInput)
+    assert (folders.image_dir, folders.mask_dir) == (str(tmp_path / "images"), "/data/masks")
+    assert (folders.extension, folders.pattern, folders.patch_size, folders.stride) == (".tif", "*.tif", 256, 256)
+    other = load_config(minimal(input={"image_dir": "i", "mask_dir": "i", "extension": "png", "patch_size": 128,
+                                       "stride": 64}))
+    assert (other.input.pattern, other.input.patch_size, other.input.stride) == ("*.png", 128, 64)
+
+
+def test_exclusion_aliases_and_existing_names_are_both_read():
+    aliases = load_config(minimal(exclusion={"exclude_mask_border_nodata": False, "exclude_image_black_border": False,
+                                             "black_border_tolerance": 2}))
+    names = load_config(minimal(exclusion={"exclude_border_nodata": False, "exclude_black_border": False,
+                                           "black_tolerance": 2}))
+    assert aliases.exclusion == names.exclusion
+    assert (names.exclusion.exclude_border_nodata, names.exclusion.black_tolerance) == (False, 2.0)
+
+
+def test_an_alias_misspelt_is_suggested():
+    with pytest.raises(BalancedSamplingError, match=r"Did you mean 'exclude_mask_border_nodata'\?"):
+        load_config(minimal(exclusion={"exclude_mask_border_nodat": True}))

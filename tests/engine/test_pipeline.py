@@ -50,31 +50,38 @@ def write_config(folder, body):
     return path
 
 
+def assert_training_columns(csv, diagnostics):
+    """The trainer's columns first, then (at least) these diagnostics."""
+    assert csv.columns[:len(CSV_COLUMNS)].tolist() == CSV_COLUMNS
+    assert set(diagnostics) <= set(csv.columns[len(CSV_COLUMNS):])
+
+
 def read_geojson(path):
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 
 def test_masks_only_example(synthetic_dataset, patch_records, tmp_path):
-    # REFERENCE "Local filesystem (masks_only mode)", records next to the dataset, geojson_path enabled.
+    # REFERENCE "Local filesystem (masks_only mode)", records next to the dataset, geojson_path enabled; with
+    # composition_only, since rank_max needs uniqueness, which masks_only does not compute (an error, as in the tool).
     body = {
         "mode": "masks_only",
-        "sampling_method": "rank_max",
+        "sampling_method": "composition_only",
         "input": {"patch_records": patch_records},
         "clustering": {"k_min": 4, "k_max": 16, "k_selection": "elbow", "random_state": 42},
         "exclusion": {"exclude_border_nodata": True, "exclude_black_border": True, "nodata_class": 0},
         "output": {"csv_path": str(tmp_path / "out" / "balanced_train.csv"),
                    "geojson_path": str(tmp_path / "out" / "balanced_train.geojson")},
     }
-    warnings = []
-    result = run_config(write_config(synthetic_dataset.folder, body), Progress(warning=warnings.append))
+    infos = []
+    result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
 
-    assert result.sampling_method == "composition_only"  # masks_only computes no uniqueness
-    assert any("falls back" in w or "composition signal alone" in w for w in warnings)
+    assert result.sampling_method == "composition_only"
+    assert not any("documentation's defaults apply" in m for m in infos)  # k_min/k_max given, no embeddings
     assert result.uniqueness is None and len(result.table) == len(result.rings) == 384
 
     csv = pd.read_csv(result.csv_path)
-    assert csv.columns.tolist() == CSV_COLUMNS + [c for c in DIAGNOSTICS if c != "uniqueness_score"]
+    assert_training_columns(csv, [c for c in DIAGNOSTICS if c != "uniqueness_score"])
     assert len(csv) == 384 and csv["image"].str.startswith(synthetic_dataset.folder).all()
     excluded = csv["excluded"].astype(bool)
     assert 0 < excluded.sum() < 384 and (csv.loc[excluded, "sampler_weight"] == 0).all()
@@ -119,7 +126,7 @@ def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_pa
     assert knn_calls[0]["backend"] == "nndescent" and knn_calls[0]["num_threads"] == 1
     assert os.path.isfile(tmp_path / "embeddings.parquet")
     csv = pd.read_csv(result.csv_path)
-    assert csv.columns.tolist() == CSV_COLUMNS + DIAGNOSTICS
+    assert_training_columns(csv, DIAGNOSTICS)
     assert csv["uniqueness_score"].between(0, 2).all()
     features = read_geojson(result.geojson_path)["features"]
     assert all(isinstance(f["properties"]["uniqueness_score"], float) for f in features)
@@ -150,7 +157,7 @@ def test_postgres_config(tiles_database, tmp_path):
     assert (result.table["nodata_ratio"] < 0.05).all() and not result.table["border_nodata"].any()
     csv = pd.read_csv(result.csv_path)
     assert len(csv) == len(result.table) < tiles_database.rows
-    assert csv.columns.tolist() == CSV_COLUMNS + DIAGNOSTICS
+    assert_training_columns(csv, DIAGNOSTICS)
     assert len(read_geojson(result.geojson_path)["features"]) == len(csv)
 
 
@@ -173,12 +180,32 @@ def test_postgres_config_in_embeddings_mode_recomputes_uniqueness(tiles_database
     assert len(pd.read_csv(result.csv_path)) == 64
 
 
-def test_uniqueness_only_without_scores_fails(patch_records, synthetic_dataset, tmp_path):
-    body = {"sampling_method": "uniqueness_only", "input": {"patch_records": patch_records[:64]},
+@pytest.mark.parametrize("method", ["uniqueness_only", "rank_max", "rank_multiply", "rank_add", "multiplicative"])
+def test_masks_only_with_a_method_that_needs_uniqueness_fails_before_reading_masks(
+        method, patch_records, synthetic_dataset, tmp_path, monkeypatch):
+    # pytorch-smt-tools fails fast here; the plugin used to fall back to composition_only silently.
+    import balanced_sampling_plugin.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "compute_composition", lambda *a, **k: pytest.fail("masks were read"))
+    body = {"mode": "masks_only", "sampling_method": method, "input": {"patch_records": patch_records[:64]},
             "output": {"csv_path": str(tmp_path / "x.csv")}}
-    with pytest.raises(BalancedSamplingError, match="set balanced_dataset.mode to 'embeddings'"):
+    with pytest.raises(BalancedSamplingError) as error:
         run_config(write_config(synthetic_dataset.folder, body))
+    message = str(error.value)
+    assert f"sampling_method '{method}' needs uniqueness scores" in message
+    assert "Set balanced_dataset.mode to 'both' (or 'embeddings')" in message
+    assert "class_balanced or composition_only" in message
     assert not os.path.exists(tmp_path / "x.csv")
+
+
+def test_masks_only_uses_precomputed_uniqueness_of_the_records(patch_records, synthetic_dataset, tmp_path):
+    scored = [{**record, "uniqueness_score": (i % 17) / 17} for i, record in enumerate(patch_records)]
+    body = {"mode": "masks_only", "sampling_method": "rank_max", "input": {"patch_records": scored},
+            "clustering": {"k_selection": "fixed", "k": 4}, "output": {"csv_path": str(tmp_path / "x.csv")}}
+    infos = []
+    result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
+    assert result.sampling_method == "rank_max" and result.uniqueness is None
+    assert any("precomputed uniqueness_score" in m for m in infos)
 
 
 def test_invalid_config_names_the_key_and_writes_nothing(patch_records, tmp_path):
@@ -190,7 +217,8 @@ def test_invalid_config_names_the_key_and_writes_nothing(patch_records, tmp_path
 
 
 def test_cancel_writes_nothing(patch_records, synthetic_dataset, tmp_path):
-    body = {"input": {"patch_records": patch_records}, "output": {"csv_path": str(tmp_path / "x.csv")}}
+    body = {"sampling_method": "class_balanced", "input": {"patch_records": patch_records},
+            "output": {"csv_path": str(tmp_path / "x.csv")}}
     with pytest.raises(OperationCanceled):
         run_config(write_config(synthetic_dataset.folder, body), Progress(is_canceled=lambda: True))
     assert not os.path.exists(tmp_path / "x.csv")
@@ -236,9 +264,12 @@ def test_the_default_method_is_said_only_when_the_config_does_not_name_one(given
     if given:
         body["sampling_method"] = given
     infos = []
+    if given in (None, "rank_max"):  # rank_max needs uniqueness: an error in masks_only, saying if it is the default
+        with pytest.raises(BalancedSamplingError) as error:
+            run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
+        assert ("sampling_method is not set, and its default, 'rank_max', needs uniqueness" in str(error.value)) == (
+            given is None)
+        return
     result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
     said = [line for line in infos if "sampling_method is not set" in line]
-    assert result.sampling_method == {None: "composition_only", "rank_max": "composition_only"}.get(given, given)
-    assert (len(said) == 1) == (given is None)
-    if said:
-        assert "pytorch-smt-tools' default, rank_max" in said[0] and "class_balanced" in said[0]
+    assert result.sampling_method == given and said == []
