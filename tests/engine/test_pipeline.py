@@ -273,3 +273,148 @@ def test_the_default_method_is_said_only_when_the_config_does_not_name_one(given
     result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
     said = [line for line in infos if "sampling_method is not set" in line]
     assert result.sampling_method == given and said == []
+
+
+def spy_on(monkeypatch, name):
+    """Record the keyword arguments of every call of ``pipeline.<name>`` (which still runs)."""
+    import balanced_sampling_plugin.pipeline as pipeline
+
+    calls, real = [], getattr(pipeline, name)
+    monkeypatch.setattr(pipeline, name, lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    return calls
+
+
+def test_directory_scan_input(synthetic_dataset, tmp_path):
+    # The code's input form: two folders, images and masks paired by file name, windows cut here.
+    folder = synthetic_dataset.folder
+    body = {"mode": "masks_only", "sampling_method": "class_balanced",
+            "input": {"image_dir": "images", "mask_dir": "masks", "extension": ".tif", "patch_size": 128,
+                      "stride": 128},
+            "clustering": {"k_selection": "fixed", "k": 4}, "output": {"csv_path": str(tmp_path / "out.csv")}}
+    infos = []
+    result = run_config(write_config(folder, body), Progress(info=infos.append))
+    assert len(result.table) == 6 * 16 == len(pd.read_csv(result.csv_path))
+    assert set(result.table["image_path"]) == set(synthetic_dataset.images)
+    assert (result.table["mask_path"].map(os.path.basename) == result.table["image_path"].map(os.path.basename)).all()
+    assert any("96 patches of 128 px (stride 128 px) cut from 6 image/mask pairs" in m for m in infos)
+    # stride < patch_size overlaps: (512 - 256) / 128 + 1 = 3 windows a side
+    body["input"].update(patch_size=256, stride=128)
+    assert len(run_config(write_config(folder, body)).table) == 6 * 9
+    body["input"]["extension"] = ".png"
+    with pytest.raises(BalancedSamplingError, match=r"No file in .*images matches '\*\.png'"):
+        run_config(write_config(folder, body))
+
+
+def test_code_form_keys_reach_the_stages(synthetic_dataset, patch_records, tmp_path, monkeypatch):
+    composition_calls = spy_on(monkeypatch, "compute_composition")
+    weight_calls = spy_on(monkeypatch, "combine_weights")
+    body = {"mode": "masks_only", "sampling_method": "composition_only", "num_workers": 2,
+            "input": {"patch_records": patch_records},
+            "clustering": {"k_selection": "fixed", "k": 4},
+            "exclusion": {"exclude_mask_border_nodata": True, "exclude_image_black_border": False,
+                          "black_border_tolerance": 3, "max_nodata_ratio": 0.9},
+            "boost": {"rare_class_boost": True, "rare_class_ids": [6], "rare_class_multiplier": 4.0},
+            "output": {"csv_path": str(tmp_path / "out.csv"), "include_excluded": False}}
+    result = run_config(write_config(synthetic_dataset.folder, body))
+    c = composition_calls[0]
+    assert (c["workers"], c["exclude_border_nodata"], c["exclude_black_border"], c["black_tolerance"],
+            c["max_nodata_ratio"]) == (2, True, False, 3.0, 0.9)
+    assert "min_entropy_threshold" not in c  # 0: off, compute_composition's default
+    assert (weight_calls[0]["rare_boost"], weight_calls[0]["rare_classes"]) == (4.0, [6])
+    assert result.weights.rare_classes == ("cls_6",)
+    csv = pd.read_csv(result.csv_path)
+    assert len(csv) == result.weights.n_included < len(result.table)  # include_excluded: false drops them
+    assert (csv["sampler_weight"] > 0).all()
+    # without the boost, the rare class's patches weigh less
+    body["boost"]["rare_class_boost"] = False
+    plain = run_config(write_config(synthetic_dataset.folder, body))
+    assert weight_calls[1]["rare_boost"] is None
+    rare = result.table["cls_6"].fillna(0).to_numpy() > 0.2
+    assert result.table["sampler_weight"][rare].mean() > plain.table["sampler_weight"][rare].mean()
+
+
+def test_min_entropy_threshold_is_passed_when_set(synthetic_dataset, patch_records, tmp_path, monkeypatch):
+    import balanced_sampling_plugin.pipeline as pipeline
+
+    calls = []
+
+    def stop(*args, **kwargs):
+        calls.append(kwargs)
+        raise OperationCanceled()
+
+    monkeypatch.setattr(pipeline, "compute_composition", stop)
+    body = {"sampling_method": "class_balanced", "input": {"patch_records": patch_records[:8]},
+            "exclusion": {"min_entropy_threshold": 0.25}, "output": {"csv_path": str(tmp_path / "out.csv")}}
+    with pytest.raises(OperationCanceled):
+        run_config(write_config(synthetic_dataset.folder, body))
+    assert calls[0]["min_entropy_threshold"] == 0.25
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857"])
+def test_geojson_crs_reprojects_the_footprints(crs, synthetic_dataset, patch_records, tmp_path):
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    body = {"sampling_method": "class_balanced", "input": {"patch_records": patch_records[:16]},
+            "clustering": {"k_selection": "fixed", "k": 2},
+            "output": {"csv_path": str(tmp_path / "out.csv"), "geojson_path": str(tmp_path / "out.geojson"),
+                       "geojson_crs": crs}}
+    result = run_config(write_config(synthetic_dataset.folder, body))
+    geojson = read_geojson(result.geojson_path)
+    if crs == "EPSG:4326":
+        assert "crs" not in geojson  # GeoJSON's default CRS, lon/lat
+    else:
+        assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::3857"
+    ring = geojson["features"][0]["geometry"]["coordinates"][0]
+    x, y = result.rings[0][0]  # in the rasters' CRS (EPSG:32633)
+    xs, ys = transform(CRS.from_epsg(32633), CRS.from_user_input(crs), [x], [y])
+    assert ring[0] == pytest.approx([xs[0], ys[0]], abs=1e-6)
+    if crs == "EPSG:4326":  # UTM 33N: longitude 9..21 E comes first
+        assert 9 <= ring[0][0] <= 21 and 0 <= ring[0][1] <= 84
+
+
+def test_embeddings_only_gives_every_included_patch_the_same_composition_weight(
+        synthetic_dataset, patch_records, tiny_model, tmp_path):
+    body = {"mode": "embeddings_only", "sampling_method": "rank_multiply", "input": {"patch_records": patch_records},
+            "embeddings": {"dino_model": tiny_model, "num_workers": 0},
+            "output": {"csv_path": str(tmp_path / "out.csv")}}
+    infos = []
+    result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
+    included = result.weights.included
+    assert result.table.loc[included, "freq_cluster_weight"].nunique() == 1
+    assert (result.table.loc[included, "freq_cluster_id"] == 0).all()
+    assert any("'embeddings_only'" in m and "effectively ranks visual uniqueness" in m for m in infos)
+    said = [m for m in infos if "documentation's defaults apply" in m]
+    assert len(said) == 1 and "embeddings.use_gpu = false" in said[0] and "embeddings.batch_size = 32" in said[0]
+    assert "clustering.k_min" not in said[0]  # embeddings_only does not cluster
+    # rank_multiply with a constant composition rank orders the patches by uniqueness alone
+    weights = result.table.loc[included, "sampler_weight"].rank(method="average")
+    uniqueness = result.table.loc[included, "uniqueness_score"].rank(method="average")
+    assert weights.corr(uniqueness) > 0.99
+
+
+def test_a_postgres_section_with_fetch_embeddings_is_refused(tmp_path):
+    body = {"backend": "postgres", "mode": "both",
+            "postgres": {"host": "localhost", "database": "db", "fetch_embeddings": True},
+            "output": {"csv_path": str(tmp_path / "out.csv")}}
+    with pytest.raises(BalancedSamplingError, match=r"balanced_dataset\.postgres\.fetch_embeddings is true, but "
+                                                    r"reading the tile table's embeddings is not supported yet"):
+        run_config(write_config(str(tmp_path), body))
+    assert not os.path.exists(tmp_path / "out.csv")
+
+
+def test_postgres_section_of_the_code_form(tiles_database, tmp_path):
+    # The code's form: backend: postgres and a postgres section (masks_only: rank_max uses the table's
+    # precomputed uniqueness_score, so no model runs here).
+    connection = tiles_database.connection
+    body = {"backend": "postgres", "mode": "masks_only", "sampling_method": "rank_max",
+            "postgres": {"host": connection["host"], "port": connection["port"], "database": tiles_database.dbname,
+                         "user": connection["user"], "password": connection["password"], "table": "tiles",
+                         "where_clause": "nodata_ratio < 0.05", "tile_id_column": "id",
+                         "embedding_column": "embedding", "fetch_embeddings": False},
+            "clustering": {"k_min": 4, "k_max": 20},
+            "exclusion": {"exclude_mask_border_nodata": True, "exclude_image_black_border": True},
+            "output": {"csv_path": str(tmp_path / "balanced_train.csv")}}
+    result = run_config(write_config(str(tmp_path), body))
+    assert result.sampling_method == "rank_max" and 0 < len(result.table) < tiles_database.rows
+    assert len(pd.read_csv(result.csv_path)) == len(result.table)
