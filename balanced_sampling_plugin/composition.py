@@ -33,8 +33,11 @@ from .records import (
     shown_value,
 )
 
+#: The exclusion reason (and the training CSV's flag) of patches whose class entropy is below
+#: ``min_entropy_threshold``, as pytorch-smt-tools names it.
+LOW_ENTROPY = "has_low_entropy"
 #: Exclusion reasons, in the order they are joined in ``exclusion_reason``.
-EXCLUSION_REASONS = (BORDER_NODATA, BLACK_BORDER, NODATA_RATIO)
+EXCLUSION_REASONS = (BORDER_NODATA, BLACK_BORDER, NODATA_RATIO, LOW_ENTROPY)
 #: KMeans restarts per k; the best of them (lowest inertia) is kept. On 155k synthetic
 #: compositions 3 restarts found the same optimum as 10 in a third of the time.
 KMEANS_N_INIT = 3
@@ -288,19 +291,26 @@ class CompositionResult:
 
 
 def exclusion_flags(
-    stats: pd.DataFrame, exclude_border_nodata: bool, exclude_black_border: bool, max_nodata_ratio: float
+    stats: pd.DataFrame,
+    exclude_border_nodata: bool,
+    exclude_black_border: bool,
+    max_nodata_ratio: float,
+    min_entropy_threshold: float = 0.0,
 ) -> pd.DataFrame:
     """One boolean column per exclusion reason (see :data:`EXCLUSION_REASONS`).
 
     A window without a single class pixel (e.g. all nodata) has no composition to
-    cluster, so it is always flagged under ``nodata_ratio``.
+    cluster, so it is always flagged under ``nodata_ratio``. ``has_low_entropy`` flags
+    a class entropy (nats) below ``min_entropy_threshold``; 0 turns it off.
     """
     no_class_pixel = stats[class_columns(stats.columns)].sum(axis=1).to_numpy() == 0
+    entropy = pd.to_numeric(stats[CLASS_ENTROPY], errors="coerce").to_numpy(dtype=np.float64)
     return pd.DataFrame(
         {
             BORDER_NODATA: stats[BORDER_NODATA].to_numpy() & bool(exclude_border_nodata),
             BLACK_BORDER: stats[BLACK_BORDER].to_numpy() & bool(exclude_black_border),
             NODATA_RATIO: (stats[NODATA_RATIO].to_numpy() > max_nodata_ratio) | no_class_pixel,
+            LOW_ENTROPY: entropy < min_entropy_threshold,
         },
         index=stats.index,
     )
@@ -399,6 +409,7 @@ def compute_composition(
     exclude_black_border: bool = True,
     black_tolerance: float = 0,
     max_nodata_ratio: float = 1.0,
+    min_entropy_threshold: float = 0.0,
     k_selection: str = "elbow",
     k_min: int = 4,
     k_max: int = 16,
@@ -414,7 +425,9 @@ def compute_composition(
 
     Parameters mirror the pytorch-smt-tools ``balanced_dataset`` keys (defaults: both
     exclusions on, nodata class 0, elbow over k 4..16, random_state 42).
-    ``max_nodata_ratio`` (0..1) also excludes patches with more nodata than that.
+    ``max_nodata_ratio`` (0..1) also excludes patches with more nodata than that, and
+    ``min_entropy_threshold`` (nats, >= 0; 0 = off) those whose class entropy is below it
+    (reason ``has_low_entropy``, e.g. single-class patches, entropy 0).
     Excluded patches take no part in clustering and get id -1, size 0, weight 0.0.
     See :func:`~balanced_sampling_plugin.mask_stats.compute_mask_stats` for the other
     parameters. Progress: 70 % reading masks, 30 % clustering.
@@ -429,6 +442,10 @@ def compute_composition(
     if not 0 <= max_nodata_ratio <= 1:
         raise BalancedSamplingError(
             _("max_nodata_ratio must be between 0 and 1; got {value}.").format(value=max_nodata_ratio))
+    if not (np.isfinite(min_entropy_threshold) and min_entropy_threshold >= 0):
+        raise BalancedSamplingError(
+            _("min_entropy_threshold must be a number >= 0 (class entropy in nats, 0 = off); got {value}.").format(
+                value=min_entropy_threshold))
 
     if proportions is None:
         stats = compute_mask_stats(
@@ -457,20 +474,26 @@ def compute_composition(
                             "exclusions, which need the pixels, are skipped."))
         else:
             progress.info(_("Class proportions taken from the patch table; no mask was read."))
-    flags = exclusion_flags(stats, exclude_border_nodata, exclude_black_border, max_nodata_ratio)
+    flags = exclusion_flags(stats, exclude_border_nodata, exclude_black_border, max_nodata_ratio,
+                            min_entropy_threshold)
     excluded = flags.any(axis=1).to_numpy()
     excluded_counts = {name: int(flags[name].sum()) for name in EXCLUSION_REASONS}
     n_valid = int((~excluded).sum())
-    summary = ", ".join(f"{count} {name}" for name, count in excluded_counts.items())
+    summary = ", ".join(f"{count} {name}" for name, count in excluded_counts.items()
+                        if name != LOW_ENTROPY or min_entropy_threshold > 0)
     progress.info(_("{kept} of {total} patches kept for clustering; excluded: {summary}.").format(
         kept=n_valid, total=len(stats), summary=summary))
     if n_valid < needed:
-        raise BalancedSamplingError(
-            _("Only {kept} of {total} patches are valid for clustering (excluded: {summary}), fewer than the "
-              "{needed} clusters asked for. Lower {name}, turn off an exclusion, or raise the maximum nodata "
-              "ratio.").format(kept=n_valid, total=len(stats), summary=summary, needed=needed,
-                               name="K" if k_selection == "fixed" else "K_MIN")
-        )
+        if excluded_counts[LOW_ENTROPY]:
+            message = _("Only {kept} of {total} patches are valid for clustering (excluded: {summary}), fewer than "
+                        "the {needed} clusters asked for. Lower {name}, lower the minimum entropy threshold, turn "
+                        "off an exclusion, or raise the maximum nodata ratio.")
+        else:
+            message = _("Only {kept} of {total} patches are valid for clustering (excluded: {summary}), fewer than "
+                        "the {needed} clusters asked for. Lower {name}, turn off an exclusion, or raise the maximum "
+                        "nodata ratio.")
+        raise BalancedSamplingError(message.format(kept=n_valid, total=len(stats), summary=summary, needed=needed,
+                                                   name="K" if k_selection == "fixed" else "K_MIN"))
 
     class_cols = class_columns(stats.columns)
     features = clr(stats.loc[~excluded, class_cols].to_numpy(), eps=clr_eps)

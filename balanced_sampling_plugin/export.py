@@ -8,8 +8,10 @@ leaves any earlier file untouched.
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,11 +19,16 @@ import pandas as pd
 from .errors import BalancedSamplingError
 from .i18n import _
 from .file_safety import atomic_write
+from .contract import BLACK_BORDER, BORDER_NODATA
 from .records import (
     CLASS_ENTROPY,
+    CLASS_PREFIX,
     COL_OFF,
     EXCLUDED,
+    EXCLUSION_REASON,
     FREQ_CLUSTER_ID,
+    FREQ_CLUSTER_SIZE,
+    FREQ_CLUSTER_WEIGHT,
     IMAGE_PATH,
     MASK_PATH,
     NODATA_RATIO,
@@ -30,13 +37,79 @@ from .records import (
     ROW_OFF,
     SAMPLER_WEIGHT,
     UNIQUENESS_SCORE,
+    class_columns,
     shown_value,
     validate_records,
 )
 from .weights import included_mask
 
-#: Written after the main columns, in this order, when the table has them.
-DEFAULT_DIAGNOSTIC_COLUMNS = (PATCH_ID, FREQ_CLUSTER_ID, UNIQUENESS_SCORE, EXCLUDED, CLASS_ENTROPY, NODATA_RATIO)
+# The diagnostics pytorch-smt-tools' build-balanced-dataset writes, derived from the patch table's fields.
+HAS_MASK_BORDER_NODATA = "has_mask_border_nodata"
+HAS_IMAGE_BLACK_BORDER = "has_image_black_border"
+HAS_LOW_ENTROPY = "has_low_entropy"  # also the exclusion reason (composition.LOW_ENTROPY)
+HAS_HIGH_NODATA = "has_high_nodata"
+CLASS_DIST_JSON = "class_dist_json"
+#: Significant digits of the shares in ``class_dist_json``.
+CLASS_DIST_DIGITS = 6
+
+#: Written after the trainer's columns, in this order, when the table has what they need: the
+#: patch_id, then the columns of the tool's own CSV.
+DEFAULT_DIAGNOSTIC_COLUMNS = (
+    PATCH_ID, CLASS_ENTROPY, NODATA_RATIO, HAS_MASK_BORDER_NODATA, HAS_IMAGE_BLACK_BORDER, HAS_LOW_ENTROPY,
+    HAS_HIGH_NODATA, EXCLUDED, FREQ_CLUSTER_ID, FREQ_CLUSTER_SIZE, FREQ_CLUSTER_WEIGHT, UNIQUENESS_SCORE,
+    CLASS_DIST_JSON,
+)
+
+
+def _flag(field: str) -> Callable[[pd.DataFrame, str], Optional[np.ndarray]]:
+    """A boolean field of the table (bool, 0/1, "true"/"false", NULL = false), as bool."""
+    def derive(rows, excluded_field):
+        return ~included_mask(rows, field) if field in rows.columns else None
+    return derive
+
+
+def _has_reason(reason: str) -> Callable[[pd.DataFrame, str], Optional[np.ndarray]]:
+    """True where the comma-separated ``exclusion_reason`` names ``reason``."""
+    def derive(rows, excluded_field):
+        if EXCLUSION_REASON not in rows.columns:
+            return None
+        return np.array([reason in {r.strip() for r in str(v).split(",")} if isinstance(v, str) else False
+                         for v in rows[EXCLUSION_REASON]], dtype=bool)
+    return derive
+
+
+def _excluded(rows, excluded_field) -> Optional[np.ndarray]:
+    return ~included_mask(rows, excluded_field) if excluded_field in rows.columns else None
+
+
+def class_dist_json(rows: pd.DataFrame) -> Optional[np.ndarray]:
+    """One compact JSON object per row, class value -> share, from the ``cls_<c>`` columns.
+
+    Shares are rounded to :data:`CLASS_DIST_DIGITS` significant digits; a missing (NULL) share
+    is written as null. None when the table has no class column.
+    """
+    columns = class_columns(map(str, rows.columns))
+    if not columns:
+        return None
+    keys = [json.dumps(c[len(CLASS_PREFIX):]) for c in columns]
+    shares = rows[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+
+    def number(value: float) -> str:
+        return json.dumps(float(f"{value:.{CLASS_DIST_DIGITS}g}")) if math.isfinite(value) else "null"
+
+    return np.array(["{" + ",".join(f"{k}:{number(v)}" for k, v in zip(keys, row)) + "}" for row in shares],
+                    dtype=object)
+
+
+#: Diagnostic columns computed from other fields (None when the table lacks them).
+DERIVED_COLUMNS = {
+    HAS_MASK_BORDER_NODATA: _flag(BORDER_NODATA),
+    HAS_IMAGE_BLACK_BORDER: _flag(BLACK_BORDER),
+    HAS_LOW_ENTROPY: _has_reason(HAS_LOW_ENTROPY),
+    HAS_HIGH_NODATA: _has_reason(NODATA_RATIO),
+    EXCLUDED: _excluded,
+    CLASS_DIST_JSON: lambda rows, excluded_field: class_dist_json(rows),
+}
 
 
 def training_frame(
@@ -52,7 +125,11 @@ def training_frame(
     """The rows and columns of the training CSV, as a DataFrame.
 
     Columns: ``image_column, mask_column, row_off, col_off, patch_size, sampler_weight``,
-    then those of ``diagnostic_columns`` the table has. With ``csv_folder`` set, image
+    then those of ``diagnostic_columns`` the table has or can derive (:data:`DERIVED_COLUMNS`):
+    ``has_mask_border_nodata`` / ``has_image_black_border`` from ``border_nodata`` /
+    ``black_border``, ``has_low_entropy`` / ``has_high_nodata`` from the ``has_low_entropy`` /
+    ``nodata_ratio`` reasons of ``exclusion_reason``, ``excluded`` from ``excluded_field`` (as
+    booleans), ``class_dist_json`` from the ``cls_<c>`` shares. With ``csv_folder`` set, image
     and mask paths are made relative to it (a path on another Windows drive, which
     has no relative form, stays absolute); otherwise they are written as given.
 
@@ -93,8 +170,15 @@ def training_frame(
     columns = {name: values.to_numpy() for name, values in paths.items()}
     columns.update({c: rows[c].to_numpy() for c in (ROW_OFF, COL_OFF, PATCH_SIZE)})
     columns[SAMPLER_WEIGHT] = weights
-    # diagnostics the input has (validate_records may add a patch_id; only an input one is written)
-    columns.update({c: rows[c].to_numpy() for c in diagnostic_columns if c in table.columns and c not in names})
+    # diagnostics the input has or can derive (validate_records may add a patch_id; only an input one is written)
+    for name in diagnostic_columns:
+        if name in names:
+            continue
+        derived = DERIVED_COLUMNS[name](rows, excluded_field) if name in DERIVED_COLUMNS else None
+        if derived is not None:
+            columns[name] = derived
+        elif name in table.columns:
+            columns[name] = rows[name].to_numpy()
     return pd.DataFrame(columns)
 
 

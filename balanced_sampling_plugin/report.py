@@ -19,7 +19,15 @@ from .errors import BalancedSamplingError
 from .file_safety import atomic_write
 from .i18n import _, language
 from .records import COL_OFF, EXCLUSION_REASON, IMAGE_PATH, PATCH_ID, PATCH_SIZE, ROW_OFF, class_columns
-from .weights import METHOD_DESCRIPTIONS, WeightResult, compare_methods, effective_sample_size, expected_class_shares
+from .weights import (
+    LOW_ESS_RATIO,
+    METHOD_DESCRIPTIONS,
+    WeightResult,
+    compare_methods,
+    effective_sample_size,
+    expected_class_shares,
+    low_ess_warning,
+)
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 70em; }
@@ -29,6 +37,7 @@ th { background: #f3f3f3; }
 td.text, th.text { text-align: left; }
 tr.chosen { background: #fff4d6; font-weight: bold; }
 p.note { color: #555; }
+div.warning { border: 2px solid #d9822b; background: #fff3e0; padding: 0.6em 1em; margin: 1em 0; }
 """
 
 
@@ -112,9 +121,11 @@ def _summary_section(result: WeightResult, weights: np.ndarray) -> str:
         (_("Patches raised to the floor"), f"{result.n_floored}"),
         (_("Options"), params),
     ]
-    notes = "".join(f"<p class=\"note\">{_e(n)}</p>" for n in result.notes)
+    warning = low_ess_warning(result.method, ess, result.n_included)
+    notes = "".join(f"<p class=\"note\">{_e(n)}</p>" for n in result.notes if n != warning)
     return (
         _heading(_("Summary"))
+        + (_warning_box(warning) if warning else "")
         + f"<p><b>{_e(result.method)}</b>: {_e(_(METHOD_DESCRIPTIONS[result.method]))}</p>"
         "<p class=\"note\">"
         + _e(_("Weights are scaled to mean 1 over included patches: a patch of weight 2 is drawn twice as often as "
@@ -171,8 +182,12 @@ def _methods_section(comparison: pd.DataFrame, chosen: str, fields) -> str:
         cells.append(_e(_(description) if description else _("every included patch equally likely")))
         rows.append(cells)
         classes.append("chosen" if method == chosen else "")
+    low = [m for m, row in comparison.iterrows() if m != "uniform" and row["ess_ratio"] < LOW_ESS_RATIO]
+    warning = _warning_box(_("Effective sample size below {limit:.0%} of the included patches: {methods}.").format(
+        limit=LOW_ESS_RATIO, methods=", ".join(low))) if low else ""
     return (
         _heading(_("Every method side by side"))
+        + warning
         + "<p class=\"note\">"
         + _e(_("Same options as the chosen run. Rank methods are weak by construction: ranks average about 0.5, so "
                "a single rank draws no patch more than about 2x as often as uniform sampling and rank_max (mean "
@@ -231,6 +246,11 @@ def _exclusion_section(table, result) -> str:
 
 def _heading(text: str) -> str:
     return f"<h2>{_e(text)}</h2>"
+
+
+def _warning_box(text: str) -> str:
+    label = _("Warning")
+    return f"<div class=\"warning\" role=\"alert\"><b>{_e(label)}</b>: {_e(text)}</div>"
 
 
 def _paragraph(text: str, css_class: str = "") -> str:

@@ -57,6 +57,9 @@ from .records import (
 
 RANK_METHODS = ("rank_max", "rank_multiply", "rank_add", "composition_only", "uniqueness_only")
 DEFAULT_FLOOR = 1e-3
+#: Below this effective sample size / included patches, a method is warned about (log and report):
+#: an epoch then draws mostly the same few patches.
+LOW_ESS_RATIO = 0.3
 
 # Algorithm names as the Processing toolbox shows them (translated where shown: _(COMPOSITION_ALGORITHM)).
 COMPOSITION_ALGORITHM = N_("Compute composition clusters")
@@ -169,6 +172,16 @@ def effective_sample_size(weights) -> float:
     if not total > 0:
         raise BalancedSamplingError(_("The effective sample size needs at least one positive weight."))
     return float(total * total / np.square(w).sum())
+
+
+def low_ess_warning(method: str, ess: float, n_included: int) -> Optional[str]:
+    """The warning (translated) when ``ess`` is below :data:`LOW_ESS_RATIO` of ``n_included``, else None."""
+    if not n_included > 0 or ess >= LOW_ESS_RATIO * n_included:
+        return None
+    return _("Method '{method}' has an effective sample size of {ess:.0f}, {share:.0%} of the {n} included "
+             "patches (below {limit:.0%}): a few patches dominate the draws and an epoch sees little variety. "
+             "Consider a rank method, class_balanced, or a lower strength.").format(
+        method=method, ess=ess, share=ess / n_included, n=n_included, limit=LOW_ESS_RATIO)
 
 
 def expected_class_shares(proportions, weights) -> np.ndarray:
@@ -417,6 +430,9 @@ def combine_weights(
 
     weights = np.zeros(len(table))
     weights[included] = raw / raw.mean()
+    warning = low_ess_warning(method, effective_sample_size(weights[included]), int(included.sum()))
+    if warning:
+        note(warning, warn=True)
     return WeightResult(
         weights=pd.Series(weights, index=table.index, name=SAMPLER_WEIGHT),
         method=method,

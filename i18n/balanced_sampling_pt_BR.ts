@@ -66,22 +66,22 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BalancedSamplingPlugin</name>
     <message>
-        <location filename="../processing_provider/plugin.py" line="58"/>
+        <location filename="../processing_provider/plugin.py" line="59"/>
         <source>&amp;Balanced Sampling</source>
         <translation>&amp;Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="59"/>
+        <location filename="../processing_provider/plugin.py" line="60"/>
         <source>Build balanced dataset…</source>
         <translation>Construir conjunto de dados balanceado…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="69"/>
+        <location filename="../processing_provider/plugin.py" line="70"/>
         <source>Balanced Sampling</source>
         <translation>Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="65"/>
+        <location filename="../processing_provider/plugin.py" line="66"/>
         <source>Install Python packages…</source>
         <translation>Instalar pacotes Python…</translation>
     </message>
@@ -288,152 +288,152 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>CombineSamplerWeights</name>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="77"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="82"/>
         <source>Combine sampler weights</source>
         <translation>Combinar pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="112"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="117"/>
         <source>Patches with composition and/or uniqueness fields</source>
         <translation>Patches com campos de composição e/ou singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="114"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="119"/>
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="115"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="120"/>
         <source>Strength (power on rank weights)</source>
         <translation>Intensidade (expoente dos pesos por posto)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="118"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="123"/>
         <source>Class balance α (class_balanced)</source>
         <translation>Balanceamento de classes α (class_balanced)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="121"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="126"/>
         <source>Uniqueness mix (class_balanced, 0 = off)</source>
         <translation>Mistura de singularidade (class_balanced, 0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="124"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="129"/>
         <source>Rare-class boost multiplier (1 = off)</source>
         <translation>Multiplicador de reforço de classes raras (1 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="127"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="132"/>
         <source>Rare classes (comma-separated; empty = below mean frequency)</source>
         <translation>Classes raras (separadas por vírgula; vazio = abaixo da frequência média)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="131"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="136"/>
         <source>Weight floor (fraction of the largest weight)</source>
         <translation>Peso mínimo (fração do maior peso)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="134"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="139"/>
         <source>Composition weight field</source>
         <translation>Campo de peso de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="137"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="142"/>
         <source>Uniqueness score field</source>
         <translation>Campo de pontuação de singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="140"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="145"/>
         <source>Excluded flag field</source>
         <translation>Campo indicador de exclusão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="143"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="148"/>
         <source>CSV column name for image paths</source>
         <translation>Nome da coluna do CSV para os caminhos das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="145"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="150"/>
         <source>CSV column name for mask paths</source>
         <translation>Nome da coluna do CSV para os caminhos das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="152"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="157"/>
         <source>Leave excluded patches out of the CSV</source>
         <translation>Deixar os patches excluídos fora do CSV</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="154"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="159"/>
         <source>Write paths relative to the CSV&apos;s folder</source>
         <translation>Gravar caminhos relativos à pasta do CSV</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="157"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="160"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="165"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="160"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="165"/>
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="167"/>
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="162"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="167"/>
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="164"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="169"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="165"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="170"/>
         <source>Included patches</source>
         <translation>Patches incluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="166"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="171"/>
         <source>Excluded patches</source>
         <translation>Patches excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="183"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="188"/>
         <source>Rare classes must be class values separated by commas, e.g. 5,6; got &apos;{}&apos;.</source>
         <translation>As classes raras devem ser valores de classe separados por vírgula, por exemplo 5,6; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="216"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="221"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="233"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="238"/>
         <source>{}: {} included, {} excluded patches; effective sample size {:.0f} ({:.0%})</source>
         <translation>{}: {} patches incluídos, {} excluídos; tamanho efetivo da amostra {:.0f} ({:.0%})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="260"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="264"/>
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="262"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="266"/>
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="80"/>
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="85"/>
         <source>Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling and under every method side by side.
 
 &lt;b&gt;Sampling method&lt;/b&gt; (default &lt;i&gt;class_balanced&lt;/i&gt;): &lt;i&gt;rank_max&lt;/i&gt; = max(rank of composition weight, rank of uniqueness), the pytorch-smt-tools default; &lt;i&gt;rank_multiply&lt;/i&gt; = their product; &lt;i&gt;rank_add&lt;/i&gt; = their mean; &lt;i&gt;multiplicative&lt;/i&gt; = raw composition weight × raw uniqueness; &lt;i&gt;composition_only&lt;/i&gt;; &lt;i&gt;uniqueness_only&lt;/i&gt;; &lt;i&gt;class_balanced&lt;/i&gt; = Σ over classes of (patch share / mean share)^α, optionally mixed with the uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of 1–2% of the pixels. class_balanced lifts rare classes much more, which is why it is the default here; read the report to choose.
@@ -461,92 +461,102 @@ Patches excluídos (campo excluded) recebem peso 0 e permanecem nas saídas. Os 
 <context>
     <name>ComputeCompositionClusters</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="49"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="50"/>
         <source>Compute composition clusters</source>
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="80"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="83"/>
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="82"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="85"/>
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="84"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="87"/>
         <source>Number of clusters</source>
         <translation>Número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="86"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89"/>
         <source>k min (elbow)</source>
         <translation>k mín. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="88"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91"/>
         <source>k max (elbow)</source>
         <translation>k máx. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93"/>
         <source>k (fixed)</source>
         <translation>k (fixo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="95"/>
         <source>Random state</source>
         <translation>Estado aleatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="97"/>
         <source>Exclude patches with nodata on the mask border</source>
         <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99"/>
         <source>Exclude patches with black image borders</source>
         <translation>Excluir patches com bordas pretas na imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102"/>
         <source>Black tolerance (pixel value)</source>
         <translation>Tolerância de preto (valor do pixel)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105"/>
         <source>Maximum nodata ratio</source>
         <translation>Proporção máxima de pixels sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="111"/>
         <source>CLR epsilon</source>
         <translation>Épsilon do CLR</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="108"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="114"/>
         <source>Parallel readers (0 = automatic)</source>
         <translation>Leitores paralelos (0 = automático)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="120"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="126"/>
         <source>Composition clusters</source>
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="148"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="155"/>
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="163"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="170"/>
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="52"/>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="121"/>
+        <source>Use class proportions already on the layer (no mask reads)</source>
+        <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="165"/>
+        <source>Class proportions taken from the layer fields {}; no mask is read.</source>
+        <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="53"/>
         <source>Reads the mask window of every patch, computes its class proportions (nodata excluded), groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the proportions, and gives each patch the composition weight 1 / size of its cluster: patches of rare compositions weigh more.
 
 Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy (Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep their row with cluster id -1 and weight 0, and do not shape the clusters.
@@ -558,6 +568,7 @@ Writes all input fields plus: one proportion field per class (cls_1, cls_2, …)
 &lt;b&gt;Exclude patches with nodata on the mask border&lt;/b&gt;: any border pixel of the mask window equal to the nodata class.
 &lt;b&gt;Exclude patches with black image borders&lt;/b&gt;: any border pixel of the image window at or below the black tolerance in all bands.
 &lt;b&gt;Maximum nodata ratio&lt;/b&gt;: exclude patches with a larger share of nodata pixels (1 = off).
+&lt;b&gt;Minimum class entropy&lt;/b&gt;: exclude patches whose class entropy (nats) is below it, e.g. 0.1 drops patches of nearly a single class (0 = off); their exclusion_reason is has_low_entropy.
 &lt;b&gt;CLR epsilon&lt;/b&gt;: replaces zero proportions before the log.
 &lt;b&gt;Parallel readers&lt;/b&gt;: threads reading mask windows (0 = automatic).
 &lt;b&gt;Use class proportions already on the layer&lt;/b&gt;: when the layer carries cls_&amp;lt;c&amp;gt; fields (e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; the border and black-border exclusions need pixels and are then skipped.</source>
@@ -572,19 +583,15 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Excluir patches com pixels sem dados na borda da máscara&lt;/b&gt;: qualquer pixel de borda da janela da máscara igual à classe sem dados.
 &lt;b&gt;Excluir patches com bordas pretas na imagem&lt;/b&gt;: qualquer pixel de borda da janela da imagem igual ou abaixo da tolerância de preto em todas as bandas.
 &lt;b&gt;Proporção máxima de pixels sem dados&lt;/b&gt;: exclui patches com uma fração maior de pixels sem dados (1 = desativado).
+&lt;b&gt;Entropia mínima de classes&lt;/b&gt;: exclui patches cuja entropia de classes (em nats) fica abaixo deste valor; por exemplo, 0,1 descarta patches com praticamente uma única classe (0 = desativado). O exclusion_reason deles é has_low_entropy.
 &lt;b&gt;Épsilon do CLR&lt;/b&gt;: substitui proporções nulas antes do logaritmo.
 &lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas das máscaras (0 = automático).
 &lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels e, nesse caso, são ignoradas.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="115"/>
-        <source>Use class proportions already on the layer (no mask reads)</source>
-        <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="158"/>
-        <source>Class proportions taken from the layer fields {}; no mask is read.</source>
-        <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="108"/>
+        <source>Minimum class entropy (nats, 0 = off)</source>
+        <translation>Entropia mínima de classes (nats, 0 = desativado)</translation>
     </message>
 </context>
 <context>

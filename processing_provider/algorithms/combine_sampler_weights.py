@@ -17,6 +17,8 @@ from qgis.core import (
 )
 
 from ...balanced_sampling_plugin.contract import (
+    BLACK_BORDER,
+    BORDER_NODATA,
     CLASS_ENTROPY,
     CLASS_PREFIX,
     EXCLUDED,
@@ -38,8 +40,11 @@ from ..styles import GraduatedStyle, save_default_style
 from ..utils import engine_errors, engine_progress, raise_if_canceled
 from .base import BalancedSamplingAlgorithm, raster_reads
 
-DIAGNOSTIC_FIELDS = (PATCH_ID, FREQ_CLUSTER_ID, FREQ_CLUSTER_SIZE, CLASS_ENTROPY, NODATA_RATIO, EXCLUSION_REASON,
-                     f"{CLASS_PREFIX}*")
+#: Layer fields read when present: the training CSV's diagnostics come from them (export.DEFAULT_DIAGNOSTIC_COLUMNS;
+#: border_nodata / black_border give has_mask_border_nodata / has_image_black_border, exclusion_reason the
+#: has_low_entropy / has_high_nodata flags, cls_* the class_dist_json) and the report reads the reasons and classes.
+DIAGNOSTIC_FIELDS = (PATCH_ID, FREQ_CLUSTER_ID, FREQ_CLUSTER_SIZE, FREQ_CLUSTER_WEIGHT, CLASS_ENTROPY, NODATA_RATIO,
+                     BORDER_NODATA, BLACK_BORDER, EXCLUSION_REASON, f"{CLASS_PREFIX}*")
 
 
 class CombineSamplerWeights(BalancedSamplingAlgorithm):
@@ -232,8 +237,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             ess = effective_sample_size(weights[result.included])
             feedback.pushInfo(self.tr("{}: {} included, {} excluded patches; effective sample size {:.0f} ({:.0%})")
                               .format(method, result.n_included, result.n_excluded, ess, ess / result.n_included))
-            for note in result.notes:
-                feedback.pushInfo(note)
+            # result.notes (ignored options, the floor, a low effective sample size) were logged as they came
             # Every output goes to a partial file; they are renamed into place together at the end, so a
             # failure or a cancel anywhere leaves the earlier files as they were.
             with OutputFiles() as outputs:

@@ -32,6 +32,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
     EXCLUDE_BLACK_BORDER = "EXCLUDE_BLACK_BORDER"
     BLACK_TOLERANCE = "BLACK_TOLERANCE"
     MAX_NODATA_RATIO = "MAX_NODATA_RATIO"
+    MIN_ENTROPY_THRESHOLD = "MIN_ENTROPY_THRESHOLD"
     CLR_EPS = "CLR_EPS"
     WORKERS = "WORKERS"
     USE_LAYER_PROPORTIONS = "USE_LAYER_PROPORTIONS"
@@ -69,6 +70,8 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             "<b>Exclude patches with black image borders</b>: any border pixel of the image window at or below "
             "the black tolerance in all bands.\n"
             "<b>Maximum nodata ratio</b>: exclude patches with a larger share of nodata pixels (1 = off).\n"
+            "<b>Minimum class entropy</b>: exclude patches whose class entropy (nats) is below it, e.g. 0.1 drops "
+            "patches of nearly a single class (0 = off); their exclusion_reason is has_low_entropy.\n"
             "<b>CLR epsilon</b>: replaces zero proportions before the log.\n"
             "<b>Parallel readers</b>: threads reading mask windows (0 = automatic).\n"
             "<b>Use class proportions already on the layer</b>: when the layer carries cls_&lt;c&gt; fields "
@@ -102,6 +105,9 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             with_decimals(QgsProcessingParameterNumber(
                 self.MAX_NODATA_RATIO, self.tr("Maximum nodata ratio"), QgsProcessingParameterNumber.Double,
                 defaultValue=1.0, minValue=0, maxValue=1), 2),
+            with_decimals(QgsProcessingParameterNumber(
+                self.MIN_ENTROPY_THRESHOLD, self.tr("Minimum class entropy (nats, 0 = off)"),
+                QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0), 3),
             QgsProcessingParameterNumber(
                 self.CLR_EPS, self.tr("CLR epsilon"), QgsProcessingParameterNumber.Double,
                 defaultValue=1e-6, minValue=1e-12, maxValue=0.1),
@@ -136,6 +142,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             exclude_black_border=self.parameterAsBool(parameters, self.EXCLUDE_BLACK_BORDER, context),
             black_tolerance=self.parameterAsDouble(parameters, self.BLACK_TOLERANCE, context),
             max_nodata_ratio=self.parameterAsDouble(parameters, self.MAX_NODATA_RATIO, context),
+            min_entropy_threshold=self.parameterAsDouble(parameters, self.MIN_ENTROPY_THRESHOLD, context),
             k_selection=k_selection,
             k_min=self.parameterAsInt(parameters, self.K_MIN, context),
             k_max=self.parameterAsInt(parameters, self.K_MAX, context),

@@ -211,14 +211,21 @@ def test_exclusion_flags_follow_the_switches_and_always_drop_empty_windows():
             "black_border": [False, True, False, False],
         }
     )
+    stats["class_entropy"] = [0.0, math.log(2), 0.0, 0.0]
     flags = exclusion_flags(stats, True, True, max_nodata_ratio=0.5)
     assert flags.to_dict("list") == {
         "border_nodata": [True, False, True, False],
         "black_border": [False, True, False, False],
         "nodata_ratio": [False, True, True, False],
+        "has_low_entropy": [False, False, False, False],  # threshold 0 = off
     }
     flags = exclusion_flags(stats, False, False, max_nodata_ratio=1.0)
     assert flags.any(axis=1).tolist() == [False, False, True, False]  # the all-nodata window stays out
+    flags = exclusion_flags(stats, False, False, max_nodata_ratio=1.0, min_entropy_threshold=0.5)
+    assert flags["has_low_entropy"].tolist() == [True, False, True, True]
+    # a threshold exactly at a patch's entropy keeps it: only entropies below it are low
+    flags = exclusion_flags(stats, False, False, max_nodata_ratio=1.0, min_entropy_threshold=math.log(2))
+    assert flags["has_low_entropy"].tolist() == [True, False, True, True]
 
 
 # --------------------------------------------------------------------------- the stage on GeoTIFFs
@@ -271,7 +278,7 @@ def test_compute_composition_excludes_and_weights(grid_records):
     assert reasons["Y11"] == "black_border"
     assert reasons["Z12"] == "nodata_ratio"
     assert reasons["W13"] == "border_nodata,black_border"
-    assert result.excluded_counts == {"border_nodata": 2, "black_border": 2, "nodata_ratio": 1}
+    assert result.excluded_counts == {"border_nodata": 2, "black_border": 2, "nodata_ratio": 1, "has_low_entropy": 0}
     assert result.n_excluded == 4
 
     excluded = table[table["excluded"]]
@@ -288,7 +295,55 @@ def test_compute_composition_excludes_and_weights(grid_records):
     assert kept["freq_cluster_size"].tolist() == [{"A": 8, "B": 3, "C": 1}[k] for k in kinds]
     np.testing.assert_allclose(kept["freq_cluster_weight"], 1.0 / kept["freq_cluster_size"])
     assert table["freq_cluster_id"].dtype == np.int64 and table["freq_cluster_size"].dtype == np.int64
-    assert any("k=3" in m for m in messages) and any("12 of 16 patches kept" in m for m in messages)
+    assert any("k=3" in m for m in messages)
+    # the entropy exclusion is off by default and not listed
+    assert "12 of 16 patches kept for clustering; excluded: 2 border_nodata, 2 black_border, 1 nodata_ratio." in messages
+
+
+def test_low_entropy_patches_are_excluded_with_their_reason(grid_records):
+    # Every patch but the B ones (classes 1 and 2 half and half, entropy ln 2) holds a single class: entropy 0.
+    messages = []
+    result = compute_composition(grid_records, max_nodata_ratio=0.2, min_entropy_threshold=0.5,
+                                 k_selection="fixed", k=1, progress=Progress(info=messages.append))
+    table = result.table
+    kinds = table.index.str[0]
+    np.testing.assert_allclose(table.loc[kinds == "B", "class_entropy"], math.log(2))
+    assert table.index[~table["excluded"]].tolist() == ["B6", "B7", "B8"]
+    reasons = dict(zip(table.index, table["exclusion_reason"]))
+    assert reasons["A0"] == "has_low_entropy" and reasons["C9"] == "has_low_entropy"
+    assert reasons["X10"] == "border_nodata,has_low_entropy"
+    assert reasons["Z12"] == "nodata_ratio,has_low_entropy"
+    assert reasons["W13"] == "border_nodata,black_border,has_low_entropy"
+    assert all(reasons[b] == "" for b in ("B6", "B7", "B8"))
+    assert result.excluded_counts == {"border_nodata": 2, "black_border": 2, "nodata_ratio": 1,
+                                      "has_low_entropy": 13}
+    low = table[table["exclusion_reason"].str.contains("has_low_entropy")]
+    assert (low["class_entropy"] < 0.5).all() and (low["freq_cluster_id"] == -1).all()
+    assert (low["freq_cluster_weight"] == 0.0).all()
+    assert ("3 of 16 patches kept for clustering; excluded: 2 border_nodata, 2 black_border, 1 nodata_ratio, "
+            "13 has_low_entropy.") in messages
+
+
+def test_low_entropy_exclusion_from_the_layer_proportions():
+    records = pd.DataFrame({"image_path": ["i.tif"] * 4, "mask_path": ["m.tif"] * 4, "row_off": 0,
+                            "col_off": [0, 16, 32, 48], "patch_size": 16})
+    proportions = pd.DataFrame({"cls_1": [1.0, 0.5, 0.9, 0.2], "cls_2": [0.0, 0.5, 0.1, 0.8]})
+    result = compute_composition(records, proportions=proportions, min_entropy_threshold=0.4,
+                                 k_selection="fixed", k=2)
+    # entropies: 0, ln 2 = 0.693, 0.325, 0.500
+    assert result.table["exclusion_reason"].tolist() == ["has_low_entropy", "", "has_low_entropy", ""]
+    assert result.table["excluded"].tolist() == [True, False, True, False]
+
+
+def test_too_many_low_entropy_patches_says_to_lower_the_threshold(grid_records):
+    with pytest.raises(BalancedSamplingError, match="13 has_low_entropy.*lower the minimum entropy threshold"):
+        compute_composition(grid_records, max_nodata_ratio=0.2, min_entropy_threshold=0.5, k_selection="fixed", k=4)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, float("nan"), float("inf")])
+def test_bad_entropy_threshold(grid_records, threshold):
+    with pytest.raises(BalancedSamplingError, match="min_entropy_threshold must be a number >= 0"):
+        compute_composition(grid_records, min_entropy_threshold=threshold, k_selection="fixed", k=3)
 
 
 def test_exclusions_can_be_turned_off(grid_records):

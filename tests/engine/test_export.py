@@ -33,7 +33,7 @@ def test_default_columns_and_values(tmp_path):
     written = pd.read_csv(path)
     assert list(written.columns) == [
         "image", "mask", "row_off", "col_off", "patch_size", "sampler_weight",
-        "patch_id", "freq_cluster_id", "excluded",
+        "patch_id", "excluded", "freq_cluster_id", "class_dist_json",
     ]
     assert written["col_off"].tolist() == [0, 0, 256]
     assert written["sampler_weight"].tolist() == [1.5, 0.0, 0.5]
@@ -137,3 +137,86 @@ def test_atomic_write_into_a_missing_folder(tmp_path):
     with pytest.raises(BalancedSamplingError, match="does not exist"):
         with atomic_write(tmp_path / "nope" / "x.csv") as handle:
             handle.write("x")
+
+
+TRAINER = ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
+TOOL = ["class_entropy", "nodata_ratio", "has_mask_border_nodata", "has_image_black_border", "has_low_entropy",
+        "has_high_nodata", "excluded", "freq_cluster_id", "freq_cluster_size", "freq_cluster_weight",
+        "uniqueness_score", "class_dist_json"]
+
+
+def composition_table(folder):
+    """A table as composition + uniqueness + combine leave it (booleans as QGIS may give them back)."""
+    return pd.DataFrame({
+        "image_path": [os.path.join(folder, f"t{i}.tif") for i in range(5)],
+        "mask_path": [os.path.join(folder, f"m{i}.tif") for i in range(5)],
+        "row_off": 0, "col_off": [0, 64, 128, 192, 256], "patch_size": 64,
+        "patch_id": list("abcde"),
+        "cls_1": [1 / 3, 1.0, 0.0, 0.25, 0.0],
+        "cls_2": [2 / 3, 0.0, 0.0, 0.75, 0.0],
+        "cls_10": [0.0, 0.0, 1.0, 0.0, None],
+        "class_entropy": [0.6365141682948128, 0.0, 0.0, 0.5623351446188083, 0.0],
+        "nodata_ratio": [0.0, 0.1, 0.9, 0.0, 1.0],
+        "border_nodata": [False, True, 1, 0, None],
+        "black_border": [False, False, "true", "false", False],
+        "excluded": [False, True, True, False, True],
+        "exclusion_reason": ["", "border_nodata,has_low_entropy", "black_border,nodata_ratio,has_low_entropy",
+                             None, "nodata_ratio"],
+        "freq_cluster_id": [0, -1, -1, 1, -1],
+        "freq_cluster_size": [1, 0, 0, 1, 0],
+        "freq_cluster_weight": [1.0, 0.0, 0.0, 1.0, 0.0],
+        "uniqueness_score": [0.5, 0.2, 0.1, 0.9, 0.3],
+        "sampler_weight": [0.8, 0.0, 0.0, 1.2, 0.0],
+    })
+
+
+def test_the_tools_diagnostics_follow_the_trainers_columns(tmp_path):
+    import json
+
+    table = composition_table(str(tmp_path))
+    written = pd.read_csv(write_training_csv(table, tmp_path / "train.csv"), keep_default_na=False)
+    assert list(written.columns) == TRAINER + ["patch_id"] + TOOL
+    assert written["has_mask_border_nodata"].tolist() == [False, True, True, False, False]
+    assert written["has_image_black_border"].tolist() == [False, False, True, False, False]
+    # the has_* flags match the exclusion reasons
+    assert written["has_low_entropy"].tolist() == [False, True, True, False, False]
+    assert written["has_high_nodata"].tolist() == [False, False, True, False, True]
+    assert written["excluded"].tolist() == [False, True, True, False, True]
+    for column in ("class_entropy", "nodata_ratio", "freq_cluster_id", "freq_cluster_size", "freq_cluster_weight",
+                   "uniqueness_score"):
+        np.testing.assert_allclose(written[column], table[column], err_msg=column)
+    # class_dist_json parses back to the cls_<c> shares (6 significant digits), keys are the class values
+    shares = [json.loads(text) for text in written["class_dist_json"]]
+    assert [list(s) for s in shares] == [["1", "2", "10"]] * 5
+    for parsed, (_, row) in zip(shares, table.iterrows()):
+        for c in ("1", "2", "10"):
+            value = row[f"cls_{c}"]
+            if value is None or np.isnan(value):
+                assert parsed[c] is None
+            else:
+                assert parsed[c] == pytest.approx(value, rel=5e-6)  # 6 significant digits
+    assert written["class_dist_json"].iloc[0] == '{"1":0.333333,"2":0.666667,"10":0.0}'
+
+
+def test_diagnostics_need_their_source_fields(tmp_path):
+    table = composition_table(str(tmp_path)).drop(columns=["border_nodata", "exclusion_reason", "cls_1", "cls_2",
+                                                           "cls_10"])
+    written = pd.read_csv(write_training_csv(table, tmp_path / "train.csv"))
+    assert list(written.columns) == TRAINER + ["patch_id", "class_entropy", "nodata_ratio", "has_image_black_border",
+                                               "excluded", "freq_cluster_id", "freq_cluster_size",
+                                               "freq_cluster_weight", "uniqueness_score"]
+
+
+def test_dropping_excluded_rows_keeps_the_diagnostics_aligned(tmp_path):
+    table = composition_table(str(tmp_path))
+    written = pd.read_csv(write_training_csv(table, tmp_path / "train.csv", drop_excluded=True))
+    assert written["patch_id"].tolist() == ["a", "d"]
+    assert written["class_dist_json"].tolist() == ['{"1":0.333333,"2":0.666667,"10":0.0}',
+                                                   '{"1":0.25,"2":0.75,"10":0.0}']
+    assert not written[["has_low_entropy", "has_high_nodata", "excluded"]].to_numpy().any()
+
+
+def test_a_renamed_excluded_field_is_written_as_excluded(tmp_path):
+    table = composition_table(str(tmp_path)).rename(columns={"excluded": "skip"})
+    frame = training_frame(table, excluded_field="skip")
+    assert frame["excluded"].tolist() == [False, True, True, False, True]

@@ -64,3 +64,37 @@ def test_charts_are_inline_svg_with_one_bar_per_class_and_series(table):
     bars = ElementTree.fromstring(charts[1]).findall("svg:rect", ns)
     # 3 classes x 2 series (uniform, rank_max) + 2 legend swatches
     assert len(bars) == 3 * 2 + 2
+
+
+def _section(text, heading):
+    start = text.index(f"<h2>{heading}</h2>")
+    return text[start:text.index("<h2>", start + 4)]
+
+
+def test_low_effective_sample_size_shows_a_warning_box(table):
+    import html
+
+    from balanced_sampling_plugin.weights import effective_sample_size
+
+    n = 100
+    skewed = pd.DataFrame({
+        "cls_0": np.linspace(0.2, 1.0, n), "cls_1": 1 - np.linspace(0.2, 1.0, n),
+        "freq_cluster_weight": [1 / 90] * 90 + [1.0] * 10,
+        "uniqueness_score": np.random.default_rng(3).uniform(0.5, 1.0, n), "excluded": False,
+    })
+    result = combine_weights(skewed, "multiplicative")
+    ess = effective_sample_size(result.weights.to_numpy())
+    warning = (f"Method 'multiplicative' has an effective sample size of {ess:.0f}, {ess / n:.0%} of the {n} "
+               "included patches (below 30%): a few patches dominate the draws and an epoch sees little variety. "
+               "Consider a rank method, class_balanced, or a lower strength.")
+    text = render_report_html(skewed, result)
+    summary = _section(text, "Summary")
+    assert f'<div class="warning" role="alert"><b>Warning</b>: {html.escape(warning)}</div>' in summary
+    assert summary.count(html.escape(warning)) == 1, "the box replaces the plain note"
+    methods = _section(text, "Every method side by side")
+    assert "Effective sample size below 30% of the included patches: multiplicative.</div>" in methods
+
+    # a method above the limit: no box in the summary
+    fine = render_report_html(skewed, combine_weights(skewed, "rank_max"))
+    assert 'class="warning"' not in _section(fine, "Summary")
+    assert "Effective sample size below 30%" in fine  # the comparison still names multiplicative

@@ -351,3 +351,48 @@ def test_rank_max_raises_the_rarest_class_a_little():
     lift, _, _ = lift_of_rarest(table, w)
     # weak by construction: no share can grow more than the largest weight (mean 1), about 1.5
     assert 1.0 < lift <= w.max() < 1.6
+
+
+def skewed_clusters_table(n_big=90, n_rare=10):
+    """One big composition cluster and a few singletons, as on the demo data: 1/size spans two orders of
+    magnitude, so ``multiplicative`` (raw product, no ranks) lets the singletons dominate."""
+    rng = np.random.default_rng(3)
+    n = n_big + n_rare
+    return pd.DataFrame({
+        "freq_cluster_weight": [1.0 / n_big] * n_big + [1.0] * n_rare,
+        "uniqueness_score": rng.uniform(0.5, 1.0, n),
+        "excluded": [False] * n,
+    })
+
+
+def test_low_effective_sample_size_is_warned_about():
+    from balanced_sampling_plugin.weights import LOW_ESS_RATIO, low_ess_warning
+
+    table = skewed_clusters_table()
+    progress = Progress()
+    result = combine_weights(table, "multiplicative", progress=progress)
+    ess = effective_sample_size(result.weights.to_numpy())
+    assert ess < LOW_ESS_RATIO * 100 and LOW_ESS_RATIO == 0.3
+    expected = (f"Method 'multiplicative' has an effective sample size of {ess:.0f}, {ess / 100:.0%} of the 100 "
+                "included patches (below 30%): a few patches dominate the draws and an epoch sees little variety. "
+                "Consider a rank method, class_balanced, or a lower strength.")
+    assert progress.warnings == [expected] and result.notes == (expected,)
+    assert low_ess_warning("multiplicative", ess, 100) == expected
+    # the formula is kept: raw product scaled to mean 1
+    raw = table["freq_cluster_weight"] * table["uniqueness_score"]
+    np.testing.assert_allclose(result.weights, raw / raw.mean())
+
+
+@pytest.mark.parametrize("method", ["rank_max", "rank_multiply", "rank_add", "composition_only", "uniqueness_only"])
+def test_rank_methods_keep_a_high_effective_sample_size_without_warning(method):
+    progress = Progress()
+    result = combine_weights(skewed_clusters_table(), method, progress=progress)
+    assert effective_sample_size(result.weights.to_numpy()) >= 30
+    assert progress.warnings == [] and result.notes == ()
+
+
+def test_low_ess_threshold_is_strict():
+    from balanced_sampling_plugin.weights import low_ess_warning
+
+    assert low_ess_warning("rank_max", 30.0, 100) is None
+    assert low_ess_warning("rank_max", 29.9, 100).startswith("Method 'rank_max' has an effective sample size of 30,")

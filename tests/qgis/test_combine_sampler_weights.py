@@ -151,3 +151,61 @@ def test_cancel_before_the_outputs_writes_none_of_them(run_algorithm, clusters_p
     assert csv.read_text() == "earlier training csv\n"
     assert not report.exists() and not layer.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"], "no partial output left behind"
+
+
+def test_training_csv_carries_the_tools_diagnostics(run_algorithm, clusters_path, tmp_path):
+    import json
+
+    result, table = combine(run_algorithm, clusters_path, tmp_path,
+                            SAMPLING_METHOD=SAMPLING_METHODS.index("class_balanced"))
+    csv = pd.read_csv(result["OUTPUT_CSV"], keep_default_na=False)
+    # no uniqueness_score: the clusters layer has none
+    assert list(csv.columns) == [
+        "image", "mask", "row_off", "col_off", "patch_size", "sampler_weight", "patch_id",
+        "class_entropy", "nodata_ratio", "has_mask_border_nodata", "has_image_black_border", "has_low_entropy",
+        "has_high_nodata", "excluded", "freq_cluster_id", "freq_cluster_size", "freq_cluster_weight",
+        "class_dist_json"]
+    layer = table.set_index("patch_id").loc[csv["patch_id"]]
+    assert csv["has_mask_border_nodata"].tolist() == layer["border_nodata"].astype(bool).tolist()
+    assert csv["has_image_black_border"].tolist() == layer["black_border"].astype(bool).tolist()
+    assert csv["excluded"].tolist() == layer["excluded"].astype(bool).tolist()
+    reasons = [set((r or "").split(",")) for r in layer["exclusion_reason"]]
+    assert csv["has_low_entropy"].tolist() == ["has_low_entropy" in r for r in reasons]
+    assert csv["has_high_nodata"].tolist() == ["nodata_ratio" in r for r in reasons]
+    assert csv["has_mask_border_nodata"].sum() >= 16  # the nodata strips
+    for column in ("class_entropy", "nodata_ratio", "freq_cluster_id", "freq_cluster_size", "freq_cluster_weight"):
+        np.testing.assert_allclose(csv[column].astype(float), layer[column].astype(float), err_msg=column)
+    for text, (_, row) in zip(csv["class_dist_json"], layer.iterrows()):
+        shares = json.loads(text)
+        assert list(shares) == [c[len("cls_"):] for c in CLASSES]
+        for c in CLASSES:
+            assert shares[c[len("cls_"):]] == pytest.approx(row[c], rel=5e-6, abs=1e-12)
+
+
+def test_low_effective_sample_size_is_warned_in_the_log_and_the_report(run_algorithm, clusters_path, tmp_path):
+    warnings, infos = [], []
+    feedback = QgsProcessingFeedback()
+    feedback.pushWarning = warnings.append
+    feedback.reportError = lambda message, fatal=False: warnings.append(message)
+    feedback.pushInfo = infos.append
+    out = {"INPUT": clusters_path, "OUTPUT": str(tmp_path / "w.gpkg"), "OUTPUT_REPORT": str(tmp_path / "r.html"),
+           "SAMPLING_METHOD": SAMPLING_METHODS.index("composition_only"), "STRENGTH": 10}
+    result = run_algorithm("combinesamplerweights", out, feedback)
+    n = result["INCLUDED_PATCHES"]
+    ess = result["EFFECTIVE_SAMPLE_SIZE"]
+    assert ess < 0.3 * n
+    expected = (f"Method 'composition_only' has an effective sample size of {ess:.0f}, {ess / n:.0%} of the {n} "
+                "included patches (below 30%): a few patches dominate the draws and an epoch sees little variety. "
+                "Consider a rank method, class_balanced, or a lower strength.")
+    assert warnings.count(expected) == 1, warnings
+    assert expected not in infos, "logged once, as a warning"
+    import html
+
+    with open(result["OUTPUT_REPORT"], encoding="utf-8") as handle:
+        report = handle.read()
+    assert f'<div class="warning" role="alert"><b>Warning</b>: {html.escape(expected)}</div>' in report
+
+    warnings.clear()
+    run_algorithm("combinesamplerweights", {**out, "STRENGTH": 1, "OUTPUT": str(tmp_path / "w1.gpkg"),
+                                            "OUTPUT_REPORT": str(tmp_path / "r1.html")}, feedback)
+    assert not any("effective sample size of" in w for w in warnings), warnings

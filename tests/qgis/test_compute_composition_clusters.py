@@ -149,3 +149,32 @@ def test_cancel_stops_without_output(run_algorithm, footprints_path, tmp_path):
     with pytest.raises(QgsProcessingException, match="(?i)cancel"):
         run_algorithm("computecompositionclusters", {"INPUT": footprints_path, "OUTPUT": str(out)}, feedback)
     assert not out.exists()
+
+
+def test_default_entropy_threshold_is_off(clusters):
+    assert not any("has_low_entropy" in (r["exclusion_reason"] or "") for r in clusters)
+
+
+def test_low_entropy_patches_are_excluded_with_their_reason(run_algorithm, footprints_path, tmp_path):
+    from qgis.core import QgsApplication
+
+    definition = QgsApplication.processingRegistry().algorithmById(
+        "balanced_sampling:computecompositionclusters").parameterDefinition("MIN_ENTROPY_THRESHOLD")
+    assert definition.defaultValue() == 0
+    assert definition.flags() & definition.FlagAdvanced
+    assert definition.metadata()["widget_wrapper"]["decimals"] == 3
+
+    threshold = 0.8
+    result = run_algorithm("computecompositionclusters", {
+        "INPUT": footprints_path, "MIN_ENTROPY_THRESHOLD": threshold, "K_SELECTION": 1, "K": 3,
+        "OUTPUT": str(tmp_path / "low.gpkg")})
+    rows = layer_rows(result["OUTPUT"])
+    low = [r for r in rows if r["class_entropy"] < threshold]
+    assert 0 < len(low) < len(rows)
+    for row in rows:
+        reasons = (row["exclusion_reason"] or "").split(",")
+        assert ("has_low_entropy" in reasons) == (row["class_entropy"] < threshold), row["patch_id"]
+    for row in low:
+        assert row["excluded"] and row["freq_cluster_id"] == -1 and row["freq_cluster_weight"] == 0
+    # the border exclusions still apply, joined with the new reason where both hold
+    assert sum("border_nodata" in (r["exclusion_reason"] or "") for r in rows) == 16
