@@ -224,12 +224,74 @@ def test_cancel_writes_nothing(patch_records, synthetic_dataset, tmp_path):
     assert not os.path.exists(tmp_path / "x.csv")
 
 
-@pytest.mark.parametrize("name", ["balanced_masks_only.yaml", "balanced_embeddings.yaml"])
+SHIPPED_EXAMPLES = sorted(name for name in os.listdir(EXAMPLES) if name.endswith(".yaml"))
+
+
+def test_examples_come_in_both_forms():
+    assert {"balanced_masks_only.yaml", "balanced_embeddings.yaml", "balanced_postgres.yaml",  # the documentation's
+            "code_form_masks_only.yaml", "code_form_both.yaml", "code_form_postgres.yaml"} <= set(SHIPPED_EXAMPLES)
+
+
+@pytest.mark.parametrize("name", SHIPPED_EXAMPLES)
 def test_shipped_examples_parse(name):
     from balanced_sampling_plugin.config import load_config
 
     config = load_config(os.path.join(EXAMPLES, name))
     assert config.output.csv_path.endswith("balanced_train.csv")
+
+
+def localised_example(name, synthetic_dataset, patch_records, tmp_path, request):
+    """The example's ``balanced_dataset`` with its placeholders pointed at the synthetic dataset (its records,
+    folders or tile table), the tiny offline DINOv2 and ``tmp_path``; every other key as shipped."""
+    with open(os.path.join(EXAMPLES, name), encoding="utf-8") as handle:
+        body = yaml.safe_load(handle)["balanced_dataset"]
+    folder = synthetic_dataset.folder
+    source = body.get("postgres", body["input"] if "input" in body else None)
+    if "patch_records" in source:
+        source["patch_records"] = [{**record, "image_path": os.path.join(folder, record["image_path"]),
+                                    "mask_path": os.path.join(folder, record["mask_path"])} for record in patch_records]
+    elif "image_dir" in source:
+        source.update(image_dir=os.path.join(folder, "images"), mask_dir=os.path.join(folder, "masks"))
+    else:
+        tiles = request.getfixturevalue("tiles_database")
+        source.update({k: v for k, v in tiles.connection.items() if k != "dbname"}, database=tiles.dbname,
+                      table="tiles")
+    output = body["output"]
+    output["csv_path"] = str(tmp_path / "out" / "balanced_train.csv")
+    if output.get("geojson_path"):
+        output["geojson_path"] = str(tmp_path / "out" / "balanced_train.geojson")
+    if "embeddings" in body:
+        body["embeddings"].update(dino_model=request.getfixturevalue("tiny_model"), num_workers=0,
+                                  parquet_path=str(tmp_path / "embeddings.parquet"))
+    return body
+
+
+@pytest.mark.parametrize("name", SHIPPED_EXAMPLES)
+def test_shipped_examples_run_end_to_end(name, synthetic_dataset, patch_records, tmp_path, request):
+    body = localised_example(name, synthetic_dataset, patch_records, tmp_path, request)
+    infos = []
+    result = run_config(write_config(str(tmp_path), body), Progress(info=infos.append))
+    assert result.sampling_method == body["sampling_method"]
+    mode = {"embeddings": "both"}.get(body["mode"], body["mode"])
+    assert (result.uniqueness is not None) == (mode in ("both", "embeddings_only"))
+    csv = pd.read_csv(result.csv_path)
+    assert csv.columns[:len(CSV_COLUMNS)].tolist() == CSV_COLUMNS
+    included = csv["excluded"].astype(str).str.lower() != "true"
+    assert csv.loc[included, "sampler_weight"].mean() == pytest.approx(1.0)
+    if body["output"].get("include_excluded", True):
+        assert len(csv) == len(result.table)
+    else:
+        assert len(csv) == result.weights.n_included
+    if body["output"].get("geojson_path"):
+        geojson = read_geojson(result.geojson_path)
+        assert len(geojson["features"]) == len(result.table)
+        crs = body["output"].get("geojson_crs")
+        if crs == "EPSG:4326":
+            assert "crs" not in geojson and 9 <= geojson["features"][0]["geometry"]["coordinates"][0][0][0] <= 21
+        elif crs is None:
+            assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    if body.get("boost", {}).get("rare_class_boost"):
+        assert result.weights.rare_classes
 
 
 def test_partial_precomputed_uniqueness_is_ignored():
