@@ -266,9 +266,6 @@ def run_composition(
             _("mode 'embeddings_only': every included patch gets the same composition weight (one cluster; "
               "the clustering keys are not used), so sampling_method '{method}' effectively ranks visual "
               "uniqueness.").format(method=config.sampling_method))
-    extra = {}
-    if exclusion.min_entropy_threshold:  # 0, the default, is "off" for compute_composition too
-        extra["min_entropy_threshold"] = exclusion.min_entropy_threshold
     return compute_composition(
         table,
         nodata_class=exclusion.nodata_class,
@@ -276,12 +273,12 @@ def run_composition(
         exclude_black_border=exclusion.exclude_black_border,
         black_tolerance=exclusion.black_tolerance,
         max_nodata_ratio=exclusion.max_nodata_ratio,
+        min_entropy_threshold=exclusion.min_entropy_threshold,
         random_state=clustering.random_state,
         workers=config.num_workers,
         proportions=table if class_columns(table.columns) else None,
         progress=progress,
         **k_options,
-        **extra,
     )
 
 

@@ -381,7 +381,7 @@ def test_code_form_keys_reach_the_stages(synthetic_dataset, patch_records, tmp_p
     c = composition_calls[0]
     assert (c["workers"], c["exclude_border_nodata"], c["exclude_black_border"], c["black_tolerance"],
             c["max_nodata_ratio"]) == (2, True, False, 3.0, 0.9)
-    assert "min_entropy_threshold" not in c  # 0: off, compute_composition's default
+    assert c["min_entropy_threshold"] == 0.0  # off, compute_composition's default
     assert (weight_calls[0]["rare_boost"], weight_calls[0]["rare_classes"]) == (4.0, [6])
     assert result.weights.rare_classes == ("cls_6",)
     csv = pd.read_csv(result.csv_path)
@@ -395,21 +395,15 @@ def test_code_form_keys_reach_the_stages(synthetic_dataset, patch_records, tmp_p
     assert result.table["sampler_weight"][rare].mean() > plain.table["sampler_weight"][rare].mean()
 
 
-def test_min_entropy_threshold_is_passed_when_set(synthetic_dataset, patch_records, tmp_path, monkeypatch):
-    import balanced_sampling_plugin.pipeline as pipeline
-
-    calls = []
-
-    def stop(*args, **kwargs):
-        calls.append(kwargs)
-        raise OperationCanceled()
-
-    monkeypatch.setattr(pipeline, "compute_composition", stop)
-    body = {"sampling_method": "class_balanced", "input": {"patch_records": patch_records[:8]},
+def test_min_entropy_threshold_excludes_low_entropy_patches(synthetic_dataset, patch_records, tmp_path):
+    body = {"sampling_method": "class_balanced", "input": {"patch_records": patch_records},
+            "clustering": {"k_selection": "fixed", "k": 4},
             "exclusion": {"min_entropy_threshold": 0.25}, "output": {"csv_path": str(tmp_path / "out.csv")}}
-    with pytest.raises(OperationCanceled):
-        run_config(write_config(synthetic_dataset.folder, body))
-    assert calls[0]["min_entropy_threshold"] == 0.25
+    result = run_config(write_config(synthetic_dataset.folder, body))
+    table = result.table
+    low = table["class_entropy"] < 0.25
+    assert 0 < low.sum() < len(table) and table.loc[low, "excluded"].all()
+    assert (table.loc[low, "sampler_weight"] == 0).all()
 
 
 @pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857"])
