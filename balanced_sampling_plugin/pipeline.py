@@ -257,11 +257,11 @@ def run_composition(
     The table's own ``cls_<c>`` proportions are used when it has them (no mask read).
     """
     exclusion, clustering = config.exclusion, config.clustering
-    k_options = dict(k_selection=clustering.k_selection, k_min=clustering.k_min, k_max=clustering.k_max,
-                     k=clustering.k)
+    k_options = {"k_selection": clustering.k_selection, "k_min": clustering.k_min, "k_max": clustering.k_max,
+                 "k": clustering.k}
     if config.mode == "embeddings_only":
         # One cluster: the same composition weight for every included patch, a neutral signal.
-        k_options = dict(k_selection="fixed", k_min=1, k_max=1, k=1)
+        k_options = {"k_selection": "fixed", "k_min": 1, "k_max": 1, "k": 1}
         as_progress(progress).info(
             _("mode 'embeddings_only': every included patch gets the same composition weight (one cluster; "
               "the clustering keys are not used), so sampling_method '{method}' effectively ranks visual "

@@ -225,8 +225,8 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
         ({"clustering": {"k_selection": "silhouette"}}, r"k_selection is 'silhouette'; expected one of elbow, fixed"),
         ({"clustering": {"k_min": "4"}}, r"balanced_dataset\.clustering\.k_min is '4'; expected an integer"),
         ({"sampling_method": "rank_min"}, r"sampling_method is 'rank_min'; expected one of rank_max"),
-        ({"mode": "embedding"}, r"balanced_dataset\.mode is 'embedding'; expected one of masks_only, embeddings_only, "
-                                r"both, embeddings"),
+        ({"mode": "embedding"}, (r"balanced_dataset\.mode is 'embedding'; expected one of masks_only, "
+                                 r"embeddings_only, both, embeddings")),
         ({"backend": "sqlite"}, r"balanced_dataset\.backend is 'sqlite'; expected one of local, postgres"),
         ({"num_workers": 0}, r"balanced_dataset\.num_workers is 0; expected an integer >= 1"),
         ({"boost": {"rare_class_ids": [6, "7"]}}, r"boost\.rare_class_ids is \[6, '7'\]; expected a list of class"),
@@ -235,18 +235,18 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
         ({"exclusion": {"black_border_tolerance": 3, "black_tolerance": 3}},
          r"exclusion\.black_border_tolerance and balanced_dataset\.exclusion\.black_tolerance name the same"),
         ({"output": {"csv_path": "x.csv", "include_excluded": "no"}}, r"include_excluded is 'no'; expected true"),
-        ({"output": {"csv_path": "x.csv", "geojson_crs": "EPSG:999999"}}, r"output\.geojson_crs is 'EPSG:999999'; "
-                                                                          r"expected a coordinate reference system"),
+        ({"output": {"csv_path": "x.csv", "geojson_crs": "EPSG:999999"}},
+         r"output\.geojson_crs is 'EPSG:999999'; expected a coordinate reference system"),
         ({"input": {"image_dir": "images"}}, r"balanced_dataset\.input\.mask_dir is required with"),
         ({"input": {"image_dir": "i", "mask_dir": "m", "extension": "*.tif"}}, r"input\.extension is '\*\.tif'"),
         ({"input": {"image_dir": "i", "mask_dir": "m", "stride": 0}}, r"input\.stride is 0; expected an integer"),
         ({"input": {"patch_records": [RECORD], "image_dir": "i"}}, r"input holds keys of several inputs"),
-        ({"postgres": {"database": "db"}, "input": None}, r"balanced_dataset\.postgres is given but balanced_dataset\.backend is "
-                                           r"'local'"),
+        ({"postgres": {"database": "db"}, "input": None},
+         r"balanced_dataset\.postgres is given but balanced_dataset\.backend is 'local'"),
         ({"backend": "postgres"}, r"backend is 'postgres' but neither balanced_dataset\.postgres nor"),
         ({"input": {"database": "db", "fetch_embeddings": True}},
-         r"balanced_dataset\.input\.fetch_embeddings is true, but reading the tile table's embeddings is not "
-         r"supported yet"),
+         (r"balanced_dataset\.input\.fetch_embeddings is true, but reading the tile table's embeddings is not "
+          r"supported yet")),
         ({"input": {"database": "db", "embedding_column": 3}}, r"input\.embedding_column is 3; expected text"),
         ({"uniqueness": {"backend": "annoy"}}, r"uniqueness\.backend is 'annoy'; expected one of hnsw, faiss, sklearn"),
         ({"uniqueness": {"k_neighbors": 0}}, r"k_neighbors is 0; expected an integer >= 1"),

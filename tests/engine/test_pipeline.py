@@ -184,7 +184,7 @@ def test_postgres_config_in_embeddings_mode_recomputes_uniqueness(tiles_database
 def test_masks_only_with_a_method_that_needs_uniqueness_fails_before_reading_masks(
         method, patch_records, synthetic_dataset, tmp_path, monkeypatch):
     # pytorch-smt-tools fails fast here; the plugin used to fall back to composition_only silently.
-    import balanced_sampling_plugin.pipeline as pipeline
+    from balanced_sampling_plugin import pipeline
 
     monkeypatch.setattr(pipeline, "compute_composition", lambda *a, **k: pytest.fail("masks were read"))
     body = {"mode": "masks_only", "sampling_method": method, "input": {"patch_records": patch_records[:64]},
@@ -246,7 +246,7 @@ def localised_example(name, synthetic_dataset, patch_records, tmp_path, request)
     with open(os.path.join(EXAMPLES, name), encoding="utf-8") as handle:
         body = yaml.safe_load(handle)["balanced_dataset"]
     folder = synthetic_dataset.folder
-    source = body.get("postgres", body["input"] if "input" in body else None)
+    source = body.get("postgres", body.get("input"))
     if "patch_records" in source:
         source["patch_records"] = [{**record, "image_path": os.path.join(folder, record["image_path"]),
                                     "mask_path": os.path.join(folder, record["mask_path"])} for record in patch_records]
@@ -339,7 +339,7 @@ def test_the_default_method_is_said_only_when_the_config_does_not_name_one(given
 
 def spy_on(monkeypatch, name):
     """Record the keyword arguments of every call of ``pipeline.<name>`` (which still runs)."""
-    import balanced_sampling_plugin.pipeline as pipeline
+    from balanced_sampling_plugin import pipeline
 
     calls, real = [], getattr(pipeline, name)
     monkeypatch.setattr(pipeline, name, lambda *a, **kw: calls.append(kw) or real(*a, **kw))
