@@ -229,60 +229,60 @@ e depois reinicie o QGIS.</translation>
         <translation>Configuração YAML → conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="40"/>
-        <source>Runs a pytorch-smt-tools balanced_dataset YAML config end to end, as `pytorch-smt-tools build-balanced-dataset config.yaml` does: patch records from the config (input.patch_records, or a PostgreSQL tile table given by host, database, table, where_clause), composition clusters (clustering, exclusion), DINOv2 uniqueness when mode is embeddings (uniqueness, embeddings), the config&apos;s sampling_method, and writes output.csv_path and, when set, output.geojson_path. Relative paths are read from the config&apos;s folder. An unknown key is an error that names it and lists the accepted ones.
-
-&lt;b&gt;Config&lt;/b&gt;: the YAML file.
-&lt;b&gt;Sampler weights&lt;/b&gt;: the patch layer with every computed field, to style and inspect in QGIS.</source>
-        <translation>Executa de ponta a ponta uma configuração YAML balanced_dataset do pytorch-smt-tools, como faz `pytorch-smt-tools build-balanced-dataset config.yaml`: registros de patches da configuração (input.patch_records, ou uma tabela de tiles do PostgreSQL indicada por host, database, table, where_clause), clusters de composição (clustering, exclusion), singularidade DINOv2 quando mode é embeddings (uniqueness, embeddings), o sampling_method da configuração, e grava output.csv_path e, quando definido, output.geojson_path. Os caminhos relativos são interpretados em relação à pasta da configuração. Uma chave desconhecida é um erro que a identifica e lista as chaves aceitas.
-
-&lt;b&gt;Configuração&lt;/b&gt;: o arquivo YAML.
-&lt;b&gt;Pesos do amostrador&lt;/b&gt;: a camada de patches com todos os campos calculados, para estilizar e inspecionar no QGIS.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="53"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="57"/>
         <source>balanced_dataset config (YAML)</source>
         <translation>Configuração balanced_dataset (YAML)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="53"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="57"/>
         <source>YAML files (*.yaml *.yml)</source>
         <translation>Arquivos YAML (*.yaml *.yml)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="55"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="59"/>
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="58"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="62"/>
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="59"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="63"/>
         <source>GeoJSON</source>
         <translation>GeoJSON</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="60"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="64"/>
         <source>Sampling method applied</source>
         <translation>Método de amostragem aplicado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="61"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="65"/>
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="89"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="93"/>
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="91"/>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="95"/>
         <source>GeoJSON: {}</source>
         <translation>GeoJSON: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="40"/>
+        <source>Runs a pytorch-smt-tools balanced_dataset YAML config end to end, as `pytorch-smt-tools build-balanced-dataset config.yaml` does, in either of the tool's forms: the documentation's (database keys under input, mode embeddings) or the code's (backend: postgres with a postgres section, mode both or embeddings_only, exclude_mask_border_nodata…). Patches come from input.patch_records (a list or a CSV), input.image_dir + mask_dir (folders cut into patch_size windows), or a PostgreSQL tile table; then composition clusters (clustering, exclusion), DINOv2 uniqueness when the mode computes it, the config's sampling_method (rank_max when it names none, as in the tool; the log says so) and boost, and it writes output.csv_path (the trainer's columns and the tool's diagnostics) and, when set, output.geojson_path in output.geojson_crs. mode masks_only with a method that needs uniqueness is an error that says how to fix it. Relative paths are read from the config's folder. An unknown key is an error that names it and lists the accepted ones.
+
+&lt;b&gt;Config&lt;/b&gt;: the YAML file.
+&lt;b&gt;Sampler weights&lt;/b&gt;: the patch layer with every computed field, to style and inspect in QGIS.</source>
+        <translation>Executa de ponta a ponta uma configuração YAML balanced_dataset do pytorch-smt-tools, como faz `pytorch-smt-tools build-balanced-dataset config.yaml`, em qualquer das duas formas da ferramenta: a da documentação (chaves do banco de dados em input, mode embeddings) ou a do código (backend: postgres com uma seção postgres, mode both ou embeddings_only, exclude_mask_border_nodata…). Os patches vêm de input.patch_records (uma lista ou um CSV), de input.image_dir + mask_dir (pastas cortadas em janelas de patch_size) ou de uma tabela de tiles do PostgreSQL; depois vêm os clusters de composição (clustering, exclusion), a singularidade DINOv2 quando o modo a calcula, o sampling_method da configuração (rank_max quando ela não indica nenhum, como na ferramenta; o log avisa) e o boost, e grava output.csv_path (as colunas do treinador e os diagnósticos da ferramenta) e, quando definido, output.geojson_path em output.geojson_crs. mode masks_only com um método que precisa da singularidade é um erro que diz como corrigi-lo. Caminhos relativos são lidos a partir da pasta da configuração. Uma chave desconhecida é um erro que a nomeia e lista as aceitas.
+
+&lt;b&gt;Configuração&lt;/b&gt;: o arquivo YAML.
+&lt;b&gt;Pesos do amostrador&lt;/b&gt;: a camada de patches com todos os campos calculados, para estilizar e inspecionar no QGIS.</translation>
     </message>
 </context>
 <context>

@@ -39,12 +39,16 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Runs a pytorch-smt-tools balanced_dataset YAML config end to end, as "
-            "`pytorch-smt-tools build-balanced-dataset config.yaml` does: patch records from the config "
-            "(input.patch_records, or a PostgreSQL tile table given by host, database, table, where_clause), "
-            "composition clusters (clustering, exclusion), DINOv2 uniqueness when mode is embeddings "
-            "(uniqueness, embeddings), the config's sampling_method, and writes output.csv_path and, when set, "
-            "output.geojson_path. Relative paths are read from the config's folder. An unknown key is an error "
-            "that names it and lists the accepted ones.\n\n"
+            "`pytorch-smt-tools build-balanced-dataset config.yaml` does, in either of the tool's forms: the "
+            "documentation's (database keys under input, mode embeddings) or the code's (backend: postgres with a "
+            "postgres section, mode both or embeddings_only, exclude_mask_border_nodata…). Patches come from "
+            "input.patch_records (a list or a CSV), input.image_dir + mask_dir (folders cut into patch_size "
+            "windows), or a PostgreSQL tile table; then composition clusters (clustering, exclusion), DINOv2 "
+            "uniqueness when the mode computes it, the config's sampling_method (rank_max when it names none, as "
+            "in the tool; the log says so) and boost, and it writes output.csv_path (the trainer's columns and the "
+            "tool's diagnostics) and, when set, output.geojson_path in output.geojson_crs. mode masks_only with a "
+            "method that needs uniqueness is an error that says how to fix it. Relative paths are read from the "
+            "config's folder. An unknown key is an error that names it and lists the accepted ones.\n\n"
             "<b>Config</b>: the YAML file.\n<b>Sampler weights</b>: the patch layer with every computed field, "
             "to style and inspect in QGIS."
         )
