@@ -51,8 +51,14 @@ METHOD_SIGNALS = {
     "uniqueness_only": ("uniqueness",),
     "class_balanced": ("classes",),
 }
-#: kNN backends of the uniqueness score.
-BACKENDS = ("hnsw", "faiss", "sklearn", "nndescent")
+#: kNN backends of the uniqueness score: backend -> (module to import, pip package name).
+BACKEND_PACKAGES = {
+    "hnsw": ("hnswlib", "hnswlib"),
+    "faiss": ("faiss", "faiss-cpu"),
+    "sklearn": ("sklearn.neighbors", "scikit-learn"),
+    "nndescent": ("faiss", "faiss-cpu"),
+}
+BACKENDS = tuple(BACKEND_PACKAGES)
 DEFAULT_BACKEND = "nndescent"
 K_SELECTIONS = ("elbow", "fixed")
 PRECISIONS = ("fp32", "bf16")

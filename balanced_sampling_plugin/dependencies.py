@@ -14,6 +14,8 @@ import shlex
 import sys
 from typing import Iterable
 
+from .contract import BACKEND_PACKAGES
+
 #: Import name -> pip distribution name.
 PIP_NAMES = {
     "numpy": "numpy",
@@ -47,7 +49,8 @@ CLUSTERS = RASTERS + ("sklearn", "scipy", "threadpoolctl")
 WEIGHTS = TABLES + ("scipy",)
 EMBEDDINGS = RASTERS + ("torch", "transformers", "safetensors", "pyarrow")
 #: kNN backend -> the module it needs.
-BACKEND_MODULES = {"hnsw": "hnswlib", "faiss": "faiss", "sklearn": "sklearn", "nndescent": "faiss"}
+#: (the top-level package: finding "sklearn.neighbors" would import sklearn itself)
+BACKEND_MODULES = {backend: module.split(".")[0] for backend, (module, _) in BACKEND_PACKAGES.items()}
 
 
 def is_installed(module: str) -> bool:

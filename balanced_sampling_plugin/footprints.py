@@ -160,7 +160,7 @@ def first_grid_with_same_crs(grid: RasterGrid, first: RasterGrid | None) -> Rast
 
     One footprint layer holds one CRS, so every raster of a run must share it.
     """
-    if first is not None and (grid.crs_authid or grid.crs_wkt) != (first.crs_authid or first.crs_wkt):
+    if first is not None and _crs_key(grid) != _crs_key(first):
         raise BalancedSamplingError(
             _("Raster {path} is in {crs} but {first_path} is in {first_crs}; one footprint layer holds one CRS — "
               "reproject the rasters or run once per CRS.").format(

@@ -219,7 +219,7 @@ def check_output_paths(
                     _("Cannot create the folder of {output} '{path}' ({error}); choose another folder.").format(
                         output=name, path=path, error=exc.strerror or exc)
                 ) from None
-    check_paths(writes, reads)
+    check_paths(writes)  # collisions with the reads were proven above: the outputs' folders, now they exist
 
 
 def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> pd.DataFrame:

@@ -37,19 +37,11 @@ import os
 
 import numpy as np
 
-from .contract import BACKENDS, DEFAULT_BACKEND
+from .contract import BACKEND_PACKAGES, BACKENDS, DEFAULT_BACKEND
 from .errors import BalancedSamplingError, require
 from .i18n import _
 from .progress import Progress, as_progress
 
-#: backend -> (module to import, pip package name)
-BACKEND_PACKAGES = {
-    "hnsw": ("hnswlib", "hnswlib"),
-    "faiss": ("faiss", "faiss-cpu"),
-    "sklearn": ("sklearn.neighbors", "scikit-learn"),
-    "nndescent": ("faiss", "faiss-cpu"),
-}
-assert tuple(BACKEND_PACKAGES) == BACKENDS  # contract.BACKENDS: the enum order QGIS stores, append only
 
 #: ``hnsw`` parameters chosen with bench/bench_knn.py (docs/benchmarks.md), on both synthetic
 #: D=768 sets at N=155k (target: recall@5 >= 0.99, score Spearman >= 0.995):

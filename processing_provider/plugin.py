@@ -87,7 +87,8 @@ class BalancedSamplingPlugin:
 
         if getattr(self, "packages_dialog", None) is None:
             self.packages_dialog = PackagesDialog(self.iface.mainWindow(), message_bar=self.iface.messageBar())
-        self.packages_dialog.refresh()
+        else:  # a new dialog has just read the packages; an old one must look again
+            self.packages_dialog.refresh()
         self.packages_dialog.show()
         self.packages_dialog.raise_()
 

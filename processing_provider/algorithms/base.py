@@ -127,11 +127,13 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 "example written by a run that was killed). Create it again.").format(definition.name(), path)
         return super().checkParameterValues(parameters, context)
 
-    def check_paths(self, writes, reads=None) -> None:
-        """Refuse, before any work, outputs that would overwrite an input or each other, or cannot be
-        written (see :func:`...balanced_sampling_plugin.file_safety.check_paths`); keys name parameters."""
+    def check_paths(self, writes, reads=None, writable: bool = True) -> None:
+        """Refuse, before any work, outputs that would overwrite an input or each other, or (``writable``)
+        cannot be written (see :func:`...balanced_sampling_plugin.file_safety.check_paths`); keys name
+        parameters. A second check, once the rasters are known, passes ``writable=False``: the outputs'
+        folders were probed by the first."""
         with engine_errors():
-            check_paths(writes, reads)
+            check_paths(writes, reads, writable)
 
     def input_file(self, parameters, context, name: str = "INPUT"):
         """What the vector layer parameter ``name`` reads: its file (or its layer of a GeoPackage), or

@@ -207,9 +207,9 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         from ...balanced_sampling_plugin.weights import combine_weights, effective_sample_size
 
         # Before any work: no output may overwrite the input or another output, each must be writable.
-        self.check_paths({self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
-                          self.OUTPUT_REPORT: report_path},
-                         {self.INPUT: self.input_file(parameters, context)})
+        writes = {self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
+                  self.OUTPUT_REPORT: report_path}
+        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context)})
 
         records_needed = bool(csv_path or report_path)
         columns = record_field_map(self, parameters, context) if records_needed else {}
@@ -219,8 +219,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         with engine_errors():
             if records_needed:
                 table = validate_records(table, source=self.tr("the input layer"))
-                self.check_paths({self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
-                                  self.OUTPUT_REPORT: report_path}, raster_reads(table))
+                self.check_paths(writes, raster_reads(table), writable=False)
             result = combine_weights(
                 table, method,
                 strength=self.parameterAsDouble(parameters, self.STRENGTH, context),

@@ -168,7 +168,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
         progress = engine_progress(feedback)
         with engine_errors():
             records = validate_records(table, source=self.tr("the input layer"))
-            self.check_paths({self.OUTPUT: output}, raster_reads(records))
+            self.check_paths({self.OUTPUT: output}, raster_reads(records), writable=False)
             result = compute_composition(records, progress=progress.child(0.05, 0.9), **options)
 
         with OutputFiles() as outputs:

@@ -173,7 +173,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         with engine_errors():
             records = validate_records(table, required=("image_path", "row_off", "col_off", "patch_size"),
                                        source=self.tr("the input layer"))
-            self.check_paths(writes, raster_reads(records))
+            self.check_paths(writes, raster_reads(records), writable=False)
             result = compute_uniqueness(
                 records,
                 dino_model=model,

@@ -65,7 +65,7 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
         self.check_paths({self.OUTPUT: output}, {self.INPUT: records_files(path)})
         with engine_errors():
             records = read_patch_records(path)
-            self.check_paths({self.OUTPUT: output}, raster_reads(records))
+            self.check_paths({self.OUTPUT: output}, raster_reads(records), writable=False)
             footprints = record_footprints(records, on_missing, progress.child(0, 0.5))
         for missing in footprints.missing:
             feedback.reportError(self.tr("Raster not found, its records were skipped: {}").format(missing), False)

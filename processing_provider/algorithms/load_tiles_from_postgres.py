@@ -163,7 +163,7 @@ class LoadTilesFromPostgres(BalancedSamplingAlgorithm):
                 columns=columns, nodata_class=self.parameterAsInt(parameters, self.NODATA_CLASS, context),
                 progress=progress.child(0, 0.4),
                 statement_timeout=self.parameterAsInt(parameters, self.STATEMENT_TIMEOUT, context))
-            self.check_paths({self.OUTPUT: output}, raster_reads(tiles))
+            self.check_paths({self.OUTPUT: output}, raster_reads(tiles), writable=False)
             footprints = record_footprints(
                 tiles, ON_MISSING[self.parameterAsEnum(parameters, self.ON_MISSING, context)],
                 progress.child(0.4, 0.6))
