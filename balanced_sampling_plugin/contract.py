@@ -39,7 +39,12 @@ SAMPLING_METHODS = (
     "composition_only",
     "uniqueness_only",
     "class_balanced",
+    "target_shares",
+    "repeat_factor",
+    "rare_class_sampling",
 )
+#: Other names a config's sampling_method may use: alias -> (method, options it implies).
+METHOD_ALIASES = {"sqrt_inverse_freq": ("class_balanced", {"class_alpha": 0.5})}
 #: The signals each method reads ("classes": the cls_<value> proportions); class_balanced also reads
 #: "uniqueness" when its uniqueness mix is above 0.
 METHOD_SIGNALS = {
@@ -50,6 +55,9 @@ METHOD_SIGNALS = {
     "composition_only": ("composition",),
     "uniqueness_only": ("uniqueness",),
     "class_balanced": ("classes",),
+    "target_shares": ("classes",),
+    "repeat_factor": ("classes",),
+    "rare_class_sampling": ("classes",),
 }
 #: kNN backends of the uniqueness score: backend -> (module to import, pip package name).
 BACKEND_PACKAGES = {
@@ -82,3 +90,18 @@ DEFAULT_TILE_COLUMNS = {
 }
 #: Seconds a PostgreSQL statement may run before the server stops it (0 = no limit).
 DEFAULT_STATEMENT_TIMEOUT = 600
+
+# --------------------------------------------------------------------------- coreset selection (issue 15)
+#: Fields written by Select coreset.
+CORESET_SCORE = "coreset_score"
+CORESET_SELECTED = "coreset_selected"
+SELECTION_STEP = "selection_step"
+#: The six scoring methods of pytorch-smt-tools' select-coreset, in this order (append only).
+CORESET_METHODS = ("lc", "cb", "fd", "fa", "lc_fd", "fa_cb")
+#: The methods that read the DINOv2 embeddings (embedding cache Parquet).
+CORESET_EMBEDDING_METHODS = ("fd", "fa", "lc_fd", "fa_cb")
+#: A budget is a fraction of the pool or a number of patches.
+BUDGET_MODES = ("fraction", "count")
+#: Values of selection_step: the vector step, the method (its name), the fill by class entropy.
+VECTOR_STEP = "vector"
+FILL_STEP = "fill"

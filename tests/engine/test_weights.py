@@ -65,6 +65,10 @@ HAND = {
     "uniqueness_only": [0.2, 1.0, 0.7, 0.7, 0.4],
     # alpha = 0.5: sum_c sqrt(p_c / f_c), cls_3 skipped (f3 = 0)
     "class_balanced": [SQ(1 / 0.8), SQ(0.5 / 0.8) + SQ(5), 1 + SQ(2), SQ(1 / 0.8), SQ(0.7 / 0.8) + SQ(3)],
+    # no patch_size field: a patch contains a class when it holds any of it. Fractions of patches
+    # containing each class: 1, 0.2, 0.4 (cls_3 only in the excluded e); t = their median 0.4;
+    # r = max(1, sqrt(0.4 / f)) = 1, sqrt(2), 1: only b (the one patch with cls_1) is repeated.
+    "repeat_factor": [1, SQ(2), 1, 1, 1],
 }
 
 
@@ -72,10 +76,11 @@ def test_methods_are_the_public_enum_order():
     assert SAMPLING_METHODS == (
         "rank_max", "rank_multiply", "rank_add", "multiplicative",
         "composition_only", "uniqueness_only", "class_balanced",
+        "target_shares", "repeat_factor", "rare_class_sampling",
     )
 
 
-@pytest.mark.parametrize("method", SAMPLING_METHODS)
+@pytest.mark.parametrize("method", list(HAND))
 def test_every_method_matches_hand_computed_weights(method):
     table = small_table()
     result = combine_weights(table, method)
@@ -255,8 +260,9 @@ def test_compare_methods_lists_what_the_signals_allow():
     assert full.loc["rank_max", "ess"] == pytest.approx(effective_sample_size(w))
     assert full.loc["rank_max", "max_ratio"] == pytest.approx(w.max())
     no_uniq = table.drop(columns="uniqueness_score")
-    assert available_methods(no_uniq) == ("composition_only", "class_balanced")
-    assert list(compare_methods(no_uniq).index) == ["uniform", "composition_only", "class_balanced"]
+    class_methods = ("class_balanced", "target_shares", "repeat_factor", "rare_class_sampling")
+    assert available_methods(no_uniq) == ("composition_only", *class_methods)
+    assert list(compare_methods(no_uniq).index) == ["uniform", "composition_only", *class_methods]
 
 
 # ---------------------------------------------------------------- properties

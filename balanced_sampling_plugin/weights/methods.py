@@ -26,25 +26,32 @@ Floor
     After combining, weights below ``floor * max(weight)`` are raised to that value
     (default ``1e-3``). Every included patch keeps a chance to be drawn (no data is
     discarded), even with a raw score of 0 or a high strength.
+    The target methods (``target_shares``) solve for weights >= ``floor`` in mean-1
+    units instead (an absolute floor keeps their problem convex), and are not floored again.
 Normalisation
     Included weights are scaled to mean 1, so a weight reads as "times as often as
     uniform sampling". ``WeightedRandomSampler`` only uses the ratios.
+Valid pixels
+    ``patch_size**2 * (1 - nodata_ratio)`` per patch (:func:`valid_pixel_counts`). Class
+    shares per epoch count pixels: a patch that is half nodata adds half as many pixels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from .contract import METHOD_SIGNALS, SAMPLING_METHODS  # noqa: F401  (SAMPLING_METHODS re-exported)
-from .errors import BalancedSamplingError
-from .i18n import N_, _
-from .progress import Progress, as_progress
-from .records import (
+from ..contract import METHOD_ALIASES, METHOD_SIGNALS, NODATA_RATIO, PATCH_SIZE
+from ..contract import SAMPLING_METHODS  # noqa: F401  (re-exported)
+from ..errors import BalancedSamplingError
+from ..i18n import N_, _
+from ..progress import Progress, as_progress
+from . import published, targets
+from ..records import (
     CLASS_PREFIX,
     EXCLUDED,
     FREQ_CLUSTER_WEIGHT,
@@ -56,6 +63,8 @@ from .records import (
 )
 
 RANK_METHODS = ("rank_max", "rank_multiply", "rank_add", "composition_only", "uniqueness_only")
+#: Methods that reach class shares by solving for the weights (absolute floor, no boost).
+TARGET_METHODS = ("target_shares",)
 DEFAULT_FLOOR = 1e-3
 #: Below this effective sample size / included patches, a method is warned about (log and report):
 #: an epoch then draws mostly the same few patches.
@@ -102,6 +111,20 @@ METHOD_DESCRIPTIONS = {
         "sum over classes of (patch share / mean share)^alpha: targets class pixel shares directly. "
         "alpha 0.5 lifts rare classes while keeping the effective sample size high; alpha 1 equalises "
         "harder at a lower effective sample size; optionally mixed with the uniqueness rank."
+    ),
+    "target_shares": N_(
+        "the weights with the largest effective sample size that reach the class shares asked for; with no "
+        "target, the most balanced shares (largest smallest-class share) the data allows at the minimum "
+        "effective sample size, or one class lifted as far as it allows. An unreachable target is replaced by "
+        "the nearest reachable shares."
+    ),
+    "repeat_factor": N_(
+        "LVIS repeat factor (detectron2, mmengine): r_c = max(1, sqrt(t / f_c)) with f_c the fraction of "
+        "patches containing class c; a patch's weight is the largest r_c of its classes."
+    ),
+    "rare_class_sampling": N_(
+        "DAFormer rare-class sampling: a class is drawn with probability softmax((1 - f_c) / T) of its pixel "
+        "frequency f_c, then a patch uniformly among those containing it."
     ),
 }
 
@@ -184,15 +207,16 @@ def low_ess_warning(method: str, ess: float, n_included: int) -> Optional[str]:
         method=method, ess=ess, share=ess / n_included, n=n_included, limit=LOW_ESS_RATIO)
 
 
-def expected_class_shares(proportions, weights) -> np.ndarray:
-    """Expected share of each class in a drawn patch, (C,).
+def expected_class_shares(proportions, weights, valid_pixels=None) -> np.ndarray:
+    """Expected share of each class among the valid pixels drawn per epoch, (C,).
 
-    ``sum_i w_i * p_ic / sum_i w_i`` for proportions (n, C) and weights (n,): the
-    per-epoch share of class-c pixels among the non-nodata pixels of the drawn
-    patches, each patch counting once (patches are not weighted by their number of
-    valid pixels). Rows with weight 0 are ignored, so their proportions may be NaN.
-    Uniform sampling is ``weights = 1`` on included patches.
+    ``sum_i w_i v_i p_ic / sum_i w_i v_i`` for proportions (n, C), weights (n,) and
+    valid pixels v (n,) (None = equal, each patch counting once). Rows with weight 0
+    are ignored, so their proportions may be NaN. Uniform sampling is ``weights = 1``
+    on included patches.
     """
+    if valid_pixels is not None:
+        return targets.pixel_class_shares(proportions, valid_pixels, weights)
     p = np.asarray(proportions, dtype=float)
     w = np.asarray(weights, dtype=float)
     if p.ndim != 2 or w.shape != (p.shape[0],):
@@ -215,6 +239,20 @@ def class_balanced_weights(proportions, alpha: float = 0.5) -> np.ndarray:
     frequencies = p.mean(axis=0)
     present = frequencies > 0
     return ((p[:, present] / frequencies[present]) ** alpha).sum(axis=1)
+
+
+def valid_pixel_counts(table: pd.DataFrame) -> Optional[np.ndarray]:
+    """(n,) valid pixels per patch, ``patch_size**2 * (1 - nodata_ratio)``; None without ``patch_size``.
+
+    A missing ``nodata_ratio`` (field or value) counts as 0; values are clipped to [0, 1].
+    """
+    if PATCH_SIZE not in table.columns:
+        return None
+    size = pd.to_numeric(table[PATCH_SIZE], errors="coerce").to_numpy(dtype=float)
+    nodata = (pd.to_numeric(table[NODATA_RATIO], errors="coerce").to_numpy(dtype=float)
+              if NODATA_RATIO in table.columns else np.zeros(len(table)))
+    counts = np.square(size) * (1 - np.clip(np.nan_to_num(nodata), 0, 1))
+    return np.where(np.isfinite(counts), counts, 0.0)
 
 
 def rare_class_mask(frequencies, rare_classes: Optional[Sequence[int]] = None, class_values=None) -> np.ndarray:
@@ -324,6 +362,13 @@ def combine_weights(
     rare_boost: Optional[float] = None,
     rare_classes: Optional[Sequence[int]] = None,
     floor: float = DEFAULT_FLOOR,
+    target_shares: Union[None, str, Mapping[int, float]] = None,
+    min_ess: float = targets.DEFAULT_MIN_ESS,
+    lift_class: Optional[int] = None,
+    max_weight: Optional[float] = None,
+    min_pixels: Optional[float] = None,
+    repeat_threshold: Optional[float] = None,
+    temperature: float = published.DEFAULT_TEMPERATURE,
     comp_field: str = FREQ_CLUSTER_WEIGHT,
     uniq_field: str = UNIQUENESS_SCORE,
     excluded_field: str = EXCLUDED,
@@ -345,7 +390,18 @@ def combine_weights(
         ``1 + (rare_boost - 1) * share of rare classes in the patch``.
     rare_classes : class values treated as rare by the boost; None = classes whose
         mean share is below the mean share of the classes present.
-    floor : fraction in (0, 1] of the largest weight that every included patch gets at least.
+    floor : fraction in (0, 1] of the largest weight that every included patch gets at least
+        (``target_shares``: of the mean weight).
+    target_shares : ``target_shares`` only: class value -> share of the valid pixels drawn
+        (or text ``"1:0.5, 2:8%"``); None or empty = as balanced as the data allows.
+    min_ess : ``target_shares`` without targets: smallest effective sample size, a fraction of the
+        included patches in (0, 1].
+    lift_class : ``target_shares`` only: raise this class value's share as far as ``min_ess`` allows.
+    max_weight : ``target_shares`` only: largest weight in mean-1 units (>= 1), or None.
+    min_pixels : ``repeat_factor`` and ``rare_class_sampling``: valid pixels of a class that make a
+        patch contain it; None = DAFormer's 3000 px per 512 x 512 px scaled by patch area.
+    repeat_threshold : ``repeat_factor``'s t; None = the median fraction of patches containing a class.
+    temperature : ``rare_class_sampling``'s T (> 0).
     comp_field, uniq_field, excluded_field : field names of the signals.
     class_fields : class-proportion fields; None = every ``cls_<value>`` field.
     progress : receives notes (ignored options, floored patches).
@@ -360,11 +416,18 @@ def combine_weights(
         Unknown method or bad option, a needed field missing (naming the algorithm to
         run first), every patch excluded, or a NULL/invalid value in an included patch.
     """
+    if method in METHOD_ALIASES:
+        method, implied = METHOD_ALIASES[method]
+        class_alpha = implied.get("class_alpha", class_alpha)
     _check_options(method, strength, class_alpha, uniqueness_mix, rare_boost, floor)
+    _check_target_options(min_ess, max_weight, min_pixels, repeat_threshold, temperature)
     progress = as_progress(progress)
     params = dict(
         strength=strength, class_alpha=class_alpha, uniqueness_mix=uniqueness_mix, rare_boost=rare_boost,
-        rare_classes=None if rare_classes is None else tuple(rare_classes), floor=floor, comp_field=comp_field,
+        rare_classes=None if rare_classes is None else tuple(rare_classes), floor=floor,
+        target_shares=target_shares if isinstance(target_shares, (str, type(None))) else dict(target_shares),
+        min_ess=min_ess, lift_class=lift_class, max_weight=max_weight, min_pixels=min_pixels,
+        repeat_threshold=repeat_threshold, temperature=temperature, comp_field=comp_field,
         uniq_field=uniq_field, excluded_field=excluded_field,
         class_fields=None if class_fields is None else tuple(class_fields),
     )
@@ -401,7 +464,13 @@ def combine_weights(
         )
     fields = _class_fields(table, class_fields)
     proportions = _class_matrix(drawable, fields, method) if _CLASSES in needed else None
-    raw = _method_weights(method, signals, proportions, strength, class_alpha, uniqueness_mix)
+    valid = valid_pixel_counts(drawable)
+    if method in TARGET_METHODS:
+        return _target_result(table, included, proportions, valid, fields, params, note, notes)
+    if method in ("repeat_factor", "rare_class_sampling"):
+        raw = _published_weights(method, proportions, valid, drawable, params, note)
+    else:
+        raw = _method_weights(method, signals, proportions, strength, class_alpha, uniqueness_mix)
 
     boosted = ()
     if rare_boost is not None and rare_boost != 1:
@@ -470,11 +539,13 @@ def compare_methods(table: pd.DataFrame, methods: Optional[Sequence[str]] = None
     included = included_mask(table, options.get("excluded_field", EXCLUDED))
     fields = _class_fields(table, options.get("class_fields"))
     proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    valid = valid_pixel_counts(table)
     runs = [("uniform", included.astype(float))]
     runs += [(m, combine_weights(table, m, **options).weights.to_numpy()) for m in methods]
     rows = {}
     for name, w in runs:
-        row = {f"share_{f}": s for f, s in zip(fields, expected_class_shares(proportions, w))} if fields else {}
+        shares = expected_class_shares(proportions, w, valid) if fields else ()
+        row = {f"share_{f}": s for f, s in zip(fields, shares)}
         ess = effective_sample_size(w)
         row.update(ess=ess, ess_ratio=ess / included.sum(), max_ratio=w.max() / w[included].mean())
         rows[name] = row
@@ -502,6 +573,94 @@ def _method_weights(method, signals, proportions, strength, class_alpha, uniquen
     else:  # rank_add: the mean keeps the combined rank in (0, 1] like the others
         combined = (ranks[_COMPOSITION] + ranks[_UNIQUENESS]) / 2
     return combined**strength
+
+
+def _published_weights(method, proportions, valid, drawable, params, note) -> np.ndarray:
+    """Raw weights of ``repeat_factor`` or ``rare_class_sampling`` over the included patches."""
+    min_pixels = params["min_pixels"]
+    if valid is None:
+        valid = np.ones(len(proportions))
+        if min_pixels is None:
+            min_pixels = 1e-9
+            note(_("The input has no '{field}' field, so a patch contains a class when it holds any of it.").format(
+                field=PATCH_SIZE))
+    elif min_pixels is None:
+        sizes = pd.to_numeric(drawable[PATCH_SIZE], errors="coerce")
+        min_pixels = published.default_min_pixels(float(np.nanmedian(sizes)))
+        note(_("A patch contains a class from {pixels:.0f} of its pixels (DAFormer's 3000 px per 512 x 512 px, "
+               "scaled to the patch size).").format(pixels=min_pixels))
+    if method == "repeat_factor":
+        raw, threshold = published.repeat_factor_weights(proportions, valid, min_pixels, params["repeat_threshold"])
+        note(published.describe_threshold(threshold, params["repeat_threshold"] is not None))
+        return raw
+    raw, probability = published.rare_class_sampling_weights(proportions, valid, min_pixels, params["temperature"])
+    empty = int((raw == 0).sum())
+    if empty:
+        note(_("{n} patches contain no class with enough pixels: rare-class sampling never draws them, the floor "
+               "keeps them drawable.").format(n=empty))
+    return raw
+
+
+def _target_result(table, included, proportions, valid, fields, params, note, notes) -> WeightResult:
+    """``target_shares``: solve for the weights (see :mod:`.targets`) and wrap them as a WeightResult."""
+    if params["rare_boost"] not in (None, 1):
+        note(_("The rare-class boost is ignored by 'target_shares' (it would move the shares off their target)."),
+             warn=True)
+    values = [int(f[len(CLASS_PREFIX):]) if f[len(CLASS_PREFIX):].lstrip("-").isdigit() else f for f in fields]
+    requested = params["target_shares"]
+    if isinstance(requested, str) or requested is None:
+        wanted = targets.parse_targets(requested or "", values)
+    else:
+        wanted = targets.target_indices(requested, values)
+    lift = params["lift_class"]
+    if lift is not None and int(lift) not in values:
+        raise BalancedSamplingError(_("Class {value} to lift has no proportion field; the classes found are "
+                                      "{values}.").format(value=lift, values=values))
+    solution = targets.solve_target(
+        proportions, valid, targets=wanted or None, lift_class=None if lift is None else values.index(int(lift)),
+        min_ess=params["min_ess"], floor=params["floor"], cap=params["max_weight"],
+    )
+    shares = ", ".join(f"{fields[c]} {100 * solution.shares[c]:.2f}%" for c in sorted(wanted or range(len(fields))))
+    if wanted and not solution.reachable:
+        asked = ", ".join(f"{fields[c]} {100 * t:.2f}%" for c, t in sorted(wanted.items()))
+        note(_("No weighting reaches the target shares ({asked}): classes co-occur in the patches, or the floor or "
+               "the largest weight forbid it. Using the nearest reachable shares: {shares}.").format(
+            asked=asked, shares=shares), warn=True)
+    elif wanted:
+        note(_("Target shares reached: {shares}, at an effective sample size of {ess:.0%}.").format(
+            shares=shares, ess=solution.ess_ratio))
+    elif lift is not None:
+        note(_("Class {value} lifted to {share:.2f}% of the valid pixels drawn (largest share at an effective sample "
+               "size of at least {ess:.0%}).").format(value=lift, share=100 * solution.shares[values.index(int(lift))],
+                                                     ess=params["min_ess"]))
+    else:
+        note(_("Most balanced shares at an effective sample size of at least {ess:.0%}: the smallest class share is "
+               "{share:.2f}%.").format(ess=params["min_ess"], share=100 * solution.shares[solution.shares > 0].min()))
+    weights = np.zeros(len(table))
+    weights[included] = solution.weights
+    warning = low_ess_warning("target_shares", effective_sample_size(solution.weights), int(included.sum()))
+    if warning:
+        note(warning, warn=True)
+    return WeightResult(
+        weights=pd.Series(weights, index=table.index, name=SAMPLER_WEIGHT), method="target_shares",
+        included=included, n_floored=int(np.isclose(solution.weights, params["floor"]).sum()), rare_classes=(),
+        params=params, notes=tuple(notes),
+    )
+
+
+def _check_target_options(min_ess, max_weight, min_pixels, repeat_threshold, temperature) -> None:
+    checks = (
+        (0 < min_ess <= 1, _("min_ess must be a fraction in (0, 1], got {value}."), min_ess),
+        (max_weight is None or max_weight >= 1,
+         _("max_weight must be at least 1 (the mean weight), or None for no cap; got {value}."), max_weight),
+        (min_pixels is None or min_pixels > 0, _("min_pixels must be > 0, got {value}."), min_pixels),
+        (repeat_threshold is None or 0 < repeat_threshold <= 1,
+         _("The repeat-factor threshold must be in (0, 1], got {value}."), repeat_threshold),
+        (temperature > 0, _("The rare-class sampling temperature must be > 0, got {value}."), temperature),
+    )
+    for ok, message, value in checks:
+        if not ok:
+            raise BalancedSamplingError(message.format(value=repr(value)))
 
 
 def _check_method(method: str) -> None:
