@@ -22,7 +22,9 @@ Every section and key is optional unless said; defaults as in the documentation:
         where_clause: ""
         image_path_column, mask_path_column, ..., tile_id_column   # column names of the tile table
         embedding_column: embedding
-        fetch_embeddings: false  # true (read the table's embeddings) is not supported yet: an error
+        fetch_embeddings: false  # true: uniqueness from each tile's embedding in embedding_column
+                                 # (pgvector '[0.1, ...]' text or a real[] array), DINOv2 does not run;
+                                 # the embeddings keys are then unused (mode masks_only: not read)
         statement_timeout: 600   # seconds a query may run on the server, 0 = no limit; this
                                  # plugin's own key (pytorch-smt-tools does not have it)
       clustering: {k_min: 4, k_max: 16, k_selection: elbow, k: null, random_state: 42}
@@ -329,8 +331,19 @@ class BalancedDatasetConfig:
 
     @property
     def runs_embeddings(self) -> bool:
-        """Whether the mode computes DINOv2 uniqueness."""
+        """Whether the mode computes uniqueness (with DINOv2, or from the tile table's embeddings)."""
         return self.mode in EMBEDDING_MODES
+
+    @property
+    def fetches_embeddings(self) -> bool:
+        """Whether uniqueness comes from the tile table's ``embedding_column`` (``fetch_embeddings: true``
+        in a mode that computes uniqueness) instead of DINOv2."""
+        return self.runs_embeddings and isinstance(self.input, PostgresInput) and self.input.fetch_embeddings
+
+    @property
+    def runs_dinov2(self) -> bool:
+        """Whether DINOv2 runs (the embeddings keys apply)."""
+        return self.runs_embeddings and not self.fetches_embeddings
 
 
 _SECTIONS = {
@@ -492,10 +505,9 @@ def _parse_postgres(section: Mapping, key: str) -> PostgresInput:
     postgres = _section(PostgresInput, settings, key)
     postgres.where_clause = postgres.where_clause or ""
     postgres.columns = {COLUMN_KEYS[k]: _text(v, f"{key}.{k}") for k, v in section.items() if k in COLUMN_KEYS}
-    if postgres.fetch_embeddings:
-        raise BalancedSamplingError(
-            _("{key} is true, but reading the tile table's embeddings is not supported yet; set it to false "
-              "(DINOv2 then computes the embeddings from the images).").format(key=f"{key}.fetch_embeddings"))
+    if not postgres.embedding_column.strip():
+        raise _bad(f"{key}.embedding_column", postgres.embedding_column, _("a column name"))
+    postgres.embedding_column = postgres.embedding_column.strip()
     return postgres
 
 

@@ -19,6 +19,12 @@ Uniqueness
     otherwise a method that needs uniqueness is an error naming the method and the ways out
     (as pytorch-smt-tools fails fast there), raised before any mask is read when the input
     carries no scores at all.
+Embeddings from the tile table
+    With ``fetch_embeddings: true`` (backend postgres) in a mode that computes uniqueness, the
+    tile table's ``embedding_column`` is read by the same query as the other columns and the kNN
+    score runs on those vectors: DINOv2 does not run and the ``embeddings`` keys (model, cache)
+    are not used. In ``masks_only`` the column is not read (the log says so), as uniqueness is
+    only computed in the other modes.
 Composition in ``embeddings_only``
     Masks are still read (exclusions, class shares, the CSV's diagnostics) but the patches
     form one composition cluster: every included patch gets the same composition weight, so
@@ -68,8 +74,8 @@ from .records import (
     normalize_path,
 )
 from .sources.footprints_for_records import record_footprints
-from .sources.postgres import load_tiles
-from .uniqueness_stage import UniquenessResult, compute_uniqueness
+from .sources.postgres import TileEmbeddings, load_tiles, load_tiles_with_embeddings
+from .uniqueness_stage import UniquenessResult, compute_uniqueness, uniqueness_from_embeddings
 from .weights import WeightResult, combine_weights, included_mask, method_signals
 
 #: Feature properties of the GeoJSON, in order (absent fields are written as null).
@@ -133,7 +139,7 @@ def run_config(
     check_output_paths(config, other_outputs=other_outputs)
     log_documented_defaults(config, progress)
 
-    records = load_records(config, progress.child(0.0, 0.10))
+    records, fetched = read_input(config, progress.child(0.0, 0.10))
     check_output_paths(config, records, other_outputs)
     check_mode(records, config)
     footprints = record_footprints(records, on_missing="fail", progress=progress.child(0.10, 0.15))
@@ -143,7 +149,7 @@ def run_config(
 
     uniqueness = None
     if embeddings:
-        uniqueness = run_uniqueness(table, config, progress.child(0.45, 0.90))
+        uniqueness = run_uniqueness(table, config, progress.child(0.45, 0.90), fetched)
         table = _replace_columns(table, uniqueness.table)
     else:
         table = without_partial_uniqueness(table, progress)
@@ -198,7 +204,7 @@ def check_output_paths(
     writes = {
         f"{ROOT}.output.csv_path": output.csv_path,
         f"{ROOT}.output.geojson_path": output.geojson_path,
-        f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.runs_embeddings else None,
+        f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.runs_dinov2 else None,
         **(other_outputs or {}),
     }
     reads = {_("the config file"): config.source}
@@ -225,7 +231,15 @@ def check_output_paths(
 def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> pd.DataFrame:
     """The config's patch table: ``input.patch_records``, the windows of the image/mask folders, or the
     rows of its tile table."""
+    return read_input(config, progress)[0]
+
+
+def read_input(
+    config: BalancedDatasetConfig, progress: Optional[Progress] = None
+) -> tuple[pd.DataFrame, Optional[TileEmbeddings]]:
+    """(:func:`load_records`, the tile table's embeddings when the config fetches them, else None)."""
     source = config.input
+    fetched = None
     if isinstance(source, LocalInput):
         records = source.patch_records.copy()
     elif isinstance(source, DirectoryInput):
@@ -235,7 +249,17 @@ def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = N
             _("{n} patches of {size} px (stride {stride} px) cut from {pairs} image/mask pairs of {folder}.").format(
                 n=len(records), size=source.patch_size, stride=source.stride, pairs=len(pairs),
                 folder=source.image_dir))
+    elif config.fetches_embeddings:
+        records, fetched = load_tiles_with_embeddings(
+            source.connection(), source.table, source.where_clause, source.columns, source.embedding_column,
+            nodata_class=config.exclusion.nodata_class, progress=progress,
+            statement_timeout=source.statement_timeout,
+        )
     else:
+        if source.fetch_embeddings:
+            as_progress(progress).info(
+                _("fetch_embeddings is true, but mode '{mode}' computes no uniqueness, so the table's embeddings "
+                  "(column '{column}') are not read.").format(mode=config.mode, column=source.embedding_column))
         records = load_tiles(
             source.connection(), source.table, source.where_clause, source.columns,
             nodata_class=config.exclusion.nodata_class, progress=progress,
@@ -246,7 +270,7 @@ def load_records(config: BalancedDatasetConfig, progress: Optional[Progress] = N
             _("The tile table has no mask path column, which the training CSV needs; name it with "
               "balanced_dataset.input.mask_path_column.")
         )
-    return records
+    return records, fetched
 
 
 def run_composition(
@@ -283,11 +307,26 @@ def run_composition(
 
 
 def run_uniqueness(
-    table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None
+    table: pd.DataFrame,
+    config: BalancedDatasetConfig,
+    progress: Optional[Progress] = None,
+    fetched: Optional[TileEmbeddings] = None,
 ) -> UniquenessResult:
-    """DINOv2 uniqueness with the config's embeddings and uniqueness keys."""
+    """DINOv2 uniqueness with the config's embeddings and uniqueness keys; with ``fetched`` (the tile
+    table's embeddings, see :func:`read_input`), the kNN score of those vectors instead."""
     progress = as_progress(progress)
     embeddings, uniqueness = config.embeddings, config.uniqueness
+    if fetched is not None:
+        source = _("column '{column}' of the tile table").format(column=fetched.column)
+        if UNIQUENESS_SCORE in table.columns:
+            progress.info(_("The input's {field} values are replaced by scores from the embeddings of {source} "
+                            "(mode: {mode}).").format(field=UNIQUENESS_SCORE, source=source, mode=config.mode))
+        progress.info(_("Uniqueness from the {dim}-dimension embeddings of {source} (fetch_embeddings): DINOv2 does "
+                        "not run, and balanced_dataset.embeddings is not used.").format(
+                            dim=fetched.dimension, source=source))
+        return uniqueness_from_embeddings(
+            table, fetched.for_patches(table[PATCH_ID].to_numpy()), k_neighbors=uniqueness.k_neighbors,
+            backend=uniqueness.backend, source=source, progress=progress, reproducible=uniqueness.reproducible)
     if UNIQUENESS_SCORE in table.columns:
         progress.info(
             _("The input's {field} values are replaced by scores from {model} (mode: {mode}).").format(
@@ -328,7 +367,7 @@ def without_partial_uniqueness(table: pd.DataFrame, progress: Optional[Progress]
 def log_documented_defaults(config: BalancedDatasetConfig, progress: Optional[Progress] = None) -> None:
     """Say which defaults of the pytorch-smt-tools documentation applied where its code has others."""
     used = [(key, value) for key, value in config.defaults_applied
-            if (".embeddings." in key and config.runs_embeddings)
+            if (".embeddings." in key and config.runs_dinov2)
             or (".clustering." in key and config.mode != "embeddings_only" and config.clustering.k_selection == "elbow")]
     if used:
         shown = ", ".join(f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in used)

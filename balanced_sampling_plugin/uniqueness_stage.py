@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from .embeddings import extract_embeddings
+from .errors import BalancedSamplingError
 from .i18n import _
 from .progress import Progress, as_progress
 from .records import COL_OFF, IMAGE_PATH, PATCH_SIZE, ROW_OFF, UNIQUENESS_SCORE, patch_ids, validate_records
@@ -91,6 +93,47 @@ def compute_uniqueness(
         reused=embedded.reused,
         model_name=embedded.model_name,
         device=embedded.device,
+        k_neighbors=k,
+        backend=backend,
+    )
+
+
+def uniqueness_from_embeddings(
+    records: pd.DataFrame,
+    embeddings,
+    k_neighbors: int = 5,
+    backend: str = DEFAULT_BACKEND,
+    source: str = "",
+    progress: Progress | None = None,
+    reproducible: bool = False,
+) -> UniquenessResult:
+    """:func:`compute_uniqueness` with embeddings given, not extracted: ``embeddings[i]`` belongs to the
+    record at position ``i`` (e.g. read from a tile table's embedding column; ``source`` names them for
+    :attr:`UniquenessResult.model_name`). Rows repeating a patch take its first row's embedding and
+    share its score, as in :func:`compute_uniqueness`."""
+    progress = as_progress(progress)
+    require_backend(backend)
+    vectors = np.asarray(embeddings)
+    if vectors.ndim != 2 or len(vectors) != len(records):
+        raise BalancedSamplingError(
+            _("{n} embeddings of shape {shape} for {rows} patches; give one embedding (a row) per patch.").format(
+                n=len(vectors), shape=vectors.shape, rows=len(records)))
+    keys = patch_ids(validate_records(records, required=WINDOW_RECORD)).to_numpy()
+    _, first_row, row_to_unique = np.unique(keys, return_index=True, return_inverse=True)
+    k = effective_k(len(first_row), int(k_neighbors), progress)
+    duplicates = len(records) - len(first_row)
+    if duplicates:
+        progress.info(_("{duplicates} rows repeat a patch (same image and window) of another row; neighbours are "
+                        "searched among the {distinct} distinct patches and each copy gets its patch's score.").format(
+                            duplicates=duplicates, distinct=len(first_row)))
+    params = reproducible_params(backend) if reproducible else {}
+    scores = uniqueness_scores(vectors[first_row], k=k, backend=backend, progress=progress, **params)
+    return UniquenessResult(
+        table=pd.DataFrame({UNIQUENESS_SCORE: scores[row_to_unique]}, index=records.index),
+        computed=0,
+        reused=len(first_row),
+        model_name=source,
+        device=None,
         k_neighbors=k,
         backend=backend,
     )

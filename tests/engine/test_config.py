@@ -244,9 +244,10 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
         ({"postgres": {"database": "db"}, "input": None},
          r"balanced_dataset\.postgres is given but balanced_dataset\.backend is 'local'"),
         ({"backend": "postgres"}, r"backend is 'postgres' but neither balanced_dataset\.postgres nor"),
-        ({"input": {"database": "db", "fetch_embeddings": True}},
-         (r"balanced_dataset\.input\.fetch_embeddings is true, but reading the tile table's embeddings is not "
-          r"supported yet")),
+        ({"input": {"database": "db", "fetch_embeddings": "yes"}},
+         r"balanced_dataset\.input\.fetch_embeddings is 'yes'; expected true or false"),
+        ({"input": {"database": "db", "embedding_column": " "}},
+         r"balanced_dataset\.input\.embedding_column is ' '; expected a column name"),
         ({"input": {"database": "db", "embedding_column": 3}}, r"input\.embedding_column is 3; expected text"),
         ({"uniqueness": {"backend": "annoy"}}, r"uniqueness\.backend is 'annoy'; expected one of hnsw, faiss, sklearn"),
         ({"uniqueness": {"k_neighbors": 0}}, r"k_neighbors is 0; expected an integer >= 1"),

@@ -449,16 +449,6 @@ def test_embeddings_only_gives_every_included_patch_the_same_composition_weight(
     assert weights.corr(uniqueness) > 0.99
 
 
-def test_a_postgres_section_with_fetch_embeddings_is_refused(tmp_path):
-    body = {"backend": "postgres", "mode": "both",
-            "postgres": {"host": "localhost", "database": "db", "fetch_embeddings": True},
-            "output": {"csv_path": str(tmp_path / "out.csv")}}
-    with pytest.raises(BalancedSamplingError, match=r"balanced_dataset\.postgres\.fetch_embeddings is true, but "
-                                                    r"reading the tile table's embeddings is not supported yet"):
-        run_config(write_config(str(tmp_path), body))
-    assert not os.path.exists(tmp_path / "out.csv")
-
-
 def test_postgres_section_of_the_code_form(tiles_database, tmp_path):
     # The code's form: backend: postgres and a postgres section (masks_only: rank_max uses the table's
     # precomputed uniqueness_score, so no model runs here).

@@ -11,7 +11,12 @@ from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanc
 from balanced_sampling_plugin.mask_stats import compute_mask_stats
 from balanced_sampling_plugin.progress import Progress
 from balanced_sampling_plugin.records import patch_ids
-from balanced_sampling_plugin.sources.postgres import check_where_clause, class_dist_shares, load_tiles
+from balanced_sampling_plugin.sources.postgres import (
+    check_where_clause,
+    class_dist_shares,
+    load_tiles,
+    load_tiles_with_embeddings,
+)
 from tests.postgres_server import postgres_server, tiles_database  # noqa: F401  (pytest fixtures)
 
 # --------------------------------------------------------------------------- pure parts (no server)
@@ -347,3 +352,187 @@ def test_config_statement_timeout_reaches_the_server(tiles_database, tmp_path):
     with pytest.raises(BalancedSamplingError, match=r"statement_timeout is -1; expected an integer >= 0"):
         load_config({"balanced_dataset": {"input": {**source, "statement_timeout": -1},
                                           "output": {"csv_path": "x.csv"}}}, str(tmp_path))
+
+
+# --------------------------------------------------------------------------- fetch_embeddings
+
+EMBEDDING_DIM = 24
+#: Tile ids of embedded_tiles whose ``bad_text`` / ``bad_array`` holds a broken embedding (see the fixture).
+BAD_TILES = {"null": 5, "unparsable": 6, "dimension": 7, "non_finite": 8}
+
+
+def pgvector_text(vector, separator=","):
+    """pgvector's text form of a float32 vector (shortest repr of each value: it reads back exactly)."""
+    return "[" + separator.join(repr(float(x)) for x in vector) + "]"
+
+
+@pytest.fixture(scope="module")
+def embedded_tiles(tiles_database):
+    """Table ``embedded_tiles``: the rows of ``tiles`` with id <= 96 and every tile's embedding as ``real[]``,
+    ``double precision[]`` and pgvector text; ``bad_text`` / ``bad_array`` hold the same vectors except for
+    the broken values of :data:`BAD_TILES`. Returns {tile id: float32 vector}."""
+    rng = np.random.default_rng(3)
+    conn = tiles_database.server.connect(tiles_database.dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS embedded_tiles")
+            cur.execute("CREATE TABLE embedded_tiles AS SELECT * FROM tiles WHERE id <= 96")
+            cur.execute("ALTER TABLE embedded_tiles ADD COLUMN emb_real real[], ADD COLUMN emb_double "
+                        "double precision[], ADD COLUMN emb_text text, ADD COLUMN bad_text text, "
+                        "ADD COLUMN bad_array real[]")
+            cur.execute("SELECT id FROM embedded_tiles ORDER BY id")
+            ids = [row[0] for row in cur.fetchall()]
+            vectors = rng.normal(size=(len(ids), EMBEDDING_DIM)).astype(np.float32)
+            vectors[1::7] = vectors[::7][: len(vectors[1::7])] + 0.05  # near twins: the scores differ a lot
+            for tile_id, vector in zip(ids, vectors):
+                values = [float(x) for x in vector]
+                text = pgvector_text(vector, ", " if tile_id % 2 else ",")
+                bad_text, bad_array = text, values
+                if tile_id == BAD_TILES["null"]:
+                    bad_text = bad_array = None
+                elif tile_id == BAD_TILES["unparsable"]:  # the second value is not a number
+                    bad_text = pgvector_text(vector).replace("," + repr(values[1]) + ",", ",x,", 1)
+                    bad_array = [values[0], None, *values[2:]]
+                elif tile_id == BAD_TILES["dimension"]:
+                    bad_text, bad_array = pgvector_text(vector[:-1]), values[:-1]
+                elif tile_id == BAD_TILES["non_finite"]:
+                    bad_text, bad_array = pgvector_text([np.nan, *values[1:]]), [float("inf"), *values[1:]]
+                cur.execute("UPDATE embedded_tiles SET emb_real = %s, emb_double = %s, emb_text = %s, bad_text = %s, "
+                            "bad_array = %s::real[] WHERE id = %s",
+                            (values, values, text, bad_text, bad_array, tile_id))
+    finally:
+        conn.close()
+    return dict(zip(ids, vectors))
+
+
+def fetch_config(tiles_database, tmp_path, column, mode="both", where_clause="id % 3 <> 0", **postgres):
+    c = tiles_database.connection
+    body = {"backend": "postgres", "mode": mode, "sampling_method": "rank_max",
+            "postgres": {"host": c["host"], "port": c["port"], "database": c["dbname"], "user": c["user"],
+                         "password": c["password"], "table": "embedded_tiles", "where_clause": where_clause,
+                         "embedding_column": column, "fetch_embeddings": True, **postgres},
+            "clustering": {"k_selection": "fixed", "k": 3},
+            "uniqueness": {"k_neighbors": 4, "backend": "sklearn"},
+            # No such model: DINOv2 must not run. Nor may its cache be written.
+            "embeddings": {"dino_model": str(tmp_path / "no-model"), "parquet_path": str(tmp_path / "cache.parquet")},
+            "output": {"csv_path": str(tmp_path / "train.csv")}}
+    from balanced_sampling_plugin.config import load_config
+
+    return load_config({"balanced_dataset": body}, str(tmp_path))
+
+
+@pytest.mark.parametrize("column", ["emb_real", "emb_text", "emb_double"])
+def test_fetched_embeddings_give_the_knn_scores_of_those_vectors(embedded_tiles, tiles_database, tmp_path, column):
+    from balanced_sampling_plugin.pipeline import run_config
+    from balanced_sampling_plugin.uniqueness import uniqueness_scores
+
+    infos = []
+    result = run_config(fetch_config(tiles_database, tmp_path, column), Progress(info=infos.append))
+    ids = result.table["source_id"].tolist()
+    assert len(ids) == 64 and all(i % 3 for i in ids)
+    expected = uniqueness_scores(np.stack([embedded_tiles[i] for i in ids]), k=4, backend="sklearn")
+    np.testing.assert_allclose(result.table["uniqueness_score"].to_numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert expected.std() > 0.05  # the twins make the comparison worth something
+    assert result.uniqueness.device is None and result.uniqueness.computed == 0
+    assert any(f"Read 64 embeddings of {EMBEDDING_DIM} dimensions from column '{column}'" in m for m in infos)
+    assert any("DINOv2 does not run" in m for m in infos)
+    assert not (tmp_path / "cache.parquet").exists()
+    csv = pd.read_csv(result.csv_path)
+    np.testing.assert_allclose(csv["uniqueness_score"], result.table["uniqueness_score"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("column", ["bad_text", "bad_array"])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("null", r"The embedding of the tile with id 5 in column '{column}' is NULL\. Fill the column for every "
+                 r"tile, leave such tiles out with a where_clause such as \"{column} IS NOT NULL\", or set "
+                 r"fetch_embeddings to false"),
+        ("unparsable", r"The embedding of the tile with id 6 in column '{column}' is not a list of numbers: .*"
+                       r"Expected pgvector's text form .* or set fetch_embeddings to false"),
+        ("dimension", r"The embedding of the tile with id 7 in column '{column}' has 23 dimensions, but that of the "
+                      r"tile with id 1 has 24: every embedding must come from the same model\. Fill the column"),
+        ("non_finite", r"The embedding of the tile with id 8 in column '{column}' holds NaN or infinite values\. "
+                       r"Fill the column with valid embeddings, leave such tiles out with a where_clause"),
+    ],
+)
+def test_bad_fetched_embeddings_name_the_tile_and_the_column(embedded_tiles, tiles_database, tmp_path, column, case,
+                                                              match):
+    from balanced_sampling_plugin.pipeline import run_config
+
+    clause = f"id <= 4 OR id = {BAD_TILES[case]}"
+    with pytest.raises(BalancedSamplingError, match=match.format(column=column)):
+        run_config(fetch_config(tiles_database, tmp_path, column, where_clause=clause))
+    assert not (tmp_path / "train.csv").exists()
+    # Without the broken tile the same column reads.
+    tiles, fetched = load_tiles_with_embeddings(tiles_database.connection, "embedded_tiles", "id <= 4",
+                                                embedding_column=column)
+    np.testing.assert_array_equal(fetched.vectors, np.stack([embedded_tiles[i] for i in tiles["source_id"]]))
+
+
+def test_masks_only_does_not_read_the_embeddings(embedded_tiles, tiles_database, tmp_path):
+    from balanced_sampling_plugin.pipeline import run_config
+
+    infos = []
+    # bad_text holds a NULL for tile 5: reading it would fail.
+    config = fetch_config(tiles_database, tmp_path, "bad_text", mode="masks_only", where_clause="id <= 12")
+    result = run_config(config, Progress(info=infos.append))
+    assert any("fetch_embeddings is true, but mode 'masks_only' computes no uniqueness, so the table's embeddings "
+               "(column 'bad_text') are not read" in m for m in infos)
+    assert result.uniqueness is None and len(result.table) == 12
+    assert any("Using the input's precomputed uniqueness_score" in m for m in infos)
+
+
+def test_a_missing_embedding_column_is_named(embedded_tiles, tiles_database, tmp_path):
+    from balanced_sampling_plugin.pipeline import run_config
+
+    with pytest.raises(BalancedSamplingError, match=r"Table 'embedded_tiles' in database 'dataset_explorer' .* has no "
+                                                    r"embedding column 'embedding'\. Its columns: id, .*emb_real.* "
+                                                    r"set fetch_embeddings to false"):
+        run_config(fetch_config(tiles_database, tmp_path, "embedding"))
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        (["[1, 2]", None], r"The embedding of tile b in column 'e' is NULL"),
+        (["[1, 2]", float("nan")], r"The embedding of tile b in column 'e' is NULL"),
+        (["[1, 2]", "[]"], r"tile b in column 'e' is not a list of numbers: '\[\]'"),
+        (["[1, 2]", "[1, 2"], r"tile b in column 'e' is not a list of numbers: '\[1, 2'"),
+        (["[1, 2]", "{{1,2},{3,4}}"], r"tile b in column 'e' is not a list of numbers"),
+        (["[1, 2]", b"\x00\x01"], r"tile b in column 'e' is not a list of numbers"),
+        (["[1, 2]", 0.5], r"tile b in column 'e' is not a list of numbers: 0\.5"),
+        ([[1.0, 2.0], [[1.0], [2.0]]], r"tile b in column 'e' is not a list of numbers"),
+        (["[1, 2]", "[1, 2, 3]"], r"tile b in column 'e' has 3 dimensions, but that of tile a has 2"),
+        ([[1.0, 2.0], [1.0]], r"tile b in column 'e' has 1 dimensions, but that of tile a has 2"),
+        (["[1, 2]", "[inf, 2]"], r"tile b in column 'e' holds NaN or infinite values"),
+        (["[1, 2]", "[1e39, 2]"], r"tile b in column 'e' holds NaN or infinite values"),  # beyond float32
+        ([[1.0, 2.0], [1.0, float("nan")]], r"tile b in column 'e' holds NaN or infinite values"),
+    ],
+)
+def test_embedding_block_errors(values, match):
+    from balanced_sampling_plugin.sources.postgres import embedding_block
+
+    with pytest.raises(BalancedSamplingError, match=match):
+        embedding_block(values, lambda i: f"tile {'abc'[i]}", "e")
+
+
+def test_embedding_block_reads_text_and_arrays_alike():
+    from balanced_sampling_plugin.sources.postgres import EmbeddingReader, embedding_block
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 7)).astype(np.float32)
+    texts = [pgvector_text(v, ", " if i % 2 else ",") for i, v in enumerate(vectors)]
+    texts[3] = "{" + texts[3][1:-1] + "}"  # PostgreSQL's array text
+    texts[4] = "  " + texts[4] + " "
+    lists = [v.tolist() for v in vectors]
+    mixed = [texts[i] if i % 3 else lists[i] for i in range(len(vectors))]
+    for values in (texts, lists, mixed):
+        np.testing.assert_array_equal(embedding_block(values, str, "e"), vectors)
+    reader = EmbeddingReader("e")
+    reader.add(texts[:20], [()] * 20, total=30)  # fewer rows counted than read: the matrix grows
+    reader.add(lists[20:], [()] * 30, total=30)
+    np.testing.assert_array_equal(reader.matrix(), vectors)
+    with pytest.raises(BalancedSamplingError, match=r"The embedding of row 22 in column 'e' has 6 dimensions, but "
+                                                    r"that of row 1 has 7"):
+        EmbeddingReader("e").add(texts[:21] + [pgvector_text(vectors[0][:6])], [()] * 22)
