@@ -1,0 +1,181 @@
+"""Select coreset on a patch table: the pool, the method's scores, the steps, the fields written.
+
+:func:`select_coreset` is what the QGIS algorithm and :func:`.config.run_coreset_config` call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..contract import CORESET_EMBEDDING_METHODS, CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP
+from ..errors import BalancedSamplingError
+from ..i18n import _
+from ..progress import Progress, as_progress
+from ..records import CLASS_ENTROPY, EXCLUDED, SAMPLER_WEIGHT, class_column, class_columns, describe_patch
+from ..weights import included_mask
+from .budget import DEFAULT_BUDGET, DEFAULT_BUDGET_MODE, budget_size
+from .embeddings import EMBEDDING, load_embeddings
+from .scores import (
+    DEFAULT_FA_CB_LAMBDA,
+    DEFAULT_FD_K_MAX,
+    DEFAULT_FD_K_MIN,
+    DEFAULT_FD_VENDI_DELTA,
+    DEFAULT_SEED,
+    Selection,
+    check_method,
+    lc_scores,
+    score_pool,
+    select_steps,
+)
+
+
+@dataclass
+class CoresetResult:
+    """Fields over the whole table (row order) and what the run decided.
+
+    scores : method score of each pool patch, NaN for excluded patches (not in the pool).
+    """
+
+    scores: np.ndarray
+    selection: Selection
+    pool: np.ndarray
+    method: str
+    budget: int
+    details: dict = field(default_factory=dict)
+    pool_embeddings: Optional[np.ndarray] = None
+
+    @property
+    def selected(self) -> np.ndarray:
+        return self.selection.selected
+
+    @property
+    def step(self) -> np.ndarray:
+        return self.selection.step
+
+    def fields(self, score_column: str = CORESET_SCORE) -> pd.DataFrame:
+        """The fields the run writes, one row per table row (index 0..n-1)."""
+        return pd.DataFrame({score_column: self.scores, CORESET_SELECTED: self.selected,
+                             SELECTION_STEP: self.step})
+
+
+def _finite_column(table: pd.DataFrame, rows: np.ndarray, column: str, method: str) -> np.ndarray:
+    if column not in table.columns:
+        raise BalancedSamplingError(
+            _("Coreset method {method} needs the field '{field}'; run '{algorithm}' first.").format(
+                method=method, field=column, algorithm=_("Compute composition clusters")))
+    values = pd.to_numeric(table[column].iloc[rows], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise BalancedSamplingError(
+            _("Field '{field}' of {patch} is empty or not a number; coreset method {method} needs it for every patch "
+              "that is not excluded.").format(field=column, patch=describe_patch(table, table.index[rows[bad[0]]]),
+                                              method=method))
+    return values
+
+
+def pool_classes(table: pd.DataFrame, rows: np.ndarray, method: str, nodata_class: Optional[int] = None):
+    columns = [c for c in class_columns(map(str, table.columns))
+               if nodata_class is None or c != class_column(nodata_class)]
+    if not columns:
+        raise BalancedSamplingError(
+            _("Coreset method {method} needs the class proportion fields (cls_<value>); run '{algorithm}' first.")
+            .format(method=method, algorithm=_("Compute composition clusters")))
+    return table.iloc[rows][columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGET,
+                   budget_mode: str = DEFAULT_BUDGET_MODE, *, parquet_path=None,
+                   embeddings: Optional[np.ndarray] = None, model: Optional[str] = None,
+                   embedding_column: str = EMBEDDING, fd_k_min: int = DEFAULT_FD_K_MIN,
+                   fd_k_max: int = DEFAULT_FD_K_MAX, fd_use_vendi: bool = False,
+                   fd_vendi_delta: float = DEFAULT_FD_VENDI_DELTA, lc_fd_cutoff_m: Optional[int] = None,
+                   fa_cb_lambda: float = DEFAULT_FA_CB_LAMBDA, seed: int = DEFAULT_SEED,
+                   nodata_class: Optional[int] = None, excluded_field: str = EXCLUDED,
+                   vector_rows: Optional[Sequence[int]] = None, method_budget: Optional[int] = None,
+                   method_pool: Optional[np.ndarray] = None, diversity=None,
+                   progress: Optional[Progress] = None) -> CoresetResult:
+    """Score the pool (patches not excluded) by ``method`` and select ``budget`` of it.
+
+    Parameters
+    ----------
+    table : the patch table (fields of the chain: class_entropy, cls_<c>, excluded, image_path + window).
+    method : one of lc, cb, fd, fa, lc_fd, fa_cb (:mod:`.scores`).
+    budget, budget_mode : a fraction of the pool (0 < budget <= 1) or a count (:mod:`.budget`).
+    parquet_path, model, embedding_column : the embedding cache the embedding methods read
+        (:func:`.embeddings.load_embeddings`), unless ``embeddings`` (len(table), D) are given.
+    vector_rows, method_budget, method_pool, diversity : the selection steps (:func:`.scores.select_steps`):
+        rows taken first, the method's own budget and sub-pool (bool over the table), a spatial rule.
+        What the method leaves of the budget is filled by class entropy when the table has it.
+    nodata_class : a class left out of cb's class distributions.
+    """
+    progress = as_progress(progress)
+    check_method(method)
+    pool = included_mask(table, excluded_field) if excluded_field in table.columns else np.ones(len(table), bool)
+    rows = np.flatnonzero(pool)
+    size = budget_size(budget, budget_mode, len(rows))
+    scores = np.full(len(table), np.nan)
+    details: dict = {}
+    pool_embeddings = None
+    if len(rows) == 0:
+        progress.warning(_("Every patch is excluded; no patch can be selected."))
+        selection = Selection(np.zeros(len(table), bool), np.full(len(table), "", dtype=object),
+                              np.zeros(0, np.int64), 0)
+        return CoresetResult(scores, selection, pool, method, 0, details)
+
+    entropy = classes = None
+    if method in ("lc", "lc_fd"):
+        entropy = _finite_column(table, rows, CLASS_ENTROPY, method)
+    if method in ("cb", "fa_cb"):
+        classes = pool_classes(table, rows, method, nodata_class)
+    if method in CORESET_EMBEDDING_METHODS:
+        if embeddings is not None:
+            pool_embeddings = np.asarray(embeddings, dtype=np.float32)[rows]
+        else:
+            progress.info(_("Reading the embeddings of {n} patches from '{path}'.").format(n=len(rows),
+                                                                                        path=parquet_path))
+            pool_embeddings = load_embeddings(table.iloc[rows], parquet_path, model, embedding_column)
+    result = score_pool(method, size, entropy=entropy, classes=classes, embeddings=pool_embeddings,
+                        fd_k_min=fd_k_min, fd_k_max=fd_k_max, fd_use_vendi=fd_use_vendi,
+                        fd_vendi_delta=fd_vendi_delta, lc_fd_cutoff_m=lc_fd_cutoff_m, fa_cb_lambda=fa_cb_lambda,
+                        seed=seed, progress=progress.child(0.0, 0.9))
+    details.update(result.details)
+    scores[rows] = result.scores
+    fill = None
+    if CLASS_ENTROPY in table.columns:
+        values = pd.to_numeric(table[CLASS_ENTROPY], errors="coerce").to_numpy(dtype=np.float64)
+        fill = np.full(len(table), -np.inf)
+        finite = np.isfinite(values[rows])
+        fill[rows[finite]] = lc_scores(values[rows[finite]]) if finite.any() else 0.0
+    selection = select_steps(len(table), pool, size, method, np.nan_to_num(scores, nan=-np.inf),
+                             vector_rows=vector_rows, method_budget=method_budget, method_pool=method_pool,
+                             fill_scores=fill, diversity=diversity, progress=progress.child(0.9, 1.0))
+    if selection.n_selected < size:
+        progress.warning(_("{selected} patches selected, fewer than the budget of {budget}: the spatial diversity "
+                           "rule or the steps left no other candidate.").format(
+                               selected=selection.n_selected, budget=size))
+    return CoresetResult(scores, selection, pool, method, size, details, pool_embeddings)
+
+
+def subset_weights(table: pd.DataFrame, selected: np.ndarray) -> np.ndarray:
+    """The selected rows' sampler weights re-normalised to mean 1 over the subset (1 when the table has no
+    ``sampler_weight``)."""
+    selected = np.asarray(selected, dtype=bool)
+    if SAMPLER_WEIGHT not in table.columns:
+        return np.ones(int(selected.sum()))
+    weights = pd.to_numeric(table[SAMPLER_WEIGHT], errors="coerce").to_numpy(dtype=np.float64)[selected]
+    bad = ~(np.isfinite(weights) & (weights >= 0))
+    if bad.any():
+        row = np.flatnonzero(selected)[np.flatnonzero(bad)[0]]
+        raise BalancedSamplingError(
+            _("Field '{field}' of {patch} is not a number >= 0; re-run '{algorithm}'.").format(
+                field=SAMPLER_WEIGHT, patch=describe_patch(table, table.index[row]),
+                algorithm=_("Combine sampler weights")))
+    mean = weights.mean() if len(weights) else 0.0
+    if not mean > 0:
+        raise BalancedSamplingError(_("Every selected patch has sampler weight 0; the training sampler could draw "
+                                      "nothing from the subset."))
+    return weights / mean

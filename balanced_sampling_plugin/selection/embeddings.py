@@ -1,0 +1,88 @@
+"""The pool's DINOv2 embeddings, read from the embedding cache Parquet (:mod:`..embedding_cache`).
+
+The cache holds one row per (patch, model): ``patch_key`` is :func:`~balanced_sampling_plugin.records.patch_id`
+of the normalised image path and the window, ``model`` the identity of the model and of how pixels reached
+it. Rows are joined to the table by that key; the model is the one given, or the only one the file holds
+for these patches.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..embedding_cache import EMBEDDING, KEY, MODEL
+from ..errors import BalancedSamplingError, require
+from ..i18n import _
+from ..records import IMAGE_PATH, PATCH_SIZE, ROW_OFF, COL_OFF, describe_patch, patch_ids, validate_records
+
+#: Missing patches named in the error (the rest counted).
+SHOWN_MISSING = 5
+
+
+def _model_matches(identity: str, model: str) -> bool:
+    return identity == model or identity.startswith(model + "|")
+
+
+def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = None,
+                    column: str = EMBEDDING) -> np.ndarray:
+    """(len(table), D) float32 embeddings of the table's patches, in row order.
+
+    Raises :class:`BalancedSamplingError` when the file or the column is missing, when the file holds several
+    models for these patches and ``model`` does not pick one, or naming the patches that have no embedding.
+    """
+    pq = require("pyarrow.parquet", _("the embedding cache (parquet)"), pip_name="pyarrow")
+    path = os.fspath(parquet_path or "")
+    if not path or not os.path.isfile(path):
+        raise BalancedSamplingError(
+            _("The embedding cache '{path}' does not exist. Run '{algorithm}' with this Parquet file first, or give "
+              "the file it wrote.").format(path=path, algorithm=_("Compute DINOv2 uniqueness")))
+    records = validate_records(table, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
+    keys = patch_ids(records).to_numpy()
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise BalancedSamplingError(_("Cannot read the embedding cache '{path}': {error}").format(
+            path=path, error=exc)) from exc
+    missing_columns = [c for c in (KEY, MODEL, column) if c not in names]
+    if missing_columns:
+        raise BalancedSamplingError(
+            _("The embedding cache '{path}' has no column {columns}; its columns: {available}.").format(
+                path=path, columns=", ".join(missing_columns), available=", ".join(names)))
+    frame = pq.read_table(path, columns=[KEY, MODEL, column]).to_pandas()
+    frame = frame[frame[KEY].isin(set(keys))]
+    identities = sorted(frame[MODEL].dropna().unique().tolist())
+    if model:
+        chosen = [m for m in identities if _model_matches(m, model)]
+        if not chosen:
+            raise BalancedSamplingError(
+                _("The embedding cache '{path}' holds no embedding of model '{model}' for these patches; it holds: "
+                  "{models}.").format(path=path, model=model, models=", ".join(identities) or _("none")))
+    else:
+        chosen = identities
+    if len(chosen) > 1:
+        raise BalancedSamplingError(
+            _("The embedding cache '{path}' holds embeddings of several models for these patches: {models}. Name "
+              "the model to use.").format(path=path, models="; ".join(chosen)))
+    rows = frame[frame[MODEL] == chosen[0]] if chosen else frame.iloc[:0]
+    rows = rows.drop_duplicates(KEY, keep="last").set_index(KEY)[column]
+    position = pd.Index(rows.index).get_indexer(keys)
+    absent = np.flatnonzero(position < 0)
+    if len(absent):
+        shown = "; ".join(describe_patch(records, records.index[i]) for i in absent[:SHOWN_MISSING])
+        more = len(absent) - SHOWN_MISSING
+        raise BalancedSamplingError(
+            _("{n} of {total} patches have no embedding in '{path}': {patches}{more}. Run '{algorithm}' on these "
+              "patches with this Parquet file first.").format(
+                n=len(absent), total=len(keys), path=path, patches=shown,
+                more=_(" and {n} more").format(n=more) if more > 0 else "",
+                algorithm=_("Compute DINOv2 uniqueness")))
+    values = rows.to_numpy()[position]
+    lengths = {len(v) for v in values}
+    if len(lengths) > 1:
+        raise BalancedSamplingError(_("The embeddings in '{path}' do not all have the same length ({lengths}).")
+                                    .format(path=path, lengths=", ".join(map(str, sorted(lengths)))))
+    return np.asarray(np.stack(values) if len(values) else np.zeros((0, 0)), dtype=np.float32)
