@@ -27,7 +27,9 @@ from .weights import (
     effective_sample_size,
     expected_class_shares,
     low_ess_warning,
+    valid_pixel_counts,
 )
+from .weights.targets import frontier
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 70em; }
@@ -79,6 +81,7 @@ def render_report_html(
         _histogram_section(weights[result.included]),
         _class_section(table, result, weights, fields),
         _methods_section(comparison, result.method, fields),
+        _frontier_section(table, result, comparison, fields),
         _top_patches_section(table, result, weights, top_n),
         _exclusion_section(table, result),
     ]
@@ -148,8 +151,9 @@ def _class_section(table, result, weights, fields) -> str:
     if not fields:
         return _heading(_("Class shares")) + _paragraph(_("The table has no class proportion fields (cls_<value>)."))
     proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    uniform = expected_class_shares(proportions, result.included.astype(float))
-    chosen = expected_class_shares(proportions, weights)
+    valid = valid_pixel_counts(table)
+    uniform = expected_class_shares(proportions, result.included.astype(float), valid)
+    chosen = expected_class_shares(proportions, weights, valid)
     rows = [
         [_e(f), format_share(u), format_share(c), _ratio(c / u if u > 0 else np.nan)]
         for f, u, c in zip(fields, uniform, chosen)
@@ -162,8 +166,8 @@ def _class_section(table, result, weights, fields) -> str:
     return (
         _heading(_("Class shares"))
         + "<p class=\"note\">"
-        + _e(_("Expected share of each class among the non-nodata pixels of a drawn patch (each patch counts "
-               "once), per epoch."))
+        + _e(_("Expected share of each class among the valid (non-nodata) pixels drawn per epoch: a patch adds "
+               "its valid pixels, patch_size² × (1 − nodata_ratio)."))
         + "</p>"
         + _table([_e(_("class")), _e(_("uniform")), _e(result.method), _e(_("ratio"))], rows, text_columns=(0,))
         + f"<p>{chart}</p>"
@@ -195,6 +199,60 @@ def _methods_section(comparison: pd.DataFrame, chosen: str, fields) -> str:
                "strength, or use class_balanced, to rebalance classes."))
         + "</p>"
         + _table(header, rows, text_columns=(0, len(header) - 1), row_classes=classes)
+    )
+
+
+def _frontier_section(table, result, comparison, fields) -> str:
+    """What any weighting can give this dataset, with every method placed beneath that limit."""
+    if not fields or len(fields) < 2:
+        return ""
+    included = result.included
+    proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)[included]
+    valid = valid_pixel_counts(table)
+    valid = None if valid is None else valid[included]
+    try:
+        curves = frontier(proportions, valid, floor=result.params.get("floor", 1e-3))
+    except BalancedSamplingError:
+        return ""
+    share_columns = [f"share_{f}" for f in fields]
+    uniform = comparison.loc["uniform", share_columns].to_numpy(dtype=float)
+    present = uniform > 0
+    rarest = curves["lift_class"]
+    smallest, lifts = {}, {}
+    for method, row in comparison.iterrows():
+        if method == "uniform":
+            continue
+        shares = row[share_columns].to_numpy(dtype=float)
+        smallest[method] = (row["ess_ratio"], shares[present].min())
+        lifts[method] = (row["ess_ratio"], shares[rarest] / uniform[rarest])
+    lift_curve = curves["lift"].copy()
+    lift_curve[:, 1] /= uniform[rarest]
+    ess = comparison.loc[result.method, "ess_ratio"] if result.method in comparison.index else np.nan
+    limit = np.interp(ess, curves["balanced"][:, 0], curves["balanced"][:, 1]) if np.isfinite(ess) else np.nan
+    chosen = smallest.get(result.method, (np.nan, np.nan))[1]
+    balanced_chart = svg_charts.frontier_chart(
+        curves["balanced"], smallest, xlabel=_("effective sample size / included patches"),
+        ylabel=_("smallest class share"), curve_label=_("largest reachable smallest share"),
+        title=_("Smallest class share: every method against what any weighting can reach"))
+    lift_chart = svg_charts.frontier_chart(
+        lift_curve / [1, 100], {m: (x, y / 100) for m, (x, y) in lifts.items()},
+        xlabel=_("effective sample size / included patches"),
+        ylabel=_("lift of {field} (x uniform, axis in %: 100% = 1x)").format(field=fields[rarest]),
+        curve_label=_("largest reachable lift of {field}").format(field=fields[rarest]),
+        title=_("Lift of the rarest class: every method against what any weighting can reach"))
+    summary = _("At the effective sample size {method} reaches ({ess:.0%}), the most balanced weighting gives the "
+                "smallest class a share of {limit} (at least: the curve joins computed points); {method} gives "
+                "{chosen}.").format(method=result.method, ess=ess, limit=format_share(limit),
+                                    chosen=format_share(chosen)) if np.isfinite(limit) else ""
+    return (
+        _heading(_("What any weighting can reach"))
+        + _paragraph(_("Classes share patches, so not every mix of class shares can be drawn, and every step toward "
+                       "balance costs effective sample size. The curves are the limit for this dataset: above them "
+                       "no weighting exists; the sampling method target_shares reaches any point on or below them "
+                       "(ask for target shares, the most balanced shares at a minimum ESS, or one class lifted). "
+                       "Dots are the methods of the table above."), "note")
+        + (_paragraph(summary) if summary else "")
+        + f"<p>{balanced_chart}</p><p>{lift_chart}</p>"
     )
 
 

@@ -117,3 +117,47 @@ def histogram(values, bins: int, xlabel: str, ylabel: str = "patches", title: st
         value = edges[0] + (edges[-1] - edges[0]) * fraction
         parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{value:.3g}</text>')
     return _svg(parts, title or xlabel)
+
+
+def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "", curve_label: str = "") -> str:
+    """A limit curve with labelled points beneath it, both axes linear.
+
+    Parameters
+    ----------
+    curve : (k, 2) array of (x, y), x in [0, 1] (e.g. ESS / N), drawn as a line over a shaded area.
+    points : mapping label -> (x, y), drawn as dots with their label.
+    """
+    curve = np.asarray(curve, dtype=float).reshape(-1, 2)
+    marks = {str(k): (float(x), float(y)) for k, (x, y) in points.items() if np.isfinite([x, y]).all()}
+    top = max([*curve[:, 1], *(y for _x, y in marks.values()), 1e-12]) * 1.1
+    ticks = [(f, f"{100 * f * top:.3g}%") for f in np.linspace(0, 1, 5)]
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def xy(x, y):
+        return LEFT + plot_w * min(max(x, 0.0), 1.0), TOP + plot_h * (1 - y / top)
+
+    parts = _axes(ticks, ylabel, xlabel)
+    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x, _y = xy(fraction, 0)
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{fraction:g}</text>')
+    if len(curve):
+        line = " ".join("{:.1f},{:.1f}".format(*xy(x, y)) for x, y in curve)
+        x0, base = xy(curve[0, 0], 0)
+        x1, _b = xy(curve[-1, 0], 0)
+        parts.append(f'<polygon points="{x0:.1f},{base:.1f} {line} {x1:.1f},{base:.1f}" fill="{PALETTE[2]}" '
+                     f'fill-opacity="0.15"/>')
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{PALETTE[2]}" stroke-width="2">'
+                     f"<title>{html.escape(curve_label)}</title></polyline>")
+    for i, (label, (x, y)) in enumerate(sorted(marks.items(), key=lambda item: item[1])):
+        px, py = xy(x, y)
+        colour = PALETTE[1] if i % 2 else PALETTE[4]
+        parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"><title>{html.escape(label)}: '
+                     f"{x:.3f}, {100 * y:.2f}%</title></circle>")
+        anchor, dx = ("end", -6) if px > WIDTH - RIGHT - 120 else ("start", 6)
+        dy = -6 if i % 2 else 12
+        parts.append(f'<text x="{px + dx:.1f}" y="{py + dy:.1f}" text-anchor="{anchor}" font-size="10" '
+                     f'fill="{colour}">{html.escape(label)}</text>')
+    if curve_label:
+        parts.append(f'<rect x="{LEFT + 10}" y="8" width="10" height="10" fill="{PALETTE[2]}"/>')
+        parts.append(f'<text x="{LEFT + 24}" y="17">{html.escape(curve_label)}</text>')
+    return _svg(parts, title or ylabel)

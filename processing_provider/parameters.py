@@ -60,7 +60,10 @@ SAMPLING_METHOD_LABELS = {
     "multiplicative": QT_TRANSLATE_NOOP("parameters", "multiplicative — weight × uniqueness, unranked"),
     "composition_only": QT_TRANSLATE_NOOP("parameters", "composition_only — composition rank"),
     "uniqueness_only": QT_TRANSLATE_NOOP("parameters", "uniqueness_only — uniqueness rank"),
-    "class_balanced": QT_TRANSLATE_NOOP("parameters", "class_balanced — lifts rare classes most"),
+    "class_balanced": QT_TRANSLATE_NOOP("parameters", "class_balanced — lifts rare classes"),
+    "target_shares": QT_TRANSLATE_NOOP("parameters", "target_shares — class shares you ask for"),
+    "repeat_factor": QT_TRANSLATE_NOOP("parameters", "repeat_factor — LVIS repeat factor"),
+    "rare_class_sampling": QT_TRANSLATE_NOOP("parameters", "rare_class_sampling — DAFormer"),
 }
 #: The QGIS default: the one method that lifts a 1-2 % class well (rank methods stop near 1.5-2x).
 DEFAULT_SAMPLING_METHOD = "class_balanced"
@@ -94,6 +97,13 @@ def sampling_method_parameter(name: str, description: str) -> QgsProcessingParam
 def knn_backend_parameter(name: str, description: str) -> QgsProcessingParameterEnum:
     """The kNN backend choice: an index into ``BACKENDS`` (append-only), defaulting to ``DEFAULT_BACKEND``."""
     return labelled_enum(name, description, BACKENDS, BACKEND_LABELS, DEFAULT_BACKEND)
+
+
+def optional_number(algorithm, parameters, name, context):
+    """The value of an optional number parameter, or None when it is not set."""
+    if parameters.get(name) in (None, ""):
+        return None
+    return algorithm.parameterAsDouble(parameters, name, context)
 
 
 def with_decimals(parameter: QgsProcessingParameterNumber, decimals: int) -> QgsProcessingParameterNumber:

@@ -35,7 +35,13 @@ from ...balanced_sampling_plugin.contract import (
 from ...balanced_sampling_plugin.dependencies import WEIGHTS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..layers import read_table
-from ..parameters import add_record_field_parameters, record_field_map, sampling_method_parameter, with_decimals
+from ..parameters import (
+    add_record_field_parameters,
+    optional_number,
+    record_field_map,
+    sampling_method_parameter,
+    with_decimals,
+)
 from ..styles import GraduatedStyle, save_default_style
 from ..utils import engine_errors, engine_progress, raise_if_canceled
 from .base import BalancedSamplingAlgorithm, raster_reads
@@ -56,6 +62,13 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
     RARE_BOOST = "RARE_BOOST"
     RARE_CLASSES = "RARE_CLASSES"
     FLOOR = "FLOOR"
+    TARGET_SHARES = "TARGET_SHARES"
+    MIN_ESS = "MIN_ESS"
+    LIFT_CLASS = "LIFT_CLASS"
+    MAX_WEIGHT = "MAX_WEIGHT"
+    MIN_PIXELS = "MIN_PIXELS"
+    REPEAT_THRESHOLD = "REPEAT_THRESHOLD"
+    TEMPERATURE = "TEMPERATURE"
     COMPOSITION_FIELD = "COMPOSITION_FIELD"
     UNIQUENESS_FIELD = "UNIQUENESS_FIELD"
     EXCLUDED_FIELD = "EXCLUDED_FIELD"
@@ -92,10 +105,25 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             "<i>rank_multiply</i> = their product; <i>rank_add</i> = their mean; <i>multiplicative</i> = raw "
             "composition weight × raw uniqueness; <i>composition_only</i>; <i>uniqueness_only</i>; "
             "<i>class_balanced</i> = Σ over classes of (patch share / mean share)^α, optionally mixed with the "
-            "uniqueness rank. Ranks are percentile ranks over the included patches, ties averaged, so a patch is "
-            "drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): too weak for a class of "
-            "1–2% of the pixels. class_balanced lifts rare classes much more, which is why it is the default here; "
-            "read the report to choose.\n"
+            "uniqueness rank (α 0.5 is pytorch-smt-tools' sqrt_inverse_freq); "
+            "<i>target_shares</i> = the weights with the largest effective sample size (ESS) that reach the class "
+            "shares you ask for; <i>repeat_factor</i> = LVIS / detectron2 repeat factors, max over a patch's "
+            "classes of max(1, √(t / f_c)), f_c = fraction of patches containing class c; "
+            "<i>rare_class_sampling</i> = DAFormer: a class drawn with softmax((1 − f_c) / T) of its pixel "
+            "frequency, then a patch containing it. Ranks are percentile ranks over the included patches, ties "
+            "averaged, so a patch is drawn at most about 2× as often as under uniform sampling (rank_max: 1.5×): "
+            "too weak for a class of 1–2% of the pixels. class_balanced lifts rare classes much more, which is why "
+            "it is the default here; the report shows every method against the limit of what any weighting can "
+            "reach on your data.\n"
+            "<b>Target shares</b> (target_shares): class:share pairs, e.g. 6:0.08 or 6:8%, 4:0.1, as shares of the "
+            "valid pixels drawn per epoch; classes not named are free. Empty: as balanced as the data allows (the "
+            "largest smallest-class share) at an ESS of at least <b>Minimum ESS</b> (fraction of the included "
+            "patches), or, with <b>Class to lift</b>, that class as high as the minimum ESS allows. A target no "
+            "weighting reaches is replaced by the nearest reachable shares, and the log says so. <b>Largest "
+            "weight</b>: optional cap, in multiples of the mean weight.\n"
+            "<b>Pixels that make a patch contain a class</b> (repeat_factor, rare_class_sampling): empty = DAFormer's "
+            "3000 px per 512 × 512 px, scaled by patch area. <b>Repeat-factor threshold t</b>: empty = the median "
+            "f_c (detectron2 uses 0.001 with LVIS's 1203 classes). <b>Temperature T</b>: DAFormer's 0.01.\n"
             "<b>Strength</b>: power applied to rank weights (higher = stronger preference).\n"
             "<b>Class balance α</b>: 0.5 = square-root inverse frequency, 1 = inverse frequency.\n"
             "<b>Uniqueness mix</b>: for class_balanced, share of the weight taken from the uniqueness rank "
@@ -103,7 +131,8 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             "<b>Rare-class boost</b>: multiplier (1 = off) applied as 1 + (multiplier − 1) × the patch's share "
             "of rare classes; <b>Rare classes</b>: comma-separated class values, empty = classes below the mean "
             "class frequency.\n"
-            "<b>Weight floor</b>: every included patch weighs at least this fraction of the largest weight.\n"
+            "<b>Weight floor</b>: every included patch weighs at least this fraction of the largest weight "
+            "(target_shares: of the mean weight).\n"
             "Excluded patches (field excluded) get weight 0 and stay in the outputs. Weights are scaled to mean 1 "
             "over included patches.\n"
             "<b>Training CSV</b>: columns image, mask, row_off, col_off, patch_size, sampler_weight (names of the "
@@ -132,7 +161,28 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             self.RARE_CLASSES, self.tr("Rare classes (comma-separated; empty = below mean frequency)"),
             optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.TARGET_SHARES, self.tr("Target shares (target_shares; e.g. 6:8%, 4:0.1; empty = most balanced)"),
+            optional=True))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.MIN_ESS, self.tr("Minimum ESS (target_shares, fraction of the patches)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.01, maxValue=1), 2))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LIFT_CLASS, self.tr("Class to lift (target_shares)"), QgsProcessingParameterNumber.Integer,
+            optional=True))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.MAX_WEIGHT, self.tr("Largest weight (target_shares, × the mean; empty = no cap)"),
+            QgsProcessingParameterNumber.Double, optional=True, minValue=1), 2))
         advanced = [
+            with_decimals(QgsProcessingParameterNumber(
+                self.MIN_PIXELS, self.tr("Pixels that make a patch contain a class (empty = DAFormer's, scaled)"),
+                QgsProcessingParameterNumber.Double, optional=True, minValue=0.5), 0),
+            with_decimals(QgsProcessingParameterNumber(
+                self.REPEAT_THRESHOLD, self.tr("Repeat-factor threshold t (empty = median class fraction)"),
+                QgsProcessingParameterNumber.Double, optional=True, minValue=1e-9, maxValue=1), 4),
+            with_decimals(QgsProcessingParameterNumber(
+                self.TEMPERATURE, self.tr("Rare-class sampling temperature T"), QgsProcessingParameterNumber.Double,
+                defaultValue=0.01, minValue=1e-6), 3),
             with_decimals(QgsProcessingParameterNumber(
                 self.FLOOR, self.tr("Weight floor (fraction of the largest weight)"),
                 QgsProcessingParameterNumber.Double, defaultValue=1e-3, minValue=1e-9, maxValue=1), 4),
@@ -188,6 +238,10 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             raise QgsProcessingException(
                 self.tr("Rare classes must be class values separated by commas, e.g. 5,6; got '{}'.").format(text))
 
+    def _lift_class(self, parameters, context):
+        value = optional_number(self, parameters, self.LIFT_CLASS, context)
+        return None if value is None else int(value)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
         source = self.parameterAsSource(parameters, self.INPUT, context)
@@ -228,6 +282,13 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
                 rare_boost=rare_boost if rare_boost > 1 else None,
                 rare_classes=self._rare_classes(parameters, context),
                 floor=self.parameterAsDouble(parameters, self.FLOOR, context),
+                target_shares=self.parameterAsString(parameters, self.TARGET_SHARES, context),
+                min_ess=self.parameterAsDouble(parameters, self.MIN_ESS, context),
+                lift_class=self._lift_class(parameters, context),
+                max_weight=optional_number(self, parameters, self.MAX_WEIGHT, context),
+                min_pixels=optional_number(self, parameters, self.MIN_PIXELS, context),
+                repeat_threshold=optional_number(self, parameters, self.REPEAT_THRESHOLD, context),
+                temperature=self.parameterAsDouble(parameters, self.TEMPERATURE, context),
                 comp_field=comp_field, uniq_field=uniq_field, excluded_field=excluded_field,
                 progress=progress.child(0.05, 0.6),
             )

@@ -37,7 +37,8 @@ def test_report_is_written_with_every_method_and_consistent_shares(tmp_path, tab
     result = combine_weights(table, "class_balanced")
     path = build_report_html(table, result, tmp_path / "report.html")
     text = open(path, encoding="utf-8").read()
-    assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 2
+    # histogram, class shares, the two frontier charts
+    assert text.startswith("<!DOCTYPE html>") and text.count("<svg") == 4
     for method in SAMPLING_METHODS:
         assert method in text
     p = table[["cls_0", "cls_1", "cls_2"]].to_numpy()
@@ -98,3 +99,31 @@ def test_low_effective_sample_size_shows_a_warning_box(table):
     fine = render_report_html(skewed, combine_weights(skewed, "rank_max"))
     assert 'class="warning"' not in _section(fine, "Summary")
     assert "Effective sample size below 30%" in fine  # the comparison still names multiplicative
+
+
+def test_frontier_section_places_every_method_beneath_the_limit(table):
+    from xml.etree import ElementTree
+
+    from balanced_sampling_plugin.weights import compare_methods, effective_sample_size
+    from balanced_sampling_plugin.weights.targets import solve_target
+
+    result = combine_weights(table, "class_balanced")
+    text = render_report_html(table, result)
+    section = _section(text, "What any weighting can reach")
+    charts = [section[m.start():section.index("</svg>", m.start()) + 6] for m in re.finditer("<svg", section)]
+    assert len(charts) == 2
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    methods = compare_methods(table).index.drop("uniform")
+    for chart in charts:
+        root = ElementTree.fromstring(chart)
+        assert len(root.findall("svg:polyline", ns)) == 1
+        labels = {t.text for t in root.findall("svg:text", ns)}
+        assert set(methods) <= labels  # one labelled dot per method
+    # the sentence: at class_balanced's ESS the most balanced weighting, computed independently
+    included = ~table["excluded"].to_numpy()
+    p = table[["cls_0", "cls_1", "cls_2"]].to_numpy()[included]
+    ess = effective_sample_size(result.weights.to_numpy()[included]) / included.sum()
+    best = solve_target(p, np.full(included.sum(), 256.0 ** 2), min_ess=ess).shares.min()
+    chosen = expected_class_shares(p, result.weights.to_numpy()[included]).min()
+    assert chosen <= best + 1e-9
+    assert f"class_balanced gives {format_share(chosen)}" in section

@@ -6,6 +6,7 @@ import shutil
 import sys
 
 import pytest
+from qgis.core import QgsProcessingFeedback
 
 from tests.conftest import ROOT
 
@@ -114,3 +115,39 @@ def copy_layer_with(footprints_path, tmp_path, change):
     change(layer, feature)
     assert layer.commitChanges()
     return copy
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Every line an algorithm writes to the log, whichever channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+        self.lines.append(info)
+        super().pushInfo(info)
+
+    def pushWarning(self, warning):  # noqa: N802
+        self.lines.append(warning)
+        super().pushWarning(warning)
+
+    def reportError(self, error, fatalError=False):  # noqa: N802, N803
+        self.lines.append(error)
+        super().reportError(error, fatalError)
+
+    def pushCommandInfo(self, info):  # noqa: N802
+        self.lines.append(info)
+        super().pushCommandInfo(info)
+
+    def pushDebugInfo(self, info):  # noqa: N802
+        self.lines.append(info)
+        super().pushDebugInfo(info)
+
+    def pushConsoleInfo(self, info):  # noqa: N802
+        self.lines.append(info)
+        super().pushConsoleInfo(info)
+
+    def setProgressText(self, text):  # noqa: N802
+        self.lines.append(text)
+        super().setProgressText(text)

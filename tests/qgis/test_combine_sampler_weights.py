@@ -9,16 +9,16 @@ from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessin
 
 from balanced_sampling_plugin.weights import SAMPLING_METHODS, effective_sample_size, expected_class_shares
 
-from .conftest import layer_rows
+from .conftest import RecordingFeedback, layer_rows
 
 CLASSES = [f"cls_{c}" for c in range(1, 7)]
 
 
-def combine(run_algorithm, clusters_path, tmp_path, **parameters):
+def combine(run_algorithm, clusters_path, tmp_path, feedback=None, **parameters):
     out = {"INPUT": clusters_path, "OUTPUT": str(tmp_path / "weights.gpkg"),
            "OUTPUT_CSV": str(tmp_path / "train.csv"), "OUTPUT_REPORT": str(tmp_path / "report.html")}
     out.update(parameters)
-    result = run_algorithm("combinesamplerweights", out)
+    result = run_algorithm("combinesamplerweights", out, feedback)
     return result, pd.DataFrame(layer_rows(result["OUTPUT"]))
 
 
@@ -100,7 +100,7 @@ def test_report_compares_every_method(run_algorithm, clusters_path, tmp_path):
     for method in ("class_balanced", "composition_only"):
         assert method in html
     assert "cls_6" in html
-    assert html.count("<svg") == 2
+    assert html.count("<svg") == 4  # histogram, class shares, the two frontier charts
 
 
 def weight_legend(layer):
@@ -209,3 +209,29 @@ def test_low_effective_sample_size_is_warned_in_the_log_and_the_report(run_algor
     run_algorithm("combinesamplerweights", {**out, "STRENGTH": 1, "OUTPUT": str(tmp_path / "w1.gpkg"),
                                             "OUTPUT_REPORT": str(tmp_path / "r1.html")}, feedback)
     assert not any("effective sample size of" in w for w in warnings), warnings
+
+
+def test_target_shares_reaches_the_asked_share_and_names_what_is_out_of_reach(run_algorithm, clusters_path, tmp_path):
+    method = SAMPLING_METHODS.index("target_shares")
+    result, table = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=method,
+                            TARGET_SHARES="6:8%")
+    included = table[~table["excluded"].astype(bool)]
+    weights = included["sampler_weight"].to_numpy()
+    valid = included["patch_size"].to_numpy() ** 2 * (1 - included["nodata_ratio"].to_numpy())
+    shares = expected_class_shares(included[CLASSES].to_numpy(), weights, valid)
+    assert shares[CLASSES.index("cls_6")] == pytest.approx(0.08, abs=0.002)
+    assert weights.min() >= 1e-3 - 1e-12 and weights.mean() == pytest.approx(1.0)
+    assert (table.loc[table["excluded"].astype(bool), "sampler_weight"] == 0).all()
+    # the report shows the frontier and the new methods
+    report = open(result["OUTPUT_REPORT"], encoding="utf-8").read()
+    assert "What any weighting can reach" in report and "rare_class_sampling" in report
+
+    feedback = RecordingFeedback()
+    combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=method, TARGET_SHARES="6:0.9",
+            feedback=feedback)
+    assert any("No weighting reaches the target shares (cls_6 90.00%)" in m for m in feedback.lines)
+
+    _, lifted = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=method, LIFT_CLASS=6, MIN_ESS=0.6,
+                        MAX_WEIGHT=4)
+    weights = lifted.loc[~lifted["excluded"].astype(bool), "sampler_weight"].to_numpy()
+    assert effective_sample_size(weights) >= 0.6 * len(weights) - 1e-6 and weights.max() <= 4 * (1 + 1e-6)

@@ -11,9 +11,11 @@ import os
 import re
 
 import pytest
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsSettings
+from qgis.core import QgsProcessingException, QgsSettings
 
 from tests.conftest import ROOT
+
+from .conftest import RecordingFeedback
 
 PO_FILE = os.path.join(ROOT, "balanced_sampling_plugin", "locale", "pt_BR", "LC_MESSAGES", "balanced_sampling.po")
 SAMPLING_METHODS = ("rank_max", "rank_multiply", "rank_add", "multiplicative", "composition_only",
@@ -23,42 +25,6 @@ SAMPLING_METHODS = ("rank_max", "rank_multiply", "rank_add", "multiplicative", "
 ENGLISH_WORDS = {"the", "of", "and", "is", "are", "was", "were", "with", "from", "for", "to", "by", "not",
                  "kept", "excluded", "included", "weight", "weights", "written", "wrote", "computed", "computing",
                  "patches:", "summary", "shares", "uniform", "method", "every", "reason", "options", "embeddings:"}
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Every line an algorithm writes to the log, whichever channel."""
-
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushInfo(self, info):  # noqa: N802 (QGIS API name)
-        self.lines.append(info)
-        super().pushInfo(info)
-
-    def pushWarning(self, warning):  # noqa: N802
-        self.lines.append(warning)
-        super().pushWarning(warning)
-
-    def reportError(self, error, fatalError=False):  # noqa: N802, N803
-        self.lines.append(error)
-        super().reportError(error, fatalError)
-
-    def pushCommandInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushCommandInfo(info)
-
-    def pushDebugInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushDebugInfo(info)
-
-    def pushConsoleInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushConsoleInfo(info)
-
-    def setProgressText(self, text):  # noqa: N802
-        self.lines.append(text)
-        super().setProgressText(text)
 
 
 def catalogue():
