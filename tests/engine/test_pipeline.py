@@ -5,10 +5,8 @@ import os
 
 import pandas as pd
 import pytest
-import yaml
 
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
-from balanced_sampling_plugin.footprints import raster_windows
 from balanced_sampling_plugin.pipeline import (
     GEOJSON_PROPERTIES,
     footprints_geojson,
@@ -18,12 +16,18 @@ from balanced_sampling_plugin.pipeline import (
 from balanced_sampling_plugin.progress import Progress
 from balanced_sampling_plugin.sources.postgres import load_tiles
 from tests.postgres_server import postgres_server, tiles_database  # noqa: F401  (pytest fixtures)
+from tests.shipped_examples import (
+    EXAMPLES,
+    SHIPPED_EXAMPLES,
+    example_patch_records,
+    localised_example,
+    write_config,
+)
 from tests.tiny_dinov2 import build_tiny_dinov2
 
 PATCH = 64
 CSV_COLUMNS = ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
 DIAGNOSTICS = ["patch_id", "freq_cluster_id", "uniqueness_score", "excluded", "class_entropy", "nodata_ratio"]
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 
 
 @pytest.fixture(scope="module")
@@ -34,20 +38,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def patch_records(synthetic_dataset):
     """``patch_records`` entries (64 px windows) of the synthetic dataset, paths relative to its folder."""
-    folder = synthetic_dataset.folder
-    return [
-        {"image_path": os.path.relpath(image, folder), "mask_path": os.path.relpath(mask, folder),
-         "row_off": int(r), "col_off": int(c), "patch_size": PATCH}
-        for image, mask in zip(synthetic_dataset.images, synthetic_dataset.masks)
-        for r, c in raster_windows(512, 512, PATCH, PATCH)
-    ]
-
-
-def write_config(folder, body):
-    path = os.path.join(folder, "balanced.yaml")
-    with open(path, "w", encoding="utf-8") as handle:
-        yaml.safe_dump({"balanced_dataset": body}, handle, sort_keys=False)
-    return path
+    return example_patch_records(synthetic_dataset, PATCH)
 
 
 def assert_training_columns(csv, diagnostics):
@@ -224,9 +215,6 @@ def test_cancel_writes_nothing(patch_records, synthetic_dataset, tmp_path):
     assert not os.path.exists(tmp_path / "x.csv")
 
 
-SHIPPED_EXAMPLES = sorted(name for name in os.listdir(EXAMPLES) if name.endswith(".yaml"))
-
-
 def test_examples_come_in_both_forms():
     assert {"balanced_masks_only.yaml", "balanced_embeddings.yaml", "balanced_postgres.yaml",  # the documentation's
             "code_form_masks_only.yaml", "code_form_both.yaml", "code_form_postgres.yaml"} <= set(SHIPPED_EXAMPLES)
@@ -238,32 +226,6 @@ def test_shipped_examples_parse(name):
 
     config = load_config(os.path.join(EXAMPLES, name))
     assert config.output.csv_path.endswith("balanced_train.csv")
-
-
-def localised_example(name, synthetic_dataset, patch_records, tmp_path, request):
-    """The example's ``balanced_dataset`` with its placeholders pointed at the synthetic dataset (its records,
-    folders or tile table), the tiny offline DINOv2 and ``tmp_path``; every other key as shipped."""
-    with open(os.path.join(EXAMPLES, name), encoding="utf-8") as handle:
-        body = yaml.safe_load(handle)["balanced_dataset"]
-    folder = synthetic_dataset.folder
-    source = body.get("postgres", body.get("input"))
-    if "patch_records" in source:
-        source["patch_records"] = [{**record, "image_path": os.path.join(folder, record["image_path"]),
-                                    "mask_path": os.path.join(folder, record["mask_path"])} for record in patch_records]
-    elif "image_dir" in source:
-        source.update(image_dir=os.path.join(folder, "images"), mask_dir=os.path.join(folder, "masks"))
-    else:
-        tiles = request.getfixturevalue("tiles_database")
-        source.update({k: v for k, v in tiles.connection.items() if k != "dbname"}, database=tiles.dbname,
-                      table="tiles")
-    output = body["output"]
-    output["csv_path"] = str(tmp_path / "out" / "balanced_train.csv")
-    if output.get("geojson_path"):
-        output["geojson_path"] = str(tmp_path / "out" / "balanced_train.geojson")
-    if "embeddings" in body:
-        body["embeddings"].update(dino_model=request.getfixturevalue("tiny_model"), num_workers=0,
-                                  parquet_path=str(tmp_path / "embeddings.parquet"))
-    return body
 
 
 @pytest.mark.parametrize("name", SHIPPED_EXAMPLES)
