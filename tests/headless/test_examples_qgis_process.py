@@ -75,3 +75,49 @@ def test_shipped_example_runs_through_qgis_process(name, profile, synthetic_data
         with open(output["geojson_path"], encoding="utf-8") as handle:
             assert len(json.load(handle)["features"]) == len(rows)
     assert os.path.isfile(output["csv_path"])
+
+
+def test_postgres_example_with_fetched_embeddings_through_qgis_process(profile, tiles_database, tmp_path, request,
+                                                                       synthetic_dataset):
+    """code_form_postgres.yaml with fetch_embeddings: true and mode both: the uniqueness scores of the CSV are
+    the kNN scores of the table's pgvector-text embeddings, and no DINOv2 runs (the model does not exist)."""
+    import numpy as np
+
+    from balanced_sampling_plugin.uniqueness import uniqueness_scores
+
+    rng = np.random.default_rng(11)
+    conn = tiles_database.server.connect(tiles_database.dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS tiles_with_vectors")
+            cur.execute("CREATE TABLE tiles_with_vectors AS SELECT *, NULL::text AS vector FROM tiles")
+            cur.execute("SELECT id FROM tiles_with_vectors")
+            ids = [row[0] for row in cur.fetchall()]
+            vectors = dict(zip(ids, rng.normal(size=(len(ids), 16)).astype(np.float32)))
+            for tile_id, vector in vectors.items():
+                cur.execute("UPDATE tiles_with_vectors SET vector = %s WHERE id = %s",
+                            ("[" + ",".join(repr(float(x)) for x in vector) + "]", tile_id))
+    finally:
+        conn.close()
+    body = localised_example("code_form_postgres.yaml", synthetic_dataset, [], tmp_path, request)
+    body["mode"] = "both"
+    body["postgres"].update(table="tiles_with_vectors", embedding_column="vector", fetch_embeddings=True)
+    body["uniqueness"] = {"k_neighbors": 5, "backend": "sklearn"}
+    body["embeddings"] = {"dino_model": str(tmp_path / "no-such-model")}
+    body["output"]["include_excluded"] = True
+    proc = qgis_process("run", "balanced_sampling:buildfromconfig", "--json", "--",
+                        f"CONFIG={write_config(str(tmp_path), body)}", profile=profile, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    csv = pd.read_csv(body["output"]["csv_path"])
+    conn = tiles_database.server.connect(tiles_database.dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT file_path, row_off, col_off, id FROM tiles_with_vectors WHERE nodata_ratio < 0.05")
+            tile_of = {(path, row, col): tile_id for path, row, col, tile_id in cur.fetchall()}
+    finally:
+        conn.close()
+    assert len(csv) == len(tile_of)
+    keys = zip(csv["image"], csv["row_off"], csv["col_off"])
+    expected = uniqueness_scores(np.stack([vectors[tile_of[key]] for key in keys]), k=5, backend="sklearn")
+    np.testing.assert_allclose(csv["uniqueness_score"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert "DINOv2 does not run" in proc.stdout + proc.stderr
