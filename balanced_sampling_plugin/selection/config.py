@@ -1,0 +1,229 @@
+"""The tool's YAML ``coreset:`` block (pytorch-smt-tools ``select-coreset``) and a run of it on a training CSV.
+
+::
+
+    coreset:
+      method: lc_fd                  # lc, cb, fd, fa, lc_fd, fa_cb
+      budget: 0.3                    # a fraction of the pool (budget_mode: fraction) or a count
+      budget_mode: fraction
+      input_csv_path: /data/balanced_train.csv      # the training CSV of Combine / build-balanced-dataset
+      output_csv_path: /data/coreset_train.csv      # the selected rows, sampler weights re-normalised
+      parquet_path: /data/embeddings.parquet        # the embedding cache (fd, fa, lc_fd, fa_cb)
+      embedding_column: embedding
+      fd_k_min: 2
+      fd_k_max: 20
+      fd_use_vendi: false
+      fd_vendi_delta: 0.005
+      lc_fd_cutoff_m: null           # default 10% of the pool
+      fa_cb_lambda: 0.5
+      score_column: coreset_score
+
+Other top-level sections of the file (``balanced_dataset``) are not read here. Relative paths resolve against
+the file's folder. Unknown keys are errors naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from ..config import (
+    _boolean,
+    _choice,
+    _integer,
+    _mapping,
+    _number,
+    _optional,
+    _section,
+    _setting,
+    _text,
+)
+from ..contract import BUDGET_MODES, CORESET_METHODS, CORESET_SCORE, SAMPLER_WEIGHT, SELECTION_STEP
+from ..errors import BalancedSamplingError
+from ..export import CLASS_DIST_JSON, training_frame
+from ..file_safety import atomic_write, check_paths
+from ..i18n import _
+from ..progress import Progress, as_progress
+from ..records import CLASS_PREFIX, class_columns
+from ..sources.records_file import read_yaml_file, records_from_csv, resolve_path
+from .budget import DEFAULT_BUDGET, DEFAULT_BUDGET_MODE, check_budget
+from .coreset import select_coreset, subset_weights
+from .measures import compare_with_random
+from .scores import DEFAULT_FA_CB_LAMBDA, DEFAULT_FD_K_MAX, DEFAULT_FD_K_MIN, DEFAULT_FD_VENDI_DELTA
+
+ROOT = "coreset"
+DEFAULT_METHOD = "lc"
+
+
+@dataclass
+class CoresetConfig:
+    method: str = _setting(DEFAULT_METHOD, _choice(CORESET_METHODS))
+    budget: float = _setting(DEFAULT_BUDGET, _number(0.0))
+    budget_mode: str = _setting(DEFAULT_BUDGET_MODE, _choice(BUDGET_MODES))
+    embedding_column: str = _setting("embedding", _text)
+    fd_k_min: int = _setting(DEFAULT_FD_K_MIN, _integer(1))
+    fd_k_max: int = _setting(DEFAULT_FD_K_MAX, _integer(1))
+    fd_vendi_delta: float = _setting(DEFAULT_FD_VENDI_DELTA, _number(0.0))
+    fd_use_vendi: bool = _setting(False, _boolean)
+    lc_fd_cutoff_m: Optional[int] = _setting(None, _optional(_integer(0)))
+    fa_cb_lambda: float = _setting(DEFAULT_FA_CB_LAMBDA, _number(0.0, 1.0))
+    score_column: str = _setting(CORESET_SCORE, _text)
+    output_csv_path: Optional[str] = _setting(None, _optional(_text))
+    input_csv_path: Optional[str] = _setting(None, _optional(_text))
+    parquet_path: Optional[str] = _setting(None, _optional(_text))
+    source: Optional[str] = field(default=None)
+
+
+def load_coreset_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str] = None,
+                        require_paths: bool = True) -> CoresetConfig:
+    """The checked ``coreset:`` block of a YAML file or of a loaded mapping (``{"coreset": {...}}``).
+
+    Relative paths resolve against the file's folder (a mapping: ``base_dir``, default the current folder).
+    ``require_paths``: input_csv_path and output_csv_path must be given (a QGIS run may supply them).
+    """
+    if isinstance(config, Mapping):
+        source, document = None, config
+        base_dir = os.path.abspath(base_dir or os.getcwd())
+    else:
+        source = os.path.abspath(os.fspath(config))
+        document = read_yaml_file(source)
+        base_dir = os.path.dirname(source)
+    try:
+        if not isinstance(document, Mapping) or ROOT not in document:
+            found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else _("nothing")
+            raise BalancedSamplingError(_("The config has no '{root}' section (found: {found}).").format(
+                root=ROOT, found=found))
+        parsed = _section(CoresetConfig, _mapping(document[ROOT], ROOT), ROOT)
+        try:
+            check_budget(parsed.budget, parsed.budget_mode)
+        except BalancedSamplingError as exc:
+            raise BalancedSamplingError(_("{key}: {error}").format(key=f"{ROOT}.budget", error=exc)) from None
+        if parsed.fd_k_max < parsed.fd_k_min:
+            raise BalancedSamplingError(_("{key} ({k_max}) is smaller than {other} ({k_min}).").format(
+                key=f"{ROOT}.fd_k_max", k_max=parsed.fd_k_max, other=f"{ROOT}.fd_k_min", k_min=parsed.fd_k_min))
+        for name in ("output_csv_path", "input_csv_path", "parquet_path"):
+            value = getattr(parsed, name)
+            if value is not None and value.strip():
+                setattr(parsed, name, resolve_path(value, base_dir))
+            else:
+                setattr(parsed, name, None)
+        if require_paths:
+            for name in ("input_csv_path", "output_csv_path"):
+                if getattr(parsed, name) is None:
+                    raise BalancedSamplingError(_("{key} is missing; give the path of the {what}.").format(
+                        key=f"{ROOT}.{name}", what=_("training CSV to select from") if name.startswith("input")
+                        else _("CSV of the selected patches")))
+        if parsed.method in ("fd", "fa", "lc_fd", "fa_cb") and require_paths and not parsed.parquet_path:
+            raise BalancedSamplingError(_("{key} is missing; coreset method {method} reads the DINOv2 embeddings "
+                                          "from the embedding cache.").format(key=f"{ROOT}.parquet_path",
+                                                                              method=parsed.method))
+    except BalancedSamplingError as exc:
+        if source and not str(exc).startswith(source):
+            raise BalancedSamplingError(f"{source}: {exc}") from None
+        raise
+    parsed.source = source
+    return parsed
+
+
+def expand_class_dist(table: pd.DataFrame) -> pd.DataFrame:
+    """``cls_<c>`` columns from the training CSV's ``class_dist_json`` when the table has none."""
+    if class_columns(map(str, table.columns)) or CLASS_DIST_JSON not in table.columns:
+        return table
+    parsed = []
+    for i, text in enumerate(table[CLASS_DIST_JSON]):
+        try:
+            value = json.loads(text) if isinstance(text, str) and text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise BalancedSamplingError(_("Column {column} of row {row} is not JSON: {error}.").format(
+                column=CLASS_DIST_JSON, row=i, error=exc)) from None
+        parsed.append(value if isinstance(value, dict) else {})
+    keys = sorted({k for row in parsed for k in row if str(k).isdigit()}, key=int)
+    out = table.copy()
+    for key in keys:
+        out[f"{CLASS_PREFIX}{int(key)}"] = [row.get(key) for row in parsed]
+    return out
+
+
+@dataclass
+class CoresetRun:
+    """What :func:`run_coreset_config` wrote and measured."""
+
+    output_csv_path: str
+    method: str
+    n_pool: int
+    n_selected: int
+    budget: int
+    comparison: dict
+    details: dict
+
+
+def coreset_frame(table: pd.DataFrame, result, score_column: str = CORESET_SCORE,
+                  csv_folder: Optional[str] = None) -> pd.DataFrame:
+    """The training CSV's rows of the selected patches (Combine's columns, in selection order), their sampler
+    weights re-normalised to mean 1 over the subset, then ``score_column`` and ``selection_step``."""
+    rows = result.selection.order
+    chosen = np.zeros(len(table), dtype=bool)
+    chosen[rows] = True
+    weights = np.zeros(len(table))
+    weights[chosen] = subset_weights(table, chosen)
+    subset = table.iloc[rows].copy()
+    subset[SAMPLER_WEIGHT] = weights[rows]
+    frame = training_frame(subset, csv_folder)
+    frame[score_column] = result.scores[rows]
+    frame[SELECTION_STEP] = result.step[rows]
+    return frame
+
+
+def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optional[Progress] = None,
+                       base_dir: Optional[str] = None) -> CoresetRun:
+    """Read ``input_csv_path``, select the coreset, write ``output_csv_path`` atomically; log the subset's
+    coverage next to a random subset of the same size."""
+    progress = as_progress(progress)
+    settings = config if isinstance(config, CoresetConfig) else load_coreset_config(config, base_dir)
+    check_paths({f"{ROOT}.output_csv_path": settings.output_csv_path},
+                {f"{ROOT}.input_csv_path": settings.input_csv_path, f"{ROOT}.parquet_path": settings.parquet_path})
+    table = expand_class_dist(records_from_csv(settings.input_csv_path))
+    progress.info(_("{n} patches read from {path}.").format(n=len(table), path=settings.input_csv_path))
+    result = select_coreset(
+        table, settings.method, settings.budget, settings.budget_mode, parquet_path=settings.parquet_path,
+        embedding_column=settings.embedding_column, fd_k_min=settings.fd_k_min, fd_k_max=settings.fd_k_max,
+        fd_use_vendi=settings.fd_use_vendi, fd_vendi_delta=settings.fd_vendi_delta,
+        lc_fd_cutoff_m=settings.lc_fd_cutoff_m, fa_cb_lambda=settings.fa_cb_lambda, progress=progress.child(0, 0.8))
+    if result.selection.n_selected == 0:
+        raise BalancedSamplingError(_("No patch was selected (every patch is excluded); {path} was not written.")
+                                    .format(path=settings.output_csv_path))
+    frame = coreset_frame(table, result, settings.score_column)
+    progress.check_canceled()
+    with atomic_write(settings.output_csv_path, newline="") as handle:
+        frame.to_csv(handle, index=False, lineterminator="\n")
+    comparison = compare_with_random(table, result.selected, result.pool, result.pool_embeddings)
+    progress.info(describe_comparison(result.method, comparison))
+    progress.update(1, 1, check_cancel=False)
+    return CoresetRun(settings.output_csv_path, result.method, int(result.pool.sum()), result.selection.n_selected,
+                      result.budget, comparison, result.details)
+
+
+def describe_comparison(method: str, comparison: dict) -> str:
+    """One log line: the method's coverage next to random selection's."""
+    def part(measures):
+        text = _("class-share L1 distance to the pool {l1:.3f}").format(l1=measures["class_share_l1"])
+        if measures["clusters_covered"] is not None:
+            text += _(", clusters {covered}/{total}").format(covered=measures["clusters_covered"],
+                                                             total=measures["clusters_in_pool"])
+        if measures["tiles_covered"] is not None:
+            text += _(", tiles {covered}/{total}").format(covered=measures["tiles_covered"],
+                                                          total=measures["tiles_in_pool"])
+        if measures["coverage_radius"] is not None:
+            text += _(", coverage radius {radius:.3f}").format(radius=measures["coverage_radius"])
+        return text
+
+    return _("{method}: {selected} of {pool} patches; {method_measures}. Random selection of as many: "
+             "{random_measures}.").format(method=method, selected=comparison["method"]["selected"],
+                                          pool=comparison["method"]["pool"],
+                                          method_measures=part(comparison["method"]),
+                                          random_measures=part(comparison["random"]))

@@ -1,0 +1,132 @@
+"""The YAML ``coreset:`` block and run_coreset_config on a training CSV written by Combine's exporter."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from balanced_sampling_plugin.embedding_cache import EmbeddingCache
+from balanced_sampling_plugin.errors import BalancedSamplingError
+from balanced_sampling_plugin.export import write_training_csv
+from balanced_sampling_plugin.progress import Progress
+from balanced_sampling_plugin.records import patch_ids, validate_records
+from balanced_sampling_plugin.selection.config import load_coreset_config, run_coreset_config
+
+
+def weighted_table(n=10):
+    """n patches; entropy rises with the row, patch 9 (the highest) is excluded; weights 1..n."""
+    rng = np.random.default_rng(0)
+    cls_1 = rng.random(n)
+    return pd.DataFrame({
+        "image_path": [f"/data/tile_{i % 3}.tif" for i in range(n)],
+        "mask_path": [f"/data/mask_{i % 3}.tif" for i in range(n)],
+        "row_off": [256 * (i // 3) for i in range(n)], "col_off": [0] * n, "patch_size": [256] * n,
+        "class_entropy": np.linspace(0.1, 1.0, n), "cls_1": cls_1, "cls_2": 1 - cls_1,
+        "excluded": [False] * (n - 1) + [True], "freq_cluster_id": [i % 4 for i in range(n)],
+        "sampler_weight": np.arange(1, n + 1, dtype=float)})
+
+
+@pytest.fixture
+def training_csv(tmp_path):
+    path = tmp_path / "balanced_train.csv"
+    write_training_csv(weighted_table(), path)
+    return path
+
+
+def write_yaml(path, body):
+    path.write_text("coreset:\n" + "".join(f"  {line}\n" for line in body.strip().splitlines()), encoding="utf-8")
+    return path
+
+
+def test_lc_run_writes_the_selected_rows_with_weights_of_mean_one(tmp_path, training_csv):
+    config = write_yaml(tmp_path / "coreset.yaml", """
+method: lc
+budget: 0.5
+input_csv_path: balanced_train.csv
+output_csv_path: out/coreset.csv
+score_column: my_score
+""")
+    (tmp_path / "out").mkdir()
+    messages = []
+    progress = Progress(info=messages.append)
+    run = run_coreset_config(config, progress)
+    frame = pd.read_csv(tmp_path / "out" / "coreset.csv")
+    # pool = rows 0..8 (9 excluded); round(0.5 * 9) = 5 highest entropies: rows 8, 7, 6, 5, 4
+    assert run.n_pool == 9 and run.n_selected == 5
+    assert frame["row_off"].tolist() == [256 * (i // 3) for i in (8, 7, 6, 5, 4)]
+    assert frame["sampler_weight"].mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(frame["sampler_weight"], np.array([9, 8, 7, 6, 5]) / 7)
+    assert list(frame.columns[:6]) == ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
+    assert frame["my_score"].tolist() == pytest.approx([1.0, 0.8 / 0.9, 0.7 / 0.9, 0.6 / 0.9, 0.5 / 0.9])
+    assert set(frame["selection_step"]) == {"lc"}
+    assert any("Random selection" in m for m in messages)
+    assert run.comparison["random"]["selected"] == 5
+
+
+def test_cb_reads_the_class_shares_from_class_dist_json(tmp_path, training_csv):
+    config = {"coreset": {"method": "cb", "budget": 3, "budget_mode": "count",
+                          "input_csv_path": str(training_csv), "output_csv_path": str(tmp_path / "cb.csv")}}
+    run = run_coreset_config(config)
+    assert run.n_selected == 3
+    assert len(pd.read_csv(tmp_path / "cb.csv")) == 3
+
+
+def test_fd_reads_the_embedding_cache(tmp_path, training_csv):
+    table = validate_records(weighted_table())
+    keys = patch_ids(table).to_numpy()
+    EmbeddingCache(str(tmp_path / "emb.parquet")).save(
+        keys, "dinov2-small|weights=x", np.random.default_rng(1).normal(size=(len(keys), 8)).astype(np.float32))
+    config = {"coreset": {"method": "lc_fd", "budget": 0.4, "fd_k_min": 2, "fd_k_max": 4, "lc_fd_cutoff_m": 2,
+                          "parquet_path": "emb.parquet", "input_csv_path": "balanced_train.csv",
+                          "output_csv_path": "fd.csv"}}
+    first = run_coreset_config(config, base_dir=str(tmp_path))
+    rows = pd.read_csv(tmp_path / "fd.csv")
+    assert first.n_selected == 4 and len(rows) == 4
+    assert first.comparison["method"]["coverage_radius"] is not None
+    again = run_coreset_config(config, base_dir=str(tmp_path))  # seeded: the same subset
+    assert pd.read_csv(tmp_path / "fd.csv").equals(rows) and again.n_selected == 4
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"method": "lc", "budgett": 0.3}, "coreset.budgett.*Did you mean 'budget'"),
+    ({"method": "kcenter"}, "coreset.method"),
+    ({"budget": 1.5}, r"coreset.budget.*\(0, 1\]"),
+    ({"budget": 2.5, "budget_mode": "count"}, "coreset.budget.*whole number"),
+    ({"fd_k_min": 5, "fd_k_max": 3}, "coreset.fd_k_max"),
+    ({"fa_cb_lambda": 2}, "coreset.fa_cb_lambda"),
+    ({"fd_use_vendi": "yes"}, "coreset.fd_use_vendi"),
+])
+def test_bad_blocks_name_the_dotted_key(block, message):
+    with pytest.raises(BalancedSamplingError, match=message):
+        load_coreset_config({"coreset": block}, require_paths=False)
+
+
+def test_paths_are_required_and_resolved_against_the_file(tmp_path):
+    with pytest.raises(BalancedSamplingError, match="coreset.input_csv_path"):
+        load_coreset_config({"coreset": {"output_csv_path": "x.csv"}})
+    with pytest.raises(BalancedSamplingError, match="coreset.parquet_path"):
+        load_coreset_config({"coreset": {"method": "fd", "input_csv_path": "a.csv", "output_csv_path": "b.csv"}})
+    with pytest.raises(BalancedSamplingError, match="no 'coreset' section"):
+        load_coreset_config({"balanced_dataset": {}})
+    config = write_yaml(tmp_path / "c.yaml", "input_csv_path: in.csv\noutput_csv_path: sub/out.csv")
+    settings = load_coreset_config(config)
+    assert settings.input_csv_path == str(tmp_path / "in.csv")
+    assert settings.output_csv_path == str(tmp_path / "sub" / "out.csv")
+    assert (settings.method, settings.budget, settings.budget_mode) == ("lc", 0.5, "fraction")
+
+
+def test_output_over_the_input_is_refused_and_nothing_is_written(tmp_path, training_csv):
+    before = training_csv.read_bytes()
+    with pytest.raises(BalancedSamplingError, match="destroy the input"):
+        run_coreset_config({"coreset": {"input_csv_path": str(training_csv), "output_csv_path": str(training_csv)}})
+    assert training_csv.read_bytes() == before
+
+
+def test_every_patch_excluded_writes_nothing(tmp_path):
+    table = weighted_table()
+    table["excluded"] = True
+    table["sampler_weight"] = 1.0
+    write_training_csv(table, tmp_path / "in.csv")
+    with pytest.raises(BalancedSamplingError, match="not written"):
+        run_coreset_config({"coreset": {"input_csv_path": str(tmp_path / "in.csv"),
+                                        "output_csv_path": str(tmp_path / "out.csv")}})
+    assert not (tmp_path / "out.csv").exists()
