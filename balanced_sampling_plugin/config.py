@@ -506,7 +506,8 @@ def _parse_postgres(section: Mapping, key: str) -> PostgresInput:
     postgres.where_clause = postgres.where_clause or ""
     postgres.columns = {COLUMN_KEYS[k]: _text(v, f"{key}.{k}") for k, v in section.items() if k in COLUMN_KEYS}
     if not postgres.embedding_column.strip():
-        raise _bad(f"{key}.embedding_column", postgres.embedding_column, _("a column name"))
+        column_key = f"{key}.embedding_column"
+        raise _bad(column_key, postgres.embedding_column, _("a column name"))
     postgres.embedding_column = postgres.embedding_column.strip()
     return postgres
 

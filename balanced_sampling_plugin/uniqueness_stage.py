@@ -119,7 +119,7 @@ def uniqueness_from_embeddings(
             _("{n} embeddings of shape {shape} for {rows} patches; give one embedding (a row) per patch.").format(
                 n=len(vectors), shape=vectors.shape, rows=len(records)))
     keys = patch_ids(validate_records(records, required=WINDOW_RECORD)).to_numpy()
-    _, first_row, row_to_unique = np.unique(keys, return_index=True, return_inverse=True)
+    first_row, row_to_unique = np.unique(keys, return_index=True, return_inverse=True)[1:]
     k = effective_k(len(first_row), int(k_neighbors), progress)
     duplicates = len(records) - len(first_row)
     if duplicates:
