@@ -235,9 +235,8 @@ def _frontier_section(table, result, comparison, fields) -> str:
         ylabel=_("smallest class share"), curve_label=_("largest reachable smallest share"),
         title=_("Smallest class share: every method against what any weighting can reach"))
     lift_chart = svg_charts.frontier_chart(
-        lift_curve / [1, 100], {m: (x, y / 100) for m, (x, y) in lifts.items()},
-        xlabel=_("effective sample size / included patches"),
-        ylabel=_("lift of {field} (x uniform, axis in %: 100% = 1x)").format(field=fields[rarest]),
+        lift_curve, lifts, xlabel=_("effective sample size / included patches"), y_format="times",
+        ylabel=_("share of {field} / its uniform share").format(field=fields[rarest]),
         curve_label=_("largest reachable lift of {field}").format(field=fields[rarest]),
         title=_("Lift of the rarest class: every method against what any weighting can reach"))
     summary = _("At the effective sample size {method} reaches ({ess:.0%}), the most balanced weighting gives the "

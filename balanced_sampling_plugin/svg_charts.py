@@ -119,18 +119,23 @@ def histogram(values, bins: int, xlabel: str, ylabel: str = "patches", title: st
     return _svg(parts, title or xlabel)
 
 
-def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "", curve_label: str = "") -> str:
+def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "", curve_label: str = "",
+                   y_format: str = "percent") -> str:
     """A limit curve with labelled points beneath it, both axes linear.
 
     Parameters
     ----------
     curve : (k, 2) array of (x, y), x in [0, 1] (e.g. ESS / N), drawn as a line over a shaded area.
     points : mapping label -> (x, y), drawn as dots with their label.
+    y_format : "percent" (0.05 -> 5%) or "times" (2.5 -> 2.5x).
     """
     curve = np.asarray(curve, dtype=float).reshape(-1, 2)
     marks = {str(k): (float(x), float(y)) for k, (x, y) in points.items() if np.isfinite([x, y]).all()}
     top = max([*curve[:, 1], *(y for _x, y in marks.values()), 1e-12]) * 1.1
-    ticks = [(f, f"{100 * f * top:.3g}%") for f in np.linspace(0, 1, 5)]
+    def shown(y):
+        return f"{100 * y:.3g}%" if y_format == "percent" else f"{y:.3g}x"
+
+    ticks = [(f, shown(f * top)) for f in np.linspace(0, 1, 5)]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def xy(x, y):
@@ -152,7 +157,7 @@ def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "
         px, py = xy(x, y)
         colour = PALETTE[1] if i % 2 else PALETTE[4]
         parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"><title>{html.escape(label)}: '
-                     f"{x:.3f}, {100 * y:.2f}%</title></circle>")
+                     f"{x:.3f}, {shown(y)}</title></circle>")
         anchor, dx = ("end", -6) if px > WIDTH - RIGHT - 120 else ("start", 6)
         dy = -6 if i % 2 else 12
         parts.append(f'<text x="{px + dx:.1f}" y="{py + dy:.1f}" text-anchor="{anchor}" font-size="10" '

@@ -131,18 +131,19 @@ def frontier(
     proportions,
     valid_pixels=None,
     *,
-    points: int = 12,
+    points: int = 10,
+    lowest_ess: float = 0.1,
     lift_class: Optional[int] = None,
     floor: float = 1e-3,
     cap: Optional[float] = None,
 ) -> dict:
-    """What any weighting can give this dataset, as curves of (ESS / n, share).
+    """What any weighting can give this dataset, as curves of (ESS / n, share), ESS / n from 1 down to ``lowest_ess``.
 
     Returns a dict with ``"balanced"``: (k, 2) array of (ESS / n, largest reachable smallest share of
-    the present classes) and ``"lift"``: (k, 2) array of (ESS / n, largest reachable share of
-    ``lift_class``, default the class with the smallest uniform share), each sorted by ESS, and
-    ``"lift_class"``: the column index lifted. Each point is one solve at a share between the
-    uniform one and the largest reachable one.
+    the present classes), ``"lift"``: (k, 2) array of (ESS / n, largest reachable share of ``lift_class``,
+    default the present class with the smallest uniform share), each sorted by ESS, and
+    ``"lift_class"``: the column index lifted. Each curve takes one search for its share at
+    ``lowest_ess`` and one solve per point at evenly spaced shares below it.
     """
     p, v, _w = _as_arrays(proportions, valid_pixels, None)
     problem = _Problem(p, v, floor, np.inf if cap is None else float(cap))
@@ -150,12 +151,13 @@ def frontier(
     if lift_class is None:
         lift_class = int(present[np.argmin(problem.uniform_shares[present])])
     curves = {"lift_class": lift_class}
-    for name, top, solve in (
-        ("balanced", problem.top_balanced(), problem.min_norm_balanced),
-        ("lift", problem.top_single(lift_class), lambda tau, x0: problem.min_norm_single(lift_class, tau, x0)),
+    for name, start, bound, solve, share in (
+        ("balanced", problem.uniform_shares[present].min(), problem.top_balanced(), problem.min_norm_balanced,
+         lambda solution: solution.shares[present].min()),
+        ("lift", problem.uniform_shares[lift_class], problem.top_single(lift_class),
+         lambda tau, x0: problem.min_norm_single(lift_class, tau, x0), lambda solution: solution.shares[lift_class]),
     ):
-        start = (problem.uniform_shares[present].min() if name == "balanced"
-                 else problem.uniform_shares[lift_class])
+        top = share(problem._bisect(start, bound, lowest_ess, solve))
         rows, x0 = [(1.0, start)], None
         for tau in np.linspace(start, top, points + 1)[1:]:
             solution, x0 = solve(tau, x0)
