@@ -364,13 +364,20 @@ class _Problem:
             gradient = np.r_[w.sum() / n - 1, _block_tdot(rows, w) / n]
             return value, gradient
 
+        grams = {}
+
         def hessian(lam):
             s, _w = state(lam)
             free = (s > self.floor) & (s < self.cap)
             h = np.empty((k, k))
             h[0, 0] = free.sum()
             h[0, 1:] = h[1:, 0] = _block_tdot(rows, free.astype(float))
-            h[1:, 1:] = _block_gram(rows, free)
+            if free.sum() > n // 2:  # most patches free: the full Gram matrix (once) less the clipped rows'
+                if "all" not in grams:
+                    grams["all"] = _block_gram(rows, np.ones(n, dtype=bool))
+                h[1:, 1:] = grams["all"] - _block_gram(rows, ~free)
+            else:
+                h[1:, 1:] = _block_gram(rows, free)
             return h / n + 1e-12 * np.eye(k)
 
         start = np.r_[1.0, np.zeros(k - 1)] if x0 is None or len(x0) != k else x0
@@ -441,6 +448,9 @@ def _block_gram(matrix, mask):
     """matrix[mask].T @ matrix[mask], computed in row blocks."""
     total = np.zeros((matrix.shape[1], matrix.shape[1]))
     for i in range(0, matrix.shape[0], _BLOCK_ROWS):
-        block = matrix[i:i + _BLOCK_ROWS][mask[i:i + _BLOCK_ROWS]]
+        chosen = mask[i:i + _BLOCK_ROWS]
+        block = matrix[i:i + _BLOCK_ROWS]
+        if not chosen.all():
+            block = block[chosen]
         total += block.T @ block
     return total
