@@ -15,6 +15,7 @@ from .algorithms.compute_dinov2_uniqueness import ComputeDinov2Uniqueness
 from .algorithms.create_patch_footprints import CreatePatchFootprints
 from .algorithms.import_patch_records import ImportPatchRecords
 from .algorithms.load_tiles_from_postgres import LoadTilesFromPostgres
+from .algorithms.select_coreset import SelectCoreset
 from .utils import icon_path
 
 PROVIDER_ID = "balanced_sampling"
@@ -24,7 +25,7 @@ class BalancedSamplingProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         algorithms = (CreatePatchFootprints(), ComputeCompositionClusters(), ComputeDinov2Uniqueness(),
                       CombineSamplerWeights(), BuildBalancedDataset(), ImportPatchRecords(),
-                      LoadTilesFromPostgres(), BuildFromConfig())
+                      LoadTilesFromPostgres(), BuildFromConfig(), SelectCoreset())
         for algorithm in algorithms:
             self.addAlgorithm(algorithm)
         # The shipped graphical models (scripts/build_model.py writes them). A 3.22 model file holds one

@@ -254,3 +254,64 @@ def style_on_load(algorithm, context, dest_id: str, styler) -> None:
         for holder in (algorithm, context):
             holder._post_processors = getattr(holder, "_post_processors", []) + [styler]
         context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(styler)
+
+
+class SelectionStyle(QgsProcessingLayerPostProcessorInterface):
+    """A coreset layer: selected patches filled by the step that took them (vector, the method, fill),
+    the rest as a faint outline, excluded patches grey and hatched."""
+
+    field = "coreset_selected"
+    #: selection_step value -> colour; any other step (the method's name) gets METHOD_COLOR.
+    STEP_COLORS = {"vector": QColor(230, 97, 1), "fill": QColor(94, 60, 153)}
+    METHOD_COLOR = QColor(26, 152, 80)
+
+    def tr(self, string):
+        return QCoreApplication.translate("SelectionStyle", string)
+
+    def _steps(self, layer) -> list:
+        if layer.fields().indexOf("selection_step") < 0:
+            return []
+        index = layer.fields().indexOf("selection_step")
+        values = layer.uniqueValues(index)
+        return sorted(str(v) for v in values if v is not None and not (hasattr(v, "isNull") and v.isNull())
+                      and str(v))
+
+    def renderer(self, layer):
+        """The rule-based renderer for ``layer``, or None if it has no ``coreset_selected`` field."""
+        if not isinstance(layer, QgsVectorLayer) or layer.fields().indexOf(self.field) < 0:
+            return None
+        root = QgsRuleBasedRenderer.Rule(None)
+        selected = f"coalesce({_quoted(self.field)}, false)"
+        steps = self._steps(layer)
+        if steps:
+            for step in steps:
+                symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+                symbol.setColor(self.STEP_COLORS.get(step, self.METHOD_COLOR))
+                symbol.setOpacity(0.8)
+                condition = "{} AND {} = '{}'".format(selected, _quoted("selection_step"), step.replace("'", "''"))
+                root.appendChild(QgsRuleBasedRenderer.Rule(symbol, 0, 0, condition,
+                                                           self.tr("selected ({})").format(step)))
+        else:
+            symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+            symbol.setColor(self.METHOD_COLOR)
+            root.appendChild(QgsRuleBasedRenderer.Rule(symbol, 0, 0, selected, self.tr("selected")))
+        excluded = f"coalesce({_quoted(EXCLUDED)}, false)" if layer.fields().indexOf(EXCLUDED) >= 0 else ""
+        unselected = f"NOT {selected}" + (f" AND NOT {excluded}" if excluded else "")
+        if layer.geometryType() == QgsWkbTypes.PolygonGeometry:
+            faint = QgsFillSymbol.createSimple({"color": "255,255,255,0", "outline_color": "120,120,120",
+                                                "outline_width": "0.1"})
+        else:
+            faint = QgsSymbol.defaultSymbol(layer.geometryType())
+            faint.setColor(QColor(200, 200, 200))
+        root.appendChild(QgsRuleBasedRenderer.Rule(faint, 0, 0, unselected, self.tr("not selected")))
+        if excluded:
+            root.appendChild(QgsRuleBasedRenderer.Rule(GraduatedStyle.excluded_symbol(layer), 0, 0,
+                                                       f"NOT {selected} AND {excluded}", self.tr("excluded")))
+        return QgsRuleBasedRenderer(root)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        renderer = self.renderer(layer)
+        if renderer is None:
+            return
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()

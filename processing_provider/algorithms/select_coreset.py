@@ -1,0 +1,339 @@
+"""Select coreset: the most informative subset of the weighted pool, by one of the six methods of
+pytorch-smt-tools' select-coreset, with QGIS's spatial steps (a vector layer's polygons first, spatial diversity)."""
+
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+    QgsSpatialIndex,
+)
+
+from ...balanced_sampling_plugin.contract import (
+    BUDGET_MODES,
+    CLASS_ENTROPY,
+    CLASS_PREFIX,
+    CORESET_EMBEDDING_METHODS,
+    CORESET_METHODS,
+    CORESET_SCORE,
+    CORESET_SELECTED,
+    EXCLUDED,
+    FREQ_CLUSTER_ID,
+    NODATA_RATIO,
+    PATCH_ID,
+    SAMPLER_WEIGHT,
+    SELECTION_STEP,
+    UNIQUENESS_SCORE,
+)
+from ...balanced_sampling_plugin.dependencies import TABLES
+from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ..layers import read_table
+from ..parameters import add_record_field_parameters, record_field_map, with_decimals
+from ..styles import SelectionStyle, save_default_style
+from ..utils import engine_errors, engine_progress, raise_if_canceled
+from .base import BalancedSamplingAlgorithm
+
+#: Layer fields read when present (the methods, the CSV's diagnostics, the coverage measures).
+OPTIONAL_FIELDS = (CLASS_ENTROPY, EXCLUDED, SAMPLER_WEIGHT, PATCH_ID, FREQ_CLUSTER_ID, NODATA_RATIO,
+                   UNIQUENESS_SCORE, f"{CLASS_PREFIX}*")
+
+
+class SelectCoreset(BalancedSamplingAlgorithm):
+    INPUT = "INPUT"
+    METHOD = "METHOD"
+    BUDGET = "BUDGET"
+    BUDGET_MODE = "BUDGET_MODE"
+    PARQUET_PATH = "PARQUET_PATH"
+    DINO_MODEL = "DINO_MODEL"
+    VECTOR_LAYER = "VECTOR_LAYER"
+    MIN_INTERSECT_AREA = "MIN_INTERSECT_AREA"
+    MAX_PER_CELL = "MAX_PER_CELL"
+    GRID_CELL_SIZE = "GRID_CELL_SIZE"
+    MIN_DISTANCE = "MIN_DISTANCE"
+    FD_K_MIN = "FD_K_MIN"
+    FD_K_MAX = "FD_K_MAX"
+    FD_USE_VENDI = "FD_USE_VENDI"
+    FD_VENDI_DELTA = "FD_VENDI_DELTA"
+    LC_FD_CUTOFF_M = "LC_FD_CUTOFF_M"
+    FA_CB_LAMBDA = "FA_CB_LAMBDA"
+    RANDOM_STATE = "RANDOM_STATE"
+    OUTPUT = "OUTPUT"
+    OUTPUT_CSV = "OUTPUT_CSV"
+    SELECTED_PATCHES = "SELECTED_PATCHES"
+    POOL_PATCHES = "POOL_PATCHES"
+
+    group_key = "weights"
+    required_modules = TABLES
+    added_fields = (CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP)
+
+    def name(self):
+        return "selectcoreset"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Select coreset")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Picks the most informative subset of the patches when the compute budget allows training on only "
+            "part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (higher = "
+            "picked earlier), coreset_selected and selection_step, styled selected / not selected, and a "
+            "training CSV of the selected patches (Combine's columns, sampler weights re-normalised to mean 1 "
+            "over the subset). Excluded patches are never selected.\n\n"
+            "<b>Method</b>: <i>lc</i> = class_entropy / its maximum; <i>cb</i> = greedy class balance, each pick "
+            "the patch that makes the summed class distribution of the subset most even; <i>fd</i> = KMeans on "
+            "the DINOv2 embeddings, then round-robin over the clusters; <i>fa</i> = mean × spread of each "
+            "embedding; <i>lc_fd</i> = the first m patches by fd, then by lc; <i>fa_cb</i> = λ·fa + (1 − λ)·cb. "
+            "fd, fa, lc_fd and fa_cb read the embeddings from the Parquet cache that Compute DINOv2 uniqueness "
+            "wrote.\n"
+            "<b>Budget</b>: a fraction of the patches that are not excluded (0.3 = 30%), or a number of "
+            "patches, as the budget mode says.\n"
+            "<b>Vector layer</b> (optional): patches whose footprint covers at least the minimum area (map units "
+            "of the patch layer, squared) of its polygons, e.g. mapped rare-class areas, are taken first, best "
+            "score first, up to the budget; the method fills the rest. The layer may be in another CRS.\n"
+            "<b>Spatial diversity</b> (optional): at most n selected patches per grid cell of a given size, or a "
+            "minimum distance between selected footprint centroids. A patch it refuses is skipped; what the "
+            "method cannot fill is filled by class entropy, under the same rule. selection_step says which step "
+            "took each patch: vector, the method's name, or fill.\n"
+            "The log compares the subset with a random one of the same size: per-class pixel shares, clusters "
+            "and tiles covered, and the coverage radius in embedding space.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.INPUT, self.tr("Patches with composition fields (and sampler weights)"),
+            [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.METHOD, self.tr("Method"), options=self.method_labels(),
+            defaultValue=0))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.BUDGET, self.tr("Budget (a fraction ≤ 1, or a number of patches)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0), 3))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.BUDGET_MODE, self.tr("Budget mode"),
+            options=[self.tr("fraction — of the patches not excluded"), self.tr("count — a number of patches")],
+            defaultValue=0))
+        self.addParameter(QgsProcessingParameterFile(
+            self.PARQUET_PATH, self.tr("Embedding cache (Parquet; fd, fa, lc_fd, fa_cb)"),
+            extension="parquet", optional=True))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            self.VECTOR_LAYER, self.tr("Take first the patches over the polygons of"),
+            [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.MIN_INTERSECT_AREA, self.tr("Minimum overlap with those polygons (map units²)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0), 2))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MAX_PER_CELL, self.tr("Spatial diversity: at most n selected patches per grid cell (0 = off)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.GRID_CELL_SIZE, self.tr("Grid cell size (map units)"), QgsProcessingParameterNumber.Double,
+            defaultValue=1000.0, minValue=0), 2))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.MIN_DISTANCE, self.tr("Spatial diversity: minimum distance between selected patches (map units, "
+                                       "0 = off)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
+            minValue=0), 2))
+        advanced = [
+            QgsProcessingParameterString(
+                self.DINO_MODEL, self.tr("Model of the cached embeddings (when the cache holds several)"),
+                optional=True),
+            QgsProcessingParameterNumber(self.FD_K_MIN, self.tr("fd: smallest number of clusters"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=2, minValue=1),
+            QgsProcessingParameterNumber(self.FD_K_MAX, self.tr("fd: largest number of clusters"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1),
+            QgsProcessingParameterBoolean(self.FD_USE_VENDI, self.tr("fd: choose k by the Vendi score (else elbow)"),
+                                          defaultValue=False),
+            with_decimals(QgsProcessingParameterNumber(
+                self.FD_VENDI_DELTA, self.tr("fd: smallest relative Vendi gain to grow k"),
+                QgsProcessingParameterNumber.Double, defaultValue=0.005, minValue=0), 4),
+            QgsProcessingParameterNumber(self.LC_FD_CUTOFF_M, self.tr("lc_fd: patches taken by fd (0 = 10%)"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0),
+            with_decimals(QgsProcessingParameterNumber(
+                self.FA_CB_LAMBDA, self.tr("fa_cb: λ, the share of fa"), QgsProcessingParameterNumber.Double,
+                defaultValue=0.5, minValue=0, maxValue=1), 2),
+            QgsProcessingParameterNumber(self.RANDOM_STATE, self.tr("Random seed"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=42, minValue=0),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        add_record_field_parameters(self, self.INPUT)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Coreset"), QgsProcessing.TypeVectorAnyGeometry))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_CSV, self.tr("Training CSV of the selected patches"), self.tr("CSV files (*.csv)"),
+            optional=True))
+        self.addOutput(QgsProcessingOutputNumber(self.SELECTED_PATCHES, self.tr("Selected patches")))
+        self.addOutput(QgsProcessingOutputNumber(self.POOL_PATCHES, self.tr("Patches not excluded")))
+
+    def method_labels(self):
+        """Enum labels in the order of contract.CORESET_METHODS (literal strings, for pylupdate5)."""
+        labels = [
+            self.tr("lc — label complexity (class entropy)"),
+            self.tr("cb — class balance (greedy)"),
+            self.tr("fd — feature diversity (clusters of embeddings)"),
+            self.tr("fa — feature activation (embedding mean × spread)"),
+            self.tr("lc_fd — first by fd, then by lc"),
+            self.tr("fa_cb — blend of fa and cb"),
+        ]
+        assert len(labels) == len(CORESET_METHODS)
+        return labels
+
+    def modules_needed(self, parameters, context) -> tuple:
+        method = CORESET_METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
+        extra = ("pyarrow",) if method in CORESET_EMBEDDING_METHODS else ()
+        if method in ("fd", "lc_fd"):
+            extra += ("sklearn", "threadpoolctl")
+        return tuple(self.required_modules) + extra
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
+        super().postProcessAlgorithm(context, feedback)
+        path = getattr(self, "_output_path", "")
+        if path and not context.willLoadLayerOnCompletion(path):
+            save_default_style(path, SelectionStyle(), feedback)
+        return {}
+
+    def _geometry_steps(self, parameters, context, feedback, source, table):
+        """(rows over the vector layer's polygons or None, centroid x, y or None) read from the features."""
+        import numpy as np
+
+        vector = self.parameterAsVectorLayer(parameters, self.VECTOR_LAYER, context)
+        max_per_cell = self.parameterAsInt(parameters, self.MAX_PER_CELL, context)
+        min_distance = self.parameterAsDouble(parameters, self.MIN_DISTANCE, context)
+        need_centroids = max_per_cell > 0 or min_distance > 0
+        if vector is None and not need_centroids:
+            return None, None, None
+        polygons, index = {}, None
+        if vector is not None:
+            transform = QgsCoordinateTransform(vector.crs(), source.sourceCrs(), context.transformContext())
+            index = QgsSpatialIndex()
+            for feature in vector.getFeatures():
+                geometry = QgsGeometry(feature.geometry())
+                if geometry.isEmpty():
+                    continue
+                if geometry.transform(transform) != 0:
+                    raise QgsProcessingException(self.tr("Could not reproject a polygon of '{}' to the CRS of the "
+                                                         "patches.").format(vector.name()))
+                polygons[feature.id()] = geometry
+                index.addFeature(feature.id(), geometry.boundingBox())
+            feedback.pushInfo(self.tr("{} polygons of '{}' reprojected from {} to {}.").format(
+                len(polygons), vector.name(), vector.crs().authid(), source.sourceCrs().authid()))
+        min_area = self.parameterAsDouble(parameters, self.MIN_INTERSECT_AREA, context)
+        positions = {fid: i for i, fid in enumerate(table.index)}
+        x = np.full(len(table), np.nan)
+        y = np.full(len(table), np.nan)
+        over = []
+        request = QgsFeatureRequest().setNoAttributes()
+        for n, feature in enumerate(source.getFeatures(request)):
+            if n % 2000 == 0:
+                raise_if_canceled(feedback)
+            row = positions.get(feature.id())
+            geometry = feature.geometry()
+            if row is None or geometry is None or geometry.isEmpty():
+                continue
+            if need_centroids:
+                point = geometry.centroid().asPoint()
+                x[row], y[row] = point.x(), point.y()
+            if index is not None:
+                hits = [polygons[i] for i in index.intersects(geometry.boundingBox())]
+                if hits:
+                    cover = QgsGeometry.unaryUnion(hits) if len(hits) > 1 else hits[0]
+                    area = geometry.intersection(cover).area()
+                    if area > 0 and area >= min_area:
+                        over.append(row)
+        if vector is not None:
+            feedback.pushInfo(self.tr("{} patches overlap the polygons of '{}' by at least {} map units²; they are "
+                                      "taken first.").format(len(over), vector.name(), min_area))
+        return (over if vector is not None else None), (x if need_centroids else None), \
+            (y if need_centroids else None)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        self.require_packages(parameters, context)
+        source = self.parameterAsSource(parameters, self.INPUT, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        method = CORESET_METHODS[self.parameterAsEnum(parameters, self.METHOD, context)]
+        budget_mode = BUDGET_MODES[self.parameterAsEnum(parameters, self.BUDGET_MODE, context)]
+        budget = self.parameterAsDouble(parameters, self.BUDGET, context)
+        parquet = self.parameterAsFile(parameters, self.PARQUET_PATH, context) or None
+        csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
+        if method in CORESET_EMBEDDING_METHODS and not parquet:
+            raise QgsProcessingException(self.tr(
+                "Method {} reads the DINOv2 embeddings: give the embedding cache (Parquet) that 'Compute DINOv2 "
+                "uniqueness' wrote.").format(method))
+
+        import numpy as np
+
+        from ...balanced_sampling_plugin.records import validate_records
+        from ...balanced_sampling_plugin.selection.budget import check_budget
+        from ...balanced_sampling_plugin.selection.config import coreset_frame, describe_comparison
+        from ...balanced_sampling_plugin.selection.coreset import select_coreset
+        from ...balanced_sampling_plugin.selection.measures import compare_with_random
+        from ...balanced_sampling_plugin.selection.spatial import diversity_rule
+
+        with engine_errors():
+            check_budget(budget, budget_mode)
+        writes = {self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path}
+        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context), self.PARQUET_PATH: parquet,
+                                  self.VECTOR_LAYER: self.input_file(parameters, context, self.VECTOR_LAYER)})
+        table = read_table(source, record_field_map(self, parameters, context), feedback, optional=OPTIONAL_FIELDS)
+        progress = engine_progress(feedback)
+        with engine_errors():
+            table = validate_records(table, source=self.tr("the input layer"))
+            vector_rows, x, y = self._geometry_steps(parameters, context, feedback, source, table)
+            feedback.setProgress(10)
+            diversity = None
+            if x is not None:
+                diversity = diversity_rule(
+                    x, y, cell_size=self.parameterAsDouble(parameters, self.GRID_CELL_SIZE, context),
+                    max_per_cell=self.parameterAsInt(parameters, self.MAX_PER_CELL, context),
+                    min_distance=self.parameterAsDouble(parameters, self.MIN_DISTANCE, context))
+            cutoff = self.parameterAsInt(parameters, self.LC_FD_CUTOFF_M, context)
+            result = select_coreset(
+                table, method, budget, budget_mode, parquet_path=parquet,
+                model=self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or None,
+                fd_k_min=self.parameterAsInt(parameters, self.FD_K_MIN, context),
+                fd_k_max=self.parameterAsInt(parameters, self.FD_K_MAX, context),
+                fd_use_vendi=self.parameterAsBool(parameters, self.FD_USE_VENDI, context),
+                fd_vendi_delta=self.parameterAsDouble(parameters, self.FD_VENDI_DELTA, context),
+                lc_fd_cutoff_m=cutoff if cutoff > 0 else None,
+                fa_cb_lambda=self.parameterAsDouble(parameters, self.FA_CB_LAMBDA, context),
+                seed=self.parameterAsInt(parameters, self.RANDOM_STATE, context),
+                vector_rows=vector_rows, diversity=diversity, progress=progress.child(0.1, 0.7))
+            n_pool = int(result.pool.sum())
+            feedback.pushInfo(self.tr("{}: {} of {} patches selected (budget {}).").format(
+                method, result.selection.n_selected, n_pool, result.budget))
+            if result.details.get("k"):
+                feedback.pushInfo(self.tr("fd: {} clusters of embeddings.").format(result.details["k"]))
+            if result.selection.n_selected:
+                comparison = compare_with_random(table, result.selected, result.pool, result.pool_embeddings)
+                feedback.pushInfo(describe_comparison(method, comparison))
+            fields = result.fields(CORESET_SCORE)
+            fields.index = table.index
+            with OutputFiles() as outputs:
+                if csv_path:
+                    raise_if_canceled(feedback)
+                    if not result.selection.n_selected:
+                        raise QgsProcessingException(self.tr("No patch was selected (every patch is excluded); "
+                                                             "there is no training CSV to write."))
+                    frame = coreset_frame(table, result, CORESET_SCORE)
+                    with open(outputs.partial(csv_path), "w", encoding="utf-8", newline="") as handle:
+                        frame.to_csv(handle, index=False, lineterminator="\n")
+                raise_if_canceled(feedback)
+                dest_id = self.write_output(parameters, context, feedback, source, fields, outputs,
+                                            SelectionStyle(), progress_span=(75.0, 100.0))
+                self.commit(outputs, feedback)
+        if csv_path:
+            feedback.pushInfo(self.tr("Training CSV: {}").format(csv_path))
+        self._output_path = dest_id
+        return {self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None,
+                self.SELECTED_PATCHES: int(np.sum(result.selected)), self.POOL_PATCHES: n_pool}

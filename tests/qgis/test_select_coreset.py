@@ -1,0 +1,185 @@
+"""Select coreset through processing.run: the methods on the chain's layer, the vector step with a layer in
+another CRS, spatial diversity, the embedding cache, the training CSV, the style."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingException,
+    QgsProject,
+    QgsRectangle,
+    QgsVectorLayer,
+)
+
+from balanced_sampling_plugin.contract import BUDGET_MODES, CORESET_METHODS
+from balanced_sampling_plugin.embedding_cache import EmbeddingCache
+from balanced_sampling_plugin.records import patch_ids, validate_records
+
+from .conftest import RecordingFeedback, layer_rows
+
+
+@pytest.fixture(scope="module")
+def weights_path(run_algorithm, clusters_path, tmp_path_factory):
+    """The clusters layer with class_balanced sampler weights."""
+    out = str(tmp_path_factory.mktemp("coreset_weights") / "weights.gpkg")
+    run_algorithm("combinesamplerweights", {"INPUT": clusters_path, "SAMPLING_METHOD": 6, "OUTPUT": out})
+    return out
+
+
+def select(run_algorithm, tmp_path, feedback=None, **parameters):
+    arguments = {"OUTPUT": str(tmp_path / "coreset.gpkg"), "OUTPUT_CSV": str(tmp_path / "coreset.csv")}
+    arguments.update(parameters)
+    result = run_algorithm("selectcoreset", arguments, feedback)
+    return result, pd.DataFrame(layer_rows(result["OUTPUT"]))
+
+
+def included(table):
+    return ~table["excluded"].astype(bool)
+
+
+def test_lc_selects_the_highest_entropies_and_writes_the_csv(run_algorithm, weights_path, tmp_path):
+    result, table = select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("lc"),
+                           BUDGET=0.3)
+    pool = table[included(table)]
+    expected = math.floor(0.3 * len(pool) + 0.5)
+    assert result["SELECTED_PATCHES"] == expected == int(table["coreset_selected"].sum())
+    assert result["POOL_PATCHES"] == len(pool)
+    assert not table.loc[~included(table), "coreset_selected"].astype(bool).any()
+    assert table.loc[~included(table), "coreset_score"].isna().all()
+    chosen = pool[pool["coreset_selected"].astype(bool)]
+    assert chosen["class_entropy"].min() >= pool.loc[~pool["coreset_selected"].astype(bool), "class_entropy"].max()
+    np.testing.assert_allclose(pool["coreset_score"], pool["class_entropy"] / pool["class_entropy"].max())
+    assert set(chosen["selection_step"]) == {"lc"}
+    csv = pd.read_csv(tmp_path / "coreset.csv")
+    assert len(csv) == expected
+    assert csv["sampler_weight"].mean() == pytest.approx(1.0)
+    expected_weights = chosen["sampler_weight"] / chosen["sampler_weight"].mean()
+    assert sorted(csv["sampler_weight"]) == pytest.approx(sorted(expected_weights))
+    assert list(csv.columns[:6]) == ["image", "mask", "row_off", "col_off", "patch_size", "sampler_weight"]
+
+
+def test_budget_as_a_count(run_algorithm, weights_path, tmp_path):
+    result, table = select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"),
+                           BUDGET=7, BUDGET_MODE=BUDGET_MODES.index("count"))
+    assert result["SELECTED_PATCHES"] == 7
+    steps = table.loc[table["coreset_selected"].astype(bool), "selection_step"]
+    assert set(steps) == {"cb"}
+
+
+def test_fraction_above_one_is_refused(run_algorithm, weights_path, tmp_path):
+    with pytest.raises(QgsProcessingException, match="budget mode 'count'"):
+        select(run_algorithm, tmp_path, INPUT=weights_path, BUDGET=5)
+
+
+def footprint_rectangles(path):
+    """fid -> (bounding box, excluded) of the patch layer's features."""
+    layer = QgsVectorLayer(path, "patches", "ogr")
+    return layer, {f.id(): (f.geometry().boundingBox(), bool(f["excluded"])) for f in layer.getFeatures()}
+
+
+def test_vector_step_reprojects_a_layer_in_another_crs(run_algorithm, weights_path, tmp_path):
+    patches, boxes = footprint_rectangles(weights_path)
+    fids = [fid for fid, (box, excluded) in sorted(boxes.items()) if not excluded]
+    first = boxes[fids[0]][0]
+    # inside the first patch, 4 map units from its edges, and one strip reaching 4 units into its right
+    # neighbour (if any): the neighbour overlaps by a thin strip only
+    strip = first.width() / 16
+    rectangle = QgsRectangle(first.xMinimum() + strip, first.yMinimum() + strip, first.xMaximum() + strip,
+                             first.yMaximum() - strip)
+    to_wgs84 = QgsCoordinateTransform(patches.crs(), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    polygon = QgsGeometry.fromRect(rectangle)
+    polygon.densifyByCount(20)
+    assert polygon.transform(to_wgs84) == 0
+    vector = QgsVectorLayer("Polygon?crs=EPSG:4326", "rare class polygons", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(polygon)
+    vector.dataProvider().addFeatures([feature])
+    expected_any = {fid for fid, (box, excluded) in boxes.items()
+                    if not excluded and box.intersect(rectangle).area() > 0.5}
+    assert fids[0] in expected_any and len(expected_any) == 2, expected_any  # the patch and its right neighbour
+    result, table = select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("lc"),
+                           BUDGET=10, BUDGET_MODE=1, VECTOR_LAYER=vector, MIN_INTERSECT_AREA=0.0)
+    table.index = [f.id() for f in QgsVectorLayer(result["OUTPUT"], "o", "ogr").getFeatures()]
+    assert set(table.index[table["selection_step"] == "vector"]) == expected_any
+    # a minimum overlap of half a patch keeps only the patch the polygon covers
+    half = first.area() / 2
+    result, table = select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("lc"),
+                           BUDGET=10, BUDGET_MODE=1, VECTOR_LAYER=vector, MIN_INTERSECT_AREA=half,
+                           OUTPUT=str(tmp_path / "second.gpkg"), OUTPUT_CSV=str(tmp_path / "second.csv"))
+    table.index = [f.id() for f in QgsVectorLayer(result["OUTPUT"], "o", "ogr").getFeatures()]
+    assert set(table.index[table["selection_step"] == "vector"]) == {fids[0]}
+    assert (table["selection_step"] == "lc").sum() == 9
+
+
+def test_at_most_one_patch_per_grid_cell(run_algorithm, weights_path, tmp_path):
+    patches, boxes = footprint_rectangles(weights_path)
+    size = next(iter(boxes.values()))[0].width() * 4
+    feedback = RecordingFeedback()
+    result, table = select(run_algorithm, tmp_path, feedback, INPUT=weights_path, METHOD=0, BUDGET=0.5,
+                           MAX_PER_CELL=1, GRID_CELL_SIZE=size)
+    layer = QgsVectorLayer(result["OUTPUT"], "o", "ogr")
+    cells = [(math.floor(f.geometry().centroid().asPoint().x() / size),
+              math.floor(f.geometry().centroid().asPoint().y() / size))
+             for f in layer.getFeatures() if f["coreset_selected"]]
+    assert len(cells) == len(set(cells)) == result["SELECTED_PATCHES"]
+    assert result["SELECTED_PATCHES"] < math.floor(0.5 * result["POOL_PATCHES"] + 0.5)
+    assert any("fewer than the budget" in line for line in feedback.lines)
+
+
+def write_cache(weights_path, path, skip=0):
+    table = pd.DataFrame(layer_rows(weights_path))
+    keys = patch_ids(validate_records(table)).to_numpy()
+    pool = np.flatnonzero(~table["excluded"].astype(bool).to_numpy())
+    keep = np.setdiff1d(np.arange(len(keys)), pool[:skip])
+    vectors = np.random.default_rng(0).normal(size=(len(keep), 16)).astype(np.float32)
+    EmbeddingCache(str(path)).save(keys[keep], "dinov2-test|weights=x", vectors)
+    return table.iloc[pool[:skip]]
+
+
+def test_fd_reads_the_embedding_cache(run_algorithm, weights_path, tmp_path):
+    write_cache(weights_path, tmp_path / "emb.parquet")
+    feedback = RecordingFeedback()
+    result, table = select(run_algorithm, tmp_path, feedback, INPUT=weights_path, METHOD=CORESET_METHODS.index("fd"),
+                           BUDGET=0.25, PARQUET_PATH=str(tmp_path / "emb.parquet"), FD_K_MIN=2, FD_K_MAX=5)
+    chosen = table[table["coreset_selected"].astype(bool)]
+    assert len(chosen) == result["SELECTED_PATCHES"] > 0
+    assert set(chosen["selection_step"]) == {"fd"}
+    assert any("Random selection" in line and "coverage radius" in line for line in feedback.lines)
+
+
+def test_missing_embeddings_name_the_patch(run_algorithm, weights_path, tmp_path):
+    missing = write_cache(weights_path, tmp_path / "emb.parquet", skip=1)
+    with pytest.raises(QgsProcessingException, match="1 of .* patches have no embedding") as error:
+        select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("fa"),
+               PARQUET_PATH=str(tmp_path / "emb.parquet"))
+    assert f"col_off={int(missing['col_off'].iloc[0])}" in str(error.value)
+    with pytest.raises(QgsProcessingException, match="embedding cache"):
+        select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("fa"))
+
+
+def test_style_marks_selected_and_unselected(run_algorithm, weights_path, tmp_path):
+    from balanced_sampling.processing_provider.styles import SelectionStyle
+
+    result, _ = select(run_algorithm, tmp_path, INPUT=weights_path, BUDGET=0.2)
+    renderer = SelectionStyle().renderer(QgsVectorLayer(result["OUTPUT"], "o", "ogr"))
+    labels = [rule.label() for rule in renderer.rootRule().children()]
+    assert labels == ["selected (lc)", "not selected", "excluded"]
+
+
+def test_algorithm_is_listed_with_its_public_parameters(plugin):
+    from qgis.core import QgsApplication
+
+    algorithm = QgsApplication.processingRegistry().algorithmById("balanced_sampling:selectcoreset")
+    assert algorithm is not None
+    names = [p.name() for p in algorithm.parameterDefinitions()]
+    for name in ("INPUT", "METHOD", "BUDGET", "BUDGET_MODE", "PARQUET_PATH", "VECTOR_LAYER", "MIN_INTERSECT_AREA",
+                 "OUTPUT", "OUTPUT_CSV"):
+        assert name in names
+    options = algorithm.parameterDefinition("METHOD").options()
+    assert [option.split(" ")[0] for option in options] == list(CORESET_METHODS)
