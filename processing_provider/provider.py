@@ -16,6 +16,7 @@ from .algorithms.create_patch_footprints import CreatePatchFootprints
 from .algorithms.import_patch_records import ImportPatchRecords
 from .algorithms.load_tiles_from_postgres import LoadTilesFromPostgres
 from .algorithms.select_coreset import SelectCoreset
+from .algorithms.select_coreset_from_config import SelectCoresetFromConfig
 from .utils import icon_path
 
 PROVIDER_ID = "balanced_sampling"
@@ -25,7 +26,8 @@ class BalancedSamplingProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         algorithms = (CreatePatchFootprints(), ComputeCompositionClusters(), ComputeDinov2Uniqueness(),
                       CombineSamplerWeights(), BuildBalancedDataset(), ImportPatchRecords(),
-                      LoadTilesFromPostgres(), BuildFromConfig(), SelectCoreset())
+                      LoadTilesFromPostgres(), BuildFromConfig(), SelectCoreset(),
+                      SelectCoresetFromConfig())
         for algorithm in algorithms:
             self.addAlgorithm(algorithm)
         # The shipped graphical models (scripts/build_model.py writes them). A 3.22 model file holds one

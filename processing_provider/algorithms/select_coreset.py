@@ -75,6 +75,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
     POOL_PATCHES = "POOL_PATCHES"
 
     group_key = "weights"
+    icon_name = "select_coreset.svg"
     required_modules = TABLES
     added_fields = (CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP)
 

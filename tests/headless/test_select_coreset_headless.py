@@ -71,3 +71,31 @@ def test_select_coreset_headless(profile, synthetic_dataset, tmp_path):
         styles = db.execute("SELECT styleName FROM layer_styles").fetchall()
     assert styles == [("coreset_selected",)]
     assert os.path.getsize(training) > 0
+
+    # the tool's YAML coreset: block on Combine's training CSV, unchanged
+    weights, balanced = str(tmp_path / "weights.gpkg"), str(tmp_path / "balanced_train.csv")
+    proc = qgis_process("run", "balanced_sampling:combinesamplerweights", "--json", "--", f"INPUT={clusters}",
+                        f"OUTPUT={weights}", f"OUTPUT_CSV={balanced}", profile=profile)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    config = tmp_path / "coreset.yaml"
+    config.write_text("coreset:\n  method: lc\n  budget: 5\n  budget_mode: count\n"
+                      "  input_csv_path: balanced_train.csv\n  output_csv_path: coreset_from_yaml.csv\n"
+                      "  score_column: lc_score\n")
+    proc = qgis_process("run", "balanced_sampling:selectcoresetfromconfig", "--json", "--", f"CONFIG={config}",
+                        profile=profile)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert results["OUTPUT_CSV"] == str(tmp_path / "coreset_from_yaml.csv")
+    assert (results["SELECTED_PATCHES"], results["POOL_PATCHES"], results["METHOD"]) == (5, len(pool), "lc")
+    with open(results["OUTPUT_CSV"], newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    entropies = sorted((r["class_entropy"] for r in pool), reverse=True)
+    assert sorted((float(line["class_entropy"]) for line in lines), reverse=True) == pytest.approx(entropies[:5])
+    assert [float(line["lc_score"]) for line in lines] == pytest.approx([e / entropies[0] for e in entropies[:5]])
+    assert abs(sum(float(line["sampler_weight"]) for line in lines) / 5 - 1) < 1e-9
+
+    config.write_text("coreset:\n  method: lc\n  budgett: 5\n")
+    proc = qgis_process("run", "balanced_sampling:selectcoresetfromconfig", "--", f"CONFIG={config}",
+                        profile=profile)
+    assert proc.returncode != 0
+    assert "coreset.budgett" in proc.stdout + proc.stderr

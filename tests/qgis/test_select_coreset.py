@@ -183,3 +183,24 @@ def test_algorithm_is_listed_with_its_public_parameters(plugin):
         assert name in names
     options = algorithm.parameterDefinition("METHOD").options()
     assert [option.split(" ")[0] for option in options] == list(CORESET_METHODS)
+
+
+def test_from_config_runs_the_yaml_block(run_algorithm, clusters_path, tmp_path):
+    run_algorithm("combinesamplerweights", {"INPUT": clusters_path, "SAMPLING_METHOD": 6,
+                                            "OUTPUT": str(tmp_path / "w.gpkg"),
+                                            "OUTPUT_CSV": str(tmp_path / "balanced_train.csv")})
+    config = tmp_path / "coreset.yaml"
+    config.write_text("coreset:\n  method: cb\n  budget: 0.2\n  input_csv_path: balanced_train.csv\n"
+                      "  output_csv_path: subset.csv\n")
+    feedback = RecordingFeedback()
+    result = run_algorithm("selectcoresetfromconfig", {"CONFIG": str(config)}, feedback)
+    frame = pd.read_csv(tmp_path / "subset.csv")
+    assert result["OUTPUT_CSV"] == str(tmp_path / "subset.csv")
+    assert len(frame) == result["SELECTED_PATCHES"] == math.floor(0.2 * result["POOL_PATCHES"] + 0.5)
+    assert set(frame["selection_step"]) == {"cb"}
+    assert frame["coreset_score"].is_monotonic_decreasing  # rows in pick order
+    assert any("Random selection" in line for line in feedback.lines)
+    config.write_text("coreset:\n  method: cb\n  budget: 0\n  input_csv_path: balanced_train.csv\n"
+                      "  output_csv_path: subset.csv\n")
+    with pytest.raises(QgsProcessingException, match="coreset.budget"):
+        run_algorithm("selectcoresetfromconfig", {"CONFIG": str(config)})
