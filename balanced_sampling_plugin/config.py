@@ -8,7 +8,8 @@ Every section and key is optional unless said; defaults as in the documentation:
     balanced_dataset:
       backend: local | postgres                          # local; postgres reads the `postgres` section
       mode: masks_only | embeddings_only | both          # masks_only; `embeddings` (documentation) = both
-      sampling_method: rank_max | rank_multiply | ...    # rank_max
+      sampling_method: rank_max | rank_multiply | ...    # rank_max; also target_shares, repeat_factor,
+                                 # rare_class_sampling, and sqrt_inverse_freq (= class_balanced, alpha 0.5)
       num_workers: null          # threads reading masks (null: the plugin's automatic count)
       input:                     # required with backend local: one of the three inputs below
         patch_records: [{image_path, mask_path, row_off, col_off, patch_size}, ...] | records.csv
@@ -41,6 +42,17 @@ Every section and key is optional unless said; defaults as in the documentation:
       boost: {rare_class_boost: false, rare_class_ids: null, rare_class_multiplier: 3.0}
       output: {csv_path: required, include_excluded: true, geojson_path: null,
                geojson_crs: null}  # null: the rasters' CRS; else the GeoJSON is reprojected to it
+      weights:                   # this plugin's own keys (pytorch-smt-tools does not have them)
+        class_alpha: 0.5         # class_balanced's alpha
+        target_shares: null      # target_shares: {6: 0.08, 4: 0.1} or "6:8%, 4:0.1"; null = most balanced
+        min_ess: 0.5             # target_shares without targets: smallest ESS, fraction of the patches
+        lift_class: null         # target_shares: lift this class as far as min_ess allows
+        max_weight: null         # target_shares: largest weight (x the mean)
+        min_pixels: null         # repeat_factor, rare_class_sampling: pixels that make a patch contain a
+                                 # class; null = DAFormer's 3000 px per 512 x 512 px, scaled by patch area
+        repeat_threshold: null   # repeat_factor's t; null = the median fraction of patches with a class
+        temperature: 0.01        # rare_class_sampling's T
+        floor: 0.001             # smallest weight, fraction of the largest (target_shares: of the mean)
 
 Where the tool's code and documentation disagree on a default (``clustering.k_min`` 8 vs 4,
 ``k_max`` 20 vs 16, ``embeddings.use_gpu`` true vs false, ``batch_size`` 64 vs 32), the
@@ -65,6 +77,7 @@ from .errors import BalancedSamplingError
 from .i18n import _
 from .sources.records_file import read_yaml_file, records_from_entries, resolve_path
 from .uniqueness import BACKENDS
+from .contract import METHOD_ALIASES
 from .weights import SAMPLING_METHODS
 
 ROOT = "balanced_dataset"
@@ -296,6 +309,37 @@ class BoostConfig:
         return self.rare_class_multiplier if self.rare_class_boost else None
 
 
+def _target_shares(value, key):
+    """``{class: share}`` or ``"class:share, ..."``; checked against the classes when the weights are computed."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Mapping) or any(
+            isinstance(k, bool) or not isinstance(k, int) or isinstance(v, bool) or not isinstance(v, (int, float))
+            for k, v in value.items()):
+        raise _bad(key, value, _("a mapping of class value to share, e.g. {{6: 0.08, 4: 0.1}}, or text such as "
+                                 "'6:8%, 4:0.1'"))
+    return {int(k): float(v) for k, v in value.items()}
+
+
+@dataclass
+class WeightsConfig:
+    """Options of the sampling methods (the plugin's own section; see :func:`~.weights.combine_weights`)."""
+
+    class_alpha: float = _setting(0.5, _number(0.01))
+    target_shares: Optional[Union[str, dict]] = _setting(None, _optional(_target_shares))
+    min_ess: float = _setting(0.5, _number(0.01, 1))
+    lift_class: Optional[int] = _setting(None, _optional(_integer()))
+    max_weight: Optional[float] = _setting(None, _optional(_number(1)))
+    min_pixels: Optional[float] = _setting(None, _optional(_number(1e-9)))
+    repeat_threshold: Optional[float] = _setting(None, _optional(_number(1e-9, 1)))
+    temperature: float = _setting(0.01, _number(1e-9))
+    floor: float = _setting(1e-3, _number(1e-12, 1))
+
+    def options(self) -> dict:
+        """Keyword arguments of ``combine_weights``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass
 class OutputConfig:
     csv_path: Optional[str] = _setting(None, _optional(_text))
@@ -315,13 +359,14 @@ class BalancedDatasetConfig:
     output: OutputConfig
     backend: str = _setting("local", _choice(BACKENDS_INPUT))
     mode: str = _setting("masks_only", _choice(MODES))
-    sampling_method: str = _setting("rank_max", _choice(SAMPLING_METHODS))
+    sampling_method: str = _setting("rank_max", _choice(SAMPLING_METHODS + tuple(METHOD_ALIASES)))
     num_workers: Optional[int] = _setting(None, _optional(_integer(1)))
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     uniqueness: UniquenessConfig = field(default_factory=UniquenessConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     exclusion: ExclusionConfig = field(default_factory=ExclusionConfig)
     boost: BoostConfig = field(default_factory=BoostConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
     source: Optional[str] = None
     #: Whether the config named its sampling_method (else pytorch-smt-tools' default, rank_max, applies).
     sampling_method_given: bool = False
@@ -353,6 +398,7 @@ _SECTIONS = {
     "exclusion": ExclusionConfig,
     "boost": BoostConfig,
     "output": OutputConfig,
+    "weights": WeightsConfig,
 }
 _SCALARS = ("backend", "mode", "sampling_method", "num_workers")
 _POSTGRES_KEYS = tuple(f.name for f in fields(PostgresInput) if f.name != "columns")
@@ -413,6 +459,17 @@ def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetCon
     scalars = {name: _check_field(BalancedDatasetConfig, name, top[name], ROOT) for name in _SCALARS if name in top}
     if scalars.get("mode") == "embeddings":
         scalars["mode"] = "both"
+    if scalars.get("sampling_method") in METHOD_ALIASES:
+        alias = scalars["sampling_method"]
+        scalars["sampling_method"], implied = METHOD_ALIASES[alias]
+        given = top.get("weights") if isinstance(top.get("weights"), Mapping) else {}
+        for name, value in implied.items():
+            if name in given and given[name] != value:
+                raise BalancedSamplingError(_("{method_key} '{alias}' means {name} = {value}, but {key} is {given}; "
+                                              "drop one of them.").format(
+                    method_key=f"{ROOT}.sampling_method", alias=alias, name=name, value=value,
+                    key=f"{ROOT}.weights.{name}", given=given[name]))
+            setattr(sections["weights"], name, value)
     config = BalancedDatasetConfig(
         input=_parse_source(top, scalars.get("backend", "local"), source or _("The config"), base_dir),
         source=source,

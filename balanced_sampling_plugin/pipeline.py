@@ -156,7 +156,8 @@ def run_config(
     method = sampling_method_for(table, config, progress)
     boost = config.boost
     weights = combine_weights(table, method, rare_boost=boost.multiplier,
-                              rare_classes=boost.rare_class_ids if boost.multiplier else None, progress=progress)
+                              rare_classes=boost.rare_class_ids if boost.multiplier else None, progress=progress,
+                              **config.weights.options())
     table[SAMPLER_WEIGHT] = weights.weights
 
     progress.check_canceled()

@@ -48,7 +48,8 @@ def summarize(weights_path: str, csv_path: str) -> None:
     import pandas as pd
 
     from balanced_sampling_plugin.records import class_columns
-    from balanced_sampling_plugin.weights import effective_sample_size, expected_class_shares
+    from balanced_sampling_plugin.weights import effective_sample_size, expected_class_shares, valid_pixel_counts
+    from balanced_sampling_plugin.weights.targets import solve_target
 
     table = read_layer(weights_path)
     included = table[table["excluded"] == 0]
@@ -60,14 +61,18 @@ def summarize(weights_path: str, csv_path: str) -> None:
     classes = class_columns(table.columns)
     proportions = included[classes].to_numpy(dtype=float)
     weights = included["sampler_weight"].to_numpy(dtype=float)
-    uniform = expected_class_shares(proportions, np.ones(len(included)))
-    sampled = expected_class_shares(proportions, weights)
+    valid = valid_pixel_counts(included)
+    uniform = expected_class_shares(proportions, np.ones(len(included)), valid)
+    sampled = expected_class_shares(proportions, weights, valid)
     print("Expected pixel share per epoch:      uniform    sampler    lift")
     for column, u, w in zip(classes, uniform, sampled):
         print(f"  {column:<32} {u:9.2%}  {w:9.2%}  {w / u:5.2f}x")
     ess = effective_sample_size(weights)
     print(f"Effective sample size {ess:.0f} of {len(included)} included patches ({ess / len(included):.0%}); "
           f"largest weight {weights.max():.2f} (mean 1)")
+    best = solve_target(proportions, valid, min_ess=ess / len(included)).shares
+    print(f"At this ESS the most balanced weighting (target_shares) gives the smallest class {best.min():.2%} "
+          f"(this run: {sampled.min():.2%}); the report's frontier shows every method against that limit")
     csv = pd.read_csv(csv_path)
     print(f"Training CSV: {len(csv)} rows, columns {', '.join(csv.columns[:6])}, …")
 

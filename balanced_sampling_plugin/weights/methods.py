@@ -260,7 +260,7 @@ def rare_class_mask(frequencies, rare_classes: Optional[Sequence[int]] = None, c
 
     Parameters
     ----------
-    frequencies : (C,) mean share of each class over included patches.
+    frequencies : (C,) share of each class over the included patches (pixel share, or mean share).
     rare_classes : class values, or None for "present and below the mean frequency of present classes".
     class_values : (C,) the class value of each column; needed with explicit ``rare_classes``.
     """
@@ -389,7 +389,7 @@ def combine_weights(
         None or 1 turns it off. Weights are multiplied by
         ``1 + (rare_boost - 1) * share of rare classes in the patch``.
     rare_classes : class values treated as rare by the boost; None = classes whose
-        mean share is below the mean share of the classes present.
+        pixel share over the included patches is below the mean share of the classes present.
     floor : fraction in (0, 1] of the largest weight that every included patch gets at least
         (``target_shares``: of the mean weight).
     target_shares : ``target_shares`` only: class value -> share of the valid pixels drawn
@@ -475,7 +475,9 @@ def combine_weights(
     boosted = ()
     if rare_boost is not None and rare_boost != 1:
         values = [int(f[len(CLASS_PREFIX):]) if f[len(CLASS_PREFIX):].isdigit() else None for f in fields]
-        rare = rare_class_mask(proportions.mean(axis=0), rare_classes, values)
+        # pytorch-smt-tools' default: classes whose global pixel share is below the mean share
+        frequencies = expected_class_shares(proportions, np.ones(len(proportions)), valid)
+        rare = rare_class_mask(frequencies, rare_classes, values)
         boosted = tuple(f for f, r in zip(fields, rare) if r)
         raw = raw * rare_class_boost(proportions, rare_boost, rare)
         if boosted:

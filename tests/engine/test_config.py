@@ -261,6 +261,11 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
         ({"input": {"patch_records": [RECORD], "host": "db"}}, r"both patch_records and database keys \(host\)"),
         ({"input": {"database": "db", "port": "5432"}}, r"balanced_dataset\.input\.port is '5432'"),
         ({"input": {"patch_records": [{**RECORD, "row_off": -1}]}}, r"patch_records\[0\]: 'row_off' is -1"),
+        ({"weights": {"min_ess": 0}}, r"balanced_dataset\.weights\.min_ess is 0; expected a number from 0\.01 to 1"),
+        ({"weights": {"target_shares": [0.1]}}, r"weights\.target_shares is \[0\.1\]; expected a mapping of class"),
+        ({"weights": {"max_weight": 0.5}}, r"weights\.max_weight is 0\.5"),
+        ({"sampling_method": "sqrt_inverse_freq", "weights": {"class_alpha": 1.0}},
+         r"sampling_method 'sqrt_inverse_freq' means class_alpha = 0\.5, but balanced_dataset\.weights\.class_alpha"),
     ],
 )
 def test_bad_values_name_the_key(sections, match):
@@ -424,3 +429,17 @@ def test_exclusion_aliases_and_existing_names_are_both_read():
 def test_an_alias_misspelt_is_suggested():
     with pytest.raises(BalancedSamplingError, match=r"Did you mean 'exclude_mask_border_nodata'\?"):
         load_config(minimal(exclusion={"exclude_mask_border_nodat": True}))
+
+
+def test_weights_section_and_the_new_method_names():
+    config = load_config(minimal(sampling_method="target_shares",
+                                 weights={"target_shares": {6: 0.08, 4: 0.1}, "max_weight": 5}))
+    assert config.sampling_method == "target_shares"
+    options = config.weights.options()
+    assert options["target_shares"] == {6: 0.08, 4: 0.1} and options["max_weight"] == 5
+    assert options["min_ess"] == 0.5 and options["temperature"] == 0.01 and options["class_alpha"] == 0.5
+    assert load_config(minimal(weights={"target_shares": "6:8%"})).weights.target_shares == "6:8%"
+    alias = load_config(minimal(sampling_method="sqrt_inverse_freq", weights={"class_alpha": 0.5}))
+    assert alias.sampling_method == "class_balanced" and alias.weights.class_alpha == 0.5
+    for method in ("repeat_factor", "rare_class_sampling"):
+        assert load_config(minimal(sampling_method=method)).sampling_method == method

@@ -426,3 +426,24 @@ def test_postgres_section_of_the_code_form(tiles_database, tmp_path):
     result = run_config(write_config(str(tmp_path), body))
     assert result.sampling_method == "rank_max" and 0 < len(result.table) < tiles_database.rows
     assert len(pd.read_csv(result.csv_path)) == len(result.table)
+
+
+def test_target_shares_from_the_weights_section(synthetic_dataset, patch_records, tmp_path):
+    from balanced_sampling_plugin.weights import expected_class_shares, valid_pixel_counts
+
+    body = {"mode": "masks_only", "sampling_method": "target_shares",
+            "input": {"patch_records": patch_records}, "clustering": {"k_selection": "fixed", "k": 4},
+            "weights": {"target_shares": {6: 0.05}, "max_weight": 8},
+            "output": {"csv_path": str(tmp_path / "target.csv")}}
+    infos = []
+    result = run_config(write_config(synthetic_dataset.folder, body), Progress(info=infos.append))
+    table = result.table
+    included = ~table["excluded"].astype(bool).to_numpy()
+    fields = [c for c in table.columns if c.startswith("cls_")]
+    shares = expected_class_shares(table[fields].to_numpy(dtype=float)[included],
+                                   table["sampler_weight"].to_numpy()[included], valid_pixel_counts(table)[included])
+    assert shares[fields.index("cls_6")] == pytest.approx(0.05, abs=0.002)
+    assert table["sampler_weight"].max() <= 8 * (1 + 1e-6)
+    assert any(m.startswith("Target shares reached: cls_6 5.00%") for m in infos)
+    csv = pd.read_csv(result.csv_path)
+    assert csv["sampler_weight"].to_numpy() == pytest.approx(table["sampler_weight"].to_numpy())
