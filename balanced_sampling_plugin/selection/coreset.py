@@ -108,8 +108,9 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
     parquet_path, model, embedding_column : the embedding cache the embedding methods read
         (:func:`.embeddings.load_embeddings`), unless ``embeddings`` (len(table), D) are given.
     vector_rows, method_budget, method_pool, diversity : the selection steps (:func:`.scores.select_steps`):
-        rows taken first, the method's own budget and sub-pool (bool over the table), a spatial rule.
-        What the method leaves of the budget is filled by class entropy when the table has it.
+        rows taken first; the method's own budget (a count) and sub-pool (bool over the table, e.g. the
+        patches with cls_4 > 0.5: the method then scores only those, the others keep no score); a spatial
+        rule. What the method leaves of the budget is filled by class entropy when the table has it.
     nodata_class : a class left out of cb's class distributions.
     """
     progress = as_progress(progress)
@@ -126,11 +127,15 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
                               np.zeros(0, np.int64), 0)
         return CoresetResult(scores, selection, pool, method, 0, details)
 
-    entropy = classes = None
-    if method in ("lc", "lc_fd"):
-        entropy = _finite_column(table, rows, CLASS_ENTROPY, method)
-    if method in ("cb", "fa_cb"):
-        classes = pool_classes(table, rows, method, nodata_class)
+    # The method scores the pool, or only its sub-pool (method_pool), up to its own budget.
+    in_scored = np.ones(len(rows), bool) if method_pool is None else np.asarray(method_pool, bool)[rows]
+    scored = rows[in_scored]
+    score_budget = size if method_budget is None else int(min(size, max(int(method_budget), 0)))
+    entropy = classes = scored_embeddings = None
+    if method in ("lc", "lc_fd") and len(scored):
+        entropy = _finite_column(table, scored, CLASS_ENTROPY, method)
+    if method in ("cb", "fa_cb") and len(scored):
+        classes = pool_classes(table, scored, method, nodata_class)
     if method in CORESET_EMBEDDING_METHODS:
         if embeddings is not None:
             pool_embeddings = np.asarray(embeddings, dtype=np.float32)[rows]
@@ -138,12 +143,17 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
             progress.info(_("Reading the embeddings of {n} patches from '{path}'.").format(n=len(rows),
                                                                                         path=parquet_path))
             pool_embeddings = load_embeddings(table.iloc[rows], parquet_path, model, embedding_column)
-    result = score_pool(method, size, entropy=entropy, classes=classes, embeddings=pool_embeddings,
-                        fd_k_min=fd_k_min, fd_k_max=fd_k_max, fd_use_vendi=fd_use_vendi,
-                        fd_vendi_delta=fd_vendi_delta, lc_fd_cutoff_m=lc_fd_cutoff_m, fa_cb_lambda=fa_cb_lambda,
-                        seed=seed, progress=progress.child(0.0, 0.9))
-    details.update(result.details)
-    scores[rows] = result.scores
+        scored_embeddings = pool_embeddings[in_scored]
+    if len(scored):
+        result = score_pool(method, score_budget, entropy=entropy, classes=classes, embeddings=scored_embeddings,
+                            fd_k_min=fd_k_min, fd_k_max=fd_k_max, fd_use_vendi=fd_use_vendi,
+                            fd_vendi_delta=fd_vendi_delta, lc_fd_cutoff_m=lc_fd_cutoff_m,
+                            fa_cb_lambda=fa_cb_lambda, seed=seed, progress=progress.child(0.0, 0.9))
+        details.update(result.details)
+        scores[scored] = result.scores
+    else:
+        progress.warning(_("No patch that is not excluded is in the sub-pool of method {method}; the budget is "
+                           "filled by class entropy.").format(method=method))
     fill = None
     if CLASS_ENTROPY in table.columns:
         values = pd.to_numeric(table[CLASS_ENTROPY], errors="coerce").to_numpy(dtype=np.float64)

@@ -3,6 +3,7 @@ pytorch-smt-tools' select-coreset, with QGIS's spatial steps (a vector layer's p
 
 from qgis.core import (
     QgsCoordinateTransform,
+    QgsExpression,
     QgsFeatureRequest,
     QgsGeometry,
     QgsProcessing,
@@ -11,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExpression,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -62,6 +64,8 @@ class SelectCoreset(BalancedSamplingAlgorithm):
     MAX_PER_CELL = "MAX_PER_CELL"
     GRID_CELL_SIZE = "GRID_CELL_SIZE"
     MIN_DISTANCE = "MIN_DISTANCE"
+    SUBPOOL_EXPRESSION = "SUBPOOL_EXPRESSION"
+    METHOD_BUDGET = "METHOD_BUDGET"
     FD_K_MIN = "FD_K_MIN"
     FD_K_MAX = "FD_K_MAX"
     FD_USE_VENDI = "FD_USE_VENDI"
@@ -103,6 +107,10 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             "<b>Vector layer</b> (optional): patches whose footprint covers at least the minimum area (map units "
             "of the patch layer, squared) of its polygons, e.g. mapped rare-class areas, are taken first, best "
             "score first, up to the budget; the method fills the rest. The layer may be in another CRS.\n"
+            "<b>Sub-pool</b> (optional): an expression such as \"cls_4\" > 0.5; the method then scores and picks "
+            "only those patches, up to its own budget (a fraction of the patches not excluded, or a count, as "
+            "the budget mode says; 0 = the rest of the budget), and the rest of the budget is filled by class "
+            "entropy over all patches.\n"
             "<b>Spatial diversity</b> (optional): at most n selected patches per grid cell of a given size, or a "
             "minimum distance between selected footprint centroids. A patch it refuses is skipped; what the "
             "method cannot fill is filled by class entropy, under the same rule. selection_step says which step "
@@ -143,6 +151,13 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             self.MIN_DISTANCE, self.tr("Spatial diversity: minimum distance between selected patches (map units, "
                                        "0 = off)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
             minValue=0), 2))
+        self.addParameter(QgsProcessingParameterExpression(
+            self.SUBPOOL_EXPRESSION, self.tr("The method picks only among patches where (e.g. \"cls_4\" > 0.5)"),
+            parentLayerParameterName=self.INPUT, optional=True))
+        self.addParameter(with_decimals(QgsProcessingParameterNumber(
+            self.METHOD_BUDGET, self.tr("The method's own budget, in the budget mode's unit (0 = the rest of the "
+                                        "budget)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
+            minValue=0), 3))
         advanced = [
             QgsProcessingParameterString(
                 self.DINO_MODEL, self.tr("Model of the cached embeddings (when the cache holds several)"),
@@ -257,6 +272,33 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         return (over if vector is not None else None), (x if need_centroids else None), \
             (y if need_centroids else None)
 
+    def _sub_pool(self, parameters, context, source, table, budget_mode):
+        """(bool over the table rows: the features the sub-pool expression keeps, or None; the method's budget
+        as a count, or None)."""
+        import numpy as np
+
+        from ...balanced_sampling_plugin.selection.budget import budget_size
+        from ...balanced_sampling_plugin.weights import included_mask
+
+        value = self.parameterAsDouble(parameters, self.METHOD_BUDGET, context)
+        n_pool = int(included_mask(table).sum())
+        method_budget = budget_size(value, budget_mode, n_pool) if value > 0 else None
+        text = self.parameterAsExpression(parameters, self.SUBPOOL_EXPRESSION, context).strip()
+        if not text:
+            return None, method_budget
+        expression = QgsExpression(text)
+        if expression.hasParserError():
+            raise QgsProcessingException(self.tr("The sub-pool expression '{}' cannot be read: {}").format(
+                text, expression.parserErrorString()))
+        request = QgsFeatureRequest(expression).setFlags(QgsFeatureRequest.NoGeometry)
+        positions = {fid: i for i, fid in enumerate(table.index)}
+        keep = np.zeros(len(table), dtype=bool)
+        for feature in source.getFeatures(request):
+            row = positions.get(feature.id())
+            if row is not None:
+                keep[row] = True
+        return keep, method_budget
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
         source = self.parameterAsSource(parameters, self.INPUT, context)
@@ -298,6 +340,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                     x, y, cell_size=self.parameterAsDouble(parameters, self.GRID_CELL_SIZE, context),
                     max_per_cell=self.parameterAsInt(parameters, self.MAX_PER_CELL, context),
                     min_distance=self.parameterAsDouble(parameters, self.MIN_DISTANCE, context))
+            method_pool, method_budget = self._sub_pool(parameters, context, source, table, budget_mode)
             cutoff = self.parameterAsInt(parameters, self.LC_FD_CUTOFF_M, context)
             result = select_coreset(
                 table, method, budget, budget_mode, parquet_path=parquet,
@@ -309,7 +352,8 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                 lc_fd_cutoff_m=cutoff if cutoff > 0 else None,
                 fa_cb_lambda=self.parameterAsDouble(parameters, self.FA_CB_LAMBDA, context),
                 seed=self.parameterAsInt(parameters, self.RANDOM_STATE, context),
-                vector_rows=vector_rows, diversity=diversity, progress=progress.child(0.1, 0.7))
+                vector_rows=vector_rows, method_pool=method_pool, method_budget=method_budget, diversity=diversity,
+                progress=progress.child(0.1, 0.7))
             n_pool = int(result.pool.sum())
             feedback.pushInfo(self.tr("{}: {} of {} patches selected (budget {}).").format(
                 method, result.selection.n_selected, n_pool, result.budget))

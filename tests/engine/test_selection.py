@@ -441,3 +441,16 @@ def test_subset_weights_have_mean_one():
     assert subset_weights(table(2), np.array([True, True])).tolist() == [1.0, 1.0]
     with pytest.raises(BalancedSamplingError, match="weight 0"):
         subset_weights(frame, np.array([False, False, False, True]))
+
+
+def test_method_on_a_class_filtered_sub_pool_with_its_own_budget_then_fill():
+    frame = table(6, class_entropy=[0.9, 0.8, 0.1, 0.2, 0.3, 0.7], cls_4=[0.0, 0.1, 0.9, 0.6, 0.8, 0.2])
+    sub_pool = (frame["cls_4"] > 0.5).to_numpy()  # rows 2, 3, 4
+    embeddings = np.array([[1, 0], [1, 0], [0, 1], [0, 2], [5, 5], [1, 1]], dtype=float)
+    result = select_coreset(frame, "fa", 4, "count", embeddings=embeddings, method_pool=sub_pool, method_budget=2)
+    # fa over rows 2, 3, 4 only: mu .5, 1, 5 -> 0, 1/9, 1; sigma .5, 1, 0 -> 0, 1, 0 -> scores 0, 1/9, 0
+    np.testing.assert_allclose(result.scores[[2, 3, 4]], [0.0, 1 / 9, 0.0])
+    assert np.isnan(result.scores[[0, 1, 5]]).all()
+    # fa takes row 3, then row 2 (tie with row 4 at 0, lower row); fill by entropy: rows 0 and 1
+    assert result.selection.order.tolist() == [3, 2, 0, 1]
+    assert result.step.tolist() == ["fill", "fill", "fa", "fa", "", ""]

@@ -204,3 +204,18 @@ def test_from_config_runs_the_yaml_block(run_algorithm, clusters_path, tmp_path)
                       "  output_csv_path: subset.csv\n")
     with pytest.raises(QgsProcessingException, match="coreset.budget"):
         run_algorithm("selectcoresetfromconfig", {"CONFIG": str(config)})
+
+
+def test_method_on_a_sub_pool_with_its_own_budget_then_fill(run_algorithm, weights_path, tmp_path):
+    result, table = select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"),
+                           BUDGET=20, BUDGET_MODE=1, SUBPOOL_EXPRESSION='"cls_6" > 0.05', METHOD_BUDGET=5)
+    pool = table[included(table)]
+    sub_pool = pool[pool["cls_6"] > 0.05]
+    assert len(sub_pool) > 5
+    by_cb = table[table["selection_step"] == "cb"]
+    assert len(by_cb) == 5 and (by_cb["cls_6"] > 0.05).all()
+    assert (table["selection_step"] == "fill").sum() == 15 == result["SELECTED_PATCHES"] - 5
+    assert table.loc[table["cls_6"] <= 0.05, "coreset_score"].isna().all()
+    filled = table[table["selection_step"] == "fill"]
+    rest = pool[~pool["coreset_selected"].astype(bool)]
+    assert filled["class_entropy"].min() >= rest["class_entropy"].max()
