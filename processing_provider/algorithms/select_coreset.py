@@ -75,6 +75,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
     RANDOM_STATE = "RANDOM_STATE"
     OUTPUT = "OUTPUT"
     OUTPUT_CSV = "OUTPUT_CSV"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
     SELECTED_PATCHES = "SELECTED_PATCHES"
     POOL_PATCHES = "POOL_PATCHES"
 
@@ -115,8 +116,8 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             "minimum distance between selected footprint centroids. A patch it refuses is skipped; what the "
             "method cannot fill is filled by class entropy, under the same rule. selection_step says which step "
             "took each patch: vector, the method's name, or fill.\n"
-            "The log compares the subset with a random one of the same size: per-class pixel shares, clusters "
-            "and tiles covered, and the coverage radius in embedding space.")
+            "The log and the report (HTML, optional) compare the subset with a random one of the same size: "
+            "per-class pixel shares, clusters and tiles covered, and the coverage radius in embedding space.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -187,6 +188,9 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             self.OUTPUT, self.tr("Coreset"), QgsProcessing.TypeVectorAnyGeometry))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_CSV, self.tr("Training CSV of the selected patches"), self.tr("CSV files (*.csv)"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Coreset report (subset vs random)"), self.tr("HTML files (*.html)"),
             optional=True))
         self.addOutput(QgsProcessingOutputNumber(self.SELECTED_PATCHES, self.tr("Selected patches")))
         self.addOutput(QgsProcessingOutputNumber(self.POOL_PATCHES, self.tr("Patches not excluded")))
@@ -309,6 +313,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         budget = self.parameterAsDouble(parameters, self.BUDGET, context)
         parquet = self.parameterAsFile(parameters, self.PARQUET_PATH, context) or None
         csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
+        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         if method in CORESET_EMBEDDING_METHODS and not parquet:
             raise QgsProcessingException(self.tr(
                 "Method {} reads the DINOv2 embeddings: give the embedding cache (Parquet) that 'Compute DINOv2 "
@@ -321,11 +326,13 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         from ...balanced_sampling_plugin.selection.config import coreset_frame, describe_comparison
         from ...balanced_sampling_plugin.selection.coreset import select_coreset
         from ...balanced_sampling_plugin.selection.measures import compare_with_random
+        from ...balanced_sampling_plugin.selection.report import coreset_report_html
         from ...balanced_sampling_plugin.selection.spatial import diversity_rule
 
         with engine_errors():
             check_budget(budget, budget_mode)
-        writes = {self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path}
+        writes = {self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
+                  self.OUTPUT_REPORT: report_path}
         self.check_paths(writes, {self.INPUT: self.input_file(parameters, context), self.PARQUET_PATH: parquet,
                                   self.VECTOR_LAYER: self.input_file(parameters, context, self.VECTOR_LAYER)})
         table = read_table(source, record_field_map(self, parameters, context), feedback, optional=OPTIONAL_FIELDS)
@@ -359,6 +366,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                 method, result.selection.n_selected, n_pool, result.budget))
             if result.details.get("k"):
                 feedback.pushInfo(self.tr("fd: {} clusters of embeddings.").format(result.details["k"]))
+            comparison = None
             if result.selection.n_selected:
                 comparison = compare_with_random(table, result.selected, result.pool, result.pool_embeddings)
                 feedback.pushInfo(describe_comparison(method, comparison))
@@ -373,12 +381,23 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                     frame = coreset_frame(table, result, CORESET_SCORE)
                     with open(outputs.partial(csv_path), "w", encoding="utf-8", newline="") as handle:
                         frame.to_csv(handle, index=False, lineterminator="\n")
+                if report_path:
+                    raise_if_canceled(feedback)
+                    if comparison is None:
+                        raise QgsProcessingException(self.tr("No patch was selected (every patch is excluded); "
+                                                             "there is no report to write."))
+                    page = coreset_report_html(comparison, method, result.budget,
+                                               list(result.step[result.selection.order]))
+                    with open(outputs.partial(report_path), "w", encoding="utf-8") as handle:
+                        handle.write(page)
                 raise_if_canceled(feedback)
                 dest_id = self.write_output(parameters, context, feedback, source, fields, outputs,
                                             SelectionStyle(), progress_span=(75.0, 100.0))
                 self.commit(outputs, feedback)
         if csv_path:
             feedback.pushInfo(self.tr("Training CSV: {}").format(csv_path))
+        if report_path:
+            feedback.pushInfo(self.tr("Report: {}").format(report_path))
         self._output_path = dest_id
-        return {self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None,
+        return {self.OUTPUT: dest_id, self.OUTPUT_CSV: csv_path or None, self.OUTPUT_REPORT: report_path or None,
                 self.SELECTED_PATCHES: int(np.sum(result.selected)), self.POOL_PATCHES: n_pool}

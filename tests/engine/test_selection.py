@@ -454,3 +454,22 @@ def test_method_on_a_class_filtered_sub_pool_with_its_own_budget_then_fill():
     # fa takes row 3, then row 2 (tie with row 4 at 0, lower row); fill by entropy: rows 0 and 1
     assert result.selection.order.tolist() == [3, 2, 0, 1]
     assert result.step.tolist() == ["fill", "fill", "fa", "fa", "", ""]
+
+
+def test_report_page_shows_both_subsets(tmp_path):
+    from balanced_sampling_plugin.selection.report import write_coreset_report
+
+    rng = np.random.default_rng(4)
+    frame = table(20, class_entropy=rng.random(20), cls_1=rng.random(20), cls_2=rng.random(20),
+                  freq_cluster_id=np.arange(20) % 3)
+    result = select_coreset(frame, "lc", 0.25)
+    comparison = compare_with_random(frame, result.selected, result.pool, rng.normal(size=(20, 3)))
+    path = write_coreset_report(tmp_path / "r.html", comparison, "lc", result.budget,
+                                list(result.step[result.selection.order]))
+    page = open(path, encoding="utf-8").read()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert "Coreset report: lc" in page and "5 of 20 patches" in page
+    shares = comparison["method"]["class_share_subset"]
+    assert f"{shares['cls_1']:.2%}" in page and f"{comparison['random']['class_share_subset']['cls_2']:.2%}" in page
+    assert f"{comparison['method']['clusters_covered']} / 3" in page
+    assert "<td>lc</td><td class=\"number\">5</td>" in page  # the steps table

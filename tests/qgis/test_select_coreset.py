@@ -219,3 +219,14 @@ def test_method_on_a_sub_pool_with_its_own_budget_then_fill(run_algorithm, weigh
     filled = table[table["selection_step"] == "fill"]
     rest = pool[~pool["coreset_selected"].astype(bool)]
     assert filled["class_entropy"].min() >= rest["class_entropy"].max()
+
+
+def test_report_is_written_with_the_layer(run_algorithm, weights_path, tmp_path):
+    result, table = select(run_algorithm, tmp_path, INPUT=weights_path, BUDGET=0.3,
+                           OUTPUT_REPORT=str(tmp_path / "coreset.html"))
+    page = (tmp_path / "coreset.html").read_text(encoding="utf-8")
+    assert result["OUTPUT_REPORT"] == str(tmp_path / "coreset.html")
+    assert "Coreset report: lc" in page
+    assert f"{result['SELECTED_PATCHES']} of {result['POOL_PATCHES']} patches" in page
+    with pytest.raises(QgsProcessingException, match="OUTPUT_REPORT"):
+        select(run_algorithm, tmp_path, INPUT=weights_path, OUTPUT_REPORT=str(tmp_path / "coreset.csv"))
