@@ -65,6 +65,7 @@ BACKEND_PACKAGES = {
     "faiss": ("faiss", "faiss-cpu"),
     "sklearn": ("sklearn.neighbors", "scikit-learn"),
     "nndescent": ("faiss", "faiss-cpu"),
+    "torch": ("torch", "torch"),
 }
 BACKENDS = tuple(BACKEND_PACKAGES)
 DEFAULT_BACKEND = "nndescent"

@@ -23,6 +23,9 @@ for ``nndescent`` and ``hnsw``, measured in ``docs/benchmarks.md``):
   (:func:`_knn_exact`, numpy only). That is not worth it at 20k: measured 8-13 s there vs
   4-6 s for the two-stage path and 3-4 s for faiss (docs/benchmarks.md).
 - ``faiss``: exact inner product (``IndexFlatIP``) on L2-normalised float32 vectors.
+- ``torch``: exact, blocked float32 matrix products with torch on a CUDA GPU when there is
+  one (``device="auto"``; TF32 off, so the products stay float32), else on the CPU; 155 000 x
+  768 is ~37 TFLOP: seconds on a GPU, minutes on 2 CPU cores.
 - ``sklearn``: exact brute-force cosine ``NearestNeighbors``.
 
 The patch itself is never its own neighbour: each query asks for ``k + 1`` neighbours and
@@ -88,8 +91,12 @@ NNDESCENT_MIN_ROWS_PER_NEIGHBOUR = 16
 #: only to move the progress bar while faiss builds the graph (one uninterruptible call).
 NNDESCENT_SECONDS_PER_UNIT = 7e-7
 
+#: ``torch`` parameters: ``device`` ("auto": CUDA when available, else CPU; or "cpu", "cuda",
+#: "cuda:1"); ``block_bytes``: memory of one block of similarities (queries x n float32).
+TORCH_DEFAULTS = {"device": "auto", "block_bytes": 1 << 30}
+
 #: Backend -> its tunable parameters and their defaults.
-BACKEND_DEFAULTS = {"hnsw": HNSW_DEFAULTS, "nndescent": NNDESCENT_DEFAULTS}
+BACKEND_DEFAULTS = {"hnsw": HNSW_DEFAULTS, "nndescent": NNDESCENT_DEFAULTS, "torch": TORCH_DEFAULTS}
 
 #: Rows used to estimate the PCA projection (a fixed random subsample of larger tables).
 PCA_SAMPLE = 20_000
@@ -412,6 +419,47 @@ def _knn_faiss(x, k, progress, num_threads):
         return out_idx, out_dist
 
 
+def torch_device(device: str = "auto") -> str:
+    """The torch device of the ``torch`` backend: "auto" = "cuda" when torch sees a GPU, else "cpu"."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise BalancedSamplingError(_("The torch kNN backend was asked for device '{device}', but torch sees no CUDA "
+                                      "GPU; use device 'auto' or 'cpu'.").format(device=device))
+    return str(device)
+
+
+def _knn_torch(x, k, progress, num_threads, device, block_bytes):
+    """Exact kNN by blocked float32 matrix products with torch (GPU when there is one)."""
+    torch = require_backend("torch")
+    device = torch_device(device)
+    n = len(x)
+    block = int(max(1, min(QUERY_BATCH, block_bytes // (4 * n))))  # QUERY_BATCH: progress and cancel
+    out_idx = np.empty((n, k), dtype=np.int64)
+    out_dist = np.empty((n, k), dtype=np.float32)
+    threads = torch.get_num_threads()
+    allow_tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.set_num_threads(int(num_threads))
+        torch.backends.cuda.matmul.allow_tf32 = False  # exact float32 products
+        with torch.inference_mode():
+            data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+            for start, stop in _batches(n, block):
+                sims = data[start:stop] @ data.T
+                rows = torch.arange(stop - start, device=sims.device)
+                sims[rows, rows + start] = -float("inf")  # never self, by id
+                top, labels = torch.topk(sims, k, dim=1)
+                out_idx[start:stop] = labels.cpu().numpy()
+                out_dist[start:stop] = 1.0 - top.cpu().numpy()
+                progress.update(stop, n)
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    return out_idx, out_dist
+
+
 @contextlib.contextmanager
 def _omp_threads(faiss, num_threads: int):
     """faiss's OpenMP thread count for this thread, restored afterwards (QGIS reuses task threads)."""
@@ -448,14 +496,15 @@ def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Pro
         One embedding per patch; need not be normalised.
     k : int
         Neighbours per patch, excluding the patch itself (already clipped: ``k <= n - 1``).
-    backend : {"nndescent", "hnsw", "faiss", "sklearn"}
+    backend : {"nndescent", "hnsw", "faiss", "sklearn", "torch"}
     progress : Progress, optional
         Updated once per query batch; raises ``OperationCanceled`` when cancelled.
     **params
         ``num_threads`` (all backends, default: all cores); the tunables of ``nndescent``
         (:data:`NNDESCENT_DEFAULTS`; identical results every run only with
         ``num_threads=1``) and ``hnsw`` (:data:`HNSW_DEFAULTS`; deterministic while
-        ``build_threads == 1``).
+        ``build_threads == 1``), and ``torch``'s ``device`` and ``block_bytes``
+        (:data:`TORCH_DEFAULTS`).
 
     Returns
     -------
@@ -484,6 +533,8 @@ def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Pro
         indices, distances = _knn_hnsw(x, k, progress, num_threads=num_threads, **tuned)
     elif backend == "faiss":
         indices, distances = _knn_faiss(x, k, progress, num_threads)
+    elif backend == "torch":
+        indices, distances = _knn_torch(x, k, progress, num_threads, **tuned)
     else:
         indices, distances = _knn_sklearn(x, k, progress, num_threads)
     # Float rounding can push 1 - cos of near-duplicates slightly below 0.

@@ -72,6 +72,7 @@ BACKEND_LABELS = {
     "faiss": QT_TRANSLATE_NOOP("parameters", "faiss — exact search"),
     "sklearn": QT_TRANSLATE_NOOP("parameters", "sklearn — exact, slowest"),
     "nndescent": QT_TRANSLATE_NOOP("parameters", "nndescent — fastest, re-scored exactly"),
+    "torch": QT_TRANSLATE_NOOP("parameters", "torch — exact, on the GPU when there is one"),
 }
 PRECISION_LABELS = {
     "fp32": QT_TRANSLATE_NOOP("parameters", "fp32 — full precision"),

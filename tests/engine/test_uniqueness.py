@@ -47,6 +47,23 @@ def test_exact_backends_agree(embeddings, exact):
     # Same neighbour sets; near-ties (1e-7 apart) may swap order within a row.
     np.testing.assert_array_equal(np.sort(idx_sk, axis=1), np.sort(idx_faiss, axis=1))
     np.testing.assert_allclose(dist_sk, dist_faiss, atol=1e-5)
+    # torch: blocked products, the block smaller than the table so several blocks and the self mask are used
+    idx_torch, dist_torch = knn_cosine(embeddings, 5, backend="torch", device="cpu",
+                                       block_bytes=4 * len(embeddings) * 37)
+    np.testing.assert_array_equal(np.sort(idx_torch, axis=1), np.sort(idx_faiss, axis=1))
+    np.testing.assert_allclose(dist_torch, dist_faiss, atol=1e-5)
+
+
+def test_torch_backend_asked_for_a_missing_gpu_says_so(embeddings):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the error cannot happen")
+    with pytest.raises(BalancedSamplingError, match="torch sees no CUDA GPU; use device 'auto' or 'cpu'"):
+        knn_cosine(embeddings, 5, backend="torch", device="cuda")
+    with pytest.raises(BalancedSamplingError, match="Unknown parameter.*'torch' kNN backend; it accepts block_bytes, "
+                                                    "device"):
+        knn_cosine(embeddings, 5, backend="torch", ef=3)
 
 
 def test_hnsw_matches_exact(embeddings, exact):
