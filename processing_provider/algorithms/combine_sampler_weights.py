@@ -162,23 +162,23 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             self.RARE_CLASSES, self.tr("Rare classes (comma-separated; empty = below mean frequency)"),
             optional=True))
         self.addParameter(QgsProcessingParameterString(
-            self.TARGET_SHARES, self.tr("Target shares (target_shares; e.g. 6:8%, 4:0.1; empty = most balanced)"),
+            self.TARGET_SHARES, self.tr("Target shares (e.g. 6:8%, 4:0.1)"),
             optional=True))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.MIN_ESS, self.tr("Minimum ESS (target_shares, fraction of the patches)"),
+            self.MIN_ESS, self.tr("Minimum ESS (fraction of the patches)"),
             QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.01, maxValue=1), 2))
         self.addParameter(QgsProcessingParameterNumber(
-            self.LIFT_CLASS, self.tr("Class to lift (target_shares)"), QgsProcessingParameterNumber.Integer,
+            self.LIFT_CLASS, self.tr("Class to lift"), QgsProcessingParameterNumber.Integer,
             optional=True))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.MAX_WEIGHT, self.tr("Largest weight (target_shares, × the mean; empty = no cap)"),
+            self.MAX_WEIGHT, self.tr("Largest weight (× the mean)"),
             QgsProcessingParameterNumber.Double, optional=True, minValue=1), 2))
         advanced = [
             with_decimals(QgsProcessingParameterNumber(
-                self.MIN_PIXELS, self.tr("Pixels that make a patch contain a class (empty = DAFormer's, scaled)"),
+                self.MIN_PIXELS, self.tr("Pixels that make a patch contain a class"),
                 QgsProcessingParameterNumber.Double, optional=True, minValue=0.5), 0),
             with_decimals(QgsProcessingParameterNumber(
-                self.REPEAT_THRESHOLD, self.tr("Repeat-factor threshold t (empty = median class fraction)"),
+                self.REPEAT_THRESHOLD, self.tr("Repeat-factor threshold t"),
                 QgsProcessingParameterNumber.Double, optional=True, minValue=1e-9, maxValue=1), 4),
             with_decimals(QgsProcessingParameterNumber(
                 self.TEMPERATURE, self.tr("Rare-class sampling temperature T"), QgsProcessingParameterNumber.Double,
