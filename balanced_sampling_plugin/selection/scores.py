@@ -43,11 +43,16 @@ DEFAULT_FA_CB_LAMBDA = 0.5
 DEFAULT_SEED = 42
 #: The k of fd is chosen on a seeded sample of at most this many patches (the final KMeans sees them all).
 FD_K_SAMPLE = 10_000
-#: Picks between two progress reports / cancel checks of the cb greedy.
-CB_REPORT_EVERY = 2_000
 #: cb gains are compared rounded to this many decimals, so gains equal in exact arithmetic but apart by
 #: floating-point rounding (e.g. permuted share vectors) tie, and the lower index wins.
 CB_TIE_DECIMALS = 9
+#: The cb greedy counts, over windows of this many picks, the gains it recomputes; after a window that
+#: recomputed more than 1/CB_VECTOR_RATIO of the candidates per pick, it evaluates every candidate at once in
+#: numpy for the next window.
+CB_WINDOW = 32
+CB_VECTOR_RATIO = 32
+#: The longest run of vectorised picks between two tries of the lazy evaluation.
+CB_MAX_STRETCH = 8192
 
 
 # --------------------------------------------------------------------------- helpers
@@ -133,8 +138,14 @@ def cb_order(classes: np.ndarray, budget: int, progress: Optional[Progress] = No
     When patches hold few classes (masks: mostly background plus one to three classes) that is a handful
     (155 000 patches, budget 50%: about 25 s on 2 cores). When most patches hold every class in similar
     shares the gains are nearly flat once the sums are balanced, and a pick may recompute a large part of
-    the pool (then about N·C per pick, as the plain greedy). Patches without any
-    class share (all 0 / NULL) have no distribution: they are picked after all others, in index order.
+    the pool, one candidate at a time in Python. The greedy measures this over windows of
+    :data:`CB_WINDOW` picks: after a window that recomputed more than 1/:data:`CB_VECTOR_RATIO` of the
+    candidates per pick, it evaluates every remaining group at once in numpy (O(G·C) per pick, G distinct
+    share vectors) for a stretch of picks that doubles while the lazy evaluation stays costly, rebuilding
+    the heap from those gains before each new try. Both modes pick the same patches. Measured on 2 shared
+    cores, budget 50%: sparse mixes 155 000 patches in about 30 s; dense mixes (8 classes in every patch)
+    20 000 patches in 17 s, 50 000 in 65 s (roughly quadratic there: 155 000 take minutes). Patches without any class share (all 0 / NULL) have no
+    distribution: they are picked after all others, in index order.
     """
     progress = as_progress(progress)
     shares = class_shares(classes)
@@ -146,47 +157,107 @@ def cb_order(classes: np.ndarray, budget: int, progress: Optional[Progress] = No
     empty = np.flatnonzero(shares.sum(axis=1) <= 0)
     if len(valid) == 0:
         return empty[:budget]
-    groups, inverse = np.unique(shares[valid], axis=0, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
-    by_group = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[by_group], np.arange(len(groups) + 1))
-    members = [valid[by_group[bounds[g]:bounds[g + 1]]].tolist() for g in range(len(groups))]
-    sparse = [[(int(c), float(groups[g, c])) for c in np.flatnonzero(groups[g])] for g in range(len(groups))]
-
-    totals = [0.0] * shares.shape[1]
-    flogs = [0.0] * shares.shape[1]  # f(S_c)
-    # gain at S = 0: Σ f(p_c) = −H(p)
-    initial = np.where(groups > 0, groups * np.log(np.where(groups > 0, groups, 1.0)), 0.0).sum(axis=1)
-    # heap entries: (gain, first unpicked member, group, pick count when the gain was computed)
-    initial = np.round(initial, CB_TIE_DECIMALS)
-    heap = [(float(initial[g]), members[g][0], g, 0) for g in range(len(groups))]
-    heapq.heapify(heap)
-    cursor = [0] * len(groups)
-    picks: list[int] = []
-    picked = 0
-    while picked < budget and heap:
-        gain, index, g, computed = heap[0]
-        if computed != picked:  # stale: a lower bound; recompute at the current sums
-            fresh = 0.0
-            for c, share in sparse[g]:
-                fresh += _xlogx(totals[c] + share) - flogs[c]
-            heapq.heapreplace(heap, (round(fresh, CB_TIE_DECIMALS), index, g, picked))
-            continue
-        heapq.heappop(heap)
-        picks.append(index)
-        for c, share in sparse[g]:
-            totals[c] += share
-            flogs[c] = _xlogx(totals[c])
-        picked += 1
-        cursor[g] += 1
-        if cursor[g] < len(members[g]):
-            heapq.heappush(heap, (gain, members[g][cursor[g]], g, computed))
-        if picked % CB_REPORT_EVERY == 0:
-            progress.update(picked, budget)
-    if picked < budget:
-        picks.extend(empty[:budget - picked].tolist())
+    state = _CbState(shares[valid], valid)
+    target = min(budget, len(valid))
+    stretch = CB_WINDOW
+    while len(state.picks) < target:
+        window = min(CB_WINDOW, target - len(state.picks))
+        recomputed = state.lazy_picks(window)
+        progress.update(len(state.picks), budget)
+        if recomputed * CB_VECTOR_RATIO > window * max(1, state.live_groups()):
+            # flat gains: vectorised picks for a while, twice as long each time the lazy ones stay costly
+            state.vectorised_picks(min(stretch, target - len(state.picks)))
+            progress.update(len(state.picks), budget)
+            stretch = min(2 * stretch, CB_MAX_STRETCH)
+        else:
+            stretch = CB_WINDOW
+    picks = state.picks
+    if len(picks) < budget:
+        picks.extend(empty[:budget - len(picks)].tolist())
     progress.update(budget, budget)
     return np.asarray(picks, dtype=np.int64)
+
+
+class _CbState:
+    """The cb greedy's state: distinct share vectors (groups), their unpicked members, the summed shares, and
+    a heap of (gain lower bound, first unpicked member, group, pick count when the gain was computed)."""
+
+    def __init__(self, shares: np.ndarray, rows: np.ndarray):
+        groups, inverse = np.unique(shares, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).reshape(-1)
+        by_group = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[by_group], np.arange(len(groups) + 1))
+        self.groups = groups
+        self.members = [rows[by_group[bounds[g]:bounds[g + 1]]].tolist() for g in range(len(groups))]
+        self.sparse = [[(int(c), float(groups[g, c])) for c in np.flatnonzero(groups[g])]
+                       for g in range(len(groups))]
+        self.cursor = [0] * len(groups)
+        self.totals = [0.0] * groups.shape[1]
+        self.flogs = [0.0] * groups.shape[1]  # f(S_c)
+        self.picks: list[int] = []
+        # gain at S = 0: Σ f(p_c) = −H(p)
+        initial = np.where(groups > 0, groups * np.log(np.where(groups > 0, groups, 1.0)), 0.0).sum(axis=1)
+        self._rebuild(np.arange(len(groups)), np.round(initial, CB_TIE_DECIMALS), 0)
+
+    def _rebuild(self, live: np.ndarray, gains: np.ndarray, computed: int) -> None:
+        self.heap = [(float(gain), self.members[g][self.cursor[g]], int(g), computed)
+                     for g, gain in zip(live.tolist(), gains.tolist())]
+        heapq.heapify(self.heap)
+
+    def live_groups(self) -> int:
+        return len(self.heap)
+
+    def _take(self, g: int) -> None:
+        self.picks.append(self.members[g][self.cursor[g]])
+        for c, share in self.sparse[g]:
+            self.totals[c] += share
+            self.flogs[c] = _xlogx(self.totals[c])
+        self.cursor[g] += 1
+
+    def lazy_picks(self, count: int) -> int:
+        """Pick ``count`` patches by lazy evaluation; return how many gains were recomputed."""
+        heap, sparse, totals, flogs, picks = self.heap, self.sparse, self.totals, self.flogs, self.picks
+        goal = len(picks) + count
+        recomputed = 0
+        while len(picks) < goal and heap:
+            gain, index, g, computed = heap[0]
+            if computed != len(picks):  # stale: a lower bound; recompute at the current sums
+                fresh = 0.0
+                for c, share in sparse[g]:
+                    fresh += _xlogx(totals[c] + share) - flogs[c]
+                heapq.heapreplace(heap, (round(fresh, CB_TIE_DECIMALS), index, g, len(picks)))
+                recomputed += 1
+                continue
+            heapq.heappop(heap)
+            self._take(g)
+            if self.cursor[g] < len(self.members[g]):
+                heapq.heappush(heap, (gain, self.members[g][self.cursor[g]], g, computed))
+        return recomputed
+
+    def vectorised_picks(self, count: int) -> None:
+        """Pick ``count`` patches evaluating every remaining group at each pick; then rebuild the heap."""
+        live = np.array(sorted(entry[2] for entry in self.heap), dtype=np.int64)
+        next_index = np.array([self.members[g][self.cursor[g]] for g in live], dtype=np.int64)
+        groups = self.groups[live]
+        present = groups > 0
+        keep = np.ones(len(live), dtype=bool)
+        gains = np.zeros(len(live))
+        goal = len(self.picks) + count
+        while len(self.picks) < goal and keep.any():
+            summed = np.asarray(self.totals)[None, :] + groups
+            terms = np.where(present, summed * np.log(np.where(summed > 0, summed, 1.0)) - np.asarray(self.flogs),
+                             0.0)
+            gains = np.where(keep, np.round(terms.sum(axis=1), CB_TIE_DECIMALS), np.inf)
+            tied = np.flatnonzero(gains == gains.min())
+            position = int(tied[np.argmin(next_index[tied])])
+            g = int(live[position])
+            self._take(g)
+            if self.cursor[g] < len(self.members[g]):
+                next_index[position] = self.members[g][self.cursor[g]]
+            else:
+                keep[position] = False
+        # the last gains were computed before the last pick: lower bounds now, as stale heap keys must be
+        self._rebuild(live[keep], gains[keep], -1)
 
 
 def cb_scores(classes: np.ndarray, budget: int, progress: Optional[Progress] = None) -> np.ndarray:

@@ -141,6 +141,23 @@ def test_cb_lazy_greedy_matches_evaluating_every_candidate(seed):
     assert cb_order(classes, budget).tolist() == naive_cb(classes, budget)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_cb_vectorised_evaluation_picks_the_same(seed, monkeypatch):
+    """Forced to alternate with evaluating every group in numpy: still the plain greedy's picks."""
+    from balanced_sampling_plugin.selection import scores
+
+    monkeypatch.setattr(scores, "CB_WINDOW", 1)  # one lazy pick, then 1, 2, 4 ... vectorised picks
+    monkeypatch.setattr(scores, "CB_MAX_STRETCH", 4)
+    monkeypatch.setattr(scores, "CB_VECTOR_RATIO", 10 ** 9)
+    rng = np.random.default_rng(100 + seed)
+    n, c = int(rng.integers(5, 60)), int(rng.integers(2, 6))
+    classes = np.round(rng.dirichlet(np.full(c, 0.4), size=n), 2)
+    classes[rng.random(n) < 0.3] = np.eye(c)[1]
+    classes[classes.sum(axis=1) == 0, 0] = 1
+    budget = int(rng.integers(2, n + 1))
+    assert cb_order(classes, budget).tolist() == naive_cb(classes, budget)
+
+
 def test_cb_patches_without_classes_come_last():
     classes = np.array([[0, 0], [1, 0], [np.nan, np.nan], [0, 1]], dtype=float)
     assert cb_order(classes, 4).tolist() == [1, 3, 0, 2]
