@@ -10,6 +10,8 @@ The data flow, one module a step:
 - :mod:`.spatial`    spatial diversity on footprint centroids (at most n per grid cell, a minimum distance);
 - :mod:`.embeddings` the DINOv2 embeddings of the pool, read from the embedding cache (Parquet);
 - :mod:`.measures`   how a subset covers the pool, compared with random selection at the same budget;
+- :mod:`.report`     that comparison as one HTML page;
+- :mod:`.coreset`    :func:`.coreset.select_coreset`: the pool, the scores, the steps, the fields written;
 - :mod:`.config`     the tool's YAML ``coreset:`` block and :func:`.config.run_coreset_config`.
 
 Pure Python + numpy/pandas (scikit-learn for ``fd``, pyarrow for the cache, imported where needed);

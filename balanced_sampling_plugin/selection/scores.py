@@ -144,7 +144,9 @@ def cb_order(classes: np.ndarray, budget: int, progress: Optional[Progress] = No
     share vectors) for a stretch of picks that doubles while the lazy evaluation stays costly, rebuilding
     the heap from those gains before each new try. Both modes pick the same patches. Measured on 2 shared
     cores, budget 50%: sparse mixes 155 000 patches in about 30 s; dense mixes (8 classes in every patch)
-    20 000 patches in 17 s, 50 000 in 65 s (roughly quadratic there: 155 000 take minutes). Patches without any class share (all 0 / NULL) have no
+    20 000 patches in 17 s, 50 000 in 65 s (roughly quadratic there: 155 000 take minutes).
+
+    Patches without any class share (all 0 / NULL) have no
     distribution: they are picked after all others, in index order.
     """
     progress = as_progress(progress)
