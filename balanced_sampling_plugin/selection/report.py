@@ -71,22 +71,27 @@ def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optio
     step_rows = "".join(f"<tr><td>{e(str(step))}</td><td class=\"number\">{count}</td></tr>"
                         for step, count in sorted(Counter(steps or []).items()))
     title = _("Coreset report: {method}").format(method=method)
+    # Translated outside the f-strings, where xgettext would not find them.
+    words = {"coverage": _("Coverage"), "random": _("random"), "shares": _("Pixel share of each class"),
+             "class": _("class"), "pool": _("pool"), "steps": _("Steps"), "step": _("step"),
+             "patches": _("patches")}
+    words = {key: e(value) for key, value in words.items()}
     parts = [
         "<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{e(title)}</title>",
         f"<style>{_STYLE}</style></head><body>", f"<h1>{e(title)}</h1>",
         "<p>" + e(_("{selected} of {pool} patches that are not excluded selected (budget {budget}), next to a "
                     "random subset of the same size drawn with a fixed seed.").format(
                         selected=ours["selected"], pool=ours["pool"], budget=budget)) + "</p>",
-        f"<h2>{e(_('Coverage'))}</h2>",
-        f"<table><tr><th></th><th>{e(method)}</th><th>{e(_('random'))}</th></tr>{measures}</table>",
+        f"<h2>{words['coverage']}</h2>",
+        f"<table><tr><th></th><th>{e(method)}</th><th>{words['random']}</th></tr>{measures}</table>",
     ]
     if classes:
-        parts += [f"<h2>{e(_('Pixel share of each class'))}</h2>",
-                  f"<table><tr><th>{e(_('class'))}</th><th colspan=\"2\">{e(_('pool'))}</th>"
-                  f"<th colspan=\"2\">{e(method)}</th><th colspan=\"2\">{e(_('random'))}</th></tr>{classes}</table>"]
+        parts += [f"<h2>{words['shares']}</h2>",
+                  f"<table><tr><th>{words['class']}</th><th colspan=\"2\">{words['pool']}</th>"
+                  f"<th colspan=\"2\">{e(method)}</th><th colspan=\"2\">{words['random']}</th></tr>{classes}</table>"]
     if step_rows:
-        parts += [f"<h2>{e(_('Steps'))}</h2>",
-                  f"<table><tr><th>{e(_('step'))}</th><th>{e(_('patches'))}</th></tr>{step_rows}</table>"]
+        parts += [f"<h2>{words['steps']}</h2>",
+                  f"<table><tr><th>{words['step']}</th><th>{words['patches']}</th></tr>{step_rows}</table>"]
     parts.append("<p class=\"note\">" + e(_("The coverage radius is measured over a seeded sample of at most "
                                            "10 000 pool patches.")) + "</p>")
     parts.append("</body></html>")
