@@ -184,8 +184,10 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         add_record_field_parameters(self, self.INPUT)
+        self.add_in_place_parameter()
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT, self.tr("Coreset"), QgsProcessing.TypeVectorAnyGeometry))
+            self.OUTPUT, self.tr("Coreset"), QgsProcessing.TypeVectorAnyGeometry,
+            optional=True, createByDefault=True))  # optional: not written with IN_PLACE
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_CSV, self.tr("Training CSV of the selected patches"), self.tr("CSV files (*.csv)"),
             optional=True))

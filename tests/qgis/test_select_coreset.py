@@ -230,3 +230,15 @@ def test_report_is_written_with_the_layer(run_algorithm, weights_path, tmp_path)
     assert f"{result['SELECTED_PATCHES']} of {result['POOL_PATCHES']} patches" in page
     with pytest.raises(QgsProcessingException, match="OUTPUT_REPORT"):
         select(run_algorithm, tmp_path, INPUT=weights_path, OUTPUT_REPORT=str(tmp_path / "coreset.csv"))
+
+
+def test_in_place_on_a_geopackage_copy(run_algorithm, weights_path, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "in_place.gpkg")
+    shutil.copy(weights_path, copy)
+    result = run_algorithm("selectcoreset", {"INPUT": copy, "BUDGET": 4, "BUDGET_MODE": 1, "IN_PLACE": True})
+    rows = pd.DataFrame(layer_rows(copy))
+    assert int(rows["coreset_selected"].sum()) == 4 == result["SELECTED_PATCHES"]
+    assert set(rows.loc[rows["coreset_selected"].astype(bool), "selection_step"]) == {"lc"}
+    assert len(rows) == len(layer_rows(weights_path))
