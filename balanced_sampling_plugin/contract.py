@@ -70,7 +70,7 @@ BACKEND_PACKAGES = {
 BACKENDS = tuple(BACKEND_PACKAGES)
 DEFAULT_BACKEND = "nndescent"
 K_SELECTIONS = ("elbow", "fixed")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8", "fp16", "auto")
 #: Windows at a raster's edge: dropped, or shifted inward.
 EDGE_MODES = ("drop", "shift")
 #: Records whose raster is missing: fail, or skip and list them.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,127 @@ FIRST_CPU_CHUNK = 4
 #: Seconds between cache checkpoints while embedding (each rewrites the parquet file: a few
 #: seconds at 155k x 768 floats, so ~1 % of a long CPU run).
 CHECKPOINT_SECONDS = 300
+
+#: Seconds between two looks at how many cores other processes keep busy (threads="auto", CPU).
+THREADS_RECHECK_SECONDS = 5.0
+
+
+def prefer_passive_openmp() -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` while torch is not imported yet and the user has not chosen one.
+
+    OpenMP threads that spin while waiting for work steal the cores a busy neighbour process needs, and the
+    spinning threads are then descheduled at every barrier of the forward pass (the demo ran 7x slower beside
+    busy processes). Passive threads sleep instead; on an idle machine this costs nothing measurable
+    (docs/benchmarks.md). ``BALANCED_SAMPLING_OMP_WAIT=keep`` leaves OpenMP's default (for benchmarks).
+    Returns whether the variable was set now.
+    """
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    if os.environ.get("BALANCED_SAMPLING_OMP_WAIT", "").lower() == "keep":
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
+
+
+prefer_passive_openmp()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _own_running_threads() -> int:
+    count = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/stat") as handle:
+                    # "pid (comm) S ...": the state follows the last ')'.
+                    if handle.read().rsplit(")", 1)[1].split()[0] == "R":
+                        count += 1
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        return 0
+    return count
+
+
+def busy_elsewhere(samples: int = 5, interval: float = 0.002) -> float:
+    """How many cores other processes keep busy now: runnable tasks of the whole system (``/proc/loadavg``)
+    minus this process's own, median of ``samples`` looks; where /proc is missing, the 1-minute load average
+    (which includes this process's own recent work), else 0."""
+    looks = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as handle:
+                running = int(handle.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            looks = []
+            break
+        looks.append(max(0, running - _own_running_threads()))
+        if i + 1 < samples:
+            time.sleep(interval)
+    if looks:
+        return float(np.median(looks))
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def cpu_threads(threads="auto") -> int:
+    """torch threads for a CPU forward pass: ``"auto"`` = the cores other processes leave free (at least 1,
+    so beside N busy processes the model takes its share instead of fighting for every core), ``"all"`` =
+    every usable core, or a positive number as given."""
+    cores = usable_cores()
+    if threads == "all":
+        return cores
+    if threads == "auto":
+        return int(max(1, min(cores, cores - round(busy_elsewhere()))))
+    value = int(threads)
+    if value < 1:
+        raise BalancedSamplingError(_("The number of CPU threads must be at least 1; got {value}.").format(
+            value=threads))
+    return value
+
+
+class CpuThreads:
+    """Holds torch's intra-op thread count at :func:`cpu_threads` during a CPU run, re-checked every
+    :data:`THREADS_RECHECK_SECONDS` under ``"auto"``, and gives the old count back at the end."""
+
+    def __init__(self, threads="auto", progress: Progress | None = None, clock=time.monotonic):
+        self.threads, self.progress, self.clock = threads, as_progress(progress), clock
+        self.current = None
+        self._checked = None
+        self._previous = None
+
+    def __enter__(self):
+        torch = require("torch", _("DINOv2 embeddings"))
+        self._previous = torch.get_num_threads()
+        self._apply(cpu_threads(self.threads))
+        self.progress.info(_("Using {n} CPU threads for the model ({cores} cores usable).").format(
+            n=self.current, cores=usable_cores()))
+        return self
+
+    def recheck(self) -> None:
+        if self.threads == "auto" and self.clock() - self._checked >= THREADS_RECHECK_SECONDS:
+            self._apply(cpu_threads("auto"))
+
+    def _apply(self, n: int) -> None:
+        torch = require("torch", _("DINOv2 embeddings"))
+        self._checked = self.clock()
+        if n != self.current:
+            torch.set_num_threads(n)
+            self.current = n
+
+    def __exit__(self, *exc):
+        torch = require("torch", _("DINOv2 embeddings"))
+        torch.set_num_threads(self._previous)
+
 
 # Translated where shown: _(OFFLINE_HELP).
 OFFLINE_HELP = N_(
@@ -194,29 +316,42 @@ class InputSpec:
         return int(self.resize["height"]), int(self.resize["width"])
 
     def __call__(self, image: np.ndarray):
-        """(3, H, W) float 0..255 numpy image -> (3, h, w) float32 model-input tensor."""
+        """(3, H, W) float 0..255 numpy image -> (3, h, w) float32 model-input tensor.
+
+        Runs in the reader threads: crop and normalisation are numpy, and torch (its thread pool) is used only
+        for a resize that changes the size, so the readers never compete with the model's threads for
+        intra-op parallelism on tiny operations (which cost 4-10x under contention).
+        """
         torch = require("torch", _("DINOv2 embeddings"))
-        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-        if self.resize is not None:
-            shape = self._resized_shape(*tensor.shape[-2:])
-            tensor = torch.nn.functional.interpolate(tensor, size=shape, mode="bicubic", antialias=True)
-            tensor = tensor.clamp(0.0, 255.0)  # bicubic overshoots
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        if self.resize is not None and self._resized_shape(*image.shape[-2:]) != tuple(image.shape[-2:]):
+            # (A resize to the same size is the identity: bicubic samples fall on the pixels. Skipped.)
+            shape = self._resized_shape(*image.shape[-2:])
+            tensor = torch.nn.functional.interpolate(torch.from_numpy(image)[None], size=shape, mode="bicubic",
+                                                     antialias=True)
+            image = tensor.clamp(0.0, 255.0)[0].numpy()  # bicubic overshoots
         if self.crop is not None:
-            height, width = tensor.shape[-2:]
+            height, width = image.shape[-2:]
             top, left = max(0, (height - self.crop[0]) // 2), max(0, (width - self.crop[1]) // 2)
-            tensor = tensor[..., top : top + self.crop[0], left : left + self.crop[1]]
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return ((tensor * self.scale - mean) / std)[0]
+            image = image[..., top : top + self.crop[0], left : left + self.crop[1]]
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return torch.from_numpy(np.ascontiguousarray((image * np.float32(self.scale) - mean) / std))
 
 
-def _batches(windows, load, batch_size: int, num_workers: int):
+def _batches(windows, load, batch_size: int, num_workers: int, pin: bool = False):
     """Yield stacked model inputs for consecutive ``batch_size`` slices of ``windows``.
 
     ``num_workers`` threads run ``load(window)`` up to :data:`PREFETCH_BATCHES` batches
-    ahead; 0 loads in the calling thread.
+    ahead; 0 loads in the calling thread. ``pin``: batches in page-locked memory, so the copy
+    to the GPU runs asynchronously (``non_blocking``).
     """
     torch = require("torch", _("DINOv2 embeddings"))
+    if pin:
+        with closing(_batches(windows, load, batch_size, num_workers)) as batches:
+            for batch in batches:
+                yield batch.pin_memory()
+        return
     slices = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
     if num_workers <= 0:
         for part in slices:
@@ -235,20 +370,107 @@ def _batches(windows, load, batch_size: int, num_workers: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-#: Numeric precisions of the forward pass. bf16 autocast: 1.0-1.2x faster on an AVX-512-bf16 CPU,
-#: uniqueness ranking Spearman 0.9994-0.9999 vs fp32 (docs/benchmarks.md, Stages).
+#: Numeric precisions of the forward pass (docs/benchmarks.md, "DINOv2 on the CPU (issue 16)").
+
+
+def quantized_int8(model):
+    """A copy of ``model`` whose Linear layers run int8 dynamic quantisation (weights int8, activations
+    quantised per batch); CPU only. The patch-embedding convolution, norms and attention stay float32."""
+    torch = require("torch", _("DINOv2 embeddings"))
+    import copy
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu(), {torch.nn.Linear},
+                                                      dtype=torch.qint8)
+
+
+#: Autocast dtype of each precision that runs under autocast (int8 runs a quantised copy of the model instead).
+AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
+#: On a GPU the batch grows by doubling from the batch size asked for up to this many patches, while it fits.
+GPU_MAX_BATCH = 512
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo's flags). Without
+    it bf16 autocast is emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The precision a run uses on ``device``: ``auto`` becomes bf16 on a CPU with native bfloat16 (else fp32)
+    and bf16 on a GPU that has it (else fp16); int8 runs on the CPU only."""
+    if precision == "auto":
+        if device == "cpu":
+            return "bf16" if cpu_has_bf16() else "fp32"
+        torch = require("torch", _("DINOv2 embeddings"))
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "int8" and device != "cpu":
+        raise BalancedSamplingError(_("The int8 precision runs on the CPU only; on the GPU choose {choices}.").format(
+            choices="bf16, fp16, auto"))
+    return precision
 
 
 def cls_embeddings(model, batch, device: str, precision: str = "fp32") -> np.ndarray:
-    """(b, d) float32 CLS embeddings of a (b, 3, h, w) model-input batch; ``precision`` in :data:`PRECISIONS`."""
+    """(b, d) float32 CLS embeddings of a (b, 3, h, w) model-input batch; ``precision`` in :data:`PRECISIONS`
+    (resolved: not ``auto``; for int8 ``model`` is the :func:`quantized_int8` copy)."""
     import contextlib
 
     torch = require("torch", _("DINOv2 embeddings"))
-    autocast = (torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
+    autocast = (torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, AUTOCAST[precision]))
+                if precision in AUTOCAST else contextlib.nullcontext())
     with torch.inference_mode(), autocast:
         # DINOv2's CLS token: first token of the (layer-normed) last hidden state.
-        return model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu().numpy()
+        pixels = batch.to(device, non_blocking=True)
+        return model(pixel_values=pixels).last_hidden_state[:, 0].float().cpu().numpy()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says the GPU ran out of memory (torch.cuda.OutOfMemoryError, or a RuntimeError that
+    says so: older torch)."""
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def find_batch_size(fits, start: int, maximum: int = GPU_MAX_BATCH, on_oom=None) -> int:
+    """The largest batch that fits, found by trying: ``fits(n)`` runs a batch of ``n`` patches and raises an
+    out-of-memory error (:func:`is_out_of_memory`) when it does not fit. From ``start`` the size doubles while
+    it fits, up to ``maximum``; if ``start`` does not fit it halves until one does (``on_oom()`` runs after
+    each failure, e.g. ``torch.cuda.empty_cache``). Raises the last error when even 1 patch does not fit."""
+    size, best = max(1, int(start)), 0
+    maximum = max(size, int(maximum))
+    while True:
+        try:
+            fits(size)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if on_oom is not None:
+                on_oom()
+            if best:  # a smaller size fitted already: that is the largest
+                return best
+            if size == 1:
+                raise
+            size //= 2
+            continue
+        best = size
+        if size >= maximum:
+            return best
+        if best < start:  # found by halving: doubling again would only fail again
+            return best
+        size = min(maximum, size * 2)
 
 
 #: Files of a model folder that shape its embeddings: configs (model, image processor) and weights.
@@ -314,7 +536,7 @@ def cache_identity(model_name: str, fingerprint: str, bands, stretch, values=Non
 def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
                        num_workers: int = 2, use_gpu: bool = False, parquet_path=None, bands=(1, 2, 3),
                        stretch=(2, 98), progress: Progress | None = None,
-                       precision: str = "fp32") -> EmbeddingResult:
+                       precision: str = "auto", threads="auto") -> EmbeddingResult:
     """DINOv2 CLS embeddings of every patch of ``records``, reusing and updating the cache.
 
     Parameters
@@ -327,7 +549,12 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     bands : 3 raster bands (1-based) for images with more than one band.
     stretch : (low, high) percentiles of the dataset-wide stretch of non-uint8 imagery.
     progress : updated per batch; cancel raises ``OperationCanceled`` within one batch.
-    precision : ``fp32``, or ``bf16`` autocast (faster where the CPU/GPU has bf16; cached apart).
+    precision : ``fp32``; ``bf16`` or ``fp16`` autocast; ``int8`` dynamic quantisation of the Linear layers
+        (CPU only); ``auto`` = bf16 where the CPU/GPU has native bfloat16, else fp32 (CPU) or fp16 (GPU). Each
+        precision is cached apart (``auto`` under the one it resolves to); see docs/benchmarks.md for speed and
+        agreement with fp32.
+    threads : torch threads on the CPU: ``"auto"`` (the cores other processes leave free, re-checked while
+        running), ``"all"`` or a number (see :func:`cpu_threads`).
 
     Every window is checked against its image (inside it, bands present) before the model loads.
     """
@@ -337,6 +564,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             value=repr(precision), choices=", ".join(PRECISIONS)))
     if int(batch_size) < 1:
         raise BalancedSamplingError(_("The batch size must be at least 1; got {value}.").format(value=batch_size))
+    if threads not in ("auto", "all"):
+        cpu_threads(threads)  # a bad count fails before the model loads
+    asked = precision
+    precision = resolve_precision(precision, _planned_device(use_gpu))  # before the cache key is made from it
     table = validate_records(records, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
     keys = patch_ids(table).to_numpy()
     unique_keys, first_row, row_to_unique = np.unique(keys, return_index=True, return_inverse=True)
@@ -378,17 +609,29 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         if todo:
             device = pick_device(use_gpu, progress)
             model, spec = load_model(name, local, device, revision=fingerprint)
+            if precision == "int8":
+                model = quantized_int8(model)
+            if asked == "auto":
+                progress.info(_("Precision auto: computing in {precision}.").format(precision=precision))
             if cache and fingerprint is None:  # a hub model fetched just now: its revision is known from here on
                 fingerprint = model_fingerprint(name, local)
                 identity = cache_identity(name, fingerprint or "unknown", bands, stretch, reader.stretch, precision)
             computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
                               int(num_workers), progress, cache if fingerprint else None, unique_keys[todo],
-                              identity, precision)
+                              identity, precision, threads)
             vectors[todo] = computed
             if cache and fingerprint:
                 cache.save(unique_keys[todo], identity, computed)
     return EmbeddingResult(vectors[row_to_unique], computed=len(todo), reused=int(found.sum()), model_name=name,
                            device=device, unique_embeddings=vectors, row_to_unique=row_to_unique)
+
+
+def _planned_device(use_gpu: bool) -> str:
+    """'cuda' when a GPU is asked for and PyTorch sees one, else 'cpu' (quietly: :func:`pick_device` says which)."""
+    if not use_gpu:
+        return "cpu"
+    torch = require("torch", _("DINOv2 embeddings"))
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _checkpoint(cache, keys, name, vectors, progress) -> None:
@@ -401,9 +644,34 @@ def _checkpoint(cache, keys, name, vectors, progress) -> None:
 
 
 def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
-           precision="fp32"):
+           precision="fp32", threads="auto"):
     """(len(windows), dim) embeddings; on cancel/error the rows done so far go to the cache first,
     and every :data:`CHECKPOINT_SECONDS` during the run."""
+    if device != "cpu":
+        batch_size = gpu_batch_size(model, spec(reader.read(*windows[0])).shape, device, precision, batch_size,
+                                    progress)
+        return _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys,
+                         name, precision, None)
+    with CpuThreads(threads, progress) as cpu:
+        return _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys,
+                         name, precision, cpu)
+
+
+def gpu_batch_size(model, shape, device, precision, start, progress=None, maximum=GPU_MAX_BATCH) -> int:
+    """The largest batch of ``shape`` (3, h, w) inputs the GPU runs, by trying (:func:`find_batch_size`)."""
+    torch = require("torch", _("DINOv2 embeddings"))
+    progress = as_progress(progress)
+
+    def fits(n):
+        cls_embeddings(model, torch.zeros((n, *shape)), device, precision)
+
+    size = find_batch_size(fits, start, maximum, on_oom=torch.cuda.empty_cache)
+    progress.info(_("Batches of {n} patches fit on the GPU.").format(n=size))
+    return size
+
+
+def _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
+              precision, cpu):
     out = np.zeros((len(windows), dim), dtype=np.float32)
     done = 0
     last_checkpoint = time.monotonic()
@@ -411,8 +679,11 @@ def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, p
     # run it in chunks short enough that cancel is seen within about CANCEL_LATENCY seconds.
     chunk = batch_size if device != "cpu" else min(batch_size, FIRST_CPU_CHUNK)
     try:
-        with closing(_batches(windows, lambda w: spec(reader.read(*w)), batch_size, num_workers)) as batches:
+        pin = device != "cpu"
+        with closing(_batches(windows, lambda w: spec(reader.read(*w)), batch_size, num_workers, pin)) as batches:
             for batch in batches:
+                if cpu is not None:
+                    cpu.recheck()
                 start = 0
                 while start < len(batch):
                     began = time.monotonic()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -126,6 +127,9 @@ class PatchReader:
 
     def read(self, path: str, row_off: int, col_off: int, size: int) -> np.ndarray:
         """A window as a (3, size, size) float32 image in 0..255 (invalid pixels 0)."""
+        fast = self._read_plain_uint8(path, row_off, col_off, size)
+        if fast is not None:
+            return fast
         values, valid = self.read_raw(path, row_off, col_off, size)
         if self.dataset(path).dtypes[0] == "uint8":
             image = values.astype(np.float32)
@@ -138,6 +142,23 @@ class PatchReader:
             image = self.stretch.apply(values)
         image[:, ~valid] = 0.0
         return image
+
+    def _read_plain_uint8(self, path: str, row_off: int, col_off: int, size: int):
+        """The window of a uint8 raster without nodata, mask or alpha, lying wholly inside it, read straight
+        as uint8 (what :meth:`read_raw` gives there, without its masked float64 detour: ~50x faster); None
+        for any other window, which takes the general path."""
+        dataset = self.dataset(path)
+        if dataset.dtypes[0] != "uint8" or row_off < 0 or col_off < 0:
+            return None
+        if row_off + size > dataset.height or col_off + size > dataset.width:
+            return None
+        channels = channel_bands(dataset.count, self.bands, path)
+        unique = sorted(set(channels))
+        flags = dataset.mask_flag_enums
+        if any(dataset.dtypes[b - 1] != "uint8" or flags[b - 1] != [MaskFlags.all_valid] for b in unique):
+            return None
+        data = dataset.read(unique, window=Window(col_off, row_off, size, size))
+        return data[[unique.index(b) for b in channels]].astype(np.float32)
 
     def is_uint8(self, path: str) -> bool:
         return self.dataset(path).dtypes[0] == "uint8"

@@ -50,7 +50,7 @@ def compute_uniqueness(
     bands=(1, 2, 3),
     stretch=(2, 98),
     progress: Progress | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     reproducible: bool = False,
 ) -> UniquenessResult:
     """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to

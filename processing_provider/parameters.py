@@ -77,6 +77,9 @@ BACKEND_LABELS = {
 PRECISION_LABELS = {
     "fp32": QT_TRANSLATE_NOOP("parameters", "fp32 — full precision"),
     "bf16": QT_TRANSLATE_NOOP("parameters", "bf16 — faster where supported"),
+    "int8": QT_TRANSLATE_NOOP("parameters", "int8 — quantised, fastest on the CPU"),
+    "fp16": QT_TRANSLATE_NOOP("parameters", "fp16 — half precision, for GPUs"),
+    "auto": QT_TRANSLATE_NOOP("parameters", "auto — bf16 where the CPU or GPU has it, else fp32 / fp16"),
 }
 K_SELECTION_LABELS = {
     "elbow": QT_TRANSLATE_NOOP("parameters", "elbow — where the inertia curve bends"),

@@ -87,8 +87,10 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "<b>Bands</b>: the three image bands fed to the model (1-band imagery is replicated). "
             "<b>Stretch percentiles</b>: imagery that is not 8-bit is scaled with one dataset-wide percentile "
             "stretch, so patches stay comparable.\n"
-            "<b>Precision</b>: fp32, or bf16 (faster on CPUs and GPUs with bfloat16; on the benchmark set the "
-            "uniqueness ranking agreed with fp32 at Spearman 0.999). Embeddings of each precision are cached apart."
+            "<b>Precision</b>: auto (the default) is bf16 where the CPU or GPU computes bfloat16 natively, else "
+            "fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest "
+            "there); fp32 is full precision. On the benchmark set each kept the uniqueness ranking of fp32 at "
+            "Spearman ≥ 0.98 (docs/benchmarks.md). Embeddings of each precision are cached apart."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -119,7 +121,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             with_decimals(QgsProcessingParameterNumber(
                 self.STRETCH_HIGH, self.tr("Stretch high percentile"), QgsProcessingParameterNumber.Double,
                 defaultValue=98, minValue=0, maxValue=100), 1),
-            labelled_enum(self.PRECISION, self.tr("Precision"), PRECISIONS, PRECISION_LABELS, "fp32"),
+            labelled_enum(self.PRECISION, self.tr("Precision"), PRECISIONS, PRECISION_LABELS, "auto"),
             QgsProcessingParameterBoolean(
                 self.REPRODUCIBLE, self.tr("Reproducible kNN (one thread, about 2x slower)"), defaultValue=False),
         ]

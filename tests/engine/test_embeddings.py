@@ -16,6 +16,7 @@ from balanced_sampling_plugin.embeddings import (
     extract_embeddings,
     model_fingerprint,
     resolve_model_name,
+    resolve_precision,
 )
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled
 from balanced_sampling_plugin.patch_images import PatchReader, estimate_stretch
@@ -29,9 +30,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 PATCH = 32
 
 
-def identity_of(model, bands=(1, 2, 3), stretch=(2, 98)):
+def identity_of(model, bands=(1, 2, 3), stretch=(2, 98), precision="auto"):
+    """The cache key of a CPU run; ``auto`` (the default) is stored under the precision it resolves to."""
     name = normalize_path(model)
-    return cache_identity(name, model_fingerprint(name, True), bands, stretch)
+    return cache_identity(name, model_fingerprint(name, True), bands, stretch,
+                          precision=resolve_precision(precision, "cpu"))
 
 
 def grid_records(path, rows, cols, size=PATCH):
@@ -128,7 +131,7 @@ def test_changing_bands_or_stretch_never_reuses_embeddings(model, flat_image, tm
 def test_bf16_precision_is_cached_apart_and_close_to_fp32(model, flat_image, tmp_path):
     cache = str(tmp_path / "embeddings.parquet")
     records = grid_records(flat_image, 4, 4)
-    fp32 = extract_embeddings(records, dino_model=model, parquet_path=cache)
+    fp32 = extract_embeddings(records, dino_model=model, parquet_path=cache, precision="fp32")
     bf16 = extract_embeddings(records, dino_model=model, parquet_path=cache, precision="bf16")
     assert bf16.computed == 16, "bf16 embeddings never reuse fp32 rows"
     # Same directions up to bf16 rounding (ranking agreement is measured at scale in bench/bench_stages.py).
