@@ -32,7 +32,7 @@ from common import machine, write_section  # noqa: E402
 
 from balanced_sampling_plugin.contract import CORESET_METHODS  # noqa: E402
 from balanced_sampling_plugin.selection.coreset import select_coreset  # noqa: E402
-from balanced_sampling_plugin.selection.measures import compare_with_random  # noqa: E402
+from balanced_sampling_plugin.selection.measures import RADIUS_SAMPLE, compare_with_random  # noqa: E402
 
 CLASSES = 6  # cls_1 background, cls_2..cls_6 foreground, cls_6 the rare one
 FOREGROUND_P = np.array([0.26, 0.23, 0.21, 0.21, 0.09])
@@ -96,7 +96,7 @@ def render(n, dim, timings, rows, budget) -> str:
     lines += [f"| {m} | {t:.1f} |" for m, t in timings.items()]
     lines += ["", "Coverage at each budget (class-share L1 distance subset vs pool, lower = closer to the pool's "
               "mix; clusters and tiles covered; coverage radius = largest cosine distance from a pool patch to "
-              "the subset, over a 10 000-patch sample):", "",
+              f"the subset, from a {RADIUS_SAMPLE}-patch sample):", "",
               "| budget | method | class-share L1 | rare-class share (subset / pool) | clusters | tiles | radius |",
               "|---|---|---|---|---|---|---|"]
     rare = f"cls_{CLASSES}"

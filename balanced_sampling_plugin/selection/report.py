@@ -12,6 +12,7 @@ from typing import Optional
 
 from ..file_safety import atomic_write
 from ..i18n import _
+from .measures import RADIUS_SAMPLE
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 60em; }
@@ -92,8 +93,8 @@ def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optio
     if step_rows:
         parts += [f"<h2>{words['steps']}</h2>",
                   f"<table><tr><th>{words['step']}</th><th>{words['patches']}</th></tr>{step_rows}</table>"]
-    parts.append("<p class=\"note\">" + e(_("The coverage radius is measured over a seeded sample of at most "
-                                           "10 000 pool patches.")) + "</p>")
+    parts.append("<p class=\"note\">" + e(_("The coverage radius is measured from a seeded sample of at most "
+                                           "{n} pool patches.").format(n=RADIUS_SAMPLE)) + "</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

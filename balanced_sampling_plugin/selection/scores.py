@@ -298,7 +298,7 @@ def fd_k(embeddings: np.ndarray, k_min: int = DEFAULT_FD_K_MIN, k_max: int = DEF
          progress: Optional[Progress] = None) -> int:
     """The number of fd clusters, chosen on a seeded sample of at most :data:`FD_K_SAMPLE` patches.
 
-    Elbow (default): KMeans inertia for k = k_min..k_max, the k at the elbow
+    Elbow (default): KMeans inertia (one seeded k-means++ start per k) for k = k_min..k_max, the k at the elbow
     (:func:`~balanced_sampling_plugin.composition.elbow_k`). Vendi (``use_vendi``): k grows from k_min while
     the Vendi score of the k centroids still grows by at least ``vendi_delta`` (relative) at k + 1. k_max is
     capped at the number of distinct embeddings; a pool with fewer distinct embeddings than k_min gets that
@@ -323,7 +323,7 @@ def fd_k(embeddings: np.ndarray, k_min: int = DEFAULT_FD_K_MIN, k_max: int = DEF
         previous = None
         for i, k in enumerate(ks):
             progress.update(i, len(ks))
-            score = vendi_score(_kmeans(rows, k, seed).cluster_centers_)
+            score = vendi_score(_kmeans(rows, k, seed, n_init=1).cluster_centers_)
             if previous is not None and score - previous[1] < vendi_delta * previous[1]:
                 return previous[0]
             previous = (k, score)
@@ -331,7 +331,7 @@ def fd_k(embeddings: np.ndarray, k_min: int = DEFAULT_FD_K_MIN, k_max: int = DEF
     inertias = []
     for i, k in enumerate(ks):
         progress.update(i, len(ks))
-        inertias.append(_kmeans(rows, k, seed).inertia_)
+        inertias.append(_kmeans(rows, k, seed, n_init=1).inertia_)
     return elbow_k(ks, inertias)
 
 
