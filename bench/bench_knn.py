@@ -106,7 +106,43 @@ def blob_embeddings(n: int, d: int = DIM, n_clusters: int = 300, rank: int = 24,
     return normalize_rows(out)
 
 
-DATASETS = {"scenes": scene_embeddings, "blobs": blob_embeddings}
+def cluster_tail_embeddings(n: int, d: int = DIM, seed: int = 0, n_clusters: int = 400, rank: int = 32) -> np.ndarray:
+    """(n, d) float32 unit vectors built to be hard for a PCA-projected graph, unlike the two families above.
+
+    75 % of the rows fall in 400 anisotropic clusters of Pareto(0.8) sizes (each its own 32-d
+    subspace with a 1 -> 0.02 geometric spectrum and a log-normal scale), so the union of the
+    cluster subspaces (12 800 directions) far exceeds what a 256-d projection keeps; 10 % are
+    near-duplicates of other rows (noise 0.01); 15 % are singletons between two cluster centres,
+    spread in a shared 32-d subspace (a long tail whose neighbours are still well defined).
+    """
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal(d).astype(np.float32)
+    n_dup, n_single = n // 10, (3 * n) // 20
+    n_clust = n - n_dup - n_single
+    sizes = rng.pareto(0.8, n_clusters) + 1.0
+    labels = rng.choice(n_clusters, size=n_clust, p=sizes / sizes.sum())
+    centres = rng.standard_normal((n_clusters, d)).astype(np.float32)
+    spectrum = np.geomspace(1.0, 0.02, rank).astype(np.float32)
+    bases = rng.standard_normal((n_clusters, rank, d)).astype(np.float32)
+    scale = np.exp(rng.normal(0, 0.6, n_clusters)).astype(np.float32)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n_clust, 8192):
+        e = min(n_clust, s + 8192)
+        lab = labels[s:e]
+        z = rng.standard_normal((e - s, rank)).astype(np.float32) * spectrum * scale[lab, None]
+        out[s:e] = mean + 0.8 * centres[lab] + np.einsum("nr,nrd->nd", z, bases[lab]) + 0.05 * rng.standard_normal((e - s, d)).astype(np.float32)
+    a, b = rng.integers(0, n_clusters, (2, n_single))
+    t = rng.random((n_single, 1)).astype(np.float32)
+    shared = rng.standard_normal((rank, d)).astype(np.float32)
+    out[n_clust:n_clust + n_single] = (mean + 0.8 * (t * centres[a] + (1 - t) * centres[b])
+                                       + (rng.standard_normal((n_single, rank)).astype(np.float32) * spectrum) @ shared
+                                       + 0.05 * rng.standard_normal((n_single, d)).astype(np.float32))
+    src = rng.integers(0, n_clust + n_single, n_dup)
+    out[n_clust + n_single:] = out[src] + 0.01 * rng.standard_normal((n_dup, d)).astype(np.float32)
+    return normalize_rows(out[rng.permutation(n)])
+
+
+DATASETS = {"scenes": scene_embeddings, "blobs": blob_embeddings, "clusters": cluster_tail_embeddings}
 
 
 def exact_subset(x: np.ndarray, queries: np.ndarray):
