@@ -274,7 +274,7 @@ def plot(timings: dict) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 155_000])
-    parser.add_argument("--data", nargs="+", default=["scenes", "blobs"], choices=sorted(DATASETS))
+    parser.add_argument("--data", nargs="+", default=["scenes", "blobs", "clusters"], choices=sorted(DATASETS))
     parser.add_argument("--exact-max", type=int, default=20_000,
                         help="largest N run with the exact backends (faiss, sklearn)")
     parser.add_argument("--sweep", type=int, metavar="N", help="sweep --backend parameters at this N instead")
