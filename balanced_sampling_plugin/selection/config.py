@@ -130,6 +130,23 @@ def load_coreset_config(config: Union[str, os.PathLike, Mapping], base_dir: Opti
     return parsed
 
 
+def coreset_block_beside(path, balanced_csv: Optional[str] = None,
+                         parquet_path: Optional[str] = None) -> Optional[CoresetConfig]:
+    """The ``coreset:`` block of a YAML that also holds ``balanced_dataset:`` (None when it has none), checked
+    before anything runs. Its input_csv_path defaults to ``balanced_csv`` (the CSV the balanced_dataset run
+    writes) and its parquet_path to ``parquet_path`` (the run's embedding cache); output_csv_path is needed."""
+    document = read_yaml_file(os.fspath(path))
+    if not isinstance(document, Mapping) or ROOT not in document:
+        return None
+    settings = load_coreset_config(path, require_paths=False)
+    if settings.output_csv_path is None:
+        raise BalancedSamplingError(_("{key} is missing; give the path of the {what}.").format(
+            key=f"{ROOT}.output_csv_path", what=_("CSV of the selected patches")))
+    settings.input_csv_path = settings.input_csv_path or balanced_csv
+    settings.parquet_path = settings.parquet_path or parquet_path
+    return settings
+
+
 def expand_class_dist(table: pd.DataFrame) -> pd.DataFrame:
     """``cls_<c>`` columns from the training CSV's ``class_dist_json`` when the table has none."""
     if class_columns(map(str, table.columns)) or CLASS_DIST_JSON not in table.columns:

@@ -24,6 +24,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
     GEOJSON_PATH = "GEOJSON_PATH"
     SAMPLING_METHOD = "SAMPLING_METHOD"
     EFFECTIVE_SAMPLE_SIZE = "EFFECTIVE_SAMPLE_SIZE"
+    CORESET_CSV_PATH = "CORESET_CSV_PATH"
 
     group_key = "weights"
     required_modules = CLUSTERS + WEIGHTS + ("yaml", "shapely")
@@ -48,7 +49,10 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
             "in the tool; the log says so) and boost, and it writes output.csv_path (the trainer's columns and the "
             "tool's diagnostics) and, when set, output.geojson_path in output.geojson_crs. mode masks_only with a "
             "method that needs uniqueness is an error that says how to fix it. Relative paths are read from the "
-            "config's folder. An unknown key is an error that names it and lists the accepted ones.\n\n"
+            "config's folder. An unknown key is an error that names it and lists the accepted ones. A coreset: "
+            "block beside balanced_dataset: then selects the training subset from the CSV just written, as "
+            "pytorch-smt-tools select-coreset does (its input_csv_path and parquet_path default to the run's "
+            "CSV and embedding cache; see Select coreset from config).\n\n"
             "<b>Config</b>: the YAML file.\n<b>Sampler weights</b>: the patch layer with every computed field, "
             "to style and inspect in QGIS."
         )
@@ -63,6 +67,7 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.GEOJSON_PATH, self.tr("GeoJSON")))
         self.addOutput(QgsProcessingOutputString(self.SAMPLING_METHOD, self.tr("Sampling method applied")))
         self.addOutput(QgsProcessingOutputNumber(self.EFFECTIVE_SAMPLE_SIZE, self.tr("Effective sample size")))
+        self.addOutput(QgsProcessingOutputFile(self.CORESET_CSV_PATH, self.tr("Coreset CSV (coreset: block)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
@@ -71,12 +76,17 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
         layer_file = self.output_file(parameters, context) if write_layer else None
         from ...balanced_sampling_plugin.config import load_config
         from ...balanced_sampling_plugin.pipeline import run_config
+        from ...balanced_sampling_plugin.selection.config import coreset_block_beside, run_coreset_config
         from ...balanced_sampling_plugin.weights import effective_sample_size
+
+        config_path = self.parameterAsFile(parameters, self.CONFIG, context)
 
         # The CSV, the GeoJSON and the layer are renamed into place together, after everything succeeded.
         with OutputFiles() as outputs:
             with engine_errors():
-                config = load_config(self.parameterAsFile(parameters, self.CONFIG, context))
+                config = load_config(config_path)
+                # A coreset: block is checked before anything runs; it reads the CSV this run writes.
+                coreset = coreset_block_beside(config_path, config.output.csv_path, config.embeddings.parquet_path)
                 result = run_config(config, progress.child(0, 0.85), other_outputs={self.OUTPUT: layer_file},
                                     outputs=outputs)
             weights = result.weights.weights.to_numpy(dtype=float)
@@ -93,4 +103,10 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
         feedback.pushInfo(self.tr("Training CSV: {}").format(result.csv_path))
         if result.geojson_path:
             feedback.pushInfo(self.tr("GeoJSON: {}").format(result.geojson_path))
+        if coreset is not None:
+            with engine_errors():
+                run = run_coreset_config(coreset, progress)
+            feedback.pushInfo(self.tr("Coreset CSV ({}, {} of {} patches): {}").format(
+                run.method, run.n_selected, run.n_pool, run.output_csv_path))
+            output_values[self.CORESET_CSV_PATH] = run.output_csv_path
         return output_values

@@ -242,3 +242,33 @@ def test_in_place_on_a_geopackage_copy(run_algorithm, weights_path, tmp_path):
     assert int(rows["coreset_selected"].sum()) == 4 == result["SELECTED_PATCHES"]
     assert set(rows.loc[rows["coreset_selected"].astype(bool), "selection_step"]) == {"lc"}
     assert len(rows) == len(layer_rows(weights_path))
+
+
+def test_build_from_config_runs_a_coreset_block_on_its_csv(run_algorithm, synthetic_dataset, tmp_path):
+    import yaml
+
+    from .test_sources import write_records_csv
+
+    write_records_csv(synthetic_dataset, tmp_path / "records.csv")
+    config = {
+        "balanced_dataset": {
+            "mode": "masks_only", "sampling_method": "class_balanced", "input": {"patch_records": "records.csv"},
+            "clustering": {"k_min": 2, "k_max": 4, "k_selection": "elbow", "random_state": 42},
+            "output": {"csv_path": "balanced.csv"}},
+        "coreset": {"method": "lc", "budget": 0.5, "output_csv_path": "coreset.csv"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_algorithm("buildfromconfig", {"CONFIG": str(tmp_path / "config.yaml"), "OUTPUT": "TEMPORARY_OUTPUT"})
+    balanced = pd.read_csv(result["CSV_PATH"])
+    coreset = pd.read_csv(result["CORESET_CSV_PATH"])
+    pool = balanced[~balanced["excluded"].astype(bool)]
+    assert len(coreset) == math.floor(0.5 * len(pool) + 0.5)
+    assert sorted(coreset["class_entropy"], reverse=True) == pytest.approx(
+        sorted(pool["class_entropy"], reverse=True)[:len(coreset)])
+    assert coreset["sampler_weight"].mean() == pytest.approx(1.0)
+    # a bad coreset: block is refused before anything is written
+    config["coreset"]["budgett"] = 3
+    config["balanced_dataset"]["output"]["csv_path"] = "second.csv"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(QgsProcessingException, match="coreset.budgett"):
+        run_algorithm("buildfromconfig", {"CONFIG": str(tmp_path / "config.yaml")})
+    assert not (tmp_path / "second.csv").exists()
