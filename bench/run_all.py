@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-stages", action="store_true", help="skip bench_stages.py")
     parser.add_argument("--no-knn", action="store_true", help="skip bench_knn.py")
     parser.add_argument("--no-weights", action="store_true", help="skip bench_weights.py")
+    parser.add_argument("--no-coreset", action="store_true", help="skip bench_coreset.py")
     parser.add_argument("--quick", action="store_true", help="bench_stages.py --quick (10k only)")
     parser.add_argument("--no-doc", action="store_true", help="pass --no-doc to both (leave docs/ alone)")
     parser.add_argument("--stages-args", default="", help="extra arguments for bench_stages.py (one quoted string)")
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
         codes.append(run("bench_stages.py", extra))
     if not args.no_weights:
         codes.append(run("bench_weights.py", ["--no-doc"] if args.no_doc else []))
+    if not args.no_coreset:
+        codes.append(run("bench_coreset.py", ["--no-doc"] if args.no_doc else []))
     if not args.no_knn:
         codes.append(run("bench_knn.py", knn_extra + (["--no-doc"] if args.no_doc else [])))
     return next((c for c in codes if c), 0)
