@@ -81,12 +81,38 @@ def prefer_passive_openmp() -> bool:
 prefer_passive_openmp()
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), at least 1."""
+#: Where a container's CPU quota is written: cgroup v2 "quota period" (or "max"), cgroup v1 quota and period.
+CGROUP_CPU_FILES = ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """Cores a CPU quota (``docker --cpus``, Kubernetes limits) allows this process, or None without a quota."""
+    v2, v1_quota, v1_period = CGROUP_CPU_FILES
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        with open(v2) as handle:
+            quota, period = (handle.read().split() + ["100000"])[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(v1_quota) as quota_file, open(v1_period) as period_file:
+            quota, period = int(quota_file.read()), int(period_file.read())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity (e.g. a container's cpuset), capped by a CPU quota
+    (rounded up), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, int(np.ceil(limit)))
+    return max(1, cores)
 
 
 def _own_running_threads() -> int:
@@ -121,7 +147,10 @@ def busy_elsewhere(samples: int = 5, interval: float = 0.002) -> float:
         if i + 1 < samples:
             time.sleep(interval)
     if looks:
-        return float(np.median(looks))
+        # /proc/loadavg counts the whole machine's runnable tasks; a process that may use only part of the machine
+        # (cpuset, quota) takes its part of them, as if the others were spread evenly over all cores.
+        share = min(1.0, usable_cores() / max(1, os.cpu_count() or 1))
+        return float(np.median(looks)) * share
     try:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):

@@ -325,3 +325,21 @@ def test_preprocessing_matches_the_torch_pipeline_with_or_without_a_resize(size)
     got = spec(pixels)
     assert got.dtype == torch.float32 and tuple(got.shape) == (3, 48, 48)
     np.testing.assert_allclose(got.numpy(), expected[0].numpy(), atol=1e-5)
+
+
+def test_a_cpu_quota_caps_the_usable_cores(tmp_path, monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this system")
+    affinity = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "cpu.max"
+    monkeypatch.setattr(embeddings, "CGROUP_CPU_FILES", (str(v2), str(tmp_path / "q"), str(tmp_path / "p")))
+    v2.write_text("max 100000\n")
+    assert usable_cores() == affinity
+    v2.write_text("50000 100000\n")  # half a core: still one thread
+    assert usable_cores() == 1
+    v2.unlink()
+    (tmp_path / "q").write_text("150000\n")
+    (tmp_path / "p").write_text("100000\n")
+    assert usable_cores() == min(affinity, 2)
+    (tmp_path / "q").write_text("-1\n")
+    assert usable_cores() == affinity
