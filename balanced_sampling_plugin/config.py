@@ -433,6 +433,17 @@ def load_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str
     file's own folder anchors its relative paths. Every message names the file (when
     there is one) and the dotted key at fault.
     """
+    return read_config(config, base_dir, ROOT, _parse)
+
+
+def read_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str], root: str,
+                parse: Callable[[Any, Optional[str], str], Any]):
+    """Read a YAML file (or take a loaded mapping), check it has a ``root`` section, and return
+    ``parse(document, source, base_dir)``; every error names the file first.
+
+    ``source`` is the file's absolute path (None for a mapping); ``base_dir`` anchors relative paths: the
+    file's folder, or for a mapping the given folder (default: the current one).
+    """
     if isinstance(config, Mapping):
         source, document = None, config
         base_dir = os.path.abspath(base_dir or os.getcwd())
@@ -441,7 +452,11 @@ def load_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str
         document = read_yaml_file(source)
         base_dir = os.path.dirname(source)
     try:
-        return _parse(document, source, base_dir)
+        if not isinstance(document, Mapping) or root not in document:
+            found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else _("nothing")
+            raise BalancedSamplingError(_("The config has no '{root}' section (found: {found}).").format(
+                root=root, found=found))
+        return parse(document, source, base_dir)
     except BalancedSamplingError as exc:
         if source and not str(exc).startswith(source):
             raise BalancedSamplingError(f"{source}: {exc}") from None
@@ -449,10 +464,6 @@ def load_config(config: Union[str, os.PathLike, Mapping], base_dir: Optional[str
 
 
 def _parse(document, source: Optional[str], base_dir: str) -> BalancedDatasetConfig:
-    if not isinstance(document, Mapping) or ROOT not in document:
-        found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else _("nothing")
-        raise BalancedSamplingError(_("The config has no '{root}' section (found: {found}).").format(
-            root=ROOT, found=found))
     top = _mapping(document[ROOT], ROOT)
     _reject_unknown(top, ROOT, ("input", "postgres", *_SCALARS, *_SECTIONS))
     sections = {name: _section(cls, top.get(name), f"{ROOT}.{name}") for name, cls in _SECTIONS.items()}

@@ -111,7 +111,21 @@ def _literal(value: float) -> str:
     return repr(float(value))
 
 
-class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
+class _RendererStyle(QgsProcessingLayerPostProcessorInterface):
+    """A post-processor that sets ``self.renderer(layer)`` on the loaded layer (None: left as it is)."""
+
+    def renderer(self, layer):
+        raise NotImplementedError
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        renderer = self.renderer(layer)
+        if renderer is None:
+            return
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()
+
+
+class GraduatedStyle(_RendererStyle):
     """Classes of one numeric field on a colour ramp (fills part transparent), excluded patches apart.
 
     ``detail_field``: a field whose values each class lists in its label (the clusters a weight class
@@ -211,13 +225,6 @@ class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
         symbol.setColor(EXCLUDED_COLOR)
         return symbol
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
-        renderer = self.renderer(layer)
-        if renderer is None:
-            return
-        layer.setRenderer(renderer)
-        layer.triggerRepaint()
-
 
 def composition_style() -> GraduatedStyle:
     """The clusters layer: classes of ``freq_cluster_weight`` (one a cluster, as far as 16), each label
@@ -256,7 +263,7 @@ def style_on_load(algorithm, context, dest_id: str, styler) -> None:
         context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(styler)
 
 
-class SelectionStyle(QgsProcessingLayerPostProcessorInterface):
+class SelectionStyle(_RendererStyle):
     """A coreset layer: selected patches filled by the step that took them (vector, the method, fill),
     the rest as a faint outline, excluded patches grey and hatched."""
 
@@ -309,9 +316,3 @@ class SelectionStyle(QgsProcessingLayerPostProcessorInterface):
                                                        f"NOT {selected} AND {excluded}", self.tr("excluded")))
         return QgsRuleBasedRenderer(root)
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
-        renderer = self.renderer(layer)
-        if renderer is None:
-            return
-        layer.setRenderer(renderer)
-        layer.triggerRepaint()

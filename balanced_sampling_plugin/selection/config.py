@@ -42,8 +42,16 @@ from ..config import (
     _section,
     _setting,
     _text,
+    read_config,
 )
-from ..contract import BUDGET_MODES, CORESET_METHODS, CORESET_SCORE, SAMPLER_WEIGHT, SELECTION_STEP
+from ..contract import (
+    BUDGET_MODES,
+    CORESET_EMBEDDING_METHODS,
+    CORESET_METHODS,
+    CORESET_SCORE,
+    SAMPLER_WEIGHT,
+    SELECTION_STEP,
+)
 from ..errors import BalancedSamplingError
 from ..export import CLASS_DIST_JSON, training_frame
 from ..file_safety import atomic_write, check_paths
@@ -86,18 +94,7 @@ def load_coreset_config(config: Union[str, os.PathLike, Mapping], base_dir: Opti
     Relative paths resolve against the file's folder (a mapping: ``base_dir``, default the current folder).
     ``require_paths``: input_csv_path and output_csv_path must be given (a QGIS run may supply them).
     """
-    if isinstance(config, Mapping):
-        source, document = None, config
-        base_dir = os.path.abspath(base_dir or os.getcwd())
-    else:
-        source = os.path.abspath(os.fspath(config))
-        document = read_yaml_file(source)
-        base_dir = os.path.dirname(source)
-    try:
-        if not isinstance(document, Mapping) or ROOT not in document:
-            found = ", ".join(map(str, document)) if isinstance(document, Mapping) and document else _("nothing")
-            raise BalancedSamplingError(_("The config has no '{root}' section (found: {found}).").format(
-                root=ROOT, found=found))
+    def parse(document, source, base_dir):
         parsed = _section(CoresetConfig, _mapping(document[ROOT], ROOT), ROOT)
         try:
             check_budget(parsed.budget, parsed.budget_mode)
@@ -118,16 +115,14 @@ def load_coreset_config(config: Union[str, os.PathLike, Mapping], base_dir: Opti
                     raise BalancedSamplingError(_("{key} is missing; give the path of the {what}.").format(
                         key=f"{ROOT}.{name}", what=_("training CSV to select from") if name.startswith("input")
                         else _("CSV of the selected patches")))
-        if parsed.method in ("fd", "fa", "lc_fd", "fa_cb") and require_paths and not parsed.parquet_path:
+        if parsed.method in CORESET_EMBEDDING_METHODS and require_paths and not parsed.parquet_path:
             raise BalancedSamplingError(_("{key} is missing; coreset method {method} reads the DINOv2 embeddings "
                                           "from the embedding cache.").format(key=f"{ROOT}.parquet_path",
                                                                               method=parsed.method))
-    except BalancedSamplingError as exc:
-        if source and not str(exc).startswith(source):
-            raise BalancedSamplingError(f"{source}: {exc}") from None
-        raise
-    parsed.source = source
-    return parsed
+        parsed.source = source
+        return parsed
+
+    return read_config(config, base_dir, ROOT, parse)
 
 
 def coreset_block_beside(path, balanced_csv: Optional[str] = None,
