@@ -29,7 +29,7 @@ from .weights import (
     low_ess_warning,
     valid_pixel_counts,
 )
-from .weights.targets import frontier
+from .weights.targets import frontier, solve_target
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 70em; }
@@ -228,8 +228,8 @@ def _frontier_section(table, result, comparison, fields) -> str:
     lift_curve = curves["lift"].copy()
     lift_curve[:, 1] /= uniform[rarest]
     ess = comparison.loc[result.method, "ess_ratio"] if result.method in comparison.index else np.nan
-    limit = np.interp(ess, curves["balanced"][:, 0], curves["balanced"][:, 1]) if np.isfinite(ess) else np.nan
-    chosen = smallest.get(result.method, (np.nan, np.nan))[1]
+    chosen_share = smallest.get(result.method, (np.nan, np.nan))[1]
+    chosen_lift = lifts.get(result.method, (np.nan, np.nan))[1]
     balanced_chart = svg_charts.frontier_chart(
         curves["balanced"], smallest, xlabel=_("effective sample size / included patches"),
         ylabel=_("smallest class share"), curve_label=_("largest reachable smallest share"),
@@ -239,10 +239,16 @@ def _frontier_section(table, result, comparison, fields) -> str:
         ylabel=_("share of {field} / its uniform share").format(field=fields[rarest]),
         curve_label=_("largest reachable lift of {field}").format(field=fields[rarest]),
         title=_("Lift of the rarest class: every method against what any weighting can reach"))
-    summary = _("At the effective sample size {method} reaches ({ess:.0%}), the most balanced weighting gives the "
-                "smallest class a share of {limit} (at least: the curve joins computed points); {method} gives "
-                "{chosen}.").format(method=result.method, ess=ess, limit=format_share(limit),
-                                    chosen=format_share(chosen)) if np.isfinite(limit) else ""
+    summary = ""
+    if 0 < ess <= 1:  # the exact optimum at the chosen method's ESS, not a point read off the curve
+        floor = result.params.get("floor", 1e-3)
+        best_share = solve_target(proportions, valid, min_ess=ess, floor=floor).shares[present].min()
+        best_lift = solve_target(proportions, valid, lift_class=rarest, min_ess=ess, floor=floor).shares[rarest]
+        summary = _("At the effective sample size {method} reaches ({ess:.0%}), the most balanced weighting gives the "
+                    "smallest class a share of {limit} ({method}: {chosen}), and {field} can be lifted to {lift} its "
+                    "uniform share ({method}: {chosen_lift}).").format(
+            method=result.method, ess=ess, limit=format_share(best_share), chosen=format_share(chosen_share),
+            field=fields[rarest], lift=_ratio(best_lift / uniform[rarest]), chosen_lift=_ratio(chosen_lift))
     return (
         _heading(_("What any weighting can reach"))
         + _paragraph(_("Classes share patches, so not every mix of class shares can be drawn, and every step toward "

@@ -153,15 +153,24 @@ def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "
                      f'fill-opacity="0.15"/>')
         parts.append(f'<polyline points="{line}" fill="none" stroke="{PALETTE[2]}" stroke-width="2">'
                      f"<title>{html.escape(curve_label)}</title></polyline>")
+    placed = []  # label boxes (x0, y0, x1, y1) already drawn: labels step away from them
     for i, (label, (x, y)) in enumerate(sorted(marks.items(), key=lambda item: item[1])):
         px, py = xy(x, y)
         colour = PALETTE[1] if i % 2 else PALETTE[4]
         parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"><title>{html.escape(label)}: '
                      f"{x:.3f}, {shown(y)}</title></circle>")
-        anchor, dx = ("end", -6) if px > WIDTH - RIGHT - 120 else ("start", 6)
-        dy = -6 if i % 2 else 12
-        parts.append(f'<text x="{px + dx:.1f}" y="{py + dy:.1f}" text-anchor="{anchor}" font-size="10" '
-                     f'fill="{colour}">{html.escape(label)}</text>')
+        width = 5.6 * len(label)  # font-size 10, sans-serif: about 5.6 px a character
+        left = px + 6 if px + 6 + width <= WIDTH - RIGHT else px - 6 - width
+        for dy in (12, -6, 24, -18, 36, -30, 48, -42, 60):
+            box = (left, py + dy - 9, left + width, py + dy + 2)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        ty = py + dy
+        if abs(dy) > 12:  # a leader line from a label moved away from its dot
+            parts.append(f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{left + (0 if left > px else width):.1f}" '
+                         f'y2="{ty - 3:.1f}" stroke="{colour}" stroke-width="0.6"/>')
+        parts.append(f'<text x="{left:.1f}" y="{ty:.1f}" font-size="10" fill="{colour}">{html.escape(label)}</text>')
     if curve_label:
         parts.append(f'<rect x="{LEFT + 10}" y="8" width="10" height="10" fill="{PALETTE[2]}"/>')
         parts.append(f'<text x="{LEFT + 24}" y="17">{html.escape(curve_label)}</text>')

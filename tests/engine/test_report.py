@@ -126,4 +126,5 @@ def test_frontier_section_places_every_method_beneath_the_limit(table):
     best = solve_target(p, np.full(included.sum(), 256.0 ** 2), min_ess=ess).shares.min()
     chosen = expected_class_shares(p, result.weights.to_numpy()[included]).min()
     assert chosen <= best + 1e-9
-    assert f"class_balanced gives {format_share(chosen)}" in section
+    assert (f"the most balanced weighting gives the smallest class a share of {format_share(best)} "
+            f"(class_balanced: {format_share(chosen)})") in section
