@@ -109,7 +109,6 @@ def solve_target(
     cap : largest weight in mean-1 units (>= 1), or None.
     """
     p, v, _w = _as_arrays(proportions, valid_pixels, None)
-    n = p.shape[0]
     cap = np.inf if cap is None else float(cap)
     if not 0 < floor <= 1 or not cap >= 1:
         raise BalancedSamplingError(_("The weight floor must be in (0, 1] and the cap at least 1 (mean-1 units); "

@@ -40,8 +40,8 @@ def generic_solve(objective, n, constraints, extra=0, starts=4, seed=0):
         bounds = [(FLOOR, None)] * n + [(0, 1)] * extra
         result = minimize(objective, x0, bounds=bounds, constraints=constraints, method="SLSQP",
                           options={"maxiter": 3000, "ftol": 1e-14})
-        feasible = all((abs(c["fun"](result.x)) < 1e-6).all() if c["type"] == "eq" else (c["fun"](result.x) > -1e-6).all()
-                       for c in constraints)
+        feasible = all(np.all(abs(c["fun"](result.x)) < 1e-6) if c["type"] == "eq"
+                       else np.all(c["fun"](result.x) > -1e-6) for c in constraints)
         if feasible and (best is None or result.fun < best.fun):
             best = result
     assert best is not None
