@@ -27,6 +27,7 @@ from .scores import (
     DEFAULT_SEED,
     Selection,
     check_method,
+    class_shares,
     lc_scores,
     score_pool,
     select_steps,
@@ -111,6 +112,8 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
         rows taken first; the method's own budget (a count) and sub-pool (bool over the table, e.g. the
         patches with cls_4 > 0.5: the method then scores only those, the others keep no score); a spatial
         rule. What the method leaves of the budget is filled by class entropy when the table has it.
+        cb and fa_cb start from the class sums of the vector rows (when they leave room in the budget), so the
+        whole subset is balanced; those rows then keep no method score.
     nodata_class : a class left out of cb's class distributions.
     """
     progress = as_progress(progress)
@@ -129,6 +132,14 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
 
     # The method scores the pool, or only its sub-pool (method_pool), up to its own budget.
     in_scored = np.ones(len(rows), bool) if method_pool is None else np.asarray(method_pool, bool)[rows]
+    cb_start = None
+    if method in ("cb", "fa_cb") and vector_rows is not None and len(vector_rows):
+        # The vector step takes these first: cb balances the whole subset, so it starts from their class sums
+        # and does not pick them again (when they fill the budget, cb only orders them, as before).
+        first = np.intersect1d(np.asarray(vector_rows, dtype=np.int64), rows)
+        if 0 < len(first) < size:
+            in_scored &= ~np.isin(rows, first)
+            cb_start = class_shares(pool_classes(table, first, method, nodata_class)).sum(axis=0)
     scored = rows[in_scored]
     score_budget = size if method_budget is None else int(min(size, max(int(method_budget), 0)))
     entropy = classes = scored_embeddings = None
@@ -148,7 +159,8 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
         result = score_pool(method, score_budget, entropy=entropy, classes=classes, embeddings=scored_embeddings,
                             fd_k_min=fd_k_min, fd_k_max=fd_k_max, fd_use_vendi=fd_use_vendi,
                             fd_vendi_delta=fd_vendi_delta, lc_fd_cutoff_m=lc_fd_cutoff_m,
-                            fa_cb_lambda=fa_cb_lambda, seed=seed, progress=progress.child(0.0, 0.9))
+                            fa_cb_lambda=fa_cb_lambda, seed=seed, cb_start=cb_start,
+                            progress=progress.child(0.0, 0.9))
         details.update(result.details)
         scores[scored] = result.scores
     else:

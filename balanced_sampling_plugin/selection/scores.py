@@ -113,8 +113,12 @@ def _xlogx(x: float) -> float:
     return x * math.log(x) if x > 0 else 0.0
 
 
-def cb_order(classes: np.ndarray, budget: int, progress: Optional[Progress] = None) -> np.ndarray:
+def cb_order(classes: np.ndarray, budget: int, progress: Optional[Progress] = None,
+             start: Optional[np.ndarray] = None) -> np.ndarray:
     """The greedy class-balance picks: ``budget`` pool indices in pick order.
+
+    ``start`` (C,): summed class shares of patches picked before (e.g. by a vector step); the greedy then
+    balances the whole picked set, those patches included (None = an empty start).
 
     Each step adds the patch p that maximises the entropy H of the summed class distribution S + p of the
     picked set (each patch's class vector taken as shares, see :func:`class_shares`), ties to the lowest
@@ -159,7 +163,7 @@ def cb_order(classes: np.ndarray, budget: int, progress: Optional[Progress] = No
     empty = np.flatnonzero(shares.sum(axis=1) <= 0)
     if len(valid) == 0:
         return empty[:budget]
-    state = _CbState(shares[valid], valid)
+    state = _CbState(shares[valid], valid, start)
     target = min(budget, len(valid))
     stretch = CB_WINDOW
     while len(state.picks) < target:
@@ -184,7 +188,7 @@ class _CbState:
     """The cb greedy's state: distinct share vectors (groups), their unpicked members, the summed shares, and
     a heap of (gain lower bound, first unpicked member, group, pick count when the gain was computed)."""
 
-    def __init__(self, shares: np.ndarray, rows: np.ndarray):
+    def __init__(self, shares: np.ndarray, rows: np.ndarray, start: Optional[np.ndarray] = None):
         groups, inverse = np.unique(shares, axis=0, return_inverse=True)
         inverse = np.asarray(inverse).reshape(-1)
         by_group = np.argsort(inverse, kind="stable")
@@ -194,12 +198,14 @@ class _CbState:
         self.sparse = [[(int(c), float(groups[g, c])) for c in np.flatnonzero(groups[g])]
                        for g in range(len(groups))]
         self.cursor = [0] * len(groups)
-        self.totals = [0.0] * groups.shape[1]
-        self.flogs = [0.0] * groups.shape[1]  # f(S_c)
+        totals = np.zeros(groups.shape[1]) if start is None else np.asarray(start, dtype=np.float64)
+        self.totals = totals.tolist()
+        self.flogs = [_xlogx(t) for t in self.totals]  # f(S_c)
         self.picks: list[int] = []
-        # gain at S = 0: Σ f(p_c) = −H(p)
-        initial = np.where(groups > 0, groups * np.log(np.where(groups > 0, groups, 1.0)), 0.0).sum(axis=1)
-        self._rebuild(np.arange(len(groups)), np.round(initial, CB_TIE_DECIMALS), 0)
+        # gain at the start: Σ_c f(S_c + p_c) − f(S_c) (at S = 0: −H(p))
+        summed = totals[None, :] + groups
+        terms = np.where(groups > 0, summed * np.log(np.where(summed > 0, summed, 1.0)) - np.asarray(self.flogs), 0.0)
+        self._rebuild(np.arange(len(groups)), np.round(terms.sum(axis=1), CB_TIE_DECIMALS), 0)
 
     def _rebuild(self, live: np.ndarray, gains: np.ndarray, computed: int) -> None:
         self.heap = [(float(gain), self.members[g][self.cursor[g]], int(g), computed)
@@ -262,9 +268,10 @@ class _CbState:
         self._rebuild(live[keep], gains[keep], -1)
 
 
-def cb_scores(classes: np.ndarray, budget: int, progress: Optional[Progress] = None) -> np.ndarray:
+def cb_scores(classes: np.ndarray, budget: int, progress: Optional[Progress] = None,
+              start: Optional[np.ndarray] = None) -> np.ndarray:
     """(N − t)/(N − 1) for the t-th greedy pick (:func:`cb_order`), 0 for patches not picked."""
-    return positional_scores(cb_order(classes, budget, progress), len(classes))
+    return positional_scores(cb_order(classes, budget, progress, start), len(classes))
 
 
 # --------------------------------------------------------------------------- fd
@@ -421,11 +428,12 @@ def score_pool(method: str, budget: int, *, entropy: Optional[np.ndarray] = None
                fd_k_min: int = DEFAULT_FD_K_MIN, fd_k_max: int = DEFAULT_FD_K_MAX, fd_use_vendi: bool = False,
                fd_vendi_delta: float = DEFAULT_FD_VENDI_DELTA, lc_fd_cutoff_m: Optional[int] = None,
                fa_cb_lambda: float = DEFAULT_FA_CB_LAMBDA, seed: int = DEFAULT_SEED,
-               progress: Optional[Progress] = None) -> CoresetScores:
+               cb_start: Optional[np.ndarray] = None, progress: Optional[Progress] = None) -> CoresetScores:
     """Score the pool (arrays in pool order) by ``method``; ``budget`` patches (cb stops there).
 
     entropy : (N,) class_entropy, for lc and lc_fd. classes : (N, C) class proportions, for cb and fa_cb.
     embeddings : (N, D), for fd, fa, lc_fd and fa_cb.
+    cb_start : (C,) summed class shares of patches picked before the pool (cb and fa_cb start from them).
     """
     check_method(method)
     progress = as_progress(progress)
@@ -443,11 +451,11 @@ def score_pool(method: str, budget: int, *, entropy: Optional[np.ndarray] = None
     if method == "lc":
         scores = lc_scores(entropy)
     elif method == "cb":
-        scores = cb_scores(classes, budget, progress)
+        scores = cb_scores(classes, budget, progress, cb_start)
     elif method == "fa":
         scores = fa_scores(embeddings)
     elif method == "fa_cb":
-        cb = cb_scores(classes, budget, progress.child(0.0, 0.9))
+        cb = cb_scores(classes, budget, progress.child(0.0, 0.9), cb_start)
         scores = float(fa_cb_lambda) * fa_scores(embeddings) + (1 - float(fa_cb_lambda)) * cb
     else:
         order, k = fd_order(embeddings, fd_k_min, fd_k_max, fd_use_vendi, fd_vendi_delta, seed, progress)

@@ -110,11 +110,11 @@ def test_cb_through_select_coreset_reads_the_class_fields_and_skips_excluded():
     np.testing.assert_allclose(result.scores[[0, 1, 3]], [1.0, 0.5, 0.0])
 
 
-def naive_cb(classes, budget):
+def naive_cb(classes, budget, start=None):
     """Every candidate evaluated at every pick: the entropy of the normalised S + p, ties to the lower index
-    (gains rounded as the engine rounds them)."""
+    (gains rounded as the engine rounds them); S starts at ``start`` (default 0)."""
     shares = class_shares(classes)
-    total = np.zeros(shares.shape[1])
+    total = np.zeros(shares.shape[1]) if start is None else np.array(start, dtype=float)
     left = np.ones(len(shares), dtype=bool)
     picks = []
     for _ in range(budget):
@@ -139,6 +139,29 @@ def test_cb_lazy_greedy_matches_evaluating_every_candidate(seed):
     classes[classes.sum(axis=1) == 0, 0] = 1
     budget = int(rng.integers(1, n + 1))
     assert cb_order(classes, budget).tolist() == naive_cb(classes, budget)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cb_from_a_start_matches_evaluating_every_candidate(seed):
+    rng = np.random.default_rng(50 + seed)
+    n, c = int(rng.integers(5, 40)), int(rng.integers(2, 5))
+    classes = np.round(rng.dirichlet(np.full(c, 0.4), size=n), 2)
+    classes[classes.sum(axis=1) == 0, 0] = 1
+    start = rng.uniform(0, 5, c)
+    budget = int(rng.integers(1, n + 1))
+    assert cb_order(classes, budget, start=start).tolist() == naive_cb(classes, budget, start)
+
+
+def test_cb_after_a_vector_step_balances_the_whole_subset():
+    # rows 0-1 (class 1 only) come from the vector step; cb then starts from S = (2, 0) and prefers the class-2
+    # patches 3 and 4 over the mixed row 2, which it would take first from an empty start
+    frame = table(6, cls_1=[1, 1, 0.5, 0, 0, 1], cls_2=[0, 0, 0.5, 1, 1, 0])
+    alone = select_coreset(frame, "cb", 3, "count")
+    assert alone.selection.order[0] == 2
+    stepped = select_coreset(frame, "cb", 4, "count", vector_rows=[0, 1])
+    assert stepped.selection.order[:2].tolist() == [0, 1] and set(stepped.selection.order[2:].tolist()) == {3, 4}
+    assert list(stepped.selection.step[[0, 1, 3, 4]]) == ["vector", "vector", "cb", "cb"]
+    assert np.isnan(stepped.scores[[0, 1]]).all()  # taken by the vector step, not scored by cb
 
 
 @pytest.mark.parametrize("seed", range(8))
