@@ -82,7 +82,8 @@ prefer_passive_openmp()
 
 
 #: Where a container's CPU quota is written: cgroup v2 "quota period" (or "max"), cgroup v1 quota and period.
-CGROUP_CPU_FILES = ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+CGROUP_CPU_FILES = ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                    "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
 
 
 def _cgroup_cpu_limit() -> float | None:
@@ -158,14 +159,23 @@ def busy_elsewhere(samples: int = 5, interval: float = 0.002) -> float:
 
 
 def cpu_threads(threads="auto") -> int:
-    """torch threads for a CPU forward pass: ``"auto"`` = the cores other processes leave free (at least 1,
-    so beside N busy processes the model takes its share instead of fighting for every core), ``"all"`` =
-    every usable core, or a positive number as given."""
+    """torch threads for a CPU forward pass: ``"auto"`` = the cores other processes leave free while some are
+    free, and every usable core once none is; ``"all"`` = every usable core; or a positive number as given.
+
+    Why (docs/benchmarks.md, contention): the collapse beside busy processes came from OpenMP threads spinning
+    (see :func:`prefer_passive_openmp`). With passive waiting, a thread on a core shared with a busy process
+    still stalls the others at every barrier, so while some cores are free the model keeps to them; once every
+    core is busy, the scheduler shares the CPU out per thread and fewer threads would only shrink the model's
+    part (measured on 2 cores beside 2 busy processes: 1 thread half the speed of 2). On the shared 2-core
+    benchmark machine ``"auto"`` was not better than ``"all"`` (which the engine uses by default), so it is an
+    option for a machine where the model should leave free cores to others.
+    """
     cores = usable_cores()
     if threads == "all":
         return cores
     if threads == "auto":
-        return int(max(1, min(cores, cores - round(busy_elsewhere()))))
+        free = cores - int(round(busy_elsewhere()))
+        return int(min(cores, free)) if free >= 1 else cores
     value = int(threads)
     if value < 1:
         raise BalancedSamplingError(_("The number of CPU threads must be at least 1; got {value}.").format(
@@ -177,7 +187,7 @@ class CpuThreads:
     """Holds torch's intra-op thread count at :func:`cpu_threads` during a CPU run, re-checked every
     :data:`THREADS_RECHECK_SECONDS` under ``"auto"``, and gives the old count back at the end."""
 
-    def __init__(self, threads="auto", progress: Progress | None = None, clock=time.monotonic):
+    def __init__(self, threads="all", progress: Progress | None = None, clock=time.monotonic):
         self.threads, self.progress, self.clock = threads, as_progress(progress), clock
         self.current = None
         self._checked = None
@@ -565,7 +575,7 @@ def cache_identity(model_name: str, fingerprint: str, bands, stretch, values=Non
 def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
                        num_workers: int = 2, use_gpu: bool = False, parquet_path=None, bands=(1, 2, 3),
                        stretch=(2, 98), progress: Progress | None = None,
-                       precision: str = "auto", threads="auto") -> EmbeddingResult:
+                       precision: str = "auto", threads="all") -> EmbeddingResult:
     """DINOv2 CLS embeddings of every patch of ``records``, reusing and updating the cache.
 
     Parameters
@@ -582,8 +592,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         (CPU only); ``auto`` = bf16 where the CPU/GPU has native bfloat16, else fp32 (CPU) or fp16 (GPU). Each
         precision is cached apart (``auto`` under the one it resolves to); see docs/benchmarks.md for speed and
         agreement with fp32.
-    threads : torch threads on the CPU: ``"auto"`` (the cores other processes leave free, re-checked while
-        running), ``"all"`` or a number (see :func:`cpu_threads`).
+    threads : torch threads on the CPU: ``"all"`` usable cores (the default: with OpenMP's passive waiting it
+        keeps running beside busy processes, and fewer threads were not consistently faster, docs/benchmarks.md),
+        ``"auto"`` (the cores other processes leave
+        free, re-checked while running) or a number (see :func:`cpu_threads`).
 
     Every window is checked against its image (inside it, bands present) before the model loads.
     """
@@ -673,7 +685,7 @@ def _checkpoint(cache, keys, name, vectors, progress) -> None:
 
 
 def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
-           precision="fp32", threads="auto"):
+           precision="fp32", threads="all"):
     """(len(windows), dim) embeddings; on cancel/error the rows done so far go to the cache first,
     and every :data:`CHECKPOINT_SECONDS` during the run."""
     if device != "cpu":
@@ -684,6 +696,11 @@ def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, p
     with CpuThreads(threads, progress) as cpu:
         return _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys,
                          name, precision, cpu)
+
+
+def _empty_gpu_cache() -> None:
+    torch = require("torch", _("DINOv2 embeddings"))
+    torch.cuda.empty_cache()
 
 
 def gpu_batch_size(model, shape, device, precision, start, progress=None, maximum=GPU_MAX_BATCH) -> int:
@@ -717,8 +734,18 @@ def _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers
                 while start < len(batch):
                     began = time.monotonic()
                     part = batch[start : start + chunk]
+                    try:
+                        vectors = cls_embeddings(model, part, device, precision)
+                    except Exception as exc:
+                        # Another process took GPU memory since the batch size was found: halve and retry.
+                        if device == "cpu" or chunk == 1 or not is_out_of_memory(exc):
+                            raise
+                        _empty_gpu_cache()
+                        chunk = max(1, chunk // 2)
+                        progress.warning(_("The GPU ran out of memory; continuing with batches of {n} patches.")
+                                         .format(n=chunk))
+                        continue
                     start += len(part)
-                    vectors = cls_embeddings(model, part, device, precision)
                     if vectors.shape[1] != dim:
                         raise BalancedSamplingError(_("The model gives {given}-d embeddings, not {expected}.").format(
                             given=vectors.shape[1], expected=dim))

@@ -191,7 +191,7 @@ def test_auto_shares_the_cache_with_the_precision_it_resolves_to(model, image, t
 # --------------------------------------------------------------------------- CPU threads under contention
 def test_thread_counts(monkeypatch):
     monkeypatch.setattr(embeddings, "usable_cores", lambda: 4)
-    for busy, expected in ((0.0, 4), (1.0, 3), (2.6, 1), (9.0, 1)):
+    for busy, expected in ((0.0, 4), (1.0, 3), (2.6, 1), (3.4, 1), (4.0, 4), (9.0, 4)):
         monkeypatch.setattr(embeddings, "busy_elsewhere", lambda b=busy: b)
         assert cpu_threads("auto") == expected
     assert cpu_threads("all") == 4
@@ -239,6 +239,10 @@ def test_thread_count_is_set_rechecked_and_given_back(monkeypatch):
         now[0] += embeddings.THREADS_RECHECK_SECONDS
         cpu.recheck()
         assert torch.get_num_threads() == cpu.current == 1
+        busy[0] = 2.0  # no core free: every core again
+        now[0] += embeddings.THREADS_RECHECK_SECONDS
+        cpu.recheck()
+        assert torch.get_num_threads() == cpu.current == 2
     assert torch.get_num_threads() == before
     assert any("2 CPU threads" in message for message in infos)
 
@@ -343,3 +347,36 @@ def test_a_cpu_quota_caps_the_usable_cores(tmp_path, monkeypatch):
     assert usable_cores() == min(affinity, 2)
     (tmp_path / "q").write_text("-1\n")
     assert usable_cores() == affinity
+
+
+def test_an_out_of_memory_during_the_run_halves_the_batch_and_loses_nothing(model, image, monkeypatch):
+    """The GPU loop (device 'cuda', no pinning: run on the CPU here) meets an OOM for parts above 3 patches,
+    e.g. another process took memory after the probe: it halves, retries the same patches, and warns."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    from balanced_sampling_plugin.patch_images import PatchReader
+
+    real = embeddings.cls_embeddings
+    sizes = []
+
+    def tight(model_, batch, device, precision="fp32"):
+        sizes.append(len(batch))
+        if len(batch) > 3:
+            raise FakeOOM()
+        return real(model_, batch, "cpu", precision)
+
+    monkeypatch.setattr(embeddings, "cls_embeddings", tight)
+    monkeypatch.setattr(embeddings, "_empty_gpu_cache", lambda: None)
+    real_batches = embeddings._batches
+    monkeypatch.setattr(embeddings, "_batches", lambda w, load, b, n, pin=False: real_batches(w, load, b, n))
+    net = AutoModel.from_pretrained(model).eval()
+    spec = embeddings.InputSpec.from_processor(AutoImageProcessor.from_pretrained(model))
+    windows = [tuple(r) for r in grid_records(image, 2, 3).itertuples(index=False)]
+    warnings = []
+    with PatchReader() as reader:
+        out = embeddings._embed_on(net, spec, "cuda", reader, windows, 32, 6, 0, Progress(warning=warnings.append),
+                                   None, None, "m", "fp32", None)
+        expected = np.stack([real(net, spec(reader.read(*w))[None], "cpu", "fp32")[0] for w in windows])
+    assert sizes[:3] == [6, 3, 3]
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert len(warnings) == 1 and "3 patches" in warnings[0]
