@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
+from .compute import Executor, executor_from_spec
 from .contract import K_SELECTIONS
 from .errors import BalancedSamplingError
 from .i18n import _
@@ -420,6 +421,7 @@ def compute_composition(
     workers: Optional[int] = None,
     progress: Optional[Progress] = None,
     proportions: Optional[pd.DataFrame] = None,
+    executor: Union[Executor, str, None] = None,
 ) -> CompositionResult:
     """Composition clusters of every patch: mask stats, exclusions, CLR, KMeans, 1/size weights.
 
@@ -436,6 +438,10 @@ def compute_composition(
     :func:`stats_from_proportions`), e.g. from a tile table's ``class_dist``. Then no
     mask is read and the border-nodata / black-border exclusions, which need pixels,
     are skipped (said in the log).
+
+    ``executor`` (optional): where the mask reads run (:mod:`balanced_sampling_plugin.compute`), an
+    :class:`~balanced_sampling_plugin.compute.Executor` the caller closes, or a scheduler text (``""``,
+    ``"local:N"``, ``"tcp://host:8786"``) for an executor opened and closed here. Same results wherever they run.
     """
     progress = as_progress(progress)
     needed = check_k_parameters(k_selection, k_min, k_max, k)
@@ -448,15 +454,24 @@ def compute_composition(
                 value=min_entropy_threshold))
 
     if proportions is None:
-        stats = compute_mask_stats(
-            records,
-            nodata_class=nodata_class,
-            check_black_border=exclude_black_border,
-            black_tolerance=black_tolerance,
-            classes=classes,
-            workers=workers,
-            progress=progress.child(0.0, 0.7),
-        )
+        own = executor if isinstance(executor, Executor) or executor is None else \
+            executor_from_spec(executor, workers=workers)
+        try:
+            if own is not None:
+                progress.info(_("Reading the masks {where}.").format(where=own.description))
+            stats = compute_mask_stats(
+                records,
+                nodata_class=nodata_class,
+                check_black_border=exclude_black_border,
+                black_tolerance=black_tolerance,
+                classes=classes,
+                workers=workers,
+                progress=progress.child(0.0, 0.7),
+                executor=own,
+            )
+        finally:
+            if own is not executor:
+                own.close()
     else:
         if not proportions.index.equals(records.index):
             raise BalancedSamplingError(

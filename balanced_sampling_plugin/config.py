@@ -42,6 +42,14 @@ Every section and key is optional unless said; defaults as in the documentation:
       boost: {rare_class_boost: false, rare_class_ids: null, rare_class_multiplier: 3.0}
       output: {csv_path: required, include_excluded: true, geojson_path: null,
                geojson_crs: null}  # null: the rasters' CRS; else the GeoJSON is reprojected to it
+      compute:                   # this plugin's own keys (pytorch-smt-tools does not have them): where the
+                                 # mask statistics run
+        scheduler: ""            # "" = in this process (num_workers threads); "local:N" = a Dask LocalCluster
+                                 # of N worker processes started for the run; or a scheduler address,
+                                 # e.g. "tcp://host:8786" (needs the dask and distributed packages)
+        n_workers: null          # with scheduler "local": the worker processes (null: the CPU count)
+        threads_per_worker: 1    # LocalCluster threads per worker
+        memory_limit: null       # LocalCluster memory per worker, e.g. "2GiB" (null: 80 % of RAM shared, <= 4 GiB)
       weights:                   # this plugin's own keys (pytorch-smt-tools does not have them)
         class_alpha: 0.5         # class_balanced's alpha
         target_shares: null      # target_shares: {6: 0.08, 4: 0.1} or "6:8%, 4:0.1"; null = most balanced
@@ -321,6 +329,34 @@ def _target_shares(value, key):
     return {int(k): float(v) for k, v in value.items()}
 
 
+def _scheduler(value, key):
+    from .compute import parse_spec
+
+    value = "" if value is None else _text(value, key)
+    try:
+        parse_spec(value)
+    except BalancedSamplingError as exc:
+        raise BalancedSamplingError(_("{key}: {error}").format(key=key, error=exc)) from exc
+    return value
+
+
+@dataclass
+class ComputeConfig:
+    """Where the mask statistics run (the plugin's own section; see :mod:`~.compute`)."""
+
+    scheduler: str = _setting("", _scheduler)
+    n_workers: Optional[int] = _setting(None, _optional(_integer(1)))
+    threads_per_worker: Optional[int] = _setting(None, _optional(_integer(1)))
+    memory_limit: Optional[str] = _setting(None, _optional(_text))
+
+    def executor(self, workers: Optional[int] = None):
+        """The :class:`~.compute.Executor` these settings describe (``workers``: threads in-process)."""
+        from .compute import executor_from_spec
+
+        return executor_from_spec(self.scheduler, n_workers=self.n_workers, workers=workers,
+                                  threads_per_worker=self.threads_per_worker, memory_limit=self.memory_limit)
+
+
 @dataclass
 class WeightsConfig:
     """Options of the sampling methods (the plugin's own section; see :func:`~.weights.combine_weights`)."""
@@ -367,6 +403,7 @@ class BalancedDatasetConfig:
     exclusion: ExclusionConfig = field(default_factory=ExclusionConfig)
     boost: BoostConfig = field(default_factory=BoostConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     source: Optional[str] = None
     #: Whether the config named its sampling_method (else pytorch-smt-tools' default, rank_max, applies).
     sampling_method_given: bool = False
@@ -399,6 +436,7 @@ _SECTIONS = {
     "boost": BoostConfig,
     "output": OutputConfig,
     "weights": WeightsConfig,
+    "compute": ComputeConfig,
 }
 _SCALARS = ("backend", "mode", "sampling_method", "num_workers")
 _POSTGRES_KEYS = tuple(f.name for f in fields(PostgresInput) if f.name != "columns")

@@ -42,6 +42,10 @@ RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "threadpoolctl",
                     "pyarrow", "psycopg2-binary", "faiss-cpu", "hnswlib")
 #: ...and, on request, what DINOv2 uniqueness needs (large: torch's CPU wheel alone is about 200 MB).
 OPTIONAL_PACKAGES = ("torch", "transformers", "safetensors")
+#: What running a stage on a Dask cluster needs (DASK_SCHEDULER, ``compute.scheduler``), only then (import names =
+#: pip names): pinned in python_packages.txt, not offered by the installer dialog yet; the message that asks for
+#: them names the pip command.
+SCALE_OUT = ("dask", "distributed")
 #: What every algorithm that reads a patch table needs.
 TABLES = ("numpy", "pandas")
 RASTERS = TABLES + ("rasterio",)

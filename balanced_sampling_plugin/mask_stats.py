@@ -8,11 +8,9 @@ once per chunk of patches) and turns the per-window pixel counts into one row pe
 from __future__ import annotations
 
 import os
-import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +28,7 @@ from .records import (
     IMAGE_PATH,
     MASK_PATH,
     NODATA_RATIO,
+    PATCH_ID,
     PATCH_SIZE,
     ROW_OFF,
     class_column,
@@ -38,12 +37,14 @@ from .records import (
     validate_records,
 )
 
-#: Most windows one worker reads with one open raster (bounds memory and cancel latency).
+if TYPE_CHECKING:
+    from .compute import Executor
+
+#: Most windows one task reads with one open raster (bounds memory and cancel latency; on a Dask cluster one
+#: task costs ~0.2-1 ms of scheduler time, so a task of 1 024 windows, ~0.3 s of reading, keeps that below 1 %).
 DEFAULT_CHUNK_SIZE = 1024
 #: Largest class value counted with ``np.bincount``; larger values use a sort instead.
 _BINCOUNT_LIMIT = 1 << 16
-#: Seconds between two looks at the cancel flag while chunks are running.
-_POLL_SECONDS = 0.2
 #: GDAL block cache (MB) while reading windows.
 GDAL_CACHE_MB = 64
 #: Multi-band masks named in the warning; the rest are counted.
@@ -222,54 +223,61 @@ def window_stats(
 
 @dataclass
 class _Chunk:
-    """Patches of one mask raster read by one worker; ``positions`` index the record table."""
+    """One task: patches of one mask raster, everything needed to read them (picklable, so a Dask worker can
+    run it). ``positions`` index the record table; ``patches`` holds those rows (the columns errors name)."""
 
     mask_path: str
-    positions: np.ndarray
-
-
-@dataclass
-class _ReadJob:
-    """What every worker needs, shared read-only between the threads."""
-
-    records: pd.DataFrame
-    windows: np.ndarray  # (n, 3) int64: row_off, col_off, patch_size (pixels)
+    positions: np.ndarray  # (m,) int64
+    windows: np.ndarray  # (m, 3) int64: row_off, col_off, patch_size (pixels)
+    patches: pd.DataFrame  # the m record rows, for image paths and error messages
     nodata_class: Optional[int]
     check_black_border: bool
     black_tolerance: float
-    stop: threading.Event
 
-    def describe(self, position: int) -> str:
-        return describe_patch(self.records, self.records.index[position])
+    def describe(self, i: int) -> str:
+        return describe_patch(self.patches, self.patches.index[i])
+
+    def describe_chunk(self) -> str:
+        return _("the {n} patches of the mask raster '{path}' from {patch}").format(
+            n=len(self.positions), path=self.mask_path, patch=self.describe(0))
 
 
 @dataclass
 class _ChunkResult:
-    positions: np.ndarray
-    values: list  # per patch: (V,) int64 distinct mask values
-    counts: list  # per patch: (V,) int64 pixels of each value
-    border_nodata: np.ndarray  # (m,) bool
-    black_border: np.ndarray  # (m,) bool
+    """What a task sends back, as frames: ``counts`` one row per (patch, distinct mask value) -- ``position``,
+    ``value``, ``pixels`` (int64) --, ``flags`` one row per patch -- ``position``, ``border_nodata``,
+    ``black_border``."""
+
+    counts: pd.DataFrame
+    flags: pd.DataFrame
     mask_path: str = ""
     mask_bands: int = 1  # bands of the mask raster (band 1 is read)
 
 
-def _plan_chunks(records: pd.DataFrame, chunk_size: int) -> list[_Chunk]:
+#: The record columns a task carries (those error messages and the black-border test use).
+_TASK_COLUMNS = (PATCH_ID, IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE)
+
+
+def _plan_chunks(records: pd.DataFrame, chunk_size: int, nodata_class: Optional[int] = None,
+                 check_black_border: bool = True, black_tolerance: float = 0) -> list[_Chunk]:
     """Group patches by mask raster, in reading order (row, col), and cut each group into chunks."""
     keys = records[MASK_PATH].map(normalize_path).to_numpy()
     order = np.lexsort((records[COL_OFF].to_numpy(), records[ROW_OFF].to_numpy(), keys))
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    windows = records[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64)
+    carried = records[[c for c in _TASK_COLUMNS if c in records.columns]]
     chunks = []
     for start, stop in zip(starts, np.r_[starts[1:], len(order)]):
         group = order[start:stop]
         for offset in range(0, len(group), chunk_size):
-            positions = group[offset : offset + chunk_size]
-            chunks.append(_Chunk(records[MASK_PATH].iat[positions[0]], positions))
+            positions = group[offset : offset + chunk_size].astype(np.int64)
+            chunks.append(_Chunk(records[MASK_PATH].iat[positions[0]], positions, windows[positions],
+                                 carried.iloc[positions], nodata_class, check_black_border, black_tolerance))
     return chunks
 
 
-def _open_raster(path: str, role: str, job: _ReadJob, position: int, stack: ExitStack):
+def _open_raster(path: str, role: str, chunk: _Chunk, i: int, stack: ExitStack):
     try:
         return stack.enter_context(rasterio.open(path))
     except (rasterio.errors.RasterioError, OSError) as exc:
@@ -285,23 +293,23 @@ def _open_raster(path: str, role: str, job: _ReadJob, position: int, stack: Exit
                        _("Cannot open the image raster '{path}' (it is not a readable raster: {error}), needed by "
                          "{patch}. Check the '{field}' field."))
         raise BalancedSamplingError(message.format(
-            path=path, error=exc, patch=job.describe(position), field=MASK_PATH if role == "mask" else IMAGE_PATH
+            path=path, error=exc, patch=chunk.describe(i), field=MASK_PATH if role == "mask" else IMAGE_PATH
         )) from exc
 
 
-def _check_mask_dtype(dataset, path: str, job: _ReadJob, position: int) -> None:
+def _check_mask_dtype(dataset, path: str, chunk: _Chunk, i: int) -> None:
     dtype = np.dtype(dataset.dtypes[0])
     if not np.issubdtype(dtype, np.integer):
         raise BalancedSamplingError(
             _("The mask raster '{path}' (used by {patch}) has data type {dtype}; a mask must be an integer class "
               "raster (one class value per pixel, e.g. uint8). Convert it (e.g. gdal_translate -ot Byte) or check "
               "that the mask field does not point at an image.").format(
-                path=path, patch=job.describe(position), dtype=dtype.name)
+                path=path, patch=chunk.describe(i), dtype=dtype.name)
         )
 
 
-def _check_window(dataset, path: str, role: str, job: _ReadJob, position: int) -> None:
-    row, col, size = (int(v) for v in job.windows[position])
+def _check_window(dataset, path: str, role: str, chunk: _Chunk, i: int) -> None:
+    row, col, size = (int(v) for v in chunk.windows[i])
     if row + size > dataset.height or col + size > dataset.width:
         message = (
             _("The window of {patch} covers rows {first_row}..{last_row} and columns {first_col}..{last_col}, outside "
@@ -311,7 +319,7 @@ def _check_window(dataset, path: str, role: str, job: _ReadJob, position: int) -
               "the image raster '{path}' ({height} rows x {width} columns). Fix row_off/col_off/patch_size, or check "
               "that image and mask share one pixel grid."))
         raise BalancedSamplingError(message.format(
-            patch=job.describe(position), first_row=row, last_row=row + size - 1, first_col=col,
+            patch=chunk.describe(i), first_row=row, last_row=row + size - 1, first_col=col,
             last_col=col + size - 1, path=path, height=dataset.height, width=dataset.width))
 
 
@@ -324,63 +332,52 @@ def _read_black_border(dataset, row: int, col: int, size: int, tolerance: float)
     return has_black_border(dataset.read(window=Window(col, row, size, size)), tolerance)
 
 
-def _read_chunk(chunk: _Chunk, job: _ReadJob) -> Optional[_ChunkResult]:
-    """Read every window of a chunk with its mask (and images) opened once; None if stopped."""
+def _read_chunk(chunk: _Chunk, stop: Callable[[], bool]) -> Optional[_ChunkResult]:
+    """Read every window of a chunk with its mask (and images) opened once; None if ``stop()`` said so.
+
+    Runs in a reader thread or on a Dask worker (the executor passes ``stop``)."""
     n = len(chunk.positions)
-    result = _ChunkResult(chunk.positions, [], [], np.zeros(n, bool), np.zeros(n, bool), chunk.mask_path)
-    with ExitStack() as stack:
-        mask = _open_raster(chunk.mask_path, "mask", job, chunk.positions[0], stack)
-        _check_mask_dtype(mask, chunk.mask_path, job, chunk.positions[0])
-        result.mask_bands = int(mask.count)
+    values, counts = [], []
+    border_nodata, black_border = np.zeros(n, bool), np.zeros(n, bool)
+    # A small GDAL block cache: windows are read once, and the default cache (5 % of RAM) held
+    # 5.5 GB at 155k patches for no speed gain (bench/bench_stages.py).
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ExitStack() as stack:
+        mask = _open_raster(chunk.mask_path, "mask", chunk, 0, stack)
+        _check_mask_dtype(mask, chunk.mask_path, chunk, 0)
+        mask_bands = int(mask.count)
         images = {}  # one open dataset per distinct image path of the chunk (usually one)
-        for i, position in enumerate(chunk.positions):
-            if job.stop.is_set():
+        for i in range(n):
+            if stop():
                 return None
-            row, col, size = (int(v) for v in job.windows[position])
-            _check_window(mask, chunk.mask_path, "mask", job, position)
+            row, col, size = (int(v) for v in chunk.windows[i])
+            _check_window(mask, chunk.mask_path, "mask", chunk, i)
             try:
                 window = mask.read(1, window=Window(col, row, size, size))
-                values, counts = value_counts(window)
-                result.values.append(values)
-                result.counts.append(counts)
-                result.border_nodata[i] = ring_has_value(window, job.nodata_class)
-                if job.check_black_border:
-                    image_path = job.records[IMAGE_PATH].iat[position]
+                window_values, window_counts = value_counts(window)
+                values.append(window_values)
+                counts.append(window_counts)
+                border_nodata[i] = ring_has_value(window, chunk.nodata_class)
+                if chunk.check_black_border:
+                    image_path = chunk.patches[IMAGE_PATH].iat[i]
                     if image_path not in images:
-                        images[image_path] = _open_raster(image_path, "image", job, position, stack)
-                    _check_window(images[image_path], image_path, "image", job, position)
-                    result.black_border[i] = _read_black_border(
-                        images[image_path], row, col, size, job.black_tolerance
+                        images[image_path] = _open_raster(image_path, "image", chunk, i, stack)
+                    _check_window(images[image_path], image_path, "image", chunk, i)
+                    black_border[i] = _read_black_border(
+                        images[image_path], row, col, size, chunk.black_tolerance
                     )
             except rasterio.errors.RasterioError as exc:
                 raise BalancedSamplingError(
                     _("Reading {patch} failed ({error}); the mask '{path}' or its image may be corrupt or "
-                      "truncated.").format(patch=job.describe(position), error=exc, path=chunk.mask_path)
+                      "truncated.").format(patch=chunk.describe(i), error=exc, path=chunk.mask_path)
                 ) from exc
-    return result
-
-
-def _run_chunks(chunks: list[_Chunk], job: _ReadJob, workers: int, progress: Progress) -> list[_ChunkResult]:
-    """Read all chunks on a thread pool; report per finished chunk; stop everything on cancel or error."""
-    total = len(job.records)
-    done = 0
-    results = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = {pool.submit(_read_chunk, chunk, job) for chunk in chunks}
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    result = future.result()  # re-raises a worker's BalancedSamplingError
-                    results.append(result)
-                    done += len(result.positions)
-                progress.update(done, total)  # raises OperationCanceled when the user cancelled
-        except BaseException:
-            job.stop.set()  # running chunks return at their next window
-            for future in pending:
-                future.cancel()
-            raise
-    return results
+    lengths = np.fromiter((len(v) for v in values), np.int64, n)
+    count_frame = pd.DataFrame({
+        "position": np.repeat(chunk.positions, lengths),
+        "value": np.concatenate(values) if values else np.zeros(0, np.int64),
+        "pixels": np.concatenate(counts) if counts else np.zeros(0, np.int64),
+    })
+    flags = pd.DataFrame({"position": chunk.positions, BORDER_NODATA: border_nodata, BLACK_BORDER: black_border})
+    return _ChunkResult(count_frame, flags, chunk.mask_path, mask_bands)
 
 
 # --------------------------------------------------------------------------- assembly
@@ -406,28 +403,21 @@ def _warn_multiband_masks(results: list[_ChunkResult], progress: Progress) -> No
 
 
 def _gather(results: list[_ChunkResult], n_rows: int):
-    """Chunk results back in record order: per-patch value/count arrays and the two border flags."""
-    values = [None] * n_rows
-    counts = [None] * n_rows
+    """Chunk results back in record order: (seen (V,) sorted mask values, (n, V) int64 pixel counts) and the two
+    border flags."""
+    counts = pd.concat([r.counts for r in results], ignore_index=True)
+    flags = pd.concat([r.flags for r in results], ignore_index=True)
+    positions = counts["position"].to_numpy(np.int64)
+    flat_values = counts["value"].to_numpy(np.int64)
+    seen = np.unique(flat_values)
+    matrix = np.zeros((n_rows, len(seen)), np.int64)
+    matrix[positions, np.searchsorted(seen, flat_values)] = counts["pixels"].to_numpy(np.int64)
     border = np.zeros(n_rows, bool)
     black = np.zeros(n_rows, bool)
-    for result in results:
-        for position, v, c in zip(result.positions, result.values, result.counts):
-            values[position] = v
-            counts[position] = c
-        border[result.positions] = result.border_nodata
-        black[result.positions] = result.black_border
-    return values, counts, border, black
-
-
-def _count_matrix(values: list, counts: list) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged per-patch value counts -> (seen (V,) sorted values, (n, V) int64 pixel counts)."""
-    lengths = np.fromiter((len(v) for v in values), np.int64, len(values))
-    flat_values = np.concatenate(values)
-    seen = np.unique(flat_values)
-    matrix = np.zeros((len(values), len(seen)), np.int64)
-    matrix[np.repeat(np.arange(len(values)), lengths), np.searchsorted(seen, flat_values)] = np.concatenate(counts)
-    return seen, matrix
+    where = flags["position"].to_numpy(np.int64)
+    border[where] = flags[BORDER_NODATA].to_numpy(bool)
+    black[where] = flags[BLACK_BORDER].to_numpy(bool)
+    return seen, matrix, border, black
 
 
 def _check_classes(classes, nodata_class) -> Optional[np.ndarray]:
@@ -464,6 +454,7 @@ def compute_mask_stats(
     workers: Optional[int] = None,
     progress: Optional[Progress] = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    executor: Optional["Executor"] = None,
 ) -> pd.DataFrame:
     """Class proportions, entropy, nodata ratio and border flags of every patch window.
 
@@ -471,7 +462,8 @@ def compute_mask_stats(
     masks that have more bands). Patches are grouped by mask raster and cut into chunks of
     at most ``chunk_size``; a chunk opens its mask
     (and, for the black-border test, its image) once and runs on a thread pool of
-    ``workers`` threads (default ``min(4, cpu count)``; rasterio releases the GIL).
+    ``workers`` threads (default ``min(4, cpu count)``; rasterio releases the GIL), or wherever ``executor``
+    runs them (:mod:`balanced_sampling_plugin.compute`: e.g. a Dask cluster; same results).
     For the black-border test only the four 1-pixel border strips of the image are read.
 
     Parameters
@@ -494,7 +486,9 @@ def compute_mask_stats(
         Updated once per finished chunk; cancelling stops the reads and raises
         :class:`~balanced_sampling_plugin.errors.OperationCanceled`.
     chunk_size : int
-        Most windows read with one open raster.
+        Most windows read with one open raster (one task).
+    executor : compute.Executor or None
+        Where the chunks run; None: a thread pool of ``workers`` threads in this process. The caller closes it.
 
     Returns
     -------
@@ -511,22 +505,15 @@ def compute_mask_stats(
     records = validate_records(records, required=required)
     classes = _check_classes(classes, nodata_class)
 
-    job = _ReadJob(
-        records,
-        records[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64),
-        nodata_class,
-        check_black_border,
-        black_tolerance,
-        threading.Event(),
-    )
-    # A small GDAL block cache: windows are read once, and the default cache (5 % of RAM) held
-    # 5.5 GB at 155k patches for no speed gain (bench/bench_stages.py).
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        results = _run_chunks(_plan_chunks(records, chunk_size), job, workers, progress)
-    _warn_multiband_masks(results, progress)
-    values, counts, border, black = _gather(results, len(records))
+    chunks = _plan_chunks(records, chunk_size, nodata_class, check_black_border, black_tolerance)
+    if executor is None:
+        from .compute import InProcessExecutor
 
-    seen, matrix = _count_matrix(values, counts)
+        executor = InProcessExecutor(workers)
+    results = executor.map_chunks(_read_chunk, chunks, progress, sizes=[len(c.positions) for c in chunks])
+    _warn_multiband_masks(results, progress)
+    seen, matrix, border, black = _gather(results, len(records))
+
     if classes is None:
         classes = _classes_seen(seen, nodata_class)
     n_pixels = matrix.sum(axis=1)

@@ -291,20 +291,27 @@ def run_composition(
             _("mode 'embeddings_only': every included patch gets the same composition weight (one cluster; "
               "the clustering keys are not used), so sampling_method '{method}' effectively ranks visual "
               "uniqueness.").format(method=config.sampling_method))
-    return compute_composition(
-        table,
-        nodata_class=exclusion.nodata_class,
-        exclude_border_nodata=exclusion.exclude_border_nodata,
-        exclude_black_border=exclusion.exclude_black_border,
-        black_tolerance=exclusion.black_tolerance,
-        max_nodata_ratio=exclusion.max_nodata_ratio,
-        min_entropy_threshold=exclusion.min_entropy_threshold,
-        random_state=clustering.random_state,
-        workers=config.num_workers,
-        proportions=table if class_columns(table.columns) else None,
-        progress=progress,
-        **k_options,
-    )
+    # compute.scheduler (the plugin's own key): the mask reads on a Dask cluster; empty = threads, as before.
+    executor = config.compute.executor(config.num_workers) if config.compute.scheduler else None
+    try:
+        return compute_composition(
+            table,
+            nodata_class=exclusion.nodata_class,
+            exclude_border_nodata=exclusion.exclude_border_nodata,
+            exclude_black_border=exclusion.exclude_black_border,
+            black_tolerance=exclusion.black_tolerance,
+            max_nodata_ratio=exclusion.max_nodata_ratio,
+            min_entropy_threshold=exclusion.min_entropy_threshold,
+            random_state=clustering.random_state,
+            workers=config.num_workers,
+            proportions=table if class_columns(table.columns) else None,
+            progress=progress,
+            **k_options,
+            executor=executor,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def run_uniqueness(

@@ -2,6 +2,7 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingException,
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -14,6 +15,7 @@ from qgis.core import (
 
 from ...balanced_sampling_plugin.contract import BACKENDS, METHOD_SIGNALS, SAMPLER_WEIGHT, SAMPLING_METHODS
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, CLUSTERS, EMBEDDINGS, WEIGHTS
+from ..dask_scheduler import DASK_SCHEDULER, dask_scheduler_parameter, scheduler_problem, scheduler_text
 from ..parameters import knn_backend_parameter, sampling_method_parameter
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import engine_errors, raise_if_canceled
@@ -63,7 +65,9 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank "
             "method is an error: pick composition_only or class_balanced.\n<b>DINOv2 model, embedding cache, kNN "
             "backend</b>: as in Compute DINOv2 uniqueness.\n<b>Sampling method</b> (default class_balanced, the "
-            "one that lifts a 1-2 % class well): as in Combine sampler weights."
+            "one that lifts a 1-2 % class well): as in Combine sampler weights.\n<b>Dask scheduler</b> "
+            "(advanced): where the mask statistics run, as in Compute composition clusters (empty = this process, "
+            "local:N = N worker processes on this machine, or a scheduler address such as tcp://host:8786)."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -99,6 +103,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             self.OUTPUT_CSV, self.tr("Training CSV"), self.tr("CSV files (*.csv)")))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)")))
+        self.addParameter(dask_scheduler_parameter())
         self.addOutput(QgsProcessingOutputNumber("EFFECTIVE_SAMPLE_SIZE", self.tr("Effective sample size")))
 
     def uniqueness_wanted(self, parameters, context) -> bool:
@@ -113,8 +118,17 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
         return super().modules_needed(parameters, context) + EMBEDDINGS + (BACKEND_MODULES[backend],)
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        problem = scheduler_problem(self, parameters, context)
+        if problem:
+            return False, problem
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
+        problem = scheduler_problem(self, parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
         import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
 
         use_uniqueness = self.uniqueness_wanted(parameters, context)
@@ -154,7 +168,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "OUTPUT": "memory:patch_footprints"})
         clusters = run(1, "computecompositionclusters", {
             "INPUT": footprints["OUTPUT"], "NODATA_CLASS": parameters.get(self.NODATA_CLASS, 0),
-            "OUTPUT": "memory:composition_clusters"})
+            DASK_SCHEDULER: scheduler_text(self, parameters, context), "OUTPUT": "memory:composition_clusters"})
         signals = clusters
         if use_uniqueness:
             signals = run(2, "computedinov2uniqueness", {

@@ -13,6 +13,7 @@ from qgis.core import (
 from ...balanced_sampling_plugin.contract import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, K_SELECTIONS
 from ...balanced_sampling_plugin.dependencies import CLUSTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ..dask_scheduler import dask_scheduler_parameter, scheduler_problem, scheduler_text
 from ..layers import read_table
 from ..parameters import K_SELECTION_LABELS, add_record_field_parameters, labelled_enum, record_field_map, with_decimals
 from ..styles import composition_style
@@ -74,6 +75,10 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             "patches of nearly a single class (0 = off); their exclusion_reason is has_low_entropy.\n"
             "<b>CLR epsilon</b>: replaces zero proportions before the log.\n"
             "<b>Parallel readers</b>: threads reading mask windows (0 = automatic).\n"
+            "<b>Dask scheduler</b>: empty reads the masks in this process; local:N starts a Dask cluster of N "
+            "worker processes on this machine for the run; an address such as tcp://host:8786 sends the reads to "
+            "that cluster's workers, which must reach the rasters by the same paths. Same results either way; "
+            "needs the dask and distributed packages.\n"
             "<b>Use class proportions already on the layer</b>: when the layer carries cls_&lt;c&gt; fields "
             "(e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; "
             "the border and black-border exclusions need pixels and are then skipped."
@@ -114,6 +119,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             QgsProcessingParameterNumber(
                 self.WORKERS, self.tr("Parallel readers (0 = automatic)"), QgsProcessingParameterNumber.Integer,
                 defaultValue=0, minValue=0),
+            dask_scheduler_parameter(),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -127,8 +133,17 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             self.OUTPUT, self.tr("Composition clusters"), QgsProcessing.TypeVectorAnyGeometry,
             optional=True, createByDefault=True))  # optional: not written with IN_PLACE
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        problem = scheduler_problem(self, parameters, context)
+        if problem:
+            return False, problem
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
+        problem = scheduler_problem(self, parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
@@ -150,6 +165,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             random_state=self.parameterAsInt(parameters, self.RANDOM_STATE, context),
             clr_eps=self.parameterAsDouble(parameters, self.CLR_EPS, context),
             workers=self.parameterAsInt(parameters, self.WORKERS, context) or None,
+            executor=scheduler_text(self, parameters, context) or None,  # text: opened and closed by the engine
         )
         if k_selection == "elbow" and options["k_min"] > options["k_max"]:
             raise QgsProcessingException(

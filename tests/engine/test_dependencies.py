@@ -74,10 +74,10 @@ def test_the_installer_pins_agree_with_constraints_txt():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     shipped = _pins(os.path.join(root, "processing_provider", "python_packages.txt"))
     constraints = _pins(os.path.join(root, "constraints.txt"))
-    test_tools = {"pytest", "pytest-qgis", "hypothesis", "iniconfig", "pluggy", "sortedcontainers"}
+    test_tools = {"pytest", "pytest-qgis", "hypothesis", "iniconfig", "pluggy"}  # sortedcontainers: distributed
     assert {name: v for name, v in shipped.items() if name in constraints} == \
         {name: v for name, v in constraints.items() if name in shipped}
     assert set(constraints) - set(shipped) == test_tools & set(constraints)
     assert not test_tools & set(shipped)
-    for name in dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES:
+    for name in dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES + dependencies.SCALE_OUT:
         assert dependencies.canonical_name(name) in shipped, name

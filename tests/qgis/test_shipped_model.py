@@ -34,7 +34,8 @@ def test_model_inputs_follow_the_chain_and_outputs_are_labelled(plugin):
     inputs = [p for p in model.parameterDefinitions() if not p.isDestination()]
     chain_inputs = [p for p in chain.parameterDefinitions() if not p.isDestination() and p.name() != "USE_UNIQUENESS"]
     assert [p.name() for p in inputs] == [p.name() for p in chain_inputs]
-    assert inputs[0].name() == "IMAGE_FOLDER" and inputs[-1].name() == "SAMPLING_METHOD"
+    assert inputs[0].name() == "IMAGE_FOLDER" and [p.name() for p in inputs[-2:]] == ["SAMPLING_METHOD",
+                                                                                    "DASK_SCHEDULER"]
     for mine, theirs in zip(inputs, chain_inputs):
         assert (mine.description(), mine.defaultValue()) == (theirs.description(), theirs.defaultValue())
 
