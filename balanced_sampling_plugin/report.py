@@ -210,8 +210,12 @@ def _frontier_section(table, result, comparison, fields) -> str:
     proportions = table[fields].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)[included]
     valid = valid_pixel_counts(table)
     valid = None if valid is None else valid[included]
+    floor, cap = result.params.get("floor", 1e-3), result.params.get("max_weight")
+    methods = comparison.drop(index="uniform", errors="ignore")
+    # down to the lowest ESS a method reaches, so every dot has its curve above it
+    lowest = float(np.clip(methods["ess_ratio"].min() * 0.9, 1e-3, 0.1)) if len(methods) else 0.1
     try:
-        curves = frontier(proportions, valid, floor=result.params.get("floor", 1e-3))
+        curves = frontier(proportions, valid, floor=floor, cap=cap, lowest_ess=lowest)
     except BalancedSamplingError:
         return ""
     share_columns = [f"share_{f}" for f in fields]
@@ -241,13 +245,14 @@ def _frontier_section(table, result, comparison, fields) -> str:
         title=_("Lift of the rarest class: every method against what any weighting can reach"))
     summary = ""
     if 0 < ess <= 1:  # the exact optimum at the chosen method's ESS, not a point read off the curve
-        floor = result.params.get("floor", 1e-3)
-        best_share = solve_target(proportions, valid, min_ess=ess, floor=floor).shares[present].min()
-        best_lift = solve_target(proportions, valid, lift_class=rarest, min_ess=ess, floor=floor).shares[rarest]
-        summary = _("At the effective sample size {method} reaches ({ess:.0%}), the most balanced weighting gives the "
+        best_share = solve_target(proportions, valid, min_ess=ess, floor=floor, cap=cap).shares[present].min()
+        best_lift = solve_target(proportions, valid, lift_class=rarest, min_ess=ess, floor=floor,
+                                 cap=cap).shares[rarest]
+        summary = _("At the effective sample size {method} reaches ({ess}), the most balanced weighting gives the "
                     "smallest class a share of {limit} ({method}: {chosen}), and {field} can be lifted to {lift} its "
                     "uniform share ({method}: {chosen_lift}).").format(
-            method=result.method, ess=ess, limit=format_share(best_share), chosen=format_share(chosen_share),
+            method=result.method, ess=f"{ess:.0%}" if ess >= 0.1 else f"{ess:.1%}", limit=format_share(best_share),
+            chosen=format_share(chosen_share),
             field=fields[rarest], lift=_ratio(best_lift / uniform[rarest]), chosen_lift=_ratio(chosen_lift))
     return (
         _heading(_("What any weighting can reach"))
@@ -256,6 +261,8 @@ def _frontier_section(table, result, comparison, fields) -> str:
                        "no weighting exists; the sampling method target_shares reaches any point on or below them "
                        "(ask for target shares, the most balanced shares at a minimum ESS, or one class lifted). "
                        "Dots are the methods of the table above."), "note")
+        + (_paragraph(_("The limit is computed with the largest weight capped at {cap:g} times the mean, as in this "
+                        "run; without the cap it can lie higher.").format(cap=cap), "note") if cap else "")
         + (_paragraph(summary) if summary else "")
         + f"<p>{balanced_chart}</p><p>{lift_chart}</p>"
     )

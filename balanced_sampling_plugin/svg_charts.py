@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import zlib
 
 import numpy as np
 
@@ -119,6 +120,17 @@ def histogram(values, bins: int, xlabel: str, ylabel: str = "patches", title: st
     return _svg(parts, title or xlabel)
 
 
+#: Dot colours of labelled points: every palette colour but the grey and the curve's blue.
+MARK_COLOURS = (PALETTE[1], PALETTE[3], PALETTE[4], PALETTE[5], PALETTE[6])
+
+
+def _nice_step(top: float, ticks: int = 5) -> float:
+    """A tick step of 1, 2, 2.5 or 5 x 10^k giving at most ``ticks`` steps up to ``top`` (> 0)."""
+    raw = top / ticks
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
 def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "", curve_label: str = "",
                    y_format: str = "percent") -> str:
     """A limit curve with labelled points beneath it, both axes linear.
@@ -131,11 +143,15 @@ def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "
     """
     curve = np.asarray(curve, dtype=float).reshape(-1, 2)
     marks = {str(k): (float(x), float(y)) for k, (x, y) in points.items() if np.isfinite([x, y]).all()}
-    top = max([*curve[:, 1], *(y for _x, y in marks.values()), 1e-12]) * 1.1
+    scale = 100.0 if y_format == "percent" else 1.0
+    step = _nice_step(max([*curve[:, 1], *(y for _x, y in marks.values()), 1e-12]) * scale)
+    count = int(math.ceil(max([*curve[:, 1], *(y for _x, y in marks.values()), 1e-12]) * scale / step))
+    top = max(count, 1) * step / scale
+
     def shown(y):
         return f"{100 * y:.3g}%" if y_format == "percent" else f"{y:.3g}x"
 
-    ticks = [(f, shown(f * top)) for f in np.linspace(0, 1, 5)]
+    ticks = [(i / max(count, 1), shown(i * step / scale)) for i in range(max(count, 1) + 1)]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def xy(x, y):
@@ -156,7 +172,7 @@ def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "
     placed = []  # label boxes (x0, y0, x1, y1) already drawn: labels step away from them
     for i, (label, (x, y)) in enumerate(sorted(marks.items(), key=lambda item: item[1])):
         px, py = xy(x, y)
-        colour = PALETTE[1] if i % 2 else PALETTE[4]
+        colour = MARK_COLOURS[zlib.crc32(label.encode("utf-8")) % len(MARK_COLOURS)]  # the same in every report
         parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"><title>{html.escape(label)}: '
                      f"{x:.3f}, {shown(y)}</title></circle>")
         width = 5.6 * len(label)  # font-size 10, sans-serif: about 5.6 px a character

@@ -201,10 +201,16 @@ def low_ess_warning(method: str, ess: float, n_included: int) -> Optional[str]:
     """The warning (translated) when ``ess`` is below :data:`LOW_ESS_RATIO` of ``n_included``, else None."""
     if not n_included > 0 or ess >= LOW_ESS_RATIO * n_included:
         return None
+    if method == "target_shares":
+        advice = _("Ask for lower target shares, raise the minimum ESS, or cap the largest weight.")
+    elif method == "rare_class_sampling":
+        advice = _("Raise the temperature T, or consider class_balanced or target_shares with a minimum ESS.")
+    else:
+        advice = _("Consider a rank method, class_balanced, or a lower strength.")
     return _("Method '{method}' has an effective sample size of {ess:.0f}, {share:.0%} of the {n} included "
              "patches (below {limit:.0%}): a few patches dominate the draws and an epoch sees little variety. "
-             "Consider a rank method, class_balanced, or a lower strength.").format(
-        method=method, ess=ess, share=ess / n_included, n=n_included, limit=LOW_ESS_RATIO)
+             "{advice}").format(method=method, ess=ess, share=ess / n_included, n=n_included, limit=LOW_ESS_RATIO,
+                                advice=advice)
 
 
 def expected_class_shares(proportions, weights, valid_pixels=None) -> np.ndarray:
@@ -452,6 +458,11 @@ def combine_weights(
     if method != "class_balanced" and uniqueness_mix > 0:
         note(_("uniqueness_mix {mix} is ignored by '{method}' (it applies to class_balanced).").format(
             mix=f"{uniqueness_mix:g}", method=method), warn=True)
+    target_options = [name for name, value in (("target_shares", target_shares), ("lift_class", lift_class),
+                                               ("max_weight", max_weight)) if value not in (None, "", {})]
+    if method not in TARGET_METHODS and target_options:
+        note(_("{options} ignored by '{method}' (they apply to target_shares).").format(
+            options=", ".join(target_options), method=method), warn=True)
 
     signals = {}
     if _COMPOSITION in needed:

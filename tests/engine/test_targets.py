@@ -275,3 +275,17 @@ def test_on_the_demo_data_balanced_beats_class_balanced_at_its_ess(synthetic_dat
 
     assert effective_sample_size(balanced.weights.to_numpy()[included]) / included.sum() >= ess - 1e-6
     assert smallest(balanced.weights.to_numpy()) >= smallest(reference.weights.to_numpy()) - 1e-9
+
+
+def test_target_options_with_another_method_are_said_to_be_ignored_and_low_ess_advice_fits_the_method():
+    p = np.random.default_rng(10).dirichlet([5, 1, 0.3], size=40)
+    table = pd.DataFrame({f"cls_{c}": p[:, c] for c in range(3)})
+    messages = []
+    combine_weights(table, "class_balanced", target_shares="2:0.3", max_weight=3,
+                    progress=Progress(info=messages.append, warning=messages.append))
+    assert "target_shares, max_weight ignored by 'class_balanced' (they apply to target_shares)." in messages
+    messages.clear()
+    combine_weights(table, "target_shares", target_shares="2:0.6",
+                    progress=Progress(info=messages.append, warning=messages.append))
+    low = [m for m in messages if "has an effective sample size of" in m]
+    assert low and low[0].endswith("Ask for lower target shares, raise the minimum ESS, or cap the largest weight.")
