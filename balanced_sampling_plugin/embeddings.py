@@ -427,8 +427,9 @@ def quantized_int8(model):
 
 #: Autocast dtype of each precision that runs under autocast (int8 runs a quantised copy of the model instead).
 AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
-#: On a GPU the batch grows by doubling from the batch size asked for up to this many patches, while it fits.
-GPU_MAX_BATCH = 512
+#: On a GPU the batch grows by doubling from the batch size asked for up to this many patches, while it fits
+#: (a cap: with PREFETCH_BATCHES read ahead, 256 patches of 224 px hold ~0.6 GB of host memory as float32).
+GPU_MAX_BATCH = 256
 
 
 def cpu_has_bf16() -> bool:
