@@ -176,9 +176,13 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
                              vector_rows=vector_rows, method_budget=method_budget, method_pool=method_pool,
                              fill_scores=fill, diversity=diversity, progress=progress.child(0.9, 1.0))
     if selection.n_selected < size:
-        progress.warning(_("{selected} patches selected, fewer than the budget of {budget}: the spatial diversity "
-                           "rule or the steps left no other candidate.").format(
-                               selected=selection.n_selected, budget=size))
+        if diversity is not None and hasattr(diversity, "describe"):
+            progress.warning(_("{selected} patches selected, fewer than the budget of {budget}: the spatial diversity "
+                               "rule refused the others ({rule}).").format(
+                                   selected=selection.n_selected, budget=size, rule=diversity.describe()))
+        else:
+            progress.warning(_("{selected} patches selected, fewer than the budget of {budget}: the steps left no "
+                               "other candidate.").format(selected=selection.n_selected, budget=size))
     return CoresetResult(scores, selection, pool, method, size, details, pool_embeddings)
 
 

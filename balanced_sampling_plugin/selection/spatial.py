@@ -44,6 +44,13 @@ class GridCellLimit:
             return None
         return (math.floor(x / self.cell_size), math.floor(y / self.cell_size))
 
+    def describe(self) -> str:
+        """The rule and how many cells hold patches, for the warning when it leaves the budget unmet."""
+        cells = {self.cell(row) for row in range(len(self.x))} - {None}
+        return _("at most {n} patches per grid cell of {size:g} map units: the patches lie in {cells} cells, so at "
+                 "most {most} can be selected; use smaller cells or a larger n").format(
+            n=self.max_per_cell, size=self.cell_size, cells=len(cells), most=len(cells) * self.max_per_cell)
+
     def try_add(self, row: int) -> bool:
         cell = self.cell(row)
         if cell is None:
@@ -66,6 +73,11 @@ class MinDistance:
                 value=distance))
         self.distance = float(distance)
         self.cells: dict = {}
+
+    def describe(self) -> str:
+        """The rule, for the warning when it leaves the budget unmet."""
+        return _("selected patches at least {distance:g} map units apart; use a smaller distance").format(
+            distance=self.distance)
 
     def try_add(self, row: int) -> bool:
         x, y = float(self.x[row]), float(self.y[row])

@@ -273,8 +273,18 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                     if area > 0 and area >= min_area:
                         over.append(row)
         if vector is not None:
-            feedback.pushInfo(self.tr("{} patches overlap the polygons of '{}' by at least {} map units²; they are "
-                                      "taken first.").format(len(over), vector.name(), min_area))
+            from ...balanced_sampling_plugin.weights import included_mask
+
+            excluded = int((~included_mask(table)[over]).sum()) if over else 0
+            feedback.pushInfo(self.tr("{} patches overlap the polygons of '{}' by at least {} map units²; the {} of "
+                                      "them that are not excluded are taken first.").format(
+                len(over), vector.name(), min_area, len(over) - excluded))
+            largest = max((f.geometry().area() for f in source.getFeatures(request)
+                           if f.geometry() is not None), default=0.0)
+            if min_area > largest > 0:
+                feedback.reportError(self.tr("The minimum overlap ({} map units²) is larger than the largest patch "
+                                             "({:.6g} map units²): no patch can reach it. Lower it.").format(
+                    min_area, largest), fatalError=False)
         return (over if vector is not None else None), (x if need_centroids else None), \
             (y if need_centroids else None)
 
@@ -296,6 +306,12 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         if expression.hasParserError():
             raise QgsProcessingException(self.tr("The sub-pool expression '{}' cannot be read: {}").format(
                 text, expression.parserErrorString()))
+        names = source.fields().names()
+        unknown = sorted(set(expression.referencedColumns()) - set(names) - {QgsFeatureRequest.ALL_ATTRIBUTES})
+        if unknown:
+            raise QgsProcessingException(self.tr("The sub-pool expression '{}' names {}, which the input layer does "
+                                                 "not have; its fields are {}.").format(
+                text, ", ".join(unknown), ", ".join(names)))
         request = QgsFeatureRequest(expression).setFlags(QgsFeatureRequest.NoGeometry)
         positions = {fid: i for i, fid in enumerate(table.index)}
         keep = np.zeros(len(table), dtype=bool)
@@ -364,8 +380,10 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                 vector_rows=vector_rows, method_pool=method_pool, method_budget=method_budget, diversity=diversity,
                 progress=progress.child(0.1, 0.7))
             n_pool = int(result.pool.sum())
-            feedback.pushInfo(self.tr("{}: {} of {} patches selected (budget {}).").format(
-                method, result.selection.n_selected, n_pool, result.budget))
+            steps = result.selection.step[result.selection.order]  # in pick order: vector, method, fill
+            counts = ", ".join(f"{name} {int((steps == name).sum())}" for name in dict.fromkeys(steps.tolist()))
+            feedback.pushInfo(self.tr("{} of {} patches selected (budget {}); by step: {}.").format(
+                result.selection.n_selected, n_pool, result.budget, counts or "-"))
             if result.details.get("k"):
                 feedback.pushInfo(self.tr("fd: {} clusters of embeddings.").format(result.details["k"]))
             comparison = None

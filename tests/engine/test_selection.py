@@ -430,7 +430,9 @@ def test_spatial_rule_leaves_the_subset_short_and_warns():
     rule = GridCellLimit([0, 1, 2, 30], [0, 0, 0, 0], cell_size=10, max_per_cell=1)
     result = select_coreset(frame, "lc", 3, "count", diversity=rule, progress=progress)
     assert result.selected.tolist() == [True, False, False, True]
-    assert any("fewer than the budget" in w for w in progress.warnings)
+    assert ("2 patches selected, fewer than the budget of 3: the spatial diversity rule refused the others (at "
+            "most 1 patches per grid cell of 10 map units: the patches lie in 2 cells, so at most 2 can be selected; "
+            "use smaller cells or a larger n).") in progress.warnings
 
 
 # --------------------------------------------------------------------------- measures and weights

@@ -272,3 +272,23 @@ def test_build_from_config_runs_a_coreset_block_on_its_csv(run_algorithm, synthe
     with pytest.raises(QgsProcessingException, match="coreset.budgett"):
         run_algorithm("buildfromconfig", {"CONFIG": str(tmp_path / "config.yaml")})
     assert not (tmp_path / "second.csv").exists()
+
+
+def test_sub_pool_naming_a_missing_field_is_refused_and_the_log_counts_each_step(run_algorithm, weights_path,
+                                                                                 tmp_path):
+    with pytest.raises(QgsProcessingException, match='names cls_9, which the input layer does not have'):
+        select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"), BUDGET=20,
+               BUDGET_MODE=1, SUBPOOL_EXPRESSION='"cls_9" > 0.5')
+    feedback = RecordingFeedback()
+    select(run_algorithm, tmp_path, feedback=feedback, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"),
+           BUDGET=20, BUDGET_MODE=1, SUBPOOL_EXPRESSION='"cls_6" > 0.05', METHOD_BUDGET=5)
+    assert any(line.startswith("20 of ") and line.endswith("by step: cb 5, fill 15.") for line in feedback.lines), \
+        [line for line in feedback.lines if "by step" in line]
+
+
+def test_a_minimum_overlap_larger_than_any_patch_is_said(run_algorithm, weights_path, tmp_path):
+    patches, boxes = footprint_rectangles(weights_path)
+    feedback = RecordingFeedback()
+    select(run_algorithm, tmp_path, feedback=feedback, INPUT=weights_path, METHOD=CORESET_METHODS.index("lc"),
+           BUDGET=5, BUDGET_MODE=1, VECTOR_LAYER=weights_path, MIN_INTERSECT_AREA=1e9)
+    assert any("is larger than the largest patch" in line and "Lower it." in line for line in feedback.lines)
