@@ -159,7 +159,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             self.RARE_BOOST, self.tr("Rare-class boost multiplier (1 = off)"), QgsProcessingParameterNumber.Double,
             defaultValue=1.0, minValue=1), 2))
         self.addParameter(QgsProcessingParameterString(
-            self.RARE_CLASSES, self.tr("Rare classes (comma-separated; empty = below mean frequency)"),
+            self.RARE_CLASSES, self.tr("Rare classes (e.g. 5,6; empty = automatic)"),
             optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.TARGET_SHARES, self.tr("Target shares (e.g. 6:8%, 4:0.1)"),

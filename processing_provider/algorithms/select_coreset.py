@@ -143,7 +143,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             self.MIN_INTERSECT_AREA, self.tr("Minimum overlap with those polygons (map units²)"),
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0), 2))
         self.addParameter(QgsProcessingParameterNumber(
-            self.MAX_PER_CELL, self.tr("Spatial diversity: at most n selected patches per grid cell (0 = off)"),
+            self.MAX_PER_CELL, self.tr("At most n selected patches per grid cell (0 = off)"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
             self.GRID_CELL_SIZE, self.tr("Grid cell size (map units)"), QgsProcessingParameterNumber.Double,
@@ -153,7 +153,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                                        "0 = off)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
             minValue=0), 2))
         self.addParameter(QgsProcessingParameterExpression(
-            self.SUBPOOL_EXPRESSION, self.tr("The method picks only among patches where (e.g. \"cls_4\" > 0.5)"),
+            self.SUBPOOL_EXPRESSION, self.tr("Method picks only where (e.g. \"cls_4\" > 0.5)"),
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
             self.METHOD_BUDGET, self.tr("The method's own budget, in the budget mode's unit (0 = the rest of the "
