@@ -30,6 +30,10 @@ from ..progress import Progress, as_progress
 
 #: Seconds between two looks at the cancel flag while chunks run.
 POLL_SECONDS = 0.2
+#: Seconds the Dask loop sleeps when no task finished since its last look.
+IDLE_SECONDS = 0.01
+#: Most tasks of one map_chunks call on the cluster at once (more wait in the client, submitted as these finish).
+MAX_IN_FLIGHT = 1000
 #: Threads of each worker process of a LocalCluster the engine starts.
 LOCAL_THREADS_PER_WORKER = 1
 #: Memory limit of each LocalCluster worker: this share of the machine's memory, split between the workers...
@@ -221,6 +225,7 @@ class DaskExecutor(Executor):
         self.spec = address or f"local:{self.n_workers}"
         self.description = (_("on the Dask scheduler {address}").format(address=address) if address else
                             _("on a local Dask cluster of {n} worker processes").format(n=self.n_workers))
+        self.max_in_flight = MAX_IN_FLIGHT
         self._client = None
         self._cluster = None
 
@@ -261,43 +266,65 @@ class DaskExecutor(Executor):
 
         name = getattr(function, "__name__", "chunk").strip("_")
         token = uuid.uuid4().hex[:12]
-        futures = [client.submit(_run_on_worker, function, chunk, key=f"{name}-{token}-{i}", pure=False)
-                   for i, chunk in enumerate(chunks)]
-        position = {future.key: i for i, future in enumerate(futures)}
+        position: dict = {}
+        futures: list = []  # submitted and not yet collected
         results: list = [None] * len(chunks)
-        remaining = len(futures)
-        finished = distributed.as_completed(futures)
+        finished = distributed.as_completed()
+
+        def submit(count: int) -> None:
+            """The next ``count`` chunks in one map call (one message to the scheduler, not one per task)."""
+            first = len(position)
+            indices = range(first, min(len(chunks), first + count))
+            if not indices:
+                return
+            keys = [f"{name}-{token}-{i}" for i in indices]
+            new = client.map(_run_on_worker, [function] * len(indices), [chunks[i] for i in indices], key=keys,
+                             pure=False)
+            position.update({future.key: i for future, i in zip(new, indices)})
+            futures.extend(new)
+            finished.update(new)
+
+        # At most max_in_flight tasks on the cluster at once: the chunks' data (~90 bytes a patch) waits here,
+        # not in the scheduler's memory, and a cancel has little to withdraw.
+        submit(self.max_in_flight)
+        collected = 0
         try:
-            while remaining:
+            while collected < len(chunks):
                 batch = finished.next_batch(block=False)
                 if not batch:
                     progress.update(done, total)  # raises OperationCanceled when the user cancelled
-                    time.sleep(POLL_SECONDS / 4)
+                    time.sleep(IDLE_SECONDS)
                     continue
-                for future in batch:
+                # One gather per batch of finished tasks: one round trip, not one per result.
+                for future, result in zip(batch, self._gather(client, batch, chunks, position)):
                     i = position[future.key]
-                    results[i] = self._result(future, chunks[i])
-                    future.release()
+                    results[i] = result
                     done += sizes[i]
-                    remaining -= 1
+                    future.release()  # the result is here: the worker may drop it
+                collected += len(batch)
+                in_flight = len(position) - collected
+                if in_flight <= self.max_in_flight // 2:
+                    submit(self.max_in_flight - in_flight)
                 progress.update(done, total)
         except BaseException:
             client.cancel([f for f in futures if not f.done()])
             raise
         return results
 
-    def _result(self, future, chunk):
+    @staticmethod
+    def _gather(client, batch, chunks, position) -> list:
         try:
-            return future.result()
+            return client.gather(batch)
         except BalancedSamplingError:
             raise
         except Exception as exc:
             if type(exc).__name__ == "KilledWorker":
+                failed = next((f for f in batch if f.status == "error"), batch[0])
                 raise BalancedSamplingError(
                     _("A Dask worker died while running {task} ({error}), more often than the scheduler retries "
                       "a task; the run stopped and nothing was written. A worker that runs out of memory is "
                       "killed: give the workers more memory or fewer threads.").format(
-                        task=describe_chunk(chunk), error=exc)) from exc
+                        task=describe_chunk(chunks[position[failed.key]]), error=exc)) from exc
             raise
 
     def close(self) -> None:

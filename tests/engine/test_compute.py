@@ -50,6 +50,12 @@ def _slow(chunk, stop):
     return value
 
 
+def _die_always(chunk, stop):
+    if chunk == 1:
+        os._exit(1)
+    return chunk
+
+
 def _die_once(chunk, stop):
     """Kill this worker process the first time chunk 0 runs (a marker file says it happened)."""
     folder, value = chunk
@@ -66,12 +72,17 @@ def _die_once(chunk, stop):
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One LocalCluster of 2 worker processes (1 thread each) for the whole module, closed at the end."""
+    """One LocalCluster of 2 worker processes (1 thread each) for the whole module, closed at the end.
+
+    The scheduler retries a task whose worker died once (allowed-failures 1, Dask's default is 3), so the
+    killed-worker tests stay short."""
     import cloudpickle
+    import dask
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test module
-    executor = DaskExecutor(n_workers=2, threads_per_worker=1, memory_limit="1GiB")
-    executor.client.wait_for_workers(2, timeout=60)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        executor = DaskExecutor(n_workers=2, threads_per_worker=1, memory_limit="1GiB")
+        executor.client.wait_for_workers(2, timeout=60)
     yield executor
     executor.close()
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -195,6 +206,15 @@ def test_dask_runs_chunks_on_worker_processes_in_order(cluster):
     pids = set(cluster.map_chunks(_pid, list(range(30))))
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 
+    cluster.max_in_flight = 4  # submitted in waves as tasks finish
+    try:
+        seen = []
+        assert cluster.map_chunks(_double, list(range(25)), Progress(set_percent=seen.append)) == \
+            [2 * i for i in range(25)]
+        assert seen[-1] == 100.0
+    finally:
+        cluster.max_in_flight = executor_module.MAX_IN_FLIGHT
+
 
 def test_dask_progress_from_completed_futures(cluster):
     seen = []
@@ -265,6 +285,14 @@ def test_a_killed_worker_is_retried_and_the_result_is_complete(cluster, tmp_path
     died = int((tmp_path / "died").read_text())
     assert results[0][1] != died  # chunk 0 finished on a live worker
     cluster.client.wait_for_workers(2, timeout=60)
+
+
+def test_a_task_that_kills_every_worker_it_runs_on_is_a_clear_error(cluster):
+    with pytest.raises(BalancedSamplingError, match="A Dask worker died while running") as info:
+        cluster.map_chunks(_die_always, [0, 1, 2])
+    assert "more memory" in str(info.value)
+    cluster.client.wait_for_workers(2, timeout=60)
+    assert cluster.map_chunks(_double, [3]) == [6]  # the cluster is whole again
 
 
 def test_in_process_executor_is_the_default_seam(records):
