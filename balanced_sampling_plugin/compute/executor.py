@@ -32,8 +32,10 @@ from ..progress import Progress, as_progress
 POLL_SECONDS = 0.2
 #: Seconds the Dask loop sleeps when no task finished since its last look.
 IDLE_SECONDS = 0.01
-#: Most tasks of one map_chunks call on the cluster at once (more wait in the client, submitted as these finish).
-MAX_IN_FLIGHT = 1000
+#: Tasks of one map_chunks call on the cluster at once, per worker thread (at least MIN_IN_FLIGHT); the rest wait
+#: in the client and are submitted as these finish, so the scheduler never holds a whole 10 M-patch run.
+IN_FLIGHT_PER_THREAD = 4
+MIN_IN_FLIGHT = 64
 #: Threads of each worker process of a LocalCluster the engine starts.
 LOCAL_THREADS_PER_WORKER = 1
 #: Memory limit of each LocalCluster worker: this share of the machine's memory, split between the workers...
@@ -225,7 +227,7 @@ class DaskExecutor(Executor):
         self.spec = address or f"local:{self.n_workers}"
         self.description = (_("on the Dask scheduler {address}").format(address=address) if address else
                             _("on a local Dask cluster of {n} worker processes").format(n=self.n_workers))
-        self.max_in_flight = MAX_IN_FLIGHT
+        self.max_in_flight: Optional[int] = None  # None: IN_FLIGHT_PER_THREAD x the cluster's threads
         self._client = None
         self._cluster = None
 
@@ -284,9 +286,10 @@ class DaskExecutor(Executor):
             futures.extend(new)
             finished.update(new)
 
-        # At most max_in_flight tasks on the cluster at once: the chunks' data (~90 bytes a patch) waits here,
+        # At most ``limit`` tasks on the cluster at once: the chunks' data (~90 bytes a patch) waits here,
         # not in the scheduler's memory, and a cancel has little to withdraw.
-        submit(self.max_in_flight)
+        limit = self.max_in_flight or max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+        submit(limit)
         collected = 0
         try:
             while collected < len(chunks):
@@ -303,8 +306,8 @@ class DaskExecutor(Executor):
                     future.release()  # the result is here: the worker may drop it
                 collected += len(batch)
                 in_flight = len(position) - collected
-                if in_flight <= self.max_in_flight // 2:
-                    submit(self.max_in_flight - in_flight)
+                if in_flight <= limit // 2:
+                    submit(limit - in_flight)
                 progress.update(done, total)
         except BaseException:
             client.cancel([f for f in futures if not f.done()])

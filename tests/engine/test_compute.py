@@ -213,7 +213,7 @@ def test_dask_runs_chunks_on_worker_processes_in_order(cluster):
             [2 * i for i in range(25)]
         assert seen[-1] == 100.0
     finally:
-        cluster.max_in_flight = executor_module.MAX_IN_FLIGHT
+        cluster.max_in_flight = None
 
 
 def test_dask_progress_from_completed_futures(cluster):
