@@ -69,10 +69,11 @@ def synthetic_table(n: int, dim: int, seed: int = 0) -> tuple[pd.DataFrame, np.n
 def time_methods(table, embeddings, budget: float) -> dict:
     timings = {}
     for method in CORESET_METHODS:
+        load = os.getloadavg()[0]
         start = time.perf_counter()
         select_coreset(table, method, budget, embeddings=embeddings)
-        timings[method] = time.perf_counter() - start
-        print(f"  {method}: {timings[method]:.1f} s", flush=True)
+        timings[method] = (time.perf_counter() - start, load)
+        print(f"  {method}: {timings[method][0]:.1f} s (load {load:.2f})", flush=True)
     return timings
 
 
@@ -91,9 +92,10 @@ def coverage(table, embeddings, budgets) -> list:
 def render(n, dim, timings, rows, budget) -> str:
     lines = [f"Machine: {machine()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}. "
              f"Synthetic table of {n} patches (embeddings D={dim}); `bench/bench_coreset.py`.", "",
-             f"Time per method at budget {budget:.0%} (scores + selection, embeddings in memory):", "",
-             "| method | seconds |", "|---|---|"]
-    lines += [f"| {m} | {t:.1f} |" for m, t in timings.items()]
+             f"Measured {time.strftime('%Y-%m-%d %H:%M')}. Time per method at budget {budget:.0%} (scores + "
+             "selection, embeddings in memory), one after the other in one process; target <= 60 s each on 2 cores:",
+             "", "| method | seconds | load avg (1 min) before |", "|---|---:|---:|"]
+    lines += [f"| {m} | {t:.1f} | {load:.2f} |" for m, (t, load) in timings.items()]
     lines += ["", "Coverage at each budget (class-share L1 distance subset vs pool, lower = closer to the pool's "
               "mix; clusters and tiles covered; coverage radius = largest cosine distance from a pool patch to "
               f"the subset, from a {RADIUS_SAMPLE}-patch sample):", "",
