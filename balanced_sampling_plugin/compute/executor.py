@@ -202,8 +202,14 @@ def _local_memory_limit(n_workers: int) -> int:
 
 
 def _use_python_for_workers() -> None:
-    """Worker processes are spawned with ``sys.executable``; inside QGIS that may be QGIS itself."""
-    if not os.path.basename(sys.executable or "").lower().startswith("python"):
+    """Worker processes are spawned with ``sys.executable``; inside QGIS that may be QGIS itself, or whatever
+    ``python3`` comes first on the PATH (another interpreter, which fails on this one's standard library). Then
+    the interpreter QGIS embeds (:func:`~balanced_sampling_plugin.dependencies.python_interpreter`) is used."""
+    executable = os.path.abspath(sys.executable or "")
+    prefixes = {os.path.abspath(p) for p in (sys.exec_prefix, sys.base_exec_prefix)}
+    ours = os.path.isfile(executable) and os.path.basename(executable).lower().startswith("python") and \
+        any(executable.startswith(prefix + os.sep) for prefix in prefixes)
+    if not ours:
         import multiprocessing
 
         multiprocessing.set_executable(python_interpreter())

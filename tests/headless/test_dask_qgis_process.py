@@ -1,0 +1,54 @@
+"""qgis_process with DASK_SCHEDULER: a LocalCluster started by the run (local:2) and a scheduler address (a cluster
+this test starts) give the in-process result, and the address run's mask reads happen on that cluster's workers."""
+
+import os
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+from .conftest import HAS_QGIS_PROCESS, gpkg_rows, qgis_process
+
+pytestmark = pytest.mark.skipif(not HAS_QGIS_PROCESS, reason="qgis_process.bin is not installed")
+
+
+def _clusters(footprints, out, profile, *extra):
+    proc = qgis_process("run", "balanced_sampling:computecompositionclusters", "--", f"INPUT={footprints}",
+                        "K_SELECTION=1", "K=4", f"OUTPUT={out}", *extra, profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return gpkg_rows(out)
+
+
+@pytest.fixture(scope="module")
+def footprints(synthetic_dataset, profile, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dask_qgis_process") / "fp.gpkg"
+    proc = qgis_process("run", "balanced_sampling:createpatchfootprints", "--",
+                        f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
+                        f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}", "PATCH_SIZE=64",
+                        f"OUTPUT={out}", profile=profile)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
+def test_local_cluster_and_scheduler_address_equal_in_process(footprints, profile, tmp_path):
+    reference = _clusters(footprints, tmp_path / "threads.gpkg", profile)
+    assert len(reference) == 384
+    assert _clusters(footprints, tmp_path / "local.gpkg", profile, "DASK_SCHEDULER=local:2") == reference
+
+    # A cluster of our own: its workers import the plugin as qgis_process does (balanced_sampling.…).
+    import distributed
+
+    sys.path.insert(0, os.path.join(ROOT, "build", "qgis_plugins"))  # spawned workers start with this path
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      memory_limit="1GiB") as cluster:
+            rows = _clusters(footprints, tmp_path / "address.gpkg", profile,
+                             f"DASK_SCHEDULER={cluster.scheduler_address}")
+            prefixes = dict(cluster.scheduler.task_prefixes)
+    finally:
+        sys.path.remove(os.path.join(ROOT, "build", "qgis_plugins"))
+    assert rows == reference
+    assert "read_chunk" in prefixes  # the mask reads ran as tasks of this cluster
+    assert prefixes["read_chunk"].state_counts["memory"] + prefixes["read_chunk"].state_counts["released"] + \
+        prefixes["read_chunk"].state_counts["forgotten"] >= 1
