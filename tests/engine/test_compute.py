@@ -299,3 +299,31 @@ def test_in_process_executor_is_the_default_seam(records):
     """compute_mask_stats without an executor and with an explicit in-process one agree."""
     pd.testing.assert_frame_equal(compute_mask_stats(records, chunk_size=40, executor=InProcessExecutor(2)),
                                   compute_mask_stats(records, chunk_size=40))
+
+
+def test_the_yaml_compute_section_reaches_the_composition_stage(synthetic_dataset, tmp_path, monkeypatch):
+    """compute.scheduler local:2: the pipeline hands a Dask executor to the composition stage, closes it after the
+    run, and writes the same table as the in-process run."""
+    from balanced_sampling_plugin import pipeline
+    from balanced_sampling_plugin.pipeline import run_config
+    from tests.shipped_examples import example_patch_records, write_config
+
+    seen, real = [], pipeline.compute_composition
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("executor"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "compute_composition", spy)
+    body = {"mode": "masks_only", "sampling_method": "composition_only",
+            "input": {"patch_records": example_patch_records(synthetic_dataset, 64)},
+            "clustering": {"k_selection": "fixed", "k": 4}, "output": {"csv_path": str(tmp_path / "threads.csv")}}
+    reference = run_config(write_config(synthetic_dataset.folder, body))
+    body["output"]["csv_path"] = str(tmp_path / "dask.csv")
+    body["compute"] = {"scheduler": "local:2", "memory_limit": "1GiB"}
+    result = run_config(write_config(synthetic_dataset.folder, body))
+    assert seen[0] is None  # no compute section: the threads, as before
+    assert isinstance(seen[1], DaskExecutor) and seen[1].n_workers == 2 and seen[1].memory_limit == "1GiB"
+    assert seen[1]._client is None and seen[1]._cluster is None  # closed after the stage
+    pd.testing.assert_frame_equal(result.table, reference.table)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask.csv"), pd.read_csv(tmp_path / "threads.csv"))
