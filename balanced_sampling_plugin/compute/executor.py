@@ -250,10 +250,17 @@ class DaskExecutor(Executor):
 
         if self.address is None:
             _use_python_for_workers()
-            self._cluster = distributed.LocalCluster(
-                n_workers=self.n_workers, threads_per_worker=self.threads_per_worker, processes=True,
-                memory_limit=self.memory_limit, dashboard_address=None, silence_logs=logging.ERROR)
-            self._client = distributed.Client(self._cluster)
+            try:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=self.n_workers, threads_per_worker=self.threads_per_worker, processes=True,
+                    memory_limit=self.memory_limit, dashboard_address=None, silence_logs=logging.ERROR)
+                self._client = distributed.Client(self._cluster)
+            except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+                self.close()
+                raise BalancedSamplingError(
+                    _("Could not start a local Dask cluster of {n} worker processes ({error}). Leave the Dask "
+                      "scheduler empty to run in this process, or start a Dask scheduler and workers yourself "
+                      "and give its address.").format(n=self.n_workers, error=exc)) from exc
         else:
             try:
                 self._client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT)

@@ -156,6 +156,18 @@ def test_missing_dask_names_the_packages_and_the_pip_command(monkeypatch):
     assert "dask, distributed" in message and "pip install dask distributed" in message and "local:2" in message
 
 
+def test_a_local_cluster_that_cannot_start_is_a_clear_error(monkeypatch):
+    import distributed
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", fail)
+    with pytest.raises(BalancedSamplingError, match="Could not start a local Dask cluster of 2 worker processes "
+                                                    r"\(Nanny failed to start.\)"):
+        DaskExecutor(n_workers=2).map_chunks(_double, [1])
+
+
 def test_unreachable_scheduler_is_named():
     executor = DaskExecutor(address="tcp://127.0.0.1:9")  # discard port: nothing listens
     monkey = executor_module.CONNECT_TIMEOUT
