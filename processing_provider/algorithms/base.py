@@ -125,7 +125,35 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 "BalancedSamplingAlgorithm",
                 "{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for "
                 "example written by a run that was killed). Create it again.").format(definition.name(), path)
+        message = self._number_out_of_range(parameters)
+        if message:
+            return False, message
         return super().checkParameterValues(parameters, context)
+
+    def _number_out_of_range(self, parameters):
+        """QGIS says only "Incorrect parameter value for X" for a number out of range; name the range."""
+        for definition in self.parameterDefinitions():
+            value = parameters.get(definition.name())
+            if definition.type() != "number" or isinstance(value, bool) or value in (None, ""):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue  # an expression or a property: QGIS evaluates and checks it
+            low, high = definition.minimum(), definition.maximum()
+            has_low, has_high = low > -1e300, high < 1e300
+            if (has_low and number < low) or (has_high and number > high):
+                if has_low and has_high:
+                    limits = QCoreApplication.translate("BalancedSamplingAlgorithm", "between {} and {}").format(
+                        f"{low:g}", f"{high:g}")
+                elif has_low:
+                    limits = QCoreApplication.translate("BalancedSamplingAlgorithm", "at least {}").format(f"{low:g}")
+                else:
+                    limits = QCoreApplication.translate("BalancedSamplingAlgorithm", "at most {}").format(f"{high:g}")
+                return QCoreApplication.translate(
+                    "BalancedSamplingAlgorithm", "{} ({}) is {}; it must be {}.").format(
+                    definition.name(), definition.description(), f"{number:g}", limits)
+        return None
 
     def check_paths(self, writes, reads=None, writable: bool = True) -> None:
         """Refuse, before any work, outputs that would overwrite an input or each other, or (``writable``)

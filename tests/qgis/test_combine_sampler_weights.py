@@ -1,6 +1,7 @@
 """Combine sampler weights through processing.run: weights, CSV, report, style, errors."""
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -235,3 +236,13 @@ def test_target_shares_reaches_the_asked_share_and_names_what_is_out_of_reach(ru
                         MAX_WEIGHT=4)
     weights = lifted.loc[~lifted["excluded"].astype(bool), "sampler_weight"].to_numpy()
     assert effective_sample_size(weights) >= 0.6 * len(weights) - 1e-6 and weights.max() <= 4 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("MIN_ESS", 1.5, "MIN_ESS (Minimum ESS (fraction of the patches)) is 1.5; it must be between 0.01 and 1."),
+    ("MAX_WEIGHT", 0.5, "MAX_WEIGHT (Largest weight (× the mean)) is 0.5; it must be at least 1."),
+])
+def test_a_number_out_of_range_names_the_range(run_algorithm, clusters_path, tmp_path, name, value, expected):
+    with pytest.raises(QgsProcessingException, match=re.escape(expected)):
+        combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=SAMPLING_METHODS.index("target_shares"),
+                **{name: value})
