@@ -42,14 +42,16 @@ def _bar(share: float, kind: str) -> str:
     return f'<span class="bar {kind}" style="width:{width:.2f}em"></span>'
 
 
-def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optional[list] = None) -> str:
+def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optional[list] = None,
+                        options: Optional[dict] = None) -> str:
     """The report page. ``comparison``: :func:`.measures.compare_with_random`; ``steps``: selection_step of
-    every selected patch."""
+    every selected patch; ``options``: label -> value of the run's settings, listed as given."""
     ours, rand = comparison["method"], comparison["random"]
     e = html.escape
     rows = [
         (_("Patches selected"), ours["selected"], rand["selected"]),
-        (_("Class-share distance to the pool (L1; 0 = the pool's mix)"), ours["class_share_l1"],
+        (_("Class-share distance to the pool (L1; 0 = the pool's mix, as random selection keeps it; cb and "
+           "fa_cb move away from it on purpose, toward balanced classes)"), ours["class_share_l1"],
          rand["class_share_l1"]),
         (_("Composition clusters covered"), _covered(ours, "clusters_covered", "clusters_in_pool"),
          _covered(rand, "clusters_covered", "clusters_in_pool")),
@@ -93,14 +95,22 @@ def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optio
     if step_rows:
         parts += [f"<h2>{words['steps']}</h2>",
                   f"<table><tr><th>{words['step']}</th><th>{words['patches']}</th></tr>{step_rows}</table>"]
-    parts.append("<p class=\"note\">" + e(_("The coverage radius is measured from a seeded sample of at most "
-                                           "{n} pool patches.").format(n=RADIUS_SAMPLE)) + "</p>")
+    if options:
+        rows = "".join(f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in options.items())
+        parts += [f"<h2>{e(_('Options'))}</h2>", f"<table>{rows}</table>"]
+    if ours["coverage_radius"] is None:
+        parts.append("<p class=\"note\">" + e(_("The coverage radius needs the DINOv2 embeddings: give the "
+                                                 "embedding cache (Parquet) to measure it.")) + "</p>")
+    else:
+        parts.append("<p class=\"note\">" + e(_("The coverage radius is measured from a seeded sample of at "
+                                                 "most {n} pool patches.").format(n=RADIUS_SAMPLE)) + "</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_coreset_report(path, comparison: dict, method: str, budget: int, steps: Optional[list] = None) -> str:
+def write_coreset_report(path, comparison: dict, method: str, budget: int, steps: Optional[list] = None,
+                         options: Optional[dict] = None) -> str:
     """Write :func:`coreset_report_html` to ``path`` atomically; return the path."""
     with atomic_write(path) as handle:
-        handle.write(coreset_report_html(comparison, method, budget, steps))
+        handle.write(coreset_report_html(comparison, method, budget, steps, options))
     return str(path)

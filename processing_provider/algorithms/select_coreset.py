@@ -321,6 +321,29 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                 keep[row] = True
         return keep, method_budget
 
+    def _report_options(self, parameters, context) -> dict:
+        """The settings that shaped the selection, for the report: parameter label -> value (given or default;
+        unset options and zeros that mean "off" left out)."""
+        options = {}
+        for definition in self.parameterDefinitions():
+            if definition.isDestination() or definition.name() in ("INPUT", "IN_PLACE"):
+                continue
+            advanced = bool(definition.flags() & QgsProcessingParameterDefinition.FlagAdvanced)
+            if advanced and definition.name() not in parameters:
+                continue  # an advanced option left at its default
+            value = parameters.get(definition.name(), definition.defaultValue())
+            if value in (None, "") or (definition.type() == "number" and value == 0 and
+                                       definition.name() != "BUDGET"):
+                continue
+            if definition.name() == self.GRID_CELL_SIZE and not parameters.get(self.MAX_PER_CELL):
+                continue  # the cell size only matters with a per-cell limit
+            if definition.type() == "enum":
+                value = definition.options()[self.parameterAsEnum(parameters, definition.name(), context)]
+            elif definition.type() in ("vector", "source", "file"):
+                value = self.parameterAsString(parameters, definition.name(), context) or value
+            options[definition.description()] = value
+        return options
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
         source = self.parameterAsSource(parameters, self.INPUT, context)
@@ -407,7 +430,8 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                         raise QgsProcessingException(self.tr("No patch was selected (every patch is excluded); "
                                                              "there is no report to write."))
                     page = coreset_report_html(comparison, method, result.budget,
-                                               list(result.step[result.selection.order]))
+                                               list(result.step[result.selection.order]),
+                                               self._report_options(parameters, context))
                     with open(outputs.partial(report_path), "w", encoding="utf-8") as handle:
                         handle.write(page)
                 raise_if_canceled(feedback)

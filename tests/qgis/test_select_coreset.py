@@ -228,6 +228,9 @@ def test_report_is_written_with_the_layer(run_algorithm, weights_path, tmp_path)
     assert result["OUTPUT_REPORT"] == str(tmp_path / "coreset.html")
     assert "Coreset report: lc" in page
     assert f"{result['SELECTED_PATCHES']} of {result['POOL_PATCHES']} patches" in page
+    assert "<h2>Options</h2>" in page and "<td>0.3</td>" in page  # the budget given, with its label
+    assert "lc — " in page  # the method as the dialog shows it
+    assert "The coverage radius needs the DINOv2 embeddings" in page  # lc without the cache: said, not a bare dash
     with pytest.raises(QgsProcessingException, match="OUTPUT_REPORT"):
         select(run_algorithm, tmp_path, INPUT=weights_path, OUTPUT_REPORT=str(tmp_path / "coreset.csv"))
 
