@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/run_all.py                  # stages (10k, 50k, 155k), then kNN
     .venv/bin/python bench/run_all.py --quick          # stages at 10k only, then kNN
-    .venv/bin/python bench/run_all.py --no-knn         # stages (and weights) only
+    .venv/bin/python bench/run_all.py --no-knn         # everything but kNN (stages, weights, coreset, scale-out)
     .venv/bin/python bench/run_all.py --no-stages -- --sizes 20000   # kNN only, extra args to bench_knn
 
 Arguments after ``--`` go to ``bench_knn.py``; ``--stages-args`` passes a quoted string to
@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-knn", action="store_true", help="skip bench_knn.py")
     parser.add_argument("--no-weights", action="store_true", help="skip bench_weights.py")
     parser.add_argument("--no-coreset", action="store_true", help="skip bench_coreset.py")
+    parser.add_argument("--no-scaleout", action="store_true", help="skip bench_scaleout.py (1 M patches, minutes)")
     parser.add_argument("--quick", action="store_true", help="bench_stages.py --quick (10k only)")
     parser.add_argument("--no-doc", action="store_true", help="pass --no-doc to both (leave docs/ alone)")
     parser.add_argument("--stages-args", default="", help="extra arguments for bench_stages.py (one quoted string)")
@@ -59,6 +60,8 @@ def main(argv=None) -> int:
         codes.append(run("bench_weights.py", ["--no-doc"] if args.no_doc else []))
     if not args.no_coreset:
         codes.append(run("bench_coreset.py", ["--no-doc"] if args.no_doc else []))
+    if not args.no_scaleout:
+        codes.append(run("bench_scaleout.py", ["--no-doc"] if args.no_doc else []))
     if not args.no_knn:
         codes.append(run("bench_knn.py", knn_extra + (["--no-doc"] if args.no_doc else [])))
     return next((c for c in codes if c), 0)
