@@ -28,13 +28,12 @@ import math
 import os
 import pickle
 import re
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import machine
+from common import Timer, machine, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,21 +42,6 @@ DOC = ROOT / "docs" / "scale-out.md"
 BEGIN, END = "<!-- bench_scaleout: begin -->", "<!-- bench_scaleout: end -->"
 PATCH = 64
 NODATA = 0
-
-
-def load1() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-class Timer:
-    def __enter__(self):
-        self.load_before = load1()
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        self.load_after = load1()
 
 
 def make_mask(path: Path, side: int, seed: int = 0) -> float:
@@ -164,7 +148,7 @@ def run(args) -> dict:
         reference = compute_mask_stats(records, nodata_class=NODATA, check_black_border=False,
                                        chunk_size=args.chunk_size, executor=InProcessExecutor(args.threads))
     out["in_process"] = {"threads": args.threads, "seconds": t_in.seconds, "load": [t_in.load_before, t_in.load_after],
-                         "client_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                         "client_peak_rss_mb": round(peak_rss_mb()),
                          "client_rss_mb": round(peak_and_now()[0])}
 
     executor = DaskExecutor(n_workers=args.workers, threads_per_worker=1)

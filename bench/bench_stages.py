@@ -27,14 +27,13 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import machine, save_log_log_plot, write_section
+from common import Timer, load1, machine, peak_rss_mb, save_log_log_plot, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,31 +49,6 @@ COLOURS = np.array([(0, 0, 0), (120, 140, 90), (40, 70, 140), (30, 100, 40), (15
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def load1() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-class Timer:
-    """Wall time plus the 1-min load average at start and end."""
-
-    def __enter__(self):
-        self.load_before = load1()
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        self.load_after = load1()
-
-    def as_dict(self, prefix: str = "") -> dict:
-        return {f"{prefix}seconds": self.seconds, f"{prefix}load_before": self.load_before,
-                f"{prefix}load_after": self.load_after}
 
 
 # --------------------------------------------------------------------------- synthetic data

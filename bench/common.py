@@ -3,6 +3,8 @@
 import os
 import platform
 import re
+import resource
+import time
 from pathlib import Path
 
 
@@ -15,6 +17,31 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()} {platform.machine()}"
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+class Timer:
+    """Wall time plus the 1-min load average at start and end."""
+
+    def __enter__(self):
+        self.load_before = load1()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        self.load_after = load1()
+
+    def as_dict(self, prefix: str = "") -> dict:
+        return {f"{prefix}seconds": self.seconds, f"{prefix}load_before": self.load_before,
+                f"{prefix}load_after": self.load_after}
 
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
