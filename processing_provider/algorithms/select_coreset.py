@@ -102,7 +102,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             "the DINOv2 embeddings, then round-robin over the clusters; <i>fa</i> = mean × spread of each "
             "embedding; <i>lc_fd</i> = the first m patches by fd, then by lc; <i>fa_cb</i> = λ·fa + (1 − λ)·cb. "
             "fd, fa, lc_fd and fa_cb read the embeddings from the Parquet cache that Compute DINOv2 uniqueness "
-            "wrote.\n"
+            "wrote; when it holds embeddings of several models, name the model (advanced).\n"
             "<b>Budget</b>: a fraction of the patches that are not excluded (0.3 = 30%), or a number of "
             "patches, as the budget mode says.\n"
             "<b>Vector layer</b> (optional): patches whose footprint covers at least the minimum area (map units "
@@ -134,7 +134,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             options=[self.tr("fraction — of the patches not excluded"), self.tr("count — a number of patches")],
             defaultValue=0))
         self.addParameter(QgsProcessingParameterFile(
-            self.PARQUET_PATH, self.tr("Embedding cache (Parquet; fd, fa, lc_fd, fa_cb)"),
+            self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"),
             extension="parquet", optional=True))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.VECTOR_LAYER, self.tr("Take first the patches over the polygons of"),
@@ -149,19 +149,17 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             self.GRID_CELL_SIZE, self.tr("Grid cell size (map units)"), QgsProcessingParameterNumber.Double,
             defaultValue=1000.0, minValue=0), 2))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.MIN_DISTANCE, self.tr("Spatial diversity: minimum distance between selected patches (map units, "
-                                       "0 = off)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
+            self.MIN_DISTANCE, self.tr("Minimum distance between selected patches (0 = off)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
             minValue=0), 2))
         self.addParameter(QgsProcessingParameterExpression(
             self.SUBPOOL_EXPRESSION, self.tr("Method picks only where (e.g. \"cls_4\" > 0.5)"),
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.METHOD_BUDGET, self.tr("The method's own budget, in the budget mode's unit (0 = the rest of the "
-                                        "budget)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
+            self.METHOD_BUDGET, self.tr("Method's own budget (0 = the rest of the budget)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
             minValue=0), 3))
         advanced = [
             QgsProcessingParameterString(
-                self.DINO_MODEL, self.tr("Model of the cached embeddings (when the cache holds several)"),
+                self.DINO_MODEL, self.tr("Model in the embedding cache"),
                 optional=True),
             QgsProcessingParameterNumber(self.FD_K_MIN, self.tr("fd: smallest number of clusters"),
                                          QgsProcessingParameterNumber.Integer, defaultValue=2, minValue=1),
@@ -202,8 +200,8 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         labels = [
             self.tr("lc — label complexity (class entropy)"),
             self.tr("cb — class balance (greedy)"),
-            self.tr("fd — feature diversity (clusters of embeddings)"),
-            self.tr("fa — feature activation (embedding mean × spread)"),
+            self.tr("fd — feature diversity"),
+            self.tr("fa — feature activation"),
             self.tr("lc_fd — first by fd, then by lc"),
             self.tr("fa_cb — blend of fa and cb"),
         ]
