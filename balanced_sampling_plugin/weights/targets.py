@@ -248,22 +248,27 @@ class _Problem:
         # Out of reach: the nearest shares the convex hull of the patches holds, then moved toward
         # the uniform shares (always reachable) until the floor and cap allow them.
         nearest = self._nearest_in_hull(targets)
-        low, high = 0.0, 1.0
-        best = None
-        for _step in range(_BISECTION_STEPS):
-            middle = (low + high) / 2 if best is not None or low > 0 else 0.0
-            trial = {c: (1 - middle) * nearest[c] + middle * self.uniform_shares[c] for c in targets}
-            solution, _x = self._min_norm_exact(trial, None)
-            if solution is not None:
-                best, t, high = solution, trial, middle
-            else:
-                low = middle if middle > 0 else 1e-6
-            if best is not None and high - low < 1e-6:
-                break
+
+        def toward_uniform(fraction):
+            return {c: (1 - fraction) * nearest[c] + fraction * self.uniform_shares[c] for c in targets}
+
+        best, _x = self._min_norm_exact(toward_uniform(0.0), None)
         if best is None:
+            # the uniform shares are always reached (w = 1): bisect for the smallest move toward them
+            best, _x = self._min_norm_exact(toward_uniform(1.0), None)
+            low, high = 0.0, 1.0
+            for _step in range(_BISECTION_STEPS):
+                middle = (low + high) / 2
+                solution, _x = self._min_norm_exact(toward_uniform(middle), None)
+                if solution is None:
+                    low = middle
+                else:
+                    best, high = solution, middle
+                if high - low < 1e-6:
+                    break
+        if best is None:  # not even the uniform shares converged: uniform weights
             best, _x = self._min_norm_exact({}, None)
-            t = {}
-        return self._with_request(best, targets, {c: best.shares[c] for c in targets} if t else {}, False)
+        return self._with_request(best, targets, {c: best.shares[c] for c in targets}, False)
 
     def balanced(self, min_ess: float) -> TargetSolution:
         return self._bisect(self.uniform_shares[self.present].min(), self.top_balanced(), min_ess,
