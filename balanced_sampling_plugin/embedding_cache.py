@@ -19,11 +19,22 @@ Semantics:
   someone else's: it is an error, never overwritten. An empty file holds nothing to lose.
 - Writes are atomic: a partial file in the same folder, then a rename
   (:class:`~balanced_sampling_plugin.file_safety.OutputFiles`).
+
+Two layouts, read alike:
+
+- a single file (``cache.parquet``): a save merges the new rows and rewrites the file;
+- a partitioned dataset (a folder, as Dask and Spark write them: an existing folder, or a new path ending
+  in ``/``): each save adds one ``part-<time>-<id>.parquet`` file holding only its new rows, so Dask
+  workers write their own partitions side by side and a finished partition is never rewritten. Parts are
+  read in name (= time) order, so a later row wins. The folder holds nothing else: a folder with other
+  files is someone else's and is refused.
 """
 
 from __future__ import annotations
 
 import os
+import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -38,6 +49,20 @@ KEY, MODEL, EMBEDDING = "patch_key", "model", "embedding"
 PARQUET_MAGIC = b"PAR1"
 #: Rows per Arrow chunk when writing (keeps list offsets well inside int32).
 WRITE_CHUNK = 100_000
+#: File names of a partitioned cache's parts.
+PART_PREFIX, PART_SUFFIX = "part-", ".parquet"
+
+
+def is_partitioned(path) -> bool:
+    """Whether the cache at ``path`` is (or will be) a partitioned dataset: an existing folder, or a new path
+    written with a trailing separator (``embeddings/``)."""
+    text = os.fspath(path)
+    return os.path.isdir(text) or (not os.path.exists(text) and text.endswith(("/", os.sep)))
+
+
+def part_name(tag: str = "") -> str:
+    """A new part's file name: the time first (parts sort in the order they were written), then a random id."""
+    return f"{PART_PREFIX}{time.time_ns():020d}-{tag or uuid.uuid4().hex[:12]}{PART_SUFFIX}"
 
 
 def _pyarrow():
@@ -66,40 +91,64 @@ class EmbeddingCache:
         self._table = self._read()
 
     def _read(self):
-        """The file's rows as a pyarrow Table with the cache schema, or None (no file / unreadable)."""
-        pa = _pyarrow()
+        """The cache's rows as a pyarrow Table with the cache schema, or None (nothing there / unreadable)."""
+        if is_partitioned(self.path):
+            return self._read_parts()
         if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return None
-        if os.path.isdir(self.path):
+        return self._read_file(self.path)
+
+    def _read_parts(self):
+        """Every part of a partitioned cache, in name order; a folder holding other files is refused."""
+        pa = _pyarrow()
+        if not os.path.isdir(self.path):
+            return None
+        names = sorted(entry for entry in os.listdir(self.path) if not entry.startswith((".", "_")))
+        foreign = [entry for entry in names if not entry.lower().endswith(PART_SUFFIX)
+                   or not os.path.isfile(os.path.join(self.path, entry))]
+        if foreign:
             raise BalancedSamplingError(
-                _("The embedding cache '{path}' is a folder; give a .parquet file name.").format(path=self.path))
-        with open(self.path, "rb") as handle:
+                _("The embedding cache folder '{path}' holds other files ({files}), so it is not a cache of this "
+                  "tool and was left as it is. Give an empty or new folder, or a .parquet file name.").format(
+                    path=self.path, files=", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")))
+        tables = [table for table in (self._read_file(os.path.join(self.path, entry)) for entry in names
+                                      if os.path.getsize(os.path.join(self.path, entry)) > 0)
+                  if table is not None]
+        return pa.concat_tables(tables) if tables else None
+
+    def _read_file(self, path):
+        """One Parquet file's rows with the cache schema; None (with a warning) when it cannot be read."""
+        pa = _pyarrow()
+        if os.path.isdir(path):
+            raise BalancedSamplingError(
+                _("The embedding cache '{path}' is a folder; give a .parquet file name.").format(path=path))
+        with open(path, "rb") as handle:
             signature = handle.read(4)
         if signature != PARQUET_MAGIC:
             raise BalancedSamplingError(
                 _("'{path}' is not a Parquet file, so it cannot be the embedding cache; it was left as it is. Choose "
-                  "a new file name ending in .parquet for the cache.").format(path=self.path)
+                  "a new file name ending in .parquet for the cache.").format(path=path)
             )
         try:
-            table = _parquet().read_table(self.path)
+            table = _parquet().read_table(path)
         except (OSError, pa.ArrowException) as exc:
             self.progress.warning(
                 _("The embedding cache '{path}' cannot be read ({error}); it is ignored and will be rewritten with "
-                  "freshly computed embeddings.").format(path=self.path, error=exc)
+                  "freshly computed embeddings.").format(path=path, error=exc)
             )
             return None
         missing = {KEY, MODEL, EMBEDDING} - set(table.column_names)
         if missing:
             raise BalancedSamplingError(
                 _("'{path}' is not an embedding cache of this tool (no column {columns}). Choose another parquet "
-                  "file name, or delete this one.").format(path=self.path, columns=", ".join(sorted(missing)))
+                  "file name, or delete this one.").format(path=path, columns=", ".join(sorted(missing)))
             )
         try:
             return table.select([KEY, MODEL, EMBEDDING]).cast(_schema())
         except pa.ArrowException as exc:
             raise BalancedSamplingError(
                 _("The embedding cache '{path}' has unexpected column types ({error}). Delete it or choose another "
-                  "file.").format(path=self.path, error=exc)
+                  "file.").format(path=path, error=exc)
             ) from exc
 
     def lookup(self, keys, model: str, dim: int):
@@ -140,14 +189,18 @@ class EmbeddingCache:
         return found, matrix[position[found]]
 
     def save(self, keys, model: str, embeddings) -> None:
-        """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic."""
+        """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic.
+
+        A single file is merged and rewritten; a partitioned cache gets one new part with these rows."""
         pa, pc = _pyarrow(), _compute()
-        keys = pa.array(list(keys), pa.string())
-        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        new = pa.table([keys, pa.array([model] * len(keys), pa.string()), _list_array(embeddings)], schema=_schema())
+        new = cache_rows(keys, model, embeddings)
+        if is_partitioned(self.path):
+            write_part(self.path, new)
+            self._table = new if self._table is None else pa.concat_tables([self._table, new])
+            return
         tables = [new]
         if self._table is not None:
-            replaced = pc.and_(pc.equal(self._table[MODEL], model), pc.is_in(self._table[KEY], value_set=keys))
+            replaced = pc.and_(pc.equal(self._table[MODEL], model), pc.is_in(self._table[KEY], value_set=new[KEY]))
             tables.insert(0, self._table.filter(pc.invert(replaced)))
         table = pa.concat_tables(tables)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -155,6 +208,25 @@ class EmbeddingCache:
             _parquet().write_table(table, outputs.partial(self.path))
             outputs.commit()
         self._table = table
+
+
+def cache_rows(keys, model: str, embeddings):
+    """The cache table of ``keys`` (m,) and their ``embeddings`` (m, d) for ``model`` (pyarrow Table)."""
+    pa = _pyarrow()
+    keys = pa.array(list(keys), pa.string())
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    return pa.table([keys, pa.array([model] * len(keys), pa.string()), _list_array(embeddings)], schema=_schema())
+
+
+def write_part(folder, rows, tag: str = "") -> str:
+    """Write ``rows`` (a cache table) as a new part of the partitioned cache ``folder``, atomically; its path."""
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, part_name(tag))
+    with OutputFiles() as outputs:
+        _parquet().write_table(rows, outputs.partial(path))
+        outputs.commit()
+    return path
 
 
 def _list_array(embeddings: np.ndarray):

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .contract import PRECISIONS
-from .embedding_cache import EmbeddingCache
+from .embedding_cache import EmbeddingCache, is_partitioned
+from .embedding_tasks import ModelSpec, forget_models, plan_tasks, run_embedding_task, worker_model
 from .errors import BalancedSamplingError, OperationCanceled, require
 from .i18n import N_, _
 from .patch_images import PatchReader, check_windows, estimate_stretch
@@ -576,7 +577,7 @@ def cache_identity(model_name: str, fingerprint: str, bands, stretch, values=Non
 def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", batch_size: int = 32,
                        num_workers: int = 2, use_gpu: bool = False, parquet_path=None, bands=(1, 2, 3),
                        stretch=(2, 98), progress: Progress | None = None,
-                       precision: str = "auto", threads="all") -> EmbeddingResult:
+                       precision: str = "auto", threads="all", executor=None) -> EmbeddingResult:
     """DINOv2 CLS embeddings of every patch of ``records``, reusing and updating the cache.
 
     Parameters
@@ -597,6 +598,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         keeps running beside busy processes, and fewer threads were not consistently faster, docs/benchmarks.md),
         ``"auto"`` (the cores other processes leave
         free, re-checked while running) or a number (see :func:`cpu_threads`).
+    executor : a :class:`~balanced_sampling_plugin.compute.Executor` on a Dask cluster, to compute the missing
+        patches on its workers (:mod:`.embedding_tasks`: the model loads once per worker, on its GPU when
+        ``use_gpu`` and it has one; the workers must see the images and a model folder at the same paths); None
+        or an in-process executor: here. Same embeddings either way.
 
     Every window is checked against its image (inside it, bands present) before the model loads.
     """
@@ -648,7 +653,13 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             progress.info(_("Embedding cache '{path}': {reused} of {total} patches reused, {todo} to compute.").format(
                 path=cache.path, reused=int(found.sum()), total=len(unique_keys), todo=len(todo)))
         device = None
-        if todo:
+        if todo and executor is not None and not executor.in_process:
+            device = "cluster"
+            spec = ModelSpec(name, local, fingerprint, precision, bool(use_gpu), dim)
+            computed = _embed_on_workers(executor, spec, reader, [windows[i] for i in todo], unique_keys[todo],
+                                         bands, int(batch_size), identity, cache if fingerprint else None, progress)
+            vectors[todo] = computed
+        elif todo:
             device = pick_device(use_gpu, progress)
             model, spec = load_model(name, local, device, revision=fingerprint)
             if precision == "int8":
@@ -664,8 +675,50 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             vectors[todo] = computed
             if cache and fingerprint:
                 cache.save(unique_keys[todo], identity, computed)
+        if device == "cluster" and cache and fingerprint and not is_partitioned(cache.path):
+            cache.save(unique_keys[todo], identity, vectors[todo])
     return EmbeddingResult(vectors[row_to_unique], computed=len(todo), reused=int(found.sum()), model_name=name,
                            device=device, unique_embeddings=vectors, row_to_unique=row_to_unique)
+
+
+def _embed_on_workers(executor, spec, reader, windows, keys, bands, batch_size, identity, cache, progress):
+    """(len(windows), dim) embeddings computed in tasks on ``executor``'s workers (:mod:`.embedding_tasks`).
+
+    A partitioned ``cache`` gets each finished task's part from the worker; a single-file one is saved here:
+    at the end by the caller, and on an error or a cancel with what came back so far."""
+    import functools
+
+    folder = cache.path if cache is not None and is_partitioned(cache.path) else None
+    tasks = plan_tasks(windows, keys, spec, bands, reader.stretch, batch_size, identity, folder)
+    starts = np.cumsum([0] + [len(task.windows) for task in tasks])
+    out = np.zeros((len(windows), spec.dim), dtype=np.float32)
+    arrived = np.zeros(len(windows), dtype=bool)
+
+    def keep(i, vectors):
+        if vectors.shape != (starts[i + 1] - starts[i], spec.dim):
+            raise BalancedSamplingError(_("The model gives {given}-d embeddings, not {expected}.").format(
+                given=vectors.shape[-1], expected=spec.dim))
+        out[starts[i]:starts[i + 1]] = vectors
+        arrived[starts[i]:starts[i + 1]] = True
+
+    progress.info(_("Computing {n} embeddings {where}, in {tasks} tasks; each worker loads the model once ({gpu}).")
+                  .format(n=len(windows), where=executor.description, tasks=len(tasks),
+                          gpu=_("on its GPU when it has one") if spec.use_gpu else _("on its CPU")))
+    try:
+        with executor.worker_setup("balanced-sampling-dinov2", functools.partial(worker_model, spec), forget_models):
+            executor.map_chunks(run_embedding_task, tasks, progress, sizes=[len(t.windows) for t in tasks],
+                                on_result=keep)
+    except BaseException as exc:
+        if cache is not None and folder is None and arrived.any():
+            cache.save(keys[arrived], identity, out[arrived])
+        if isinstance(exc, OperationCanceled):
+            kept = int(arrived.sum()) if cache is not None else 0
+            raise OperationCanceled(
+                _("Canceled by the user; the {done} embeddings computed so far were added to the cache "
+                  "'{path}'.").format(done=kept, path=cache.path) if kept else
+                _("Canceled by the user; no embedding was written.")) from exc
+        raise
+    return out
 
 
 def _planned_device(use_gpu: bool) -> str:

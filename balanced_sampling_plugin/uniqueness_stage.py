@@ -52,6 +52,8 @@ def compute_uniqueness(
     progress: Progress | None = None,
     precision: str = "auto",
     reproducible: bool = False,
+    executor=None,
+    threads="all",
 ) -> UniquenessResult:
     """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to
     its ``k_neighbors`` nearest other patches. Parameters as in
@@ -59,6 +61,8 @@ def compute_uniqueness(
     :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`; ``reproducible`` builds the
     ``nndescent`` graph on one thread, so that it returns identical neighbours every run
     (about 2x slower on 2 cores); the other backends are reproducible already and ignore it.
+    ``executor``: a Dask executor computes the missing embeddings on its workers (see
+    :func:`~balanced_sampling_plugin.embeddings.extract_embeddings`); the kNN runs here.
     """
     progress = as_progress(progress)
     # Fail on a bad backend, a missing kNN package or a too-small table before the long extraction.
@@ -77,6 +81,8 @@ def compute_uniqueness(
         stretch=stretch,
         progress=progress.child(0.0, EXTRACTION_SHARE),
         precision=precision,
+        executor=executor,
+        threads=threads,
     )
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
     params = reproducible_params(backend) if reproducible else {}

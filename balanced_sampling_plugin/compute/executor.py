@@ -13,6 +13,7 @@ patches) as chunks finish; a cancel raises :class:`~balanced_sampling_plugin.err
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -48,6 +49,8 @@ CONNECT_TIMEOUT = 20
 DASK_MODULES = SCALE_OUT
 
 Function = Callable[[Any, Callable[[], bool]], Any]
+#: Called in the caller's thread as each chunk's result arrives: ``on_result(index, result)``.
+ResultHook = Optional[Callable[[int, Any], None]]
 
 
 class Executor:
@@ -55,10 +58,19 @@ class Executor:
 
     #: Words for the log, e.g. "in this process (2 threads)".
     description = ""
+    #: Whether chunks run in this process (a stage may then keep its own in-process loop).
+    in_process = True
 
     def map_chunks(self, function: Function, chunks: Sequence[Any], progress: Optional[Progress] = None,
-                   sizes: Optional[Sequence[int]] = None) -> list:
+                   sizes: Optional[Sequence[int]] = None, on_result: ResultHook = None) -> list:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def worker_setup(self, name: str, setup: Callable[[], None], teardown: Optional[Callable[[], None]] = None):
+        """Within the block, ``setup()`` has run once in every worker process before its tasks (e.g. to load a
+        model once per worker), and ``teardown()`` runs there on exit. In this process there is nothing to do:
+        tasks set themselves up on first use."""
+        yield
 
     def close(self) -> None:
         """Release what the executor started (nothing by default)."""
@@ -88,7 +100,7 @@ class InProcessExecutor(Executor):
         self.description = _("in this process ({n} threads)").format(n=workers)
 
     def map_chunks(self, function: Function, chunks: Sequence[Any], progress: Optional[Progress] = None,
-                   sizes: Optional[Sequence[int]] = None) -> list:
+                   sizes: Optional[Sequence[int]] = None, on_result: ResultHook = None) -> list:
         progress = as_progress(progress)
         sizes = _sizes(chunks, sizes)
         total, done = sum(sizes), 0
@@ -102,6 +114,8 @@ class InProcessExecutor(Executor):
                     for future in finished:
                         i = pending.pop(future)
                         results[i] = future.result()  # re-raises a chunk's error
+                        if on_result is not None:
+                            on_result(i, results[i])
                         done += sizes[i]
                     progress.update(done, total)  # raises OperationCanceled when the user cancelled
             except BaseException:
@@ -220,6 +234,8 @@ class DaskExecutor(Executor):
     worker processes (``threads_per_worker`` threads each, ``memory_limit`` each) that this executor
     starts on first use and closes in :meth:`close`."""
 
+    in_process = False
+
     def __init__(self, address: Optional[str] = None, n_workers: Optional[int] = None,
                  threads_per_worker: Optional[int] = None, memory_limit: Optional[object] = None):
         self.address = address
@@ -271,7 +287,7 @@ class DaskExecutor(Executor):
                       "process.").format(address=self.address, error=exc)) from exc
 
     def map_chunks(self, function: Function, chunks: Sequence[Any], progress: Optional[Progress] = None,
-                   sizes: Optional[Sequence[int]] = None) -> list:
+                   sizes: Optional[Sequence[int]] = None, on_result: ResultHook = None) -> list:
         progress = as_progress(progress)
         sizes = _sizes(chunks, sizes)
         total, done = sum(sizes), 0
@@ -315,6 +331,8 @@ class DaskExecutor(Executor):
                 for future, result in zip(batch, self._gather(client, batch, chunks, position)):
                     i = position[future.key]
                     results[i] = result
+                    if on_result is not None:
+                        on_result(i, result)
                     done += sizes[i]
                     future.release()  # the result is here: the worker may drop it
                 collected += len(batch)
@@ -326,6 +344,38 @@ class DaskExecutor(Executor):
             client.cancel([f for f in futures if not f.done()])
             raise
         return results
+
+    @contextlib.contextmanager
+    def worker_setup(self, name: str, setup: Callable[[], None], teardown: Optional[Callable[[], None]] = None):
+        """``setup()`` as a Dask ``WorkerPlugin``: it runs on every worker now and on any worker that joins (or
+        restarts after being killed) while the block runs; on exit the plugin is removed and ``teardown()`` runs
+        on each worker. An engine error in ``setup()`` comes back as itself."""
+        client = self.client
+        import distributed
+
+        class _Setup(distributed.WorkerPlugin):  # defined here: distributed is imported on this path only
+            def __init__(self):
+                self.name = name
+
+            def setup(self, worker):
+                _run_on_worker(lambda _chunk, _stop: setup(), None)
+
+            def teardown(self, worker):
+                if teardown is not None:
+                    teardown()
+
+        try:
+            client.register_plugin(_Setup(), name=name)
+        except BalancedSamplingError:
+            raise
+        except Exception as exc:
+            raise BalancedSamplingError(
+                _("Setting up the Dask workers failed ({error}).").format(error=exc)) from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a cluster gone meanwhile has nothing left to tear down
+                client.unregister_worker_plugin(name)
 
     @staticmethod
     def _gather(client, batch, chunks, position) -> list:

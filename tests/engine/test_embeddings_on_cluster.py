@@ -1,0 +1,221 @@
+"""DINOv2 embeddings on a Dask LocalCluster of 2 worker processes (issue 17): the same vectors as in-process,
+a partitioned cache written by the workers, only missing patches recomputed, a worker killed mid-run, cancel,
+and the checks a worker makes of its model."""
+
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed", reason="dask/distributed are installed by make setup (requirements.txt)")
+
+from balanced_sampling_plugin import embedding_tasks  # noqa: E402
+from balanced_sampling_plugin.compute import DaskExecutor  # noqa: E402
+from balanced_sampling_plugin.embedding_cache import EmbeddingCache, is_partitioned  # noqa: E402
+from balanced_sampling_plugin.embeddings import extract_embeddings  # noqa: E402
+from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled  # noqa: E402
+from balanced_sampling_plugin.footprints import build_footprints  # noqa: E402
+from balanced_sampling_plugin.progress import Progress  # noqa: E402
+from balanced_sampling_plugin.uniqueness_stage import compute_uniqueness  # noqa: E402
+from tests.tiny_dinov2 import build_tiny_dinov2  # noqa: E402
+
+PER_TASK = 48  # 384 patches -> 8 tasks
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import cloudpickle
+    import dask
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the sabotage below runs on the workers
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        executor = DaskExecutor(n_workers=2, threads_per_worker=1, memory_limit="1500MiB")
+        executor.client.wait_for_workers(2, timeout=60)
+    yield executor
+    executor.close()
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_tiny_dinov2(tmp_path_factory.mktemp("tiny-dinov2"))
+
+
+@pytest.fixture(scope="module")
+def records(synthetic_dataset):
+    pairs = list(zip(synthetic_dataset.images, synthetic_dataset.masks))
+    return build_footprints(pairs, patch_size=64, stride=64).records  # 6 rasters x 64 windows
+
+
+@pytest.fixture(scope="module")
+def in_process(records, model):
+    return extract_embeddings(records, dino_model=model, precision="fp32", threads=1).embeddings
+
+
+@pytest.fixture
+def small_tasks(monkeypatch):
+    monkeypatch.setattr(embedding_tasks, "PATCHES_PER_TASK", PER_TASK)
+
+
+def _parts(folder):
+    return sorted(name for name in os.listdir(folder) if name.startswith("part-"))
+
+
+def test_cluster_embeddings_equal_in_process(cluster, records, model, in_process, small_tasks, tmp_path):
+    messages = []
+    result = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster,
+                                parquet_path=tmp_path / "cache.parquet", progress=Progress(info=messages.append))
+    np.testing.assert_array_equal(result.embeddings, in_process)
+    assert result.computed == len(records) and result.reused == 0 and result.device == "cluster"
+    assert any("in 8 tasks" in m and "local Dask cluster of 2 worker processes" in m for m in messages), messages
+    # The single-file cache was written by the client and serves an in-process re-run.
+    again = extract_embeddings(records, dino_model=model, precision="fp32", parquet_path=tmp_path / "cache.parquet")
+    assert again.computed == 0 and again.reused == len(records)
+    np.testing.assert_array_equal(again.embeddings, in_process)
+
+
+def test_workers_write_a_partitioned_cache_and_a_rerun_computes_only_missing_patches(
+        cluster, records, model, in_process, small_tasks, tmp_path):
+    folder = str(tmp_path / "cache") + os.sep
+    assert is_partitioned(folder)
+    first = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
+    np.testing.assert_array_equal(first.embeddings, in_process)
+    parts = _parts(folder)
+    assert len(parts) == 8  # one part per task, written by the workers
+    os.remove(os.path.join(folder, parts[3]))  # a lost partition: only its 48 patches are computed again
+    second = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
+    assert (second.computed, second.reused) == (PER_TASK, len(records) - PER_TASK)
+    np.testing.assert_array_equal(second.embeddings, in_process)
+    assert len(_parts(folder)) == 8
+    # Nothing missing: no model runs, no part is added.
+    third = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
+    assert third.computed == 0 and third.device is None and len(_parts(folder)) == 8
+
+
+def _install_sabotage(marker, after_parts, folder):
+    """Replace this worker's run_embedding_task by one that kills the process once, after ``after_parts``
+    parts were written (so some partitions are finished when a worker dies mid-run)."""
+    from balanced_sampling_plugin import embedding_tasks as tasks
+
+    original = tasks.run_embedding_task
+
+    def sabotaged(task, stop):
+        parts = [n for n in os.listdir(folder) if n.startswith("part-")] if os.path.isdir(folder) else []
+        if len(parts) >= after_parts and not os.path.exists(marker):
+            with open(marker, "w") as handle:
+                handle.write(str(os.getpid()))
+            os._exit(1)
+        return original(task, stop)
+
+    tasks.run_embedding_task = sabotaged
+
+
+def test_a_worker_killed_mid_run_keeps_finished_partitions_and_the_result_is_complete(
+        cluster, records, model, in_process, small_tasks, tmp_path):
+    folder = str(tmp_path / "cache") + os.sep
+    marker = str(tmp_path / "died")
+    cluster.client.run(_install_sabotage, marker, 3, folder)
+    seen = set()
+    watching = threading.Event()
+
+    def watch():  # the parts present just before the worker dies
+        while not watching.is_set() and not os.path.exists(marker):
+            if os.path.isdir(folder):
+                seen.update(_parts(folder))
+        watching.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster,
+                                    parquet_path=folder)
+    finally:
+        watching.set()
+        watcher.join()
+    assert os.path.exists(marker)  # a worker really died mid-run
+    assert len(seen) >= 3 and seen <= set(_parts(folder))  # the partitions finished before it died were kept
+    np.testing.assert_array_equal(result.embeddings, in_process)
+    assert EmbeddingCache(folder).lookup(result_keys(records), _identity(folder), in_process.shape[1])[0].all()
+    cluster.client.wait_for_workers(2, timeout=60)
+    cluster.client.run(_restore)  # the other worker may still hold the sabotage
+
+
+def _restore():
+    import importlib
+
+    from balanced_sampling_plugin import embedding_tasks as tasks
+
+    importlib.reload(tasks)
+
+
+def result_keys(records):
+    from balanced_sampling_plugin.records import patch_ids
+
+    return np.unique(patch_ids(records).to_numpy())
+
+
+def first_rows(records):
+    """The first record row of each key of :func:`result_keys`, in that order."""
+    from balanced_sampling_plugin.records import patch_ids
+
+    return np.unique(patch_ids(records).to_numpy(), return_index=True)[1]
+
+
+def _identity(folder):
+    cache = EmbeddingCache(folder)
+    return cache._table["model"][0].as_py()
+
+
+def test_cancel_on_the_cluster_keeps_what_arrived_in_a_single_file_cache(cluster, records, model, in_process,
+                                                                         small_tasks, tmp_path):
+    """Cancel once the first task's result is in: the futures are cancelled and what arrived is in the cache."""
+    path = tmp_path / "cache.parquet"
+    moved = []
+    progress = Progress(set_percent=lambda percent: moved.append(percent > 0), is_canceled=lambda: any(moved))
+    with pytest.raises(OperationCanceled) as info:
+        extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=path,
+                           progress=progress)
+    found, vectors = EmbeddingCache(path).lookup(result_keys(records), _identity(path), in_process.shape[1])
+    assert 0 < found.sum() < len(records)
+    assert f"the {int(found.sum())} embeddings computed so far were added" in str(info.value)
+    np.testing.assert_array_equal(vectors, in_process[first_rows(records)][found])
+
+
+def test_a_worker_with_other_weights_is_refused(model, tmp_path):
+    spec = embedding_tasks.ModelSpec(name=model, local=True, fingerprint="0" * 24, precision="fp32",
+                                     use_gpu=False, dim=32)
+    with pytest.raises(BalancedSamplingError, match="holds other weights than on this machine"):
+        embedding_tasks.worker_model(spec)
+    missing = embedding_tasks.ModelSpec(name=str(tmp_path / "nowhere"), local=True, fingerprint=None,
+                                        precision="fp32", use_gpu=False, dim=32)
+    with pytest.raises(BalancedSamplingError, match="does not exist on the Dask worker"):
+        embedding_tasks.worker_model(missing)
+
+
+def test_a_model_that_fails_on_the_workers_is_a_clear_error(cluster, records, model, tmp_path, small_tasks):
+    """The worker setup loads the model on every worker before any task: its engine error comes back as itself."""
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    for name in os.listdir(model):
+        target = broken / name
+        target.write_bytes(b"not a model" if name.endswith(".safetensors") else (
+            open(os.path.join(model, name), "rb").read()))
+    with pytest.raises(BalancedSamplingError, match="Cannot load the DINOv2 model"):
+        extract_embeddings(records.head(10), dino_model=str(broken), precision="fp32", executor=cluster)
+
+
+def test_uniqueness_on_the_cluster_equals_in_process(cluster, records, model, small_tasks):
+    here = compute_uniqueness(records, dino_model=model, precision="fp32", backend="faiss", threads=1)
+    there = compute_uniqueness(records, dino_model=model, precision="fp32", backend="faiss", executor=cluster)
+    np.testing.assert_array_equal(there.table.to_numpy(), here.table.to_numpy())
+
+
+def test_a_partitioned_cache_folder_with_other_files_is_refused(records, model, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(BalancedSamplingError, match="holds other files .*notes.txt"):
+        extract_embeddings(records.head(4), dino_model=model, precision="fp32", parquet_path=folder)
+    assert os.listdir(folder) == ["notes.txt"] and (folder / "notes.txt").read_text() == "keep me"
