@@ -342,7 +342,7 @@ def _scheduler(value, key):
 
 @dataclass
 class ComputeConfig:
-    """Where the mask statistics run (the plugin's own section; see :mod:`~.compute`)."""
+    """Where the mask statistics and the DINOv2 embeddings run (the plugin's own section; see :mod:`~.compute`)."""
 
     scheduler: str = _setting("", _scheduler)
     n_workers: Optional[int] = _setting(None, _optional(_integer(1)))
@@ -683,7 +683,9 @@ def _resolve_paths(config: BalancedDatasetConfig, base_dir: str) -> None:
     if output.geojson_path:
         output.geojson_path = resolve_path(output.geojson_path, base_dir)
     if embeddings.parquet_path:
-        embeddings.parquet_path = resolve_path(embeddings.parquet_path, base_dir)
+        # A trailing separator asks for a partitioned cache (a folder of parts): keep it through normalising.
+        folder = str(embeddings.parquet_path).strip().endswith(("/", os.sep))
+        embeddings.parquet_path = resolve_path(embeddings.parquet_path, base_dir) + (os.sep if folder else "")
     # A model given as a folder next to the config; hub ids like facebook/dinov2-base stay as they are.
     model_folder = resolve_path(embeddings.dino_model, base_dir)
     if os.path.isdir(model_folder):

@@ -144,15 +144,22 @@ def run_config(
     check_mode(records, config)
     footprints = record_footprints(records, on_missing="fail", progress=progress.child(0.10, 0.15))
     table = footprints.records
-    composition = run_composition(table, config, progress.child(0.15, 0.45 if embeddings else 0.90))
-    table = _replace_columns(table, composition.table)
+    # compute.scheduler (the plugin's own key): mask reads and embeddings on one Dask cluster for both stages;
+    # empty = threads in this process, as before.
+    executor = config.compute.executor(config.num_workers) if config.compute.scheduler else None
+    try:
+        composition = run_composition(table, config, progress.child(0.15, 0.45 if embeddings else 0.90), executor)
+        table = _replace_columns(table, composition.table)
 
-    uniqueness = None
-    if embeddings:
-        uniqueness = run_uniqueness(table, config, progress.child(0.45, 0.90), fetched)
-        table = _replace_columns(table, uniqueness.table)
-    else:
-        table = without_partial_uniqueness(table, progress)
+        uniqueness = None
+        if embeddings:
+            uniqueness = run_uniqueness(table, config, progress.child(0.45, 0.90), fetched, executor)
+            table = _replace_columns(table, uniqueness.table)
+        else:
+            table = without_partial_uniqueness(table, progress)
+    finally:
+        if executor is not None:
+            executor.close()
     method = sampling_method_for(table, config, progress)
     boost = config.boost
     weights = combine_weights(table, method, rare_boost=boost.multiplier,
@@ -275,11 +282,12 @@ def read_input(
 
 
 def run_composition(
-    table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None
+    table: pd.DataFrame, config: BalancedDatasetConfig, progress: Optional[Progress] = None, executor=None
 ) -> CompositionResult:
     """Composition clusters with the config's clustering and exclusion keys.
 
-    The table's own ``cls_<c>`` proportions are used when it has them (no mask read).
+    The table's own ``cls_<c>`` proportions are used when it has them (no mask read). ``executor``: where the
+    mask reads run (None: threads here).
     """
     exclusion, clustering = config.exclusion, config.clustering
     k_options = {"k_selection": clustering.k_selection, "k_min": clustering.k_min, "k_max": clustering.k_max,
@@ -291,27 +299,21 @@ def run_composition(
             _("mode 'embeddings_only': every included patch gets the same composition weight (one cluster; "
               "the clustering keys are not used), so sampling_method '{method}' effectively ranks visual "
               "uniqueness.").format(method=config.sampling_method))
-    # compute.scheduler (the plugin's own key): the mask reads on a Dask cluster; empty = threads, as before.
-    executor = config.compute.executor(config.num_workers) if config.compute.scheduler else None
-    try:
-        return compute_composition(
-            table,
-            nodata_class=exclusion.nodata_class,
-            exclude_border_nodata=exclusion.exclude_border_nodata,
-            exclude_black_border=exclusion.exclude_black_border,
-            black_tolerance=exclusion.black_tolerance,
-            max_nodata_ratio=exclusion.max_nodata_ratio,
-            min_entropy_threshold=exclusion.min_entropy_threshold,
-            random_state=clustering.random_state,
-            workers=config.num_workers,
-            proportions=table if class_columns(table.columns) else None,
-            progress=progress,
-            **k_options,
-            executor=executor,
-        )
-    finally:
-        if executor is not None:
-            executor.close()
+    return compute_composition(
+        table,
+        nodata_class=exclusion.nodata_class,
+        exclude_border_nodata=exclusion.exclude_border_nodata,
+        exclude_black_border=exclusion.exclude_black_border,
+        black_tolerance=exclusion.black_tolerance,
+        max_nodata_ratio=exclusion.max_nodata_ratio,
+        min_entropy_threshold=exclusion.min_entropy_threshold,
+        random_state=clustering.random_state,
+        workers=config.num_workers,
+        proportions=table if class_columns(table.columns) else None,
+        progress=progress,
+        **k_options,
+        executor=executor,
+    )
 
 
 def run_uniqueness(
@@ -319,9 +321,11 @@ def run_uniqueness(
     config: BalancedDatasetConfig,
     progress: Optional[Progress] = None,
     fetched: Optional[TileEmbeddings] = None,
+    executor=None,
 ) -> UniquenessResult:
     """DINOv2 uniqueness with the config's embeddings and uniqueness keys; with ``fetched`` (the tile
-    table's embeddings, see :func:`read_input`), the kNN score of those vectors instead."""
+    table's embeddings, see :func:`read_input`), the kNN score of those vectors instead. ``executor``: where the
+    missing embeddings are computed (None: here)."""
     progress = as_progress(progress)
     embeddings, uniqueness = config.embeddings, config.uniqueness
     if fetched is not None:
@@ -351,6 +355,7 @@ def run_uniqueness(
         backend=uniqueness.backend,
         reproducible=uniqueness.reproducible,
         progress=progress,
+        executor=executor,
     )
 
 

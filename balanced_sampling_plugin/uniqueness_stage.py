@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .compute import executor_from_spec
 from .embeddings import extract_embeddings
 from .errors import BalancedSamplingError
 from .i18n import _
@@ -62,7 +63,9 @@ def compute_uniqueness(
     ``nndescent`` graph on one thread, so that it returns identical neighbours every run
     (about 2x slower on 2 cores); the other backends are reproducible already and ignore it.
     ``executor``: a Dask executor computes the missing embeddings on its workers (see
-    :func:`~balanced_sampling_plugin.embeddings.extract_embeddings`); the kNN runs here.
+    :func:`~balanced_sampling_plugin.embeddings.extract_embeddings`; the kNN runs here): an
+    :class:`~balanced_sampling_plugin.compute.Executor` the caller closes, or a scheduler text (``""``,
+    ``"local:N"``, ``"tcp://host:8786"``) for one opened and closed here. Same scores wherever it runs.
     """
     progress = as_progress(progress)
     # Fail on a bad backend, a missing kNN package or a too-small table before the long extraction.
@@ -70,20 +73,15 @@ def compute_uniqueness(
     n_distinct = int(patch_ids(validate_records(records, required=WINDOW_RECORD)).nunique())
     k = effective_k(n_distinct, int(k_neighbors), progress)
 
-    embedded = extract_embeddings(
-        records,
-        dino_model=dino_model,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        use_gpu=use_gpu,
-        parquet_path=parquet_path,
-        bands=bands,
-        stretch=stretch,
-        progress=progress.child(0.0, EXTRACTION_SHARE),
-        precision=precision,
-        executor=executor,
-        threads=threads,
-    )
+    own = executor_from_spec(executor) if isinstance(executor, str) else executor
+    try:
+        embedded = extract_embeddings(
+            records, dino_model=dino_model, batch_size=batch_size, num_workers=num_workers, use_gpu=use_gpu,
+            parquet_path=parquet_path, bands=bands, stretch=stretch, progress=progress.child(0.0, EXTRACTION_SHARE),
+            precision=precision, executor=own, threads=threads)
+    finally:
+        if own is not executor:
+            own.close()
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
     params = reproducible_params(backend) if reproducible else {}
     duplicates = len(records) - n_distinct

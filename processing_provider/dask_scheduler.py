@@ -1,4 +1,5 @@
-"""The advanced ``DASK_SCHEDULER`` parameter of the heavy algorithms: where the mask reads run.
+"""The advanced ``DASK_SCHEDULER`` parameter of the heavy algorithms: where the mask reads and the DINOv2
+embeddings run.
 
 Empty: in the QGIS process (threads, as always); ``local:N``: a Dask LocalCluster of N worker processes
 started for the run and closed after it; otherwise a scheduler address such as ``tcp://host:8786`` (the

@@ -60,7 +60,7 @@ HELP = {
     "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
     "BACKEND": "How the nearest neighbours of each embedding are found (see Compute DINOv2 uniqueness).",
     "SAMPLING_METHOD": "How composition and uniqueness become one weight (see Combine sampler weights).",
-    "DASK_SCHEDULER": "Where the mask statistics run: empty = this process, local:N = a Dask cluster of N worker "
+    "DASK_SCHEDULER": "Where the mask statistics and the DINOv2 embeddings run: empty = this process, local:N = a Dask cluster of N worker "
                       "processes on this machine, or a Dask scheduler address such as tcp://host:8786.",
     "uniqueness:Embedding cache": "Parquet file of DINOv2 embeddings, read and extended on each run (optional).",
 }

@@ -66,8 +66,9 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "method is an error: pick composition_only or class_balanced.\n<b>DINOv2 model, embedding cache, kNN "
             "backend</b>: as in Compute DINOv2 uniqueness.\n<b>Sampling method</b> (default class_balanced, the "
             "one that lifts a 1-2 % class well): as in Combine sampler weights.\n<b>Dask scheduler</b> "
-            "(advanced): where the mask statistics run, as in Compute composition clusters (empty = this process, "
-            "local:N = N worker processes on this machine, or a scheduler address such as tcp://host:8786)."
+            "(advanced): where the mask statistics and the DINOv2 embeddings run, as in Compute composition clusters "
+            "and Compute DINOv2 uniqueness (empty = this process, local:N = N worker processes on this machine, or "
+            "a scheduler address such as tcp://host:8786)."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -175,7 +176,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
                 "INPUT": clusters["OUTPUT"], "DINO_MODEL": parameters.get(self.DINO_MODEL) or "dinov2-base",
                 "PARQUET_PATH": parameters.get(self.PARQUET_PATH),
                 "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context),
-                "OUTPUT": "memory:uniqueness"})
+                DASK_SCHEDULER: scheduler_text(self, parameters, context), "OUTPUT": "memory:uniqueness"})
         combined = run(3 if use_uniqueness else 2, "combinesamplerweights", {
             "INPUT": signals["OUTPUT"],
             "SAMPLING_METHOD": self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context),

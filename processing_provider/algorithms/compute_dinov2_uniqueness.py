@@ -18,6 +18,7 @@ from qgis.core import (
 from ...balanced_sampling_plugin.contract import BACKENDS, PRECISIONS, UNIQUENESS_SCORE
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, EMBEDDINGS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ..dask_scheduler import dask_scheduler_parameter, scheduler_problem, scheduler_text
 from ..layers import read_table
 from ..parameters import (
     PRECISION_LABELS,
@@ -91,7 +92,12 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest "
             "there); fp32 is full precision. On the benchmark set bf16 and int8 kept the uniqueness ranking of fp32 at "
             "Spearman ≥ 0.998 and ran 1.5x and 1.9-2.5x faster (docs/benchmarks.md). Embeddings of each precision "
-            "are cached apart."
+            "are cached apart.\n"
+            "<b>Dask scheduler</b>: empty computes the embeddings in this process; local:N starts a Dask cluster "
+            "of N worker processes on this machine; a scheduler address (tcp://host:8786) sends them to its "
+            "workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a "
+            "model folder at the same paths. An embedding cache given as a folder (ending in /) is written by the "
+            "workers, one part per task, so a re-run after a failure computes only what is missing."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -125,6 +131,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             labelled_enum(self.PRECISION, self.tr("Precision"), PRECISIONS, PRECISION_LABELS, "auto"),
             QgsProcessingParameterBoolean(
                 self.REPRODUCIBLE, self.tr("Reproducible kNN (one thread, about 2x slower)"), defaultValue=False),
+            dask_scheduler_parameter(),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -152,8 +159,17 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
         return super().modules_needed(parameters, context) + (BACKEND_MODULES[backend],)
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        problem = scheduler_problem(self, parameters, context)
+        if problem:
+            return False, problem
+        return super().checkParameterValues(parameters, context)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
+        problem = scheduler_problem(self, parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
         from ...balanced_sampling_plugin.records import validate_records
         from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
 
@@ -190,6 +206,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
                 progress=progress.child(0.05, 0.9),
                 precision=PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)],
                 reproducible=self.parameterAsBool(parameters, self.REPRODUCIBLE, context),
+                executor=scheduler_text(self, parameters, context) or None,  # text: opened and closed by the engine
             )
         feedback.pushInfo(self.tr("{} patches embedded, {} taken from the cache; k = {}, backend {}")
                           .format(result.computed, result.reused, result.k_neighbors, result.backend))

@@ -219,3 +219,36 @@ def test_a_partitioned_cache_folder_with_other_files_is_refused(records, model, 
     with pytest.raises(BalancedSamplingError, match="holds other files .*notes.txt"):
         extract_embeddings(records.head(4), dino_model=model, precision="fp32", parquet_path=folder)
     assert os.listdir(folder) == ["notes.txt"] and (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_the_yaml_compute_section_runs_both_stages_on_one_cluster(synthetic_dataset, model, tmp_path, monkeypatch):
+    """compute.scheduler local:2 with mode both: one executor reaches the composition and the uniqueness stage
+    (embeddings on its workers), is closed after the run, and the CSV equals the in-process run's."""
+    import pandas as pd
+
+    from balanced_sampling_plugin import pipeline
+    from balanced_sampling_plugin.pipeline import run_config
+    from tests.shipped_examples import example_patch_records, write_config
+
+    seen, real = [], pipeline.compute_uniqueness
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("executor"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "compute_uniqueness", spy)
+    body = {"mode": "both", "sampling_method": "rank_max",
+            "input": {"patch_records": example_patch_records(synthetic_dataset, 64)},
+            "clustering": {"k_selection": "fixed", "k": 4},
+            "embeddings": {"dino_model": model, "parquet_path": str(tmp_path / "cache") + os.sep},
+            "uniqueness": {"backend": "faiss"},
+            "output": {"csv_path": str(tmp_path / "threads.csv")}}
+    run_config(write_config(synthetic_dataset.folder, body))
+    body["output"]["csv_path"] = str(tmp_path / "dask.csv")
+    body["embeddings"]["parquet_path"] = str(tmp_path / "cache-dask") + os.sep
+    body["compute"] = {"scheduler": "local:2", "memory_limit": "1500MiB"}
+    run_config(write_config(synthetic_dataset.folder, body))
+    assert seen[0] is None
+    assert isinstance(seen[1], DaskExecutor) and seen[1]._client is None  # closed after the run
+    assert len(_parts(tmp_path / "cache-dask")) >= 1  # written by the workers
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask.csv"), pd.read_csv(tmp_path / "threads.csv"))

@@ -1,5 +1,6 @@
 """qgis_process with DASK_SCHEDULER: a LocalCluster started by the run (local:2) and a scheduler address (a cluster
-this test starts) give the in-process result, and the address run's mask reads happen on that cluster's workers."""
+this test starts) give the in-process result, and the address run's mask reads and DINOv2 embeddings happen on that
+cluster's workers."""
 
 import os
 import sys
@@ -52,3 +53,40 @@ def test_local_cluster_and_scheduler_address_equal_in_process(footprints, profil
     assert "read_chunk" in prefixes  # the mask reads ran as tasks of this cluster
     assert prefixes["read_chunk"].state_counts["memory"] + prefixes["read_chunk"].state_counts["released"] + \
         prefixes["read_chunk"].state_counts["forgotten"] >= 1
+
+
+def test_embeddings_on_a_scheduler_address_equal_in_process(footprints, profile, tmp_path):
+    """Compute DINOv2 uniqueness with a scheduler address: the embeddings are tasks of that cluster (the model loaded
+    once per worker), the workers write the partitioned cache given as a folder, and the scores equal the
+    in-process run's."""
+    from tests.tiny_dinov2 import build_tiny_dinov2
+
+    model = build_tiny_dinov2(tmp_path / "model")
+
+    def uniqueness(out, *extra):
+        proc = qgis_process("run", "balanced_sampling:computedinov2uniqueness", "--", f"INPUT={footprints}",
+                            f"DINO_MODEL={model}", "BACKEND=1", "PRECISION=0", f"OUTPUT={out}", *extra,
+                            profile=profile)  # BACKEND 1 = faiss (exact), PRECISION 0 = fp32
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc, gpkg_rows(out)
+
+    _, reference = uniqueness(tmp_path / "threads.gpkg")
+    assert len(reference) == 384 and all(row["uniqueness_score"] > 0 for row in reference)
+    import distributed
+
+    cache = str(tmp_path / "cache") + os.sep
+    sys.path.insert(0, os.path.join(ROOT, "build", "qgis_plugins"))
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      memory_limit="1500MiB") as cluster:
+            proc, rows = uniqueness(tmp_path / "address.gpkg", f"DASK_SCHEDULER={cluster.scheduler_address}",
+                                    f"PARQUET_PATH={cache}")
+            prefixes = dict(cluster.scheduler.task_prefixes)
+    finally:
+        sys.path.remove(os.path.join(ROOT, "build", "qgis_plugins"))
+    assert [row["uniqueness_score"] for row in rows] == [row["uniqueness_score"] for row in reference]
+    # Counts of transitions into each state: one task (384 patches, up to 512 a task) finished once.
+    assert prefixes["run_embedding_task"].state_counts["memory"] == 1
+    assert "on the Dask scheduler tcp://" in proc.stdout
+    parts = [name for name in os.listdir(cache) if name.startswith("part-")]
+    assert len(parts) == 1  # written by the worker

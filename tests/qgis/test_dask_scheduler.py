@@ -17,7 +17,8 @@ def test_local_cluster_gives_the_in_process_result(run_algorithm, footprints_pat
     assert dask == threads
 
 
-@pytest.mark.parametrize("algorithm", ["computecompositionclusters", "buildbalanceddataset"])
+@pytest.mark.parametrize("algorithm", ["computecompositionclusters", "computedinov2uniqueness",
+                                       "buildbalanceddataset"])
 def test_the_parameter_is_advanced_optional_and_empty_by_default(plugin, algorithm):
     definition = QgsApplication.processingRegistry().algorithmById(
         f"balanced_sampling:{algorithm}").parameterDefinition("DASK_SCHEDULER")
