@@ -31,19 +31,22 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
                     column: str = EMBEDDING) -> np.ndarray:
     """(len(table), D) float32 embeddings of the table's patches, in row order.
 
-    Raises :class:`BalancedSamplingError` when the file or the column is missing, when the file holds several
+    ``parquet_path``: the cache file, or the folder of a partitioned cache. Raises :class:`BalancedSamplingError`
+    when the file or the column is missing, when the file holds several
     models for these patches and ``model`` does not pick one, or naming the patches that have no embedding.
     """
-    pq = require("pyarrow.parquet", _("the embedding cache (parquet)"), pip_name="pyarrow")
+    parquet_dataset = require("pyarrow.dataset", _("the embedding cache (parquet)"), pip_name="pyarrow")
     path = os.fspath(parquet_path or "")
-    if not path or not os.path.isfile(path):
+    if not path or not (os.path.isfile(path) or os.path.isdir(path)):
         raise BalancedSamplingError(
             _("The embedding cache '{path}' does not exist. Run '{algorithm}' with this Parquet file first, or give "
               "the file it wrote.").format(path=path, algorithm=_("Compute DINOv2 uniqueness")))
     records = validate_records(table, required=(IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE))
     keys = patch_ids(records).to_numpy()
     try:
-        names = pq.read_schema(path).names
+        # A single file or a partitioned cache (a folder of parts, read in name = time order).
+        dataset = parquet_dataset.dataset(path, format="parquet")
+        names = dataset.schema.names
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise BalancedSamplingError(_("Cannot read the embedding cache '{path}': {error}").format(
             path=path, error=exc)) from exc
@@ -52,7 +55,7 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
         raise BalancedSamplingError(
             _("The embedding cache '{path}' has no column {columns}; its columns: {available}.").format(
                 path=path, columns=", ".join(missing_columns), available=", ".join(names)))
-    frame = pq.read_table(path, columns=[KEY, MODEL, column]).to_pandas()
+    frame = dataset.to_table(columns=[KEY, MODEL, column]).to_pandas()
     frame = frame[frame[KEY].isin(set(keys))]
     identities = sorted(frame[MODEL].dropna().unique().tolist())
     if model:

@@ -409,3 +409,35 @@ def test_cancel_is_seen_within_about_a_second_during_a_slow_cpu_batch(model, fla
         extract_embeddings(grid_records(flat_image, 4, 4), dino_model=model, batch_size=16, num_workers=0,
                            progress=progress)
     assert time.monotonic() - started < 1.5 + embeddings.CANCEL_LATENCY + 0.6
+
+
+def test_a_partitioned_cache_adds_one_part_per_save_and_reads_like_a_file(tmp_path):
+    """A folder cache: each save writes a part with only its rows, a later row wins, a damaged part is warned
+    about and ignored, and the coreset's loader reads the folder as it reads a file."""
+    from balanced_sampling_plugin.embedding_cache import is_partitioned
+    from balanced_sampling_plugin.selection.embeddings import load_embeddings
+
+    folder = str(tmp_path / "cache") + os.sep
+    assert is_partitioned(folder) and not is_partitioned(tmp_path / "cache.parquet")
+    first = np.arange(12, dtype=np.float32).reshape(3, 4)
+    EmbeddingCache(folder).save(["a", "b", "c"], "m", first)
+    EmbeddingCache(folder).save(["c"], "m", np.full((1, 4), 9, np.float32))  # c computed again: this one wins
+    parts = sorted(os.listdir(folder))
+    assert len(parts) == 2 and all(p.startswith("part-") and p.endswith(".parquet") for p in parts)
+    assert pq.read_table(os.path.join(folder, parts[1])).num_rows == 1
+    found, vectors = EmbeddingCache(folder).lookup(["c", "a", "z"], "m", 4)
+    assert found.tolist() == [True, True, False]
+    np.testing.assert_array_equal(vectors, [[9, 9, 9, 9], first[0]])
+    assert is_partitioned(tmp_path / "cache")  # an existing folder, with or without the separator
+
+    records = pd.DataFrame({"image_path": ["/x.tif"] * 2, "row_off": [0, 64], "col_off": [0, 0],
+                            "patch_size": [64, 64]})
+    keys = [patch_id("/x.tif", 0, 0, 64), patch_id("/x.tif", 64, 0, 64)]
+    EmbeddingCache(folder).save(keys, "m", first[:2])
+    np.testing.assert_array_equal(load_embeddings(records, folder), first[:2])
+
+    with open(os.path.join(folder, parts[0]), "r+b") as handle:  # truncate the first part
+        handle.truncate(20)
+    warnings = []
+    found, _ = EmbeddingCache(folder, Progress(warning=warnings.append)).lookup(["a", "c"], "m", 4)
+    assert found.tolist() == [False, True] and "cannot be read" in warnings[0] and parts[0] in warnings[0]
