@@ -24,9 +24,13 @@ from .errors import BalancedSamplingError
 from .i18n import _
 from .progress import Progress
 
-#: Patches per task: a few seconds of a GPU, minutes of a CPU core; far above Dask's ~1 ms cost a task, and
-#: small enough that a killed worker loses little and the bar moves.
+#: Patches per task at most: a few seconds of a GPU, minutes of a CPU core; far above Dask's ~1 ms cost a task,
+#: and small enough that a killed worker loses little and the bar moves...
 PATCHES_PER_TASK = 512
+#: ...and at least (a smaller run is cut into about TASKS_PER_THREAD tasks per worker thread, so every worker gets
+#: some).
+MIN_PATCHES_PER_TASK = 32
+TASKS_PER_THREAD = 2
 
 #: The model each worker process holds: {ModelSpec: (model, input spec, device)} (one at a time).
 _MODELS: dict = {}
@@ -65,6 +69,13 @@ class EmbeddingTask:
         first = self.windows[0]
         return _("{n} patches from '{image}' (first window at row {row}, column {col})").format(
             n=len(self.windows), image=first[0], row=first[1], col=first[2])
+
+
+def patches_per_task(n: int, threads: int) -> int:
+    """Patches a task for ``n`` patches on ``threads`` worker threads: :data:`PATCHES_PER_TASK`, or fewer so that
+    each thread gets about :data:`TASKS_PER_THREAD` tasks, but not below :data:`MIN_PATCHES_PER_TASK`."""
+    spread = -(-int(n) // max(1, TASKS_PER_THREAD * int(threads)))
+    return max(1, min(PATCHES_PER_TASK, max(MIN_PATCHES_PER_TASK, spread)))
 
 
 def plan_tasks(windows, keys, model: ModelSpec, bands, stretch, batch_size: int, identity: str,

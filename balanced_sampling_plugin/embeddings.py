@@ -27,7 +27,14 @@ import pandas as pd
 
 from .contract import PRECISIONS
 from .embedding_cache import EmbeddingCache, is_partitioned
-from .embedding_tasks import ModelSpec, forget_models, plan_tasks, run_embedding_task, worker_model
+from .embedding_tasks import (
+    ModelSpec,
+    forget_models,
+    patches_per_task,
+    plan_tasks,
+    run_embedding_task,
+    worker_model,
+)
 from .errors import BalancedSamplingError, OperationCanceled, require
 from .i18n import N_, _
 from .patch_images import PatchReader, check_windows, estimate_stretch
@@ -689,7 +696,8 @@ def _embed_on_workers(executor, spec, reader, windows, keys, bands, batch_size, 
     import functools
 
     folder = cache.path if cache is not None and is_partitioned(cache.path) else None
-    tasks = plan_tasks(windows, keys, spec, bands, reader.stretch, batch_size, identity, folder)
+    per_task = patches_per_task(len(windows), executor.worker_threads())
+    tasks = plan_tasks(windows, keys, spec, bands, reader.stretch, batch_size, identity, folder, per_task)
     starts = np.cumsum([0] + [len(task.windows) for task in tasks])
     out = np.zeros((len(windows), spec.dim), dtype=np.float32)
     arrived = np.zeros(len(windows), dtype=bool)

@@ -65,6 +65,10 @@ class Executor:
                    sizes: Optional[Sequence[int]] = None, on_result: ResultHook = None) -> list:
         raise NotImplementedError
 
+    def worker_threads(self) -> int:
+        """Threads that run chunks at once (in-process: the pool's; on a cluster: every worker's, now)."""
+        return 1
+
     @contextlib.contextmanager
     def worker_setup(self, name: str, setup: Callable[[], None], teardown: Optional[Callable[[], None]] = None):
         """Within the block, ``setup()`` has run once in every worker process before its tasks (e.g. to load a
@@ -98,6 +102,9 @@ class InProcessExecutor(Executor):
             raise BalancedSamplingError(_("workers must be at least 1; got {workers}.").format(workers=workers))
         self.workers = workers
         self.description = _("in this process ({n} threads)").format(n=workers)
+
+    def worker_threads(self) -> int:
+        return self.workers
 
     def map_chunks(self, function: Function, chunks: Sequence[Any], progress: Optional[Progress] = None,
                    sizes: Optional[Sequence[int]] = None, on_result: ResultHook = None) -> list:
@@ -344,6 +351,9 @@ class DaskExecutor(Executor):
             client.cancel([f for f in futures if not f.done()])
             raise
         return results
+
+    def worker_threads(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
 
     @contextlib.contextmanager
     def worker_setup(self, name: str, setup: Callable[[], None], teardown: Optional[Callable[[], None]] = None):

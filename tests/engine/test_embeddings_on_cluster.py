@@ -4,9 +4,9 @@ and the checks a worker makes of its model."""
 
 import os
 import sys
-import threading
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("distributed", reason="dask/distributed are installed by make setup (requirements.txt)")
@@ -88,24 +88,26 @@ def test_workers_write_a_partitioned_cache_and_a_rerun_computes_only_missing_pat
     second = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
     assert (second.computed, second.reused) == (PER_TASK, len(records) - PER_TASK)
     np.testing.assert_array_equal(second.embeddings, in_process)
-    assert len(_parts(folder)) == 8
+    new = set(_parts(folder)) - set(parts)
+    assert sum(pq.read_table(os.path.join(folder, name)).num_rows for name in new) == PER_TASK
     # Nothing missing: no model runs, no part is added.
     third = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
-    assert third.computed == 0 and third.device is None and len(_parts(folder)) == 8
+    assert third.computed == 0 and third.device is None and set(_parts(folder)) == set(parts) - {parts[3]} | new
 
 
 def _install_sabotage(marker, after_parts, folder):
     """Replace this worker's run_embedding_task by one that kills the process once, after ``after_parts``
-    parts were written (so some partitions are finished when a worker dies mid-run)."""
+    parts were written (so some partitions are finished when a worker dies mid-run); the marker file lists the
+    parts it saw."""
     from balanced_sampling_plugin import embedding_tasks as tasks
 
     original = tasks.run_embedding_task
 
     def sabotaged(task, stop):
-        parts = [n for n in os.listdir(folder) if n.startswith("part-")] if os.path.isdir(folder) else []
+        parts = sorted(n for n in os.listdir(folder) if n.startswith("part-")) if os.path.isdir(folder) else []
         if len(parts) >= after_parts and not os.path.exists(marker):
             with open(marker, "w") as handle:
-                handle.write(str(os.getpid()))
+                handle.write("\n".join(parts))
             os._exit(1)
         return original(task, stop)
 
@@ -115,29 +117,16 @@ def _install_sabotage(marker, after_parts, folder):
 def test_a_worker_killed_mid_run_keeps_finished_partitions_and_the_result_is_complete(
         cluster, records, model, in_process, small_tasks, tmp_path):
     folder = str(tmp_path / "cache") + os.sep
-    marker = str(tmp_path / "died")
-    cluster.client.run(_install_sabotage, marker, 3, folder)
-    seen = set()
-    watching = threading.Event()
-
-    def watch():  # the parts present just before the worker dies
-        while not watching.is_set() and not os.path.exists(marker):
-            if os.path.isdir(folder):
-                seen.update(_parts(folder))
-        watching.set()
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        result = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster,
-                                    parquet_path=folder)
-    finally:
-        watching.set()
-        watcher.join()
-    assert os.path.exists(marker)  # a worker really died mid-run
-    assert len(seen) >= 3 and seen <= set(_parts(folder))  # the partitions finished before it died were kept
+    marker = tmp_path / "died"
+    cluster.client.run(_install_sabotage, str(marker), 3, folder)
+    result = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
+    assert marker.exists()  # a worker really died mid-run
+    finished = set(marker.read_text().split())
+    assert len(finished) >= 3 and finished <= set(_parts(folder))  # the parts finished before it died were kept
     np.testing.assert_array_equal(result.embeddings, in_process)
-    assert EmbeddingCache(folder).lookup(result_keys(records), _identity(folder), in_process.shape[1])[0].all()
+    found, vectors = EmbeddingCache(folder).lookup(result_keys(records), _identity(folder), in_process.shape[1])
+    assert found.all()
+    np.testing.assert_array_equal(vectors, in_process[first_rows(records)])
     cluster.client.wait_for_workers(2, timeout=60)
     cluster.client.run(_restore)  # the other worker may still hold the sabotage
 
@@ -252,3 +241,10 @@ def test_the_yaml_compute_section_runs_both_stages_on_one_cluster(synthetic_data
     assert isinstance(seen[1], DaskExecutor) and seen[1]._client is None  # closed after the run
     assert len(_parts(tmp_path / "cache-dask")) >= 1  # written by the workers
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask.csv"), pd.read_csv(tmp_path / "threads.csv"))
+
+
+def test_patches_per_task_spreads_small_runs_over_the_workers():
+    assert embedding_tasks.patches_per_task(384, 2) == 96  # 4 tasks: both workers busy
+    assert embedding_tasks.patches_per_task(1_000_000, 64) == 512  # big runs: the largest task
+    assert embedding_tasks.patches_per_task(10, 8) == 32  # never below the smallest task (here: one task)
+    assert embedding_tasks.patches_per_task(0, 0) == 32
