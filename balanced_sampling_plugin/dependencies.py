@@ -33,6 +33,8 @@ PIP_NAMES = {
     "faiss": "faiss-cpu",
     "hnswlib": "hnswlib",
     "psycopg2": "psycopg2-binary",
+    "dask": "dask",
+    "distributed": "distributed",
 }
 #: Import name of each pip name in :data:`PIP_NAMES`.
 IMPORT_NAMES = {pip_name: module for module, pip_name in PIP_NAMES.items()}
@@ -42,9 +44,9 @@ RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "threadpoolctl",
                     "pyarrow", "psycopg2-binary", "faiss-cpu", "hnswlib")
 #: ...and, on request, what DINOv2 uniqueness needs (large: torch's CPU wheel alone is about 200 MB).
 OPTIONAL_PACKAGES = ("torch", "transformers", "safetensors")
-#: What running a stage on a Dask cluster needs (DASK_SCHEDULER, ``compute.scheduler``), only then (import names =
-#: pip names): pinned in python_packages.txt, not offered by the installer dialog yet; the message that asks for
-#: them names the pip command.
+#: ...and, on request too (a second box, about 5 MB with their dependencies), what running a stage on a Dask cluster
+#: needs (DASK_SCHEDULER, ``compute.scheduler``), only then (import names = pip names): pinned in
+#: python_packages.txt; the message that asks for them names the pip command.
 SCALE_OUT = ("dask", "distributed")
 #: What every algorithm that reads a patch table needs.
 TABLES = ("numpy", "pandas")

@@ -26,6 +26,7 @@ from qgis.PyQt.QtWidgets import (
 from ..balanced_sampling_plugin.dependencies import (
     OPTIONAL_PACKAGES,
     RUNTIME_PACKAGES,
+    SCALE_OUT,
     import_name,
 )
 from .package_installer import Installer
@@ -52,7 +53,13 @@ ENABLES = {
     "transformers": QT_TRANSLATE_NOOP("PackagesDialog", "DINOv2 uniqueness: loads the DINOv2 model (about 130 MB "
                                                         "installed)"),
     "safetensors": QT_TRANSLATE_NOOP("PackagesDialog", "DINOv2 uniqueness: reads the model weights"),
+    "dask": QT_TRANSLATE_NOOP("PackagesDialog", "Dask scheduler: runs mask reads and DINOv2 embeddings as tasks "
+                                                "on a cluster (about 1.5 MB to download)"),
+    "distributed": QT_TRANSLATE_NOOP("PackagesDialog", "Dask scheduler: connects to a scheduler or starts local "
+                                                       "workers (about 1 MB to download)"),
 }
+#: What a ticked box adds: DINOv2's packages, a Dask cluster's packages.
+OPTIONAL = OPTIONAL_PACKAGES + SCALE_OUT
 
 
 def package_status(pip_name: str, folder: str):
@@ -140,6 +147,12 @@ class PackagesDialog(QDialog):
                                                                "download, about 1 GB on disk)"))
         self.torch_box.setObjectName("installTorch")
         layout.addWidget(self.torch_box)
+        self.dask_box = QCheckBox(translate("PackagesDialog", "Also install Dask, to run on clusters (about 5 MB)"))
+        self.dask_box.setObjectName("installDask")
+        self.dask_box.setToolTip(translate(
+            "PackagesDialog", "dask and distributed, needed only when the advanced parameter Dask scheduler is "
+                              "set. With their dependencies: about 5 MB to download, about 40 MB on disk."))
+        layout.addWidget(self.dask_box)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
         self.progress.setVisible(False)
@@ -165,14 +178,14 @@ class PackagesDialog(QDialog):
     def rows(self):
         """``(pip name, what it enables, status text, missing)`` per package, optional ones last."""
         rows = []
-        for name in RUNTIME_PACKAGES + OPTIONAL_PACKAGES:
+        for name in RUNTIME_PACKAGES + OPTIONAL:
             where, version = package_status(name, self.folder)
             if where == "qgis":
                 status = translate("PackagesDialog", "Installed with QGIS ({})").format(version or "?")
             elif where == "folder":
                 status = translate("PackagesDialog", "Installed in the plugin's folder ({})").format(version or "?")
             else:
-                status = (translate("PackagesDialog", "Optional, not installed") if name in OPTIONAL_PACKAGES
+                status = (translate("PackagesDialog", "Optional, not installed") if name in OPTIONAL
                           else translate("PackagesDialog", "Missing"))
             rows.append((name, translate("PackagesDialog", ENABLES[name]), status, where is None))
         return rows
@@ -192,13 +205,17 @@ class PackagesDialog(QDialog):
         self.table.resizeRowsToContents()  # again once shown: the wrapped column has its width only then
         missing = [name for name, _, _, absent in rows if absent and name in RUNTIME_PACKAGES]
         optional_missing = [name for name, _, _, absent in rows if absent and name in OPTIONAL_PACKAGES]
+        dask_missing = [name for name, _, _, absent in rows if absent and name in SCALE_OUT]
         self.torch_box.setEnabled(bool(optional_missing))
+        self.dask_box.setEnabled(bool(dask_missing))
         if not self.task:
             self.status.setText(translate("PackagesDialog", "Missing: {}.").format(", ".join(missing)) if missing else
                                 translate("PackagesDialog", "Every package the algorithms need is installed."))
 
     def selection(self):
-        return list(RUNTIME_PACKAGES) + (list(OPTIONAL_PACKAGES) if self.torch_box.isChecked() else [])
+        """The pip names to install: the runtime packages, and those of each ticked box."""
+        return (list(RUNTIME_PACKAGES) + (list(OPTIONAL_PACKAGES) if self.torch_box.isChecked() else [])
+                + (list(SCALE_OUT) if self.dask_box.isChecked() else []))
 
     def make_installer(self, packages):
         # QGIS's own sys.path entries (its python folders, plugins) count as installed for pip's resolver.

@@ -42,6 +42,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..balanced_sampling_plugin.dependencies import (
     OPTIONAL_PACKAGES,
     RUNTIME_PACKAGES,
+    SCALE_OUT,
     canonical_name,
     import_name,
     python_interpreter,
@@ -75,6 +76,8 @@ SMOKE_TESTS = {
                     "hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, image_size=28, "
                     "patch_size=14))(torch.zeros(1, 3, 28, 28))",
     "psycopg2": "import psycopg2, psycopg2.sql",
+    "dask": "import dask, dask.bag; dask.bag.from_sequence([1, 2, 3]).sum().compute(scheduler='sync')",
+    "distributed": "from distributed import Client, LocalCluster, WorkerPlugin",
 }
 
 PROBE_SCRIPT = r"""
@@ -271,12 +274,15 @@ def constraint_lines(probe: Probe, pins: dict) -> list:
 
 def packages_to_request(selected: Iterable[str], probe: Probe) -> list:
     """The selected pip names whose module QGIS does not ship (those in the plugin's folder are asked again, so a
-    newer pin replaces them; the resolver leaves the ones that already fit)."""
+    newer pin replaces them; the resolver leaves the ones that already fit). The optional ones (torch & co.,
+    dask and distributed) are in ``selected`` only when their box in the dialog is ticked."""
     return [name for name in selected if not probe.modules.get(import_name(name), False)]
 
 
-def default_selection(with_torch: bool = False) -> list:
-    return list(RUNTIME_PACKAGES) + (list(OPTIONAL_PACKAGES) if with_torch else [])
+def default_selection(with_torch: bool = False, with_dask: bool = False) -> list:
+    """The runtime packages, plus DINOv2's (``with_torch``) and a Dask cluster's (``with_dask``) on request."""
+    return (list(RUNTIME_PACKAGES) + (list(OPTIONAL_PACKAGES) if with_torch else [])
+            + (list(SCALE_OUT) if with_dask else []))
 
 
 @dataclass

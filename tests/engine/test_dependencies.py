@@ -52,9 +52,12 @@ def test_names_as_pip_compares_them_and_the_modules_they_provide():
     assert [dependencies.import_name(n) for n in ("scikit-learn", "PyYAML", "faiss-cpu", "psycopg2-binary")] == \
         ["sklearn", "yaml", "faiss", "psycopg2"]
     assert dependencies.import_name("typing-extensions") == "typing_extensions"
-    offered = dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES
+    offered = dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES + dependencies.SCALE_OUT
     assert set(offered) == set(dependencies.PIP_NAMES.values())  # every package an algorithm may need is offered
+    assert len(offered) == len(set(offered))  # each in one place: always, with torch's box, or with Dask's box
     assert "torch" in dependencies.OPTIONAL_PACKAGES and "torch" not in dependencies.RUNTIME_PACKAGES
+    assert dependencies.SCALE_OUT == ("dask", "distributed")  # Dask's box, not ticked by default
+    assert [dependencies.import_name(n) for n in dependencies.SCALE_OUT] == ["dask", "distributed"]
 
 
 def _pins(path):

@@ -146,11 +146,18 @@ def test_pins_are_ceilings_for_what_qgis_does_not_ship_and_known_breakages_are_a
     assert pi.packages_to_request(["numpy", "pandas", "PyYAML", "scikit-learn"],
                                   pi.Probe("py", modules={"numpy": True, "yaml": True, "pandas": False})) == \
         ["pandas", "scikit-learn"]
+    # dask and distributed only when the dialog's Dask box is ticked, torch & co. only with the torch box.
+    assert pi.default_selection() == list(dependencies.RUNTIME_PACKAGES)
+    assert pi.default_selection(with_dask=True)[-2:] == ["dask", "distributed"]
+    assert "torch" not in pi.default_selection(with_dask=True)
+    assert pi.packages_to_request(pi.default_selection(with_torch=True, with_dask=True),
+                                  pi.Probe("py", modules={"numpy": True, "dask": True}))[-4:] == \
+        ["torch", "transformers", "safetensors", "distributed"]
 
 
 def test_the_shipped_pins_cover_every_package_the_installer_offers():
     pins = pi.read_pins()
-    for name in dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES:
+    for name in dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES + dependencies.SCALE_OUT:
         assert dependencies.canonical_name(name) in pins, name
 
 
@@ -447,6 +454,7 @@ def table():
     return {dialog.table.item(r, 0).text(): [dialog.table.item(r, 1).text(), dialog.table.item(r, 2).text()]
             for r in range(dialog.table.rowCount())}
 answer.update(visible=dialog.isVisible(), before=table(), torch_box=dialog.torch_box.text(),
+              dask_box=[dialog.dask_box.text(), dialog.dask_box.isChecked()],
               status_before=dialog.status.text(), folder=dialog.folder)
 
 def offline(packages):
@@ -492,15 +500,18 @@ def test_the_menu_entry_dialog_and_install_task_in_a_qgis_without_pandas(tmp_pat
     assert answer["menu_after_unload"] == []
     assert answer["visible"] and answer["folder"] == packages_folder(profile)
     before = answer["before"]
-    assert list(before) == list(dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES)
+    assert list(before) == list(dependencies.RUNTIME_PACKAGES + dependencies.OPTIONAL_PACKAGES
+                                + dependencies.SCALE_OUT)
     numpy_version = system_numpy_version()
     assert before["numpy"][1] == f"Installed with QGIS ({numpy_version})"
     assert before["pandas"][1] == "Missing" and before["torch"][1] == "Optional, not installed"
     assert "DINOv2" in before["torch"][0] and "200 MB" in before["torch"][0]
     assert "DINOv2" in answer["torch_box"] and "1 GB" in answer["torch_box"]
+    assert before["dask"][1] == before["distributed"][1] == "Optional, not installed"  # Debian's Python: no dask
+    assert "Dask" in answer["dask_box"][0] and not answer["dask_box"][1]
     assert "pandas" in answer["status_before"]
     # Install: a QgsTask with progress, pip's output in the message log, pip run by the detected interpreter.
-    assert answer["selection"] == list(dependencies.RUNTIME_PACKAGES)  # torch only when its box is ticked
+    assert answer["selection"] == list(dependencies.RUNTIME_PACKAGES)  # torch, dask only when their box is ticked
     assert answer["buttons_while_running"] == [False, True]
     assert answer["ended"] and answer["ok"], answer["status_after"] + "\n".join(answer["messages"][-20:])
     assert set(answer["commands"]) == {answer["python"]}
