@@ -50,6 +50,7 @@ def scheduler_problem(algorithm, parameters, context):
     missing = missing_packages(DASK_MODULES)
     if missing:
         return tr("The Dask scheduler '{}' needs the Python packages {}, which the Python of this QGIS cannot "
-                  "import. Install them in a terminal:\n{}\nthen restart QGIS; or leave the Dask scheduler empty "
+                  "import. Install them with Plugins > Balanced Sampling > Install Python packages… (tick Also "
+                  "install Dask), or in a terminal:\n{}\nthen restart QGIS; or leave the Dask scheduler empty "
                   "to run in this process.").format(text, ", ".join(missing), install_line(missing))
     return None

@@ -37,3 +37,18 @@ def test_a_scheduler_text_not_understood_is_refused(plugin, footprints_path):
 
         processing.run("balanced_sampling:computecompositionclusters",
                        {"INPUT": footprints_path, "DASK_SCHEDULER": "local:zero", "OUTPUT": "memory:"})
+
+
+@pytest.mark.parametrize("algorithm", ["computecompositionclusters", "computedinov2uniqueness"])
+def test_missing_dask_is_refused_naming_the_packages_the_dialog_and_the_command(plugin, footprints_path, algorithm,
+                                                                                monkeypatch):
+    from balanced_sampling.processing_provider import dask_scheduler
+
+    monkeypatch.setattr(dask_scheduler, "missing_packages", lambda modules: list(modules))
+    registered = QgsApplication.processingRegistry().algorithmById(f"balanced_sampling:{algorithm}")
+    ok, message = registered.checkParameterValues(
+        {"INPUT": footprints_path, "DASK_SCHEDULER": "local:2", "OUTPUT": "memory:"}, QgsProcessingContext())
+    assert not ok
+    assert "needs the Python packages dask, distributed" in message
+    assert "Install Python packages… (tick Also install Dask)" in message
+    assert "pip install" in message and "dask distributed" in message
