@@ -32,6 +32,10 @@ PATCHES_PER_TASK = 512
 MIN_PATCHES_PER_TASK = 32
 TASKS_PER_THREAD = 2
 
+#: Threads reading windows ahead of the model in a task: one keeps a CPU worker's model fed (a reader does 900-1 350
+#: patches/s, docs/benchmarks.md); a GPU runs thousands of patches a second, so it gets more.
+READERS_CPU, READERS_GPU = 1, 4
+
 #: The model each worker process holds: {ModelSpec: (model, input spec, device)} (one at a time).
 _MODELS: dict = {}
 
@@ -159,9 +163,10 @@ def run_embedding_task(task: EmbeddingTask, stop) -> np.ndarray:
     from .patch_images import PatchReader
 
     model, input_spec, device = worker_model(task.model)
+    readers = READERS_CPU if device == "cpu" else READERS_GPU
     with PatchReader(task.bands, task.stretch) as reader:
-        vectors = _embed(model, input_spec, device, reader, list(task.windows), task.model.dim, task.batch_size, 1,
-                         Progress(is_canceled=stop), None, None, task.identity, task.model.precision,
+        vectors = _embed(model, input_spec, device, reader, list(task.windows), task.model.dim, task.batch_size,
+                         readers, Progress(is_canceled=stop), None, None, task.identity, task.model.precision,
                          _worker_threads())
     if task.cache_folder is not None:
         tag = hashlib.blake2b("\0".join(task.keys).encode(), digest_size=6).hexdigest()
