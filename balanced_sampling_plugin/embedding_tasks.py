@@ -36,8 +36,10 @@ TASKS_PER_THREAD = 2
 #: patches/s, docs/benchmarks.md); a GPU runs thousands of patches a second, so it gets more.
 READERS_CPU, READERS_GPU = 1, 4
 
-#: The model each worker process holds: {ModelSpec: (model, input spec, device)} (one at a time).
+#: The model each worker process holds: {ModelSpec: (model, input spec, device)} (one at a time)...
 _MODELS: dict = {}
+#: ...and, on a GPU, the largest batch found for it (searched by the first task only).
+_GPU_BATCHES: dict = {}
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def worker_model(spec: ModelSpec):
         return _MODELS[spec]
     from .embeddings import load_model, model_fingerprint, quantized_int8
 
-    _MODELS.clear()  # one model per worker: the last run's is not needed any more
+    forget_models()  # one model per worker: the last run's is not needed any more
     if spec.local:
         if not os.path.isdir(spec.name):
             raise BalancedSamplingError(
@@ -125,6 +127,7 @@ def worker_model(spec: ModelSpec):
 def forget_models() -> None:
     """Drop the models this process holds (the worker setup's teardown)."""
     _MODELS.clear()
+    _GPU_BATCHES.clear()
 
 
 def _worker_device(spec: ModelSpec) -> str:
@@ -159,15 +162,22 @@ def _worker_threads() -> object:
 def run_embedding_task(task: EmbeddingTask, stop) -> np.ndarray:
     """(len(task.windows), dim) float32 embeddings of one task; writes them as a part of a partitioned cache
     first when the task names one. Module level: the executor pickles it to the workers."""
-    from .embeddings import _embed
+    from .embeddings import _embed, _embed_on, gpu_batch_size
     from .patch_images import PatchReader
 
-    model, input_spec, device = worker_model(task.model)
-    readers = READERS_CPU if device == "cpu" else READERS_GPU
+    spec = task.model
+    model, input_spec, device = worker_model(spec)
+    progress = Progress(is_canceled=stop)
     with PatchReader(task.bands, task.stretch) as reader:
-        vectors = _embed(model, input_spec, device, reader, list(task.windows), task.model.dim, task.batch_size,
-                         readers, Progress(is_canceled=stop), None, None, task.identity, task.model.precision,
-                         _worker_threads())
+        if device == "cpu":
+            vectors = _embed(model, input_spec, device, reader, list(task.windows), spec.dim, task.batch_size,
+                             READERS_CPU, progress, None, None, task.identity, spec.precision, _worker_threads())
+        else:
+            if spec not in _GPU_BATCHES:
+                shape = input_spec(reader.read(*task.windows[0])).shape
+                _GPU_BATCHES[spec] = gpu_batch_size(model, shape, device, spec.precision, task.batch_size)
+            vectors = _embed_on(model, input_spec, device, reader, list(task.windows), spec.dim, _GPU_BATCHES[spec],
+                                READERS_GPU, progress, None, None, task.identity, spec.precision, None)
     if task.cache_folder is not None:
         tag = hashlib.blake2b("\0".join(task.keys).encode(), digest_size=6).hexdigest()
         write_part(task.cache_folder, cache_rows(task.keys, task.identity, vectors), tag=tag)

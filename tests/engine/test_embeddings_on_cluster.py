@@ -248,3 +248,26 @@ def test_patches_per_task_spreads_small_runs_over_the_workers():
     assert embedding_tasks.patches_per_task(1_000_000, 64) == 512  # big runs: the largest task
     assert embedding_tasks.patches_per_task(10, 8) == 32  # never below the smallest task (here: one task)
     assert embedding_tasks.patches_per_task(0, 0) == 32
+
+
+def test_a_gpu_worker_searches_its_batch_size_once(records, model, monkeypatch):
+    """On a GPU worker the largest batch is found by the first task and reused by the next ones (the search runs
+    forward passes); the device itself is faked here: no GPU on the test machine."""
+    from balanced_sampling_plugin import embeddings
+    from balanced_sampling_plugin.embeddings import resolve_model_name
+
+    name, local = resolve_model_name(model)
+    spec = embedding_tasks.ModelSpec(name, local, None, "fp32", True, 32)
+    monkeypatch.setitem(embedding_tasks._MODELS, spec, ("model", lambda image: image, "cuda"))
+    searches, batches = [], []
+    monkeypatch.setattr(embeddings, "gpu_batch_size", lambda *a, **k: searches.append(a[3]) or 96)
+    monkeypatch.setattr(embeddings, "_embed_on", lambda *a: batches.append((a[6], a[7])) or np.zeros((len(a[4]), 32)))
+    windows = [(path, row, col, size) for path, row, col, size in records[["image_path", "row_off", "col_off",
+                                                                          "patch_size"]].head(64).itertuples(False)]
+    tasks = embedding_tasks.plan_tasks(windows, [str(i) for i in range(64)], spec, (1, 2, 3), None, 16, "id",
+                                       per_task=32)
+    for task in tasks:
+        assert embedding_tasks.run_embedding_task(task, lambda: False).shape == (32, 32)
+    assert searches == ["fp32"] and batches == [(96, embedding_tasks.READERS_GPU)] * 2
+    embedding_tasks.forget_models()
+    assert not embedding_tasks._GPU_BATCHES
