@@ -76,16 +76,10 @@ def cluster():
 
     The scheduler retries a task whose worker died once (allowed-failures 1, Dask's default is 3), so the
     killed-worker tests stay short."""
-    import cloudpickle
-    import dask
+    from tests.dask_cluster import local_test_cluster
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import this test module
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        executor = DaskExecutor(n_workers=2, threads_per_worker=1, memory_limit="1GiB")
-        executor.client.wait_for_workers(2, timeout=60)
-    yield executor
-    executor.close()
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    with local_test_cluster(__name__, allowed_failures=1) as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ a partitioned cache written by the workers, only missing patches recomputed, a w
 and the checks a worker makes of its model."""
 
 import os
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -26,16 +25,11 @@ PER_TASK = 48  # 384 patches -> 8 tasks
 
 @pytest.fixture(scope="module")
 def cluster():
-    import cloudpickle
-    import dask
+    from tests.dask_cluster import local_test_cluster
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the sabotage below runs on the workers
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
-        executor = DaskExecutor(n_workers=2, threads_per_worker=1, memory_limit="1500MiB")
-        executor.client.wait_for_workers(2, timeout=60)
-    yield executor
-    executor.close()
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    # The sabotage below runs on the workers; a task may kill 2 workers before the run stops.
+    with local_test_cluster(__name__, allowed_failures=2, memory_limit="1500MiB") as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")
