@@ -4,23 +4,23 @@
 <context>
     <name>@default</name>
     <message>
-        <location filename="../processing_provider/dask_scheduler.py" line="25" />
+        <location filename="../processing_provider/dask_scheduler.py" line="26" />
         <source>Dask scheduler</source>
         <translation>Escalonador Dask</translation>
     </message>
     <message>
-        <location filename="../processing_provider/dask_scheduler.py" line="27" />
+        <location filename="../processing_provider/dask_scheduler.py" line="28" />
         <source>Empty: run in this process. local:N: a Dask cluster of N worker processes on this machine. Otherwise the address of a Dask scheduler, e.g. tcp://host:8786.</source>
         <translation>Vazio: executa neste processo. local:N: um cluster Dask de N processos de trabalho nesta máquina. Caso contrário, o endereço de um escalonador Dask, por exemplo tcp://host:8786.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/dask_scheduler.py" line="51" />
-        <source>The Dask scheduler '{}' needs the Python packages {}, which the Python of this QGIS cannot import. Install them in a terminal:
+        <location filename="../processing_provider/dask_scheduler.py" line="52" />
+        <source>The Dask scheduler '{}' needs the Python packages {}, which the Python of this QGIS cannot import. Install them with Plugins &gt; Balanced Sampling &gt; Install Python packages… (tick Also install Dask), or in a terminal:
 {}
 then restart QGIS; or leave the Dask scheduler empty to run in this process.</source>
-        <translation>O escalonador Dask '{}' precisa dos pacotes Python {}, que o Python deste QGIS não consegue importar. Instale-os em um terminal:
+        <translation>O escalonador Dask '{}' precisa dos pacotes Python {}, que o Python deste QGIS não consegue importar. Instale-os em Complementos &gt; Balanced Sampling &gt; Instalar pacotes Python… (marque Instalar também o Dask), ou em um terminal:
 {}
-e depois reinicie o QGIS; ou deixe o escalonador Dask vazio para executar neste processo.</translation>
+e reinicie o QGIS; ou deixe o escalonador Dask vazio para rodar neste processo.</translation>
     </message>
 </context>
 <context>
@@ -144,102 +144,102 @@ e depois reinicie o QGIS.</translation>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="75" />
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77" />
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="78" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79" />
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="80" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81" />
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="83" />
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86" />
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="90" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="93" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="101" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="107" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="136" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="137" />
         <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
         <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
@@ -253,7 +253,7 @@ e depois reinicie o QGIS.</translation>
 &lt;b&gt;Compute uniqueness&lt;/b&gt;: DINOv2 uniqueness is computed only when this is on AND the sampling method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank method is an error: pick composition_only or class_balanced.
 &lt;b&gt;DINOv2 model, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness.
 &lt;b&gt;Sampling method&lt;/b&gt; (default class_balanced, the one that lifts a 1-2 % class well): as in Combine sampler weights.
-&lt;b&gt;Dask scheduler&lt;/b&gt; (advanced): where the mask statistics run, as in Compute composition clusters (empty = this process, local:N = N worker processes on this machine, or a scheduler address such as tcp://host:8786).</source>
+&lt;b&gt;Dask scheduler&lt;/b&gt; (advanced): where the mask statistics and the DINOv2 embeddings run, as in Compute composition clusters and Compute DINOv2 uniqueness (empty = this process, local:N = N worker processes on this machine, or a scheduler address such as tcp://host:8786).</source>
         <translation>Executa toda a cadeia sobre pastas de rasters de imagem/máscara: Criar contornos dos patches → Calcular clusters de composição → Calcular singularidade DINOv2 (opcional) → Combinar pesos do amostrador, e grava a camada de patches com pesos, o CSV de treinamento e o relatório. Cada etapa também é um algoritmo próprio, com todas as suas opções; este usa os valores padrão delas, exceto pelos parâmetros abaixo.
 
 &lt;b&gt;Pasta e padrão de imagens / máscaras&lt;/b&gt;: os rasters; uma imagem forma par com a máscara de mesmo nome (exceto por palavras como _mask).
@@ -262,7 +262,7 @@ e depois reinicie o QGIS.</translation>
 &lt;b&gt;Calcular singularidade&lt;/b&gt;: a singularidade DINOv2 só é calculada quando esta opção está ativa E o método de amostragem a usa (os métodos por posto, multiplicative, uniqueness_only); class_balanced e composition_only não precisam do DINOv2, então a cadeia pula esta etapa e avisa no log. Desativada com um método por posto é um erro: escolha composition_only ou class_balanced.
 &lt;b&gt;Modelo DINOv2, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2.
 &lt;b&gt;Método de amostragem&lt;/b&gt; (padrão class_balanced, o que favorece bem uma classe de 1-2 %): como em Combinar pesos do amostrador.
-&lt;b&gt;Escalonador Dask&lt;/b&gt; (avançado): onde rodam as estatísticas das máscaras, como em Calcular clusters de composição (vazio = este processo, local:N = N processos de trabalho nesta máquina, ou o endereço de um escalonador, como tcp://host:8786).</translation>
+&lt;b&gt;Escalonador Dask&lt;/b&gt; (avançado): onde rodam as estatísticas das máscaras e os embeddings DINOv2, como em Calcular clusters de composição e Calcular singularidade DINOv2 (vazio = este processo, local:N = N processos de trabalho nesta máquina, ou o endereço de um escalonador, como tcp://host:8786).</translation>
     </message>
 </context>
 <context>
@@ -692,117 +692,117 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 <context>
     <name>ComputeDinov2Uniqueness</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="64" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="65" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="98" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="104" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="100" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="106" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="103" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109" />
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="111" />
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114" />
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="119" />
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="122" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124" />
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="119" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125" />
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="122" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128" />
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="134" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="141" />
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="137" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="144" />
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="138" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="145" />
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="147" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="154" />
         <source>Bands must be three band numbers such as 1,2,3; got '{}'.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="166" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="182" />
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="177" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="193" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="194" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="211" />
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="131" />
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="132" />
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="67" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="68" />
         <source>Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.
 
 &lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
@@ -812,7 +812,8 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;kNN backend&lt;/b&gt;: nndescent (default: faiss NN-Descent neighbour graph re-scored exactly, the fastest for large datasets: ~15-25 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99), hnsw (hnswlib, approximate, about 3x slower), faiss (exact inner product), sklearn (exact, brute force).
 &lt;b&gt;Reproducible kNN&lt;/b&gt;: build the nndescent neighbour graph on one thread. With several threads nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores agree at Spearman 0.99999); on one thread every run gives identical scores, about 2x slower. The other backends are reproducible anyway.
 &lt;b&gt;Bands&lt;/b&gt;: the three image bands fed to the model (1-band imagery is replicated). &lt;b&gt;Stretch percentiles&lt;/b&gt;: imagery that is not 8-bit is scaled with one dataset-wide percentile stretch, so patches stay comparable.
-&lt;b&gt;Precision&lt;/b&gt;: auto (the default) is bf16 where the CPU or GPU computes bfloat16 natively, else fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest there); fp32 is full precision. On the benchmark set bf16 and int8 kept the uniqueness ranking of fp32 at Spearman ≥ 0.998 and ran 1.5x and 1.9-2.5x faster (docs/benchmarks.md). Embeddings of each precision are cached apart.</source>
+&lt;b&gt;Precision&lt;/b&gt;: auto (the default) is bf16 where the CPU or GPU computes bfloat16 natively, else fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest there); fp32 is full precision. On the benchmark set bf16 and int8 kept the uniqueness ranking of fp32 at Spearman ≥ 0.998 and ran 1.5x and 1.9-2.5x faster (docs/benchmarks.md). Embeddings of each precision are cached apart.
+&lt;b&gt;Dask scheduler&lt;/b&gt;: empty computes the embeddings in this process; local:N starts a Dask cluster of N worker processes on this machine; a scheduler address (tcp://host:8786) sends them to its workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a model folder at the same paths. An embedding cache given as a folder (ending in /) is written by the workers, one part per task, so a re-run after a failure computes only what is missing.</source>
         <translation>Gera o embedding de cada patch de imagem com um modelo DINOv2 (token CLS) e pontua o quanto ele é visualmente singular: uniqueness_score é a distância cosseno média até os seus k outros patches mais próximos (0 = o patch tem sósias exatos, maior = mais singular). Grava todos os campos de entrada mais uniqueness_score.
 
 &lt;b&gt;Modelo DINOv2&lt;/b&gt;: dinov2-small, dinov2-base ou dinov2-large (facebook/dinov2-*), qualquer id de modelo do Hugging Face ou uma pasta local salva com save_pretrained. Sem internet, baixe o modelo uma vez em uma máquina conectada (AutoModel/AutoImageProcessor .save_pretrained(folder)) e informe a pasta.
@@ -822,7 +823,8 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Backend kNN&lt;/b&gt;: nndescent (padrão: grafo de vizinhos NN-Descent do faiss, repontuado de forma exata, o mais rápido para conjuntos de dados grandes: ~15-25 s para 155 000 patches em 2 núcleos, recall@5 ≥ 0,99), hnsw (hnswlib, aproximado, cerca de 3x mais lento), faiss (produto interno exato), sklearn (exato, força bruta).
 &lt;b&gt;kNN reprodutível&lt;/b&gt;: constrói o grafo de vizinhos do nndescent em uma única thread. Com várias threads, o nndescent pode escolher um vizinho diferente para cerca de 1% dos patches de uma execução para outra (quase empates; as pontuações concordam com Spearman 0,99999); em uma thread, toda execução dá pontuações idênticas, cerca de 2x mais lento. Os outros backends já são reprodutíveis.
 &lt;b&gt;Bandas&lt;/b&gt;: as três bandas da imagem fornecidas ao modelo (imagens de 1 banda são replicadas). &lt;b&gt;Percentis do realce&lt;/b&gt;: imagens que não são de 8 bits são escalonadas com um único realce por percentis calculado sobre todo o conjunto de dados, para que os patches permaneçam comparáveis.
-&lt;b&gt;Precisão&lt;/b&gt;: auto (o padrão) é bf16 onde a CPU ou a GPU calcula bfloat16 nativamente; caso contrário, fp32 na CPU e fp16 na GPU; int8 quantiza as camadas lineares do modelo (só na CPU, onde é a mais rápida); fp32 é a precisão total. No conjunto de benchmark, bf16 e int8 mantiveram a ordenação de singularidade do fp32 com Spearman ≥ 0,998 e rodaram 1,5x e 1,9-2,5x mais rápido (docs/benchmarks.md). Os embeddings de cada precisão ficam em cache separadamente.</translation>
+&lt;b&gt;Precisão&lt;/b&gt;: auto (o padrão) é bf16 onde a CPU ou a GPU calcula bfloat16 nativamente; caso contrário, fp32 na CPU e fp16 na GPU; int8 quantiza as camadas lineares do modelo (só na CPU, onde é a mais rápida); fp32 é a precisão total. No conjunto de benchmark, bf16 e int8 mantiveram a ordenação de singularidade do fp32 com Spearman ≥ 0,998 e rodaram 1,5x e 1,9-2,5x mais rápido (docs/benchmarks.md). Os embeddings de cada precisão ficam em cache separadamente.
+&lt;b&gt;Escalonador Dask&lt;/b&gt;: vazio calcula os embeddings neste processo; local:N inicia um cluster Dask de N processos de trabalho nesta máquina; o endereço de um escalonador (tcp://host:8786) os envia aos seus processos de trabalho, cada um carregando o modelo uma vez (na sua GPU com Usar GPU). Os processos de trabalho precisam ver as imagens e a pasta do modelo nos mesmos caminhos. Um cache de embeddings dado como pasta (terminando em /) é escrito pelos processos de trabalho, uma parte por tarefa, de modo que uma nova execução após uma falha calcula só o que falta.</translation>
     </message>
 </context>
 <context>
@@ -1158,165 +1160,165 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>PackageInstaller</name>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="201" />
+        <location filename="../processing_provider/package_installer.py" line="204" />
         <source>Could not inspect the Python of this QGIS ({}):
 {}</source>
         <translation>Não foi possível examinar o Python deste QGIS ({}):
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="628" />
+        <location filename="../processing_provider/package_installer.py" line="634" />
         <source>Inspecting the Python of this QGIS: {}</source>
         <translation>Examinando o Python deste QGIS: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="636" />
+        <location filename="../processing_provider/package_installer.py" line="642" />
         <source>Nothing to install: the Python of this QGIS already has {}.</source>
         <translation>Nada a instalar: o Python deste QGIS já tem {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="652" />
+        <location filename="../processing_provider/package_installer.py" line="658" />
         <source>Nothing to install: every package is already there.</source>
         <translation>Nada a instalar: todos os pacotes já estão presentes.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="655" />
+        <location filename="../processing_provider/package_installer.py" line="661" />
         <source>Done in {:.0f} s.</source>
         <translation>Concluído em {:.0f} s.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="662" />
+        <location filename="../processing_provider/package_installer.py" line="668" />
         <source>The installation failed: {}</source>
         <translation>A instalação falhou: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="670" />
+        <location filename="../processing_provider/package_installer.py" line="676" />
         <source>pip is not available to the Python of this QGIS ({}). Install it (on Debian or Ubuntu: sudo apt install python3-pip), then try again.</source>
         <translation>O pip não está disponível para o Python deste QGIS ({}). Instale-o (no Debian ou Ubuntu: sudo apt install python3-pip) e tente novamente.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="674" />
+        <location filename="../processing_provider/package_installer.py" line="680" />
         <source>The pip of this QGIS's Python is too old ({}; the installer needs 22.2 or later). Update it with: {} -m pip install --user --upgrade pip</source>
         <translation>O pip do Python deste QGIS é antigo demais ({}; o instalador precisa da versão 22.2 ou posterior). Atualize-o com: {} -m pip install --user --upgrade pip</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="687" />
+        <location filename="../processing_provider/package_installer.py" line="693" />
         <source>QGIS has numpy {}{}: it is kept and never installed into the plugin's folder.</source>
         <translation>O QGIS tem o numpy {}{}: ele é mantido e nunca é instalado na pasta do plugin.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="687" />
+        <location filename="../processing_provider/package_installer.py" line="693" />
         <source>, which its GDAL bindings import</source>
         <translation>, que as bibliotecas Python do GDAL importam</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="691" />
+        <location filename="../processing_provider/package_installer.py" line="697" />
         <source>QGIS's GDAL bindings were built for numpy {}: numpy is limited to {}.</source>
         <translation>As bibliotecas Python do GDAL do QGIS foram compiladas para o numpy {}: o numpy fica limitado a {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="693" />
+        <location filename="../processing_provider/package_installer.py" line="699" />
         <source>Finding versions of {} that fit this QGIS…</source>
         <translation>Procurando versões de {} compatíveis com este QGIS…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="707" />
+        <location filename="../processing_provider/package_installer.py" line="713" />
         <source>pip found no versions of {} that fit this QGIS:
 {}</source>
         <translation>O pip não encontrou versões de {} compatíveis com este QGIS:
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="713" />
+        <location filename="../processing_provider/package_installer.py" line="719" />
         <source>pip chose a torch built for CUDA, which would add {} packages of NVIDIA libraries (several GB): {}. The plugin runs DINOv2 on the CPU; install the CPU build of torch (index {}) or leave torch out.</source>
         <translation>O pip escolheu um torch compilado para CUDA, o que acrescentaria {} pacotes de bibliotecas da NVIDIA (vários GB): {}. O plugin executa o DINOv2 na CPU; instale a versão de CPU do torch (índice {}) ou deixe o torch de fora.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="719" />
+        <location filename="../processing_provider/package_installer.py" line="725" />
         <source>{0} {1} ({2} wanted)</source>
         <translation>{0} {1} ({2} necessário)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="721" />
+        <location filename="../processing_provider/package_installer.py" line="727" />
         <source>{0} {1} would be needed, but QGIS ships {0} {2}, which Python finds first: it is not installed (the check after installing tells whether QGIS's copy works).</source>
         <translation>{0} {1} seria necessário, mas o QGIS traz {0} {2}, que o Python encontra primeiro: ele não é instalado (a verificação após a instalação diz se a cópia do QGIS funciona).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="727" />
+        <location filename="../processing_provider/package_installer.py" line="733" />
         <source>{} {} instead of the tested {}: the tested version does not fit this QGIS.</source>
         <translation>{} {} em vez da versão testada {}: a versão testada não é compatível com este QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="736" />
+        <location filename="../processing_provider/package_installer.py" line="742" />
         <source>Installing {} packages: {}</source>
         <translation>Instalando {} pacotes: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="751" />
+        <location filename="../processing_provider/package_installer.py" line="757" />
         <source>pip could not install {}:
 {}</source>
         <translation>O pip não conseguiu instalar {}:
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="761" />
+        <location filename="../processing_provider/package_installer.py" line="767" />
         <source>{} could not be built from source (no wheel for this Python and platform; building needs a C/C++ compiler); what needs it stays unavailable:
 {}</source>
         <translation>Não foi possível compilar {} a partir do código-fonte (não há wheel para este Python e plataforma; a compilação exige um compilador C/C++); o que depende dele continua indisponível:
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="768" />
+        <location filename="../processing_provider/package_installer.py" line="774" />
         <source>pip installed nothing.</source>
         <translation>O pip não instalou nada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="774" />
+        <location filename="../processing_provider/package_installer.py" line="780" />
         <source>Moving the packages into {}</source>
         <translation>Movendo os pacotes para {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="783" />
+        <location filename="../processing_provider/package_installer.py" line="789" />
         <source>Checking that QGIS's GDAL and every package still work…</source>
         <translation>Verificando se o GDAL do QGIS e todos os pacotes continuam funcionando…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="789" />
+        <location filename="../processing_provider/package_installer.py" line="795" />
         <source>The installation was rolled back, the plugin's folder is as it was: after installing, {}</source>
         <translation>A instalação foi desfeita, a pasta do plugin está como antes: após a instalação, {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="790" />
+        <location filename="../processing_provider/package_installer.py" line="796" />
         <source>{} failed: {}</source>
         <translation>{} falhou: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="794" />
+        <location filename="../processing_provider/package_installer.py" line="800" />
         <source>Likely cause: the Python of this QGIS has older versions of packages they need, which Python finds before the plugin's folder and which the installer does not replace: {}.</source>
         <translation>Causa provável: o Python deste QGIS tem versões mais antigas de pacotes de que eles precisam, que o Python encontra antes da pasta do plugin e que o instalador não substitui: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="803" />
+        <location filename="../processing_provider/package_installer.py" line="809" />
         <source>Installed into {}: {}.</source>
         <translation>Instalado em {}: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="806" />
+        <location filename="../processing_provider/package_installer.py" line="812" />
         <source>Not installed (could not be built): {}.</source>
         <translation>Não instalado (não foi possível compilar): {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="820" />
+        <location filename="../processing_provider/package_installer.py" line="826" />
         <source>the check did not finish within 10 minutes</source>
         <translation>a verificação não terminou em 10 minutos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="824" />
+        <location filename="../processing_provider/package_installer.py" line="830" />
         <source>the check crashed (exit code {}): {}</source>
         <translation>a verificação falhou de forma inesperada (código de saída {}): {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="836" />
+        <location filename="../processing_provider/package_installer.py" line="842" />
         <source>Installation canceled; the plugin's folder is as it was.</source>
         <translation>Instalação cancelada; a pasta do plugin está como antes.</translation>
     </message>
@@ -1324,169 +1326,189 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>PackagesDialog</name>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="38" />
+        <location filename="../processing_provider/package_dialog.py" line="39" />
         <source>Arrays, for every algorithm (QGIS's own copy is always kept)</source>
         <translation>Arrays, para todos os algoritmos (a cópia do próprio QGIS é sempre mantida)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="39" />
+        <location filename="../processing_provider/package_dialog.py" line="40" />
         <source>The patch table every algorithm reads and writes</source>
         <translation>A tabela de patches que todos os algoritmos leem e escrevem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="40" />
+        <location filename="../processing_provider/package_dialog.py" line="41" />
         <source>Ranks when combining sampler weights</source>
         <translation>Postos (ranks) ao combinar os pesos de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="41" />
+        <location filename="../processing_provider/package_dialog.py" line="42" />
         <source>Composition clusters (KMeans), the sklearn kNN backend</source>
         <translation>Agrupamentos de composição (KMeans), o backend kNN sklearn</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="42" />
+        <location filename="../processing_provider/package_dialog.py" line="43" />
         <source>Thread limits while clustering</source>
         <translation>Limite de threads durante o agrupamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="43" />
+        <location filename="../processing_provider/package_dialog.py" line="44" />
         <source>Reading image and mask windows</source>
         <translation>Leitura de janelas de imagens e máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="44" />
+        <location filename="../processing_provider/package_dialog.py" line="45" />
         <source>pytorch-smt-tools YAML configs</source>
         <translation>Configurações YAML do pytorch-smt-tools</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="45" />
+        <location filename="../processing_provider/package_dialog.py" line="46" />
         <source>The GeoJSON output of Build from config</source>
         <translation>A saída GeoJSON de Construir a partir da configuração</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="46" />
+        <location filename="../processing_provider/package_dialog.py" line="47" />
         <source>The embedding cache (Parquet)</source>
         <translation>O cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="47" />
+        <location filename="../processing_provider/package_dialog.py" line="48" />
         <source>Loading tiles from PostgreSQL</source>
         <translation>Carregamento de tiles do PostgreSQL</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="48" />
+        <location filename="../processing_provider/package_dialog.py" line="49" />
         <source>The nndescent (default) and faiss kNN backends</source>
         <translation>Os backends kNN nndescent (padrão) e faiss</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="49" />
+        <location filename="../processing_provider/package_dialog.py" line="50" />
         <source>The hnsw kNN backend (may need a C++ compiler to build)</source>
         <translation>O backend kNN hnsw (pode exigir um compilador C++ para ser compilado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="50" />
+        <location filename="../processing_provider/package_dialog.py" line="51" />
         <source>DINOv2 uniqueness: runs the image model. Large: the CPU wheel is about 200 MB to download, about 750 MB installed</source>
         <translation>Unicidade DINOv2: executa o modelo de imagem. Grande: o wheel para CPU tem cerca de 200 MB para baixar e ocupa cerca de 750 MB instalado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="52" />
+        <location filename="../processing_provider/package_dialog.py" line="53" />
         <source>DINOv2 uniqueness: loads the DINOv2 model (about 130 MB installed)</source>
         <translation>Unicidade DINOv2: carrega o modelo DINOv2 (cerca de 130 MB instalado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="54" />
+        <location filename="../processing_provider/package_dialog.py" line="55" />
         <source>DINOv2 uniqueness: reads the model weights</source>
         <translation>Unicidade DINOv2: lê os pesos do modelo</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="79" />
+        <location filename="../processing_provider/package_dialog.py" line="86" />
         <source>Installing Python packages for Balanced Sampling</source>
         <translation>Instalando pacotes Python para o Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="118" />
+        <location filename="../processing_provider/package_dialog.py" line="125" />
         <source>Balanced Sampling — Python packages</source>
         <translation>Balanced Sampling — pacotes Python</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="121" />
+        <location filename="../processing_provider/package_dialog.py" line="128" />
         <source>Balanced Sampling uses these Python packages. Missing ones are installed into the plugin's own folder, {}, which QGIS searches after its own packages: nothing QGIS ships (numpy, GDAL) is replaced. pip runs with the Python of this QGIS: {}</source>
         <translation>O Balanced Sampling usa estes pacotes Python. Os que faltam são instalados na pasta do próprio plugin, {}, que o QGIS consulta depois dos seus próprios pacotes: nada do que o QGIS traz (numpy, GDAL) é substituído. O pip é executado com o Python deste QGIS: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="130" />
+        <location filename="../processing_provider/package_dialog.py" line="137" />
         <source>Package</source>
         <translation>Pacote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="130" />
+        <location filename="../processing_provider/package_dialog.py" line="137" />
         <source>Needed for</source>
         <translation>Necessário para</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="130" />
+        <location filename="../processing_provider/package_dialog.py" line="137" />
         <source>Status</source>
         <translation>Situação</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="138" />
+        <location filename="../processing_provider/package_dialog.py" line="145" />
         <source>Also install torch, transformers and safetensors, for DINOv2 uniqueness (large: about 200 MB to download, about 1 GB on disk)</source>
         <translation>Instalar também torch, transformers e safetensors, para a unicidade DINOv2 (grande: cerca de 200 MB para baixar, cerca de 1 GB em disco)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="152" />
+        <location filename="../processing_provider/package_dialog.py" line="165" />
         <source>Install</source>
         <translation>Instalar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="154" />
+        <location filename="../processing_provider/package_dialog.py" line="167" />
         <source>Cancel installation</source>
         <translation>Cancelar instalação</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="171" />
+        <location filename="../processing_provider/package_dialog.py" line="184" />
         <source>Installed with QGIS ({})</source>
         <translation>Instalado com o QGIS ({})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="173" />
+        <location filename="../processing_provider/package_dialog.py" line="186" />
         <source>Installed in the plugin's folder ({})</source>
         <translation>Instalado na pasta do plugin ({})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="175" />
+        <location filename="../processing_provider/package_dialog.py" line="188" />
         <source>Optional, not installed</source>
         <translation>Opcional, não instalado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="175" />
+        <location filename="../processing_provider/package_dialog.py" line="188" />
         <source>Missing</source>
         <translation>Ausente</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="197" />
+        <location filename="../processing_provider/package_dialog.py" line="212" />
         <source>Missing: {}.</source>
         <translation>Ausentes: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="197" />
+        <location filename="../processing_provider/package_dialog.py" line="212" />
         <source>Every package the algorithms need is installed.</source>
         <translation>Todos os pacotes de que os algoritmos precisam estão instalados.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="216" />
+        <location filename="../processing_provider/package_dialog.py" line="233" />
         <source>Installing… pip's log is in the message log (View &gt; Panels &gt; Log Messages), tab Balanced Sampling.</source>
         <translation>Instalando… o log do pip está no registro de mensagens (Exibir &gt; Painéis &gt; Mensagens de Log), aba Balanced Sampling.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="230" />
+        <location filename="../processing_provider/package_dialog.py" line="247" />
         <source>The installation ended without a result.</source>
         <translation>A instalação terminou sem resultado.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="235" />
+        <location filename="../processing_provider/package_dialog.py" line="252" />
         <source>Restart QGIS to use the new versions of {}.</source>
         <translation>Reinicie o QGIS para usar as novas versões de {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="56" />
+        <source>Dask scheduler: runs mask reads and DINOv2 embeddings as tasks on a cluster (about 1.5 MB to download)</source>
+        <translation>Escalonador Dask: executa as leituras de máscaras e os embeddings DINOv2 como tarefas em um cluster (cerca de 1,5 MB para baixar)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="58" />
+        <source>Dask scheduler: connects to a scheduler or starts local workers (about 1 MB to download)</source>
+        <translation>Escalonador Dask: conecta-se a um escalonador ou inicia processos de trabalho locais (cerca de 1 MB para baixar)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="150" />
+        <source>Also install Dask, to run on clusters (about 5 MB)</source>
+        <translation>Instalar também o Dask, para clusters (cerca de 5 MB)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_dialog.py" line="152" />
+        <source>dask and distributed, needed only when the advanced parameter Dask scheduler is set. With their dependencies: about 5 MB to download, about 40 MB on disk.</source>
+        <translation>dask e distributed, necessários apenas quando o parâmetro avançado Escalonador Dask está preenchido. Com suas dependências: cerca de 5 MB para baixar, cerca de 40 MB em disco.</translation>
     </message>
 </context>
 <context>
