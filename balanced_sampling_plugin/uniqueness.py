@@ -546,11 +546,46 @@ def uniqueness_scores(embeddings, k: int = 5, backend: str = DEFAULT_BACKEND, pr
 
     ``k`` is clipped to ``n - 1`` with a warning; ``n < 2`` raises. Returns (n,) float64
     in [0, 2], higher = more unique. ``params`` go to :func:`knn_cosine`.
+
+    With the ``nndescent`` backend, embeddings in a ``numpy.memmap`` (or a ``.npy`` path), or more than the
+    in-memory search fits in half the available memory, go to
+    :func:`~balanced_sampling_plugin.uniqueness_out_of_core.knn_cosine_out_of_core` (the same graph on float16
+    projections, exact re-rank in blocks), said in the log.
     """
+    if backend == "nndescent" and _out_of_core(embeddings, k, progress, params):
+        from .uniqueness_out_of_core import knn_cosine_out_of_core, open_vectors
+
+        vectors = open_vectors(embeddings)
+        k = effective_k(len(vectors), int(k), progress)
+        _, distances = knn_cosine_out_of_core(vectors, k, progress=progress, **params)
+        return distances.astype(np.float64).mean(axis=1)
     embeddings = np.asarray(embeddings)
     k = effective_k(len(embeddings), int(k), progress)
     _, distances = knn_cosine(embeddings, k, backend=backend, progress=progress, **params)
     return distances.astype(np.float64).mean(axis=1)
+
+
+def _out_of_core(embeddings, k, progress, params) -> bool:
+    """Whether the ``nndescent`` search should run out of core (see :func:`uniqueness_scores`); says why."""
+    from .uniqueness_out_of_core import available_memory_bytes, fits_in_memory, in_memory_knn_bytes
+
+    if isinstance(embeddings, (str, os.PathLike, np.memmap)):
+        as_progress(progress).info(_("The embeddings are read from storage: the kNN graph is built out of core "
+                                     "(float16 projections, exact re-rank in blocks)."))
+        return True
+    shape = getattr(embeddings, "shape", None)
+    if shape is None or len(shape) != 2:
+        return False
+    n, d = int(shape[0]), int(shape[1])
+    available = available_memory_bytes()
+    reduce_dim = int(params.get("reduce_dim", NNDESCENT_DEFAULTS["reduce_dim"]))
+    if available is None or fits_in_memory(n, d, available, reduce_dim=reduce_dim, k=max(1, int(k))):
+        return False
+    as_progress(progress).info(
+        _("The in-memory kNN of {n} embeddings would need about {need:.1f} GB, more than half of the {free:.1f} GB "
+          "available: the graph is built out of core (float16 projections, exact re-rank in blocks).").format(
+            n=n, need=in_memory_knn_bytes(n, d, max(1, int(k)), reduce_dim) / 1e9, free=available / 1e9))
+    return True
 
 
 def recall_at_k(approx_idx, exact_idx) -> float:

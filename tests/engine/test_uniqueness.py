@@ -353,3 +353,29 @@ def test_inner_products_by_index_faiss_and_numpy_agree(larger, monkeypatch):
                         lambda name, *a, **kw: (_ for _ in ()).throw(ImportError(name)) if name == "faiss"
                         else real_import(name, *a, **kw))
     np.testing.assert_allclose(inner_products_by_index(larger, queries, candidates), expected, atol=1e-5)
+
+
+def test_nndescent_goes_out_of_core_when_memory_is_short_or_the_embeddings_are_on_disk(monkeypatch, tmp_path):
+    """uniqueness_scores picks the out-of-core search for a memmap, or when the in-memory search would need more
+    than half the available memory, says so, and scores like exact search."""
+    from balanced_sampling_plugin import uniqueness_out_of_core
+
+    x = clustered(n=8000, d=64, n_clusters=40, rank=8, seed=3)
+    exact_scores = uniqueness_scores(x, 5, backend="faiss")
+    messages = []
+    here = uniqueness_scores(x, 5, progress=Progress(info=messages.append))
+    assert not any("out of core" in m for m in messages)  # plenty of memory for 8 000 x 64
+
+    monkeypatch.setattr(uniqueness_out_of_core, "available_memory_bytes", lambda: 4 << 20)  # 4 MB free
+    messages.clear()
+    short = uniqueness_scores(x, 5, progress=Progress(info=messages.append))
+    assert any("more than half of the 0.0 GB available" in m and "out of core" in m for m in messages), messages
+    monkeypatch.undo()
+
+    np.save(tmp_path / "x.npy", x)
+    messages.clear()
+    on_disk = uniqueness_scores(np.load(tmp_path / "x.npy", mmap_mode="r"), 5, progress=Progress(info=messages.append))
+    assert any("read from storage" in m for m in messages)
+    for scores in (here, short, on_disk):
+        assert spearmanr(scores, exact_scores).statistic > 0.995
+        assert np.mean(np.abs(scores - exact_scores) < 1e-5) > 0.97  # the exact distances of (nearly) the same pairs
