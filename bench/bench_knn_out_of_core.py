@@ -37,9 +37,10 @@ from common import load1, machine, peak_rss_mb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from balanced_sampling_plugin.uniqueness import NNDESCENT_DEFAULTS, recall_at_k  # noqa: E402
+from balanced_sampling_plugin.uniqueness import recall_at_k  # noqa: E402
 from balanced_sampling_plugin.uniqueness_out_of_core import (  # noqa: E402
     BLOCK_ROWS,
+    OUT_OF_CORE_DEFAULTS,
     in_memory_knn_bytes,
     knn_cosine_out_of_core,
 )
@@ -143,7 +144,7 @@ def run(args) -> dict:
     overrides = {key: int(value) for key, value in (item.split("=") for item in args.param)}
     result = {"machine": machine(), "ram_gib": ram_total_gb(), "patches": n, "dim": d, "k": K,
               "block_rows": args.block_rows, "threads": args.threads,
-              "nndescent": {**{key: NNDESCENT_DEFAULTS[key] for key in graph_params}, **overrides}}
+              "nndescent": {**{key: OUT_OF_CORE_DEFAULTS[key] for key in graph_params}, **overrides}}
     started, load = time.perf_counter(), load1()
     # A child process writes the file: this process's ru_maxrss stays the kNN's own.
     subprocess.run([sys.executable, __file__, "--generate-only", "--patches", str(n), "--dim", str(d),
@@ -266,7 +267,8 @@ def main(argv=None) -> None:
     parser.add_argument("--block-rows", type=int, default=BLOCK_ROWS)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--param", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="NN-Descent parameters other than the defaults, e.g. iterations=20")
+                        help="NN-Descent parameters other than the defaults, e.g. iterations=10 sample=10 "
+                             "(the in-memory backend's)")
     parser.add_argument("--path", default="/tmp/bs_bench_knn_out_of_core.npy")
     parser.add_argument("--keep", action="store_true", help="keep the embeddings file")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
