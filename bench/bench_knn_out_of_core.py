@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import load1, machine, peak_rss_mb
+from common import load1, machine, peak_rss_mb, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,7 +48,6 @@ from balanced_sampling_plugin.uniqueness_out_of_core import (  # noqa: E402
 K = 5
 DOC = ROOT / "docs" / "scale-out.md"
 TITLE = "kNN out of core (2 M patches)"
-BEGIN, END = "<!-- bench_knn_out_of_core: begin -->", "<!-- bench_knn_out_of_core: end -->"
 
 
 def write_scene_embeddings(path: Path, n: int, d: int, seed: int = 0, block: int = 16384,
@@ -248,15 +247,6 @@ def ram_total_gb() -> float:
     return int(match.group(1)) / 2**20 if match else float("nan")  # GiB
 
 
-def write_doc(body: str) -> None:
-    """Replace the text between this benchmark's markers in docs/scale-out.md, or append the section."""
-    text = DOC.read_text() if DOC.exists() else "# Scale-out\n"
-    block = f"{BEGIN}\n{body.strip()}\n{END}"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + f"\n\n## {TITLE}\n\n{block}\n"
-    DOC.write_text(text)
 
 
 def main(argv=None) -> None:
@@ -286,7 +276,7 @@ def main(argv=None) -> None:
     body = render(result)
     print(body)
     if not args.no_doc:
-        write_doc(body)
+        write_marked_block(DOC, "bench_knn_out_of_core", body, TITLE)
 
 
 if __name__ == "__main__":

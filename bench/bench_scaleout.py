@@ -27,19 +27,17 @@ import json
 import math
 import os
 import pickle
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import Timer, machine, peak_rss_mb
+from common import Timer, machine, peak_rss_mb, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "scale-out.md"
-BEGIN, END = "<!-- bench_scaleout: begin -->", "<!-- bench_scaleout: end -->"
 PATCH = 64
 NODATA = 0
 
@@ -216,11 +214,6 @@ def render(r: dict) -> str:
     ])
 
 
-def write_doc(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Scale-out\n\n" + BEGIN + "\n" + END + "\n"
-    block = f"{BEGIN}\n{body.strip()}\n{END}"
-    text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    DOC.write_text(text)
 
 
 def main(argv=None) -> None:
@@ -238,7 +231,7 @@ def main(argv=None) -> None:
     body = render(result)
     print(body)
     if not args.no_doc:
-        write_doc(body)
+        write_marked_block(DOC, "bench_scaleout", body)
 
 
 if __name__ == "__main__":

@@ -18,19 +18,17 @@ import argparse
 import json
 import os
 import pickle
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import load1, machine
+from common import load1, machine, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "scale-out.md"
-BEGIN, END = "<!-- bench_scaleout_embeddings: begin -->", "<!-- bench_scaleout_embeddings: end -->"
 
 
 def run(args) -> dict:
@@ -115,14 +113,6 @@ def render(r: dict) -> str:
     ])
 
 
-def write_doc(body: str) -> None:
-    text = DOC.read_text()
-    block = f"{BEGIN}\n{body.strip()}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
 
 
 def main(argv=None) -> None:
@@ -138,7 +128,7 @@ def main(argv=None) -> None:
     body = render(result)
     print(body)
     if not args.no_doc:
-        write_doc(body)
+        write_marked_block(DOC, "bench_scaleout_embeddings", body)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,20 @@ def write_section(title: str, body: str) -> None:
     DOC.write_text(text.rstrip() + "\n")
 
 
+def write_marked_block(doc, name: str, body: str, title: str = "") -> None:
+    """Replace the text between ``<!-- name: begin -->`` and ``<!-- name: end -->`` in the Markdown file ``doc``
+    by ``body``; without the markers, append them (under ``## title`` when given)."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    doc = Path(doc)
+    text = doc.read_text() if doc.exists() else ""
+    block = f"{begin}\n{body.strip()}\n{end}"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + (f"## {title}\n\n" if title else "") + block + "\n"
+    doc.write_text(text)
+
+
 def save_log_log_plot(path, series, xlabel: str, ylabel: str, title: str, figsize=(7, 4.5), draw=None) -> None:
     """A log-log line plot of ``series`` saved as PNG to ``path``.
 

@@ -47,7 +47,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-knn", action="store_true", help="skip bench_knn.py")
     parser.add_argument("--no-weights", action="store_true", help="skip bench_weights.py")
     parser.add_argument("--no-coreset", action="store_true", help="skip bench_coreset.py")
-    parser.add_argument("--no-scaleout", action="store_true", help="skip bench_scaleout.py (1 M patches, minutes)")
+    parser.add_argument("--no-scaleout", action="store_true",
+                        help="skip the scale-out benchmarks: bench_scaleout.py (1 M patches, minutes), "
+                             "bench_scaleout_embeddings.py (DINOv2 in-process vs LocalCluster, ~2 min) and "
+                             "bench_knn_out_of_core.py (2 M patches, ~12 min)")
     parser.add_argument("--quick", action="store_true", help="bench_stages.py --quick (10k only)")
     parser.add_argument("--no-doc", action="store_true", help="pass --no-doc to both (leave docs/ alone)")
     parser.add_argument("--stages-args", default="", help="extra arguments for bench_stages.py (one quoted string)")
@@ -61,7 +64,8 @@ def main(argv=None) -> int:
     if not args.no_coreset:
         codes.append(run("bench_coreset.py", ["--no-doc"] if args.no_doc else []))
     if not args.no_scaleout:
-        codes.append(run("bench_scaleout.py", ["--no-doc"] if args.no_doc else []))
+        for script in ("bench_scaleout.py", "bench_scaleout_embeddings.py", "bench_knn_out_of_core.py"):
+            codes.append(run(script, ["--no-doc"] if args.no_doc else []))
     if not args.no_knn:
         codes.append(run("bench_knn.py", knn_extra + (["--no-doc"] if args.no_doc else [])))
     return next((c for c in codes if c), 0)
