@@ -702,12 +702,18 @@ def _embed_on_workers(executor, spec, reader, windows, keys, bands, batch_size, 
     out = np.zeros((len(windows), spec.dim), dtype=np.float32)
     arrived = np.zeros(len(windows), dtype=bool)
 
+    last_checkpoint = [time.monotonic()]
+
     def keep(i, vectors):
         if vectors.shape != (starts[i + 1] - starts[i], spec.dim):
             raise BalancedSamplingError(_("The model gives {given}-d embeddings, not {expected}.").format(
                 given=vectors.shape[-1], expected=spec.dim))
         out[starts[i]:starts[i + 1]] = vectors
         arrived[starts[i]:starts[i + 1]] = True
+        # A single-file cache is checkpointed as in-process, so a crash of this process loses little.
+        if folder is None and cache is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
+            _checkpoint(cache, keys[arrived], identity, out[arrived], progress)
+            last_checkpoint[0] = time.monotonic()
 
     progress.info(_("Computing {n} embeddings {where}, in {tasks} tasks; each worker loads the model once ({gpu}).")
                   .format(n=len(windows), where=executor.description, tasks=len(tasks),

@@ -265,3 +265,22 @@ def test_a_gpu_worker_searches_its_batch_size_once(records, model, monkeypatch):
     assert searches == ["fp32"] and batches == [(96, embedding_tasks.READERS_GPU)] * 2
     embedding_tasks.forget_models()
     assert not embedding_tasks._GPU_BATCHES
+
+
+def test_a_single_file_cache_is_checkpointed_while_results_arrive(cluster, records, model, small_tasks, tmp_path,
+                                                                  monkeypatch):
+    """With CHECKPOINT_SECONDS 0 every arriving task rewrites the single-file cache with what is in so far."""
+    from balanced_sampling_plugin import embeddings
+
+    saved = []
+    real = EmbeddingCache.save
+
+    def spy(self, keys, identity, vectors):
+        saved.append(len(keys))
+        return real(self, keys, identity, vectors)
+
+    monkeypatch.setattr(embeddings, "CHECKPOINT_SECONDS", 0)
+    monkeypatch.setattr(EmbeddingCache, "save", spy)
+    extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster,
+                       parquet_path=tmp_path / "cache.parquet")
+    assert saved == sorted(saved) and saved[0] == PER_TASK and saved[-2:] == [len(records)] * 2  # then the final save
