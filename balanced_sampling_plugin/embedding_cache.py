@@ -41,7 +41,7 @@ import pandas as pd
 
 from .errors import BalancedSamplingError, require
 from .i18n import _
-from .file_safety import OutputFiles
+from .file_safety import FolderOutput, OutputFiles
 from .progress import Progress, as_progress
 
 KEY, MODEL, EMBEDDING = "patch_key", "model", "embedding"
@@ -58,6 +58,15 @@ def is_partitioned(path) -> bool:
     written with a trailing separator (``embeddings/``)."""
     text = os.fspath(path)
     return os.path.isdir(text) or (not os.path.exists(text) and text.endswith(("/", os.sep)))
+
+
+def cache_output(path):
+    """What a run writes at the cache ``path``, for the path checks: a
+    :class:`~balanced_sampling_plugin.file_safety.FolderOutput` for a partitioned cache (an existing folder is
+    added to, not replaced), else the file path itself; None stays None."""
+    if not path:
+        return path
+    return FolderOutput(os.fspath(path)) if is_partitioned(path) else os.fspath(path)
 
 
 def part_name(tag: str = "") -> str:

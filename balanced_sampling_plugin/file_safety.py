@@ -104,6 +104,11 @@ class LayerInFile(tuple):
         return self[1]
 
 
+class FolderOutput(str):
+    """A folder the run adds files to (a partitioned embedding cache: one new part per save), never a file it
+    replaces: an existing folder is fine where a file output would be refused."""
+
+
 def _entries(value) -> list:
     """Paths (str) and :class:`LayerInFile` of one parameter's value."""
     if value is None:
@@ -194,10 +199,16 @@ def check_paths(
 
 def check_writable(path, name: str = "The output") -> None:
     """Raise unless a file can be created in ``path``'s folder (tested by creating one) and
-    ``path`` is not a folder or a read-only file."""
+    ``path`` is not a folder or a read-only file; a :class:`FolderOutput` must be a folder (or not exist yet),
+    and files must be creatable in it."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.isdir(path):
+    if isinstance(path, FolderOutput):
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise BalancedSamplingError(_("{output} '{path}' is a file, not a folder; give a folder, or a file name "
+                                          "without the trailing separator.").format(output=name, path=path))
+        folder = path if os.path.isdir(path) else folder
+    elif os.path.isdir(path):
         raise BalancedSamplingError(_("{output} '{path}' is a folder; give a file name inside it.").format(
             output=name, path=path))
     if not os.path.isdir(folder):

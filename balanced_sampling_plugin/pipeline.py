@@ -55,6 +55,7 @@ from .config import ROOT, BalancedDatasetConfig, DirectoryInput, LocalInput, loa
 from .errors import BalancedSamplingError, require
 from .i18n import _
 from .export import write_training_csv
+from .embedding_cache import cache_output
 from .file_safety import OutputFiles, check_paths
 from .footprints import build_footprints, find_pairs
 from .progress import Progress, as_progress
@@ -212,7 +213,8 @@ def check_output_paths(
     writes = {
         f"{ROOT}.output.csv_path": output.csv_path,
         f"{ROOT}.output.geojson_path": output.geojson_path,
-        f"{ROOT}.embeddings.parquet_path": config.embeddings.parquet_path if config.runs_dinov2 else None,
+        f"{ROOT}.embeddings.parquet_path":
+            cache_output(config.embeddings.parquet_path) if config.runs_dinov2 else None,
         **(other_outputs or {}),
     }
     reads = {_("the config file"): config.source}

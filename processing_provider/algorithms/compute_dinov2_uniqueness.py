@@ -74,9 +74,10 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.\n"
             "<b>Batch size</b>: patches per forward pass. <b>Parallel readers</b>: threads reading windows ahead "
             "of the model. <b>Use GPU</b>: CUDA when available, else CPU (the log says which).\n"
-            "<b>Embedding cache</b>: optional Parquet file. A re-run reuses the embeddings of patches (image path "
-            "+ window) already cached for the same model and computes only the missing ones; a damaged cache is "
-            "reported and rebuilt.\n"
+            "<b>Embedding cache</b>: optional Parquet file, or a folder (an existing one, or a path typed with a "
+            "trailing /) holding the cache as parts, one per save. A re-run reuses the embeddings of patches (image "
+            "path + window) already cached for the same model and computes only the missing ones; a damaged cache "
+            "is reported and rebuilt.\n"
             "<b>Neighbours (k)</b>: how many nearest patches are averaged (default 5).\n"
             "<b>kNN backend</b>: nndescent (default: faiss NN-Descent neighbour graph re-scored exactly, the "
             "fastest for large datasets: ~15-25 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99), hnsw "
@@ -96,8 +97,8 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "<b>Dask scheduler</b>: empty computes the embeddings in this process; local:N starts a Dask cluster "
             "of N worker processes on this machine; a scheduler address (tcp://host:8786) sends them to its "
             "workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a "
-            "model folder at the same paths. An embedding cache given as a folder (ending in /) is written by the "
-            "workers, one part per task, so a re-run after a failure computes only what is missing."
+            "model folder at the same paths. An embedding cache given as a folder is written by the workers, one part "
+            "per task, so a re-run after a failure computes only what is missing."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -170,6 +171,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         problem = scheduler_problem(self, parameters, context)
         if problem:
             raise QgsProcessingException(problem)
+        from ...balanced_sampling_plugin.embedding_cache import cache_output
         from ...balanced_sampling_plugin.records import validate_records
         from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness
 
@@ -182,7 +184,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             raise QgsProcessingException(self.tr("The stretch low percentile must be below the high one."))
         bands = self._bands(parameters, context)
         parquet_path = self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context) or None
-        writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: parquet_path}
+        writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: cache_output(parquet_path)}
         model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
         model_files = [os.path.join(folder, name) for folder, _, names in os.walk(os.path.expanduser(model))
                        for name in names] if os.path.isdir(os.path.expanduser(model)) else []
@@ -214,4 +216,5 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs,
                                         GraduatedStyle(UNIQUENESS_SCORE, ramp="Magma"))
             self.commit(outputs, feedback)
-        return {self.OUTPUT: dest_id, self.COMPUTED: result.computed, self.REUSED: result.reused}
+        return {self.OUTPUT: dest_id, self.COMPUTED: result.computed, self.REUSED: result.reused,
+                self.PARQUET_PATH: parquet_path}

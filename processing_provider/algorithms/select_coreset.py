@@ -133,9 +133,11 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             self.BUDGET_MODE, self.tr("Budget mode"),
             options=[self.tr("fraction — of the patches not excluded"), self.tr("count — a number of patches")],
             defaultValue=0))
+        # Any path: a partitioned cache is a folder of parts (e.g. written by Dask workers), typed in; QGIS's
+        # default filter (*.*) would refuse a name without an extension.
         self.addParameter(QgsProcessingParameterFile(
-            self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"),
-            extension="parquet", optional=True))
+            self.PARQUET_PATH, self.tr("Embedding cache (Parquet file or folder)"), optional=True,
+            fileFilter=self.tr("Parquet files (*.parquet);;All files (*)")))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.VECTOR_LAYER, self.tr("Take first the patches over the polygons of"),
             [QgsProcessing.TypeVectorPolygon], optional=True))

@@ -233,8 +233,14 @@ def test_the_yaml_compute_section_runs_both_stages_on_one_cluster(synthetic_data
     run_config(write_config(synthetic_dataset.folder, body))
     assert seen[0] is None
     assert isinstance(seen[1], DaskExecutor) and seen[1]._client is None  # closed after the run
-    assert len(_parts(tmp_path / "cache-dask")) >= 1  # written by the workers
+    parts = _parts(tmp_path / "cache-dask")
+    assert len(parts) >= 1  # written by the workers
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask.csv"), pd.read_csv(tmp_path / "threads.csv"))
+    # Again: the cache folder exists now and is reused (nothing computed, no part added), same CSV.
+    body["output"]["csv_path"] = str(tmp_path / "again.csv")
+    run_config(write_config(synthetic_dataset.folder, body))
+    assert _parts(tmp_path / "cache-dask") == parts
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again.csv"), pd.read_csv(tmp_path / "threads.csv"))
 
 
 def test_patches_per_task_spreads_small_runs_over_the_workers():

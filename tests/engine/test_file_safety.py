@@ -636,3 +636,23 @@ def test_atomic_write_to_a_missing_folder(tmp_path):
         with atomic_write(tmp_path / "missing" / "out.csv") as handle:
             handle.write("x")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_output_may_exist_and_must_be_a_writable_folder(tmp_path):
+    """A partitioned cache (FolderOutput) is added to: an existing folder passes where a file output is refused."""
+    from balanced_sampling_plugin.embedding_cache import cache_output
+    from balanced_sampling_plugin.file_safety import FolderOutput
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    check_paths({"PARQUET_PATH": cache_output(folder)})  # an existing folder: a partitioned cache
+    check_paths({"PARQUET_PATH": cache_output(str(tmp_path / "new") + os.sep)})  # a new one, by its separator
+    assert isinstance(cache_output(folder), FolderOutput) and not isinstance(cache_output(tmp_path / "c.parquet"),
+                                                                           FolderOutput)
+    with pytest.raises(BalancedSamplingError, match="is a folder; give a file name"):
+        check_paths({"OUTPUT": str(folder)})  # any other output: refused as before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BalancedSamplingError, match="is a file, not a folder"):
+        check_paths({"PARQUET_PATH": FolderOutput(str(tmp_path / "file"))})
+    with pytest.raises(BalancedSamplingError, match="both point to"):
+        check_paths({"PARQUET_PATH": cache_output(folder), "OUTPUT": str(folder)})

@@ -90,3 +90,41 @@ def test_embeddings_on_a_scheduler_address_equal_in_process(footprints, profile,
     assert "on the Dask scheduler tcp://" in proc.stdout
     parts = [name for name in os.listdir(cache) if name.startswith("part-")]
     assert len(parts) == 4  # written by the workers, one a task
+
+
+def test_a_folder_cache_is_reused_by_a_rerun_and_read_by_select_coreset(footprints, profile, tmp_path):
+    """PARQUET_PATH as a folder: the first run writes a part, the second run (the folder now exists) reuses every
+    embedding, Select coreset reads the folder; a folder holding other files is refused and left as it was."""
+    import json
+
+    from tests.tiny_dinov2 import build_tiny_dinov2
+
+    model = build_tiny_dinov2(tmp_path / "model")
+    clusters = tmp_path / "clusters.gpkg"
+    _clusters(footprints, clusters, profile)
+    cache = str(tmp_path / "cache") + os.sep
+
+    def uniqueness(out, parquet):
+        return qgis_process("run", "balanced_sampling:computedinov2uniqueness", "--", f"INPUT={clusters}",
+                            f"DINO_MODEL={model}", "BACKEND=1", "PRECISION=0", f"PARQUET_PATH={parquet}",
+                            f"OUTPUT={out}", profile=profile)
+
+    first = uniqueness(tmp_path / "u1.gpkg", cache)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    again = uniqueness(tmp_path / "u2.gpkg", str(tmp_path / "cache"))  # the existing folder, no separator
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "384 of 384 patches reused, 0 to compute" in again.stdout
+    assert gpkg_rows(tmp_path / "u2.gpkg") == gpkg_rows(tmp_path / "u1.gpkg")
+
+    coreset = qgis_process("run", "balanced_sampling:selectcoreset", "--json", "--", f"INPUT={tmp_path / 'u2.gpkg'}",
+                           "METHOD=2", "BUDGET=0.25", f"PARQUET_PATH={cache}", f"OUTPUT={tmp_path / 'coreset.gpkg'}",
+                           profile=profile)  # METHOD 2 = fd, which reads the embeddings
+    assert coreset.returncode == 0, coreset.stdout[-2000:] + coreset.stderr[-2000:]
+    assert json.loads(coreset.stdout)["results"]["SELECTED_PATCHES"] > 0
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    refused = uniqueness(tmp_path / "u3.gpkg", foreign)
+    assert refused.returncode != 0 and "holds other files (notes.txt)" in refused.stdout + refused.stderr
+    assert os.listdir(foreign) == ["notes.txt"] and (foreign / "notes.txt").read_text() == "keep me"
