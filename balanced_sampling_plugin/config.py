@@ -340,6 +340,21 @@ def _scheduler(value, key):
     return value
 
 
+def _memory_limit(value, key):
+    """A worker memory limit as Dask reads it ("4GiB", "500MB", a byte count); checked with Dask's own parser
+    when Dask is installed (without it, the scheduler itself cannot run and says so)."""
+    value = str(value) if isinstance(value, int) and not isinstance(value, bool) else _text(value, key)
+    try:
+        from dask.utils import parse_bytes
+    except ImportError:
+        return value
+    try:
+        parse_bytes(value)
+    except (ValueError, TypeError) as exc:
+        raise _bad(key, value, _("a memory size such as 4GiB or 500MB")) from exc
+    return value
+
+
 @dataclass
 class ComputeConfig:
     """Where the mask statistics and the DINOv2 embeddings run (the plugin's own section; see :mod:`~.compute`)."""
@@ -347,7 +362,7 @@ class ComputeConfig:
     scheduler: str = _setting("", _scheduler)
     n_workers: Optional[int] = _setting(None, _optional(_integer(1)))
     threads_per_worker: Optional[int] = _setting(None, _optional(_integer(1)))
-    memory_limit: Optional[str] = _setting(None, _optional(_text))
+    memory_limit: Optional[str] = _setting(None, _optional(_memory_limit))
 
     def executor(self, workers: Optional[int] = None):
         """The :class:`~.compute.Executor` these settings describe (``workers``: threads in-process)."""
@@ -662,6 +677,11 @@ def _reject_unknown(section: Mapping, key: str, accepted) -> None:
 
 
 def _check_consistency(config: BalancedDatasetConfig) -> None:
+    if config.compute.scheduler:
+        try:  # starts nothing: only checks that the compute keys fit together (e.g. memory_limit with an address)
+            config.compute.executor()
+        except BalancedSamplingError as exc:
+            raise BalancedSamplingError(_("{key}: {error}").format(key=f"{ROOT}.compute", error=exc)) from None
     clustering = config.clustering
     key = f"{ROOT}.clustering"
     if clustering.k_selection == "fixed" and clustering.k is None:

@@ -296,6 +296,8 @@ def load_model(name: str, local: bool, device: str, revision: str | None = None)
     is never computed under an older key.
     """
     transformers = require("transformers", _("DINOv2 embeddings"))
+    # Its "Loading weights" bars would land in the algorithm log (and a Dask worker's in the client's).
+    transformers.utils.logging.disable_progress_bar()
     pinned = {} if local or not revision else {"revision": revision}
     try:
         processor = transformers.AutoImageProcessor.from_pretrained(name, local_files_only=local, **pinned)

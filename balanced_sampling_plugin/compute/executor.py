@@ -193,14 +193,21 @@ def executor_from_spec(spec: Optional[str] = "", n_workers: Optional[int] = None
     kind, value = parse_spec(spec)
     if kind == "inprocess":
         return InProcessExecutor(workers)
+    if kind == "address":
+        local_only = [name for name, given in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker),
+                                               ("memory_limit", memory_limit)) if given is not None]
+        if local_only:
+            raise BalancedSamplingError(
+                _("{options} shape only a local cluster (local:N); the workers of the scheduler {address} keep their "
+                  "own (as given to dask worker). Remove {options}, or use local:N.").format(
+                    options=", ".join(local_only), address=value))
+        return DaskExecutor(address=str(value))
     if n_workers is not None and (int(n_workers) < 1 or (value is not None and int(n_workers) != value)):
         raise BalancedSamplingError(
             _("n_workers ({n}) does not fit the Dask scheduler '{spec}': give the worker count once, as local:N or "
               "as n_workers (1 or more).").format(n=n_workers, spec=spec))
-    if kind == "local":
-        count = value if value is not None else (int(n_workers) if n_workers is not None else os.cpu_count() or 1)
-        return DaskExecutor(n_workers=count, threads_per_worker=threads_per_worker, memory_limit=memory_limit)
-    return DaskExecutor(address=str(value))
+    count = value if value is not None else (int(n_workers) if n_workers is not None else os.cpu_count() or 1)
+    return DaskExecutor(n_workers=count, threads_per_worker=threads_per_worker, memory_limit=memory_limit)
 
 
 def require_dask(spec: str) -> None:
@@ -234,6 +241,26 @@ def _use_python_for_workers() -> None:
         import multiprocessing
 
         multiprocessing.set_executable(python_interpreter())
+
+
+def _refuse_unreachable(address: str) -> None:
+    """Fail at once when nothing listens at a TCP scheduler address (connection refused, unknown host), instead of
+    after Dask's connect timeout; a slow or silent network is left to Dask's own timeout."""
+    import socket
+
+    match = re.fullmatch(r"(?:tcp://)?\[?([^\]/]+?)\]?:(\d{1,5})/?", address.strip(), flags=re.IGNORECASE)
+    if not match:
+        return  # tls://, ws://, ucx://: Dask's own connect says what is wrong
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except socket.timeout:
+        return
+    except OSError as exc:
+        raise BalancedSamplingError(
+            _("Cannot reach the Dask scheduler at {address}: {error}. Check that the scheduler runs there and listens "
+              "on that port, or leave the Dask scheduler empty to run in this process.").format(
+                address=address, error=exc.strerror or exc)) from None
 
 
 class DaskExecutor(Executor):
@@ -285,6 +312,7 @@ class DaskExecutor(Executor):
                       "scheduler empty to run in this process, or start a Dask scheduler and workers yourself "
                       "and give its address.").format(n=self.n_workers, error=exc)) from exc
         else:
+            _refuse_unreachable(self.address)
             try:
                 self._client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError, ValueError) as exc:

@@ -333,3 +333,34 @@ def test_the_yaml_compute_section_reaches_the_composition_stage(synthetic_datase
     assert seen[1]._client is None and seen[1]._cluster is None  # closed after the stage
     pd.testing.assert_frame_equal(result.table, reference.table)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask.csv"), pd.read_csv(tmp_path / "threads.csv"))
+
+
+def test_compute_keys_that_do_not_fit_are_refused_when_the_config_loads(tmp_path):
+    from balanced_sampling_plugin.config import load_config
+
+    (tmp_path / "records.csv").write_text("image_path,mask_path,row_off,col_off,patch_size\na.tif,m.tif,0,0,64\n")
+    base = {"mode": "masks_only", "sampling_method": "composition_only",
+            "input": {"patch_records": str(tmp_path / "records.csv")}, "output": {"csv_path": str(tmp_path / "o.csv")}}
+    with pytest.raises(BalancedSamplingError, match=r"balanced_dataset\.compute\.memory_limit is 'lots'; expected a "
+                                                    r"memory size such as 4GiB"):
+        load_config({"balanced_dataset": {**base, "compute": {"scheduler": "local:2", "memory_limit": "lots"}}})
+    with pytest.raises(BalancedSamplingError, match=r"balanced_dataset\.compute: n_workers, memory_limit shape only a "
+                                                    r"local cluster .* tcp://10\.0\.0\.1:8786"):
+        load_config({"balanced_dataset": {**base, "compute": {"scheduler": "tcp://10.0.0.1:8786", "n_workers": 3,
+                                                               "memory_limit": "1GiB"}}})
+    config = load_config({"balanced_dataset": {**base, "compute": {"scheduler": "local:2", "memory_limit": "1.5GiB"}}})
+    assert config.compute.memory_limit == "1.5GiB"
+
+
+def test_a_refused_connection_is_said_at_once():
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(BalancedSamplingError, match=rf"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:{port}: "
+                                                    r"Connection refused"):
+        DaskExecutor(address=f"tcp://127.0.0.1:{port}").client
+    assert time.monotonic() - started < 5  # not Dask's 20 s connect timeout

@@ -111,6 +111,7 @@ def test_a_folder_cache_is_reused_by_a_rerun_and_read_by_select_coreset(footprin
 
     first = uniqueness(tmp_path / "u1.gpkg", cache)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "Loading weights" not in first.stdout + first.stderr  # transformers' progress bars stay out of the log
     again = uniqueness(tmp_path / "u2.gpkg", str(tmp_path / "cache"))  # the existing folder, no separator
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "384 of 384 patches reused, 0 to compute" in again.stdout
