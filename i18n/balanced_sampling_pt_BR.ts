@@ -697,107 +697,107 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="104" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="106" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110" />
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="111" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="112" />
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="119" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="120" />
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="122" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="123" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125" />
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126" />
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129" />
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="141" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="142" />
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="144" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="145" />
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="145" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="146" />
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="154" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="155" />
         <source>Bands must be three band numbers such as 1,2,3; got '{}'.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="182" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="184" />
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="193" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="195" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="211" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="213" />
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="131" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="132" />
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="132" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="133" />
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
@@ -807,24 +807,24 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 
 &lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
 &lt;b&gt;Batch size&lt;/b&gt;: patches per forward pass. &lt;b&gt;Parallel readers&lt;/b&gt;: threads reading windows ahead of the model. &lt;b&gt;Use GPU&lt;/b&gt;: CUDA when available, else CPU (the log says which).
-&lt;b&gt;Embedding cache&lt;/b&gt;: optional Parquet file. A re-run reuses the embeddings of patches (image path + window) already cached for the same model and computes only the missing ones; a damaged cache is reported and rebuilt.
+&lt;b&gt;Embedding cache&lt;/b&gt;: optional Parquet file, or a folder (an existing one, or a path typed with a trailing /) holding the cache as parts, one per save. A re-run reuses the embeddings of patches (image path + window) already cached for the same model and computes only the missing ones; a damaged cache is reported and rebuilt.
 &lt;b&gt;Neighbours (k)&lt;/b&gt;: how many nearest patches are averaged (default 5).
 &lt;b&gt;kNN backend&lt;/b&gt;: nndescent (default: faiss NN-Descent neighbour graph re-scored exactly, the fastest for large datasets: ~15-25 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99), hnsw (hnswlib, approximate, about 3x slower), faiss (exact inner product), sklearn (exact, brute force).
 &lt;b&gt;Reproducible kNN&lt;/b&gt;: build the nndescent neighbour graph on one thread. With several threads nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores agree at Spearman 0.99999); on one thread every run gives identical scores, about 2x slower. The other backends are reproducible anyway.
 &lt;b&gt;Bands&lt;/b&gt;: the three image bands fed to the model (1-band imagery is replicated). &lt;b&gt;Stretch percentiles&lt;/b&gt;: imagery that is not 8-bit is scaled with one dataset-wide percentile stretch, so patches stay comparable.
 &lt;b&gt;Precision&lt;/b&gt;: auto (the default) is bf16 where the CPU or GPU computes bfloat16 natively, else fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest there); fp32 is full precision. On the benchmark set bf16 and int8 kept the uniqueness ranking of fp32 at Spearman ≥ 0.998 and ran 1.5x and 1.9-2.5x faster (docs/benchmarks.md). Embeddings of each precision are cached apart.
-&lt;b&gt;Dask scheduler&lt;/b&gt;: empty computes the embeddings in this process; local:N starts a Dask cluster of N worker processes on this machine; a scheduler address (tcp://host:8786) sends them to its workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a model folder at the same paths. An embedding cache given as a folder (ending in /) is written by the workers, one part per task, so a re-run after a failure computes only what is missing.</source>
+&lt;b&gt;Dask scheduler&lt;/b&gt;: empty computes the embeddings in this process; local:N starts a Dask cluster of N worker processes on this machine; a scheduler address (tcp://host:8786) sends them to its workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a model folder at the same paths. An embedding cache given as a folder is written by the workers, one part per task, so a re-run after a failure computes only what is missing.</source>
         <translation>Gera o embedding de cada patch de imagem com um modelo DINOv2 (token CLS) e pontua o quanto ele é visualmente singular: uniqueness_score é a distância cosseno média até os seus k outros patches mais próximos (0 = o patch tem sósias exatos, maior = mais singular). Grava todos os campos de entrada mais uniqueness_score.
 
 &lt;b&gt;Modelo DINOv2&lt;/b&gt;: dinov2-small, dinov2-base ou dinov2-large (facebook/dinov2-*), qualquer id de modelo do Hugging Face ou uma pasta local salva com save_pretrained. Sem internet, baixe o modelo uma vez em uma máquina conectada (AutoModel/AutoImageProcessor .save_pretrained(folder)) e informe a pasta.
 &lt;b&gt;Tamanho do lote&lt;/b&gt;: patches por passagem direta (forward). &lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas antes de chegarem ao modelo. &lt;b&gt;Usar GPU&lt;/b&gt;: CUDA quando disponível, caso contrário CPU (o log informa qual).
-&lt;b&gt;Cache de embeddings&lt;/b&gt;: arquivo Parquet opcional. Uma nova execução reaproveita os embeddings dos patches (caminho da imagem + janela) já armazenados em cache para o mesmo modelo e calcula apenas os que faltam; um cache danificado é relatado e reconstruído.
+&lt;b&gt;Cache de embeddings&lt;/b&gt;: arquivo Parquet opcional, ou uma pasta (uma existente, ou um caminho digitado com / no final) que guarda o cache em partes, uma por gravação. Uma nova execução reaproveita os embeddings dos patches (caminho da imagem + janela) já armazenados em cache para o mesmo modelo e calcula apenas os que faltam; um cache danificado é relatado e reconstruído.
 &lt;b&gt;Vizinhos (k)&lt;/b&gt;: quantos patches mais próximos entram na média (padrão 5).
 &lt;b&gt;Backend kNN&lt;/b&gt;: nndescent (padrão: grafo de vizinhos NN-Descent do faiss, repontuado de forma exata, o mais rápido para conjuntos de dados grandes: ~15-25 s para 155 000 patches em 2 núcleos, recall@5 ≥ 0,99), hnsw (hnswlib, aproximado, cerca de 3x mais lento), faiss (produto interno exato), sklearn (exato, força bruta).
 &lt;b&gt;kNN reprodutível&lt;/b&gt;: constrói o grafo de vizinhos do nndescent em uma única thread. Com várias threads, o nndescent pode escolher um vizinho diferente para cerca de 1% dos patches de uma execução para outra (quase empates; as pontuações concordam com Spearman 0,99999); em uma thread, toda execução dá pontuações idênticas, cerca de 2x mais lento. Os outros backends já são reprodutíveis.
 &lt;b&gt;Bandas&lt;/b&gt;: as três bandas da imagem fornecidas ao modelo (imagens de 1 banda são replicadas). &lt;b&gt;Percentis do realce&lt;/b&gt;: imagens que não são de 8 bits são escalonadas com um único realce por percentis calculado sobre todo o conjunto de dados, para que os patches permaneçam comparáveis.
 &lt;b&gt;Precisão&lt;/b&gt;: auto (o padrão) é bf16 onde a CPU ou a GPU calcula bfloat16 nativamente; caso contrário, fp32 na CPU e fp16 na GPU; int8 quantiza as camadas lineares do modelo (só na CPU, onde é a mais rápida); fp32 é a precisão total. No conjunto de benchmark, bf16 e int8 mantiveram a ordenação de singularidade do fp32 com Spearman ≥ 0,998 e rodaram 1,5x e 1,9-2,5x mais rápido (docs/benchmarks.md). Os embeddings de cada precisão ficam em cache separadamente.
-&lt;b&gt;Escalonador Dask&lt;/b&gt;: vazio calcula os embeddings neste processo; local:N inicia um cluster Dask de N processos de trabalho nesta máquina; o endereço de um escalonador (tcp://host:8786) os envia aos seus processos de trabalho, cada um carregando o modelo uma vez (na sua GPU com Usar GPU). Os processos de trabalho precisam ver as imagens e a pasta do modelo nos mesmos caminhos. Um cache de embeddings dado como pasta (terminando em /) é escrito pelos processos de trabalho, uma parte por tarefa, de modo que uma nova execução após uma falha calcula só o que falta.</translation>
+&lt;b&gt;Escalonador Dask&lt;/b&gt;: vazio calcula os embeddings neste processo; local:N inicia um cluster Dask de N processos de trabalho nesta máquina; o endereço de um escalonador (tcp://host:8786) os envia aos seus processos de trabalho, cada um carregando o modelo uma vez (na sua GPU com Usar GPU). Os processos de trabalho precisam ver as imagens e a pasta do modelo nos mesmos caminhos. Um cache de embeddings dado como pasta é escrito pelos processos de trabalho, uma parte por tarefa, de modo que uma nova execução após uma falha calcula só o que falta.</translation>
     </message>
 </context>
 <context>
@@ -1549,187 +1549,187 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>count — um número de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="139" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="141" />
         <source>Take first the patches over the polygons of</source>
         <translation>Escolher primeiro os patches sobre os polígonos de</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="142" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="144" />
         <source>Minimum overlap with those polygons (map units²)</source>
         <translation>Sobreposição mínima com esses polígonos (unidades de mapa²)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="148" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="150" />
         <source>Grid cell size (map units)</source>
         <translation>Tamanho da célula da grade (unidades de mapa)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="164" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="166" />
         <source>fd: smallest number of clusters</source>
         <translation>fd: menor número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="166" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="168" />
         <source>fd: largest number of clusters</source>
         <translation>fd: maior número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="168" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="170" />
         <source>fd: choose k by the Vendi score (else elbow)</source>
         <translation>fd: escolher k pela pontuação de Vendi (senão, pelo cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="170" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="172" />
         <source>fd: smallest relative Vendi gain to grow k</source>
         <translation>fd: menor ganho relativo de Vendi para aumentar k</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="173" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="175" />
         <source>lc_fd: patches taken by fd (0 = 10%)</source>
         <translation>lc_fd: patches escolhidos por fd (0 = 10%)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="175" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="177" />
         <source>fa_cb: λ, the share of fa</source>
         <translation>fa_cb: λ, a fração de fa</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="178" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="180" />
         <source>Random seed</source>
         <translation>Semente aleatória</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="186" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="188" />
         <source>Coreset</source>
         <translation>Coreset</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="189" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="191" />
         <source>Training CSV of the selected patches</source>
         <translation>CSV de treinamento dos patches selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="189" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="191" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="192" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="194" />
         <source>Coreset report (subset vs random)</source>
         <translation>Relatório do coreset (subconjunto vs. aleatório)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="192" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="194" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="195" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="197" />
         <source>Selected patches</source>
         <translation>Patches selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="196" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="198" />
         <source>Patches not excluded</source>
         <translation>Patches não excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="201" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="203" />
         <source>lc — label complexity (class entropy)</source>
         <translation>lc — complexidade dos rótulos (entropia de classes)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="202" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="204" />
         <source>cb — class balance (greedy)</source>
         <translation>cb — balanceamento de classes (guloso)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="205" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="207" />
         <source>lc_fd — first by fd, then by lc</source>
         <translation>lc_fd — primeiro por fd, depois por lc</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="206" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="208" />
         <source>fa_cb — blend of fa and cb</source>
         <translation>fa_cb — mistura de fa e cb</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="244" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="246" />
         <source>Could not reproject a polygon of '{}' to the CRS of the patches.</source>
         <translation>Não foi possível reprojetar um polígono de '{}' para o SRC dos patches.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="248" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="250" />
         <source>{} polygons of '{}' reprojected from {} to {}.</source>
         <translation>{} polígonos de '{}' reprojetados de {} para {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="305" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="307" />
         <source>The sub-pool expression '{}' cannot be read: {}</source>
         <translation>A expressão do subconjunto de candidatos '{}' não pode ser lida: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="357" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="359" />
         <source>Method {} reads the DINOv2 embeddings: give the embedding cache (Parquet) that 'Compute DINOv2 uniqueness' wrote.</source>
         <translation>O método {} lê os embeddings DINOv2: informe o cache de embeddings (Parquet) gravado por 'Calcular singularidade DINOv2'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="380" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="382" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="409" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="411" />
         <source>fd: {} clusters of embeddings.</source>
         <translation>fd: {} clusters de embeddings.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="420" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="422" />
         <source>No patch was selected (every patch is excluded); there is no training CSV to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há CSV de treinamento a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="428" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="430" />
         <source>No patch was selected (every patch is excluded); there is no report to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há relatório a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="440" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="442" />
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="442" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="444" />
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="145" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="147" />
         <source>At most n selected patches per grid cell (0 = off)</source>
         <translation>No máximo n patches selecionados por célula da grade (0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="154" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="156" />
         <source>Method picks only where (e.g. "cls_4" &gt; 0.5)</source>
         <translation>O método escolhe apenas onde (por exemplo "cls_4" &gt; 0.5)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="277" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="279" />
         <source>{} patches overlap the polygons of '{}' by at least {} map units²; the {} of them that are not excluded are taken first.</source>
         <translation>{} patches se sobrepõem aos polígonos de '{}' em pelo menos {} unidades de mapa²; os {} deles que não estão excluídos são escolhidos primeiro.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="283" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="285" />
         <source>The minimum overlap ({} map units²) is larger than the largest patch ({:.6g} map units²): no patch can reach it. Lower it.</source>
         <translation>A sobreposição mínima ({} unidades de mapa²) é maior que o maior patch ({:.6g} unidades de mapa²): nenhum patch consegue alcançá-la. Reduza-a.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="310" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="312" />
         <source>The sub-pool expression '{}' names {}, which the input layer does not have; its fields are {}.</source>
         <translation>A expressão do subconjunto de candidatos '{}' cita {}, que a camada de entrada não tem; os campos dela são {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="406" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="408" />
         <source>{} of {} patches selected (budget {}); by step: {}.</source>
         <translation>{} de {} patches selecionados (orçamento {}); por etapa: {}.</translation>
     </message>
@@ -1753,34 +1753,39 @@ The log and the report (HTML, optional) compare the subset with a random one of 
 O log e o relatório (HTML, opcional) comparam o subconjunto com um subconjunto aleatório do mesmo tamanho: proporções de pixels por classe, clusters e tiles cobertos e o raio de cobertura no espaço dos embeddings.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="136" />
-        <source>Embedding cache (Parquet)</source>
-        <translation>Cache de embeddings (Parquet)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="161" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="163" />
         <source>Model in the embedding cache</source>
         <translation>Modelo no cache de embeddings</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="203" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="205" />
         <source>fd — feature diversity</source>
         <translation>fd — diversidade de características</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="204" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="206" />
         <source>fa — feature activation</source>
         <translation>fa — ativação de características</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="151" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="153" />
         <source>Minimum distance between selected patches (0 = off)</source>
         <translation>Distância mínima entre patches selecionados (0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="157" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="159" />
         <source>Method's own budget (0 = the rest of the budget)</source>
         <translation>Orçamento próprio do método (0 = o restante do orçamento)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="138" />
+        <source>Embedding cache (Parquet file or folder)</source>
+        <translation>Cache de embeddings (arquivo Parquet ou pasta)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="138" />
+        <source>Parquet files (*.parquet);;All files (*)</source>
+        <translation>Arquivos Parquet (*.parquet);;Todos os arquivos (*)</translation>
     </message>
 </context>
 <context>
