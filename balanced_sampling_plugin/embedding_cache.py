@@ -97,21 +97,22 @@ class EmbeddingCache:
     def __init__(self, path, progress: Progress | None = None):
         self.path = os.fspath(path)
         self.progress = as_progress(progress)
-        self._table = self._read()
+        # A single file is read whole; a partitioned cache part by part at each lookup, so a cache larger than
+        # memory is never held at once (only the part being read, and the rows asked for).
+        self.partitioned = is_partitioned(self.path)
+        self._parts = self._part_paths() if self.partitioned else []
+        self._table = None if self.partitioned else self._read()
 
     def _read(self):
-        """The cache's rows as a pyarrow Table with the cache schema, or None (nothing there / unreadable)."""
-        if is_partitioned(self.path):
-            return self._read_parts()
+        """The single file's rows as a pyarrow Table with the cache schema, or None (nothing there / unreadable)."""
         if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return None
         return self._read_file(self.path)
 
-    def _read_parts(self):
-        """Every part of a partitioned cache, in name order; a folder holding other files is refused."""
-        pa = _pyarrow()
+    def _part_paths(self) -> list:
+        """The parts of a partitioned cache, in name (= time) order; a folder holding other files is refused."""
         if not os.path.isdir(self.path):
-            return None
+            return []
         names = sorted(entry for entry in os.listdir(self.path) if not entry.startswith((".", "_")))
         foreign = [entry for entry in names if not entry.lower().endswith(PART_SUFFIX)
                    or not os.path.isfile(os.path.join(self.path, entry))]
@@ -120,10 +121,7 @@ class EmbeddingCache:
                 _("The embedding cache folder '{path}' holds other files ({files}), so it is not a cache of this "
                   "tool and was left as it is. Give an empty or new folder, or a .parquet file name.").format(
                     path=self.path, files=", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")))
-        tables = [table for table in (self._read_file(os.path.join(self.path, entry)) for entry in names
-                                      if os.path.getsize(os.path.join(self.path, entry)) > 0)
-                  if table is not None]
-        return pa.concat_tables(tables) if tables else None
+        return [os.path.join(self.path, entry) for entry in names if os.path.getsize(os.path.join(self.path, entry))]
 
     def _read_file(self, path):
         """One Parquet file's rows with the cache schema; None (with a warning) when it cannot be read."""
@@ -174,28 +172,54 @@ class EmbeddingCache:
         found : (m,) bool, which keys have a usable row.
         embeddings : (found.sum(), dim) float32, in the order of the found keys.
         """
-        pa, pc = _pyarrow(), _compute()
+        out = np.zeros((len(keys), dim), dtype=np.float32)
+        found = self.lookup_into(keys, model, out)
+        return found, out[found]
+
+    def lookup_into(self, keys, model: str, out) -> np.ndarray:
+        """Write the cached embeddings of ``keys`` (m,) for ``model`` into the rows of ``out`` (m, dim) (an array or
+        a memory map) and return the (m,) bool mask of the keys found; other rows are left as they are. A
+        partitioned cache is read one part at a time."""
         keys = pd.Index(keys)
         found = np.zeros(len(keys), dtype=bool)
-        if self._table is None:
-            return found, np.zeros((0, dim), dtype=np.float32)
-        rows = self._table.filter(pc.equal(self._table[MODEL], model))
-        rows = rows.filter(pc.is_in(rows[KEY], value_set=pa.array(keys, pa.string())))
-        stale = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False) != dim
-        if stale.any():
+        tables = [self._table] if not self.partitioned else self._parts
+        stale = 0
+        for table in tables:
+            if isinstance(table, str):
+                table = self._read_file(table)
+            if table is None:
+                continue
+            stale += self._fill(table, keys, model, out, found)
+        if stale:
             self.progress.info(
                 _("{n} cached embeddings of '{model}' do not have {dim} values; recomputing them.").format(
-                    n=int(stale.sum()), model=model, dim=dim)
+                    n=stale, model=model, dim=out.shape[1])
             )
+        return found
+
+    @staticmethod
+    def _fill(table, keys, model, out, found) -> int:
+        """Rows of ``table`` for ``model`` and ``keys`` into ``out``/``found`` (a later row wins); the number of
+        rows of another length (stale)."""
+        pa, pc = _pyarrow(), _compute()
+        dim = out.shape[1]
+        rows = table.filter(pc.equal(table[MODEL], model))
+        rows = rows.filter(pc.is_in(rows[KEY], value_set=pa.array(keys, pa.string())))
+        lengths = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False)
+        stale = lengths != dim
+        if stale.any():
             rows = rows.filter(pa.array(~stale))
+        if rows.num_rows == 0:
+            return int(stale.sum())
         # A key stored twice: the later row wins.
         row_keys = pd.Index(rows[KEY].to_numpy(zero_copy_only=False))
         last = np.flatnonzero(~row_keys.duplicated(keep="last"))
-        position = row_keys[last].get_indexer(keys)
-        found = position >= 0
+        position = keys.get_indexer(row_keys[last])
         values = rows[EMBEDDING].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        matrix = values.astype(np.float32, copy=False).reshape(-1, dim)[last]
-        return found, matrix[position[found]]
+        matrix = values.astype(np.float32, copy=False).reshape(-1, dim)
+        out[position] = matrix[last]
+        found[position] = True
+        return int(stale.sum())
 
     def save(self, keys, model: str, embeddings) -> None:
         """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic.
@@ -203,9 +227,8 @@ class EmbeddingCache:
         A single file is merged and rewritten; a partitioned cache gets one new part with these rows."""
         pa, pc = _pyarrow(), _compute()
         new = cache_rows(keys, model, embeddings)
-        if is_partitioned(self.path):
-            write_part(self.path, new)
-            self._table = new if self._table is None else pa.concat_tables([self._table, new])
+        if self.partitioned:
+            self._parts.append(write_part(self.path, new))
             return
         tables = [new]
         if self._table is not None:

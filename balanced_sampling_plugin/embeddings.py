@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import PRECISIONS
-from .embedding_cache import EmbeddingCache, is_partitioned
+from .embedding_cache import EmbeddingCache
 from .embedding_tasks import (
     ModelSpec,
     forget_models,
@@ -64,6 +64,10 @@ FIRST_CPU_CHUNK = 4
 #: Seconds between cache checkpoints while embedding (each rewrites the parquet file: a few
 #: seconds at 155k x 768 floats, so ~1 % of a long CPU run).
 CHECKPOINT_SECONDS = 300
+
+#: Largest share of the available memory the embeddings of a run may take in memory; beyond, a memory map
+#: (:func:`vector_store`).
+VECTORS_MEMORY_SHARE = 0.25
 
 #: Seconds between two looks at how many cores other processes keep busy (threads="auto", CPU).
 THREADS_RECHECK_SECONDS = 5.0
@@ -239,18 +243,22 @@ OFFLINE_HELP = N_(
 class EmbeddingResult:
     """Embeddings aligned to the rows of the record table.
 
-    ``embeddings`` is (n_rows, d) float32; ``computed`` and ``reused`` count distinct
-    patches (rows sharing a patch key share one embedding: ``unique_embeddings[row_to_unique]``); ``device`` is None when
-    everything came from the cache and no model ran.
+    ``computed`` and ``reused`` count distinct patches (rows sharing a patch key share one embedding);
+    ``device`` is None when everything came from the cache and no model ran, "cluster" when Dask workers ran it.
+    ``unique_embeddings`` may be a memory map (see :func:`vector_store`).
     """
 
-    embeddings: np.ndarray
     computed: int
     reused: int
     model_name: str
     device: str | None
-    unique_embeddings: np.ndarray | None = None  # (n_distinct, d): one row per distinct patch
-    row_to_unique: np.ndarray | None = None  # (n_rows,) int: the distinct patch of each row
+    unique_embeddings: np.ndarray  # (n_distinct, d) float32: one row per distinct patch
+    row_to_unique: np.ndarray  # (n_rows,) int: the distinct patch of each row
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(n_rows, d) float32, one row per record row (a copy: ``unique_embeddings[row_to_unique]``)."""
+        return self.unique_embeddings[self.row_to_unique]
 
 
 def resolve_model_name(dino_model: str) -> tuple[str, bool]:
@@ -645,17 +653,15 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                           .format(percentiles=stretch, low=low, high=high))
         fingerprint = model_fingerprint(name, local) if cache else None
         identity = cache_identity(name, fingerprint, bands, stretch, reader.stretch, precision)
+        vectors = vector_store(len(unique_keys), dim, cache.path if cache else None, progress)
         if cache and fingerprint is None:
             progress.warning(_("Cannot tell which revision of '{model}' is loaded, so no cached embedding is "
                                "reused.").format(model=name))
-            found, cached = np.zeros(len(unique_keys), bool), None
+            found = np.zeros(len(unique_keys), bool)
         elif cache:
-            found, cached = cache.lookup(unique_keys, identity, dim)
+            found = cache.lookup_into(unique_keys, identity, vectors)
         else:
-            found, cached = np.zeros(len(unique_keys), bool), None
-        vectors = np.zeros((len(unique_keys), dim), dtype=np.float32)
-        if found.any():
-            vectors[found] = cached
+            found = np.zeros(len(unique_keys), bool)
         # Image order lets each reader thread reuse its open dataset.
         todo = sorted(np.flatnonzero(~found), key=windows.__getitem__)
         if cache:
@@ -665,9 +671,8 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         if todo and executor is not None and not executor.in_process:
             device = "cluster"
             spec = ModelSpec(name, local, fingerprint, precision, bool(use_gpu), dim)
-            computed = _embed_on_workers(executor, spec, reader, [windows[i] for i in todo], unique_keys[todo],
-                                         bands, int(batch_size), identity, cache if fingerprint else None, progress)
-            vectors[todo] = computed
+            _embed_on_workers(executor, spec, reader, windows, np.asarray(todo, dtype=np.int64), unique_keys, vectors,
+                              bands, int(batch_size), identity, cache if fingerprint else None, progress)
         elif todo:
             device = pick_device(use_gpu, progress)
             model, spec = load_model(name, local, device, revision=fingerprint)
@@ -684,41 +689,42 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             vectors[todo] = computed
             if cache and fingerprint:
                 cache.save(unique_keys[todo], identity, computed)
-        if device == "cluster" and cache and fingerprint and not is_partitioned(cache.path):
+        if device == "cluster" and cache and fingerprint and not cache.partitioned:
             cache.save(unique_keys[todo], identity, vectors[todo])
-    return EmbeddingResult(vectors[row_to_unique], computed=len(todo), reused=int(found.sum()), model_name=name,
-                           device=device, unique_embeddings=vectors, row_to_unique=row_to_unique)
+    return EmbeddingResult(computed=len(todo), reused=int(found.sum()), model_name=name, device=device,
+                           unique_embeddings=vectors, row_to_unique=row_to_unique)
 
 
-def _embed_on_workers(executor, spec, reader, windows, keys, bands, batch_size, identity, cache, progress):
-    """(len(windows), dim) embeddings computed in tasks on ``executor``'s workers (:mod:`.embedding_tasks`).
+def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, batch_size, identity, cache,
+                      progress) -> None:
+    """Compute the embeddings of ``windows[rows]`` in tasks on ``executor``'s workers (:mod:`.embedding_tasks`),
+    written into ``into[rows]`` as they arrive (``into`` may be a memory map: nothing else holds them).
 
-    A partitioned ``cache`` gets each finished task's part from the worker; a single-file one is saved here:
-    at the end by the caller, and on an error or a cancel with what came back so far."""
+    A partitioned ``cache`` gets each finished task's part from the worker; a single-file one is checkpointed here
+    as results arrive, saved at the end by the caller, and on an error or a cancel with what came back so far."""
     import functools
 
-    folder = cache.path if cache is not None and is_partitioned(cache.path) else None
-    per_task = patches_per_task(len(windows), executor.worker_threads())
-    tasks = plan_tasks(windows, keys, spec, bands, reader.stretch, batch_size, identity, folder, per_task)
+    folder = cache.path if cache is not None and cache.partitioned else None
+    per_task = patches_per_task(len(rows), executor.worker_threads())
+    tasks = plan_tasks([windows[i] for i in rows], keys[rows], spec, bands, reader.stretch, batch_size, identity,
+                       folder, per_task)
     starts = np.cumsum([0] + [len(task.windows) for task in tasks])
-    out = np.zeros((len(windows), spec.dim), dtype=np.float32)
-    arrived = np.zeros(len(windows), dtype=bool)
-
+    arrived = np.zeros(len(rows), dtype=bool)
     last_checkpoint = [time.monotonic()]
 
     def keep(i, vectors):
         if vectors.shape != (starts[i + 1] - starts[i], spec.dim):
             raise BalancedSamplingError(_("The model gives {given}-d embeddings, not {expected}.").format(
                 given=vectors.shape[-1], expected=spec.dim))
-        out[starts[i]:starts[i + 1]] = vectors
+        into[rows[starts[i]:starts[i + 1]]] = vectors
         arrived[starts[i]:starts[i + 1]] = True
         # A single-file cache is checkpointed as in-process, so a crash of this process loses little.
         if folder is None and cache is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
-            _checkpoint(cache, keys[arrived], identity, out[arrived], progress)
+            _checkpoint(cache, keys[rows[arrived]], identity, into[rows[arrived]], progress)
             last_checkpoint[0] = time.monotonic()
 
     progress.info(_("Computing {n} embeddings {where}, in {tasks} tasks; each worker loads the model once ({gpu}).")
-                  .format(n=len(windows), where=executor.description, tasks=len(tasks),
+                  .format(n=len(rows), where=executor.description, tasks=len(tasks),
                           gpu=_("on its GPU when it has one") if spec.use_gpu else _("on its CPU")))
     try:
         with executor.worker_setup("balanced-sampling-dinov2", functools.partial(worker_model, spec), forget_models):
@@ -726,7 +732,7 @@ def _embed_on_workers(executor, spec, reader, windows, keys, bands, batch_size, 
                                 on_result=keep)
     except BaseException as exc:
         if cache is not None and folder is None and arrived.any():
-            cache.save(keys[arrived], identity, out[arrived])
+            cache.save(keys[rows[arrived]], identity, into[rows[arrived]])
         if isinstance(exc, OperationCanceled):
             kept = int(arrived.sum()) if cache is not None else 0
             raise OperationCanceled(
@@ -734,7 +740,33 @@ def _embed_on_workers(executor, spec, reader, windows, keys, bands, batch_size, 
                   "'{path}'.").format(done=kept, path=cache.path) if kept else
                 _("Canceled by the user; no embedding was written.")) from exc
         raise
-    return out
+
+
+def vector_store(n: int, dim: int, near=None, progress: Progress | None = None) -> np.ndarray:
+    """(n, dim) float32 zeros for the embeddings of a run: in memory when they take at most
+    :data:`VECTORS_MEMORY_SHARE` of the available memory, else a memory map in a temporary folder beside the cache
+    ``near`` (or the system's temporary folder), deleted with the array. The kNN then runs out of core
+    (:func:`~balanced_sampling_plugin.uniqueness.uniqueness_scores`)."""
+    import shutil
+    import tempfile
+    import weakref
+
+    from .uniqueness_out_of_core import available_memory_bytes
+
+    available = available_memory_bytes()
+    size = int(n) * int(dim) * 4
+    if available is None or size <= VECTORS_MEMORY_SHARE * available:
+        return np.zeros((n, dim), dtype=np.float32)
+    base = os.path.dirname(os.path.abspath(os.fspath(near).rstrip("/\\"))) if near else None
+    folder = tempfile.mkdtemp(prefix=".balanced-sampling-vectors-", dir=base if base and os.path.isdir(base) else None)
+    vectors = np.lib.format.open_memmap(os.path.join(folder, "embeddings.npy"), mode="w+", dtype=np.float32,
+                                        shape=(n, dim))
+    weakref.finalize(vectors, shutil.rmtree, folder, True)
+    as_progress(progress).info(
+        _("{n} embeddings take {size:.1f} GB, more than a quarter of the {free:.1f} GB of memory available: they are "
+          "kept in a temporary file in {folder} (deleted after the run).").format(
+            n=n, size=size / 1e9, free=available / 1e9, folder=folder))
+    return vectors
 
 
 def _planned_device(use_gpu: bool) -> str:

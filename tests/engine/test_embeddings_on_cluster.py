@@ -146,9 +146,11 @@ def first_rows(records):
     return np.unique(patch_ids(records).to_numpy(), return_index=True)[1]
 
 
-def _identity(folder):
-    cache = EmbeddingCache(folder)
-    return cache._table["model"][0].as_py()
+def _identity(path):
+    """The model identity stored in the cache (a file, or a folder of parts)."""
+    import pyarrow.dataset as parquet_dataset
+
+    return parquet_dataset.dataset(str(path), format="parquet").to_table(columns=["model"])["model"][0].as_py()
 
 
 def test_cancel_on_the_cluster_keeps_what_arrived_in_a_single_file_cache(cluster, records, model, in_process,
@@ -290,3 +292,36 @@ def test_a_single_file_cache_is_checkpointed_while_results_arrive(cluster, recor
     extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster,
                        parquet_path=tmp_path / "cache.parquet")
     assert saved == sorted(saved) and saved[0] == PER_TASK and saved[-2:] == [len(records)] * 2  # then the final save
+
+
+def test_embeddings_larger_than_memory_go_to_a_memory_map_and_the_knn_out_of_core(
+        cluster, records, model, in_process, small_tasks, tmp_path, monkeypatch):
+    """With little memory available the run's vectors live in a temporary memory map beside the cache (filled from
+    the partitioned cache part by part and by the workers), the uniqueness kNN runs out of core, the scores match
+    exact search, and the temporary folder goes with the result."""
+    import gc
+
+    from scipy.stats import spearmanr
+
+    from balanced_sampling_plugin import uniqueness_out_of_core
+
+    folder = str(tmp_path / "cache") + os.sep
+    half = records.iloc[: len(records) // 2]
+    extract_embeddings(half, dino_model=model, precision="fp32", parquet_path=folder)  # half of them cached
+    monkeypatch.setattr(uniqueness_out_of_core, "available_memory_bytes", lambda: 100_000)  # 0.1 MB "free": less than 4 x the 49 KB of vectors
+    messages = []
+    result = compute_uniqueness(records, dino_model=model, precision="fp32", parquet_path=folder, executor=cluster,
+                                progress=Progress(info=messages.append))
+    assert any("kept in a temporary file in" in m for m in messages), messages
+    assert any("out of core" in m for m in messages), messages
+    assert (result.computed, result.reused) == (len(records) - len(half), len(half))
+    said = next(m for m in messages if "kept in a temporary file in" in m)
+    where = said.split("temporary file in ")[1].split(" (deleted")[0]
+    assert os.path.dirname(where) == str(tmp_path)  # beside the cache, on the user's disk
+    gc.collect()
+    assert not os.path.exists(where)  # the memory map went with the embeddings once the scores were made
+    monkeypatch.undo()
+    exact = compute_uniqueness(records, dino_model=model, precision="fp32", parquet_path=folder, backend="faiss")
+    scores, reference = result.table.iloc[:, 0].to_numpy(), exact.table.iloc[:, 0].to_numpy()
+    assert spearmanr(scores, reference).statistic > 0.99
+    gc.collect()
