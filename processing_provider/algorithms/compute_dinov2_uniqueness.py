@@ -80,7 +80,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "is reported and rebuilt.\n"
             "<b>Neighbours (k)</b>: how many nearest patches are averaged (default 5).\n"
             "<b>kNN backend</b>: nndescent (default: faiss NN-Descent neighbour graph re-scored exactly, the "
-            "fastest for large datasets: ~15-25 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99), hnsw "
+            "fastest for large datasets: ~20-35 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99), hnsw "
             "(hnswlib, approximate, about 3x slower), faiss (exact inner product), sklearn (exact, brute force).\n"
             "<b>Reproducible kNN</b>: build the nndescent neighbour graph on one thread. With several threads "
             "nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; "
