@@ -247,8 +247,6 @@ def ram_total_gb() -> float:
     return int(match.group(1)) / 2**20 if match else float("nan")  # GiB
 
 
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=2_000_000)

@@ -214,8 +214,6 @@ def render(r: dict) -> str:
     ])
 
 
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=1_000_000)

@@ -113,8 +113,6 @@ def render(r: dict) -> str:
     ])
 
 
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="small", choices=["small", "base"])
