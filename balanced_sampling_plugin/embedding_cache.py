@@ -199,26 +199,25 @@ class EmbeddingCache:
 
     @staticmethod
     def _fill(table, keys, model, out, found) -> int:
-        """Rows of ``table`` for ``model`` and ``keys`` into ``out``/``found`` (a later row wins); the number of
-        rows of another length (stale)."""
+        """Rows of ``table`` for ``model`` and ``keys`` (a pandas Index: hashed once for every part) into
+        ``out``/``found`` (a later row wins); the number of rows of another length (stale)."""
         pa, pc = _pyarrow(), _compute()
         dim = out.shape[1]
         rows = table.filter(pc.equal(table[MODEL], model))
-        rows = rows.filter(pc.is_in(rows[KEY], value_set=pa.array(keys, pa.string())))
+        position = keys.get_indexer(rows[KEY].to_numpy(zero_copy_only=False))
+        asked = position >= 0
         lengths = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False)
-        stale = lengths != dim
-        if stale.any():
-            rows = rows.filter(pa.array(~stale))
-        if rows.num_rows == 0:
+        stale = asked & (lengths != dim)
+        usable = asked & ~stale
+        if not usable.any():
             return int(stale.sum())
+        rows, position = rows.filter(pa.array(usable)), position[usable]
         # A key stored twice: the later row wins.
-        row_keys = pd.Index(rows[KEY].to_numpy(zero_copy_only=False))
-        last = np.flatnonzero(~row_keys.duplicated(keep="last"))
-        position = keys.get_indexer(row_keys[last])
+        last = np.flatnonzero(~pd.Index(position).duplicated(keep="last"))
         values = rows[EMBEDDING].combine_chunks().flatten().to_numpy(zero_copy_only=False)
         matrix = values.astype(np.float32, copy=False).reshape(-1, dim)
-        out[position] = matrix[last]
-        found[position] = True
+        out[position[last]] = matrix[last]
+        found[position[last]] = True
         return int(stale.sum())
 
     def save(self, keys, model: str, embeddings) -> None:
