@@ -731,15 +731,9 @@ def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, 
             executor.map_chunks(run_embedding_task, tasks, progress, sizes=[len(t.windows) for t in tasks],
                                 on_result=keep)
     except BaseException as exc:
-        if cache is not None and folder is None and arrived.any():
-            cache.save(keys[rows[arrived]], identity, into[rows[arrived]])
-        if isinstance(exc, OperationCanceled):
-            kept = int(arrived.sum()) if cache is not None else 0
-            raise OperationCanceled(
-                _("Canceled by the user; the {done} embeddings computed so far were added to the cache "
-                  "'{path}'.").format(done=kept, path=cache.path) if kept else
-                _("Canceled by the user; no embedding was written.")) from exc
-        raise
+        # The workers wrote a partitioned cache's parts themselves (None: nothing to save, nor to read back).
+        _keep_done_and_raise(exc, cache, keys[rows[arrived]], identity,
+                             into[rows[arrived]] if folder is None else None)
 
 
 def vector_store(n: int, dim: int, near=None, progress: Progress | None = None) -> np.ndarray:
@@ -861,14 +855,20 @@ def _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers
                     _checkpoint(cache, keys[:done], name, out[:done], progress)
                     last_checkpoint = time.monotonic()
     except BaseException as exc:
-        if cache and done:
-            cache.save(keys[:done], name, out[:done])
-        if isinstance(exc, OperationCanceled):
-            if cache and done:
-                message = _("Canceled by the user; the {done} embeddings computed so far were added to the cache "
-                            "'{path}'.").format(done=done, path=cache.path)
-            else:
-                message = _("Canceled by the user; no embedding was written.")
-            raise OperationCanceled(message) from exc
-        raise
+        _keep_done_and_raise(exc, cache, keys[:done], name, out[:done])
     return out
+
+
+def _keep_done_and_raise(exc: BaseException, cache, keys, identity, vectors):
+    """On an error or a cancel: add the ``vectors`` (m, d) of ``keys`` (m,) done so far to ``cache`` (None: they
+    are in it already), then raise ``exc``, a cancel as one saying what was kept."""
+    if cache and len(keys) and vectors is not None:
+        cache.save(keys, identity, vectors)
+    if isinstance(exc, OperationCanceled):
+        if cache and len(keys):
+            message = _("Canceled by the user; the {done} embeddings computed so far were added to the cache "
+                        "'{path}'.").format(done=len(keys), path=cache.path)
+        else:
+            message = _("Canceled by the user; no embedding was written.")
+        raise OperationCanceled(message) from exc
+    raise exc
