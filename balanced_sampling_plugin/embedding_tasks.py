@@ -131,12 +131,10 @@ def forget_models() -> None:
 
 
 def _worker_device(spec: ModelSpec) -> str:
-    if not spec.use_gpu or spec.precision == "int8":  # int8 (quantised Linear layers) runs on the CPU only
-        return "cpu"
-    from .errors import require
+    from .embeddings import _planned_device
 
-    torch = require("torch", _("DINOv2 embeddings"))
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    # int8 (quantised Linear layers) runs on the CPU only.
+    return _planned_device(spec.use_gpu and spec.precision != "int8")
 
 
 def _worker_name() -> str:
