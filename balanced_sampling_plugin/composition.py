@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .compute import Executor, executor_from_spec
+from .compute import Executor, executor_for
 from .contract import K_SELECTIONS
 from .errors import BalancedSamplingError
 from .i18n import _
@@ -454,9 +454,7 @@ def compute_composition(
                 value=min_entropy_threshold))
 
     if proportions is None:
-        own = executor if isinstance(executor, Executor) or executor is None else \
-            executor_from_spec(executor, workers=workers)
-        try:
+        with executor_for(executor, workers) as own:
             if own is not None:
                 progress.info(_("Reading the masks {where}.").format(where=own.description))
             stats = compute_mask_stats(
@@ -469,9 +467,6 @@ def compute_composition(
                 progress=progress.child(0.0, 0.7),
                 executor=own,
             )
-        finally:
-            if own is not executor:
-                own.close()
     else:
         if not proportions.index.equals(records.index):
             raise BalancedSamplingError(

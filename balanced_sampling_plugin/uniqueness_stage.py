@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .compute import executor_from_spec
+from .compute import executor_for
 from .embeddings import extract_embeddings
 from .errors import BalancedSamplingError
 from .i18n import _
@@ -73,15 +73,11 @@ def compute_uniqueness(
     n_distinct = int(patch_ids(validate_records(records, required=WINDOW_RECORD)).nunique())
     k = effective_k(n_distinct, int(k_neighbors), progress)
 
-    own = executor_from_spec(executor) if isinstance(executor, str) else executor
-    try:
+    with executor_for(executor) as own:
         embedded = extract_embeddings(
             records, dino_model=dino_model, batch_size=batch_size, num_workers=num_workers, use_gpu=use_gpu,
             parquet_path=parquet_path, bands=bands, stretch=stretch, progress=progress.child(0.0, EXTRACTION_SHARE),
             precision=precision, executor=own, threads=threads)
-    finally:
-        if own is not executor:
-            own.close()
     knn_progress = progress.child(EXTRACTION_SHARE, 1.0)
     params = reproducible_params(backend) if reproducible else {}
     duplicates = len(records) - n_distinct

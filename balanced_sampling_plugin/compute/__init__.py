@@ -6,6 +6,6 @@ the stage never asks which kind it got. ``dask`` and ``distributed`` are importe
 executor starts.
 """
 
-from .executor import DaskExecutor, Executor, InProcessExecutor, executor_from_spec, parse_spec
+from .executor import DaskExecutor, Executor, InProcessExecutor, executor_for, executor_from_spec, parse_spec
 
-__all__ = ["DaskExecutor", "Executor", "InProcessExecutor", "executor_from_spec", "parse_spec"]
+__all__ = ["DaskExecutor", "Executor", "InProcessExecutor", "executor_for", "executor_from_spec", "parse_spec"]

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from ..dependencies import SCALE_OUT, missing_packages, pip_command, python_interpreter, shell_line
 from ..errors import BalancedSamplingError, MissingDependencyError
@@ -208,6 +208,17 @@ def executor_from_spec(spec: Optional[str] = "", n_workers: Optional[int] = None
               "as n_workers (1 or more).").format(n=n_workers, spec=spec))
     count = value if value is not None else (int(n_workers) if n_workers is not None else os.cpu_count() or 1)
     return DaskExecutor(n_workers=count, threads_per_worker=threads_per_worker, memory_limit=memory_limit)
+
+
+@contextlib.contextmanager
+def executor_for(executor: Union[Executor, str, None], workers: Optional[int] = None):
+    """What a stage runs on: an :class:`Executor` the caller owns (or None), as it is; a scheduler text (see
+    :func:`executor_from_spec`; ``workers``: threads in-process) opened here and closed when the block ends."""
+    if executor is None or isinstance(executor, Executor):
+        yield executor
+        return
+    with executor_from_spec(executor, workers=workers) as own:
+        yield own
 
 
 def require_dask(spec: str) -> None:
