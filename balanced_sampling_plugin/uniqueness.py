@@ -196,6 +196,34 @@ def _batches(n: int, batch: int):
         yield start, min(n, start + batch)
 
 
+def pca_sample_rows(n: int, sample: int = PCA_SAMPLE, seed: int = 0) -> np.ndarray:
+    """The sorted rows (of ``n``) the PCA is estimated from: a fixed random subsample of ``sample``, or all."""
+    return np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False)) if n > sample else np.arange(n)
+
+
+def pca_of_rows(rows: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of the (m, d) float64 unit ``rows``: see :func:`pca_axes_of`."""
+    mean = rows.mean(axis=0)
+    centred = rows - mean
+    return pca_axes_of(centred.T @ centred, mean, dim)
+
+
+def pca_axes_of(scatter: np.ndarray, mean: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(d, dim) float32 axes, the top eigenvectors of the (d, d) float64 ``scatter`` (the centred rows' Gram
+    matrix), and the (dim,) float32 projected ``mean``, so a projection is ``unit_rows @ axes - offset``."""
+    _, vectors = np.linalg.eigh(scatter)  # ascending eigenvalues
+    axes = np.ascontiguousarray(vectors[:, ::-1][:, :dim], dtype=np.float32)
+    return axes, (mean @ axes).astype(np.float32)
+
+
+def project_rows(unit_rows: np.ndarray, axes: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Unit-length PCA projections (float32) of unit rows; rows projecting to zero stay zero."""
+    y = unit_rows @ axes
+    y -= offset
+    norms = np.linalg.norm(y, axis=1, keepdims=True)
+    return np.divide(y, norms, out=y, where=norms > 0)
+
+
 def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: int = 0) -> np.ndarray:
     """PCA projection of the unit rows ``x`` (n, d) onto ``dim`` axes, re-normalised to unit length.
 
@@ -207,16 +235,8 @@ def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: i
     n, d = x.shape
     if dim <= 0 or dim >= d:
         return x
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False)) if n > sample else slice(None)
-    sub = x[rows].astype(np.float64)
-    mean = sub.mean(axis=0)
-    centred = sub - mean
-    _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
-    axes = np.ascontiguousarray(vectors[:, ::-1][:, :dim], dtype=np.float32)
-    y = x @ axes
-    y -= (mean @ axes).astype(np.float32)
-    norms = np.linalg.norm(y, axis=1, keepdims=True)
-    return np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
+    axes, offset = pca_of_rows(x[pca_sample_rows(n, sample, seed)].astype(np.float64), dim)
+    return project_rows(x, axes, offset)
 
 
 def inner_products_by_index(x: np.ndarray, query_ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:

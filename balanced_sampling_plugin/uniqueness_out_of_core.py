@@ -58,6 +58,9 @@ from .uniqueness import (
     _omp_threads,
     _run_polled,
     default_threads,
+    pca_axes_of,
+    pca_sample_rows,
+    project_rows,
     require_backend,
 )
 
@@ -249,14 +252,15 @@ def pca_axes(vectors, dim: int, block_rows: int = BLOCK_ROWS, sample: int = PCA_
              progress: Progress | None = None):
     """PCA of the unit rows of ``vectors`` as :func:`~balanced_sampling_plugin.uniqueness.reduce_dimensions`
     computes it (the same fixed random sample of ``sample`` rows, its mean and the top ``dim`` eigenvectors
-    of its covariance), with the sample read ``block_rows`` at a time and the covariance accumulated.
+    of its covariance), with the sample read ``block_rows`` at a time and the covariance accumulated (the
+    sample is the whole table below ``sample`` rows: never held at once).
 
     Returns ``(axes, offset)``: (d, dim) float32 axes and the (dim,) float32 projected mean, so a
     projection is ``unit_rows @ axes - offset``.
     """
     progress = as_progress(progress)
-    n, d = vectors.shape
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False)) if n > sample else np.arange(n)
+    d = vectors.shape[1]
+    rows = pca_sample_rows(vectors.shape[0], sample, seed)
     total = np.zeros(d)
     gram = np.zeros((d, d))
     for start in range(0, len(rows), block_rows):
@@ -266,18 +270,7 @@ def pca_axes(vectors, dim: int, block_rows: int = BLOCK_ROWS, sample: int = PCA_
         gram += x.T @ x
         progress.update(start + len(ids), len(rows))
     mean = total / len(rows)
-    covariance = gram - len(rows) * np.outer(mean, mean)  # = centred.T @ centred
-    _, eigenvectors = np.linalg.eigh(covariance)  # ascending eigenvalues
-    axes = np.ascontiguousarray(eigenvectors[:, ::-1][:, :dim], dtype=np.float32)
-    return axes, (mean @ axes).astype(np.float32)
-
-
-def project_rows(unit_rows: np.ndarray, axes: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Unit-length PCA projections (float32) of unit rows; rows projecting to zero stay zero."""
-    y = unit_rows @ axes
-    y -= offset
-    norms = np.linalg.norm(y, axis=1, keepdims=True)
-    return np.divide(y, norms, out=y, where=norms > 0)
+    return pca_axes_of(gram - len(rows) * np.outer(mean, mean), mean, dim)  # = centred.T @ centred
 
 
 def knn_cosine_out_of_core(vectors, k: int, progress: Progress | None = None, *, reduce_dim: int = 256,
