@@ -15,6 +15,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ...balanced_sampling_plugin.dependencies import TABLES, missing_packages
 from ...balanced_sampling_plugin.file_safety import check_paths
+from ..dask_scheduler import DASK_SCHEDULER, scheduler_problem
 from ..file_outputs import (
     destination_file,
     layer_file,
@@ -100,13 +101,21 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
             "then restart QGIS.").format(self.displayName(), ", ".join(missing), install_line(missing))
 
     def require_packages(self, parameters, context) -> None:
-        """Refuse to run, before any work, when a needed package is missing (one message for all)."""
-        message = self.missing_packages_message(parameters, context)
+        """Refuse to run, before any work, when a needed package is missing (one message for all), or when the
+        algorithm's Dask scheduler cannot be used."""
+        message = self.missing_packages_message(parameters, context) or self._scheduler_problem(parameters, context)
         if message:
             raise QgsProcessingException(message)
 
+    def _scheduler_problem(self, parameters, context):
+        """Why the ``DASK_SCHEDULER`` given cannot be used (text not understood, dask missing), or None; None too
+        for an algorithm without that parameter."""
+        if self.parameterDefinition(DASK_SCHEDULER) is None:
+            return None
+        return scheduler_problem(self, parameters, context)
+
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        message = self.missing_packages_message(parameters, context)
+        message = self.missing_packages_message(parameters, context) or self._scheduler_problem(parameters, context)
         if message:
             return False, message
         # QGIS calls an input file that exists but holds no readable layer "not found"; say what it is.

@@ -2,7 +2,6 @@
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -15,7 +14,7 @@ from qgis.core import (
 
 from ...balanced_sampling_plugin.contract import BACKENDS, METHOD_SIGNALS, SAMPLER_WEIGHT, SAMPLING_METHODS
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, CLUSTERS, EMBEDDINGS, WEIGHTS
-from ..dask_scheduler import DASK_SCHEDULER, dask_scheduler_parameter, scheduler_problem, scheduler_text
+from ..dask_scheduler import DASK_SCHEDULER, dask_scheduler_parameter, scheduler_text
 from ..parameters import knn_backend_parameter, sampling_method_parameter
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import engine_errors, raise_if_canceled
@@ -119,17 +118,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
         return super().modules_needed(parameters, context) + EMBEDDINGS + (BACKEND_MODULES[backend],)
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        problem = scheduler_problem(self, parameters, context)
-        if problem:
-            return False, problem
-        return super().checkParameterValues(parameters, context)
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
-        problem = scheduler_problem(self, parameters, context)
-        if problem:
-            raise QgsProcessingException(problem)
         import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
 
         use_uniqueness = self.uniqueness_wanted(parameters, context)

@@ -13,7 +13,7 @@ from qgis.core import (
 from ...balanced_sampling_plugin.contract import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, K_SELECTIONS
 from ...balanced_sampling_plugin.dependencies import CLUSTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
-from ..dask_scheduler import dask_scheduler_parameter, scheduler_problem, scheduler_text
+from ..dask_scheduler import dask_scheduler_parameter, scheduler_text
 from ..layers import read_table
 from ..parameters import K_SELECTION_LABELS, add_record_field_parameters, labelled_enum, record_field_map, with_decimals
 from ..styles import composition_style
@@ -133,17 +133,8 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             self.OUTPUT, self.tr("Composition clusters"), QgsProcessing.TypeVectorAnyGeometry,
             optional=True, createByDefault=True))  # optional: not written with IN_PLACE
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        problem = scheduler_problem(self, parameters, context)
-        if problem:
-            return False, problem
-        return super().checkParameterValues(parameters, context)
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
-        problem = scheduler_problem(self, parameters, context)
-        if problem:
-            raise QgsProcessingException(problem)
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))

@@ -18,7 +18,7 @@ from qgis.core import (
 from ...balanced_sampling_plugin.contract import BACKENDS, PRECISIONS, UNIQUENESS_SCORE
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, EMBEDDINGS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
-from ..dask_scheduler import dask_scheduler_parameter, scheduler_problem, scheduler_text
+from ..dask_scheduler import dask_scheduler_parameter, scheduler_text
 from ..layers import read_table
 from ..parameters import (
     PRECISION_LABELS,
@@ -160,17 +160,8 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]
         return super().modules_needed(parameters, context) + (BACKEND_MODULES[backend],)
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        problem = scheduler_problem(self, parameters, context)
-        if problem:
-            return False, problem
-        return super().checkParameterValues(parameters, context)
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
-        problem = scheduler_problem(self, parameters, context)
-        if problem:
-            raise QgsProcessingException(problem)
         from ...balanced_sampling_plugin.embedding_cache import cache_output
         from ...balanced_sampling_plugin.records import validate_records
         from ...balanced_sampling_plugin.uniqueness_stage import compute_uniqueness

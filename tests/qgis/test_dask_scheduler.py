@@ -39,7 +39,8 @@ def test_a_scheduler_text_not_understood_is_refused(plugin, footprints_path):
                        {"INPUT": footprints_path, "DASK_SCHEDULER": "local:zero", "OUTPUT": "memory:"})
 
 
-@pytest.mark.parametrize("algorithm", ["computecompositionclusters", "computedinov2uniqueness"])
+@pytest.mark.parametrize("algorithm", ["computecompositionclusters", "computedinov2uniqueness",
+                                       "buildbalanceddataset"])
 def test_missing_dask_is_refused_naming_the_packages_the_dialog_and_the_command(plugin, footprints_path, algorithm,
                                                                                 monkeypatch):
     from balanced_sampling.processing_provider import dask_scheduler
