@@ -43,7 +43,7 @@ Every section and key is optional unless said; defaults as in the documentation:
       output: {csv_path: required, include_excluded: true, geojson_path: null,
                geojson_crs: null}  # null: the rasters' CRS; else the GeoJSON is reprojected to it
       compute:                   # this plugin's own keys (pytorch-smt-tools does not have them): where the
-                                 # mask statistics run
+                                 # mask statistics and the DINOv2 embeddings run
         scheduler: ""            # "" = in this process (num_workers threads); "local:N" = a Dask LocalCluster
                                  # of N worker processes started for the run; or a scheduler address,
                                  # e.g. "tcp://host:8786" (needs the dask and distributed packages)
