@@ -49,7 +49,9 @@ CONNECT_TIMEOUT = 20
 DASK_MODULES = SCALE_OUT
 
 Function = Callable[[Any, Callable[[], bool]], Any]
-#: Called in the caller's thread as each chunk's result arrives: ``on_result(index, result)``.
+#: Called in the caller's thread as each chunk's result arrives: ``on_result(index, result)``; the result is
+#: then not kept (``map_chunks`` returns None in its place), so a caller that writes results away (e.g. into a
+#: memory map) never holds them all.
 ResultHook = Optional[Callable[[int, Any], None]]
 
 
@@ -120,9 +122,11 @@ class InProcessExecutor(Executor):
                     finished, _running = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in finished:
                         i = pending.pop(future)
-                        results[i] = future.result()  # re-raises a chunk's error
-                        if on_result is not None:
-                            on_result(i, results[i])
+                        result = future.result()  # re-raises a chunk's error
+                        if on_result is None:
+                            results[i] = result
+                        else:
+                            on_result(i, result)
                         done += sizes[i]
                     progress.update(done, total)  # raises OperationCanceled when the user cancelled
             except BaseException:
@@ -376,8 +380,9 @@ class DaskExecutor(Executor):
                 # One gather per batch of finished tasks: one round trip, not one per result.
                 for future, result in zip(batch, self._gather(client, batch, chunks, position)):
                     i = position[future.key]
-                    results[i] = result
-                    if on_result is not None:
+                    if on_result is None:
+                        results[i] = result
+                    else:
                         on_result(i, result)
                     done += sizes[i]
                     future.release()  # the result is here: the worker may drop it

@@ -364,3 +364,14 @@ def test_a_refused_connection_is_said_at_once():
                                                     r"Connection refused"):
         DaskExecutor(address=f"tcp://127.0.0.1:{port}").client
     assert time.monotonic() - started < 5  # not Dask's 20 s connect timeout
+
+
+@pytest.mark.parametrize("where", ["in-process", "dask"])
+def test_on_result_gets_every_result_once_and_map_chunks_keeps_none(where, cluster):
+    """A caller that takes the results as they arrive (on_result) gets each once, with its chunk's index, and the
+    executor keeps none of them (at 10 M patches they would be every embedding again)."""
+    executor = InProcessExecutor(2) if where == "in-process" else cluster
+    seen = {}
+    returned = executor.map_chunks(_double, list(range(10)), on_result=lambda i, result: seen.setdefault(i, result))
+    assert seen == {i: 2 * i for i in range(10)}
+    assert returned == [None] * 10
