@@ -109,6 +109,21 @@ class FolderOutput(str):
     replaces: an existing folder is fine where a file output would be refused."""
 
 
+def files_under(folder) -> list[str]:
+    """Every file below ``folder`` (e.g. a local model folder a run reads), for the path checks; [] when
+    ``folder`` is not an existing folder (a hub model id, or nothing)."""
+    folder = os.path.expanduser(os.fspath(folder or ""))
+    if not folder or not os.path.isdir(folder):
+        return []
+    return [os.path.join(root, name) for root, _dirs, names in os.walk(folder) for name in names]
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` lies in ``folder`` or below it (names need not exist)."""
+    inner, outer = file_identity(path), file_identity(folder)
+    return inner != outer and inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
 def _entries(value) -> list:
     """Paths (str) and :class:`LayerInFile` of one parameter's value."""
     if value is None:
@@ -170,6 +185,14 @@ def check_paths(
                     _("{first} and {second} both point to '{path}'; one would overwrite the other. Give each output "
                       "its own file.").format(first=other_name, second=name, path=_path_of(entry))
                 )
+            folder, inner = ((entry, other) if isinstance(entry, FolderOutput) else
+                             (other, entry) if isinstance(other, FolderOutput) else (None, None))
+            if folder is not None and _inside(_path_of(inner), folder):
+                folder_name, inner_name = (name, other_name) if folder is entry else (other_name, name)
+                raise BalancedSamplingError(
+                    _("{inner} '{path}' is inside the folder of {folder} ('{folder_path}'), which must hold nothing "
+                      "else. Write it outside that folder.").format(
+                        inner=inner_name, path=_path_of(inner), folder=folder_name, folder_path=folder))
     if reads:
         inputs = [(name, entry) for name, value in reads.items() for entry in _entries(value)]
         by_identity = {}
@@ -318,6 +341,10 @@ LAYER_FILES = {
     ".tab": (".dat", ".map", ".id", ".ind"),
     ".mif": (".mid",),
 }
+#: SQLite files (GeoPackage) and the journals SQLite keeps beside them: a ``-wal`` left beside a new file
+#: would be replayed into it by the next reader, showing the old file's tables.
+SQLITE_FILES = (".gpkg", ".sqlite", ".db")
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def _fsync(path: str) -> None:
@@ -376,6 +403,10 @@ class OutputFiles:
         if os.path.exists(path) and extension.lower() in LAYER_FILES:
             aside += [stem + ext for ext in LAYER_FILES[extension.lower()]
                       if stem + ext not in names and os.path.exists(os.path.join(folder, stem + ext))]
+        if extension.lower() in SQLITE_FILES:
+            base = os.path.basename(path)
+            aside += [base + tail for tail in SQLITE_SIDECARS
+                      if base + tail not in names and os.path.lexists(os.path.join(folder, base + tail))]
         placed, moved = [], []
         self._done.append((placed, moved, partial))
         for source in files:

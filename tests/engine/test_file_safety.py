@@ -656,3 +656,81 @@ def test_a_folder_output_may_exist_and_must_be_a_writable_folder(tmp_path):
         check_paths({"PARQUET_PATH": FolderOutput(str(tmp_path / "file"))})
     with pytest.raises(BalancedSamplingError, match="both point to"):
         check_paths({"PARQUET_PATH": cache_output(folder), "OUTPUT": str(folder)})
+
+
+def test_an_output_inside_a_folder_output_is_refused(tmp_path):
+    """A partitioned cache folder holds only its parts: a CSV written inside it would break the next run."""
+    from balanced_sampling_plugin.embedding_cache import cache_output
+
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    with pytest.raises(BalancedSamplingError, match=r"CSV '.*train.csv' is inside the folder of CACHE"):
+        check_paths({"CACHE": cache_output(folder), "CSV": str(folder / "train.csv")})
+    with pytest.raises(BalancedSamplingError, match="is inside the folder of CACHE"):  # either order
+        check_paths({"CSV": str(folder / "sub" / "train.csv"), "CACHE": cache_output(folder)})
+    check_paths({"CACHE": cache_output(folder), "CSV": str(tmp_path / "emb_train.csv")})  # beside it: fine
+
+
+def test_files_under_lists_a_folder_and_nothing_for_a_hub_id(tmp_path):
+    from balanced_sampling_plugin.file_safety import files_under
+
+    (tmp_path / "model" / "sub").mkdir(parents=True)
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "model" / "sub" / "weights.bin").write_bytes(b"0")
+    assert sorted(files_under(tmp_path / "model")) == [str(tmp_path / "model" / "config.json"),
+                                                       str(tmp_path / "model" / "sub" / "weights.bin")]
+    assert files_under("facebook/dinov2-small") == [] and files_under("") == [] and files_under(None) == []
+
+
+def test_replacing_a_geopackage_moves_its_sqlite_journals_aside(tmp_path):
+    """A -wal left beside a new GeoPackage would be replayed into it: the reader would see the old tables."""
+    import sqlite3
+
+    destination = tmp_path / "out.gpkg"
+    old = sqlite3.connect(destination)  # as QGIS keeps a shown layer open, in WAL mode
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("PRAGMA wal_autocheckpoint=0")
+    old.execute("CREATE TABLE old_rows(x)")
+    old.executemany("INSERT INTO old_rows VALUES (?)", [(i,) for i in range(500)])
+    old.commit()
+    assert (tmp_path / "out.gpkg-wal").stat().st_size > 0
+    (tmp_path / "other.gpkg-wal").write_text("not ours")  # another file's journal: untouched
+    with OutputFiles() as outputs:
+        new = sqlite3.connect(outputs.partial(destination))
+        new.execute("CREATE TABLE fresh(y)")
+        new.execute("INSERT INTO fresh VALUES (42)")
+        new.commit()
+        new.close()
+        outputs.commit()
+    reader = sqlite3.connect(destination)
+    assert [row[0] for row in reader.execute("SELECT name FROM sqlite_master")] == ["fresh"]
+    assert reader.execute("SELECT y FROM fresh").fetchall() == [(42,)]
+    reader.close()
+    old.close()
+    assert (tmp_path / "other.gpkg-wal").read_text() == "not ours"
+
+
+def test_a_failed_commit_puts_the_geopackage_journals_back(tmp_path, monkeypatch):
+    import balanced_sampling_plugin.file_safety as file_safety
+
+    destination = tmp_path / "out.gpkg"
+    destination.write_bytes(b"old gpkg")
+    (tmp_path / "out.gpkg-wal").write_bytes(b"old wal")
+    other = tmp_path / "second.csv"
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if os.fspath(target) == str(other):
+            raise OSError("disk full")
+        return real_replace(source, target)
+
+    with OutputFiles() as outputs:
+        (open(outputs.partial(destination), "wb")).write(b"new gpkg")
+        with open(outputs.partial(other), "w") as handle:
+            handle.write("new csv")
+        monkeypatch.setattr(file_safety.os, "replace", failing_replace)
+        with pytest.raises((OSError, BalancedSamplingError)):
+            outputs.commit()
+        monkeypatch.setattr(file_safety.os, "replace", real_replace)
+    assert destination.read_bytes() == b"old gpkg"
+    assert (tmp_path / "out.gpkg-wal").read_bytes() == b"old wal"
