@@ -706,7 +706,20 @@ def _resolve_paths(config: BalancedDatasetConfig, base_dir: str) -> None:
         # A trailing separator asks for a partitioned cache (a folder of parts): keep it through normalising.
         folder = str(embeddings.parquet_path).strip().endswith(("/", os.sep))
         embeddings.parquet_path = resolve_path(embeddings.parquet_path, base_dir) + (os.sep if folder else "")
+    from .embeddings import SHORT_NAMES
+
     # A model given as a folder next to the config; hub ids like facebook/dinov2-base stay as they are.
-    model_folder = resolve_path(embeddings.dino_model, base_dir)
-    if os.path.isdir(model_folder):
+    model = str(embeddings.dino_model or "").strip()
+    model_folder = resolve_path(model, base_dir) if model else ""
+    if model_folder and os.path.isdir(model_folder):
         embeddings.dino_model = model_folder
+    elif (model and model not in SHORT_NAMES and not os.path.isabs(os.path.expanduser(model))
+          and os.path.isdir(model) and config.runs_dinov2):
+        # 'owner/name' could be a hub id or this folder: never pick a folder of the working directory silently.
+        raise BalancedSamplingError(
+            _("{key} '{model}' is not a folder next to the config ({folder}), but the working directory ({cwd}) has "
+              "a folder of that name. Paths in a config are read relative to the config file, so that folder is "
+              "not used: give its path relative to the config, or an absolute path.").format(
+                key=f"{ROOT}.embeddings.dino_model", model=model, folder=base_dir, cwd=os.getcwd()))
+    elif model.startswith((".", "~")) or "\\" in model or model.count("/") > 1:
+        embeddings.dino_model = model_folder  # meant as a folder: a missing one is named by its full path

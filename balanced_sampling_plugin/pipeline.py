@@ -56,7 +56,7 @@ from .errors import BalancedSamplingError, require
 from .i18n import _
 from .export import write_training_csv
 from .embedding_cache import cache_output
-from .file_safety import OutputFiles, check_paths
+from .file_safety import OutputFiles, check_paths, files_under
 from .footprints import build_footprints, find_pairs
 from .progress import Progress, as_progress
 from .records import (
@@ -218,6 +218,8 @@ def check_output_paths(
         **(other_outputs or {}),
     }
     reads = {_("the config file"): config.source}
+    if config.runs_dinov2:  # a local model folder's weights and config
+        reads[f"{ROOT}.embeddings.dino_model"] = files_under(config.embeddings.dino_model)
     if isinstance(config.input, LocalInput):
         reads[f"{ROOT}.input.patch_records"] = config.input.records_file
     if records is not None:

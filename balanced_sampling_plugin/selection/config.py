@@ -57,7 +57,7 @@ from ..export import CLASS_DIST_JSON, training_frame
 from ..file_safety import atomic_write, check_paths
 from ..i18n import _
 from ..progress import Progress, as_progress
-from ..records import CLASS_PREFIX, class_columns
+from ..records import CLASS_PREFIX, IMAGE_PATH, MASK_PATH, class_columns, normalize_path
 from ..sources.records_file import read_yaml_file, records_from_csv, resolve_path
 from .budget import DEFAULT_BUDGET, DEFAULT_BUDGET_MODE, check_budget
 from .coreset import select_coreset, subset_weights
@@ -197,9 +197,15 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
     coverage next to a random subset of the same size."""
     progress = as_progress(progress)
     settings = config if isinstance(config, CoresetConfig) else load_coreset_config(config, base_dir)
-    check_paths({f"{ROOT}.output_csv_path": settings.output_csv_path},
-                {f"{ROOT}.input_csv_path": settings.input_csv_path, f"{ROOT}.parquet_path": settings.parquet_path})
+    writes = {f"{ROOT}.output_csv_path": settings.output_csv_path}
+    reads = {f"{ROOT}.input_csv_path": settings.input_csv_path, f"{ROOT}.parquet_path": settings.parquet_path,
+             _("the config file"): getattr(settings, "source", None)}
+    check_paths(writes, reads)
     table = expand_class_dist(records_from_csv(settings.input_csv_path))
+    # The rasters the CSV names are inputs too (the trainer reads them): never written over.
+    check_paths(writes, {_("a raster of the CSV's {field}").format(field=column):
+                         table[column].dropna().map(normalize_path).unique()
+                         for column in (IMAGE_PATH, MASK_PATH) if column in table.columns}, writable=False)
     progress.info(_("{n} patches read from {path}.").format(n=len(table), path=settings.input_csv_path))
     result = select_coreset(
         table, settings.method, settings.budget, settings.budget_mode, parquet_path=settings.parquet_path,

@@ -127,13 +127,16 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             feedback.pushInfo(self.tr("Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not "
                                       "computed (it would not change the weights).").format(
                 SAMPLING_METHODS[self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context)]))
-        # Before the long steps: the chain's outputs must not overwrite a raster or each other.
+        from ...balanced_sampling_plugin.embedding_cache import cache_output
+        from ...balanced_sampling_plugin.file_safety import files_under
+        from ...balanced_sampling_plugin.footprints import find_pairs
+
+        # Before the long steps: the chain's outputs must not overwrite a raster, the model or each other.
         writes = {self.OUTPUT: self.output_file(parameters, context),
                   self.OUTPUT_CSV: self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context),
                   self.OUTPUT_REPORT: self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context),
-                  self.PARQUET_PATH: self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context)
+                  self.PARQUET_PATH: cache_output(self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context))
                   if use_uniqueness else None}
-        from ...balanced_sampling_plugin.footprints import find_pairs
 
         image_folder = self.parameterAsFile(parameters, self.IMAGE_FOLDER, context)
         with engine_errors():  # the pairs the chain's first step will read
@@ -141,7 +144,9 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
                                self.parameterAsFile(parameters, self.MASK_FOLDER, context) or image_folder,
                                self.parameterAsString(parameters, self.MASK_PATTERN, context) or "*.tif")
         rasters = [path for pair in pairs for path in pair[:2]]
-        self.check_paths(writes, {"a raster of the image or mask folder": rasters})  # English: see raster_reads
+        model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
+        self.check_paths(writes, {"a raster of the image or mask folder": rasters,  # English: see raster_reads
+                                  self.DINO_MODEL: files_under(model) if use_uniqueness else []})
         steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
 
         def run(step, algorithm, child_parameters):

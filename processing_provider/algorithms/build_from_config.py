@@ -90,8 +90,11 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
                 config = load_config(config_path)
                 # A coreset: block is checked before anything runs; it reads the CSV this run writes.
                 coreset = coreset_block_beside(config_path, config.output.csv_path, config.embeddings.parquet_path)
-                result = run_config(config, progress.child(0, 0.85), other_outputs={self.OUTPUT: layer_file},
-                                    outputs=outputs)
+                # The coreset's CSV is checked with the run's outputs: never the config, a raster, the model or
+                # another output.
+                coreset_output = {"coreset.output_csv_path": coreset.output_csv_path} if coreset else {}
+                result = run_config(config, progress.child(0, 0.85),
+                                    other_outputs={self.OUTPUT: layer_file, **coreset_output}, outputs=outputs)
             weights = result.weights.weights.to_numpy(dtype=float)
             ess = effective_sample_size(weights[result.weights.included])
             output_values = {self.CSV_PATH: result.csv_path, self.GEOJSON_PATH: result.geojson_path,

@@ -1,7 +1,5 @@
 """Compute DINOv2 uniqueness: CLS embeddings of every image patch -> cosine kNN -> uniqueness_score."""
 
-import os
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -17,7 +15,7 @@ from qgis.core import (
 
 from ...balanced_sampling_plugin.contract import BACKENDS, PRECISIONS, UNIQUENESS_SCORE
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, EMBEDDINGS
-from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ...balanced_sampling_plugin.file_safety import OutputFiles, files_under
 from ..dask_scheduler import dask_scheduler_parameter, scheduler_text
 from ..layers import read_table
 from ..parameters import (
@@ -177,9 +175,8 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         parquet_path = self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context) or None
         writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: cache_output(parquet_path)}
         model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
-        model_files = [os.path.join(folder, name) for folder, _, names in os.walk(os.path.expanduser(model))
-                       for name in names] if os.path.isdir(os.path.expanduser(model)) else []
-        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context), self.DINO_MODEL: model_files})
+        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context),
+                                  self.DINO_MODEL: files_under(model)})
         table = read_table(source, record_field_map(self, parameters, context, IMAGE_FIELDS), feedback)
         progress = engine_progress(feedback)
         with engine_errors():

@@ -301,6 +301,34 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     assert config.output.geojson_path == str(folder / "out" / "train.geojson")
 
 
+def test_a_model_folder_of_the_working_directory_is_never_picked_silently(tmp_path, monkeypatch):
+    """'models/tiny' next to the config is that folder; one only in the working directory is refused (it could
+    be a hub id too), and a path-like name that exists nowhere is named by its full path next to the config."""
+    (tmp_path / "cwd" / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "conf").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    body = """
+        balanced_dataset:
+          mode: {mode}
+          input:
+            patch_records:
+              - {{image_path: a.tif, mask_path: m.tif, row_off: 0, col_off: 0, patch_size: 64}}
+          embeddings: {{dino_model: {model}}}
+          output: {{csv_path: out.csv}}
+        """
+    path = write(str(tmp_path / "conf"), body.format(mode="embeddings", model="models/tiny"))
+    with pytest.raises(BalancedSamplingError, match=r"balanced_dataset\.embeddings\.dino_model 'models/tiny' is "
+                                                   r"not a folder next to the config .*working directory"):
+        load_config(path)
+    # A mode that never loads the model does not care.
+    path = write(str(tmp_path / "conf"), body.format(mode="masks_only", model="models/tiny"))
+    assert load_config(path).embeddings.dino_model == "models/tiny"
+    path = write(str(tmp_path / "conf"), body.format(mode="embeddings", model="./models/missing"))
+    assert load_config(path).embeddings.dino_model == str(tmp_path / "conf" / "models" / "missing")
+    path = write(str(tmp_path / "conf"), body.format(mode="embeddings", model="facebook/dinov2-small"))
+    assert load_config(path).embeddings.dino_model == "facebook/dinov2-small"  # a hub id stays one
+
+
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
     path = write(str(tmp_path), "balanced_dataset:\n  mode: [masks_only\n  input: {}\n")
     with pytest.raises(BalancedSamplingError, match=r"config\.yaml is not valid YAML \(line \d+, column \d+\)"):

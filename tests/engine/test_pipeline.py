@@ -152,6 +152,28 @@ def test_postgres_config(tiles_database, tmp_path):
     assert len(read_geojson(result.geojson_path)["features"]) == len(csv)
 
 
+def test_an_output_over_a_file_of_the_local_model_is_refused(synthetic_dataset, patch_records, tiny_model,
+                                                             tmp_path):
+    """The model folder is an input: a CSV path into it is refused before any work, the weights untouched."""
+    model = tmp_path / "model"
+    import shutil
+
+    shutil.copytree(tiny_model, model)
+    before = {name: (model / name).read_bytes() for name in os.listdir(model)}
+    folder = synthetic_dataset.folder
+    records = [{**r, "image_path": os.path.join(folder, r["image_path"]), "mask_path": os.path.join(folder, r["mask_path"])}
+               for r in patch_records]
+    config = {"balanced_dataset": {
+        "mode": "both", "input": {"patch_records": records},
+        "embeddings": {"dino_model": str(model), "parquet_path": str(tmp_path / "cache.parquet")},
+        "output": {"csv_path": str(model / "config.json")}}}
+    with pytest.raises(BalancedSamplingError, match=r"balanced_dataset\.output\.csv_path '.*config\.json' is the "
+                                                   r"input balanced_dataset\.embeddings\.dino_model"):
+        run_config(config)
+    assert {name: (model / name).read_bytes() for name in os.listdir(model)} == before
+    assert not (tmp_path / "cache.parquet").exists()
+
+
 def test_postgres_config_in_embeddings_mode_recomputes_uniqueness(tiles_database, tiny_model, tmp_path):
     body = {
         "mode": "embeddings",

@@ -121,6 +121,27 @@ def test_output_over_the_input_is_refused_and_nothing_is_written(tmp_path, train
     assert training_csv.read_bytes() == before
 
 
+def test_output_over_the_config_or_a_raster_of_the_csv_is_refused(tmp_path):
+    """The coreset's CSV never replaces its own YAML or an image/mask the training CSV names."""
+    table = weighted_table()
+    table["image_path"] = [str(tmp_path / f"tile_{i % 3}.tif") for i in range(len(table))]
+    table["mask_path"] = [str(tmp_path / f"mask_{i % 3}.tif") for i in range(len(table))]
+    for i in range(3):
+        (tmp_path / f"tile_{i}.tif").write_bytes(b"pixels")
+        (tmp_path / f"mask_{i}.tif").write_bytes(b"classes")
+    write_training_csv(table, tmp_path / "in.csv")
+    config = write_yaml(tmp_path / "c.yaml", "input_csv_path: in.csv\noutput_csv_path: c.yaml")
+    before = config.read_bytes()
+    with pytest.raises(BalancedSamplingError, match=r"coreset\.output_csv_path '.*c\.yaml' is the input the config"):
+        run_coreset_config(str(config))
+    assert config.read_bytes() == before
+    for target, field in (("tile_1.tif", "image_path"), ("mask_2.tif", "mask_path")):
+        config = write_yaml(tmp_path / "c.yaml", f"input_csv_path: in.csv\noutput_csv_path: {target}")
+        with pytest.raises(BalancedSamplingError, match=rf"'.*{target}' is the input a raster of the CSV's {field}"):
+            run_coreset_config(str(config))
+        assert (tmp_path / target).read_bytes() in (b"pixels", b"classes")
+
+
 def test_every_patch_excluded_writes_nothing(tmp_path):
     table = weighted_table()
     table["excluded"] = True

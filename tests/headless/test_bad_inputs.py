@@ -83,6 +83,16 @@ def as_shapefile(work, inputs):
     gdal.VectorTranslate(str(work / "fp.shp"), str(work / "fp.gpkg"), format="ESRI Shapefile")
 
 
+def configure_with_coreset(coreset_output, **output):
+    """:func:`configure` plus a ``coreset:`` block writing ``coreset_output``."""
+    def setup(work, inputs):
+        configure(**output)(work, inputs)
+        config = yaml.safe_load((work / "config.yaml").read_text())
+        config["coreset"] = {"method": "lc", "budget": 0.5, "output_csv_path": coreset_output.format(**inputs)}
+        (work / "config.yaml").write_text(yaml.safe_dump(config))
+    return setup
+
+
 COMBINE = "combinesamplerweights"
 UNIQUENESS = "computedinov2uniqueness"
 CONFIG = "buildfromconfig"
@@ -106,6 +116,13 @@ CASES = [
     Case("config-layer-over-its-records", CONFIG, ("CONFIG={config}", "OUTPUT={records}"),
          r"OUTPUT '.*records\.csv' is the input balanced_dataset\.input\.patch_records", ("records.csv",),
          ("out.csv",), setup=configure(csv_path="{dir}/out.csv")),
+    # The coreset: block's CSV, checked with the run's outputs before the run (out.csv never appears)
+    Case("config-coreset-over-its-config", CONFIG, ("CONFIG={config}",),
+         r"coreset\.output_csv_path '.*config\.yaml' is the input the config file", ("config.yaml", "records.csv"),
+         ("out.csv",), setup=configure_with_coreset("{config}", csv_path="{dir}/out.csv")),
+    Case("config-coreset-over-its-records", CONFIG, ("CONFIG={config}",),
+         r"coreset\.output_csv_path '.*records\.csv' is the input balanced_dataset\.input\.patch_records",
+         ("records.csv", "config.yaml"), ("out.csv",), setup=configure_with_coreset("{records}", csv_path="{dir}/out.csv")),
     Case("import-over-its-records", "importpatchrecords", ("INPUT={records}", "OUTPUT={records}"),
          r"OUTPUT '.*records\.csv' is the input INPUT", ("records.csv",)),
     Case("import-over-the-csv-its-yaml-names", "importpatchrecords", ("INPUT={dir}/records.yaml",
