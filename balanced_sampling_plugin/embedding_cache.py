@@ -3,13 +3,24 @@
 File layout: one row per (patch, model), columns
 
 - ``patch_key`` (string): :func:`records.patch_id` of the normalised image path + window,
-- ``model`` (string): the resolved model name (hub id, or absolute path of a local folder),
-- ``embedding`` (list<float32>): the CLS embedding.
+- ``model`` (string): the identity of the model and of how pixels reach it
+  (:func:`~balanced_sampling_plugin.embeddings.cache_identity`: resolved model name, weights fingerprint, bands,
+  stretch, precision),
+- ``embedding`` (list<float32>): the CLS embedding,
+- ``image_state`` (string, may be null): the image file's state when its pixels were read, :func:`image_state`
+  (``"<size>:<mtime_ns>"``). Files written before this column existed lack it; they are read as all null.
 
 Semantics:
 
 - A lookup returns only rows whose key AND model match and whose length is the model's
   dimension; shorter/longer rows are stale and recomputed.
+- A lookup given the images' current states (as :func:`~balanced_sampling_plugin.embeddings.extract_embeddings`
+  does) returns only rows whose ``image_state`` equals the state of the key's image now: an image rewritten in
+  place (its size or modification time changed) is recomputed, as is a row with no state (an older cache),
+  and the new row replaces the old one. The state is taken before the pixels are read, so an image changed
+  during a run is recomputed by the next one. Only touching a file (``touch``, a copy that does not keep
+  times) also recomputes it: the safe direction. A rewrite that keeps both the size and the modification time
+  (e.g. within the time resolution of a coarse file system) is not seen.
 - The file may hold several models and patches that are no longer in the table. They are
   kept when the file is rewritten but never returned for another model, so switching
   models back and forth reuses both sets of embeddings and never mixes them.
@@ -44,7 +55,7 @@ from .i18n import _
 from .file_safety import FolderOutput, OutputFiles
 from .progress import Progress, as_progress
 
-KEY, MODEL, EMBEDDING = "patch_key", "model", "embedding"
+KEY, MODEL, EMBEDDING, STATE = "patch_key", "model", "embedding", "image_state"
 #: The first (and last) four bytes of every Parquet file.
 PARQUET_MAGIC = b"PAR1"
 #: Rows per Arrow chunk when writing (keeps list offsets well inside int32).
@@ -88,7 +99,31 @@ def _compute():
 
 def _schema():
     pa = _pyarrow()
-    return pa.schema([(KEY, pa.string()), (MODEL, pa.string()), (EMBEDDING, pa.list_(pa.float32()))])
+    return pa.schema([(KEY, pa.string()), (MODEL, pa.string()), (EMBEDDING, pa.list_(pa.float32())),
+                      (STATE, pa.string())])
+
+
+def image_state(path) -> str | None:
+    """The state of the image file at ``path`` (give it normalised, :func:`records.normalize_path`) that a cached
+    embedding of it is valid for: ``"<size in bytes>:<modification time in ns>"`` from :func:`os.stat`, or None
+    when the file cannot be stat'ed (absent on this machine, no permission)."""
+    try:
+        stat = os.stat(os.fspath(path))
+    except (OSError, ValueError):
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def image_states(paths) -> np.ndarray:
+    """:func:`image_state` of each of ``paths`` (m,), as an (m,) object array; each distinct path is stat'ed
+    once (many patches share an image)."""
+    seen: dict = {}
+    states = np.empty(len(paths), dtype=object)
+    for i, path in enumerate(paths):
+        if path not in seen:
+            seen[path] = image_state(path)
+        states[i] = seen[path]
+    return states
 
 
 class EmbeddingCache:
@@ -145,20 +180,22 @@ class EmbeddingCache:
             )
             return None
         missing = {KEY, MODEL, EMBEDDING} - set(table.column_names)
+        if not missing and STATE not in table.column_names:  # written before the column existed: no state
+            table = table.append_column(STATE, pa.nulls(table.num_rows, pa.string()))
         if missing:
             raise BalancedSamplingError(
                 _("'{path}' is not an embedding cache of this tool (no column {columns}). Choose another parquet "
                   "file name, or delete this one.").format(path=path, columns=", ".join(sorted(missing)))
             )
         try:
-            return table.select([KEY, MODEL, EMBEDDING]).cast(_schema())
+            return table.select([KEY, MODEL, EMBEDDING, STATE]).cast(_schema())
         except pa.ArrowException as exc:
             raise BalancedSamplingError(
                 _("The embedding cache '{path}' has unexpected column types ({error}). Delete it or choose another "
                   "file.").format(path=path, error=exc)
             ) from exc
 
-    def lookup(self, keys, model: str, dim: int):
+    def lookup(self, keys, model: str, dim: int, states=None):
         """Cached embeddings of ``keys`` for ``model``.
 
         Parameters
@@ -166,6 +203,8 @@ class EmbeddingCache:
         keys : sequence of str, length m (unique)
         model : resolved model name
         dim : the model's embedding size; rows of another length are stale
+        states : sequence of str or None, length m, optional: the :func:`image_state` of each key's image now;
+            given, a row is usable only when its ``image_state`` equals it (a row without one never is)
 
         Returns
         -------
@@ -173,15 +212,22 @@ class EmbeddingCache:
         embeddings : (found.sum(), dim) float32, in the order of the found keys.
         """
         out = np.zeros((len(keys), dim), dtype=np.float32)
-        found = self.lookup_into(keys, model, out)
+        found = self.lookup_into(keys, model, out, states)
         return found, out[found]
 
-    def lookup_into(self, keys, model: str, out) -> np.ndarray:
+    def lookup_into(self, keys, model: str, out, states=None) -> np.ndarray:
         """Write the cached embeddings of ``keys`` (m,) for ``model`` into the rows of ``out`` (m, dim) (an array or
-        a memory map) and return the (m,) bool mask of the keys found; other rows are left as they are. A
-        partitioned cache is read one part at a time."""
+        a memory map) and return the (m,) bool mask of the keys found; other rows are left as they are. With
+        ``states`` (m,) (see :meth:`lookup`) only rows of the same image state are used, and the log says how many
+        keys had rows of an image that changed since. A partitioned cache is read one part at a time."""
         keys = pd.Index(keys)
+        if states is not None:
+            states = np.asarray(states, dtype=object)
+            if len(states) != len(keys):
+                raise ValueError(f"{len(states)} image states for {len(keys)} keys")
         found = np.zeros(len(keys), dtype=bool)
+        changed = np.zeros(len(keys), dtype=bool)  # a row of another image state was seen
+        unrecorded = np.zeros(len(keys), dtype=bool)  # a row without an image state (an older cache) was seen
         tables = [self._table] if not self.partitioned else self._parts
         stale = 0
         for table in tables:
@@ -189,18 +235,31 @@ class EmbeddingCache:
                 table = self._read_file(table)
             if table is None:
                 continue
-            stale += self._fill(table, keys, model, out, found)
+            stale += self._fill(table, keys, model, out, found, states, changed, unrecorded)
         if stale:
             self.progress.info(
                 _("{n} cached embeddings of '{model}' do not have {dim} values; recomputing them.").format(
                     n=stale, model=model, dim=out.shape[1])
             )
+        # A key recomputed since has a usable row too (a partitioned cache keeps the old one): not counted.
+        changed, unrecorded = int((changed & ~found).sum()), int((unrecorded & ~changed & ~found).sum())
+        if changed:
+            self.progress.info(
+                _("{n} cached embeddings are of an image that changed since (file size or time differ); recomputing "
+                  "them.").format(n=changed))
+        if unrecorded:
+            self.progress.info(
+                _("{n} cached embeddings were written before the cache recorded the state of their image (file size "
+                  "and time), so it cannot be told whether the image changed since; recomputing them.").format(
+                    n=unrecorded))
         return found
 
     @staticmethod
-    def _fill(table, keys, model, out, found) -> int:
+    def _fill(table, keys, model, out, found, states=None, changed=None, unrecorded=None) -> int:
         """Rows of ``table`` for ``model`` and ``keys`` (a pandas Index: hashed once for every part) into
-        ``out``/``found`` (a later row wins); the number of rows of another length (stale)."""
+        ``out``/``found`` (a later row wins); the number of rows of another length (stale). With ``states``, only
+        rows of the key's image state are used; the keys with a row of another state are marked in ``changed``,
+        those with a row without a state in ``unrecorded``."""
         pa, pc = _pyarrow(), _compute()
         dim = out.shape[1]
         rows = table.filter(pc.equal(table[MODEL], model))
@@ -209,6 +268,17 @@ class EmbeddingCache:
         lengths = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False)
         stale = asked & (lengths != dim)
         usable = asked & ~stale
+        if states is not None and usable.any():
+            stored = np.asarray(rows[STATE].to_numpy(zero_copy_only=False), dtype=object)
+            wanted = np.full(len(position), None, dtype=object)
+            wanted[usable] = states[position[usable]]
+            missing = pd.isna(stored)
+            same = ~missing & (stored == wanted).astype(bool)
+            if changed is not None:
+                changed[position[usable & ~missing & ~same]] = True
+            if unrecorded is not None:
+                unrecorded[position[usable & missing]] = True
+            usable &= same
         if not usable.any():
             return int(stale.sum())
         rows, position = rows.filter(pa.array(usable)), position[usable]
@@ -220,12 +290,14 @@ class EmbeddingCache:
         found[position[last]] = True
         return int(stale.sum())
 
-    def save(self, keys, model: str, embeddings) -> None:
-        """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic.
+    def save(self, keys, model: str, embeddings, states=None) -> None:
+        """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic. ``states``
+        (m,): the :func:`image_state` of each key's image when its pixels were read (None: not recorded, so the
+        rows are never reused by a lookup given states).
 
         A single file is merged and rewritten; a partitioned cache gets one new part with these rows."""
         pa, pc = _pyarrow(), _compute()
-        new = cache_rows(keys, model, embeddings)
+        new = cache_rows(keys, model, embeddings, states)
         if self.partitioned:
             self._parts.append(write_part(self.path, new))
             return
@@ -241,12 +313,20 @@ class EmbeddingCache:
         self._table = table
 
 
-def cache_rows(keys, model: str, embeddings):
-    """The cache table of ``keys`` (m,) and their ``embeddings`` (m, d) for ``model`` (pyarrow Table)."""
+def cache_rows(keys, model: str, embeddings, states=None):
+    """The cache table of ``keys`` (m,) and their ``embeddings`` (m, d) for ``model`` (pyarrow Table); ``states``
+    (m,) their images' :func:`image_state` (None, or a None in it: not recorded)."""
     pa = _pyarrow()
     keys = pa.array(list(keys), pa.string())
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    return pa.table([keys, pa.array([model] * len(keys), pa.string()), _list_array(embeddings)], schema=_schema())
+    if states is None:
+        states = pa.nulls(len(keys), pa.string())
+    else:
+        states = pa.array(list(states), pa.string())
+        if len(states) != len(keys):
+            raise ValueError(f"{len(states)} image states for {len(keys)} keys")
+    return pa.table([keys, pa.array([model] * len(keys), pa.string()), _list_array(embeddings), states],
+                    schema=_schema())
 
 
 def write_part(folder, rows, tag: str = "") -> str:

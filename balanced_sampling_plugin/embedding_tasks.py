@@ -59,8 +59,10 @@ class ModelSpec:
 @dataclass(frozen=True)
 class EmbeddingTask:
     """``windows`` (image path, row_off, col_off, patch_size) and their cache ``keys``; how pixels are read
-    (``bands``, ``stretch``); the model; ``batch_size``; ``identity`` (the cache's model column) and
-    ``cache_folder`` (a partitioned cache the task writes its part to, or None)."""
+    (``bands``, ``stretch``); the model; ``batch_size``; ``identity`` (the cache's model column),
+    ``cache_folder`` (a partitioned cache the task writes its part to, or None) and ``states`` (the images' file
+    states the client took before any pixel was read, stored with the vectors in that part; None: not
+    recorded)."""
 
     model: ModelSpec
     windows: tuple
@@ -70,6 +72,7 @@ class EmbeddingTask:
     batch_size: int
     identity: str
     cache_folder: Optional[str] = None
+    states: Optional[tuple] = None
 
     def describe_chunk(self) -> str:
         first = self.windows[0]
@@ -85,12 +88,13 @@ def patches_per_task(n: int, threads: int) -> int:
 
 
 def plan_tasks(windows, keys, model: ModelSpec, bands, stretch, batch_size: int, identity: str,
-               cache_folder: Optional[str] = None, per_task: Optional[int] = None) -> list:
-    """The :class:`EmbeddingTask` list of ``windows`` (already in image order) and their ``keys``, ``per_task``
-    (default :data:`PATCHES_PER_TASK`) to a task."""
+               cache_folder: Optional[str] = None, per_task: Optional[int] = None, states=None) -> list:
+    """The :class:`EmbeddingTask` list of ``windows`` (already in image order), their ``keys`` and their images'
+    file ``states`` (or None), ``per_task`` (default :data:`PATCHES_PER_TASK`) to a task."""
     per_task = max(1, int(per_task or PATCHES_PER_TASK))
     return [EmbeddingTask(model, tuple(windows[i:i + per_task]), tuple(keys[i:i + per_task]), tuple(bands),
-                          stretch, int(batch_size), identity, cache_folder)
+                          stretch, int(batch_size), identity, cache_folder,
+                          None if states is None else tuple(states[i:i + per_task]))
             for i in range(0, len(windows), per_task)]
 
 
@@ -178,5 +182,5 @@ def run_embedding_task(task: EmbeddingTask, stop) -> np.ndarray:
                                 READERS_GPU, progress, None, None, task.identity, spec.precision, None)
     if task.cache_folder is not None:
         tag = hashlib.blake2b("\0".join(task.keys).encode(), digest_size=6).hexdigest()
-        write_part(task.cache_folder, cache_rows(task.keys, task.identity, vectors), tag=tag)
+        write_part(task.cache_folder, cache_rows(task.keys, task.identity, vectors, task.states), tag=tag)
     return vectors

@@ -1,6 +1,7 @@
 """DINOv2 CLS embeddings of patch windows, with the parquet cache.
 
-Only patches missing from the cache (by patch key AND model) are computed. Windows are
+Only patches missing from the cache (by patch key, model AND the image file's state: its size and
+modification time, see :mod:`.embedding_cache`) are computed. Windows are
 read by a thread pool (rasterio releases the GIL) a few batches ahead of the model, so
 the model does not wait on disk; threads rather than processes because QGIS cannot
 safely fork or spawn its own interpreter.
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import PRECISIONS
-from .embedding_cache import EmbeddingCache
+from .embedding_cache import EmbeddingCache, image_states
 from .embedding_tasks import (
     ModelSpec,
     forget_models,
@@ -641,6 +642,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     name, local = resolve_model_name(dino_model)
     dim = model_dimension(name, local)
     cache = EmbeddingCache(parquet_path, progress) if parquet_path else None
+    # Each image's file state (size, modification time) now, before any pixel is read: a cached vector is reused
+    # only for the same state, and a new one is stored with it (an image changed during the run is recomputed next
+    # time). One stat per image.
+    states = image_states([window[0] for window in windows]) if cache else None
 
     with PatchReader(bands) as reader:
         by_image = sorted(range(len(windows)), key=windows.__getitem__)
@@ -659,7 +664,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                                "reused.").format(model=name))
             found = np.zeros(len(unique_keys), bool)
         elif cache:
-            found = cache.lookup_into(unique_keys, identity, vectors)
+            found = cache.lookup_into(unique_keys, identity, vectors, states)
         else:
             found = np.zeros(len(unique_keys), bool)
         # Image order lets each reader thread reuse its open dataset.
@@ -672,7 +677,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             device = "cluster"
             spec = ModelSpec(name, local, fingerprint, precision, bool(use_gpu), dim)
             _embed_on_workers(executor, spec, reader, windows, np.asarray(todo, dtype=np.int64), unique_keys, vectors,
-                              bands, int(batch_size), identity, cache if fingerprint else None, progress)
+                              bands, int(batch_size), identity, cache if fingerprint else None, progress, states)
         elif todo:
             device = pick_device(use_gpu, progress)
             model, spec = load_model(name, local, device, revision=fingerprint)
@@ -685,29 +690,31 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 identity = cache_identity(name, fingerprint or "unknown", bands, stretch, reader.stretch, precision)
             computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
                               int(num_workers), progress, cache if fingerprint else None, unique_keys[todo],
-                              identity, precision, threads)
+                              identity, precision, threads, states[todo] if cache else None)
             vectors[todo] = computed
             if cache and fingerprint:
-                cache.save(unique_keys[todo], identity, computed)
+                cache.save(unique_keys[todo], identity, computed, states[todo])
         if device == "cluster" and cache and fingerprint and not cache.partitioned:
-            cache.save(unique_keys[todo], identity, vectors[todo])
+            cache.save(unique_keys[todo], identity, vectors[todo], states[todo])
     return EmbeddingResult(computed=len(todo), reused=int(found.sum()), model_name=name, device=device,
                            unique_embeddings=vectors, row_to_unique=row_to_unique)
 
 
 def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, batch_size, identity, cache,
-                      progress) -> None:
+                      progress, states=None) -> None:
     """Compute the embeddings of ``windows[rows]`` in tasks on ``executor``'s workers (:mod:`.embedding_tasks`),
     written into ``into[rows]`` as they arrive (``into`` may be a memory map: nothing else holds them).
 
     A partitioned ``cache`` gets each finished task's part from the worker; a single-file one is checkpointed here
-    as results arrive, saved at the end by the caller, and on an error or a cancel with what came back so far."""
+    as results arrive, saved at the end by the caller, and on an error or a cancel with what came back so far.
+    ``states`` (aligned with ``keys``): the images' file states taken by the client, stored with the vectors
+    (the tasks carry them to the parts the workers write)."""
     import functools
 
     folder = cache.path if cache is not None and cache.partitioned else None
     per_task = patches_per_task(len(rows), executor.worker_threads())
     tasks = plan_tasks([windows[i] for i in rows], keys[rows], spec, bands, reader.stretch, batch_size, identity,
-                       folder, per_task)
+                       folder, per_task, None if states is None else states[rows])
     starts = np.cumsum([0] + [len(task.windows) for task in tasks])
     arrived = np.zeros(len(rows), dtype=bool)
     last_checkpoint = [time.monotonic()]
@@ -720,7 +727,8 @@ def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, 
         arrived[starts[i]:starts[i + 1]] = True
         # A single-file cache is checkpointed as in-process, so a crash of this process loses little.
         if folder is None and cache is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_SECONDS:
-            _checkpoint(cache, keys[rows[arrived]], identity, into[rows[arrived]], progress)
+            _checkpoint(cache, keys[rows[arrived]], identity, into[rows[arrived]], progress,
+                        None if states is None else states[rows[arrived]])
             last_checkpoint[0] = time.monotonic()
 
     progress.info(_("Computing {n} embeddings {where}, in {tasks} tasks; each worker loads the model once ({gpu}).")
@@ -733,7 +741,8 @@ def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, 
     except BaseException as exc:
         # The workers wrote a partitioned cache's parts themselves (None: nothing to save, nor to read back).
         _keep_done_and_raise(exc, cache, keys[rows[arrived]], identity,
-                             into[rows[arrived]] if folder is None else None)
+                             into[rows[arrived]] if folder is None else None,
+                             None if states is None else states[rows[arrived]])
 
 
 def vector_store(n: int, dim: int, near=None, progress: Progress | None = None) -> np.ndarray:
@@ -771,27 +780,29 @@ def _planned_device(use_gpu: bool) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _checkpoint(cache, keys, name, vectors, progress) -> None:
-    """Save the embeddings done so far; a failure (disk full, file locked) only warns: the run goes on."""
+def _checkpoint(cache, keys, name, vectors, progress, states=None) -> None:
+    """Save the embeddings done so far (``states``: their images' file states); a failure (disk full, file locked)
+    only warns: the run goes on."""
     try:
-        cache.save(keys, name, vectors)
+        cache.save(keys, name, vectors, states)
     except OSError as exc:
         progress.warning(_("Could not checkpoint the embedding cache '{path}' ({error}); the run continues and saves "
                            "at the end.").format(path=cache.path, error=exc))
 
 
 def _embed(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
-           precision="fp32", threads="all"):
+           precision="fp32", threads="all", states=None):
     """(len(windows), dim) embeddings; on cancel/error the rows done so far go to the cache first,
-    and every :data:`CHECKPOINT_SECONDS` during the run."""
+    and every :data:`CHECKPOINT_SECONDS` during the run (with ``states``, the images' file states aligned with
+    ``keys``)."""
     if device != "cpu":
         batch_size = gpu_batch_size(model, spec(reader.read(*windows[0])).shape, device, precision, batch_size,
                                     progress)
         return _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys,
-                         name, precision, None)
+                         name, precision, None, states)
     with CpuThreads(threads, progress) as cpu:
         return _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys,
-                         name, precision, cpu)
+                         name, precision, cpu, states)
 
 
 def _empty_gpu_cache() -> None:
@@ -813,7 +824,7 @@ def gpu_batch_size(model, shape, device, precision, start, progress=None, maximu
 
 
 def _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers, progress, cache, keys, name,
-              precision, cpu):
+              precision, cpu, states=None):
     out = np.zeros((len(windows), dim), dtype=np.float32)
     done = 0
     last_checkpoint = time.monotonic()
@@ -852,18 +863,20 @@ def _embed_on(model, spec, device, reader, windows, dim, batch_size, num_workers
                         chunk = max(1, min(batch_size, int(CANCEL_LATENCY / max(per_patch, 1e-6))))
                     progress.update(done, len(windows))
                 if cache and done < len(windows) and time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
-                    _checkpoint(cache, keys[:done], name, out[:done], progress)
+                    _checkpoint(cache, keys[:done], name, out[:done], progress,
+                                None if states is None else states[:done])
                     last_checkpoint = time.monotonic()
     except BaseException as exc:
-        _keep_done_and_raise(exc, cache, keys[:done], name, out[:done])
+        _keep_done_and_raise(exc, cache, keys[:done], name, out[:done], None if states is None else states[:done])
     return out
 
 
-def _keep_done_and_raise(exc: BaseException, cache, keys, identity, vectors):
+def _keep_done_and_raise(exc: BaseException, cache, keys, identity, vectors, states=None):
     """On an error or a cancel: add the ``vectors`` (m, d) of ``keys`` (m,) done so far to ``cache`` (None: they
-    are in it already), then raise ``exc``, a cancel as one saying what was kept."""
+    are in it already), with their images' file ``states``, then raise ``exc``, a cancel as one saying what was
+    kept."""
     if cache and len(keys) and vectors is not None:
-        cache.save(keys, identity, vectors)
+        cache.save(keys, identity, vectors, states)
     if isinstance(exc, OperationCanceled):
         if cache and len(keys):
             message = _("Canceled by the user; the {done} embeddings computed so far were added to the cache "

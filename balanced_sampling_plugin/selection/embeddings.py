@@ -2,8 +2,10 @@
 
 The cache holds one row per (patch, model): ``patch_key`` is :func:`~balanced_sampling_plugin.records.patch_id`
 of the normalised image path and the window, ``model`` the identity of the model and of how pixels reached
-it. Rows are joined to the table by that key; the model is the one given, or the only one the file holds
-for these patches.
+it, ``image_state`` the image file's size and modification time when its pixels were read. Rows are joined to
+the table by that key; the model is the one given, or the only one the file holds for these patches. A vector
+of an image that changed since is refused where the image is present; where it is not (the coreset may run on
+a machine without the images), or for a row without a state (an older cache), the vector is taken as it is.
 """
 
 from __future__ import annotations
@@ -14,10 +16,19 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..embedding_cache import EMBEDDING, KEY, MODEL
+from ..embedding_cache import EMBEDDING, KEY, MODEL, STATE, image_state
 from ..errors import BalancedSamplingError, require
 from ..i18n import _
-from ..records import IMAGE_PATH, PATCH_SIZE, ROW_OFF, COL_OFF, describe_patch, patch_ids, validate_records
+from ..records import (
+    COL_OFF,
+    IMAGE_PATH,
+    PATCH_SIZE,
+    ROW_OFF,
+    describe_patch,
+    normalize_path,
+    patch_ids,
+    validate_records,
+)
 
 #: Missing patches named in the error (the rest counted).
 SHOWN_MISSING = 5
@@ -33,7 +44,11 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
 
     ``parquet_path``: the cache file, or the folder of a partitioned cache. Raises :class:`BalancedSamplingError`
     when the file or the column is missing, when the file holds several
-    models for these patches and ``model`` does not pick one, or naming the patches that have no embedding.
+    models for these patches and ``model`` does not pick one, naming the patches that have no embedding, or
+    naming the patches whose image changed after their embedding was computed: a row's ``image_state`` (file
+    size and modification time when the pixels were read) differs from the image's state now. Where a patch's
+    image is not present on this machine, or its row has no state (a cache written before the column existed),
+    the vector is accepted unchecked: the coreset may run where the images are not.
     """
     parquet_dataset = require("pyarrow.dataset", _("the embedding cache (parquet)"), pip_name="pyarrow")
     path = os.fspath(parquet_path or "")
@@ -46,6 +61,11 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
     try:
         # A single file or a partitioned cache (a folder of parts, read in name = time order).
         dataset = parquet_dataset.dataset(path, format="parquet")
+        if os.path.isdir(path):
+            # Parts written before and after the image_state column: every column, null where a part lacks it.
+            pa = require("pyarrow", _("the embedding cache (parquet)"))
+            schema = pa.unify_schemas([fragment.physical_schema for fragment in dataset.get_fragments()])
+            dataset = parquet_dataset.dataset(path, format="parquet", schema=schema)
         names = dataset.schema.names
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise BalancedSamplingError(_("Cannot read the embedding cache '{path}': {error}").format(
@@ -55,8 +75,13 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
         raise BalancedSamplingError(
             _("The embedding cache '{path}' has no column {columns}; its columns: {available}.").format(
                 path=path, columns=", ".join(missing_columns), available=", ".join(names)))
-    frame = dataset.to_table(columns=[KEY, MODEL, column]).to_pandas()
+    has_states = STATE in names
+    frame = dataset.to_table(columns=[KEY, MODEL, column] + ([STATE] if has_states else [])).to_pandas()
     frame = frame[frame[KEY].isin(set(keys))]
+    # Each image's state here (None: absent on this machine), one stat per image.
+    state_of = {p: image_state(normalize_path(p)) for p in pd.unique(records[IMAGE_PATH])}
+    here = pd.Series(records[IMAGE_PATH].map(state_of).to_numpy(dtype=object), index=keys)
+    here = here[~here.index.duplicated()]
     identities = sorted(frame[MODEL].dropna().unique().tolist())
     if model:
         chosen = [m for m in identities if _model_matches(m, model)]
@@ -71,7 +96,13 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
             _("The embedding cache '{path}' holds embeddings of several models for these patches: {models}. Name "
               "the model to use.").format(path=path, models="; ".join(chosen)))
     rows = frame[frame[MODEL] == chosen[0]] if chosen else frame.iloc[:0]
-    rows = rows.drop_duplicates(KEY, keep="last").set_index(KEY)[column]
+    if has_states and len(rows):
+        # A key with several rows (a partitioned cache keeps the row an image change replaced): one of the image's
+        # current state wins, then the later one.
+        stored = rows[STATE].to_numpy(dtype=object)
+        current = ~pd.isna(stored) & (stored == here.reindex(rows[KEY]).to_numpy(dtype=object))
+        rows = rows.iloc[np.argsort(current, kind="stable")]
+    rows = rows.drop_duplicates(KEY, keep="last").set_index(KEY)
     position = pd.Index(rows.index).get_indexer(keys)
     absent = np.flatnonzero(position < 0)
     if len(absent):
@@ -83,7 +114,21 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
                 n=len(absent), total=len(keys), path=path, patches=shown,
                 more=_(" and {n} more").format(n=more) if more > 0 else "",
                 algorithm=_("Compute DINOv2 uniqueness")))
-    values = rows.to_numpy()[position]
+    if has_states:
+        stored = rows[STATE].to_numpy(dtype=object)[np.maximum(position, 0)]
+        now = here.reindex(keys).to_numpy(dtype=object)
+        changed = np.flatnonzero(~pd.isna(stored) & ~pd.isna(now) & (stored != now))
+        if len(changed):
+            shown = "; ".join(describe_patch(records, records.index[i]) for i in changed[:SHOWN_MISSING])
+            more = len(changed) - SHOWN_MISSING
+            raise BalancedSamplingError(
+                _("The image of {n} of {total} patches changed after its embedding was computed (the file's size "
+                  "or modification time differ from when it was read): {patches}{more}. Re-run '{algorithm}' with "
+                  "this cache '{path}' to compute their embeddings again.").format(
+                    n=len(changed), total=len(keys), patches=shown,
+                    more=_(" and {n} more").format(n=more) if more > 0 else "",
+                    algorithm=_("Compute DINOv2 uniqueness"), path=path))
+    values = rows[column].to_numpy()[position]
     lengths = {len(v) for v in values}
     if len(lengths) > 1:
         raise BalancedSamplingError(_("The embeddings in '{path}' do not all have the same length ({lengths}).")

@@ -441,3 +441,137 @@ def test_a_partitioned_cache_adds_one_part_per_save_and_reads_like_a_file(tmp_pa
     warnings = []
     found, _ = EmbeddingCache(folder, Progress(warning=warnings.append)).lookup(["a", "c"], "m", 4)
     assert found.tolist() == [False, True] and "cannot be read" in warnings[0] and parts[0] in warnings[0]
+
+
+# --------------------------------------------------------------------------- an image changed since its embedding
+
+
+def _rewrite(path, seed):
+    """Rewrite the 64 x 64 RGB image at ``path`` in place with other pixels (the same file size); its state must
+    change (on a file system whose times are coarser than this test's pace, the time is moved on)."""
+    from balanced_sampling_plugin.embedding_cache import image_state
+
+    before = os.stat(path)
+    write_geotiff(path, np.random.default_rng(seed).integers(0, 256, size=(3, 64, 64), dtype=np.uint8))
+    after = os.stat(path)
+    assert after.st_size == before.st_size
+    if after.st_mtime_ns == before.st_mtime_ns:
+        os.utime(path, ns=(after.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert image_state(path) != f"{before.st_size}:{before.st_mtime_ns}"
+
+
+def _stored_rows(cache):
+    """Every row of a cache file, or of a folder's parts in name order (a part may lack the image_state column)."""
+    if os.path.isfile(cache):
+        return pq.read_table(cache).to_pandas()
+    return pd.concat([pq.read_table(os.path.join(cache, name)).to_pandas() for name in sorted(os.listdir(cache))],
+                     ignore_index=True)
+
+
+@pytest.mark.parametrize("layout", ["file", "folder"])
+def test_an_image_rewritten_in_place_is_recomputed_and_an_untouched_one_reused(model, tmp_path, layout):
+    image = str(tmp_path / "img" / "rewritten.tif")
+    os.makedirs(os.path.dirname(image))
+    write_geotiff(image, np.random.default_rng(1).integers(0, 256, size=(3, 64, 64), dtype=np.uint8))
+    cache = str(tmp_path / "embeddings.parquet") if layout == "file" else str(tmp_path / "cache") + os.sep
+    records = grid_records(image, 2, 2)
+
+    def run(path=cache):
+        messages = []
+        result = extract_embeddings(records, dino_model=model, parquet_path=path, num_workers=0,
+                                    progress=Progress(info=messages.append))
+        return result, messages
+
+    first, _ = run()
+    assert (first.computed, first.reused) == (4, 0)
+    _rewrite(image, seed=2)
+    second, messages = run()
+    assert (second.computed, second.reused) == (4, 0)
+    assert any("4 cached embeddings are of an image that changed since" in m for m in messages), messages
+    fresh = extract_embeddings(records, dino_model=model, num_workers=0).embeddings
+    np.testing.assert_allclose(second.embeddings, fresh, atol=1e-6)
+    assert not np.allclose(second.embeddings, first.embeddings, atol=1e-3)
+
+    # Untouched since: reused, and the replaced rows (a folder keeps them in an older part) are not reported.
+    third, messages = run()
+    assert (third.computed, third.reused) == (0, 4)
+    np.testing.assert_array_equal(third.embeddings, second.embeddings)
+    assert not any("changed since" in m for m in messages), messages
+
+    # Only touched (same pixels, a new time): recomputed all the same, the safe direction; same vectors.
+    stat = os.stat(image)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    touched, messages = run()
+    assert (touched.computed, touched.reused) == (4, 0)
+    assert any("changed since" in m for m in messages), messages
+    np.testing.assert_allclose(touched.embeddings, second.embeddings, atol=1e-6)
+
+    stored = _stored_rows(cache)
+    if layout == "file":  # one row per patch: the new rows replaced the old ones
+        assert len(stored) == 4
+    from balanced_sampling_plugin.embedding_cache import image_state
+
+    latest = stored.drop_duplicates("patch_key", keep="last")
+    assert set(latest["image_state"]) == {image_state(normalize_path(image))}
+
+
+@pytest.mark.parametrize("layout", ["file", "folder"])
+def test_an_old_cache_without_image_states_is_recomputed_and_rewritten_with_them(model, flat_image, tmp_path,
+                                                                                   layout):
+    from balanced_sampling_plugin.embedding_cache import image_state
+
+    records = grid_records(flat_image, 2, 2)
+    reference = extract_embeddings(records, dino_model=model, num_workers=0)
+    keys = [patch_id(flat_image, r, c, PATCH) for r in (0, PATCH) for c in (0, PATCH)]
+    old = pa.table({"patch_key": keys, "model": [identity_of(model)] * 4,
+                    "embedding": pa.array(list(reference.embeddings), pa.list_(pa.float32()))})
+    if layout == "file":
+        cache = str(tmp_path / "embeddings.parquet")
+        pq.write_table(old, cache)
+    else:
+        cache = str(tmp_path / "cache") + os.sep
+        os.makedirs(cache)
+        pq.write_table(old, os.path.join(cache, "part-00000000000000000001-old.parquet"))
+    # Read as rows without a state: found by key and model, never reused.
+    found, _ = EmbeddingCache(cache).lookup(keys, identity_of(model), 32)
+    assert found.all()
+    messages = []
+    result = extract_embeddings(records, dino_model=model, parquet_path=cache, num_workers=0,
+                                progress=Progress(info=messages.append))
+    assert (result.computed, result.reused) == (4, 0)
+    assert any("written before the cache recorded the state of their image" in m for m in messages), messages
+    np.testing.assert_allclose(result.embeddings, reference.embeddings, atol=1e-6)
+    stored = _stored_rows(cache)
+    if layout == "file":
+        assert len(stored) == 4  # rewritten with the column, the old rows replaced
+        assert "image_state" in pq.read_schema(cache).names
+    latest = stored.drop_duplicates("patch_key", keep="last")
+    assert set(latest["image_state"]) == {image_state(normalize_path(flat_image))}
+    again = extract_embeddings(records, dino_model=model, parquet_path=cache, num_workers=0)
+    assert (again.computed, again.reused) == (0, 4)
+
+
+def test_an_embedding_task_stores_the_image_states_in_its_part(model, flat_image, tmp_path):
+    """The cluster path without a cluster: the states the client took travel in the tasks to the parts the
+    workers write."""
+    from balanced_sampling_plugin import embedding_tasks
+    from balanced_sampling_plugin.embedding_cache import image_states
+
+    name, local = resolve_model_name(model)
+    spec = embedding_tasks.ModelSpec(name, local, model_fingerprint(name, local), "fp32", False, 32)
+    windows = [(normalize_path(flat_image), 0, c, PATCH) for c in (0, PATCH, 2 * PATCH)]
+    keys = [patch_id(*window) for window in windows]
+    states = image_states([w[0] for w in windows])
+    folder = str(tmp_path / "cache") + os.sep
+    tasks = embedding_tasks.plan_tasks(windows, keys, spec, (1, 2, 3), None, 4, "id", folder, per_task=2,
+                                       states=states)
+    assert [task.states for task in tasks] == [tuple(states[:2]), tuple(states[2:])]
+    try:
+        for task in tasks:
+            embedding_tasks.run_embedding_task(task, lambda: False)
+    finally:
+        embedding_tasks.forget_models()
+    stored = pq.read_table(folder).to_pandas()
+    assert stored["patch_key"].tolist() == keys and stored["image_state"].tolist() == list(states)
+    found, _ = EmbeddingCache(folder).lookup(keys, "id", 32, states)
+    assert found.all()

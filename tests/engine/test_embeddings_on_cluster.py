@@ -12,11 +12,12 @@ pytest.importorskip("distributed", reason="dask/distributed are installed by mak
 
 from balanced_sampling_plugin import embedding_tasks  # noqa: E402
 from balanced_sampling_plugin.compute import DaskExecutor  # noqa: E402
-from balanced_sampling_plugin.embedding_cache import EmbeddingCache, is_partitioned  # noqa: E402
+from balanced_sampling_plugin.embedding_cache import EmbeddingCache, image_state, is_partitioned  # noqa: E402
 from balanced_sampling_plugin.embeddings import extract_embeddings  # noqa: E402
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled  # noqa: E402
 from balanced_sampling_plugin.footprints import build_footprints  # noqa: E402
 from balanced_sampling_plugin.progress import Progress  # noqa: E402
+from balanced_sampling_plugin.records import normalize_path, patch_ids  # noqa: E402
 from balanced_sampling_plugin.uniqueness_stage import compute_uniqueness  # noqa: E402
 from tests.tiny_dinov2 import build_tiny_dinov2  # noqa: E402
 
@@ -78,6 +79,10 @@ def test_workers_write_a_partitioned_cache_and_a_rerun_computes_only_missing_pat
     np.testing.assert_array_equal(first.embeddings, in_process)
     parts = _parts(folder)
     assert len(parts) == 8  # one part per task, written by the workers
+    # Each vector is stored with its image's file state, taken by the client before the workers read the pixels.
+    stored = pq.read_table(folder).to_pandas().drop_duplicates("patch_key").set_index("patch_key")["image_state"]
+    expected = {key: image_state(normalize_path(path)) for key, path in zip(patch_ids(records), records.image_path)}
+    assert stored.to_dict() == expected
     os.remove(os.path.join(folder, parts[3]))  # a lost partition: only its 48 patches are computed again
     second = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)
     assert (second.computed, second.reused) == (PER_TASK, len(records) - PER_TASK)
@@ -283,9 +288,10 @@ def test_a_single_file_cache_is_checkpointed_while_results_arrive(cluster, recor
     saved = []
     real = EmbeddingCache.save
 
-    def spy(self, keys, identity, vectors):
+    def spy(self, keys, identity, vectors, states=None):
         saved.append(len(keys))
-        return real(self, keys, identity, vectors)
+        assert states is not None and len(states) == len(keys) and all(states)  # the images' states go with them
+        return real(self, keys, identity, vectors, states)
 
     monkeypatch.setattr(embeddings, "CHECKPOINT_SECONDS", 0)
     monkeypatch.setattr(EmbeddingCache, "save", spy)

@@ -375,6 +375,53 @@ def test_embedding_method_reads_only_the_pool_from_the_cache(tmp_path):
     assert result.selected.sum() == 1 and not result.selected[1]
 
 
+def test_embeddings_of_an_image_changed_since_are_refused_where_the_image_is(tmp_path):
+    """A row's image state (file size and time when its pixels were read) must be the image's state now where the
+    image is on this machine; where it is not, or for a row without a state (an older cache), the vector is taken."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from balanced_sampling_plugin.embedding_cache import image_state
+
+    here, away = str(tmp_path / "here.tif"), str(tmp_path / "elsewhere" / "away.tif")
+    with open(here, "wb") as handle:
+        handle.write(b"pixels")
+    frame = pd.DataFrame({"image_path": [here, here, away], "row_off": [0, 0, 0], "col_off": [0, 256, 0],
+                          "patch_size": [256] * 3})
+    keys = patch_ids(frame).to_numpy()
+    vectors = np.arange(9, dtype=np.float32).reshape(3, 3)
+    cache = tmp_path / "e.parquet"
+    EmbeddingCache(str(cache)).save(keys, "m|weights=a", vectors,
+                                    states=[image_state(here), image_state(here), "123:456"])
+    np.testing.assert_array_equal(load_embeddings(frame, cache), vectors)  # 'away' is not here: taken
+
+    stat = os.stat(here)
+    os.utime(here, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # the image changed since
+    with pytest.raises(BalancedSamplingError, match=r"The image of 2 of 3 patches changed after its embedding was "
+                                                    r"computed.*here\.tif.*col_off=256.*Compute DINOv2 uniqueness"):
+        load_embeddings(frame, cache)
+
+    # Recomputed for the new state (a partitioned cache keeps the old row in an older part): accepted again.
+    folder = str(tmp_path / "parts") + os.sep
+    EmbeddingCache(folder).save(keys, "m|weights=a", vectors, states=["1:1", "1:1", None])
+    EmbeddingCache(folder).save(keys[:2], "m|weights=a", vectors[:2] + 10, states=[image_state(here)] * 2)
+    np.testing.assert_array_equal(load_embeddings(frame, folder), np.vstack([vectors[:2] + 10, vectors[2:]]))
+
+    # A cache written before the image_state column: accepted as before, also beside newer parts.
+    old = pa.table({"patch_key": list(keys), "model": ["m|weights=a"] * 3,
+                    "embedding": pa.array(list(vectors), pa.list_(pa.float32()))})
+    pq.write_table(old, tmp_path / "old.parquet")
+    np.testing.assert_array_equal(load_embeddings(frame, tmp_path / "old.parquet"), vectors)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pq.write_table(old, mixed / "part-00000000000000000001-old.parquet")
+    EmbeddingCache(str(mixed)).save(keys[:1], "m|weights=a", vectors[:1] + 20, states=["1:1"])
+    with pytest.raises(BalancedSamplingError, match=r"The image of 1 of 3 patches changed"):
+        load_embeddings(frame, mixed)
+
+
 # --------------------------------------------------------------------------- steps and spatial diversity
 
 
