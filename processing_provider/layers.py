@@ -136,9 +136,14 @@ def update_layer_in_place(layer, table, feedback=None) -> None:
 
     Runs in the main thread (``postProcessAlgorithm``). The changes go through the layer's
     edit buffer and are committed once; any failure rolls the buffer back, so the layer and
-    its file stay as they were.
+    its file stay as they were. A layer the user put in edit mode meanwhile is refused: committing or rolling
+    back its buffer would save or discard the user's own pending edits.
     """
-    if not layer.isEditable() and not layer.startEditing():
+    if layer.isEditable():
+        raise QgsProcessingException(
+            f"Layer {layer.name()} was put in edit mode during the run, so its fields were not updated (your "
+            "edits are kept). Save or discard them, leave edit mode and run again.")
+    if not layer.startEditing():
         raise QgsProcessingException(f"Layer {layer.name()} cannot be edited; write a new layer instead.")
     try:
         for column in table.columns:

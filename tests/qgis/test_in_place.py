@@ -34,6 +34,24 @@ def test_in_place_on_a_memory_layer(run_algorithm, footprints_path):
     assert all(v is not None for v in values)
 
 
+def test_a_memory_layer_put_in_edit_mode_during_the_run_keeps_the_users_edits(footprints_path):
+    """The update runs when the run ends; a layer the user began editing meanwhile is left to the user."""
+    import pandas as pd
+
+    from balanced_sampling.processing_provider.layers import update_layer_in_place
+
+    memory = QgsVectorLayer(footprints_path, "fp", "ogr").materialize(QgsFeatureRequest())
+    first = next(memory.getFeatures())
+    memory.startEditing()
+    memory.changeAttributeValue(first.id(), memory.fields().indexOf("patch_size"), 999)  # the user's own edit
+    table = pd.DataFrame({"freq_cluster_weight": [0.5]}, index=[first.id()])
+    with pytest.raises(QgsProcessingException, match="was put in edit mode during the run"):
+        update_layer_in_place(memory, table)
+    assert memory.isEditable() and memory.fields().indexOf("freq_cluster_weight") < 0
+    assert memory.getFeature(first.id())["patch_size"] == 999  # still in the user's buffer, not rolled back
+    memory.rollBack()
+
+
 def test_failed_run_leaves_the_file_unchanged(run_algorithm, footprints_path, tmp_path):
     def point_to_missing_file(layer, feature):
         layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), "/nowhere/missing.tif")
