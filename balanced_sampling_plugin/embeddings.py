@@ -649,9 +649,11 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
 
     with PatchReader(bands) as reader:
         by_image = sorted(range(len(windows)), key=windows.__getitem__)
+        # Opening every image first takes minutes for thousands of them (network storage): cancel is checked.
+        opening = progress.child(0.0, 0.0)
         check_windows(reader, [windows[i] for i in by_image],
-                      lambda i: describe_patch(table, firsts.index[by_image[i]]))
-        reader.stretch = estimate_stretch(reader, sorted(windows), stretch)
+                      lambda i: describe_patch(table, firsts.index[by_image[i]]), opening)
+        reader.stretch = estimate_stretch(reader, sorted(windows), stretch, progress=opening)
         if reader.stretch is not None:
             low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
             progress.info(_("Non-uint8 imagery stretched to 0-255 (percentiles {percentiles}): {low} to {high}.")

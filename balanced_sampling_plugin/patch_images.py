@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from .errors import BalancedSamplingError
 from .i18n import _
+from .progress import Progress, as_progress
 
 #: Open datasets kept per worker thread; work is ordered by image, so a few suffice.
 OPEN_PER_THREAD = 4
@@ -171,14 +172,21 @@ class PatchReader:
         self._local = threading.local()
 
 
-def check_windows(reader: PatchReader, windows, describe) -> None:
+def check_windows(reader: PatchReader, windows, describe, progress: Progress | None = None) -> None:
     """Refuse, before any model runs, a window that leaves its image or a band selection the image lacks.
 
     ``windows`` is a sequence of ``(image_path, row_off, col_off, patch_size)`` (pixels);
     ``describe(i)`` names patch ``i`` in messages. Each image is opened once (sort ``windows``
     by path to keep it so). Mirrors Compute composition clusters, which refuses the same windows.
+    ``progress`` moves from 0 to 1 over the windows and is checked for cancel at each new image
+    (opening thousands of images, on network storage, takes minutes).
     """
+    progress = as_progress(progress)
+    last_path = None
     for i, (path, row, col, size) in enumerate(windows):
+        if path != last_path:
+            progress.update(i, len(windows))
+            last_path = path
         dataset = reader.dataset(path)
         channel_bands(dataset.count, reader.bands, path)
         if row < 0 or col < 0 or row + size > dataset.height or col + size > dataset.width:
@@ -191,7 +199,8 @@ def check_windows(reader: PatchReader, windows, describe) -> None:
             )
 
 
-def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_patches: int = 32) -> Stretch | None:
+def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_patches: int = 32,
+                     progress: Progress | None = None) -> Stretch | None:
     """One dataset-wide per-channel percentile stretch from a sample of non-uint8 patches.
 
     ``windows`` is a sequence of ``(image_path, row_off, col_off, patch_size)``; up to
@@ -203,7 +212,11 @@ def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_
     if not 0.0 <= low_pct < high_pct <= 100.0:
         raise BalancedSamplingError(
             _("Stretch percentiles must satisfy 0 <= low < high <= 100; got {value}.").format(value=percentiles))
-    uint8 = {path: reader.is_uint8(path) for path in dict.fromkeys(w[0] for w in windows)}
+    progress = as_progress(progress)
+    uint8 = {}
+    for path in dict.fromkeys(w[0] for w in windows):
+        progress.check_canceled()  # one open per image: minutes for many images on network storage
+        uint8[path] = reader.is_uint8(path)
     candidates = [w for w in windows if not uint8[w[0]]]
     if not candidates:
         return None
@@ -211,6 +224,7 @@ def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_
     picks = np.unique(np.linspace(0, len(candidates) - 1, num=count).round().astype(int))
     samples = []
     for i in picks:
+        progress.check_canceled()
         values, valid = reader.read_raw(*candidates[i])
         valid &= values.any(axis=0)
         pixels = values[:, valid]

@@ -182,16 +182,41 @@ def test_foreign_parquet_is_not_overwritten(model, flat_image, tmp_path):
     assert pq.read_table(cache).column_names == ["a"]
 
 
-def test_cancel_keeps_computed_rows_and_a_readable_cache(model, flat_image, tmp_path):
+def test_cancel_keeps_computed_rows_and_a_readable_cache(model, flat_image, tmp_path, monkeypatch):
+    import balanced_sampling_plugin.embeddings as embeddings
+
     cache = tmp_path / "embeddings.parquet"
     records = grid_records(flat_image, 4, 4)
-    checks = []
-    progress = Progress(is_canceled=lambda: checks.append(1) or len(checks) >= 2)
+    checks, started = [], []
+    real_load = embeddings.load_model
+    monkeypatch.setattr(embeddings, "load_model", lambda *a, **kw: started.append(1) or real_load(*a, **kw))
+    # The second cancel check once the model runs (the images' first opening checks too).
+    progress = Progress(is_canceled=lambda: bool(started) and (checks.append(1) or len(checks) >= 2))
     with pytest.raises(OperationCanceled, match="8 embeddings computed so far"):
         extract_embeddings(records, dino_model=model, batch_size=4, parquet_path=cache, progress=progress)
     assert len(pq.read_table(cache)) == 8
     resumed = extract_embeddings(records, dino_model=model, batch_size=4, parquet_path=cache)
     assert (resumed.computed, resumed.reused) == (8, 8)
+
+
+def test_cancel_while_the_images_are_first_opened_stops_before_the_model_loads(model, flat_image, tmp_path,
+                                                                               monkeypatch):
+    """Checking windows opens every image (minutes for thousands): a cancel there is seen at the next image."""
+    import balanced_sampling_plugin.embeddings as embeddings
+
+    images = []
+    for i in range(12):
+        images.append(tmp_path / f"img_{i:02d}.tif")
+        shutil.copy(flat_image, images[-1])
+    records = pd.concat([grid_records(str(path), 1, 1) for path in images], ignore_index=True)
+    opened = []
+    real_dataset = PatchReader.dataset
+    monkeypatch.setattr(PatchReader, "dataset", lambda self, path: opened.append(path) or real_dataset(self, path))
+    monkeypatch.setattr(embeddings, "load_model", lambda *a, **kw: pytest.fail("the model loaded after a cancel"))
+    progress = Progress(is_canceled=lambda: len(set(opened)) >= 3)
+    with pytest.raises(OperationCanceled):
+        extract_embeddings(records, dino_model=model, batch_size=4, progress=progress)
+    assert len(set(opened)) == 3  # not all 12
 
 
 def test_long_runs_checkpoint_the_cache(model, flat_image, tmp_path, monkeypatch):
