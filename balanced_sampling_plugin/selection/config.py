@@ -53,7 +53,7 @@ from ..contract import (
     SELECTION_STEP,
 )
 from ..errors import BalancedSamplingError
-from ..export import CLASS_DIST_JSON, training_frame
+from ..export import CLASS_DIST_JSON, DEFAULT_DIAGNOSTIC_COLUMNS, training_frame
 from ..file_safety import atomic_write, check_paths
 from ..i18n import _
 from ..progress import Progress, as_progress
@@ -100,6 +100,7 @@ def load_coreset_config(config: Union[str, os.PathLike, Mapping], base_dir: Opti
             check_budget(parsed.budget, parsed.budget_mode)
         except BalancedSamplingError as exc:
             raise BalancedSamplingError(_("{key}: {error}").format(key=f"{ROOT}.budget", error=exc)) from None
+        _check_score_column(parsed.score_column, TRAINING_COLUMNS)
         if parsed.fd_k_max < parsed.fd_k_min:
             raise BalancedSamplingError(_("{key} ({k_max}) is smaller than {other} ({k_min}).").format(
                 key=f"{ROOT}.fd_k_max", k_max=parsed.fd_k_max, other=f"{ROOT}.fd_k_min", k_min=parsed.fd_k_min))
@@ -125,11 +126,29 @@ def load_coreset_config(config: Union[str, os.PathLike, Mapping], base_dir: Opti
     return read_config(config, base_dir, ROOT, parse)
 
 
-def coreset_block_beside(path, balanced_csv: Optional[str] = None,
-                         parquet_path: Optional[str] = None) -> Optional[CoresetConfig]:
+#: Columns the coreset's CSV always has (the trainer's, the diagnostics, the selection step): never the score's.
+TRAINING_COLUMNS = ("image", "mask", "row_off", "col_off", "patch_size", "sampler_weight", SELECTION_STEP,
+                    *DEFAULT_DIAGNOSTIC_COLUMNS)
+
+
+def _check_score_column(name: str, columns) -> None:
+    """Refuse a ``score_column`` that would overwrite a column of the CSV (e.g. ``sampler_weight``: the trainer
+    would draw patches by coreset scores)."""
+    taken = {str(column).casefold() for column in columns}
+    if not str(name).strip() or str(name).casefold() in taken:
+        raise BalancedSamplingError(
+            _("{key} '{name}' is a column the coreset CSV already has (its training columns and diagnostics); "
+              "the scores would replace it. Choose a new name, such as {default}.").format(
+                key=f"{ROOT}.score_column", name=name, default=CORESET_SCORE))
+
+
+def coreset_block_beside(path, balanced_csv: Optional[str] = None, parquet_path: Optional[str] = None,
+                         writes_cache: bool = True) -> Optional[CoresetConfig]:
     """The ``coreset:`` block of a YAML that also holds ``balanced_dataset:`` (None when it has none), checked
     before anything runs. Its input_csv_path defaults to ``balanced_csv`` (the CSV the balanced_dataset run
-    writes) and its parquet_path to ``parquet_path`` (the run's embedding cache); output_csv_path is needed."""
+    writes) and its parquet_path to ``parquet_path`` (the run's embedding cache, which the run fills when
+    ``writes_cache``); output_csv_path is needed, and a method that reads embeddings needs a cache that exists
+    or that the run writes."""
     document = read_yaml_file(os.fspath(path))
     if not isinstance(document, Mapping) or ROOT not in document:
         return None
@@ -139,6 +158,19 @@ def coreset_block_beside(path, balanced_csv: Optional[str] = None,
             key=f"{ROOT}.output_csv_path", what=_("CSV of the selected patches")))
     settings.input_csv_path = settings.input_csv_path or balanced_csv
     settings.parquet_path = settings.parquet_path or parquet_path
+    if settings.method in CORESET_EMBEDDING_METHODS:
+        written = writes_cache and parquet_path and settings.parquet_path == parquet_path
+        if not settings.parquet_path:
+            raise BalancedSamplingError(
+                _("{key} is missing; coreset method {method} reads the DINOv2 embeddings from the embedding cache, "
+                  "and the balanced_dataset run beside it computes none. Give the cache of an earlier run, set "
+                  "balanced_dataset.mode to 'both' with an embeddings.parquet_path, or choose a coreset method that "
+                  "needs no embeddings (lc, cb).").format(key=f"{ROOT}.parquet_path", method=settings.method))
+        if not written and not os.path.exists(settings.parquet_path):
+            raise BalancedSamplingError(
+                _("{key} '{path}' does not exist, and the balanced_dataset run beside it does not write it; coreset "
+                  "method {method} reads the DINOv2 embeddings from it.").format(
+                    key=f"{ROOT}.parquet_path", path=settings.parquet_path, method=settings.method))
     return settings
 
 
@@ -200,7 +232,20 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
     writes = {f"{ROOT}.output_csv_path": settings.output_csv_path}
     reads = {f"{ROOT}.input_csv_path": settings.input_csv_path, f"{ROOT}.parquet_path": settings.parquet_path,
              _("the config file"): getattr(settings, "source", None)}
-    check_paths(writes, reads)
+    check_paths(writes, reads, writable=False)  # collisions first: a refused run creates no folder
+    folder = os.path.dirname(os.path.abspath(settings.output_csv_path or "."))
+    if settings.output_csv_path and not os.path.isdir(folder):  # as balanced_dataset's outputs: made for you
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise BalancedSamplingError(_("Cannot create the folder of {key} '{path}' ({error}); choose another "
+                                          "folder.").format(key=f"{ROOT}.output_csv_path",
+                                                            path=settings.output_csv_path,
+                                                            error=exc.strerror or exc)) from None
+    check_paths(writes)
+    if settings.input_csv_path and not os.path.isfile(settings.input_csv_path):
+        raise BalancedSamplingError(_("{key} '{path}' does not exist; give the training CSV to select from.").format(
+            key=f"{ROOT}.input_csv_path", path=settings.input_csv_path))
     table = expand_class_dist(records_from_csv(settings.input_csv_path))
     # The rasters the CSV names are inputs too (the trainer reads them): never written over.
     check_paths(writes, {_("a raster of the CSV's {field}").format(field=column):

@@ -89,7 +89,8 @@ class BuildFromConfig(BalancedSamplingAlgorithm):
             with engine_errors():
                 config = load_config(config_path)
                 # A coreset: block is checked before anything runs; it reads the CSV this run writes.
-                coreset = coreset_block_beside(config_path, config.output.csv_path, config.embeddings.parquet_path)
+                coreset = coreset_block_beside(config_path, config.output.csv_path, config.embeddings.parquet_path,
+                                               writes_cache=config.runs_dinov2)
                 # The coreset's CSV is checked with the run's outputs: never the config, a raster, the model or
                 # another output.
                 coreset_output = {"coreset.output_csv_path": coreset.output_csv_path} if coreset else {}

@@ -1,5 +1,7 @@
 """The YAML ``coreset:`` block and run_coreset_config on a training CSV written by Combine's exporter."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,6 +142,49 @@ def test_output_over_the_config_or_a_raster_of_the_csv_is_refused(tmp_path):
         with pytest.raises(BalancedSamplingError, match=rf"'.*{target}' is the input a raster of the CSV's {field}"):
             run_coreset_config(str(config))
         assert (tmp_path / target).read_bytes() in (b"pixels", b"classes")
+
+
+@pytest.mark.parametrize("name", ["sampler_weight", "image", "Patch_Size", "selection_step", "uniqueness_score"])
+def test_a_score_column_that_would_replace_a_csv_column_is_refused(tmp_path, training_csv, name):
+    """score_column: sampler_weight once wrote the scores over the weights the trainer samples by."""
+    body = {"input_csv_path": str(training_csv), "output_csv_path": str(tmp_path / "out.csv"), "score_column": name}
+    with pytest.raises(BalancedSamplingError, match=rf"coreset\.score_column '{name}' is a column the coreset CSV "
+                                                   "already has"):
+        run_coreset_config({"coreset": body})
+    assert not (tmp_path / "out.csv").exists()
+    body["score_column"] = "my_score"
+    run_coreset_config({"coreset": body})
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert "my_score" in written.columns and written["sampler_weight"].mean() == pytest.approx(1.0)
+
+
+def test_a_missing_input_names_its_key_and_a_missing_output_folder_is_made(tmp_path, training_csv):
+    with pytest.raises(BalancedSamplingError, match=r"coreset\.input_csv_path '.*nope\.csv' does not exist"):
+        run_coreset_config({"coreset": {"input_csv_path": str(tmp_path / "nope.csv"),
+                                        "output_csv_path": str(tmp_path / "out.csv")}})
+    run = run_coreset_config({"coreset": {"input_csv_path": str(training_csv),
+                                          "output_csv_path": str(tmp_path / "new" / "sub" / "out.csv")}})
+    assert os.path.isfile(run.output_csv_path)
+
+
+def test_a_block_beside_a_run_without_embeddings_is_refused_before_the_run(tmp_path):
+    """fd reads DINOv2 embeddings: beside a masks_only run with no cache it must fail before that run writes."""
+    from balanced_sampling_plugin.selection.config import coreset_block_beside
+
+    path = tmp_path / "both.yaml"
+    path.write_text("balanced_dataset: {}\ncoreset: {method: fd, output_csv_path: sub.csv}\n")
+    with pytest.raises(BalancedSamplingError, match=r"coreset\.parquet_path is missing; coreset method fd"):
+        coreset_block_beside(path, str(tmp_path / "train.csv"), None, writes_cache=False)
+    with pytest.raises(BalancedSamplingError, match=r"coreset\.parquet_path '.*emb\.parquet' does not exist, and the"):
+        coreset_block_beside(path, str(tmp_path / "train.csv"), str(tmp_path / "emb.parquet"), writes_cache=False)
+    # The run writes that cache (mode both), or it exists from an earlier run: fine.
+    block = coreset_block_beside(path, str(tmp_path / "train.csv"), str(tmp_path / "emb.parquet"))
+    assert block.parquet_path == str(tmp_path / "emb.parquet")
+    (tmp_path / "emb.parquet").write_bytes(b"")
+    assert coreset_block_beside(path, str(tmp_path / "train.csv"), str(tmp_path / "emb.parquet"),
+                                writes_cache=False).method == "fd"
+    path.write_text("balanced_dataset: {}\ncoreset: {method: lc, output_csv_path: sub.csv}\n")
+    assert coreset_block_beside(path, str(tmp_path / "train.csv"), None, writes_cache=False).method == "lc"
 
 
 def test_every_patch_excluded_writes_nothing(tmp_path):
