@@ -9,6 +9,7 @@ paths resolve against the folder of the file that names them.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from typing import Callable, Optional
@@ -121,6 +122,15 @@ def records_from_entries(entries, source: str, base_dir: str) -> pd.DataFrame:
                     source=source, key=RECORDS_KEY, number=number, columns=", ".join(RECORD_COLUMNS),
                     value=_short(entry))
             )
+        missing = [column for column in WINDOW_COLUMNS if column not in entry]
+        if missing:  # a misspelt key (patchsize:) would otherwise surface as "'patch_size' is nan"
+            unknown = [str(k) for k in entry if COLUMN_ALIASES.get(str(k), str(k)) not in RECORD_COLUMNS]
+            close = difflib.get_close_matches(missing[0], unknown, n=1, cutoff=0.6)
+            raise BalancedSamplingError(
+                _("{source}: {key}[{number}] has no '{missing}' key{suggestion}; every patch needs {columns}.").format(
+                    source=source, key=RECORDS_KEY, number=number, missing=missing[0],
+                    suggestion=_(" (did you mean '{key}'?)").format(key=close[0]) if close else "",
+                    columns=", ".join(RECORD_COLUMNS)))
     frame = pd.DataFrame.from_records(entries)
     return _checked(frame, base_dir, source, lambda i: f"{source}, {RECORDS_KEY}[{i}]")
 

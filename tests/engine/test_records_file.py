@@ -313,3 +313,16 @@ def test_mask_on_another_pixel_grid_is_refused(synthetic_dataset, tmp_path):
     with pytest.raises(BalancedSamplingError, match=r"is 512x512 px but its mask .*small_mask\.tif is 256x256 px; "
                                                     r"they must share one pixel grid"):
         record_footprints(records)
+
+
+def test_a_misspelt_window_key_of_a_yaml_record_is_named_with_a_suggestion(tmp_path):
+    from balanced_sampling_plugin.sources.records_file import records_from_entries
+
+    good = {"image_path": "a.tif", "mask_path": "m.tif", "row_off": 0, "col_off": 0, "patch_size": 64}
+    typo = {"image_path": "a.tif", "mask_path": "m.tif", "row_off": 64, "col_off": 0, "patchsize": 64}
+    with pytest.raises(BalancedSamplingError, match=r"c\.yaml: balanced_dataset\.input\.patch_records\[1\] has no "
+                                                    r"'patch_size' key \(did you mean 'patchsize'\?\); every patch"):
+        records_from_entries([good, typo], "c.yaml", str(tmp_path))
+    bare = {"image_path": "a.tif", "mask_path": "m.tif", "row_off": 0, "patch_size": 64, "label": 3}
+    with pytest.raises(BalancedSamplingError, match=r"patch_records\[0\] has no 'col_off' key; every patch"):
+        records_from_entries([bare], "c.yaml", str(tmp_path))
