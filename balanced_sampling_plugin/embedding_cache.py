@@ -224,7 +224,8 @@ class EmbeddingCache:
         if states is not None:
             states = np.asarray(states, dtype=object)
             if len(states) != len(keys):
-                raise ValueError(f"{len(states)} image states for {len(keys)} keys")
+                raise ValueError(_("{n} image states were given for {keys} keys; give one per key.").format(
+                n=len(states), keys=len(keys)))
         found = np.zeros(len(keys), dtype=bool)
         changed = np.zeros(len(keys), dtype=bool)  # a row of another image state was seen
         unrecorded = np.zeros(len(keys), dtype=bool)  # a row without an image state (an older cache) was seen
@@ -324,7 +325,8 @@ def cache_rows(keys, model: str, embeddings, states=None):
     else:
         states = pa.array(list(states), pa.string())
         if len(states) != len(keys):
-            raise ValueError(f"{len(states)} image states for {len(keys)} keys")
+            raise ValueError(_("{n} image states were given for {keys} keys; give one per key.").format(
+                n=len(states), keys=len(keys)))
     return pa.table([keys, pa.array([model] * len(keys), pa.string()), _list_array(embeddings), states],
                     schema=_schema())
 
