@@ -243,6 +243,13 @@ def save_default_style(path: str, styler: GraduatedStyle, feedback=None) -> bool
     if not layer.isValid():
         return False
     styler.postProcessLayer(layer, None, feedback)
+    # QGIS 3.22 asks in a dialog before it replaces a style of the same name (a layer written again into the
+    # same GeoPackage keeps its layer_styles rows): headless, nobody answers and the run hangs. The style being
+    # replaced is this output's own, so remove it first.
+    related, ids, names, _descriptions, _error = layer.listStylesInDatabase()
+    for style_id, name in list(zip(ids, names))[:related]:
+        if name == styler.field:
+            layer.deleteStyleFromDatabase(style_id)
     description = QCoreApplication.translate("GraduatedStyle", "Classes of {}, excluded patches hatched")
     message = layer.saveStyleToDatabase(styler.field, description.format(styler.field), True, "")
     if message and feedback is not None:

@@ -135,3 +135,28 @@ def test_postgres_tiles_and_config_headless(profile, tiles_database, synthetic_d
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     csv = pd.read_csv(tmp_path / "balanced.csv")
     assert "sampler_weight" in csv.columns and 0 < len(csv) <= tiles_database.rows
+
+
+def test_writing_again_into_a_named_layer_of_a_geopackage_does_not_hang(profile, synthetic_dataset, tmp_path):
+    """QGIS 3.22 asks in a dialog before replacing a layer's saved style: headless, the second run into the same
+    named layer hung forever. Each style is replaced, once per layer."""
+    footprints, clusters = str(tmp_path / "footprints.gpkg"), str(tmp_path / "clusters.gpkg")
+    steps = [("createpatchfootprints", f"IMAGE_FOLDER={os.path.dirname(synthetic_dataset.images[0])}",
+              f"MASK_FOLDER={os.path.dirname(synthetic_dataset.masks[0])}", "PATCH_SIZE=64", f"OUTPUT={footprints}"),
+             ("computecompositionclusters", f"INPUT={footprints}", "K_SELECTION=1", "K=4", f"OUTPUT={clusters}")]
+    for algorithm, *args in steps:
+        proc = qgis_process("run", f"balanced_sampling:{algorithm}", "--", *args, profile=profile)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = tmp_path / "results.gpkg"
+    weights = f"ogr:dbname='{results}' table=\"pesos de amostragem\" (geom)"
+    coreset = f"ogr:dbname='{results}' table=\"coreset\" (geom)"
+    for run in (1, 2):
+        proc = qgis_process("run", "balanced_sampling:combinesamplerweights", "--", f"INPUT={clusters}",
+                            "SAMPLING_METHOD=6", f"OUTPUT={weights}", profile=profile, timeout=120)
+        assert proc.returncode == 0, f"run {run}: " + proc.stdout + proc.stderr
+        proc = qgis_process("run", "balanced_sampling:selectcoreset", "--", f"INPUT={results}|layername=pesos de amostragem",
+                            "METHOD=0", "BUDGET=0.5", "BUDGET_MODE=0", f"OUTPUT={coreset}", profile=profile, timeout=120)
+        assert proc.returncode == 0, f"run {run}: " + proc.stdout + proc.stderr
+    with sqlite3.connect(results) as db:
+        styles = sorted(db.execute("SELECT f_table_name, stylename, useAsDefault FROM layer_styles").fetchall())
+    assert styles == [("coreset", "coreset_selected", 1), ("pesos de amostragem", "sampler_weight", 1)]
