@@ -341,7 +341,8 @@ def stats_from_proportions(
     DataFrame indexed like ``proportions``: ``cls_<c>`` rows renormalised to sum to 1 (all
     0 when a patch has no class share), ``class_entropy`` (the given value, or computed),
     ``nodata_ratio`` (the given value, or 0 where unknown), ``border_nodata`` and
-    ``black_border`` all False: those need the pixels.
+    ``black_border``: the given flags where ``proportions`` carries them (an earlier run read the
+    pixels; NULL is False), else False: those need the pixels.
     """
     progress = as_progress(progress)
     if classes is None:
@@ -374,9 +375,19 @@ def stats_from_proportions(
               "apply to them.").format(n=int(unknown_nodata.sum()), field=NODATA_RATIO)
         )
     table[NODATA_RATIO] = _given_or(proportions, NODATA_RATIO, np.zeros(len(table)))
-    table[BORDER_NODATA] = False
-    table[BLACK_BORDER] = False
+    for flag in (BORDER_NODATA, BLACK_BORDER):  # found from pixels by an earlier run: kept, not reset
+        given = proportions[flag] if flag in proportions.columns else pd.Series(False, index=proportions.index)
+        table[flag] = given.map(_true).to_numpy(dtype=bool)
     return table
+
+
+def _true(value) -> bool:
+    """A flag field's value as a bool: NULL/NaN and "false"/"0" are False."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "t")
+    return bool(value)
 
 
 def _unknown(table: pd.DataFrame, column: str) -> np.ndarray:

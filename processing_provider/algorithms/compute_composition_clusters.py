@@ -165,12 +165,23 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
         output = self.output_file(parameters, context)
         self.check_paths({self.OUTPUT: output}, {self.INPUT: self.input_file(parameters, context)})
         use_layer = self.parameterAsBool(parameters, self.USE_LAYER_PROPORTIONS, context)
-        known = ("cls_*", "class_entropy", "nodata_ratio") if use_layer else ()
+        known = ("cls_*", "class_entropy", "nodata_ratio", "border_nodata", "black_border") if use_layer else ()
         table = read_table(source, record_field_map(self, parameters, context), feedback, optional=known)
         layer_proportions = class_columns(table.columns)
         if layer_proportions:
             feedback.pushInfo(self.tr("Class proportions taken from the layer fields {}; no mask is read.")
                               .format(", ".join(layer_proportions)))
+            kept = [flag for flag in ("border_nodata", "black_border") if flag in table.columns]
+            if kept:
+                feedback.pushInfo(self.tr("Border exclusions kept from the layer fields {} (found from the pixels by "
+                                          "an earlier run).").format(", ".join(kept)))
+            nodata_field = "cls_{}".format(options["nodata_class"])
+            if nodata_field in layer_proportions and "nodata_ratio" in table.columns:
+                feedback.reportError(self.tr(
+                    "The layer's proportions have a field {} although Nodata class is {}: they were computed with "
+                    "another nodata class, and its nodata_ratio does not count class {}. Turn off 'Use class "
+                    "proportions already on the layer' to read the masks with this nodata class.").format(
+                        nodata_field, options["nodata_class"], options["nodata_class"]), fatalError=False)
             options["proportions"] = table[[c for c in table.columns if c in known or c in layer_proportions]]
         progress = engine_progress(feedback)
         with engine_errors():

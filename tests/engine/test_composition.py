@@ -52,6 +52,18 @@ def test_null_class_entropy_and_nodata_ratio_are_filled_not_refused():
     assert not any("nan" in w.lower() for w in warnings)
 
 
+def test_border_flags_found_from_pixels_earlier_are_kept():
+    """A table that carries border_nodata / black_border (an earlier run read the pixels) keeps them; without
+    them they are False (they need the pixels)."""
+    table = pd.DataFrame({"cls_1": [1.0, 1.0, 0.5], "cls_2": [0.0, 1.0, 0.5], "nodata_ratio": [0.0, 0.2, 0.0],
+                          "border_nodata": [False, True, None], "black_border": ["false", "0", "true"]})
+    stats = stats_from_proportions(table)
+    assert stats["border_nodata"].tolist() == [False, True, False]
+    assert stats["black_border"].tolist() == [False, False, True]
+    bare = stats_from_proportions(table.drop(columns=["border_nodata", "black_border"]))
+    assert not bare["border_nodata"].any() and not bare["black_border"].any()
+
+
 # --------------------------------------------------------------------------- CLR
 
 

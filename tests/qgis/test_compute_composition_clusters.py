@@ -8,7 +8,7 @@ from qgis.core import QgsFeature, QgsField, QgsFields, QgsProcessingException, Q
 from qgis.PyQt.QtCore import QVariant
 from rasterio.windows import Window
 
-from .conftest import copy_layer_with, layer_rows, sha1
+from .conftest import RecordingFeedback, copy_layer_with, layer_rows, sha1
 
 NEW_FIELDS = ("freq_cluster_id", "freq_cluster_size", "freq_cluster_weight", "class_entropy", "nodata_ratio",
               "excluded", "exclusion_reason")
@@ -57,6 +57,25 @@ def test_nodata_strips_are_excluded_and_do_not_shape_clusters(clusters):
         assert row["freq_cluster_id"] == -1
         assert row["freq_cluster_size"] == 0
         assert row["freq_cluster_weight"] == 0
+
+
+def test_a_rerun_on_its_own_output_keeps_the_border_exclusions(run_algorithm, footprints_path, tmp_path):
+    """With the layer's proportions (the default), no mask is read: the border flags found from the pixels before
+    are kept, not reset to False (which brought 16 nodata-strip patches back into the weights)."""
+    first = tmp_path / "first.gpkg"
+    run_algorithm("computecompositionclusters", {"INPUT": footprints_path, "OUTPUT": str(first)})
+    again = tmp_path / "again.gpkg"
+    feedback = RecordingFeedback()
+    run_algorithm("computecompositionclusters", {"INPUT": str(first), "OUTPUT": str(again)}, feedback=feedback)
+    rows = layer_rows(str(again))
+    assert sum(bool(r["excluded"]) for r in rows) == 16
+    assert all("border_nodata" in r["exclusion_reason"] for r in rows if r["excluded"])
+    assert any("Border exclusions kept from the layer fields border_nodata" in line for line in feedback.lines)
+    # Another nodata class than the proportions were computed with: said, not silently mixed.
+    feedback = RecordingFeedback()
+    run_algorithm("computecompositionclusters", {"INPUT": str(first), "NODATA_CLASS": 3,
+                                                 "OUTPUT": str(tmp_path / "other.gpkg")}, feedback=feedback)
+    assert any("have a field cls_3 although Nodata class is 3" in line for line in feedback.lines)
 
 
 def test_cluster_weight_is_one_over_cluster_size(clusters):
