@@ -220,6 +220,27 @@ def check_paths(
             check_writable(_path_of(entry), name)
 
 
+#: File name endings of the text outputs, for :func:`check_replaced_kind`.
+CSV_FILES = (".csv", ".tsv", ".txt")
+HTML_FILES = (".html", ".htm")
+GEOJSON_FILES = (".geojson", ".json")
+
+
+def check_replaced_kind(path, extensions, name: str = "The output") -> None:
+    """Refuse to replace an existing file that is not of the output's kind: a report written over a training
+    CSV, a CSV over a model's ``config.json`` or an embedding cache. ``extensions``: the endings (lower case,
+    with the dot) of the output's kind; a new file, or one of the same kind (a re-run), passes."""
+    if not path or isinstance(path, (FolderOutput, LayerInFile)):
+        return
+    path = os.fspath(path)
+    if not os.path.isfile(path) or os.path.splitext(path)[1].lower() in extensions:
+        return
+    raise BalancedSamplingError(
+        _("{output} '{path}' is an existing file of another kind (the output writes {extensions}); writing it would "
+          "replace that file. Choose a new file name ending in {extension}.").format(
+            output=name, path=path, extensions=" / ".join(extensions), extension=extensions[0]))
+
+
 def check_writable(path, name: str = "The output") -> None:
     """Raise unless a file can be created in ``path``'s folder (tested by creating one) and
     ``path`` is not a folder or a read-only file; a :class:`FolderOutput` must be a folder (or not exist yet),

@@ -56,7 +56,7 @@ from .errors import BalancedSamplingError, require
 from .i18n import _
 from .export import write_training_csv
 from .embedding_cache import cache_output
-from .file_safety import OutputFiles, check_paths, files_under
+from .file_safety import CSV_FILES, GEOJSON_FILES, OutputFiles, check_paths, check_replaced_kind, files_under
 from .footprints import build_footprints, find_pairs
 from .progress import Progress, as_progress
 from .records import (
@@ -228,6 +228,9 @@ def check_output_paths(
                 reads[_("a raster of the records' {field}").format(field=column)] = (
                     records[column].dropna().map(normalize_path).unique())
     check_paths(writes, reads, writable=False)  # collisions first: a refused run creates no folder
+    if records is not None:  # after the rasters are known: an output over one is named as such first
+        check_replaced_kind(output.csv_path, CSV_FILES, f"{ROOT}.output.csv_path")
+        check_replaced_kind(output.geojson_path, GEOJSON_FILES, f"{ROOT}.output.geojson_path")
     for name, path in writes.items():
         if isinstance(path, str) and path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             try:

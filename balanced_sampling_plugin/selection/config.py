@@ -54,7 +54,7 @@ from ..contract import (
 )
 from ..errors import BalancedSamplingError
 from ..export import CLASS_DIST_JSON, DEFAULT_DIAGNOSTIC_COLUMNS, training_frame
-from ..file_safety import atomic_write, check_paths
+from ..file_safety import CSV_FILES, atomic_write, check_paths, check_replaced_kind
 from ..i18n import _
 from ..progress import Progress, as_progress
 from ..records import CLASS_PREFIX, IMAGE_PATH, MASK_PATH, class_columns, normalize_path
@@ -251,6 +251,7 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
     check_paths(writes, {_("a raster of the CSV's {field}").format(field=column):
                          table[column].dropna().map(normalize_path).unique()
                          for column in (IMAGE_PATH, MASK_PATH) if column in table.columns}, writable=False)
+    check_replaced_kind(settings.output_csv_path, CSV_FILES, f"{ROOT}.output_csv_path")
     progress.info(_("{n} patches read from {path}.").format(n=len(table), path=settings.input_csv_path))
     result = select_coreset(
         table, settings.method, settings.budget, settings.budget_mode, parquet_path=settings.parquet_path,

@@ -1,12 +1,14 @@
 """What every Balanced Sampling algorithm shares: translation, icon, group, instance creation."""
 
 import os
+import re
 
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterFileDestination,
     QgsVectorLayer,
     QgsWkbTypes,
 )
@@ -14,7 +16,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ...balanced_sampling_plugin.dependencies import TABLES, missing_packages
-from ...balanced_sampling_plugin.file_safety import check_paths
+from ...balanced_sampling_plugin.file_safety import check_paths, check_replaced_kind
 from ..dask_scheduler import DASK_SCHEDULER, scheduler_problem
 from ..file_outputs import (
     destination_file,
@@ -164,13 +166,28 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                     definition.name(), definition.description(), f"{number:g}", limits)
         return None
 
-    def check_paths(self, writes, reads=None, writable: bool = True) -> None:
+    def check_paths(self, writes, reads=None, writable: bool = True, kinds: bool = True) -> None:
         """Refuse, before any work, outputs that would overwrite an input or each other, or (``writable``)
         cannot be written (see :func:`...balanced_sampling_plugin.file_safety.check_paths`); keys name
         parameters. A second check, once the rasters are known, passes ``writable=False``: the outputs'
-        folders were probed by the first."""
+        folders were probed by the first. ``kinds``: also refuse a file output that would replace an existing
+        file of another kind (off in a first check that a raster check follows, which names that case better)."""
         with engine_errors():
             check_paths(writes, reads, writable)
+            for name, path in writes.items() if kinds else ():  # a report over a training CSV, ...
+                extensions = self._file_extensions(name)
+                if extensions and isinstance(path, str):
+                    check_replaced_kind(path, extensions, name)
+
+    def _file_extensions(self, name) -> tuple:
+        """The endings a file destination parameter writes (from its filter, e.g. ``CSV files (*.csv)``); () for
+        other parameters and for the embedding cache (its own check reads the file's content)."""
+        definition = self.parameterDefinition(name)
+        if not isinstance(definition, QgsProcessingParameterFileDestination):
+            return ()
+        extensions = tuple(dict.fromkeys(e.lower() for e in re.findall(r"\*(\.[A-Za-z0-9_]+)",
+                                                                        definition.fileFilter())))
+        return () if ".parquet" in extensions else extensions
 
     def input_file(self, parameters, context, name: str = "INPUT"):
         """What the vector layer parameter ``name`` reads: its file (or its layer of a GeoPackage), or

@@ -263,7 +263,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         # Before any work: no output may overwrite the input or another output, each must be writable.
         writes = {self.OUTPUT: self.output_file(parameters, context), self.OUTPUT_CSV: csv_path,
                   self.OUTPUT_REPORT: report_path}
-        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context)})
+        self.check_paths(writes, {self.INPUT: self.input_file(parameters, context)}, kinds=False)
 
         records_needed = bool(csv_path or report_path)
         columns = record_field_map(self, parameters, context) if records_needed else {}

@@ -734,3 +734,22 @@ def test_a_failed_commit_puts_the_geopackage_journals_back(tmp_path, monkeypatch
         monkeypatch.setattr(file_safety.os, "replace", real_replace)
     assert destination.read_bytes() == b"old gpkg"
     assert (tmp_path / "out.gpkg-wal").read_bytes() == b"old wal"
+
+
+def test_an_existing_file_of_another_kind_is_never_replaced(tmp_path):
+    """A report over a training CSV, a CSV over a model's config.json: refused; a re-run over its own kind and a
+    new file pass."""
+    from balanced_sampling_plugin.file_safety import CSV_FILES, HTML_FILES, check_replaced_kind
+
+    (tmp_path / "train.csv").write_text("image,mask\n")
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "report.html").write_text("<html>")
+    with pytest.raises(BalancedSamplingError, match=r"OUTPUT_REPORT '.*train\.csv' is an existing file of another "
+                                                    r"kind \(the output writes \.html / \.htm\).*ending in \.html"):
+        check_replaced_kind(str(tmp_path / "train.csv"), HTML_FILES, "OUTPUT_REPORT")
+    with pytest.raises(BalancedSamplingError, match=r"config\.json' is an existing file of another kind"):
+        check_replaced_kind(str(tmp_path / "config.json"), CSV_FILES, "csv_path")
+    check_replaced_kind(str(tmp_path / "report.html"), HTML_FILES, "OUTPUT_REPORT")  # a re-run
+    check_replaced_kind(str(tmp_path / "new.json"), CSV_FILES, "csv_path")  # nothing there yet
+    check_replaced_kind(None, CSV_FILES) or check_replaced_kind("", CSV_FILES)
+    assert (tmp_path / "train.csv").read_text() == "image,mask\n"

@@ -139,6 +139,13 @@ CASES = [
                                                                 "OUTPUT={dir}/model/config.json"),
          r"OUTPUT '.*model/config\.json' is the input DINO_MODEL", ("model/config.json",),
          setup=lambda work, inputs: shutil.copytree(inputs["model"], work / "model")),
+    # An existing file of another kind (not an input of this run) is not replaced either
+    Case("combine-report-over-a-training-csv", COMBINE, ("INPUT={un}", "OUTPUT={dir}/w.gpkg", "OUTPUT_REPORT={csv}"),
+         r"OUTPUT_REPORT '.*train\.csv' is an existing file of another kind", ("train.csv", "un.gpkg"), ("w.gpkg",)),
+    Case("config-csv-over-a-json-file", CONFIG, ("CONFIG={config}",),
+         r"balanced_dataset\.output\.csv_path '.*notes\.json' is an existing file of another kind", ("notes.json",),
+         setup=lambda work, inputs: ((work / "notes.json").write_text("{}"),
+                                     configure(csv_path="{dir}/notes.json")(work, inputs))),
     # Outputs that collide
     Case("combine-csv-and-report-collide", COMBINE, ("INPUT={un}", "OUTPUT={dir}/w.gpkg", "OUTPUT_CSV={dir}/s.csv",
                                                      "OUTPUT_REPORT={dir}/s.csv"),
