@@ -182,6 +182,29 @@ def training_frame(
     return pd.DataFrame(columns)
 
 
+def missing_files_note(table: pd.DataFrame, shown: int = 3) -> Optional[str]:
+    """A warning naming the image/mask files that rows of ``table`` point at and that do not exist here (a
+    trainer reading the CSV would fail on them part-way through an epoch), or None when every file exists.
+
+    Each distinct path is checked once. A warning, not an error: the CSV may be meant for another machine.
+    """
+    missing, rows = [], 0
+    for column in (IMAGE_PATH, MASK_PATH):
+        if column not in table.columns:
+            continue
+        paths = table[column].dropna().astype(str)
+        absent = {path for path in paths.unique() if not os.path.exists(path)}
+        if absent:
+            missing += sorted(absent)
+            rows += int(paths.isin(absent).sum())
+    if not missing:
+        return None
+    return _("{rows} rows of the training CSV point at {n} image or mask files that do not exist here ({files}{more}); "
+             "a trainer reading it would fail on them. Restore the files, or fix the paths and run again.").format(
+        rows=rows, n=len(missing), files=", ".join(missing[:shown]),
+        more=_(" and {n} more").format(n=len(missing) - shown) if len(missing) > shown else "")
+
+
 def write_training_csv(
     table: pd.DataFrame,
     path,

@@ -53,7 +53,7 @@ from ..contract import (
     SELECTION_STEP,
 )
 from ..errors import BalancedSamplingError
-from ..export import CLASS_DIST_JSON, DEFAULT_DIAGNOSTIC_COLUMNS, training_frame
+from ..export import CLASS_DIST_JSON, DEFAULT_DIAGNOSTIC_COLUMNS, missing_files_note, training_frame
 from ..file_safety import CSV_FILES, atomic_write, check_paths, check_replaced_kind
 from ..i18n import _
 from ..progress import Progress, as_progress
@@ -262,6 +262,9 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
         raise BalancedSamplingError(_("No patch was selected (every patch is excluded); {path} was not written.")
                                     .format(path=settings.output_csv_path))
     frame = coreset_frame(table, result, settings.score_column)
+    note = missing_files_note(table.iloc[result.selection.order])
+    if note:
+        progress.warning(note)
     progress.check_canceled()
     with atomic_write(settings.output_csv_path, newline="") as handle:
         frame.to_csv(handle, index=False, lineterminator="\n")

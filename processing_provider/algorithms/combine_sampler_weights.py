@@ -255,7 +255,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         rare_boost = self.parameterAsDouble(parameters, self.RARE_BOOST, context)
 
-        from ...balanced_sampling_plugin.export import write_training_csv
+        from ...balanced_sampling_plugin.export import missing_files_note, write_training_csv
         from ...balanced_sampling_plugin.records import validate_records
         from ...balanced_sampling_plugin.report import build_report_html
         from ...balanced_sampling_plugin.weights import combine_weights, effective_sample_size
@@ -300,6 +300,8 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             # result.notes (ignored options, the floor, a low effective sample size) were logged as they came
             # Every output goes to a partial file; they are renamed into place together at the end, so a
             # failure or a cancel anywhere leaves the earlier files as they were.
+            if csv_path and (note := missing_files_note(table)):
+                feedback.pushWarning(note)
             with OutputFiles() as outputs:
                 if csv_path:
                     raise_if_canceled(feedback)

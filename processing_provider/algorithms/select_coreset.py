@@ -362,6 +362,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
 
         import numpy as np
 
+        from ...balanced_sampling_plugin.export import missing_files_note
         from ...balanced_sampling_plugin.records import validate_records
         from ...balanced_sampling_plugin.selection.budget import check_budget
         from ...balanced_sampling_plugin.selection.config import coreset_frame, describe_comparison
@@ -422,6 +423,9 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                         raise QgsProcessingException(self.tr("No patch was selected (every patch is excluded); "
                                                              "there is no training CSV to write."))
                     frame = coreset_frame(table, result, CORESET_SCORE)
+                    note = missing_files_note(table.iloc[result.selection.order])
+                    if note:
+                        feedback.pushWarning(note)
                     with open(outputs.partial(csv_path), "w", encoding="utf-8", newline="") as handle:
                         frame.to_csv(handle, index=False, lineterminator="\n")
                 if report_path:

@@ -220,3 +220,16 @@ def test_a_renamed_excluded_field_is_written_as_excluded(tmp_path):
     table = composition_table(str(tmp_path)).rename(columns={"excluded": "skip"})
     frame = training_frame(table, excluded_field="skip")
     assert frame["excluded"].tolist() == [False, True, True, False, True]
+
+
+def test_missing_files_note_names_the_absent_rasters_once_each(tmp_path):
+    from balanced_sampling_plugin.export import missing_files_note
+
+    (tmp_path / "a.tif").write_bytes(b"x")
+    (tmp_path / "a_mask.tif").write_bytes(b"x")
+    table = pd.DataFrame({"image_path": [str(tmp_path / "a.tif"), str(tmp_path / "gone.tif"), str(tmp_path / "gone.tif")],
+                          "mask_path": [str(tmp_path / "a_mask.tif")] * 2 + [str(tmp_path / "gone_mask.tif")]})
+    note = missing_files_note(table)
+    assert note.startswith("3 rows of the training CSV point at 2 image or mask files that do not exist here (")
+    assert str(tmp_path / "gone.tif") in note and str(tmp_path / "gone_mask.tif") in note
+    assert missing_files_note(table.iloc[:1]) is None

@@ -246,3 +246,19 @@ def test_a_number_out_of_range_names_the_range(run_algorithm, clusters_path, tmp
     with pytest.raises(QgsProcessingException, match=re.escape(expected)):
         combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=SAMPLING_METHODS.index("target_shares"),
                 **{name: value})
+
+
+def test_a_training_csv_pointing_at_missing_rasters_is_written_with_a_warning(run_algorithm, clusters_path, tmp_path):
+    """The trainer would fail on a missing image mid-epoch: the run says which files are gone."""
+    from .conftest import RecordingFeedback, copy_layer_with
+
+    def point_at_a_missing_image(layer, feature):
+        layer.changeAttributeValue(feature.id(), layer.fields().indexOf("image_path"), str(tmp_path / "gone.tif"))
+
+    edited = copy_layer_with(clusters_path, tmp_path, point_at_a_missing_image)
+    feedback = RecordingFeedback()
+    combine(run_algorithm, edited, tmp_path, feedback, SAMPLING_METHOD=SAMPLING_METHODS.index("class_balanced"))
+    warnings = [line for line in feedback.lines if "do not exist here" in line]
+    assert len(warnings) == 1 and str(tmp_path / "gone.tif") in warnings[0]
+    assert warnings[0].startswith("1 rows of the training CSV point at 1 image or mask files")
+    assert (tmp_path / "train.csv").exists()
