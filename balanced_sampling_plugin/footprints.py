@@ -188,8 +188,8 @@ def check_mask_grid(image: RasterGrid, mask: RasterGrid) -> None:
         )
     if (image.width, image.height) != (mask.width, mask.height):
         raise BalancedSamplingError(
-            _("Image {image} is {image_width}x{image_height} px but its mask {mask} is {mask_width}x{mask_height} "
-              "px; they must share one pixel grid.").format(
+            _("Image {image} is {image_height} rows x {image_width} columns but its mask {mask} is {mask_height} "
+              "rows x {mask_width} columns; they must share one pixel grid.").format(
                 image=image.path, image_width=image.width, image_height=image.height, mask=mask.path,
                 mask_width=mask.width, mask_height=mask.height)
         )
@@ -240,11 +240,18 @@ def build_footprints(
     stride = patch_size if stride in (None, 0) else stride
     frames, rings, skipped = [], [], []
     first = None
+    largest = None  # (rows, columns, path) of the largest raster, for the message when none holds a patch
+    uncovered = 0  # rasters with an edge strip no window reaches (edge "drop")
     for done, (image, mask) in enumerate(pairs):
         img, msk = read_grid(image), read_grid(mask)
         check_mask_grid(img, msk)
         first = first_grid_with_same_crs(img, first)
         windows = raster_windows(img.height, img.width, patch_size, stride, edge)
+        if largest is None or img.height * img.width > largest[0] * largest[1]:
+            largest = (img.height, img.width, image)
+        if edge == "drop" and len(windows) and any(
+                (extent - patch_size) % stride for extent in (img.height, img.width)):
+            uncovered += 1
         if len(windows) == 0:
             skipped.append(image)
             progress.warning(_("Raster {path} ({width}x{height} px) is smaller than one {size} px patch; no patch "
@@ -259,6 +266,14 @@ def build_footprints(
             rings.extend(window_ring(img.transform, int(r), int(c), patch_size) for r, c in windows)
         progress.update(done + 1, len(pairs))
     if not frames:
-        raise BalancedSamplingError(_("No raster is large enough for a {size} px patch.").format(size=patch_size))
+        raise BalancedSamplingError(
+            _("No raster is large enough for a {size} px patch (the largest, {path}, is {rows} rows x {columns} "
+              "columns); choose a smaller patch size.").format(
+                size=patch_size, path=largest[2] if largest else "", rows=largest[0] if largest else 0,
+                columns=largest[1] if largest else 0))
+    if uncovered:
+        progress.info(_("{n} of {total} rasters have a strip at the right or bottom edge that no {size} px patch "
+                        "covers (edge mode drop); edge mode shift adds a last patch flush with the edge.").format(
+            n=uncovered, total=len(pairs), size=patch_size))
     records = pd.concat(frames, ignore_index=True)
     return FootprintResult(records, rings, first.crs_wkt, first.crs_authid, skipped)

@@ -120,7 +120,8 @@ def validate_records(
         )
     out = records.copy()
     if len(out) == 0:
-        raise BalancedSamplingError(_("{source} holds no patches.").format(source=source))
+        raise BalancedSamplingError(_("There is no patch in {source} (no feature or row); give one that holds "
+                                      "patches.").format(source=source))
     for column in (IMAGE_PATH, MASK_PATH):
         if column not in out.columns:
             continue

@@ -73,6 +73,21 @@ def test_build_footprints_on_synthetic_data(synthetic_dataset):
     assert result.records["patch_id"].is_unique
 
 
+def test_drop_says_how_many_rasters_keep_an_uncovered_edge_and_too_small_names_the_largest(synthetic_dataset):
+    from balanced_sampling_plugin.progress import Progress
+
+    pairs = list(zip(synthetic_dataset.images, synthetic_dataset.masks))
+    infos = []
+    build_footprints(pairs, patch_size=100, stride=100, edge="drop", progress=Progress(info=infos.append))
+    assert "6 of 6 rasters have a strip at the right or bottom edge that no 100 px patch covers" in " ".join(infos)
+    infos.clear()
+    build_footprints(pairs, patch_size=64, stride=64, edge="drop", progress=Progress(info=infos.append))  # 512 px
+    assert not any("strip" in line for line in infos)
+    with pytest.raises(BalancedSamplingError, match=r"No raster is large enough for a 600 px patch \(the largest, "
+                                                    r".*tile_0\d\.tif, is 512 rows x 512 columns\); choose a smaller"):
+        build_footprints(pairs, patch_size=600, edge="drop", progress=Progress(warning=lambda text: None))
+
+
 def test_mismatched_sizes_and_crs_are_named(tmp_path, synthetic_dataset):
     import rasterio
 
@@ -121,7 +136,7 @@ def test_mask_on_another_pixel_grid_is_refused(tmp_path):
     )
     coarse = write_geotiff(tmp_path / "t2_mask.tif", np.ones((32, 32), np.uint8),
                            transform=from_origin(500000, 4000000, 2, 2))
-    with pytest.raises(BalancedSamplingError, match=r"is 64x64 px but its mask .*t2_mask.tif is 32x32 px"):
+    with pytest.raises(BalancedSamplingError, match=r"is 64 rows x 64 columns but its mask .*t2_mask.tif is 32 rows x 32 columns"):
         build_footprints([(image, coarse)], 32)
 
 

@@ -310,8 +310,8 @@ def test_mask_on_another_pixel_grid_is_refused(synthetic_dataset, tmp_path):
         dst.write(data[:, :256, :256])
     records = pd.DataFrame({"image_path": [image, image], "mask_path": [synthetic_dataset.masks[0], small],
                             "row_off": 0, "col_off": [0, 64], "patch_size": 64})
-    with pytest.raises(BalancedSamplingError, match=r"is 512x512 px but its mask .*small_mask\.tif is 256x256 px; "
-                                                    r"they must share one pixel grid"):
+    with pytest.raises(BalancedSamplingError, match=r"is 512 rows x 512 columns but its mask .*small_mask\.tif is 256 "
+                                                    r"rows x 256 columns; they must share one pixel grid"):
         record_footprints(records)
 
 
