@@ -27,6 +27,7 @@ from .records import (
     FREQ_CLUSTER_ID,
     FREQ_CLUSTER_SIZE,
     FREQ_CLUSTER_WEIGHT,
+    MASK_PATH,
     NODATA_RATIO,
     class_column,
     class_columns,
@@ -414,6 +415,32 @@ def _join_reasons(flags: pd.DataFrame) -> np.ndarray:
     return reasons
 
 
+#: Masks whose declared nodata value is compared with the nodata class (a sample: one header read each).
+DECLARED_NODATA_SAMPLE = 20
+
+
+def _warn_declared_nodata(records: pd.DataFrame, nodata_class: Optional[int], progress: Progress) -> None:
+    """Warn when the masks declare a nodata value other than ``nodata_class`` (masks with nodata 255 read with
+    the default class 0 count 255 as a class and exclude nothing by its nodata). A sample of the masks is read."""
+    if MASK_PATH not in records.columns:
+        return
+    import rasterio
+
+    for path in records[MASK_PATH].dropna().astype(str).unique()[:DECLARED_NODATA_SAMPLE]:
+        try:
+            with rasterio.open(path) as dataset:
+                declared = dataset.nodata
+        except Exception:  # unreadable masks are named by the statistics that follow
+            continue
+        if declared is not None and float(declared).is_integer() and int(declared) != nodata_class:
+            progress.warning(
+                _("The mask {path} declares nodata value {declared}, but the nodata class is {nodata_class}: "
+                  "{declared} is counted as a class (cls_{declared}) and excludes nothing. If {declared} is nodata, "
+                  "set the nodata class to {declared}.").format(
+                    path=path, declared=int(declared), nodata_class=nodata_class))
+            return
+
+
 def compute_composition(
     records: pd.DataFrame,
     nodata_class: Optional[int] = 0,
@@ -465,6 +492,7 @@ def compute_composition(
                 value=min_entropy_threshold))
 
     if proportions is None:
+        _warn_declared_nodata(records, nodata_class, progress)
         with executor_for(executor, workers) as own:
             if own is not None:
                 progress.info(_("Reading the masks {where}.").format(where=own.description))

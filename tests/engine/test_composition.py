@@ -381,3 +381,25 @@ def test_too_few_distinct_compositions_for_the_default_elbow(grid_records):
 def test_compute_composition_cancel(grid_records):
     with pytest.raises(OperationCanceled):
         compute_composition(grid_records, k_selection="fixed", k=3, progress=Progress(is_canceled=lambda: True))
+
+
+def test_masks_declaring_another_nodata_value_are_pointed_out(tmp_path):
+    """Masks written with nodata 255 read with the default nodata class 0: 255 would silently be a class."""
+    from tests.rasters import write_geotiff
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 4, size=(1, 64, 64)).astype(np.uint8)
+    labels[:, :, :8] = 255
+    image = write_geotiff(tmp_path / "img.tif", rng.integers(0, 255, size=(3, 64, 64)).astype(np.uint8))
+    mask = write_geotiff(tmp_path / "mask.tif", labels, nodata=255)
+    records = pd.DataFrame({"image_path": [image] * 4, "mask_path": [mask] * 4, "row_off": [0, 0, 32, 32],
+                            "col_off": [0, 32, 0, 32], "patch_size": [32] * 4})
+    warnings = []
+    compute_composition(records, k_selection="fixed", k=2, progress=Progress(warning=warnings.append),
+                        exclude_border_nodata=False)
+    assert any("declares nodata value 255, but the nodata class is 0: 255 is counted as a class" in w
+               for w in warnings)
+    warnings.clear()
+    compute_composition(records, nodata_class=255, k_selection="fixed", k=2, progress=Progress(warning=warnings.append),
+                        exclude_border_nodata=False)
+    assert not any("declares nodata" in w for w in warnings)
