@@ -124,6 +124,9 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
     scores = np.full(len(table), np.nan)
     details: dict = {}
     pool_embeddings = None
+    if budget_mode != "fraction" and len(rows) and float(budget) > len(rows):
+        progress.info(_("The budget asks for {budget} patches, but the pool holds {n} (included patches): all {n} "
+                        "are selected.").format(budget=int(float(budget)), n=len(rows)))
     if len(rows) == 0:
         progress.warning(_("Every patch is excluded; no patch can be selected."))
         selection = Selection(np.zeros(len(table), bool), np.full(len(table), "", dtype=object),

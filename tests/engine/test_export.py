@@ -227,7 +227,8 @@ def test_missing_files_note_names_the_absent_rasters_once_each(tmp_path):
 
     (tmp_path / "a.tif").write_bytes(b"x")
     (tmp_path / "a_mask.tif").write_bytes(b"x")
-    table = pd.DataFrame({"image_path": [str(tmp_path / "a.tif"), str(tmp_path / "gone.tif"), str(tmp_path / "gone.tif")],
+    gone = str(tmp_path / "gone.tif")
+    table = pd.DataFrame({"image_path": [str(tmp_path / "a.tif"), gone, gone],
                           "mask_path": [str(tmp_path / "a_mask.tif")] * 2 + [str(tmp_path / "gone_mask.tif")]})
     note = missing_files_note(table)
     assert note.startswith("3 rows of the training CSV point at 2 image or mask files that do not exist here (")

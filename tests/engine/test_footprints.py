@@ -136,7 +136,8 @@ def test_mask_on_another_pixel_grid_is_refused(tmp_path):
     )
     coarse = write_geotiff(tmp_path / "t2_mask.tif", np.ones((32, 32), np.uint8),
                            transform=from_origin(500000, 4000000, 2, 2))
-    with pytest.raises(BalancedSamplingError, match=r"is 64 rows x 64 columns but its mask .*t2_mask.tif is 32 rows x 32 columns"):
+    with pytest.raises(BalancedSamplingError,
+                       match=r"is 64 rows x 64 columns but its mask .*t2_mask.tif is 32 rows x 32 columns"):
         build_footprints([(image, coarse)], 32)
 
 

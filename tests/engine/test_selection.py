@@ -562,3 +562,17 @@ def test_report_page_shows_both_subsets(tmp_path):
     assert f"{shares['cls_1']:.2%}" in page and f"{comparison['random']['class_share_subset']['cls_2']:.2%}" in page
     assert f"{comparison['method']['clusters_covered']} / 3" in page
     assert "<td>lc</td><td class=\"number\">5</td>" in page  # the steps table
+
+
+def test_a_count_budget_above_the_pool_is_said(tmp_path):
+    from balanced_sampling_plugin.selection.coreset import select_coreset
+
+    table = pd.DataFrame({"image_path": [f"/d/t{i}.tif" for i in range(6)],
+                          "mask_path": [f"/d/m{i}.tif" for i in range(6)],
+                          "row_off": [0] * 6, "col_off": [0] * 6, "patch_size": [64] * 6,
+                          "class_entropy": np.linspace(0.1, 0.6, 6), "cls_1": np.linspace(0, 1, 6),
+                          "cls_2": np.linspace(1, 0, 6), "excluded": [False] * 5 + [True]})
+    infos = []
+    result = select_coreset(table, "lc", 5000, "count", progress=Progress(info=infos.append))
+    assert result.selection.n_selected == 5
+    assert "The budget asks for 5000 patches, but the pool holds 5 (included patches): all 5 are selected." in infos

@@ -154,8 +154,9 @@ def test_writing_again_into_a_named_layer_of_a_geopackage_does_not_hang(profile,
         proc = qgis_process("run", "balanced_sampling:combinesamplerweights", "--", f"INPUT={clusters}",
                             "SAMPLING_METHOD=6", f"OUTPUT={weights}", profile=profile, timeout=120)
         assert proc.returncode == 0, f"run {run}: " + proc.stdout + proc.stderr
-        proc = qgis_process("run", "balanced_sampling:selectcoreset", "--", f"INPUT={results}|layername=pesos de amostragem",
-                            "METHOD=0", "BUDGET=0.5", "BUDGET_MODE=0", f"OUTPUT={coreset}", profile=profile, timeout=120)
+        proc = qgis_process("run", "balanced_sampling:selectcoreset", "--",
+                            f"INPUT={results}|layername=pesos de amostragem", "METHOD=0", "BUDGET=0.5",
+                            "BUDGET_MODE=0", f"OUTPUT={coreset}", profile=profile, timeout=120)
         assert proc.returncode == 0, f"run {run}: " + proc.stdout + proc.stderr
     with sqlite3.connect(results) as db:
         styles = sorted(db.execute("SELECT f_table_name, stylename, useAsDefault FROM layer_styles").fetchall())
