@@ -26,47 +26,47 @@ e reinicie o QGIS; ou deixe o escalonador Dask vazio para rodar neste processo.<
 <context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="62" />
+        <location filename="../processing_provider/algorithms/base.py" line="65" />
         <source>Patch records</source>
         <translation>Registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="63" />
+        <location filename="../processing_provider/algorithms/base.py" line="66" />
         <source>Sampling signals</source>
         <translation>Sinais de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="64" />
+        <location filename="../processing_provider/algorithms/base.py" line="67" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="78" />
+        <location filename="../processing_provider/algorithms/base.py" line="81" />
         <source>Update the input layer in place (no new layer)</source>
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="275" />
+        <location filename="../processing_provider/algorithms/base.py" line="301" />
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="279" />
+        <location filename="../processing_provider/algorithms/base.py" line="305" />
         <source>Layer '{}' is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="288" />
+        <location filename="../processing_provider/algorithms/base.py" line="314" />
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="124" />
+        <location filename="../processing_provider/algorithms/base.py" line="135" />
         <source>{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
         <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="96" />
+        <location filename="../processing_provider/algorithms/base.py" line="99" />
         <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
 {}
 then restart QGIS.</source>
@@ -75,32 +75,32 @@ then restart QGIS.</source>
 e depois reinicie o QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="121" />
+        <location filename="../processing_provider/algorithms/base.py" line="132" />
         <source>{} '{}' has no layer '{}'. Check the layer name.</source>
         <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="313" />
+        <location filename="../processing_provider/algorithms/base.py" line="339" />
         <source>Could not put the output '{}' in place ({}); the earlier files were kept as they were.</source>
         <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="147" />
+        <location filename="../processing_provider/algorithms/base.py" line="158" />
         <source>between {} and {}</source>
         <translation>entre {} e {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="150" />
+        <location filename="../processing_provider/algorithms/base.py" line="161" />
         <source>at least {}</source>
         <translation>no mínimo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="152" />
+        <location filename="../processing_provider/algorithms/base.py" line="163" />
         <source>at most {}</source>
         <translation>no máximo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="153" />
+        <location filename="../processing_provider/algorithms/base.py" line="164" />
         <source>{} ({}) is {}; it must be {}.</source>
         <translation>{} ({}) vale {}; deve ficar {}.</translation>
     </message>
@@ -139,112 +139,112 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="52" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="51" />
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="75" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74" />
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76" />
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="78" />
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="80" />
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="83" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82" />
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="90" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="93" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="101" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="107" />
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="137" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="127" />
         <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
         <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="55" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54" />
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
@@ -308,12 +308,12 @@ e depois reinicie o QGIS.</translation>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="106" />
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="110" />
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="108" />
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="112" />
         <source>GeoJSON: {}</source>
         <translation>GeoJSON: {}</translation>
     </message>
@@ -323,7 +323,7 @@ e depois reinicie o QGIS.</translation>
         <translation>CSV do coreset (bloco coreset:)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_from_config.py" line="112" />
+        <location filename="../processing_provider/algorithms/build_from_config.py" line="116" />
         <source>Coreset CSV ({}, {} of {} patches): {}</source>
         <translation>CSV do coreset ({}, {} de {} patches): {}</translation>
     </message>
@@ -472,12 +472,12 @@ e depois reinicie o QGIS.</translation>
         <translation>{}: {} patches incluídos, {} excluídos; tamanho efetivo da amostra {:.0f} ({:.0%})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="324" />
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="326" />
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="326" />
+        <location filename="../processing_provider/algorithms/combine_sampler_weights.py" line="328" />
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
@@ -559,99 +559,109 @@ Os patches excluídos (campo excluded=true) recebem peso 0 e permanecem nas saí
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="88" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93" />
         <source>Number of clusters</source>
         <translation>Número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="95" />
         <source>k min (elbow)</source>
         <translation>k mín. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="97" />
         <source>k max (elbow)</source>
         <translation>k máx. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="98" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99" />
         <source>k (fixed)</source>
         <translation>k (fixo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="100" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="101" />
         <source>Random state</source>
         <translation>Estado aleatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="103" />
         <source>Exclude patches with nodata on the mask border</source>
         <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="104" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105" />
         <source>Exclude patches with black image borders</source>
         <translation>Excluir patches com bordas pretas na imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="107" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="108" />
         <source>Black tolerance (pixel value)</source>
         <translation>Tolerância de preto (valor do pixel)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="110" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="111" />
         <source>Maximum nodata ratio</source>
         <translation>Proporção máxima de pixels sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="116" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="117" />
         <source>CLR epsilon</source>
         <translation>Épsilon do CLR</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="119" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="120" />
         <source>Parallel readers (0 = automatic)</source>
         <translation>Leitores paralelos (0 = automático)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="132" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="133" />
         <source>Composition clusters</source>
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="171" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="163" />
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="186" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="189" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="127" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="128" />
         <source>Use class proportions already on the layer (no mask reads)</source>
         <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="181" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="173" />
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
         <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="113" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="114" />
         <source>Minimum class entropy (nats, 0 = off)</source>
         <translation>Entropia mínima de classes (nats, 0 = desativado)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="177" />
+        <source>Border exclusions kept from the layer fields {} (found from the pixels by an earlier run).</source>
+        <translation>Exclusões de borda mantidas dos campos da camada {} (encontradas nos pixels por uma execução anterior).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="181" />
+        <source>The layer's proportions have a field {} although Nodata class is {}: they were computed with another nodata class, and its nodata_ratio does not count class {}. Turn off 'Use class proportions already on the layer' to read the masks with this nodata class.</source>
+        <translation>As proporções da camada têm um campo {} embora a Classe nodata seja {}: foram calculadas com outra classe nodata, e seu nodata_ratio não conta a classe {}. Desmarque 'Usar as proporções de classes já presentes na camada' para ler as máscaras com esta classe nodata.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="54" />
@@ -670,7 +680,7 @@ Writes all input fields plus: one proportion field per class (cls_1, cls_2, …)
 &lt;b&gt;CLR epsilon&lt;/b&gt;: replaces zero proportions before the log.
 &lt;b&gt;Parallel readers&lt;/b&gt;: threads reading mask windows (0 = automatic).
 &lt;b&gt;Dask scheduler&lt;/b&gt;: empty reads the masks in this process; local:N starts a Dask cluster of N worker processes on this machine for the run; an address such as tcp://host:8786 sends the reads to that cluster's workers, which must reach the rasters by the same paths. Same results either way; needs the dask and distributed packages.
-&lt;b&gt;Use class proportions already on the layer&lt;/b&gt;: when the layer carries cls_&amp;lt;c&amp;gt; fields (e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; the border and black-border exclusions need pixels and are then skipped.</source>
+&lt;b&gt;Use class proportions already on the layer&lt;/b&gt;: when the layer carries cls_&amp;lt;c&amp;gt; fields (e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; the border and black-border exclusions need pixels: the flags an earlier run found (border_nodata, black_border fields) are kept, otherwise those exclusions are skipped.</source>
         <translation>Lê a janela da máscara de cada patch, calcula suas proporções de classes (excluindo os pixels sem dados), agrupa patches de composição semelhante com KMeans sobre a razão log-centrada (CLR) das proporções e atribui a cada patch o peso de composição 1 / tamanho do seu cluster: patches de composições raras pesam mais.
 
 Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1, cls_2, …), class_entropy (entropia de Shannon das proporções, em nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size e freq_cluster_weight. Os patches excluídos mantêm sua linha com id de cluster -1 e peso 0, e não influenciam a formação dos clusters.
@@ -686,123 +696,123 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Épsilon do CLR&lt;/b&gt;: substitui proporções nulas antes do logaritmo.
 &lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas das máscaras (0 = automático).
 &lt;b&gt;Escalonador Dask&lt;/b&gt;: vazio lê as máscaras neste processo; local:N inicia, durante a execução, um cluster Dask de N processos de trabalho nesta máquina; um endereço como tcp://host:8786 envia as leituras aos processos de trabalho (workers) desse cluster, que precisam acessar os rasters pelos mesmos caminhos. O resultado é o mesmo em qualquer caso; requer os pacotes dask e distributed.
-&lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels e, nesse caso, são ignoradas.</translation>
+&lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels: as marcas que uma execução anterior encontrou (campos border_nodata, black_border) são mantidas; caso contrário, essas exclusões são ignoradas.</translation>
     </message>
 </context>
 <context>
     <name>ComputeDinov2Uniqueness</name>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="65" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="63" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="103" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="105" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108" />
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="112" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110" />
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113" />
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="116" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="120" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118" />
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="123" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="121" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="123" />
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="124" />
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="127" />
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="142" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="140" />
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="145" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="143" />
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="146" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="144" />
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="155" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="153" />
         <source>Bands must be three band numbers such as 1,2,3; got '{}'.</source>
         <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="184" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="173" />
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="195" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="183" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="213" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="201" />
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="132" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="130" />
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="133" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="131" />
         <source>Reproducible kNN (one thread, about 2x slower)</source>
         <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="68" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="66" />
         <source>Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.
 
 &lt;b&gt;DINOv2 model&lt;/b&gt;: dinov2-small, dinov2-base or dinov2-large (facebook/dinov2-*), any Hugging Face model id, or a local folder saved with save_pretrained. Without internet, download the model once on a connected machine (AutoModel/AutoImageProcessor .save_pretrained(folder)) and give the folder.
@@ -954,12 +964,12 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="246" />
+        <location filename="../processing_provider/styles.py" line="253" />
         <source>Classes of {}, excluded patches hatched</source>
         <translation>Classes de {}, patches excluídos hachurados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="249" />
+        <location filename="../processing_provider/styles.py" line="256" />
         <source>Style not saved into {}: {}</source>
         <translation>Estilo não gravado em {}: {}</translation>
     </message>
@@ -1674,32 +1684,32 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>O método {} lê os embeddings DINOv2: informe o cache de embeddings (Parquet) gravado por 'Calcular singularidade DINOv2'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="382" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="383" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="411" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="412" />
         <source>fd: {} clusters of embeddings.</source>
         <translation>fd: {} clusters de embeddings.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="422" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="423" />
         <source>No patch was selected (every patch is excluded); there is no training CSV to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há CSV de treinamento a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="430" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="434" />
         <source>No patch was selected (every patch is excluded); there is no report to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há relatório a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="442" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="446" />
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="444" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="448" />
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
@@ -1729,7 +1739,7 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>A expressão do subconjunto de candidatos '{}' cita {}, que a camada de entrada não tem; os campos dela são {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="408" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="409" />
         <source>{} of {} patches selected (budget {}); by step: {}.</source>
         <translation>{} de {} patches selecionados (orçamento {}); por etapa: {}.</translation>
     </message>
@@ -1843,22 +1853,22 @@ Para as etapas espaciais (primeiro os polígonos de uma camada vetorial, diversi
 <context>
     <name>SelectionStyle</name>
     <message>
-        <location filename="../processing_provider/styles.py" line="299" />
+        <location filename="../processing_provider/styles.py" line="306" />
         <source>selected ({})</source>
         <translation>selecionados ({})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="304" />
+        <location filename="../processing_provider/styles.py" line="311" />
         <source>selected</source>
         <translation>selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="313" />
+        <location filename="../processing_provider/styles.py" line="320" />
         <source>not selected</source>
         <translation>não selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/styles.py" line="315" />
+        <location filename="../processing_provider/styles.py" line="322" />
         <source>excluded</source>
         <translation>excluídos</translation>
     </message>

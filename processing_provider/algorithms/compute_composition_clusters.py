@@ -81,7 +81,8 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             "needs the dask and distributed packages.\n"
             "<b>Use class proportions already on the layer</b>: when the layer carries cls_&lt;c&gt; fields "
             "(e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; "
-            "the border and black-border exclusions need pixels and are then skipped."
+            "the border and black-border exclusions need pixels: the flags an earlier run found (border_nodata, "
+            "black_border fields) are kept, otherwise those exclusions are skipped."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
