@@ -233,6 +233,9 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
     reads = {f"{ROOT}.input_csv_path": settings.input_csv_path, f"{ROOT}.parquet_path": settings.parquet_path,
              _("the config file"): getattr(settings, "source", None)}
     check_paths(writes, reads, writable=False)  # collisions first: a refused run creates no folder
+    if settings.input_csv_path and not os.path.isfile(settings.input_csv_path):
+        raise BalancedSamplingError(_("{key} '{path}' does not exist; give the training CSV to select from.").format(
+            key=f"{ROOT}.input_csv_path", path=settings.input_csv_path))
     folder = os.path.dirname(os.path.abspath(settings.output_csv_path or "."))
     if settings.output_csv_path and not os.path.isdir(folder):  # as balanced_dataset's outputs: made for you
         try:
@@ -243,9 +246,6 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
                                                             path=settings.output_csv_path,
                                                             error=exc.strerror or exc)) from None
     check_paths(writes)
-    if settings.input_csv_path and not os.path.isfile(settings.input_csv_path):
-        raise BalancedSamplingError(_("{key} '{path}' does not exist; give the training CSV to select from.").format(
-            key=f"{ROOT}.input_csv_path", path=settings.input_csv_path))
     table = expand_class_dist(records_from_csv(settings.input_csv_path))
     # The rasters the CSV names are inputs too (the trainer reads them): never written over.
     check_paths(writes, {_("a raster of the CSV's {field}").format(field=column):
