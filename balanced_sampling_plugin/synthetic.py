@@ -101,6 +101,22 @@ def synthetic_tile(tile_size: int, rng: np.random.Generator, rare_weight: float,
     return mask, image
 
 
+def _write_unless_same(path: str, array: np.ndarray, profile: dict) -> None:
+    """Write ``array`` (bands, rows, cols) as a GeoTIFF at ``path``, leaving an existing file with the same bytes
+    untouched: a re-generated dataset keeps its files' modification times, so embedding caches stay valid."""
+    import filecmp
+
+    import rasterio
+
+    partial = f"{path}.partial-{os.getpid()}.tif"
+    with rasterio.open(partial, "w", **profile) as dst:
+        dst.write(array)
+    if os.path.isfile(path) and filecmp.cmp(partial, path, shallow=False):
+        os.remove(partial)
+    else:
+        os.replace(partial, path)
+
+
 def make_synthetic_dataset(
     folder: str,
     n_tiles: int = 6,
@@ -114,7 +130,6 @@ def make_synthetic_dataset(
     The rare class goes mostly to every third tile; tiles 1 and 4 get a nodata strip
     (left and bottom). Georeferenced in ``crs`` with square ``pixel_size`` metres.
     """
-    import rasterio
     from rasterio.transform import from_origin
 
     rng = np.random.default_rng(seed)
@@ -133,10 +148,8 @@ def make_synthetic_dataset(
                        tiled=True, blockxsize=256, blockysize=256, compress="deflate")
         name = f"tile_{i:02d}.tif"
         image_path, mask_path = os.path.join(image_dir, name), os.path.join(mask_dir, name)
-        with rasterio.open(image_path, "w", count=3, dtype="uint8", **profile) as dst:
-            dst.write(image)
-        with rasterio.open(mask_path, "w", count=1, dtype="uint8", nodata=NODATA_CLASS, **profile) as dst:
-            dst.write(mask, 1)
+        _write_unless_same(image_path, image, dict(profile, count=3, dtype="uint8"))
+        _write_unless_same(mask_path, mask[None], dict(profile, count=1, dtype="uint8", nodata=NODATA_CLASS))
         images.append(image_path)
         masks.append(mask_path)
     return SyntheticDataset(folder, images, masks, crs, pixel_size)

@@ -1,5 +1,7 @@
 """Patch windows, image/mask pairing and footprint rings."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,17 @@ def test_mask_without_crs_on_the_same_grid_is_accepted(tmp_path):
     mask = write_geotiff(tmp_path / "t1_mask.tif", np.ones((64, 64), np.uint8), crs=None)
     result = build_footprints([(image, mask)], 32)
     assert len(result.records) == 4 and result.crs_authid == "EPSG:32633"
+
+
+def test_regenerating_the_synthetic_dataset_keeps_identical_files_untouched(tmp_path):
+    """make demo regenerates its data every run: unchanged rasters keep their modification time, so the embedding
+    cache (keyed by the image file's size and time) is reused."""
+    from balanced_sampling_plugin.synthetic import make_synthetic_dataset
+
+    first = make_synthetic_dataset(str(tmp_path), n_tiles=2, tile_size=64)
+    times = [os.stat(path).st_mtime_ns for path in first.images + first.masks]
+    again = make_synthetic_dataset(str(tmp_path), n_tiles=2, tile_size=64)
+    assert [os.stat(path).st_mtime_ns for path in again.images + again.masks] == times
+    assert sorted(os.listdir(tmp_path / "images")) == ["tile_00.tif", "tile_01.tif"]  # no partial left
+    make_synthetic_dataset(str(tmp_path), n_tiles=2, tile_size=64, seed=1)  # other pixels: rewritten
+    assert [os.stat(path).st_mtime_ns for path in first.images] != times[:2]
