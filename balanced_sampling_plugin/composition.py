@@ -34,6 +34,7 @@ from .records import (
     describe_patch,
     shown_value,
 )
+from .weights import included_mask
 
 #: The exclusion reason (and the training CSV's flag) of patches whose class entropy is below
 #: ``min_entropy_threshold``, as pytorch-smt-tools names it.
@@ -377,18 +378,9 @@ def stats_from_proportions(
         )
     table[NODATA_RATIO] = _given_or(proportions, NODATA_RATIO, np.zeros(len(table)))
     for flag in (BORDER_NODATA, BLACK_BORDER):  # found from pixels by an earlier run: kept, not reset
-        given = proportions[flag] if flag in proportions.columns else pd.Series(False, index=proportions.index)
-        table[flag] = given.map(_true).to_numpy(dtype=bool)
+        # included_mask reads a flag field as layers and CSVs give it (NULL = false); absent: all False.
+        table[flag] = ~included_mask(proportions, flag)
     return table
-
-
-def _true(value) -> bool:
-    """A flag field's value as a bool: NULL/NaN and "false"/"0" are False."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "t")
-    return bool(value)
 
 
 def _unknown(table: pd.DataFrame, column: str) -> np.ndarray:
