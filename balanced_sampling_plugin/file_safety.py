@@ -241,6 +241,21 @@ def check_replaced_kind(path, extensions, name: str = "The output") -> None:
             output=name, path=path, extensions=" / ".join(extensions), extension=extensions[0]))
 
 
+def create_output_folders(writes: Mapping[str, Optional[str]]) -> None:
+    """Create the missing folder of each output path in ``writes`` (name -> path, as :func:`check_paths` takes
+    them), as a config's outputs expect; call it after the collision checks, so a refused run creates none."""
+    for name, path in writes.items():
+        folder = os.path.dirname(os.path.abspath(path)) if isinstance(path, str) and path else None
+        if folder and not os.path.isdir(folder):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise BalancedSamplingError(
+                    _("Cannot create the folder of {output} '{path}' ({error}); choose another folder.").format(
+                        output=name, path=path, error=exc.strerror or exc)
+                ) from None
+
+
 def check_writable(path, name: str = "The output") -> None:
     """Raise unless a file can be created in ``path``'s folder (tested by creating one) and
     ``path`` is not a folder or a read-only file; a :class:`FolderOutput` must be a folder (or not exist yet),

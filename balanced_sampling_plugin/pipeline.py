@@ -56,7 +56,15 @@ from .errors import BalancedSamplingError, require
 from .i18n import _
 from .export import write_training_csv
 from .embedding_cache import cache_output
-from .file_safety import CSV_FILES, GEOJSON_FILES, OutputFiles, check_paths, check_replaced_kind, files_under
+from .file_safety import (
+    CSV_FILES,
+    GEOJSON_FILES,
+    OutputFiles,
+    check_paths,
+    check_replaced_kind,
+    create_output_folders,
+    files_under,
+)
 from .footprints import build_footprints, find_pairs
 from .progress import Progress, as_progress
 from .records import (
@@ -231,15 +239,7 @@ def check_output_paths(
     if records is not None:  # after the rasters are known: an output over one is named as such first
         check_replaced_kind(output.csv_path, CSV_FILES, f"{ROOT}.output.csv_path")
         check_replaced_kind(output.geojson_path, GEOJSON_FILES, f"{ROOT}.output.geojson_path")
-    for name, path in writes.items():
-        if isinstance(path, str) and path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            try:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            except OSError as exc:
-                raise BalancedSamplingError(
-                    _("Cannot create the folder of {output} '{path}' ({error}); choose another folder.").format(
-                        output=name, path=path, error=exc.strerror or exc)
-                ) from None
+    create_output_folders(writes)
     check_paths(writes)  # collisions with the reads were proven above: the outputs' folders, now they exist
 
 

@@ -54,7 +54,7 @@ from ..contract import (
 )
 from ..errors import BalancedSamplingError
 from ..export import CLASS_DIST_JSON, DEFAULT_DIAGNOSTIC_COLUMNS, missing_files_note, training_frame
-from ..file_safety import CSV_FILES, atomic_write, check_paths, check_replaced_kind
+from ..file_safety import CSV_FILES, atomic_write, check_paths, check_replaced_kind, create_output_folders
 from ..i18n import _
 from ..progress import Progress, as_progress
 from ..records import CLASS_PREFIX, IMAGE_PATH, MASK_PATH, class_columns, normalize_path
@@ -236,15 +236,7 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
     if settings.input_csv_path and not os.path.isfile(settings.input_csv_path):
         raise BalancedSamplingError(_("{key} '{path}' does not exist; give the training CSV to select from.").format(
             key=f"{ROOT}.input_csv_path", path=settings.input_csv_path))
-    folder = os.path.dirname(os.path.abspath(settings.output_csv_path or "."))
-    if settings.output_csv_path and not os.path.isdir(folder):  # as balanced_dataset's outputs: made for you
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise BalancedSamplingError(_("Cannot create the folder of {key} '{path}' ({error}); choose another "
-                                          "folder.").format(key=f"{ROOT}.output_csv_path",
-                                                            path=settings.output_csv_path,
-                                                            error=exc.strerror or exc)) from None
+    create_output_folders(writes)  # as balanced_dataset's outputs: made for you
     check_paths(writes)
     table = expand_class_dist(records_from_csv(settings.input_csv_path))
     # The rasters the CSV names are inputs too (the trainer reads them): never written over.
