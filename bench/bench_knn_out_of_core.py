@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import load1, machine, peak_rss_mb, write_marked_block
+from common import json_block, load1, machine, peak_rss_mb, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -236,9 +236,7 @@ def render(r: dict) -> str:
         "rate (10 M x 32 reads; `gather=True` reads each block's rows once, in increasing order); and NN-Descent's "
         "working set, not the float16 storage, is the largest term in memory.",
         "",
-        "```json",
-        json.dumps(r, indent=1, default=str),
-        "```",
+        *json_block(r),
     ])
 
 

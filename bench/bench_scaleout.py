@@ -23,7 +23,6 @@ The 1-min load average is recorded before and after each timing: the machine is 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import pickle
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import Timer, machine, peak_rss_mb, write_marked_block
+from common import Timer, json_block, machine, peak_rss_mb, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -208,9 +207,7 @@ def render(r: dict) -> str:
         f"{r['cluster_start']['memory_limit_mb']:.0f} MB each. This process (the client) peaked at "
         f"{ip['client_peak_rss_mb']} MB after the in-process run.",
         "",
-        "```json",
-        json.dumps(r, indent=1, default=str),
-        "```",
+        *json_block(r),
     ])
 
 

@@ -15,7 +15,6 @@ two runs must give identical vectors (fp32).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load1, machine, write_marked_block
+from common import json_block, load1, machine, write_marked_block
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -107,9 +106,7 @@ def render(r: dict) -> str:
         f"- Bytes per patch: sent {r['bytes_per_patch']['sent']:.0f} (pickled task: window, key, model spec shared "
         f"by the task's patches), received {r['bytes_per_patch']['received']} (the {r['dim']}-d float32 vector).",
         "",
-        "```json",
-        json.dumps(r, indent=1, default=str),
-        "```",
+        *json_block(r),
     ])
 
 

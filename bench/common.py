@@ -1,5 +1,6 @@
 """What every benchmark script reports next to its numbers."""
 
+import json
 import os
 import platform
 import re
@@ -55,6 +56,11 @@ def write_section(title: str, body: str) -> None:
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text.rstrip() + "\n")
+
+
+def json_block(result) -> list:
+    """Markdown lines of a fenced JSON block holding ``result`` (the raw figures under a bench's table)."""
+    return ["```json", json.dumps(result, indent=1, default=str), "```"]
 
 
 def write_marked_block(doc, name: str, body: str, title: str = "") -> None:
