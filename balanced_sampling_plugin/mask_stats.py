@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.errors
+from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from .contract import BLACK_BORDER, BORDER_NODATA
@@ -323,13 +324,32 @@ def _check_window(dataset, path: str, role: str, chunk: _Chunk, i: int) -> None:
             last_col=col + size - 1, path=path, height=dataset.height, width=dataset.width))
 
 
+def image_fill(pixels: np.ndarray) -> Optional[np.ndarray]:
+    """Pixels of a (bands, h, w) window that hold no image value: masked (declared nodata, GDAL mask or
+    alpha) or not finite (NaN, inf) in any band, as an (h, w) bool array; None when the window can hold none
+    (an unmasked integer window)."""
+    fill = np.ma.getmaskarray(pixels).any(axis=0) if np.ma.isMaskedArray(pixels) else None
+    data = np.ma.getdata(pixels)
+    if np.issubdtype(data.dtype, np.floating):
+        not_finite = ~np.isfinite(data).all(axis=0)
+        fill = not_finite if fill is None else fill | not_finite
+    return fill
+
+
 def _read_black_border(dataset, row: int, col: int, size: int, tolerance: float) -> bool:
-    """Read the window from every band once and test its border ring.
+    """Read the window from every band once and test its border ring for black pixels or image fill
+    (nodata, masked, NaN): a fill strip is the same scene edge as a black one, whatever value it holds.
 
     One window read beats four 1-pixel strip reads: each strip decompresses the same
-    tiles again (profiled: 84 % of a reader's time went to the strips).
+    tiles again (profiled: 84 % of a reader's time went to the strips). The mask is read only where the
+    raster declares one, so plain imagery keeps the single read.
     """
-    return has_black_border(dataset.read(window=Window(col, row, size, size)), tolerance)
+    masked = any(MaskFlags.all_valid not in flags for flags in dataset.mask_flag_enums)
+    pixels = dataset.read(window=Window(col, row, size, size), masked=masked)
+    fill = image_fill(pixels)
+    if fill is not None and any(bool(strip.any()) for strip in border_ring(fill)):
+        return True
+    return has_black_border(np.ma.getdata(pixels), tolerance)
 
 
 def _read_chunk(chunk: _Chunk, stop: Callable[[], bool]) -> Optional[_ChunkResult]:

@@ -171,6 +171,47 @@ def test_black_tolerance_and_disabled_check(pair):
     assert not compute_mask_stats(records, check_black_border=False)["black_border"].any()
 
 
+def test_image_fill_on_the_border_counts_as_black_border(tmp_path, pair):
+    """NaN, a declared nodata value and an alpha-masked strip are scene edges like a black strip: a float
+    scene with NaN fill, or a uint8 scene whose fill is a declared 255, flags the windows whose ring meets it."""
+    _, mask = pair
+    fill_windows = [(0, 0, 32), (0, 30, 32), (32, 32, 32)]  # the fill is columns 0-1 only: the first touches it
+    scene = np.full((3, 64, 64), 1200.0, np.float32)
+    scene[:, :, :2] = np.nan
+    scene[0, 40, 40] = np.nan  # inside the third window, not on its ring
+    nan_image = write_geotiff(tmp_path / "nan.tif", scene)
+    assert compute_mask_stats(make_records(nan_image, mask, fill_windows))["black_border"].tolist() == [
+        True, False, False]
+
+    white = np.full((3, 64, 64), 100, np.uint8)
+    white[:, :, :2] = 255
+    nodata_image = write_geotiff(tmp_path / "nodata.tif", white, nodata=255)
+    flags = compute_mask_stats(make_records(nodata_image, mask, fill_windows))["black_border"].tolist()
+    assert flags == [True, False, False]
+    # The same pixels without the declared nodata are white, not fill.
+    plain = write_geotiff(tmp_path / "plain.tif", white)
+    assert not compute_mask_stats(make_records(plain, mask, fill_windows))["black_border"].any()
+
+    with_alpha = np.concatenate([np.full((3, 64, 64), 100, np.uint8), np.full((1, 64, 64), 255, np.uint8)])
+    with_alpha[3, :, :2] = 0
+    alpha_image = str(tmp_path / "alpha.tif")
+    with rasterio.open(alpha_image, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8",
+                       photometric="RGB", alpha="YES", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(500000, 4000000, 1, 1)) as dst:
+        dst.write(with_alpha)
+    assert compute_mask_stats(make_records(alpha_image, mask, fill_windows))["black_border"].tolist() == [
+        True, False, False]
+
+
+def test_image_fill_helper_shapes():
+    data = np.ones((3, 4, 5), np.float32)
+    assert mask_stats.image_fill(data.astype(np.uint8)) is None
+    data[1, 2, 3] = np.inf
+    assert mask_stats.image_fill(data).tolist() == (np.arange(20).reshape(4, 5) == 13).tolist()
+    masked = np.ma.masked_equal(np.arange(60, dtype=np.int16).reshape(3, 4, 5), 7)
+    assert mask_stats.image_fill(masked).sum() == 1 and mask_stats.image_fill(masked)[1, 2]
+
+
 def test_black_border_check_off_does_not_need_images(pair):
     records = make_records("/nowhere/image.tif", pair[1])
     table = compute_mask_stats(records, check_black_border=False)
