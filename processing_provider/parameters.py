@@ -12,6 +12,7 @@ from ..balanced_sampling_plugin.contract import (
     BACKENDS,
     COL_OFF,
     DEFAULT_BACKEND,
+    EDGE_MODES,
     IMAGE_PATH,
     MASK_PATH,
     PATCH_SIZE,
@@ -86,6 +87,11 @@ K_SELECTION_LABELS = {
     "fixed": QT_TRANSLATE_NOOP("parameters", "fixed — the k below"),
 }
 
+EDGE_MODE_LABELS = {
+    "drop": QT_TRANSLATE_NOOP("parameters", "Drop partial windows"),
+    "shift": QT_TRANSLATE_NOOP("parameters", "Shift inward to the edge"),
+}
+
 
 def labelled_enum(name: str, description: str, values, labels: dict, default: str) -> QgsProcessingParameterEnum:
     """An enum over ``values`` (contract order) shown with their translated ``labels``."""
@@ -101,6 +107,11 @@ def sampling_method_parameter(name: str, description: str) -> QgsProcessingParam
 def knn_backend_parameter(name: str, description: str) -> QgsProcessingParameterEnum:
     """The kNN backend choice: an index into ``BACKENDS`` (append-only), defaulting to ``DEFAULT_BACKEND``."""
     return labelled_enum(name, description, BACKENDS, BACKEND_LABELS, DEFAULT_BACKEND)
+
+
+def edge_mode_parameter(name: str, description: str) -> QgsProcessingParameterEnum:
+    """What happens to windows that cross the raster edge: an index into ``EDGE_MODES``, default drop."""
+    return labelled_enum(name, description, EDGE_MODES, EDGE_MODE_LABELS, "drop")
 
 
 def optional_number(algorithm, parameters, name, context):

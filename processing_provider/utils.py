@@ -42,3 +42,23 @@ def raise_if_canceled(feedback) -> None:
     """Stop a QGIS-side loop on cancel; raising (not breaking) means no partial output is kept."""
     if feedback is not None and feedback.isCanceled():
         raise QgsProcessingException("Canceled by the user; nothing was written.")
+
+
+def run_child(algorithm_id: str, parameters: dict, context, feedback) -> dict:
+    """Run a Processing algorithm as one step of another and return its results.
+
+    What ``processing.run(..., is_child_algorithm=True)`` does (parameters checked, the step's layers left
+    in ``context`` for the next step) without its ``Results: {...}`` line, which put each step's raw
+    result dictionary into the user's log."""
+    from qgis.core import QgsApplication
+
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+    if algorithm is None:
+        raise QgsProcessingException(f"Algorithm {algorithm_id} is not registered.")
+    ok, message = algorithm.checkParameterValues(parameters, context)
+    if not ok:
+        raise QgsProcessingException(message)
+    results, ok = algorithm.run(parameters, context, feedback, {}, False)
+    if not ok:
+        raise QgsProcessingException(f"{algorithm.displayName()} did not finish.")
+    return results

@@ -35,7 +35,7 @@ STEPS = (
     ("uniqueness", "computedinov2uniqueness", "Compute DINOv2 uniqueness",
      (("PARQUET_PATH", "Embedding cache", False),)),
     ("sampler_weights", "combinesamplerweights", "Combine sampler weights",
-     (("OUTPUT", "Sampler weights", True), ("OUTPUT_CSV", "Training CSV", True), ("OUTPUT_REPORT", "Report", True))),
+     (("OUTPUT", "Sampler weights", True), ("OUTPUT_CSV", "Training CSV", True), ("OUTPUT_REPORT", "Report", False))),
 )
 #: Each step reads the previous step's layer.
 LAYER_INPUTS = {"composition_clusters": "footprints", "uniqueness": "composition_clusters",
@@ -56,6 +56,8 @@ HELP = {
     "MASK_PATTERN": "File name pattern of the masks in the mask folder.",
     "PATCH_SIZE": "Side of a patch window, in pixels.",
     "STRIDE": "Step between windows, in pixels; 0 = the patch size (no overlap).",
+    "EDGE_MODE": "Windows that do not fit at the raster edge: drop them, or shift a last one inward so every pixel "
+                 "is covered.",
     "NODATA_CLASS": "Mask value without a label.",
     "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
     "BACKEND": "How the nearest neighbours of each embedding are found (see Compute DINOv2 uniqueness).",

@@ -15,9 +15,9 @@ from qgis.core import (
 from ...balanced_sampling_plugin.contract import BACKENDS, METHOD_SIGNALS, SAMPLER_WEIGHT, SAMPLING_METHODS
 from ...balanced_sampling_plugin.dependencies import BACKEND_MODULES, CLUSTERS, EMBEDDINGS, WEIGHTS
 from ..dask_scheduler import DASK_SCHEDULER, dask_scheduler_parameter, scheduler_text
-from ..parameters import knn_backend_parameter, sampling_method_parameter
+from ..parameters import edge_mode_parameter, knn_backend_parameter, sampling_method_parameter
 from ..styles import GraduatedStyle, style_on_load
-from ..utils import engine_errors, raise_if_canceled
+from ..utils import engine_errors, raise_if_canceled, run_child
 from .base import BalancedSamplingAlgorithm
 
 PROVIDER = "balanced_sampling"
@@ -30,6 +30,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
     MASK_PATTERN = "MASK_PATTERN"
     PATCH_SIZE = "PATCH_SIZE"
     STRIDE = "STRIDE"
+    EDGE_MODE = "EDGE_MODE"
     NODATA_CLASS = "NODATA_CLASS"
     USE_UNIQUENESS = "USE_UNIQUENESS"
     DINO_MODEL = "DINO_MODEL"
@@ -58,6 +59,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "its options; this one uses their defaults apart from the parameters below.\n\n"
             "<b>Image / mask folder and pattern</b>: the rasters; an image pairs with the mask of the same name "
             "(apart from words like _mask).\n<b>Patch size, stride</b>: windows in pixels (stride 0 = patch size).\n"
+            "<b>Windows at the raster edge</b>: drop the windows that do not fit, or shift a last one inward so "
+            "every pixel is covered, as in Create patch footprints.\n"
             "<b>Nodata class</b>: mask value without a label.\n"
             "<b>Compute uniqueness</b>: DINOv2 uniqueness is computed only when this is on AND the sampling "
             "method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and "
@@ -85,6 +88,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.STRIDE, self.tr("Stride (pixels, 0 = patch size)"), QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0))
+        self.addParameter(edge_mode_parameter(self.EDGE_MODE, self.tr("Windows at the raster edge")))
         self.addParameter(QgsProcessingParameterNumber(
             self.NODATA_CLASS, self.tr("Nodata class"), QgsProcessingParameterNumber.Integer, defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -102,7 +106,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_CSV, self.tr("Training CSV"), self.tr("CSV files (*.csv)")))
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)")))
+            self.OUTPUT_REPORT, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True))
         self.addParameter(dask_scheduler_parameter())
         self.addOutput(QgsProcessingOutputNumber("EFFECTIVE_SAMPLE_SIZE", self.tr("Effective sample size")))
 
@@ -120,8 +124,6 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
-        import processing  # QGIS's Processing plugin: on the path inside QGIS, not at plugin import
-
         use_uniqueness = self.uniqueness_wanted(parameters, context)
         if self.parameterAsBool(parameters, self.USE_UNIQUENESS, context) and not use_uniqueness:
             feedback.pushInfo(self.tr("Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not "
@@ -152,8 +154,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         def run(step, algorithm, child_parameters):
             steps.setCurrentStep(step)
             raise_if_canceled(feedback)
-            return processing.run(f"{PROVIDER}:{algorithm}", child_parameters, context=context, feedback=steps,
-                                  is_child_algorithm=True)
+            return run_child(f"{PROVIDER}:{algorithm}", child_parameters, context, steps)
 
         # Named memory layers: QGIS would name TEMPORARY_OUTPUT ones from the (translated) output descriptions,
         # which the log then shows mangled (e.g. 'Clusters_de_composi__o_…' under pt_BR).
@@ -161,6 +162,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "IMAGE_FOLDER": parameters[self.IMAGE_FOLDER], "IMAGE_PATTERN": parameters.get(self.IMAGE_PATTERN),
             "MASK_FOLDER": parameters[self.MASK_FOLDER], "MASK_PATTERN": parameters.get(self.MASK_PATTERN),
             "PATCH_SIZE": parameters[self.PATCH_SIZE], "STRIDE": parameters.get(self.STRIDE, 0),
+            "EDGE_MODE": self.parameterAsEnum(parameters, self.EDGE_MODE, context),
             "OUTPUT": "memory:patch_footprints"})
         clusters = run(1, "computecompositionclusters", {
             "INPUT": footprints["OUTPUT"], "NODATA_CLASS": parameters.get(self.NODATA_CLASS, 0),
@@ -176,8 +178,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "INPUT": signals["OUTPUT"],
             "SAMPLING_METHOD": self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context),
             "OUTPUT": parameters[self.OUTPUT], "OUTPUT_CSV": parameters[self.OUTPUT_CSV],
-            "OUTPUT_REPORT": parameters[self.OUTPUT_REPORT]})
+            "OUTPUT_REPORT": parameters.get(self.OUTPUT_REPORT)})
         style_on_load(self, context, combined["OUTPUT"], GraduatedStyle(SAMPLER_WEIGHT))
         return {self.OUTPUT: combined["OUTPUT"], self.OUTPUT_CSV: combined["OUTPUT_CSV"],
-                self.OUTPUT_REPORT: combined["OUTPUT_REPORT"],
+                self.OUTPUT_REPORT: combined.get("OUTPUT_REPORT"),
                 "EFFECTIVE_SAMPLE_SIZE": combined["EFFECTIVE_SAMPLE_SIZE"]}

@@ -3,7 +3,6 @@
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
@@ -23,6 +22,7 @@ from ...balanced_sampling_plugin.contract import (
 )
 from ...balanced_sampling_plugin.dependencies import RASTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
+from ..parameters import edge_mode_parameter
 from ..utils import engine_errors, engine_progress
 from .base import BalancedSamplingAlgorithm
 
@@ -94,9 +94,7 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.STRIDE, self.tr("Stride (pixels, 0 = patch size)"), QgsProcessingParameterNumber.Integer,
             defaultValue=0, minValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.EDGE_MODE, self.tr("Windows at the raster edge"),
-            options=[self.tr("Drop partial windows"), self.tr("Shift inward to the edge")], defaultValue=0))
+        self.addParameter(edge_mode_parameter(self.EDGE_MODE, self.tr("Windows at the raster edge")))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, self.tr("Patch footprints"), QgsProcessing.TypeVectorPolygon))
 

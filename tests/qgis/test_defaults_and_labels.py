@@ -3,6 +3,7 @@ the chosen method reads."""
 
 import os
 
+import pandas as pd
 import pytest
 from qgis.core import QgsApplication, QgsProcessingFeedback
 
@@ -57,6 +58,29 @@ def test_the_chain_skips_dinov2_when_the_method_does_not_read_it(run_algorithm, 
     assert any("does not read uniqueness, so DINOv2 uniqueness is not computed" in line for line in log), log
     assert result["EFFECTIVE_SAMPLE_SIZE"] > 0
     assert (tmp_path / "t.csv").exists()
+
+
+def test_the_chain_offers_the_edge_mode_and_an_optional_report(run_algorithm, synthetic_dataset, tmp_path):
+    """512 px rasters cut into 200 px windows: dropped edges leave 2 x 2 windows per raster, shifted ones 3 x 3;
+    without a report path nothing else is written, and the steps' raw result dictionaries stay out of the log."""
+    folders = {"IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+               "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 200}
+    counts = {}
+    for edge in (0, 1):
+        log = []
+        feedback = QgsProcessingFeedback()
+        feedback.pushInfo = log.append
+        out = tmp_path / f"edge{edge}"
+        out.mkdir()
+        result = run_algorithm("buildbalanceddataset", {
+            **folders, "EDGE_MODE": edge, "OUTPUT": str(out / "w.gpkg"), "OUTPUT_CSV": str(out / "t.csv")}, feedback)
+        counts[edge] = len(pd.read_csv(result["OUTPUT_CSV"]))
+        assert not result.get("OUTPUT_REPORT")
+        assert sorted(p.name for p in out.iterdir()) == ["t.csv", "w.gpkg"]
+        # One "Results:" line: the one processing.run (this test's caller) writes; none from the steps.
+        assert len([line for line in log if line.startswith("Results:")]) == 1, log
+    rasters = len(synthetic_dataset.images)
+    assert counts == {0: rasters * 4, 1: rasters * 9}
 
 
 def test_the_chain_still_computes_uniqueness_for_a_rank_method(run_algorithm, synthetic_dataset, tmp_path):

@@ -47,7 +47,8 @@ def test_model_inputs_follow_the_chain_and_outputs_are_labelled(plugin):
         "uniqueness:Embedding cache": "Embedding cache (Parquet)",
     }
     optional = {name for name, p in outputs.items() if p.flags() & QgsProcessingParameterDefinition.FlagOptional}
-    assert optional == {"uniqueness:Embedding cache"}  # like the chain: only the cache may be skipped
+    # like the chain: the cache and the report may be skipped, the layer and the training CSV not
+    assert optional == {"uniqueness:Embedding cache", "sampler_weights:Report"}
 
 
 def test_model_is_in_the_algorithms_group(plugin):
