@@ -486,6 +486,14 @@ class OutputFiles:
             discard(partial)
         self._done = []
 
+    def hand_over(self) -> "OutputFiles":
+        """A new :class:`OutputFiles` holding what undoes this one's :meth:`commit`, for a last step that runs after
+        this block has ended (a layer updated in another thread): the caller calls its :meth:`restore` if that step
+        fails, and closes it (``with`` or ``__exit__``) either way."""
+        kept = OutputFiles()
+        kept._done, self._done = self._done, []
+        return kept
+
     def __enter__(self):
         return self
 

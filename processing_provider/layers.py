@@ -16,7 +16,7 @@ from qgis.core import (
     QgsPointXY,
     QgsProcessingException,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from .utils import raise_if_canceled
 
@@ -128,7 +128,8 @@ def write_features(source, sink, fields: QgsFields, table, feedback=None, progre
         out.setGeometry(feature.geometry())
         out.setAttributes(attributes)
         if not sink.addFeature(out, QgsFeatureSink.FastInsert):
-            raise QgsProcessingException(f"Could not write feature {feature.id()} to the output layer.")
+            raise QgsProcessingException(QCoreApplication.translate(
+                "layers", "Could not write feature {} to the output layer.").format(feature.id()))
 
 
 def update_layer_in_place(layer, table, feedback=None) -> None:
@@ -140,25 +141,28 @@ def update_layer_in_place(layer, table, feedback=None) -> None:
     back its buffer would save or discard the user's own pending edits.
     """
     if layer.isEditable():
-        raise QgsProcessingException(
-            f"Layer {layer.name()} was put in edit mode during the run, so its fields were not updated (your "
-            "edits are kept). Save or discard them, leave edit mode and run again.")
+        raise QgsProcessingException(QCoreApplication.translate(
+            "layers", "Layer {} was put in edit mode during the run, so its fields were not updated (your edits "
+            "are kept). Save or discard them, leave edit mode and run again.").format(layer.name()))
     if not layer.startEditing():
-        raise QgsProcessingException(f"Layer {layer.name()} cannot be edited; write a new layer instead.")
+        raise QgsProcessingException(QCoreApplication.translate(
+            "layers", "Layer {} cannot be edited; write a new layer instead.").format(layer.name()))
     try:
         for column in table.columns:
             if layer.fields().indexOf(column) < 0 and not layer.addAttribute(qgis_field_for(column, table[column])):
-                raise QgsProcessingException(f"Could not add field '{column}' to layer {layer.name()}.")
+                raise QgsProcessingException(QCoreApplication.translate(
+                    "layers", "Could not add field '{}' to layer {}.").format(column, layer.name()))
         positions = [layer.fields().indexOf(column) for column in table.columns]
         for n, (fid, row) in enumerate(zip(table.index, table.itertuples(index=False, name=None))):
             if feedback is not None and n % BATCH == 0:
                 raise_if_canceled(feedback)
             values = {position: _to_qgis(value) for position, value in zip(positions, row)}
             if not layer.changeAttributeValues(int(fid), values):
-                raise QgsProcessingException(f"Could not update feature {fid} of layer {layer.name()}.")
+                raise QgsProcessingException(QCoreApplication.translate(
+                    "layers", "Could not update feature {} of layer {}.").format(fid, layer.name()))
         if not layer.commitChanges():
-            raise QgsProcessingException(
-                f"Could not save layer {layer.name()}: {'; '.join(layer.commitErrors())}")
+            raise QgsProcessingException(QCoreApplication.translate("layers", "Could not save layer {}: {}").format(
+                layer.name(), "; ".join(layer.commitErrors())))
     except BaseException:
         layer.rollBack()
         raise
@@ -187,4 +191,5 @@ def write_polygons(sink, fields: QgsFields, table, rings, feedback=None, progres
         feature.setGeometry(QgsGeometry.fromPolygonXY([[QgsPointXY(x, y) for x, y in ring]]))
         feature.setAttributes([_to_qgis(value) for value in row])
         if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
-            raise QgsProcessingException(f"Could not write patch {i} to the output layer.")
+            raise QgsProcessingException(QCoreApplication.translate(
+                "layers", "Could not write patch {} to the output layer.").format(i))

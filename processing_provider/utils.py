@@ -4,6 +4,7 @@ import contextlib
 import os
 
 from qgis.core import QgsProcessingException
+from qgis.PyQt.QtCore import QCoreApplication
 
 from ..balanced_sampling_plugin.errors import BalancedSamplingError
 from ..balanced_sampling_plugin.progress import Progress
@@ -41,7 +42,7 @@ def engine_errors():
 def raise_if_canceled(feedback) -> None:
     """Stop a QGIS-side loop on cancel; raising (not breaking) means no partial output is kept."""
     if feedback is not None and feedback.isCanceled():
-        raise QgsProcessingException("Canceled by the user; nothing was written.")
+        raise QgsProcessingException(QCoreApplication.translate("utils", "Canceled by the user; nothing was written."))
 
 
 def run_child(algorithm_id: str, parameters: dict, context, feedback) -> dict:
@@ -54,11 +55,13 @@ def run_child(algorithm_id: str, parameters: dict, context, feedback) -> dict:
 
     algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
     if algorithm is None:
-        raise QgsProcessingException(f"Algorithm {algorithm_id} is not registered.")
+        raise QgsProcessingException(QCoreApplication.translate(
+            "utils", "Algorithm {} is not registered.").format(algorithm_id))
     ok, message = algorithm.checkParameterValues(parameters, context)
     if not ok:
         raise QgsProcessingException(message)
     results, ok = algorithm.run(parameters, context, feedback, {}, False)
     if not ok:
-        raise QgsProcessingException(f"{algorithm.displayName()} did not finish.")
+        raise QgsProcessingException(QCoreApplication.translate(
+            "utils", "{} did not finish.").format(algorithm.displayName()))
     return results

@@ -1,5 +1,6 @@
 """What every Balanced Sampling algorithm shares: translation, icon, group, instance creation."""
 
+import contextlib
 import os
 import re
 
@@ -285,7 +286,9 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         finally:
             del sink  # closes the file: everything is on disk before the rename, nothing open on failure
         if not partial_id.startswith(partial):
-            raise QgsProcessingException(f"QGIS wrote the output '{partial_id}', not '{partial}' as asked.")
+            raise QgsProcessingException(QCoreApplication.translate(
+                "BalancedSamplingAlgorithm", "QGIS wrote the output '{}', not '{}' as asked.").format(
+                partial_id, partial))
         dest_id = final + partial_id[len(partial):]  # keeps a '|layername=...' QGIS added
         load_on_completion(self, parameters, name, context, dest_id)
         return dest_id
@@ -327,6 +330,10 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
             with engine_errors():
                 if update is None:
                     outputs.commit()
+                    if getattr(self, "_in_place", None) is not None:
+                        # The memory layer is updated after the run, in the main thread: until it is, the files
+                        # just placed can still be put back (postProcessAlgorithm).
+                        self._committed_files = outputs.hand_over()
                     return
                 self._geopackage_update = None
                 layer, (path, layer_name), table, progress = update
@@ -345,7 +352,14 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         pending = getattr(self, "_in_place", None)
         if pending is not None:
             self._in_place = None
-            update_layer_in_place(*pending, feedback)
+            committed, self._committed_files = getattr(self, "_committed_files", None), None
+            with committed or contextlib.nullcontext():
+                try:
+                    update_layer_in_place(*pending, feedback)
+                except BaseException:
+                    if committed is not None:
+                        committed.restore()  # the layer kept its fields: the files the run replaced come back
+                    raise
         layer = getattr(self, "_reload_after_run", None)
         if layer is not None:
             self._reload_after_run = None

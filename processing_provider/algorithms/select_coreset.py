@@ -151,14 +151,14 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             self.GRID_CELL_SIZE, self.tr("Grid cell size (map units)"), QgsProcessingParameterNumber.Double,
             defaultValue=1000.0, minValue=0), 2))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.MIN_DISTANCE, self.tr("Minimum distance between selected patches (0 = off)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
-            minValue=0), 2))
+            self.MIN_DISTANCE, self.tr("Minimum distance between selected patches (0 = off)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0), 2))
         self.addParameter(QgsProcessingParameterExpression(
             self.SUBPOOL_EXPRESSION, self.tr("Method picks only where (e.g. \"cls_4\" > 0.5)"),
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.METHOD_BUDGET, self.tr("Method's own budget (0 = the rest of the budget)"), QgsProcessingParameterNumber.Double, defaultValue=0.0,
-            minValue=0), 3))
+            self.METHOD_BUDGET, self.tr("Method's own budget (0 = the rest of the budget)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0), 3))
         advanced = [
             QgsProcessingParameterString(
                 self.DINO_MODEL, self.tr("Model in the embedding cache"),

@@ -428,6 +428,27 @@ def test_restore_after_commit_puts_the_earlier_files_back(tmp_path):
     assert partial_folders(tmp_path) == []
 
 
+def test_a_commit_handed_over_can_be_undone_after_its_block_ended(tmp_path):
+    """A last step that runs after the block (a memory layer updated in the main thread) keeps the undo."""
+    write(tmp_path / "a.csv", "old a")
+    with OutputFiles() as outputs:
+        write(outputs.partial(tmp_path / "a.csv"), "new a")
+        outputs.commit()
+        kept = outputs.hand_over()
+    assert read(tmp_path / "a.csv") == "new a" and partial_folders(tmp_path)  # the old file still aside
+    with kept:
+        kept.restore()  # the last step failed
+    assert read(tmp_path / "a.csv") == "old a" and partial_folders(tmp_path) == []
+
+    with OutputFiles() as outputs:
+        write(outputs.partial(tmp_path / "a.csv"), "newer a")
+        outputs.commit()
+        kept = outputs.hand_over()
+    with kept:  # the last step succeeded: the replaced file goes
+        pass
+    assert read(tmp_path / "a.csv") == "newer a" and partial_folders(tmp_path) == []
+
+
 def test_a_kill_between_moving_aside_and_placing_is_repaired_by_the_next_run(tmp_path):
     write(tmp_path / "a.csv", "old a")
     # What a process killed mid-commit leaves: its partial folder holds the new file and, aside, the old one.

@@ -52,6 +52,46 @@ def test_a_memory_layer_put_in_edit_mode_during_the_run_keeps_the_users_edits(fo
     memory.rollBack()
 
 
+def test_a_refused_memory_layer_update_puts_back_the_files_the_run_replaced(run_algorithm, clusters_path, tmp_path):
+    """Combine in place on a memory layer with a training CSV and a report: the layer is updated after the run, in
+    the main thread; when that is refused (the user began editing it meanwhile), the CSV and report it had
+    already put in place give way to the earlier files again."""
+    from qgis.core import QgsProcessingFeedback
+
+    memory = QgsVectorLayer(clusters_path, "clusters", "ogr").materialize(QgsFeatureRequest())
+    csv, report = tmp_path / "train.csv", tmp_path / "report.html"
+    run_algorithm("combinesamplerweights", {"INPUT": clusters_path, "SAMPLING_METHOD": 6,
+                                            "OUTPUT": str(tmp_path / "first.gpkg"),
+                                            "OUTPUT_CSV": str(csv), "OUTPUT_REPORT": str(report)})
+    before = {path: (sha1(path), path.stat().st_ino) for path in (csv, report)}
+
+    feedback = QgsProcessingFeedback()
+    push_info = feedback.pushInfo
+
+    def begin_editing_late(message):  # the user starts editing as the run reports its written CSV
+        if message.startswith("Training CSV") and not memory.isEditable():
+            memory.startEditing()
+        push_info(message)
+
+    feedback.pushInfo = begin_editing_late
+    errors = []
+    feedback.reportError = lambda message, fatal=False: errors.append(message)
+    # QGIS reports an error of the step after the run (postProcessAlgorithm) in the log rather than raising it.
+    run_algorithm("combinesamplerweights", {"INPUT": memory, "SAMPLING_METHOD": 6, "IN_PLACE": True,
+                                            "OUTPUT_CSV": str(csv), "OUTPUT_REPORT": str(report)}, feedback)
+    assert any("was put in edit mode during the run" in message for message in errors), errors
+    assert memory.isEditable() and memory.fields().indexOf("sampler_weight") < 0
+    assert {path: (sha1(path), path.stat().st_ino) for path in (csv, report)} == before  # the very same files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.gpkg", "report.html", "train.csv"]
+    memory.rollBack()
+
+    # Without the interruption the same run puts both files and the fields in place.
+    run_algorithm("combinesamplerweights", {"INPUT": memory, "SAMPLING_METHOD": 6, "IN_PLACE": True,
+                                            "OUTPUT_CSV": str(csv), "OUTPUT_REPORT": str(report)})
+    assert memory.fields().indexOf("sampler_weight") >= 0 and csv.stat().st_ino != before[csv][1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.gpkg", "report.html", "train.csv"]
+
+
 def test_failed_run_leaves_the_file_unchanged(run_algorithm, footprints_path, tmp_path):
     def point_to_missing_file(layer, feature):
         layer.changeAttributeValue(feature.id(), layer.fields().indexOf("mask_path"), "/nowhere/missing.tif")
