@@ -8,7 +8,8 @@ File layout: one row per (patch, model), columns
   stretch, precision),
 - ``embedding`` (list<float32>): the CLS embedding,
 - ``image_state`` (string, may be null): the image file's state when its pixels were read, :func:`image_state`
-  (``"<size>:<mtime_ns>"``). Files written before this column existed lack it; they are read as all null.
+  (``"<size>:<mtime_ns>"``), followed by ``":<digest>"``, the BLAKE2b-128 digest of the file's bytes
+  (:func:`with_digests`). Files written before this column existed lack it; they are read as all null.
 
 Semantics:
 
@@ -18,9 +19,11 @@ Semantics:
   does) returns only rows whose ``image_state`` equals the state of the key's image now: an image rewritten in
   place (its size or modification time changed) is recomputed, as is a row with no state (an older cache),
   and the new row replaces the old one. The state is taken before the pixels are read, so an image changed
-  during a run is recomputed by the next one. Only touching a file (``touch``, a copy that does not keep
-  times) also recomputes it: the safe direction. A rewrite that keeps both the size and the modification time
-  (e.g. within the time resolution of a coarse file system) is not seen.
+  during a run is recomputed by the next one. An image whose time changed but not its size (``touch``, a copy
+  that does not keep times, a tile regenerated with the same bytes) is read once to compare its digest with
+  the stored one (:func:`agreeing_states`): the same bytes reuse the row (rewritten with the new time, so the
+  next run does not read the file again), other bytes recompute it. A rewrite that keeps both the size and the
+  modification time (e.g. within the time resolution of a coarse file system) is not seen.
 - The file may hold several models and patches that are no longer in the table. They are
   kept when the file is rewritten but never returned for another model, so switching
   models back and forth reuses both sets of embeddings and never mixes them.
@@ -114,6 +117,86 @@ def image_state(path) -> str | None:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+#: Bytes read at a time to digest an image file.
+DIGEST_CHUNK = 4 << 20
+#: Digests of image files this process has read: (path, state) -> hex digest (the state names the file version).
+_digests: dict = {}
+
+
+def file_digest(path, state: str | None = None, progress: Progress | None = None) -> str | None:
+    """BLAKE2b-128 hex digest of the bytes of the file at ``path``, or None when it cannot be read. With ``state``
+    (its :func:`image_state`) the digest is remembered for this process, so one file version is read once.
+    Cancel is checked between 4 MiB chunks."""
+    key = (os.fspath(path), state)
+    if state is not None and key in _digests:
+        return _digests[key]
+    import hashlib
+
+    progress = as_progress(progress)
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(os.fspath(path), "rb") as handle:
+            while chunk := handle.read(DIGEST_CHUNK):
+                progress.check_canceled()
+                digest.update(chunk)
+    except (OSError, ValueError):
+        return None
+    if state is not None:
+        _digests[key] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _split_state(state: str):
+    """``"size:mtime[:digest]"`` -> (``"size:mtime"``, size, digest or None)."""
+    parts = state.split(":")
+    return ":".join(parts[:2]), parts[0], parts[2] if len(parts) > 2 else None
+
+
+def with_digests(states, paths, progress: Progress | None = None) -> np.ndarray:
+    """``states`` (m,) of :func:`image_state` with each file's digest appended (``"size:mtime:digest"``), the
+    images at ``paths`` (m,) read once each; a None state, or a file that cannot be read, is left as it is."""
+    states = np.asarray(states, dtype=object).copy()
+    progress = as_progress(progress)
+    distinct = {}
+    for i, (state, path) in enumerate(zip(states, paths)):
+        if state is None or pd.isna(state) or len(state.split(":")) > 2:
+            continue
+        if path not in distinct:
+            digest = file_digest(path, state, progress)
+            distinct[path] = None if digest is None else f"{state}:{digest}"
+        if distinct[path] is not None:
+            states[i] = distinct[path]
+    return states
+
+
+def agreeing_states(stored, current, paths=None, progress: Progress | None = None):
+    """Which stored image states (m,) still hold for the images now: ``current`` (m,) their :func:`image_state`
+    now, ``paths`` (m,) the image files (for the digest; None: size and time only).
+
+    A stored state agrees when its size and modification time equal the current ones, or when only the time
+    differs and the file's bytes have the digest stored with it (the file is read once per version); a missing
+    state on either side never agrees.
+
+    Returns
+    -------
+    agree : (m,) bool
+    by_digest : (m,) bool, those that agree through the digest only (their stored state is out of date).
+    """
+    stored, current = np.asarray(stored, dtype=object), np.asarray(current, dtype=object)
+    known = ~pd.isna(stored) & ~pd.isna(current)
+    size_and_time = pd.Series(stored, dtype=object).str.extract(r"^([^:]*:[^:]*)", expand=False)
+    agree = known & (size_and_time.to_numpy(dtype=object) == current).astype(bool)
+    by_digest = np.zeros(len(stored), bool)
+    if paths is not None:
+        for i in np.flatnonzero(known & ~agree):  # rare: images touched or rewritten since
+            if paths[i] is None:
+                continue
+            size, digest = _split_state(stored[i])[1:]
+            if digest is not None and size == current[i].split(":")[0]:
+                by_digest[i] = agree[i] = file_digest(paths[i], current[i], progress) == digest
+    return agree, by_digest
+
+
 def image_states(paths) -> np.ndarray:
     """:func:`image_state` of each of ``paths`` (m,), as an (m,) object array; each distinct path is stat'ed
     once (many patches share an image)."""
@@ -132,6 +215,7 @@ class EmbeddingCache:
     def __init__(self, path, progress: Progress | None = None):
         self.path = os.fspath(path)
         self.progress = as_progress(progress)
+        self.outdated = np.zeros(0, dtype=bool)  # set by each lookup: keys found through the digest only
         # A single file is read whole; a partitioned cache part by part at each lookup, so a cache larger than
         # memory is never held at once (only the part being read, and the rows asked for).
         self.partitioned = is_partitioned(self.path)
@@ -195,7 +279,7 @@ class EmbeddingCache:
                   "file.").format(path=path, error=exc)
             ) from exc
 
-    def lookup(self, keys, model: str, dim: int, states=None):
+    def lookup(self, keys, model: str, dim: int, states=None, paths=None):
         """Cached embeddings of ``keys`` for ``model``.
 
         Parameters
@@ -204,7 +288,10 @@ class EmbeddingCache:
         model : resolved model name
         dim : the model's embedding size; rows of another length are stale
         states : sequence of str or None, length m, optional: the :func:`image_state` of each key's image now;
-            given, a row is usable only when its ``image_state`` equals it (a row without one never is)
+            given, a row is usable only when its ``image_state`` agrees with it (:func:`agreeing_states`; a row
+            without one never does)
+        paths : sequence of str, length m, optional: each key's image file, read for its digest when only its
+            time changed (without: a changed time recomputes)
 
         Returns
         -------
@@ -212,14 +299,16 @@ class EmbeddingCache:
         embeddings : (found.sum(), dim) float32, in the order of the found keys.
         """
         out = np.zeros((len(keys), dim), dtype=np.float32)
-        found = self.lookup_into(keys, model, out, states)
+        found = self.lookup_into(keys, model, out, states, paths)
         return found, out[found]
 
-    def lookup_into(self, keys, model: str, out, states=None) -> np.ndarray:
+    def lookup_into(self, keys, model: str, out, states=None, paths=None) -> np.ndarray:
         """Write the cached embeddings of ``keys`` (m,) for ``model`` into the rows of ``out`` (m, dim) (an array or
         a memory map) and return the (m,) bool mask of the keys found; other rows are left as they are. With
-        ``states`` (m,) (see :meth:`lookup`) only rows of the same image state are used, and the log says how many
-        keys had rows of an image that changed since. A partitioned cache is read one part at a time."""
+        ``states`` (m,) (and ``paths``, see :meth:`lookup`) only rows of an agreeing image state are used, and the
+        log says how many keys had rows of an image that changed since. A partitioned cache is read one part at
+        a time. :attr:`outdated` is then the (m,) bool mask of the keys found through their image's digest only,
+        whose rows :meth:`save` should rewrite with the new state."""
         keys = pd.Index(keys)
         if states is not None:
             states = np.asarray(states, dtype=object)
@@ -227,6 +316,7 @@ class EmbeddingCache:
                 raise ValueError(_("{n} image states were given for {keys} keys; give one per key.").format(
                 n=len(states), keys=len(keys)))
         found = np.zeros(len(keys), dtype=bool)
+        self.outdated = np.zeros(len(keys), dtype=bool)
         changed = np.zeros(len(keys), dtype=bool)  # a row of another image state was seen
         unrecorded = np.zeros(len(keys), dtype=bool)  # a row without an image state (an older cache) was seen
         tables = [self._table] if not self.partitioned else self._parts
@@ -237,6 +327,17 @@ class EmbeddingCache:
             if table is None:
                 continue
             stale += self._fill(table, keys, model, out, found, states, changed, unrecorded)
+        retry = changed & ~found
+        if paths is not None and retry.any():
+            # Rows of an image whose time changed: a second pass reads those images' digests (only theirs, so a
+            # partitioned cache's older rows of images found above are never read for).
+            retry_paths = np.where(retry, np.asarray(paths, dtype=object), None)
+            for table in tables:
+                if isinstance(table, str):
+                    table = self._read_file(table)
+                if table is not None:
+                    self._fill(table, keys, model, out, found, states, paths=retry_paths, outdated=self.outdated,
+                               progress=self.progress)
         if stale:
             self.progress.info(
                 _("{n} cached embeddings of '{model}' do not have {dim} values; recomputing them.").format(
@@ -244,10 +345,14 @@ class EmbeddingCache:
             )
         # A key recomputed since has a usable row too (a partitioned cache keeps the old one): not counted.
         changed, unrecorded = int((changed & ~found).sum()), int((unrecorded & ~changed & ~found).sum())
+        if self.outdated.any():
+            self.progress.info(
+                _("{n} cached embeddings are of an image whose file time changed but whose bytes did not (compared "
+                  "by digest); reused.").format(n=int(self.outdated.sum())))
         if changed:
             self.progress.info(
-                _("{n} cached embeddings are of an image that changed since (file size or time differ); recomputing "
-                  "them.").format(n=changed))
+                _("{n} cached embeddings are of an image that changed since (its file size, or its time and content, "
+                  "differ); recomputing them.").format(n=changed))
         if unrecorded:
             self.progress.info(
                 _("{n} cached embeddings were written before the cache recorded the state of their image (file size "
@@ -256,11 +361,13 @@ class EmbeddingCache:
         return found
 
     @staticmethod
-    def _fill(table, keys, model, out, found, states=None, changed=None, unrecorded=None) -> int:
+    def _fill(table, keys, model, out, found, states=None, changed=None, unrecorded=None, paths=None,
+              outdated=None, progress=None) -> int:
         """Rows of ``table`` for ``model`` and ``keys`` (a pandas Index: hashed once for every part) into
         ``out``/``found`` (a later row wins); the number of rows of another length (stale). With ``states``, only
-        rows of the key's image state are used; the keys with a row of another state are marked in ``changed``,
-        those with a row without a state in ``unrecorded``."""
+        rows agreeing with the key's image state are used (:func:`agreeing_states`, ``paths`` the keys' images);
+        the keys with a row of another state are marked in ``changed``, those with a row without a state in
+        ``unrecorded``, those whose row agrees through the digest only in ``outdated``."""
         pa, pc = _pyarrow(), _compute()
         dim = out.shape[1]
         rows = table.filter(pc.equal(table[MODEL], model))
@@ -269,12 +376,17 @@ class EmbeddingCache:
         lengths = pc.list_value_length(rows[EMBEDDING]).to_numpy(zero_copy_only=False)
         stale = asked & (lengths != dim)
         usable = asked & ~stale
+        by_digest = np.zeros(len(position), bool)
         if states is not None and usable.any():
             stored = np.asarray(rows[STATE].to_numpy(zero_copy_only=False), dtype=object)
             wanted = np.full(len(position), None, dtype=object)
             wanted[usable] = states[position[usable]]
+            row_paths = None
+            if paths is not None:
+                row_paths = np.full(len(position), None, dtype=object)
+                row_paths[usable] = np.asarray(paths, dtype=object)[position[usable]]
             missing = pd.isna(stored)
-            same = ~missing & (stored == wanted).astype(bool)
+            same, by_digest = agreeing_states(np.where(usable, stored, None), wanted, row_paths, progress)
             if changed is not None:
                 changed[position[usable & ~missing & ~same]] = True
             if unrecorded is not None:
@@ -282,9 +394,11 @@ class EmbeddingCache:
             usable &= same
         if not usable.any():
             return int(stale.sum())
-        rows, position = rows.filter(pa.array(usable)), position[usable]
+        rows, position, by_digest = rows.filter(pa.array(usable)), position[usable], by_digest[usable]
         # A key stored twice: the later row wins.
         last = np.flatnonzero(~pd.Index(position).duplicated(keep="last"))
+        if outdated is not None:
+            outdated[position[last]] = by_digest[last]
         values = rows[EMBEDDING].combine_chunks().flatten().to_numpy(zero_copy_only=False)
         matrix = values.astype(np.float32, copy=False).reshape(-1, dim)
         out[position[last]] = matrix[last]

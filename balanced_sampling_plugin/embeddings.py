@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import PRECISIONS
-from .embedding_cache import EmbeddingCache, image_states
+from .embedding_cache import EmbeddingCache, image_states, with_digests
 from .embedding_tasks import (
     ModelSpec,
     forget_models,
@@ -666,7 +666,11 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                                "reused.").format(model=name))
             found = np.zeros(len(unique_keys), bool)
         elif cache:
-            found = cache.lookup_into(unique_keys, identity, vectors, states)
+            image_paths = [window[0] for window in windows]
+            found = cache.lookup_into(unique_keys, identity, vectors, states, image_paths)
+            if cache.outdated.any():  # same bytes, new file time: stored again with it, so the next run reads nothing
+                cache.save(unique_keys[cache.outdated], identity, vectors[cache.outdated],
+                           with_digests(states[cache.outdated], np.asarray(image_paths, dtype=object)[cache.outdated]))
         else:
             found = np.zeros(len(unique_keys), bool)
         # Image order lets each reader thread reuse its open dataset.
@@ -674,6 +678,9 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         if cache:
             progress.info(_("Embedding cache '{path}': {reused} of {total} patches reused, {todo} to compute.").format(
                 path=cache.path, reused=int(found.sum()), total=len(unique_keys), todo=len(todo)))
+            # Each image to read gets its bytes' digest stored with its vectors (read once per image): a later run
+            # that finds only its time changed (a copy that does not keep times) compares it instead of recomputing.
+            states[todo] = with_digests(states[todo], [windows[i][0] for i in todo], opening)
         device = None
         if todo and executor is not None and not executor.in_process:
             device = "cluster"

@@ -2,7 +2,9 @@
 
 The cache holds one row per (patch, model): ``patch_key`` is :func:`~balanced_sampling_plugin.records.patch_id`
 of the normalised image path and the window, ``model`` the identity of the model and of how pixels reached
-it, ``image_state`` the image file's size and modification time when its pixels were read. Rows are joined to
+it, ``image_state`` the image file's size, modification time and digest when its pixels were read (an image
+whose time changed but not its bytes still agrees, :func:`~balanced_sampling_plugin.embedding_cache.agreeing_states`).
+Rows are joined to
 the table by that key; the model is the one given, or the only one the file holds for these patches. A vector
 of an image that changed since is refused where the image is present; where it is not (the coreset may run on
 a machine without the images), or for a row without a state (an older cache), the vector is taken as it is.
@@ -16,7 +18,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..embedding_cache import EMBEDDING, KEY, MODEL, STATE, image_state
+from ..embedding_cache import EMBEDDING, KEY, MODEL, STATE, agreeing_states, image_state
 from ..errors import BalancedSamplingError, require
 from ..i18n import _
 from ..records import (
@@ -82,6 +84,8 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
     state_of = {p: image_state(normalize_path(p)) for p in pd.unique(records[IMAGE_PATH])}
     here = pd.Series(records[IMAGE_PATH].map(state_of).to_numpy(dtype=object), index=keys)
     here = here[~here.index.duplicated()]
+    image_of = pd.Series([normalize_path(p) for p in records[IMAGE_PATH]], index=keys, dtype=object)
+    image_of = image_of[~image_of.index.duplicated()]
     identities = sorted(frame[MODEL].dropna().unique().tolist())
     if model:
         chosen = [m for m in identities if _model_matches(m, model)]
@@ -100,7 +104,8 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
         # A key with several rows (a partitioned cache keeps the row an image change replaced): one of the image's
         # current state wins, then the later one.
         stored = rows[STATE].to_numpy(dtype=object)
-        current = ~pd.isna(stored) & (stored == here.reindex(rows[KEY]).to_numpy(dtype=object))
+        current = agreeing_states(stored, here.reindex(rows[KEY]).to_numpy(dtype=object),
+                                  image_of.reindex(rows[KEY]).to_numpy(dtype=object))[0]
         rows = rows.iloc[np.argsort(current, kind="stable")]
     rows = rows.drop_duplicates(KEY, keep="last").set_index(KEY)
     position = pd.Index(rows.index).get_indexer(keys)
@@ -117,13 +122,14 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
     if has_states:
         stored = rows[STATE].to_numpy(dtype=object)[np.maximum(position, 0)]
         now = here.reindex(keys).to_numpy(dtype=object)
-        changed = np.flatnonzero(~pd.isna(stored) & ~pd.isna(now) & (stored != now))
+        agree = agreeing_states(stored, now, image_of.reindex(keys).to_numpy(dtype=object))[0]
+        changed = np.flatnonzero(~pd.isna(stored) & ~pd.isna(now) & ~agree)
         if len(changed):
             shown = "; ".join(describe_patch(records, records.index[i]) for i in changed[:SHOWN_MISSING])
             more = len(changed) - SHOWN_MISSING
             raise BalancedSamplingError(
-                _("The image of {n} of {total} patches changed after its embedding was computed (the file's size "
-                  "or modification time differ from when it was read): {patches}{more}. Re-run '{algorithm}' with "
+                _("The image of {n} of {total} patches changed after its embedding was computed (the file's size, "
+                  "or its modification time and content, differ from when it was read): {patches}{more}. Re-run '{algorithm}' with "
                   "this cache '{path}' to compute their embeddings again.").format(
                     n=len(changed), total=len(keys), patches=shown,
                     more=_(" and {n} more").format(n=more) if more > 0 else "",

@@ -471,6 +471,13 @@ def test_a_partitioned_cache_adds_one_part_per_save_and_reads_like_a_file(tmp_pa
 # --------------------------------------------------------------------------- an image changed since its embedding
 
 
+def stored_state(path) -> str:
+    """What the cache stores for the image at ``path`` now: its size and time, then its bytes' digest."""
+    from balanced_sampling_plugin.embedding_cache import file_digest, image_state
+
+    return f"{image_state(normalize_path(path))}:{file_digest(path)}"
+
+
 def _rewrite(path, seed):
     """Rewrite the 64 x 64 RGB image at ``path`` in place with other pixels (the same file size); its state must
     change (on a file system whose times are coarser than this test's pace, the time is moved on)."""
@@ -523,21 +530,44 @@ def test_an_image_rewritten_in_place_is_recomputed_and_an_untouched_one_reused(m
     np.testing.assert_array_equal(third.embeddings, second.embeddings)
     assert not any("changed since" in m for m in messages), messages
 
-    # Only touched (same pixels, a new time): recomputed all the same, the safe direction; same vectors.
+    # Only touched (same bytes, a new time, as a copy that does not keep times leaves it): the file is read once
+    # for its digest, which equals the stored one: reused, and stored again with the new time.
+    from balanced_sampling_plugin import embedding_cache
+    from balanced_sampling_plugin.embedding_cache import image_state
+
     stat = os.stat(image)
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     touched, messages = run()
-    assert (touched.computed, touched.reused) == (4, 0)
-    assert any("changed since" in m for m in messages), messages
-    np.testing.assert_allclose(touched.embeddings, second.embeddings, atol=1e-6)
+    assert (touched.computed, touched.reused) == (0, 4)
+    assert any("4 cached embeddings are of an image whose file time changed but whose bytes did not" in m
+               for m in messages), messages
+    assert not any("changed since" in m for m in messages), messages
+    np.testing.assert_array_equal(touched.embeddings, second.embeddings)
+    latest = _stored_rows(cache).drop_duplicates("patch_key", keep="last")
+    assert {state.rsplit(":", 1)[0] for state in latest["image_state"]} == {image_state(normalize_path(image))}
+    embedding_cache._digests.clear()  # a new process: nothing remembered, and nothing needs reading
+    read = []
+    original = embedding_cache.file_digest
+    embedding_cache.file_digest = lambda *args, **kwargs: read.append(args) or original(*args, **kwargs)
+    try:
+        again, messages = run()
+    finally:
+        embedding_cache.file_digest = original
+    assert (again.computed, again.reused, read) == (0, 4, [])
+
+    # Touched and rewritten with other pixels of the same size: the digest differs, recomputed.
+    _rewrite(image, seed=3)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 9_000_000_000))
+    assert os.path.getsize(image) == stat.st_size
+    rewritten, messages = run()
+    assert (rewritten.computed, rewritten.reused) == (4, 0)
+    assert any("4 cached embeddings are of an image that changed since" in m for m in messages), messages
 
     stored = _stored_rows(cache)
     if layout == "file":  # one row per patch: the new rows replaced the old ones
         assert len(stored) == 4
-    from balanced_sampling_plugin.embedding_cache import image_state
-
     latest = stored.drop_duplicates("patch_key", keep="last")
-    assert set(latest["image_state"]) == {image_state(normalize_path(image))}
+    assert set(latest["image_state"]) == {stored_state(image)}
 
 
 @pytest.mark.parametrize("layout", ["file", "folder"])
@@ -571,7 +601,7 @@ def test_an_old_cache_without_image_states_is_recomputed_and_rewritten_with_them
         assert len(stored) == 4  # rewritten with the column, the old rows replaced
         assert "image_state" in pq.read_schema(cache).names
     latest = stored.drop_duplicates("patch_key", keep="last")
-    assert set(latest["image_state"]) == {image_state(normalize_path(flat_image))}
+    assert set(latest["image_state"]) == {stored_state(flat_image)}
     again = extract_embeddings(records, dino_model=model, parquet_path=cache, num_workers=0)
     assert (again.computed, again.reused) == (0, 4)
 
@@ -600,3 +630,21 @@ def test_an_embedding_task_stores_the_image_states_in_its_part(model, flat_image
     assert stored["patch_key"].tolist() == keys and stored["image_state"].tolist() == list(states)
     found, _ = EmbeddingCache(folder).lookup(keys, "id", 32, states)
     assert found.all()
+
+
+def test_agreeing_states_compares_size_and_time_then_the_digest(tmp_path):
+    from balanced_sampling_plugin.embedding_cache import agreeing_states, file_digest, image_state
+
+    image = tmp_path / "a.tif"
+    image.write_bytes(b"0123456789")
+    now = image_state(str(image))
+    size = now.split(":")[0]
+    digest = file_digest(str(image))
+    stored = np.array([now, f"{now}:{digest}", f"{size}:1:{digest}", f"{size}:1:{'0' * 32}", f"{size}:1",
+                       f"99:1:{digest}", None, now], dtype=object)
+    current = np.array([now] * 7 + [None], dtype=object)
+    agree, by_digest = agreeing_states(stored, current, [str(image)] * 8)
+    assert agree.tolist() == [True, True, True, False, False, False, False, False]
+    assert by_digest.tolist() == [False, False, True, False, False, False, False, False]
+    # Without the paths only size and time count.
+    assert agreeing_states(stored, current)[0].tolist() == [True, True, False, False, False, False, False, False]

@@ -12,7 +12,12 @@ pytest.importorskip("distributed", reason="dask/distributed are installed by mak
 
 from balanced_sampling_plugin import embedding_tasks  # noqa: E402
 from balanced_sampling_plugin.compute import DaskExecutor  # noqa: E402
-from balanced_sampling_plugin.embedding_cache import EmbeddingCache, image_state, is_partitioned  # noqa: E402
+from balanced_sampling_plugin.embedding_cache import (  # noqa: E402
+    EmbeddingCache,
+    file_digest,
+    image_state,
+    is_partitioned,
+)
 from balanced_sampling_plugin.embeddings import extract_embeddings  # noqa: E402
 from balanced_sampling_plugin.errors import BalancedSamplingError, OperationCanceled  # noqa: E402
 from balanced_sampling_plugin.footprints import build_footprints  # noqa: E402
@@ -81,7 +86,8 @@ def test_workers_write_a_partitioned_cache_and_a_rerun_computes_only_missing_pat
     assert len(parts) == 8  # one part per task, written by the workers
     # Each vector is stored with its image's file state, taken by the client before the workers read the pixels.
     stored = pq.read_table(folder).to_pandas().drop_duplicates("patch_key").set_index("patch_key")["image_state"]
-    expected = {key: image_state(normalize_path(path)) for key, path in zip(patch_ids(records), records.image_path)}
+    expected = {key: f"{image_state(normalize_path(path))}:{file_digest(path)}"  # size, time, bytes' digest
+                for key, path in zip(patch_ids(records), records.image_path)}
     assert stored.to_dict() == expected
     os.remove(os.path.join(folder, parts[3]))  # a lost partition: only its 48 patches are computed again
     second = extract_embeddings(records, dino_model=model, precision="fp32", executor=cluster, parquet_path=folder)

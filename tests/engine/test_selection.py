@@ -397,10 +397,22 @@ def test_embeddings_of_an_image_changed_since_are_refused_where_the_image_is(tmp
                                     states=[image_state(here), image_state(here), "123:456"])
     np.testing.assert_array_equal(load_embeddings(frame, cache), vectors)  # 'away' is not here: taken
 
-    stat = os.stat(here)
+    stat, stat_state = os.stat(here), image_state(here)
     os.utime(here, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # the image changed since
     with pytest.raises(BalancedSamplingError, match=r"The image of 2 of 3 patches changed after its embedding was "
                                                     r"computed.*here\.tif.*col_off=256.*Compute DINOv2 uniqueness"):
+        load_embeddings(frame, cache)
+
+    # Stored with the bytes' digest (as extract_embeddings stores it): a new time alone is no change, new bytes are.
+    from balanced_sampling_plugin.embedding_cache import with_digests
+
+    EmbeddingCache(str(cache)).save(keys[:2], "m|weights=a", vectors[:2], states=with_digests([stat_state] * 2,
+                                                                                             [here] * 2))
+    os.utime(here, ns=(stat.st_atime_ns, stat.st_mtime_ns + 7_000_000_000))
+    np.testing.assert_array_equal(load_embeddings(frame, cache), vectors)
+    with open(here, "wb") as handle:
+        handle.write(b"pixelz")  # the same size, other bytes
+    with pytest.raises(BalancedSamplingError, match=r"The image of 2 of 3 patches changed after its embedding"):
         load_embeddings(frame, cache)
 
     # Recomputed for the new state (a partitioned cache keeps the old row in an older part): accepted again.
