@@ -573,8 +573,6 @@ def test_an_image_rewritten_in_place_is_recomputed_and_an_untouched_one_reused(m
 @pytest.mark.parametrize("layout", ["file", "folder"])
 def test_an_old_cache_without_image_states_is_recomputed_and_rewritten_with_them(model, flat_image, tmp_path,
                                                                                    layout):
-    from balanced_sampling_plugin.embedding_cache import image_state
-
     records = grid_records(flat_image, 2, 2)
     reference = extract_embeddings(records, dino_model=model, num_workers=0)
     keys = [patch_id(flat_image, r, c, PATCH) for r in (0, PATCH) for c in (0, PATCH)]
