@@ -108,7 +108,8 @@ def find_pairs(image_folder: str, image_pattern: str, mask_folder: str, mask_pat
             folder=mask_folder, pattern=repr(mask_pattern)))
     if normalize_path(image_folder) == normalize_path(mask_folder):
         # One folder for both: files whose name carries a mask word are masks.
-        mask_set = {normalize_path(m) for m in masks if pairing_key(m) != os.path.splitext(os.path.basename(m))[0].lower()}
+        mask_set = {normalize_path(m) for m in masks
+                    if pairing_key(m) != os.path.splitext(os.path.basename(m))[0].lower()}
         images = [i for i in images if normalize_path(i) not in mask_set]
         masks = [m for m in masks if normalize_path(m) in mask_set]
     return pair_images_and_masks(images, masks)

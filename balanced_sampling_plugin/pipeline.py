@@ -388,7 +388,8 @@ def log_documented_defaults(config: BalancedDatasetConfig, progress: Optional[Pr
     """Say which defaults of the pytorch-smt-tools documentation applied where its code has others."""
     used = [(key, value) for key, value in config.defaults_applied
             if (".embeddings." in key and config.runs_dinov2)
-            or (".clustering." in key and config.mode != "embeddings_only" and config.clustering.k_selection == "elbow")]
+            or (".clustering." in key and config.mode != "embeddings_only"
+                and config.clustering.k_selection == "elbow")]
     if used:
         shown = ", ".join(f"{key} = {str(value).lower() if isinstance(value, bool) else value}" for key, value in used)
         as_progress(progress).info(

@@ -561,7 +561,8 @@ def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Pro
     return indices, np.clip(distances, 0.0, 2.0)
 
 
-def uniqueness_scores(embeddings, k: int = 5, backend: str = DEFAULT_BACKEND, progress: Progress | None = None, **params):
+def uniqueness_scores(embeddings, k: int = 5, backend: str = DEFAULT_BACKEND, progress: Progress | None = None,
+                      **params):
     """Uniqueness of every row: mean cosine distance to its ``k`` nearest other rows.
 
     ``k`` is clipped to ``n - 1`` with a warning; ``n < 2`` raises. Returns (n,) float64

@@ -129,8 +129,8 @@ def load_embeddings(table: pd.DataFrame, parquet_path, model: Optional[str] = No
             more = len(changed) - SHOWN_MISSING
             raise BalancedSamplingError(
                 _("The image of {n} of {total} patches changed after its embedding was computed (the file's size, "
-                  "or its modification time and content, differ from when it was read): {patches}{more}. Re-run '{algorithm}' with "
-                  "this cache '{path}' to compute their embeddings again.").format(
+                  "or its modification time and content, differ from when it was read): {patches}{more}. Re-run "
+                  "'{algorithm}' with this cache '{path}' to compute their embeddings again.").format(
                     n=len(changed), total=len(keys), patches=shown,
                     more=_(" and {n} more").format(n=more) if more > 0 else "",
                     algorithm=_("Compute DINOv2 uniqueness"), path=path))
