@@ -26,47 +26,47 @@ e reinicie o QGIS; ou deixe o escalonador Dask vazio para rodar neste processo.<
 <context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="65" />
+        <location filename="../processing_provider/algorithms/base.py" line="66" />
         <source>Patch records</source>
         <translation>Registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="66" />
+        <location filename="../processing_provider/algorithms/base.py" line="67" />
         <source>Sampling signals</source>
         <translation>Sinais de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="67" />
+        <location filename="../processing_provider/algorithms/base.py" line="68" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="81" />
+        <location filename="../processing_provider/algorithms/base.py" line="82" />
         <source>Update the input layer in place (no new layer)</source>
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="301" />
+        <location filename="../processing_provider/algorithms/base.py" line="304" />
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="305" />
+        <location filename="../processing_provider/algorithms/base.py" line="308" />
         <source>Layer '{}' is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="314" />
+        <location filename="../processing_provider/algorithms/base.py" line="317" />
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="135" />
+        <location filename="../processing_provider/algorithms/base.py" line="136" />
         <source>{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
         <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="99" />
+        <location filename="../processing_provider/algorithms/base.py" line="100" />
         <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
 {}
 then restart QGIS.</source>
@@ -75,34 +75,39 @@ then restart QGIS.</source>
 e depois reinicie o QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="132" />
+        <location filename="../processing_provider/algorithms/base.py" line="133" />
         <source>{} '{}' has no layer '{}'. Check the layer name.</source>
         <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="339" />
+        <location filename="../processing_provider/algorithms/base.py" line="346" />
         <source>Could not put the output '{}' in place ({}); the earlier files were kept as they were.</source>
         <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="158" />
+        <location filename="../processing_provider/algorithms/base.py" line="159" />
         <source>between {} and {}</source>
         <translation>entre {} e {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="161" />
+        <location filename="../processing_provider/algorithms/base.py" line="162" />
         <source>at least {}</source>
         <translation>no mínimo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="163" />
+        <location filename="../processing_provider/algorithms/base.py" line="164" />
         <source>at most {}</source>
         <translation>no máximo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="164" />
+        <location filename="../processing_provider/algorithms/base.py" line="165" />
         <source>{} ({}) is {}; it must be {}.</source>
         <translation>{} ({}) vale {}; deve ficar {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="289" />
+        <source>QGIS wrote the output '{}', not '{}' as asked.</source>
+        <translation>O QGIS gravou a saída '{}', não '{}' como solicitado.</translation>
     </message>
 </context>
 <context>
@@ -139,116 +144,117 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="51" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="52" />
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="74" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77" />
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="76" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79" />
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="78" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81" />
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="80" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="83" />
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="90" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="106" />
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="106" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="107" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="111" />
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="127" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="129" />
         <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
         <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="55" />
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
 &lt;b&gt;Patch size, stride&lt;/b&gt;: windows in pixels (stride 0 = patch size).
+&lt;b&gt;Windows at the raster edge&lt;/b&gt;: drop the windows that do not fit, or shift a last one inward so every pixel is covered, as in Create patch footprints.
 &lt;b&gt;Nodata class&lt;/b&gt;: mask value without a label.
 &lt;b&gt;Compute uniqueness&lt;/b&gt;: DINOv2 uniqueness is computed only when this is on AND the sampling method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank method is an error: pick composition_only or class_balanced.
 &lt;b&gt;DINOv2 model, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness.
@@ -258,11 +264,17 @@ e depois reinicie o QGIS.</translation>
 
 &lt;b&gt;Pasta e padrão de imagens / máscaras&lt;/b&gt;: os rasters; uma imagem forma par com a máscara de mesmo nome (exceto por palavras como _mask).
 &lt;b&gt;Tamanho do patch, passo&lt;/b&gt;: janelas em pixels (passo 0 = tamanho do patch).
+&lt;b&gt;Janelas na borda do raster&lt;/b&gt;: descarta as janelas que não cabem, ou desloca uma última janela para dentro para que todo pixel seja coberto, como em Criar contornos dos patches.
 &lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara sem rótulo.
 &lt;b&gt;Calcular singularidade&lt;/b&gt;: a singularidade DINOv2 só é calculada quando esta opção está ativa E o método de amostragem a usa (os métodos por posto, multiplicative, uniqueness_only); class_balanced e composition_only não precisam do DINOv2, então a cadeia pula esta etapa e avisa no log. Desativada com um método por posto é um erro: escolha composition_only ou class_balanced.
 &lt;b&gt;Modelo DINOv2, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2.
 &lt;b&gt;Método de amostragem&lt;/b&gt; (padrão class_balanced, o que favorece bem uma classe de 1-2 %): como em Combinar pesos do amostrador.
 &lt;b&gt;Escalonador Dask&lt;/b&gt; (avançado): onde rodam as estatísticas das máscaras e os embeddings DINOv2, como em Calcular clusters de composição e Calcular singularidade DINOv2 (vazio = este processo, local:N = N processos de trabalho nesta máquina, ou o endereço de um escalonador, como tcp://host:8786).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
+        <source>Windows at the raster edge</source>
+        <translation>Janelas na borda do raster</translation>
     </message>
 </context>
 <context>
@@ -559,107 +571,107 @@ Os patches excluídos (campo excluded=true) recebem peso 0 e permanecem nas saí
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="89" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94" />
         <source>Number of clusters</source>
         <translation>Número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="95" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96" />
         <source>k min (elbow)</source>
         <translation>k mín. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="97" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="98" />
         <source>k max (elbow)</source>
         <translation>k máx. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="100" />
         <source>k (fixed)</source>
         <translation>k (fixo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="101" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102" />
         <source>Random state</source>
         <translation>Estado aleatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="103" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="104" />
         <source>Exclude patches with nodata on the mask border</source>
         <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="106" />
         <source>Exclude patches with black image borders</source>
         <translation>Excluir patches com bordas pretas na imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="108" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="109" />
         <source>Black tolerance (pixel value)</source>
         <translation>Tolerância de preto (valor do pixel)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="111" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="112" />
         <source>Maximum nodata ratio</source>
         <translation>Proporção máxima de pixels sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="117" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="118" />
         <source>CLR epsilon</source>
         <translation>Épsilon do CLR</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="120" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="121" />
         <source>Parallel readers (0 = automatic)</source>
         <translation>Leitores paralelos (0 = automático)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="133" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="134" />
         <source>Composition clusters</source>
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="163" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="164" />
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="189" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="190" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="128" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="129" />
         <source>Use class proportions already on the layer (no mask reads)</source>
         <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="173" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="174" />
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
         <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="114" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="115" />
         <source>Minimum class entropy (nats, 0 = off)</source>
         <translation>Entropia mínima de classes (nats, 0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="177" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="178" />
         <source>Border exclusions kept from the layer fields {} (found from the pixels by an earlier run).</source>
         <translation>Exclusões de borda mantidas dos campos da camada {} (encontradas nos pixels por uma execução anterior).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="181" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="182" />
         <source>The layer's proportions have a field {} although Nodata class is {}: they were computed with another nodata class, and its nodata_ratio does not count class {}. Turn off 'Use class proportions already on the layer' to read the masks with this nodata class.</source>
         <translation>As proporções da camada têm um campo {} embora a Classe nodata seja {}: foram calculadas com outra classe nodata, e seu nodata_ratio não conta a classe {}. Desmarque 'Usar as proporções de classes já presentes na camada' para ler as máscaras com esta classe nodata.</translation>
     </message>
@@ -674,7 +686,7 @@ Writes all input fields plus: one proportion field per class (cls_1, cls_2, …)
 &lt;b&gt;Number of clusters&lt;/b&gt;: &lt;i&gt;elbow&lt;/i&gt; tries k from k min to k max and picks the elbow of the normalised inertia curve; &lt;i&gt;fixed&lt;/i&gt; uses k.
 &lt;b&gt;Random state&lt;/b&gt;: seed of KMeans, for repeatable clusters.
 &lt;b&gt;Exclude patches with nodata on the mask border&lt;/b&gt;: any border pixel of the mask window equal to the nodata class.
-&lt;b&gt;Exclude patches with black image borders&lt;/b&gt;: any border pixel of the image window at or below the black tolerance in all bands.
+&lt;b&gt;Exclude patches with black image borders&lt;/b&gt;: any border pixel of the image window at or below the black tolerance in all bands, or holding no value (the image's nodata value, mask or alpha, NaN).
 &lt;b&gt;Maximum nodata ratio&lt;/b&gt;: exclude patches with a larger share of nodata pixels (1 = off).
 &lt;b&gt;Minimum class entropy&lt;/b&gt;: exclude patches whose class entropy (nats) is below it, e.g. 0.1 drops patches of nearly a single class (0 = off); their exclusion_reason is has_low_entropy.
 &lt;b&gt;CLR epsilon&lt;/b&gt;: replaces zero proportions before the log.
@@ -690,7 +702,7 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Número de clusters&lt;/b&gt;: &lt;i&gt;cotovelo&lt;/i&gt; testa k de k mín. a k máx. e escolhe o cotovelo da curva de inércia normalizada; &lt;i&gt;fixo&lt;/i&gt; usa k.
 &lt;b&gt;Estado aleatório&lt;/b&gt;: semente do KMeans, para clusters reproduzíveis.
 &lt;b&gt;Excluir patches com pixels sem dados na borda da máscara&lt;/b&gt;: qualquer pixel de borda da janela da máscara igual à classe sem dados.
-&lt;b&gt;Excluir patches com bordas pretas na imagem&lt;/b&gt;: qualquer pixel de borda da janela da imagem igual ou abaixo da tolerância de preto em todas as bandas.
+&lt;b&gt;Excluir patches com bordas pretas na imagem&lt;/b&gt;: qualquer pixel de borda da janela da imagem igual ou abaixo da tolerância de preto em todas as bandas, ou sem valor (o valor sem dados da imagem, sua máscara ou banda alfa, NaN).
 &lt;b&gt;Proporção máxima de pixels sem dados&lt;/b&gt;: exclui patches com uma fração maior de pixels sem dados (1 = desativado).
 &lt;b&gt;Entropia mínima de classes&lt;/b&gt;: exclui patches cuja entropia de classes (em nats) fica abaixo deste valor; por exemplo, 0,1 descarta patches com praticamente uma única classe (0 = desativado). O exclusion_reason deles é has_low_entropy.
 &lt;b&gt;Épsilon do CLR&lt;/b&gt;: substitui proporções nulas antes do logaritmo.
@@ -911,37 +923,27 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>Janelas na borda do raster</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97" />
-        <source>Drop partial windows</source>
-        <translation>Descartar janelas parciais</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="97" />
-        <source>Shift inward to the edge</source>
-        <translation>Deslocar para dentro até a borda</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="100" />
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="98" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="111" />
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="109" />
         <source>Give either raster layers or a folder, not both.</source>
         <translation>Informe camadas raster ou uma pasta, não ambos.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="115" />
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="113" />
         <source>Give image and mask rasters, or an image folder.</source>
         <translation>Informe rasters de imagem e de máscara, ou uma pasta de imagens.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="133" />
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="131" />
         <source>{} image/mask pairs</source>
         <translation>{} pares de imagem/máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="141" />
+        <location filename="../processing_provider/algorithms/create_patch_footprints.py" line="139" />
         <source>{} patch footprints written</source>
         <translation>{} contornos de patches gravados</translation>
     </message>
@@ -1882,141 +1884,207 @@ Para as etapas espaciais (primeiro os polígonos de uma camada vetorial, diversi
     </message>
 </context>
 <context>
+    <name>layers</name>
+    <message>
+        <location filename="../processing_provider/layers.py" line="131" />
+        <source>Could not write feature {} to the output layer.</source>
+        <translation>Não foi possível gravar a feição {} na camada de saída.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/layers.py" line="144" />
+        <source>Layer {} was put in edit mode during the run, so its fields were not updated (your edits are kept). Save or discard them, leave edit mode and run again.</source>
+        <translation>A camada {} foi colocada em modo de edição durante a execução, então seus campos não foram atualizados (suas edições foram mantidas). Salve-as ou descarte-as, saia do modo de edição e execute de novo.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/layers.py" line="148" />
+        <source>Layer {} cannot be edited; write a new layer instead.</source>
+        <translation>A camada {} não pode ser editada; grave uma nova camada em vez disso.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/layers.py" line="153" />
+        <source>Could not add field '{}' to layer {}.</source>
+        <translation>Não foi possível adicionar o campo '{}' à camada {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/layers.py" line="161" />
+        <source>Could not update feature {} of layer {}.</source>
+        <translation>Não foi possível atualizar a feição {} da camada {}.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/layers.py" line="164" />
+        <source>Could not save layer {}: {}</source>
+        <translation>Não foi possível salvar a camada {}: {}</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/layers.py" line="194" />
+        <source>Could not write patch {} to the output layer.</source>
+        <translation>Não foi possível gravar o patch {} na camada de saída.</translation>
+    </message>
+</context>
+<context>
     <name>parameters</name>
     <message>
-        <location filename="../processing_provider/parameters.py" line="25" />
+        <location filename="../processing_provider/parameters.py" line="26" />
         <source>Image path field</source>
         <translation>Campo do caminho da imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="26" />
+        <location filename="../processing_provider/parameters.py" line="27" />
         <source>Mask path field</source>
         <translation>Campo do caminho da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="27" />
+        <location filename="../processing_provider/parameters.py" line="28" />
         <source>Row offset field (pixels)</source>
         <translation>Campo do deslocamento de linha (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="28" />
+        <location filename="../processing_provider/parameters.py" line="29" />
         <source>Column offset field (pixels)</source>
         <translation>Campo do deslocamento de coluna (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="29" />
+        <location filename="../processing_provider/parameters.py" line="30" />
         <source>Patch size field (pixels)</source>
         <translation>Campo do tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="72" />
+        <location filename="../processing_provider/parameters.py" line="73" />
         <source>faiss — exact search</source>
         <translation>faiss — busca exata</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="78" />
+        <location filename="../processing_provider/parameters.py" line="79" />
         <source>fp32 — full precision</source>
         <translation>fp32 — precisão total</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="57" />
+        <location filename="../processing_provider/parameters.py" line="58" />
         <source>rank_max — higher of the two ranks (tool default)</source>
         <translation>rank_max — maior dos dois postos (padrão da ferramenta)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="58" />
+        <location filename="../processing_provider/parameters.py" line="59" />
         <source>rank_multiply — product of the two ranks</source>
         <translation>rank_multiply — produto dos dois postos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="59" />
+        <location filename="../processing_provider/parameters.py" line="60" />
         <source>rank_add — mean of the two ranks</source>
         <translation>rank_add — média dos dois postos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="60" />
+        <location filename="../processing_provider/parameters.py" line="61" />
         <source>multiplicative — weight × uniqueness, unranked</source>
         <translation>multiplicative — peso × singularidade, sem postos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="61" />
+        <location filename="../processing_provider/parameters.py" line="62" />
         <source>composition_only — composition rank</source>
         <translation>composition_only — posto da composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="62" />
+        <location filename="../processing_provider/parameters.py" line="63" />
         <source>uniqueness_only — uniqueness rank</source>
         <translation>uniqueness_only — posto da singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="71" />
+        <location filename="../processing_provider/parameters.py" line="72" />
         <source>hnsw — hnswlib, approximate</source>
         <translation>hnsw — hnswlib, aproximado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="73" />
+        <location filename="../processing_provider/parameters.py" line="74" />
         <source>sklearn — exact, slowest</source>
         <translation>sklearn — exato, o mais lento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="74" />
+        <location filename="../processing_provider/parameters.py" line="75" />
         <source>nndescent — fastest, re-scored exactly</source>
         <translation>nndescent — o mais rápido, reavaliado de forma exata</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="79" />
+        <location filename="../processing_provider/parameters.py" line="80" />
         <source>bf16 — faster where supported</source>
         <translation>bf16 — mais rápido onde houver suporte</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="85" />
+        <location filename="../processing_provider/parameters.py" line="86" />
         <source>elbow — where the inertia curve bends</source>
         <translation>elbow — onde a curva de inércia se dobra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="86" />
+        <location filename="../processing_provider/parameters.py" line="87" />
         <source>fixed — the k below</source>
         <translation>fixed — o k abaixo</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="63" />
+        <location filename="../processing_provider/parameters.py" line="64" />
         <source>class_balanced — lifts rare classes</source>
         <translation>class_balanced — eleva as classes raras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="64" />
+        <location filename="../processing_provider/parameters.py" line="65" />
         <source>target_shares — class shares you ask for</source>
         <translation>target_shares — proporções de classe que você pedir</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="65" />
+        <location filename="../processing_provider/parameters.py" line="66" />
         <source>repeat_factor — LVIS repeat factor</source>
         <translation>repeat_factor — fator de repetição do LVIS</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="66" />
+        <location filename="../processing_provider/parameters.py" line="67" />
         <source>rare_class_sampling — DAFormer</source>
         <translation>rare_class_sampling — DAFormer</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="75" />
+        <location filename="../processing_provider/parameters.py" line="76" />
         <source>torch — exact, on the GPU when there is one</source>
         <translation>torch — exato, na GPU quando houver uma</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="80" />
+        <location filename="../processing_provider/parameters.py" line="81" />
         <source>int8 — quantised, fastest on the CPU</source>
         <translation>int8 — quantizado, o mais rápido na CPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="81" />
+        <location filename="../processing_provider/parameters.py" line="82" />
         <source>fp16 — half precision, for GPUs</source>
         <translation>fp16 — meia precisão, para GPUs</translation>
     </message>
     <message>
-        <location filename="../processing_provider/parameters.py" line="82" />
+        <location filename="../processing_provider/parameters.py" line="83" />
         <source>auto — bf16 where the CPU or GPU has it, else fp32 / fp16</source>
         <translation>auto — bf16 onde a CPU ou a GPU o suporta; senão, fp32 / fp16</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="91" />
+        <source>Drop partial windows</source>
+        <translation>Descartar janelas parciais</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/parameters.py" line="92" />
+        <source>Shift inward to the edge</source>
+        <translation>Deslocar para dentro até a borda</translation>
+    </message>
+</context>
+<context>
+    <name>utils</name>
+    <message>
+        <location filename="../processing_provider/utils.py" line="45" />
+        <source>Canceled by the user; nothing was written.</source>
+        <translation>Cancelado pelo usuário; nada foi gravado.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/utils.py" line="58" />
+        <source>Algorithm {} is not registered.</source>
+        <translation>O algoritmo {} não está registrado.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/utils.py" line="65" />
+        <source>{} did not finish.</source>
+        <translation>{} não terminou.</translation>
     </message>
 </context>
 </TS>
