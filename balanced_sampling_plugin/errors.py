@@ -33,3 +33,18 @@ def require(module_name: str, purpose: str, pip_name: str | None = None):
               "Install it into the Python that QGIS uses, e.g. `python3 -m pip install {package}`.").format(
                 package=pip_name or module_name, purpose=purpose, error=exc)
         ) from exc
+
+
+def error_chain(exc: BaseException) -> str:
+    """The message of ``exc`` and of the exceptions it was raised from, joined with ': ', without repeats.
+
+    GDAL's reason (``No such file or directory``, ``TIFFReadEncodedStrip: Read error ...``) is the cause of
+    rasterio's ``Read failed. See previous exception for details.``, which alone tells the user nothing."""
+    messages, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc).replace("See previous exception for details.", "").strip().rstrip(".")
+        if text and not any(text in earlier for earlier in messages):  # GDAL repeats a cause in its summary
+            messages.append(text)
+        exc = exc.__cause__ or exc.__context__
+    return ": ".join(messages)

@@ -20,8 +20,9 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from .contract import BLACK_BORDER, BORDER_NODATA
-from .errors import BalancedSamplingError
+from .errors import BalancedSamplingError, error_chain
 from .i18n import _
+from .patch_images import READ_ERRORS
 from .progress import Progress, as_progress
 from .records import (
     CLASS_ENTROPY,
@@ -385,10 +386,11 @@ def _read_chunk(chunk: _Chunk, stop: Callable[[], bool]) -> Optional[_ChunkResul
                     black_border[i] = _read_black_border(
                         images[image_path], row, col, size, chunk.black_tolerance
                     )
-            except rasterio.errors.RasterioError as exc:
+            except READ_ERRORS as exc:
                 raise BalancedSamplingError(
                     _("Reading {patch} failed ({error}); the mask '{path}' or its image may be corrupt or "
-                      "truncated.").format(patch=chunk.describe(i), error=exc, path=chunk.mask_path)
+                      "truncated, or (a VRT) miss one of its source files.").format(
+                        patch=chunk.describe(i), error=error_chain(exc), path=chunk.mask_path)
                 ) from exc
     lengths = np.fromiter((len(v) for v in values), np.int64, n)
     count_frame = pd.DataFrame({

@@ -19,12 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from .errors import BalancedSamplingError
+from .errors import BalancedSamplingError, error_chain
 from .i18n import _
 from .progress import Progress, as_progress
+
+try:  # GDAL's own errors, which rasterio raises as they are from some reads (not RasterioError subclasses)
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover - other rasterio versions
+    CPLE_BaseError = RasterioError
+#: What reading pixels of a damaged raster raises.
+READ_ERRORS = (RasterioError, CPLE_BaseError, OSError)
 
 #: Open datasets kept per worker thread; work is ordered by image, so a few suffice.
 OPEN_PER_THREAD = 4
@@ -114,7 +121,7 @@ class PatchReader:
                                                      height=dataset.height, width=dataset.width)
             )
         unique = sorted(set(channels))
-        data = dataset.read(unique, window=Window(left, top, right - left, bottom - top), masked=True)
+        data = read_window(dataset, path, unique, Window(left, top, right - left, bottom - top), masked=True)
         picked = data[[unique.index(b) for b in channels]]
         values = np.zeros((3, size, size), dtype=np.float64)
         valid = np.zeros((size, size), dtype=bool)
@@ -158,7 +165,7 @@ class PatchReader:
         flags = dataset.mask_flag_enums
         if any(dataset.dtypes[b - 1] != "uint8" or flags[b - 1] != [MaskFlags.all_valid] for b in unique):
             return None
-        data = dataset.read(unique, window=Window(col_off, row_off, size, size))
+        data = read_window(dataset, path, unique, Window(col_off, row_off, size, size))
         return data[[unique.index(b) for b in channels]].astype(np.float32)
 
     def is_uint8(self, path: str) -> bool:
@@ -170,6 +177,20 @@ class PatchReader:
                 dataset.close()
             self._all_open.clear()
         self._local = threading.local()
+
+
+def read_window(dataset, path: str, bands, window: Window, **options) -> np.ndarray:
+    """``dataset.read(bands, window=window, **options)``; a read that fails (a truncated file, a VRT whose source
+    is missing) raises a :class:`BalancedSamplingError` naming the image, the window and GDAL's reason."""
+    try:
+        return dataset.read(bands, window=window, **options)
+    except READ_ERRORS as exc:
+        raise BalancedSamplingError(
+            _("Reading the window row_off={row_off}, col_off={col_off} ({height} x {width} px) of image '{path}' "
+              "failed: {reason}. The file may be damaged or truncated, or (a VRT) miss one of its source files: "
+              "check that it opens in QGIS, or leave its patches out.").format(
+                row_off=int(window.row_off), col_off=int(window.col_off), height=int(window.height),
+                width=int(window.width), path=path, reason=error_chain(exc))) from exc
 
 
 def check_windows(reader: PatchReader, windows, describe, progress: Progress | None = None) -> None:

@@ -646,3 +646,33 @@ def test_agreeing_states_compares_size_and_time_then_the_digest(tmp_path):
     assert by_digest.tolist() == [False, False, True, False, False, False, False, False]
     # Without the paths only size and time count.
     assert agreeing_states(stored, current)[0].tolist() == [True, True, False, False, False, False, False, False]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_a_truncated_image_is_named_with_gdals_reason_not_a_traceback(model, tmp_path, dtype):
+    """A GeoTIFF cut short (a copy that stopped) opens, then fails while its pixels are read: in the model's read
+    (uint8) or in the stretch sample (uint16); the message names the image, the window and GDAL's reason."""
+    pixels = np.random.default_rng(0).integers(1, 250, size=(3, 128, 128)).astype(dtype)
+    image = str(tmp_path / f"cut_{dtype}.tif")
+    write_geotiff(image, pixels)
+    size = os.path.getsize(image)
+    with open(image, "r+b") as handle:
+        handle.truncate(size // 2)
+    with pytest.raises(BalancedSamplingError) as caught:
+        extract_embeddings(grid_records(image, 4, 4), dino_model=model, num_workers=0)
+    message = str(caught.value)
+    assert f"of image '{image}' failed: " in message and "row_off=" in message, message
+    assert "See previous exception" not in message
+    assert "read" in message.lower().split("failed: ", 1)[1], message  # GDAL's own words follow
+
+
+def test_error_chain_joins_the_causes_without_rasterios_placeholder():
+    from balanced_sampling_plugin.errors import error_chain
+
+    try:
+        try:
+            raise OSError("../masks/L1.tif: No such file or directory")
+        except OSError as inner:
+            raise RuntimeError("Read failed. See previous exception for details.") from inner
+    except RuntimeError as outer:
+        assert error_chain(outer) == "Read failed: ../masks/L1.tif: No such file or directory"

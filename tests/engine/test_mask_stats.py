@@ -2,6 +2,7 @@
 
 import collections
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -335,3 +336,21 @@ def test_single_band_masks_give_no_band_warning(pair):
     progress = Progress()
     compute_mask_stats(make_records(*pair), progress=progress)
     assert not any("band" in w for w in progress.warnings)
+
+
+def test_a_vrt_whose_source_is_gone_is_reported_with_gdals_reason(tmp_path, pair):
+    image, _ = pair
+    source = write_geotiff(tmp_path / "source_mask.tif", make_mask())
+    vrt = tmp_path / "mask.vrt"
+    vrt.write_text(f"""<VRTDataset rasterXSize="64" rasterYSize="64">
+  <SRS>EPSG:32633</SRS><GeoTransform>500000, 1, 0, 4000000, 0, -1</GeoTransform>
+  <VRTRasterBand dataType="Byte" band="1"><SimpleSource>
+    <SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>1</SourceBand>
+  </SimpleSource></VRTRasterBand>
+</VRTDataset>""")
+    os.remove(source)
+    with pytest.raises(BalancedSamplingError) as caught:
+        compute_mask_stats(make_records(image, str(vrt), [(0, 0, 32)]), check_black_border=False)
+    message = str(caught.value)
+    assert "mask.vrt" in message and "source_mask.tif" in message, message
+    assert "See previous exception" not in message
