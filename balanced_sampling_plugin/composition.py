@@ -504,13 +504,16 @@ def compute_composition(
                 _("The given class proportions must have one row per patch, indexed like the records.")
             )
         stats = stats_from_proportions(proportions, nodata_class, classes, progress)
-        if exclude_border_nodata and exclude_black_border:
+        # Flags an earlier run found from the pixels are kept (stats_from_proportions); only the others are skipped.
+        skipped_border = exclude_border_nodata and BORDER_NODATA not in proportions.columns
+        skipped_black = exclude_black_border and BLACK_BORDER not in proportions.columns
+        if skipped_border and skipped_black:
             progress.info(_("Class proportions taken from the patch table; no mask was read, so the border nodata "
                             "and black border exclusions, which need the pixels, are skipped."))
-        elif exclude_border_nodata:
+        elif skipped_border:
             progress.info(_("Class proportions taken from the patch table; no mask was read, so the border nodata "
                             "exclusions, which need the pixels, are skipped."))
-        elif exclude_black_border:
+        elif skipped_black:
             progress.info(_("Class proportions taken from the patch table; no mask was read, so the black border "
                             "exclusions, which need the pixels, are skipped."))
         else:

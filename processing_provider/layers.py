@@ -82,9 +82,12 @@ def qgis_field_for(name: str, series) -> QgsField:
     return QgsField(name, QVariant.String)
 
 
-def output_fields(input_fields: QgsFields, table) -> QgsFields:
-    """The input fields, then one field per table column the input does not have yet."""
-    fields = QgsFields(input_fields)
+def output_fields(input_fields: QgsFields, table, drop=()) -> QgsFields:
+    """The input fields but those named in ``drop``, then one field per table column the input does not have yet."""
+    fields = QgsFields()
+    for field in input_fields:
+        if field.name() not in drop:
+            fields.append(field)
     for column in table.columns:
         if fields.indexOf(column) < 0:
             fields.append(qgis_field_for(column, table[column]))
@@ -108,18 +111,20 @@ def _to_qgis(value):
 def write_features(source, sink, fields: QgsFields, table, feedback=None, progress_span=(90.0, 100.0)):
     """Copy every feature of ``source`` into ``sink`` with the table's columns set by feature id.
 
-    Input attributes are kept; a table column that shares a name with an input field
-    overwrites it. Features missing from the table keep NULL in the new fields.
+    Input attributes of the fields in ``fields`` are kept (``fields`` from :func:`output_fields`); a table column that
+    shares a name with an input field overwrites it. Features missing from the table keep NULL in the new fields.
     """
     positions = [fields.indexOf(column) for column in table.columns]
     rows = {fid: row for fid, row in zip(table.index, table.itertuples(index=False, name=None))}
     total = max(source.featureCount(), 1)
-    n_input = source.fields().count()
+    kept = [i for i, field in enumerate(source.fields()) if fields.indexOf(field.name()) >= 0]
+    n_input = len(kept)
     for n, feature in enumerate(source.getFeatures()):
         if feedback is not None and n % BATCH == 0:
             raise_if_canceled(feedback)
             feedback.setProgress(progress_span[0] + (progress_span[1] - progress_span[0]) * n / total)
-        attributes = feature.attributes() + [None] * (fields.count() - n_input)
+        values = feature.attributes()
+        attributes = [values[i] for i in kept] + [None] * (fields.count() - n_input)
         row = rows.get(feature.id())
         if row is not None:
             for position, value in zip(positions, row):

@@ -220,9 +220,10 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         return path
 
     def write_output(self, parameters, context, feedback, source, table, outputs, styler=None,
-                     progress_span=(90.0, 100.0)) -> str:
+                     progress_span=(90.0, 100.0), drop=()) -> str:
         """Write the input features plus the table's columns to OUTPUT (as a partial file of
-        ``outputs`` when it is a file), or, with IN_PLACE, into the input layer, all or nothing.
+        ``outputs`` when it is a file), or, with IN_PLACE, into the input layer, all or nothing. Input fields named in
+        ``drop`` are left out of a new layer (in place they stay: refuse the run before, where that matters).
 
         Returns the output layer id/path (the input layer's id in place).
         """
@@ -237,7 +238,7 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
             # Done by commit(), the last step: once the transaction is committed nothing else may fail.
             self._geopackage_update = (layer, geopackage, table, progress)
             return layer.id()
-        fields = output_fields(source.fields(), table)
+        fields = output_fields(source.fields(), table, drop)
 
         def write(sink):
             write_features(source, sink, fields, table, feedback, progress_span)

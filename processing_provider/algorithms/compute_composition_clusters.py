@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ...balanced_sampling_plugin.contract import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, K_SELECTIONS
+from ...balanced_sampling_plugin.contract import CLASS_ENTROPY, FREQ_CLUSTER_WEIGHT, K_SELECTIONS, MASK_PATH
 from ...balanced_sampling_plugin.dependencies import CLUSTERS
 from ...balanced_sampling_plugin.file_safety import OutputFiles
 from ..dask_scheduler import dask_scheduler_parameter, scheduler_text
@@ -18,7 +18,7 @@ from ..layers import read_table
 from ..parameters import K_SELECTION_LABELS, add_record_field_parameters, labelled_enum, record_field_map, with_decimals
 from ..styles import composition_style
 from ..utils import engine_errors, engine_progress
-from .base import BalancedSamplingAlgorithm, raster_reads
+from .base import IN_PLACE, BalancedSamplingAlgorithm, raster_reads
 
 
 class ComputeCompositionClusters(BalancedSamplingAlgorithm):
@@ -166,24 +166,38 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
 
         output = self.output_file(parameters, context)
         self.check_paths({self.OUTPUT: output}, {self.INPUT: self.input_file(parameters, context)})
+        nodata_field = "cls_{}".format(options["nodata_class"])
+        in_place = self.parameterAsBool(parameters, IN_PLACE, context)
+        if in_place and nodata_field in source.fields().names():
+            raise QgsProcessingException(self.tr(
+                "The layer has a field {} although Nodata class is {}: class proportions of a run with another nodata "
+                "class, which an update in place cannot remove. Write a new layer (Output) instead.").format(
+                    nodata_field, options["nodata_class"]))
         use_layer = self.parameterAsBool(parameters, self.USE_LAYER_PROPORTIONS, context)
         known = ("cls_*", "class_entropy", "nodata_ratio", "border_nodata", "black_border") if use_layer else ()
         table = read_table(source, record_field_map(self, parameters, context), feedback, optional=known)
         layer_proportions = class_columns(table.columns)
+        if layer_proportions and nodata_field in layer_proportions and "nodata_ratio" in table.columns:
+            # Proportions of an earlier run with another nodata class (this one was a class then): read the masks.
+            if MASK_PATH not in table.columns:
+                raise QgsProcessingException(self.tr(
+                    "The layer's proportions have a field {} although Nodata class is {}: they were computed with "
+                    "another nodata class, and the layer has no mask paths to compute them again. Set the nodata "
+                    "class they were computed with.").format(nodata_field, options["nodata_class"]))
+            feedback.pushInfo(self.tr(
+                "The layer's proportions have a field {} although Nodata class is {}: they were computed with another "
+                "nodata class, so the masks are read again with this one.").format(
+                    nodata_field, options["nodata_class"]))
+            layer_proportions = []
         if layer_proportions:
             feedback.pushInfo(self.tr("Class proportions taken from the layer fields {}; no mask is read.")
                               .format(", ".join(layer_proportions)))
             kept = [flag for flag in ("border_nodata", "black_border") if flag in table.columns]
             if kept:
                 feedback.pushInfo(self.tr("Border exclusions kept from the layer fields {} (found from the pixels by "
-                                          "an earlier run).").format(", ".join(kept)))
-            nodata_field = "cls_{}".format(options["nodata_class"])
-            if nodata_field in layer_proportions and "nodata_ratio" in table.columns:
-                feedback.reportError(self.tr(
-                    "The layer's proportions have a field {} although Nodata class is {}: they were computed with "
-                    "another nodata class, and its nodata_ratio does not count class {}. Turn off 'Use class "
-                    "proportions already on the layer' to read the masks with this nodata class.").format(
-                        nodata_field, options["nodata_class"], options["nodata_class"]), fatalError=False)
+                                          "an earlier run; turn off 'Use class proportions already on the layer' to "
+                                          "find them again, e.g. with another black tolerance).").format(
+                                              ", ".join(kept)))
             options["proportions"] = table[[c for c in table.columns if c in known or c in layer_proportions]]
         progress = engine_progress(feedback)
         with engine_errors():
@@ -191,8 +205,13 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             self.check_paths({self.OUTPUT: output}, raster_reads(records), writable=False)
             result = compute_composition(records, progress=progress.child(0.05, 0.9), **options)
 
+        # Class fields of an earlier run that are no class of this one (another nodata class, relabelled masks).
+        stale = [name for name in class_columns(source.fields().names()) if name not in result.table.columns]
+        if stale and not in_place:
+            feedback.pushInfo(self.tr("Fields {} of an earlier run are left out: no class of this run.").format(
+                ", ".join(stale)))
         with OutputFiles() as outputs:
             dest_id = self.write_output(parameters, context, feedback, source, result.table, outputs,
-                                        composition_style())
+                                        composition_style(), drop=stale)
             self.commit(outputs, feedback)
         return {self.OUTPUT: dest_id}

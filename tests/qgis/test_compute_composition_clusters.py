@@ -71,11 +71,21 @@ def test_a_rerun_on_its_own_output_keeps_the_border_exclusions(run_algorithm, fo
     assert sum(bool(r["excluded"]) for r in rows) == 16
     assert all("border_nodata" in r["exclusion_reason"] for r in rows if r["excluded"])
     assert any("Border exclusions kept from the layer fields border_nodata" in line for line in feedback.lines)
-    # Another nodata class than the proportions were computed with: said, not silently mixed.
+    # Another nodata class than the proportions were computed with: the masks are read again with it, as a run on
+    # the footprints would (class 3 is nodata now: no cls_3, its pixels counted in nodata_ratio).
     feedback = RecordingFeedback()
-    run_algorithm("computecompositionclusters", {"INPUT": str(first), "NODATA_CLASS": 3,
-                                                 "OUTPUT": str(tmp_path / "other.gpkg")}, feedback=feedback)
-    assert any("have a field cls_3 although Nodata class is 3" in line for line in feedback.lines)
+    other = str(tmp_path / "other.gpkg")
+    run_algorithm("computecompositionclusters", {"INPUT": str(first), "NODATA_CLASS": 3, "OUTPUT": other},
+                  feedback=feedback)
+    assert any("have a field cls_3 although Nodata class is 3" in line and "masks are read again" in line
+               for line in feedback.lines), feedback.lines
+    fresh = str(tmp_path / "fresh.gpkg")
+    run_algorithm("computecompositionclusters", {"INPUT": footprints_path, "NODATA_CLASS": 3, "OUTPUT": fresh})
+    rows, expected = layer_rows(other), layer_rows(fresh)
+    assert "cls_3" not in rows[0] and "cls_0" in rows[0]  # 0 is a class now, 3 is nodata
+    assert any("Fields cls_3 of an earlier run are left out" in line for line in feedback.lines), feedback.lines
+    for column in ("cls_1", "cls_2", "cls_4", "nodata_ratio", "border_nodata", "excluded", "freq_cluster_id"):
+        assert [r[column] for r in rows] == [r[column] for r in expected], column
 
 
 def test_cluster_weight_is_one_over_cluster_size(clusters):

@@ -181,3 +181,14 @@ def test_the_output_is_listed_once_to_load_when_the_run_ends(plugin, clusters_pa
     else:
         assert context.getMapLayer(results["OUTPUT"]) is not None or \
             context.temporaryLayerStore().mapLayer(results["OUTPUT"]) is not None
+
+
+def test_in_place_with_another_nodata_class_than_the_layers_proportions_is_refused(run_algorithm, clusters_path,
+                                                                                   tmp_path):
+    """The layer's cls_3 would stay beside proportions that make 3 nodata: refused before any work, file as it was."""
+    copy = str(tmp_path / "clusters.gpkg")
+    shutil.copy(clusters_path, copy)
+    before = sha1(copy)
+    with pytest.raises(QgsProcessingException, match="has a field cls_3 although Nodata class is 3.*Write a new layer"):
+        run_algorithm("computecompositionclusters", {"INPUT": copy, "NODATA_CLASS": 3, "IN_PLACE": True})
+    assert sha1(copy) == before
