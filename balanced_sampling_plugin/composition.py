@@ -411,6 +411,38 @@ def _join_reasons(flags: pd.DataFrame) -> np.ndarray:
 DECLARED_NODATA_SAMPLE = 20
 
 
+#: Share of the patches excluded for the nodata class above which the log asks whether it is a real class.
+NODATA_EXCLUSION_WARNING = 0.5
+
+
+def _warn_lost_patches(stats: pd.DataFrame, flags: pd.DataFrame, nodata_class: Optional[int],
+                       progress: Progress) -> None:
+    """Warn when the exclusions take what training needs: most patches excluded for the nodata class (0 was
+    background?), or a class present only in excluded patches (never drawn). ``stats`` (n, ...) the per-patch
+    statistics, ``flags`` (n, reasons) bool the exclusion flags."""
+    total = len(stats)
+    for_nodata = (flags[BORDER_NODATA] | flags[NODATA_RATIO]).to_numpy()
+    if nodata_class is not None and total and for_nodata.mean() > NODATA_EXCLUSION_WARNING:
+        progress.warning(_(
+            "{n} of {total} patches ({share:.0%}) are excluded because their mask holds the nodata class {value} "
+            "(on the window border, or above the maximum nodata ratio). If {value} is a real class (e.g. "
+            "background), set the nodata class to a value your masks do not use, such as -1.").format(
+                n=int(for_nodata.sum()), total=total, share=float(for_nodata.mean()), value=nodata_class))
+    excluded = flags.any(axis=1).to_numpy()
+    if not excluded.any():
+        return
+    for column in class_columns(stats.columns):
+        present = stats[column].to_numpy() > 0
+        if present.any() and not (present & ~excluded).any():
+            reasons = flags[present].sum()
+            progress.warning(_(
+                "Class {value} occurs only in excluded patches ({n}: {reasons}), so it will never be drawn. Turn off "
+                "that exclusion, or cut the patches differently (another patch size or stride, or the shift edge "
+                "mode) so that some hold the class away from the nodata.").format(
+                    value=column[len(CLASS_PREFIX):], n=int(present.sum()),
+                    reasons=", ".join(f"{int(count)} {name}" for name, count in reasons.items() if count)))
+
+
 def _warn_declared_nodata(records: pd.DataFrame, nodata_class: Optional[int], progress: Progress) -> None:
     """Warn when the masks declare a nodata value other than ``nodata_class`` (masks with nodata 255 read with
     the default class 0 count 255 as a class and exclude nothing by its nodata). A sample of the masks is read."""
@@ -527,6 +559,7 @@ def compute_composition(
                         if name != LOW_ENTROPY or min_entropy_threshold > 0)
     progress.info(_("{kept} of {total} patches kept for clustering; excluded: {summary}.").format(
         kept=n_valid, total=len(stats), summary=summary))
+    _warn_lost_patches(stats, flags, nodata_class, progress)
     if n_valid < needed:
         if excluded_counts[LOW_ENTROPY]:
             message = _("Only {kept} of {total} patches are valid for clustering (excluded: {summary}), fewer than "

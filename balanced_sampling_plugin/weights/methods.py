@@ -634,6 +634,12 @@ def _target_result(table, included, proportions, valid, fields, params, note, no
         min_ess=params["min_ess"], floor=params["floor"], cap=params["max_weight"],
     )
     shares = ", ".join(f"{fields[c]} {100 * solution.shares[c]:.2f}%" for c in sorted(wanted or range(len(fields))))
+    absent = [fields[c] for c, t in sorted((wanted or {}).items())
+              if t > 0 and not (np.asarray(proportions)[:, c] > 0).any()]  # proportions: the included rows
+    if absent:
+        note(_("No included patch holds {classes}, so no weighting can draw it: every patch with it is excluded or "
+               "has no weight (see the exclusions in the composition log).").format(classes=", ".join(absent)),
+             warn=True)
     if wanted and not solution.reachable:
         asked = ", ".join(f"{fields[c]} {100 * t:.2f}%" for c, t in sorted(wanted.items()))
         note(_("No weighting reaches the target shares ({asked}): classes co-occur in the patches, or the floor or "

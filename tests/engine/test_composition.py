@@ -403,3 +403,32 @@ def test_masks_declaring_another_nodata_value_are_pointed_out(tmp_path):
     compute_composition(records, nodata_class=255, k_selection="fixed", k=2, progress=Progress(warning=warnings.append),
                         exclude_border_nodata=False)
     assert not any("declares nodata" in w for w in warnings)
+
+
+def test_a_real_background_class_taken_for_nodata_and_a_class_only_in_excluded_patches_are_warned(tmp_path):
+    """Masks whose 0 is background: with the default nodata class 0 most patches are excluded (warned, naming the
+    way out); a class present only in excluded patches is warned as never drawn."""
+    from tests.rasters import write_geotiff
+
+    mask = np.zeros((64, 256), np.uint8)  # 0 = background everywhere but a few objects
+    mask[8:24, 8:24] = 1
+    mask[40:56, 72:88] = 2
+    mask[:, 192:] = 1
+    # class 2 (a single object inside background) lies only in windows whose border is background (0)
+    path = write_geotiff(tmp_path / "mask.tif", mask)
+    records = pd.DataFrame([{"image_path": path, "mask_path": path, "row_off": r, "col_off": c, "patch_size": 32}
+                            for r in (0, 32) for c in range(0, 256, 32)])
+    warnings = []
+    compute_composition(records, nodata_class=0, exclude_black_border=False, k_selection="fixed", k=1,
+                        progress=Progress(warning=warnings.append))
+    assert any("are excluded because their mask holds the nodata class 0" in w and "such as -1" in w
+               for w in warnings), warnings
+    assert any(w.startswith("Class 2 occurs only in excluded patches (1: 1 border_nodata), so it will never be drawn")
+               for w in warnings), warnings
+    assert not any(w.startswith("Class 1 ") for w in warnings)  # class 1 fills the included right-hand windows
+
+    warnings.clear()
+    result = compute_composition(records, nodata_class=-1, exclude_black_border=False, k_selection="fixed", k=2,
+                                 progress=Progress(warning=warnings.append))
+    assert not result.table["excluded"].any() and "cls_0" in result.table.columns
+    assert not warnings, warnings

@@ -148,6 +148,13 @@ def test_combine_weights_target_shares_meets_targets_floor_and_exclusions():
                     progress=Progress(info=infos.append, warning=infos.append))
     assert any("No weighting reaches the target shares (cls_6 95.00%)" in m and "nearest reachable" in m
                for m in infos)
+    assert not any("No included patch holds" in m for m in infos)
+    # a class held only by excluded patches: the cause is named
+    infos.clear()
+    only_excluded = table.assign(cls_6=np.where(table["excluded"], table["cls_6"], 0.0))
+    combine_weights(only_excluded, "target_shares", target_shares={6: 0.05},
+                    progress=Progress(info=infos.append, warning=infos.append))
+    assert any(m.startswith("No included patch holds cls_6, so no weighting can draw it") for m in infos), infos
     # the two other asks, through the same parameters
     lifted = combine_weights(table, "target_shares", lift_class=6, min_ess=0.5).weights.to_numpy()
     assert effective_sample_size(lifted[included]) >= 0.5 * included.sum() - 1e-6
