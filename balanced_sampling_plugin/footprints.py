@@ -95,7 +95,8 @@ def find_pairs(image_folder: str, image_pattern: str, mask_folder: str, mask_pat
     def listing(folder: str, pattern: str) -> list[str]:
         if not os.path.isdir(folder):
             raise BalancedSamplingError(_("Folder {folder} does not exist.").format(folder=folder))
-        names = sorted(n for n in os.listdir(folder) if fnmatch.fnmatch(n, pattern))
+        # Case-insensitive, as on Windows and in QGIS's file filters: *.tif also finds T1.TIF.
+        names = sorted(n for n in os.listdir(folder) if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
         return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
 
     images = listing(image_folder, image_pattern)
@@ -112,7 +113,18 @@ def find_pairs(image_folder: str, image_pattern: str, mask_folder: str, mask_pat
                     if pairing_key(m) != os.path.splitext(os.path.basename(m))[0].lower()}
         images = [i for i in images if normalize_path(i) not in mask_set]
         masks = [m for m in masks if normalize_path(m) in mask_set]
-    return pair_images_and_masks(images, masks)
+    try:
+        return pair_images_and_masks(images, masks)
+    except BalancedSamplingError as exc:
+        # A mask the pattern left out would have paired: say so, the user changed only the image pattern.
+        keys = {pairing_key(i) for i in images}
+        left_out = [m for m in listing(mask_folder, "*")
+                    if m not in masks and m not in images and pairing_key(m) in keys]
+        if not left_out:
+            raise
+        raise BalancedSamplingError("{} {}".format(exc, _(
+            "The mask folder holds {files}, which the mask pattern {pattern} leaves out: widen the mask pattern.")
+            .format(files=", ".join(os.path.basename(m) for m in left_out[:3]), pattern=repr(mask_pattern)))) from exc
 
 
 @dataclass

@@ -59,6 +59,21 @@ def test_find_pairs_in_one_folder(tmp_path):
                                                                            ("t2.tif", "t2_mask.tif")]
 
 
+def test_find_pairs_patterns_ignore_case_and_a_mask_left_out_by_its_pattern_is_named(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for folder, name in ((images, "T1.TIF"), (images, "t2.tif"), (masks, "T1.TIF"), (masks, "t2.tif")):
+        (folder / name).write_bytes(b"")
+    pairs = find_pairs(str(images), "*.tif", str(masks), "*.tif")
+    assert [os.path.basename(image) for image, _ in pairs] == ["T1.TIF", "t2.tif"]
+    (masks / "t3.jp2").write_bytes(b"")
+    (images / "t3.jp2").write_bytes(b"")
+    with pytest.raises(BalancedSamplingError, match=r"No mask found for image\(s\): .*t3\.jp2.*The mask folder holds "
+                                                    r"t3\.jp2, which the mask pattern '\*\.tif' leaves out"):
+        find_pairs(str(images), "*", str(masks), "*.tif")
+
+
 def test_window_ring_follows_the_geotransform():
     # 0.5 m pixels, origin (1000, 2000), north-up
     ring = window_ring((0.5, 0.0, 1000.0, 0.0, -0.5, 2000.0), row_off=10, col_off=20, size=4)
