@@ -653,6 +653,15 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         opening = progress.child(0.0, 0.0)
         check_windows(reader, [windows[i] for i in by_image],
                       lambda i: describe_patch(table, firsts.index[by_image[i]]), opening)
+        if windows:
+            first = windows[by_image[0]][0]
+            count = reader.dataset(first).count
+            if count == 1:
+                progress.info(_("Model input: the single band of the images, repeated in the three channels."))
+            else:
+                progress.info(_("Model input: bands {bands} of the images as red, green, blue ('{path}' has {count} "
+                                "bands; set the bands to choose others).").format(
+                                    bands=",".join(map(str, bands)), path=os.path.basename(first), count=count))
         reader.stretch = estimate_stretch(reader, sorted(windows), stretch, progress=opening)
         if reader.stretch is not None:
             low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))

@@ -60,6 +60,7 @@ HELP = {
                  "is covered.",
     "NODATA_CLASS": "Mask value without a label.",
     "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
+    "BANDS": "The three image bands fed to the model as red, green, blue (e.g. 4,3,2 for Sentinel-2).",
     "BACKEND": "How the nearest neighbours of each embedding are found (see Compute DINOv2 uniqueness).",
     "SAMPLING_METHOD": "How composition and uniqueness become one weight (see Combine sampler weights).",
     "DASK_SCHEDULER": "Where the mask statistics and the DINOv2 embeddings run: empty = this process, local:N = a Dask cluster of N worker "

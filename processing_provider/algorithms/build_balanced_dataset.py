@@ -34,6 +34,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
     NODATA_CLASS = "NODATA_CLASS"
     USE_UNIQUENESS = "USE_UNIQUENESS"
     DINO_MODEL = "DINO_MODEL"
+    BANDS = "BANDS"
     PARQUET_PATH = "PARQUET_PATH"
     BACKEND = "BACKEND"
     SAMPLING_METHOD = "SAMPLING_METHOD"
@@ -66,8 +67,9 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "<b>Compute uniqueness</b>: DINOv2 uniqueness is computed only when this is on AND the sampling "
             "method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and "
             "composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank "
-            "method is an error: pick composition_only or class_balanced.\n<b>DINOv2 model, embedding cache, kNN "
-            "backend</b>: as in Compute DINOv2 uniqueness.\n<b>Sampling method</b> (default class_balanced, the "
+            "method is an error: pick composition_only or class_balanced.\n<b>DINOv2 model, bands, embedding cache, "
+            "kNN backend</b>: as in Compute DINOv2 uniqueness (bands: the three image bands fed to the model as red, "
+            "green, blue, e.g. 4,3,2 for Sentinel-2).\n<b>Sampling method</b> (default class_balanced, the "
             "one that lifts a 1-2 % class well): as in Combine sampler weights.\n<b>Dask scheduler</b> "
             "(advanced): where the mask statistics and the DINOv2 embeddings run, as in Compute composition clusters "
             "and Compute DINOv2 uniqueness (empty = this process, local:N = N worker processes on this machine, or "
@@ -97,6 +99,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             self.DINO_MODEL, self.tr("DINOv2 model (short name, hub id or local folder)"),
             defaultValue="dinov2-base"))
+        self.addParameter(QgsProcessingParameterString(
+            self.BANDS, self.tr("Bands (comma-separated)"), defaultValue="1,2,3"))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.PARQUET_PATH, self.tr("Embedding cache (Parquet)"), self.tr("Parquet files (*.parquet)"),
             optional=True, createByDefault=False))
@@ -172,6 +176,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         if use_uniqueness:
             signals = run(2, "computedinov2uniqueness", {
                 "INPUT": clusters["OUTPUT"], "DINO_MODEL": parameters.get(self.DINO_MODEL) or "dinov2-base",
+                "BANDS": self.parameterAsString(parameters, self.BANDS, context) or "1,2,3",
                 "PARQUET_PATH": parameters.get(self.PARQUET_PATH),
                 "BACKEND": self.parameterAsEnum(parameters, self.BACKEND, context),
                 DASK_SCHEDULER: scheduler_text(self, parameters, context), "OUTPUT": "memory:uniqueness"})

@@ -676,3 +676,11 @@ def test_error_chain_joins_the_causes_without_rasterios_placeholder():
             raise RuntimeError("Read failed. See previous exception for details.") from inner
     except RuntimeError as outer:
         assert error_chain(outer) == "Read failed: ../masks/L1.tif: No such file or directory"
+
+
+def test_the_log_says_which_bands_feed_the_model(model, flat_image):
+    messages = []
+    extract_embeddings(grid_records(flat_image, 1, 2), dino_model=model, bands=(3, 2, 1), num_workers=0,
+                       progress=Progress(info=messages.append))
+    assert any(m.startswith("Model input: bands 3,2,1 of the images as red, green, blue ('flat.tif' has 3 bands")
+               for m in messages), messages

@@ -100,6 +100,19 @@ def test_build_balanced_dataset_runs_the_chain(run_algorithm, synthetic_dataset,
     assert os.path.getsize(result["OUTPUT_REPORT"]) > 1000
 
 
+def test_build_balanced_dataset_passes_the_bands_to_the_model(run_algorithm, synthetic_dataset, tiny_model, tmp_path):
+    import os
+
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match=r"has 3 bands; the band selection \(5, 1, 1\)"):
+        run_algorithm("buildbalanceddataset", {
+            "IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+            "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128, "BANDS": "5,1,1",
+            "DINO_MODEL": tiny_model, "SAMPLING_METHOD": SAMPLING_METHODS.index("rank_max"),
+            "OUTPUT": str(tmp_path / "w.gpkg"), "OUTPUT_CSV": str(tmp_path / "t.csv")})
+
+
 def test_shipped_model_runs_through_processing(run_algorithm, synthetic_dataset, tiny_model, tmp_path):
     import os
 
