@@ -405,6 +405,20 @@ class EmbeddingCache:
         found[position[last]] = True
         return int(stale.sum())
 
+    def models_for(self, keys) -> set:
+        """The model identities (the ``model`` column) of the rows of any of ``keys``: what the cache holds for
+        those patches under other identities, for the log to say why nothing was reused."""
+        pc = _compute()
+        wanted = _pyarrow().array(list(keys), _pyarrow().string())
+        found: set = set()
+        for table in ([self._table] if not self.partitioned else self._parts):
+            if isinstance(table, str):
+                table = self._read_file(table)
+            if table is not None:
+                rows = table.filter(pc.is_in(table[KEY], value_set=wanted))
+                found.update(pc.unique(rows[MODEL]).to_pylist())
+        return found
+
     def save(self, keys, model: str, embeddings, states=None) -> None:
         """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic. ``states``
         (m,): the :func:`image_state` of each key's image when its pixels were read (None: not recorded, so the

@@ -684,6 +684,8 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             found = np.zeros(len(unique_keys), bool)
         # Image order lets each reader thread reuse its open dataset.
         todo = sorted(np.flatnonzero(~found), key=windows.__getitem__)
+        if cache and todo and reader.stretch is not None:
+            _say_if_the_stretch_moved(cache, unique_keys[todo], identity, reader.stretch, progress)
         if cache:
             progress.info(_("Embedding cache '{path}': {reused} of {total} patches reused, {todo} to compute.").format(
                 path=cache.path, reused=int(found.sum()), total=len(unique_keys), todo=len(todo)))
@@ -716,6 +718,23 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
             cache.save(unique_keys[todo], identity, vectors[todo], states[todo])
     return EmbeddingResult(computed=len(todo), reused=int(found.sum()), model_name=name, device=device,
                            unique_embeddings=vectors, row_to_unique=row_to_unique)
+
+
+def _say_if_the_stretch_moved(cache, keys, identity: str, stretch, progress: Progress) -> None:
+    """Log why patches with cached embeddings are computed again when only the stretch values differ: they are
+    estimated from the patch list, so adding patches of non-8-bit imagery moves them (a little)."""
+    import re
+
+    def without_values(text: str) -> str:
+        return re.sub(r"@[0-9a-f]+", "", text)
+
+    if any(other != identity and without_values(other) == without_values(identity)
+           for other in cache.models_for(keys)):
+        low, high = (np.round(v, 3).tolist() for v in (stretch.low, stretch.high))
+        progress.info(_("Cached embeddings of these patches were computed with other stretch values: the stretch of "
+                        "non-8-bit imagery is estimated from the patch list, which changed, and is now {low} to "
+                        "{high}. They are computed again, so that every vector saw the same stretch.").format(
+                            low=low, high=high))
 
 
 def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, batch_size, identity, cache,

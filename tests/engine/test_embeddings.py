@@ -362,13 +362,18 @@ def test_a_new_stretch_never_reuses_embeddings_and_a_rerun_equals_a_fresh_run(mo
     everything = grid_records(uint16_image, 4, 4)
     first = extract_embeddings(left, dino_model=model, parquet_path=cache)
     assert first.computed == 8
-    grown = extract_embeddings(everything, dino_model=model, parquet_path=cache)
+    messages = []
+    grown = extract_embeddings(everything, dino_model=model, parquet_path=cache, progress=Progress(info=messages.append))
     assert (grown.computed, grown.reused) == (16, 0), "the stretch changed, so no embedding is reused"
+    assert any(m.startswith("Cached embeddings of these patches were computed with other stretch values") for m in
+               messages), messages
     fresh = extract_embeddings(everything, dino_model=model)
     np.testing.assert_array_equal(grown.embeddings, fresh.embeddings)
-    again = extract_embeddings(everything, dino_model=model, parquet_path=cache)
+    messages.clear()
+    again = extract_embeddings(everything, dino_model=model, parquet_path=cache, progress=Progress(info=messages.append))
     assert (again.computed, again.reused) == (0, 16)
     np.testing.assert_array_equal(again.embeddings, fresh.embeddings)
+    assert not any("other stretch values" in m for m in messages)
 
 
 def test_weights_replaced_in_the_same_folder_are_not_served_from_the_cache(other_model, flat_image, tmp_path):
