@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterDistance,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExpression,
     QgsProcessingParameterFeatureSink,
@@ -147,12 +148,13 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.MAX_PER_CELL, self.tr("At most n selected patches per grid cell (0 = off)"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
-        self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.GRID_CELL_SIZE, self.tr("Grid cell size (map units)"), QgsProcessingParameterNumber.Double,
-            defaultValue=1000.0, minValue=0), 2))
-        self.addParameter(with_decimals(QgsProcessingParameterNumber(
-            self.MIN_DISTANCE, self.tr("Minimum distance between selected patches (0 = off)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0), 2))
+        # Distances: the dialog shows them in the patch layer's units (and lets the user convert).
+        self.addParameter(with_decimals(QgsProcessingParameterDistance(
+            self.GRID_CELL_SIZE, self.tr("Grid cell size"), defaultValue=1000.0, parentParameterName=self.INPUT,
+            minValue=0), 2))
+        self.addParameter(with_decimals(QgsProcessingParameterDistance(
+            self.MIN_DISTANCE, self.tr("Minimum distance between selected patches (0 = off)"), defaultValue=0.0,
+            parentParameterName=self.INPUT, minValue=0), 2))
         self.addParameter(QgsProcessingParameterExpression(
             self.SUBPOOL_EXPRESSION, self.tr("Method picks only where (e.g. \"cls_4\" > 0.5)"),
             parentLayerParameterName=self.INPUT, optional=True))
@@ -234,6 +236,11 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         need_centroids = max_per_cell > 0 or min_distance > 0
         if vector is None and not need_centroids:
             return None, None, None
+        if need_centroids and source.sourceCrs().isGeographic():
+            feedback.pushWarning(self.tr(
+                "The patch layer's CRS {} is geographic: the grid cell size and the minimum distance are in degrees "
+                "(1 degree is about 111 km). Give them in degrees, or reproject the layer to a projected CRS to give "
+                "them in meters.").format(source.sourceCrs().authid() or source.sourceCrs().description()))
         polygons, index = {}, None
         if vector is not None:
             transform = QgsCoordinateTransform(vector.crs(), source.sourceCrs(), context.transformContext())
@@ -332,7 +339,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             if advanced and definition.name() not in parameters:
                 continue  # an advanced option left at its default
             value = parameters.get(definition.name(), definition.defaultValue())
-            if value in (None, "") or (definition.type() == "number" and value == 0 and
+            if value in (None, "") or (definition.type() in ("number", "distance") and value == 0 and
                                        definition.name() != "BUDGET"):
                 continue
             if definition.name() == self.GRID_CELL_SIZE and not parameters.get(self.MAX_PER_CELL):

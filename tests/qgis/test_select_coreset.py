@@ -132,6 +132,30 @@ def test_at_most_one_patch_per_grid_cell(run_algorithm, weights_path, tmp_path):
     assert any("fewer than the budget" in line for line in feedback.lines)
 
 
+def test_distances_follow_the_layer_units_and_degrees_are_said(run_algorithm, weights_path, tmp_path):
+    from qgis.core import (
+        QgsApplication,
+        QgsCoordinateReferenceSystem,
+        QgsFeatureRequest,
+        QgsProcessingParameterDistance,
+    )
+
+    algorithm = QgsApplication.processingRegistry().algorithmById("balanced_sampling:selectcoreset")
+    for name in ("GRID_CELL_SIZE", "MIN_DISTANCE"):
+        definition = algorithm.parameterDefinition(name)
+        assert isinstance(definition, QgsProcessingParameterDistance) and definition.parentParameterName() == "INPUT"
+    # The same patches claimed to be in EPSG:4326: a distance of 100 is 100 degrees, and the log says so.
+    degrees = QgsVectorLayer(weights_path, "w", "ogr").materialize(QgsFeatureRequest())
+    degrees.setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    feedback = RecordingFeedback()
+    select(run_algorithm, tmp_path, feedback, INPUT=degrees, METHOD=0, BUDGET=0.5, MIN_DISTANCE=100)
+    assert any("CRS EPSG:4326 is geographic: the grid cell size and the minimum distance are in degrees" in line
+               for line in feedback.lines), feedback.lines
+    feedback = RecordingFeedback()
+    select(run_algorithm, tmp_path, feedback, INPUT=weights_path, METHOD=0, BUDGET=0.5, MIN_DISTANCE=100)
+    assert not any("is geographic" in line for line in feedback.lines)
+
+
 def write_cache(weights_path, path, skip=0):
     table = pd.DataFrame(layer_rows(weights_path))
     keys = patch_ids(validate_records(table)).to_numpy()
