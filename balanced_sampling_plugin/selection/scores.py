@@ -457,6 +457,12 @@ def score_pool(method: str, budget: int, *, entropy: Optional[np.ndarray] = None
     elif method == "fa_cb":
         cb = cb_scores(classes, budget, progress.child(0.0, 0.9), cb_start)
         scores = float(fa_cb_lambda) * fa_scores(embeddings) + (1 - float(fa_cb_lambda)) * cb
+        top = np.argsort(-scores, kind="stable")[:int(budget)]
+        if 0 < fa_cb_lambda < 1 and len(scores) > budget and (cb[top] > 0).all() and np.count_nonzero(cb) == len(top):
+            # cb's positional scores of its picks, (N - t)/(N - 1), mostly outweigh fa's product of two scaled values
+            progress.info(_("fa_cb with fa_cb_lambda {value:g} picks the same patches as cb: the fa term changed "
+                            "only their order. Raise fa_cb_lambda (e.g. 0.9) to let feature activation change the "
+                            "subset.").format(value=float(fa_cb_lambda)))
     else:
         order, k = fd_order(embeddings, fd_k_min, fd_k_max, fd_use_vendi, fd_vendi_delta, seed, progress)
         details["k"] = k

@@ -266,6 +266,15 @@ def test_fa_cb_blends_the_two_scores():
     embeddings = np.array([[0, 0], [1, 3], [2, 2], [0, 4]], dtype=float)
     blended = score_pool("fa_cb", 2, classes=classes, embeddings=embeddings, fa_cb_lambda=0.25).scores
     np.testing.assert_allclose(blended, 0.25 * np.array([0, 0.5, 0, 1]) + 0.75 * np.array([2 / 3, 0, 1, 0]))
+    # At 0.25 the picks are cb's (patches 0 and 2): said, with the way to give fa a say; at 0.9 fa changes them.
+    infos = []
+    score_pool("fa_cb", 2, classes=classes, embeddings=embeddings, fa_cb_lambda=0.25,
+               progress=Progress(info=infos.append))
+    assert any("fa_cb with fa_cb_lambda 0.25 picks the same patches as cb" in m for m in infos), infos
+    infos.clear()
+    changed = score_pool("fa_cb", 2, classes=classes, embeddings=embeddings, fa_cb_lambda=0.9,
+                         progress=Progress(info=infos.append)).scores
+    assert set(np.argsort(-changed)[:2]) != {0, 2} and not any("same patches as cb" in m for m in infos)
 
 
 @pytest.mark.parametrize("method", CORESET_METHODS)
