@@ -114,7 +114,8 @@ def validate_records(
     if missing:
         raise BalancedSamplingError(
             _("{source} has no field {missing}; available fields: {available}. Pick the right field names in the "
-              "algorithm's parameters.").format(
+              "algorithm's parameters (in Python: rename the columns, or join a stage's result to the records it "
+              "was computed from, e.g. records.join(result.table)).").format(
                 source=source, missing=", ".join(repr(m) for m in missing),
                 available=", ".join(map(str, records.columns)) or _("none"))
         )
