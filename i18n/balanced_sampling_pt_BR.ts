@@ -46,17 +46,17 @@ e reinicie o QGIS; ou deixe o escalonador Dask vazio para rodar neste processo.<
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="304" />
+        <location filename="../processing_provider/algorithms/base.py" line="305" />
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="308" />
+        <location filename="../processing_provider/algorithms/base.py" line="309" />
         <source>Layer '{}' is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="317" />
+        <location filename="../processing_provider/algorithms/base.py" line="318" />
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
@@ -80,7 +80,7 @@ e depois reinicie o QGIS.</translation>
         <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="346" />
+        <location filename="../processing_provider/algorithms/base.py" line="347" />
         <source>Could not put the output '{}' in place ({}); the earlier files were kept as they were.</source>
         <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
@@ -105,7 +105,7 @@ e depois reinicie o QGIS.</translation>
         <translation>{} ({}) vale {}; deve ficar {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="289" />
+        <location filename="../processing_provider/algorithms/base.py" line="290" />
         <source>QGIS wrote the output '{}', not '{}' as asked.</source>
         <translation>O QGIS gravou a saída '{}', não '{}' como solicitado.</translation>
     </message>
@@ -144,120 +144,125 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="52" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="53" />
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="77" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="80" />
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="79" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82" />
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84" />
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="83" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86" />
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="107" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="109" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="106" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="111" />
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="106" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="111" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="113" />
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="113" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="111" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="116" />
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="129" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="134" />
         <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
         <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="55" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94" />
+        <source>Windows at the raster edge</source>
+        <translation>Janelas na borda do raster</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="56" />
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
 &lt;b&gt;Patch size, stride&lt;/b&gt;: windows in pixels (stride 0 = patch size).
 &lt;b&gt;Windows at the raster edge&lt;/b&gt;: drop the windows that do not fit, or shift a last one inward so every pixel is covered, as in Create patch footprints.
-&lt;b&gt;Nodata class&lt;/b&gt;: mask value without a label.
+&lt;b&gt;Nodata class&lt;/b&gt;: mask value without a label; a value the masks do not hold (e.g. -1) makes every value a class (when 0 is background).
 &lt;b&gt;Compute uniqueness&lt;/b&gt;: DINOv2 uniqueness is computed only when this is on AND the sampling method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank method is an error: pick composition_only or class_balanced.
-&lt;b&gt;DINOv2 model, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness.
+&lt;b&gt;DINOv2 model, bands, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness (bands: the three image bands fed to the model as red, green, blue, e.g. 4,3,2 for Sentinel-2).
 &lt;b&gt;Sampling method&lt;/b&gt; (default class_balanced, the one that lifts a 1-2 % class well): as in Combine sampler weights.
 &lt;b&gt;Dask scheduler&lt;/b&gt; (advanced): where the mask statistics and the DINOv2 embeddings run, as in Compute composition clusters and Compute DINOv2 uniqueness (empty = this process, local:N = N worker processes on this machine, or a scheduler address such as tcp://host:8786).</source>
         <translation>Executa toda a cadeia sobre pastas de rasters de imagem/máscara: Criar contornos dos patches → Calcular clusters de composição → Calcular singularidade DINOv2 (opcional) → Combinar pesos do amostrador, e grava a camada de patches com pesos, o CSV de treinamento e o relatório. Cada etapa também é um algoritmo próprio, com todas as suas opções; este usa os valores padrão delas, exceto pelos parâmetros abaixo.
@@ -265,16 +270,16 @@ e depois reinicie o QGIS.</translation>
 &lt;b&gt;Pasta e padrão de imagens / máscaras&lt;/b&gt;: os rasters; uma imagem forma par com a máscara de mesmo nome (exceto por palavras como _mask).
 &lt;b&gt;Tamanho do patch, passo&lt;/b&gt;: janelas em pixels (passo 0 = tamanho do patch).
 &lt;b&gt;Janelas na borda do raster&lt;/b&gt;: descarta as janelas que não cabem, ou desloca uma última janela para dentro para que todo pixel seja coberto, como em Criar contornos dos patches.
-&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara sem rótulo.
+&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara sem rótulo; um valor que as máscaras não contêm (p. ex. -1) torna todo valor uma classe (quando 0 é fundo).
 &lt;b&gt;Calcular singularidade&lt;/b&gt;: a singularidade DINOv2 só é calculada quando esta opção está ativa E o método de amostragem a usa (os métodos por posto, multiplicative, uniqueness_only); class_balanced e composition_only não precisam do DINOv2, então a cadeia pula esta etapa e avisa no log. Desativada com um método por posto é um erro: escolha composition_only ou class_balanced.
-&lt;b&gt;Modelo DINOv2, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2.
+&lt;b&gt;Modelo DINOv2, bandas, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2 (bandas: as três bandas da imagem passadas ao modelo como vermelho, verde, azul, p. ex. 4,3,2 para o Sentinel-2).
 &lt;b&gt;Método de amostragem&lt;/b&gt; (padrão class_balanced, o que favorece bem uma classe de 1-2 %): como em Combinar pesos do amostrador.
 &lt;b&gt;Escalonador Dask&lt;/b&gt; (avançado): onde rodam as estatísticas das máscaras e os embeddings DINOv2, como em Calcular clusters de composição e Calcular singularidade DINOv2 (vazio = este processo, local:N = N processos de trabalho nesta máquina, ou o endereço de um escalonador, como tcp://host:8786).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
-        <source>Windows at the raster edge</source>
-        <translation>Janelas na borda do raster</translation>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <source>Bands (comma-separated)</source>
+        <translation>Bandas (separadas por vírgula)</translation>
     </message>
 </context>
 <context>
@@ -571,109 +576,99 @@ Os patches excluídos (campo excluded=true) recebem peso 0 e permanecem nas saí
         <translation>Calcular clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="90" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="91" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="92" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="93" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="94" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="95" />
         <source>Number of clusters</source>
         <translation>Número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="96" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="97" />
         <source>k min (elbow)</source>
         <translation>k mín. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="98" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="99" />
         <source>k max (elbow)</source>
         <translation>k máx. (cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="100" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="101" />
         <source>k (fixed)</source>
         <translation>k (fixo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="102" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="103" />
         <source>Random state</source>
         <translation>Estado aleatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="104" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="105" />
         <source>Exclude patches with nodata on the mask border</source>
         <translation>Excluir patches com pixels sem dados na borda da máscara</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="106" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="107" />
         <source>Exclude patches with black image borders</source>
         <translation>Excluir patches com bordas pretas na imagem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="109" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="110" />
         <source>Black tolerance (pixel value)</source>
         <translation>Tolerância de preto (valor do pixel)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="112" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="113" />
         <source>Maximum nodata ratio</source>
         <translation>Proporção máxima de pixels sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="118" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="119" />
         <source>CLR epsilon</source>
         <translation>Épsilon do CLR</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="121" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="122" />
         <source>Parallel readers (0 = automatic)</source>
         <translation>Leitores paralelos (0 = automático)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="134" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="135" />
         <source>Composition clusters</source>
         <translation>Clusters de composição</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="164" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="165" />
         <source>k min ({}) is larger than k max ({}).</source>
         <translation>k mín. ({}) é maior que k máx. ({}).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="190" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="205" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="129" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="130" />
         <source>Use class proportions already on the layer (no mask reads)</source>
         <translation>Usar as proporções de classes já presentes na camada (sem ler máscaras)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="174" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="194" />
         <source>Class proportions taken from the layer fields {}; no mask is read.</source>
         <translation>Proporções de classes obtidas dos campos da camada {}; nenhuma máscara é lida.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="115" />
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="116" />
         <source>Minimum class entropy (nats, 0 = off)</source>
         <translation>Entropia mínima de classes (nats, 0 = desativado)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="178" />
-        <source>Border exclusions kept from the layer fields {} (found from the pixels by an earlier run).</source>
-        <translation>Exclusões de borda mantidas dos campos da camada {} (encontradas nos pixels por uma execução anterior).</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="182" />
-        <source>The layer's proportions have a field {} although Nodata class is {}: they were computed with another nodata class, and its nodata_ratio does not count class {}. Turn off 'Use class proportions already on the layer' to read the masks with this nodata class.</source>
-        <translation>As proporções da camada têm um campo {} embora a Classe nodata seja {}: foram calculadas com outra classe nodata, e seu nodata_ratio não conta a classe {}. Desmarque 'Usar as proporções de classes já presentes na camada' para ler as máscaras com esta classe nodata.</translation>
     </message>
     <message>
         <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="54" />
@@ -682,7 +677,7 @@ Os patches excluídos (campo excluded=true) recebem peso 0 e permanecem nas saí
 Writes all input fields plus: one proportion field per class (cls_1, cls_2, …), class_entropy (Shannon entropy of the proportions, nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size and freq_cluster_weight. Excluded patches keep their row with cluster id -1 and weight 0, and do not shape the clusters.
 
 &lt;b&gt;Patch footprints&lt;/b&gt;: a layer from Create patch footprints (or any layer with the image/mask path and window fields; pick them under Advanced).
-&lt;b&gt;Nodata class&lt;/b&gt;: mask value that means no label (default 0).
+&lt;b&gt;Nodata class&lt;/b&gt;: mask value that means no label (default 0); a value the masks do not hold (e.g. -1) makes every value a class, for masks whose 0 is background.
 &lt;b&gt;Number of clusters&lt;/b&gt;: &lt;i&gt;elbow&lt;/i&gt; tries k from k min to k max and picks the elbow of the normalised inertia curve; &lt;i&gt;fixed&lt;/i&gt; uses k.
 &lt;b&gt;Random state&lt;/b&gt;: seed of KMeans, for repeatable clusters.
 &lt;b&gt;Exclude patches with nodata on the mask border&lt;/b&gt;: any border pixel of the mask window equal to the nodata class.
@@ -698,7 +693,7 @@ Writes all input fields plus: one proportion field per class (cls_1, cls_2, …)
 Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1, cls_2, …), class_entropy (entropia de Shannon das proporções, em nats), nodata_ratio, border_nodata, black_border, excluded, exclusion_reason, freq_cluster_id, freq_cluster_size e freq_cluster_weight. Os patches excluídos mantêm sua linha com id de cluster -1 e peso 0, e não influenciam a formação dos clusters.
 
 &lt;b&gt;Contornos dos patches&lt;/b&gt;: uma camada gerada por Criar contornos dos patches (ou qualquer camada com os campos de caminho da imagem/máscara e da janela; selecione-os em Avançado).
-&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara que significa ausência de rótulo (padrão 0).
+&lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara que significa ausência de rótulo (padrão 0); um valor que as máscaras não contêm (p. ex. -1) torna todo valor uma classe, para máscaras em que 0 é fundo.
 &lt;b&gt;Número de clusters&lt;/b&gt;: &lt;i&gt;cotovelo&lt;/i&gt; testa k de k mín. a k máx. e escolhe o cotovelo da curva de inércia normalizada; &lt;i&gt;fixo&lt;/i&gt; usa k.
 &lt;b&gt;Estado aleatório&lt;/b&gt;: semente do KMeans, para clusters reproduzíveis.
 &lt;b&gt;Excluir patches com pixels sem dados na borda da máscara&lt;/b&gt;: qualquer pixel de borda da janela da máscara igual à classe sem dados.
@@ -709,6 +704,31 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Leitores paralelos&lt;/b&gt;: threads que leem as janelas das máscaras (0 = automático).
 &lt;b&gt;Escalonador Dask&lt;/b&gt;: vazio lê as máscaras neste processo; local:N inicia, durante a execução, um cluster Dask de N processos de trabalho nesta máquina; um endereço como tcp://host:8786 envia as leituras aos processos de trabalho (workers) desse cluster, que precisam acessar os rasters pelos mesmos caminhos. O resultado é o mesmo em qualquer caso; requer os pacotes dask e distributed.
 &lt;b&gt;Usar as proporções de classes já presentes na camada&lt;/b&gt;: quando a camada contém campos cls_&amp;lt;c&amp;gt; (por exemplo, carregados do class_dist de uma tabela de tiles do PostgreSQL), agrupa-os sem ler nenhuma máscara; as exclusões por pixels sem dados na borda e por bordas pretas precisam dos pixels: as marcas que uma execução anterior encontrou (campos border_nodata, black_border) são mantidas; caso contrário, essas exclusões são ignoradas.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="173" />
+        <source>The layer has a field {} although Nodata class is {}: class proportions of a run with another nodata class, which an update in place cannot remove. Write a new layer (Output) instead.</source>
+        <translation>A camada tem um campo {} embora a classe sem dados seja {}: proporções de classes de uma execução com outra classe sem dados, que uma atualização no local não consegue remover. Grave uma nova camada (Saída) em vez disso.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="184" />
+        <source>The layer's proportions have a field {} although Nodata class is {}: they were computed with another nodata class, and the layer has no mask paths to compute them again. Set the nodata class they were computed with.</source>
+        <translation>As proporções da camada têm um campo {} embora a classe sem dados seja {}: foram calculadas com outra classe sem dados, e a camada não tem caminhos de máscara para recalculá-las. Defina a classe sem dados com que foram calculadas.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="188" />
+        <source>The layer's proportions have a field {} although Nodata class is {}: they were computed with another nodata class, so the masks are read again with this one.</source>
+        <translation>As proporções da camada têm um campo {} embora a classe sem dados seja {}: foram calculadas com outra classe sem dados, então as máscaras são lidas de novo com esta.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="198" />
+        <source>Border exclusions kept from the layer fields {} (found from the pixels by an earlier run; turn off 'Use class proportions already on the layer' to find them again, e.g. with another black tolerance).</source>
+        <translation>Exclusões de borda mantidas dos campos da camada {} (encontradas nos pixels por uma execução anterior; desative 'Usar as proporções de classes já presentes na camada' para encontrá-las de novo, p. ex. com outra tolerância de preto).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_composition_clusters.py" line="212" />
+        <source>Fields {} of an earlier run are left out: no class of this run.</source>
+        <translation>Os campos {} de uma execução anterior foram deixados de fora: não são classes desta execução.</translation>
     </message>
 </context>
 <context>
@@ -1526,227 +1546,222 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>SelectCoreset</name>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="91" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="92" />
         <source>Select coreset</source>
         <translation>Selecionar coreset</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="123" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="124" />
         <source>Patches with composition fields (and sampler weights)</source>
         <translation>Patches com campos de composição (e pesos do amostrador)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="126" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="127" />
         <source>Method</source>
         <translation>Método</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="129" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="130" />
         <source>Budget (a fraction ≤ 1, or a number of patches)</source>
         <translation>Orçamento (uma fração ≤ 1 ou um número de patches)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="132" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="133" />
         <source>Budget mode</source>
         <translation>Modo do orçamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="132" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="133" />
         <source>fraction — of the patches not excluded</source>
         <translation>fraction — dos patches não excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="132" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="133" />
         <source>count — a number of patches</source>
         <translation>count — um número de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="141" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="142" />
         <source>Take first the patches over the polygons of</source>
         <translation>Escolher primeiro os patches sobre os polígonos de</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="144" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="145" />
         <source>Minimum overlap with those polygons (map units²)</source>
         <translation>Sobreposição mínima com esses polígonos (unidades de mapa²)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="150" />
-        <source>Grid cell size (map units)</source>
-        <translation>Tamanho da célula da grade (unidades de mapa)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="166" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="168" />
         <source>fd: smallest number of clusters</source>
         <translation>fd: menor número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="168" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="170" />
         <source>fd: largest number of clusters</source>
         <translation>fd: maior número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="170" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="172" />
         <source>fd: choose k by the Vendi score (else elbow)</source>
         <translation>fd: escolher k pela pontuação de Vendi (senão, pelo cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="172" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="174" />
         <source>fd: smallest relative Vendi gain to grow k</source>
         <translation>fd: menor ganho relativo de Vendi para aumentar k</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="175" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="177" />
         <source>lc_fd: patches taken by fd (0 = 10%)</source>
         <translation>lc_fd: patches escolhidos por fd (0 = 10%)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="177" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="179" />
         <source>fa_cb: λ, the share of fa</source>
         <translation>fa_cb: λ, a fração de fa</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="180" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="182" />
         <source>Random seed</source>
         <translation>Semente aleatória</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="188" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="190" />
         <source>Coreset</source>
         <translation>Coreset</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="191" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="193" />
         <source>Training CSV of the selected patches</source>
         <translation>CSV de treinamento dos patches selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="191" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="193" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="194" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="196" />
         <source>Coreset report (subset vs random)</source>
         <translation>Relatório do coreset (subconjunto vs. aleatório)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="194" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="196" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="197" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="199" />
         <source>Selected patches</source>
         <translation>Patches selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="198" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="200" />
         <source>Patches not excluded</source>
         <translation>Patches não excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="203" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="205" />
         <source>lc — label complexity (class entropy)</source>
         <translation>lc — complexidade dos rótulos (entropia de classes)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="204" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="206" />
         <source>cb — class balance (greedy)</source>
         <translation>cb — balanceamento de classes (guloso)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="207" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="209" />
         <source>lc_fd — first by fd, then by lc</source>
         <translation>lc_fd — primeiro por fd, depois por lc</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="208" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="210" />
         <source>fa_cb — blend of fa and cb</source>
         <translation>fa_cb — mistura de fa e cb</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="246" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="253" />
         <source>Could not reproject a polygon of '{}' to the CRS of the patches.</source>
         <translation>Não foi possível reprojetar um polígono de '{}' para o SRC dos patches.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="250" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="257" />
         <source>{} polygons of '{}' reprojected from {} to {}.</source>
         <translation>{} polígonos de '{}' reprojetados de {} para {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="307" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="314" />
         <source>The sub-pool expression '{}' cannot be read: {}</source>
         <translation>A expressão do subconjunto de candidatos '{}' não pode ser lida: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="359" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="366" />
         <source>Method {} reads the DINOv2 embeddings: give the embedding cache (Parquet) that 'Compute DINOv2 uniqueness' wrote.</source>
         <translation>O método {} lê os embeddings DINOv2: informe o cache de embeddings (Parquet) gravado por 'Calcular singularidade DINOv2'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="383" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="390" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="412" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="419" />
         <source>fd: {} clusters of embeddings.</source>
         <translation>fd: {} clusters de embeddings.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="423" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="430" />
         <source>No patch was selected (every patch is excluded); there is no training CSV to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há CSV de treinamento a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="434" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="441" />
         <source>No patch was selected (every patch is excluded); there is no report to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há relatório a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="446" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="453" />
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="448" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="455" />
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="147" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="148" />
         <source>At most n selected patches per grid cell (0 = off)</source>
         <translation>No máximo n patches selecionados por célula da grade (0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="156" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="158" />
         <source>Method picks only where (e.g. "cls_4" &gt; 0.5)</source>
         <translation>O método escolhe apenas onde (por exemplo "cls_4" &gt; 0.5)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="279" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="286" />
         <source>{} patches overlap the polygons of '{}' by at least {} map units²; the {} of them that are not excluded are taken first.</source>
         <translation>{} patches se sobrepõem aos polígonos de '{}' em pelo menos {} unidades de mapa²; os {} deles que não estão excluídos são escolhidos primeiro.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="285" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="292" />
         <source>The minimum overlap ({} map units²) is larger than the largest patch ({:.6g} map units²): no patch can reach it. Lower it.</source>
         <translation>A sobreposição mínima ({} unidades de mapa²) é maior que o maior patch ({:.6g} unidades de mapa²): nenhum patch consegue alcançá-la. Reduza-a.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="312" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="319" />
         <source>The sub-pool expression '{}' names {}, which the input layer does not have; its fields are {}.</source>
         <translation>A expressão do subconjunto de candidatos '{}' cita {}, que a camada de entrada não tem; os campos dela são {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="409" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="416" />
         <source>{} of {} patches selected (budget {}); by step: {}.</source>
         <translation>{} de {} patches selecionados (orçamento {}); por etapa: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="94" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="95" />
         <source>Picks the most informative subset of the patches when the compute budget allows training on only part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (higher = picked earlier), coreset_selected and selection_step, styled selected / not selected, and a training CSV of the selected patches (Combine's columns, sampler weights re-normalised to mean 1 over the subset). Excluded patches are never selected.
 
 &lt;b&gt;Method&lt;/b&gt;: &lt;i&gt;lc&lt;/i&gt; = class_entropy / its maximum; &lt;i&gt;cb&lt;/i&gt; = greedy class balance, each pick the patch that makes the summed class distribution of the subset most even; &lt;i&gt;fd&lt;/i&gt; = KMeans on the DINOv2 embeddings, then round-robin over the clusters; &lt;i&gt;fa&lt;/i&gt; = mean × spread of each embedding; &lt;i&gt;lc_fd&lt;/i&gt; = the first m patches by fd, then by lc; &lt;i&gt;fa_cb&lt;/i&gt; = λ·fa + (1 − λ)·cb. fd, fa, lc_fd and fa_cb read the embeddings from the Parquet cache that Compute DINOv2 uniqueness wrote; when it holds embeddings of several models, name the model (advanced).
@@ -1765,39 +1780,49 @@ The log and the report (HTML, optional) compare the subset with a random one of 
 O log e o relatório (HTML, opcional) comparam o subconjunto com um subconjunto aleatório do mesmo tamanho: proporções de pixels por classe, clusters e tiles cobertos e o raio de cobertura no espaço dos embeddings.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="163" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="165" />
         <source>Model in the embedding cache</source>
         <translation>Modelo no cache de embeddings</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="205" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="207" />
         <source>fd — feature diversity</source>
         <translation>fd — diversidade de características</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="206" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="208" />
         <source>fa — feature activation</source>
         <translation>fa — ativação de características</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="153" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="155" />
         <source>Minimum distance between selected patches (0 = off)</source>
         <translation>Distância mínima entre patches selecionados (0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="159" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="161" />
         <source>Method's own budget (0 = the rest of the budget)</source>
         <translation>Orçamento próprio do método (0 = o restante do orçamento)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="138" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="139" />
         <source>Embedding cache (Parquet file or folder)</source>
         <translation>Cache de embeddings (arquivo Parquet ou pasta)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="138" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="139" />
         <source>Parquet files (*.parquet);;All files (*)</source>
         <translation>Arquivos Parquet (*.parquet);;Todos os arquivos (*)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="152" />
+        <source>Grid cell size</source>
+        <translation>Tamanho da célula da grade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="240" />
+        <source>The patch layer's CRS {} is geographic: the grid cell size and the minimum distance are in degrees (1 degree is about 111 km). Give them in degrees, or reproject the layer to a projected CRS to give them in meters.</source>
+        <translation>O SRC {} da camada de patches é geográfico: o tamanho da célula da grade e a distância mínima estão em graus (1 grau equivale a cerca de 111 km). Informe-os em graus, ou reprojete a camada para um SRC projetado para informá-los em metros.</translation>
     </message>
 </context>
 <context>
@@ -1886,37 +1911,37 @@ Para as etapas espaciais (primeiro os polígonos de uma camada vetorial, diversi
 <context>
     <name>layers</name>
     <message>
-        <location filename="../processing_provider/layers.py" line="131" />
+        <location filename="../processing_provider/layers.py" line="136" />
         <source>Could not write feature {} to the output layer.</source>
         <translation>Não foi possível gravar a feição {} na camada de saída.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/layers.py" line="144" />
+        <location filename="../processing_provider/layers.py" line="149" />
         <source>Layer {} was put in edit mode during the run, so its fields were not updated (your edits are kept). Save or discard them, leave edit mode and run again.</source>
         <translation>A camada {} foi colocada em modo de edição durante a execução, então seus campos não foram atualizados (suas edições foram mantidas). Salve-as ou descarte-as, saia do modo de edição e execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/layers.py" line="148" />
+        <location filename="../processing_provider/layers.py" line="153" />
         <source>Layer {} cannot be edited; write a new layer instead.</source>
         <translation>A camada {} não pode ser editada; grave uma nova camada em vez disso.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/layers.py" line="153" />
+        <location filename="../processing_provider/layers.py" line="158" />
         <source>Could not add field '{}' to layer {}.</source>
         <translation>Não foi possível adicionar o campo '{}' à camada {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/layers.py" line="161" />
+        <location filename="../processing_provider/layers.py" line="166" />
         <source>Could not update feature {} of layer {}.</source>
         <translation>Não foi possível atualizar a feição {} da camada {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/layers.py" line="164" />
+        <location filename="../processing_provider/layers.py" line="169" />
         <source>Could not save layer {}: {}</source>
         <translation>Não foi possível salvar a camada {}: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/layers.py" line="194" />
+        <location filename="../processing_provider/layers.py" line="199" />
         <source>Could not write patch {} to the output layer.</source>
         <translation>Não foi possível gravar o patch {} na camada de saída.</translation>
     </message>
