@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,15 +147,18 @@ def read_grid(path: str) -> RasterGrid:
     if not os.path.exists(path):
         raise BalancedSamplingError(_("Raster {path} does not exist.").format(path=path))
     try:
-        with rasterio.open(path) as ds:
-            crs = ds.crs
-            authid = ""
-            if crs is not None:
-                epsg = crs.to_epsg()
-                authid = f"EPSG:{epsg}" if epsg else ""
-            t = ds.transform
-            return RasterGrid(path, ds.width, ds.height, (t.a, t.b, t.c, t.d, t.e, t.f),
-                              crs.to_wkt() if crs else "", authid)
+        # A raster without georeferencing is reported once by build_footprints, not as rasterio's warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                crs = ds.crs
+                authid = ""
+                if crs is not None:
+                    epsg = crs.to_epsg()
+                    authid = f"EPSG:{epsg}" if epsg else ""
+                t = ds.transform
+                return RasterGrid(path, ds.width, ds.height, (t.a, t.b, t.c, t.d, t.e, t.f),
+                                  crs.to_wkt() if crs else "", authid)
     except rasterio.errors.RasterioIOError as exc:
         raise BalancedSamplingError(_("Raster {path} cannot be read: {error}").format(path=path, error=exc)) from exc
 
@@ -255,8 +259,11 @@ def build_footprints(
     first = None
     largest = None  # (rows, columns, path) of the largest raster, for the message when none holds a patch
     uncovered = 0  # rasters with an edge strip no window reaches (edge "drop")
+    unplaced = []  # images without a CRS nor a geotransform: footprints in pixel coordinates
     for done, (image, mask) in enumerate(pairs):
         img, msk = read_grid(image), read_grid(mask)
+        if not img.crs_wkt and img.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
+            unplaced.append(image)
         check_mask_grid(img, msk)
         first = first_grid_with_same_crs(img, first)
         windows = raster_windows(img.height, img.width, patch_size, stride, edge)
@@ -288,5 +295,10 @@ def build_footprints(
         progress.info(_("{n} of {total} rasters have a strip at the right or bottom edge that no {size} px patch "
                         "covers (edge mode drop); edge mode shift adds a last patch flush with the edge.").format(
             n=uncovered, total=len(pairs), size=patch_size))
+    if unplaced:
+        progress.warning(_("{n} of {total} images are not georeferenced (no CRS, no geotransform), e.g. {path}: their "
+                           "footprints are in pixel coordinates and lie on top of each other on the map. The weights "
+                           "are not affected; the map view and the coreset's spatial steps are.").format(
+            n=len(unplaced), total=len(pairs), path=unplaced[0]))
     records = pd.concat(frames, ignore_index=True)
     return FootprintResult(records, rings, first.crs_wkt, first.crs_authid, skipped)

@@ -177,3 +177,31 @@ def test_regenerating_the_synthetic_dataset_keeps_identical_files_untouched(tmp_
     assert sorted(os.listdir(tmp_path / "images")) == ["tile_00.tif", "tile_01.tif"]  # no partial left
     make_synthetic_dataset(str(tmp_path), n_tiles=2, tile_size=64, seed=1)  # other pixels: rewritten
     assert [os.stat(path).st_mtime_ns for path in first.images] != times[:2]
+
+
+def test_images_without_georeferencing_are_said_once_in_plain_words(tmp_path):
+    import warnings
+
+    import rasterio
+
+    from balanced_sampling_plugin.progress import Progress
+
+    pairs = []
+    for name in ("chip_a", "chip_b"):
+        paths = []
+        for suffix in ("", "_mask"):
+            path = str(tmp_path / f"{name}{suffix}.tif")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # writing it unplaced is the point
+                with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8") as dst:
+                    dst.write(np.ones((1, 64, 64), np.uint8))
+            paths.append(path)
+        pairs.append(tuple(paths))
+    messages = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw rasterio warning reaches the user
+        result = build_footprints(pairs, 32, progress=Progress(warning=messages.append))
+    assert len(result.records) == 8
+    assert [m for m in messages if "not georeferenced" in m] == [
+        m for m in messages if m.startswith("2 of 2 images are not georeferenced (no CRS, no geotransform), e.g. ")]
+    assert len(messages) == 1, messages
