@@ -16,8 +16,8 @@ Semantics:
 - A lookup returns only rows whose key AND model match and whose length is the model's
   dimension; shorter/longer rows are stale and recomputed.
 - A lookup given the images' current states (as :func:`~balanced_sampling_plugin.embeddings.extract_embeddings`
-  does) returns only rows whose ``image_state`` equals the state of the key's image now: an image rewritten in
-  place (its size or modification time changed) is recomputed, as is a row with no state (an older cache),
+  does) returns only rows whose ``image_state`` agrees with the state of the key's image now: an image rewritten
+  in place (its size, or its time and bytes, changed) is recomputed, as is a row with no state (an older cache),
   and the new row replaces the old one. The state is taken before the pixels are read, so an image changed
   during a run is recomputed by the next one. An image whose time changed but not its size (``touch``, a copy
   that does not keep times, a tile regenerated with the same bytes) is read once to compare its digest with
