@@ -91,7 +91,19 @@ class Session:
             with open(CONFIG["result"], "w", encoding="utf-8") as file:
                 json.dump(self.result, file, indent=1, default=str)
         finally:
-            QgsApplication.exit(0)
+            self.quit()
+
+    @staticmethod
+    def quit():
+        """Quit as a user does, closing the main window of a project marked saved: QgsApplication.exit() from a
+        script sometimes crashed QGIS 3.22 in QgsProject::clear() (setMapStyleDockLayer), also with no plugin
+        algorithm run; exit() stays as the fallback should the window not close."""
+        QgsProject.instance().setDirty(False)
+        for widget in QApplication.topLevelWidgets():  # a modal dialog left open would keep the window
+            if widget.isVisible() and widget is not iface.mainWindow() and widget.isModal():
+                widget.close()
+        QTimer.singleShot(0, iface.mainWindow().close)
+        QTimer.singleShot(15000, lambda: QgsApplication.exit(0))
 
     @staticmethod
     def message_log_panel():
