@@ -53,6 +53,9 @@ class BalancedSamplingPlugin:
 
     def initGui(self):  # noqa: N802 (QGIS API name)
         self.initProcessing()
+        from .qgis_compat import give_batch_results_a_timestamp
+
+        self.undo_batch_fix = give_batch_results_a_timestamp()  # batch runs of algorithms with a report
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
@@ -114,3 +117,7 @@ class BalancedSamplingPlugin:
         if self.translator is not None:
             QCoreApplication.removeTranslator(self.translator)
             self.translator = None
+        undo = getattr(self, "undo_batch_fix", None)
+        if undo is not None:
+            undo()
+            self.undo_batch_fix = None
