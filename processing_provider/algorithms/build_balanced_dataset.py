@@ -2,6 +2,7 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingException,
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -130,6 +131,11 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
         use_uniqueness = self.uniqueness_wanted(parameters, context)
+        method = SAMPLING_METHODS[self.parameterAsEnum(parameters, self.SAMPLING_METHOD, context)]
+        if "uniqueness" in METHOD_SIGNALS[method] and not use_uniqueness:  # refused before the long steps
+            raise QgsProcessingException(self.tr(
+                "Sampling method {} reads DINOv2 uniqueness, which 'Compute DINOv2 uniqueness' turns off: tick it, or "
+                "pick class_balanced or composition_only, which need no DINOv2.").format(method))
         if self.parameterAsBool(parameters, self.USE_UNIQUENESS, context) and not use_uniqueness:
             feedback.pushInfo(self.tr("Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not "
                                       "computed (it would not change the weights).").format(

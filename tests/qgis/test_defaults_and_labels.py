@@ -83,6 +83,21 @@ def test_the_chain_offers_the_edge_mode_and_an_optional_report(run_algorithm, sy
     assert counts == {0: rasters * 4, 1: rasters * 9}
 
 
+def test_a_rank_method_with_uniqueness_off_is_refused_before_any_step(run_algorithm, synthetic_dataset, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    log = []
+    feedback = QgsProcessingFeedback()
+    feedback.pushInfo = log.append
+    with pytest.raises(QgsProcessingException, match="Sampling method rank_max reads DINOv2 uniqueness.*tick it"):
+        run_algorithm("buildbalanceddataset", {
+            "IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+            "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128,
+            "SAMPLING_METHOD": SAMPLING_METHODS.index("rank_max"), "USE_UNIQUENESS": False,
+            "OUTPUT": str(tmp_path / "w.gpkg"), "OUTPUT_CSV": str(tmp_path / "t.csv")}, feedback)
+    assert not log and not list(tmp_path.iterdir())  # no step ran, nothing written
+
+
 def test_the_chain_still_computes_uniqueness_for_a_rank_method(run_algorithm, synthetic_dataset, tmp_path):
     from qgis.core import QgsProcessingException
 
