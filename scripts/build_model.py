@@ -28,6 +28,10 @@ CHAIN = "balanced_sampling:buildbalanceddataset"
 #: The chain's inputs a model cannot follow: a graphical model cannot skip its uniqueness step
 #: without a second copy of every output. Run the chain algorithm to go without DINOv2.
 CHAIN_ONLY = ("USE_UNIQUENESS",)
+#: Inputs whose default differs from the chain's: the model always computes DINOv2 uniqueness, so its default
+#: method is one that reads it (pytorch-smt-tools' default), not class_balanced, which would leave hours of
+#: embeddings unused.
+MODEL_DEFAULTS = {"SAMPLING_METHOD": "rank_max"}
 #: (step id, algorithm, step description, model outputs: (child output, name, mandatory)).
 STEPS = (
     ("footprints", "createpatchfootprints", "Create patch footprints", ()),
@@ -47,9 +51,9 @@ HELP = {
     "ALG_DESC": "Footprints → composition clusters → DINOv2 uniqueness → combine sampler weights, as a graphical "
                 "model you can open and change in the modeler (each step keeps its default options apart from the "
                 "inputs below; edit a step to change them). Writes the weighted patch layer, the training CSV and "
-                "the HTML report. The model always computes DINOv2 uniqueness, which class_balanced and "
-                "composition_only do not read: for those, the algorithm Build balanced dataset runs the same "
-                "chain without it.",
+                "the HTML report. The model always computes DINOv2 uniqueness, so its default method is rank_max, "
+                "which reads it; class_balanced and composition_only do not read it: for those, the algorithm "
+                "Build balanced dataset runs the same chain without DINOv2.",
     "IMAGE_FOLDER": "Folder of the image rasters.",
     "IMAGE_PATTERN": "File name pattern of the images in the image folder.",
     "MASK_FOLDER": "Folder of the mask rasters; a mask pairs with the image of the same name.",
@@ -99,6 +103,9 @@ def build():
             raise SystemExit(f"{CHAIN} has the input {name}, which no step of the model reads: map it in "
                              f"scripts/build_model.py (or list it in CHAIN_ONLY).")
         parameter = definition.clone()
+        if name in MODEL_DEFAULTS:  # an enum whose options start with the value's name
+            parameter.setDefaultValue(next(i for i, option in enumerate(definition.options())
+                                           if option.split(" ")[0] == MODEL_DEFAULTS[name]))
         component = QgsProcessingModelParameter(name)
         component.setPosition(QPointF(120, 60 + 70 * len(inputs)))
         model.addModelParameter(parameter, component)

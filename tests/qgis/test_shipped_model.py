@@ -14,6 +14,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from balanced_sampling_plugin.contract import METHOD_SIGNALS, SAMPLING_METHODS
 from tests.conftest import ROOT
 
 MODEL_ID = "balanced_sampling:Build balanced dataset model"
@@ -37,6 +38,11 @@ def test_model_inputs_follow_the_chain_and_outputs_are_labelled(plugin):
     assert inputs[0].name() == "IMAGE_FOLDER" and [p.name() for p in inputs[-2:]] == ["SAMPLING_METHOD",
                                                                                     "DASK_SCHEDULER"]
     for mine, theirs in zip(inputs, chain_inputs):
+        if mine.name() == "SAMPLING_METHOD":  # the model always computes uniqueness: its default method reads it
+            assert mine.description() == theirs.description()
+            assert SAMPLING_METHODS[int(mine.defaultValue())] == "rank_max"
+            assert "uniqueness" in METHOD_SIGNALS["rank_max"]
+            continue
         assert (mine.description(), mine.defaultValue()) == (theirs.description(), theirs.defaultValue())
 
     outputs = {p.name(): p for p in model.parameterDefinitions() if p.isDestination()}
