@@ -548,8 +548,7 @@ def compute_composition(
         elif skipped_black:
             progress.info(_("Class proportions taken from the patch table; no mask was read, so the black border "
                             "exclusions, which need the pixels, are skipped."))
-        else:
-            progress.info(_("Class proportions taken from the patch table; no mask was read."))
+        # else nothing is skipped: the caller, which passed the proportions, says where they came from
     flags = exclusion_flags(stats, exclude_border_nodata, exclude_black_border, max_nodata_ratio,
                             min_entropy_threshold)
     excluded = flags.any(axis=1).to_numpy()
@@ -557,8 +556,9 @@ def compute_composition(
     n_valid = int((~excluded).sum())
     summary = ", ".join(f"{count} {name}" for name, count in excluded_counts.items()
                         if name != LOW_ENTROPY or min_entropy_threshold > 0)
-    progress.info(_("{kept} of {total} patches kept for clustering; excluded: {summary}.").format(
-        kept=n_valid, total=len(stats), summary=summary))
+    progress.info(_("{kept} of {total} patches kept for clustering; {excluded} excluded, by reason (a patch can have "
+                    "several): {summary}.").format(kept=n_valid, total=len(stats), excluded=len(stats) - n_valid,
+                                                   summary=summary))
     _warn_lost_patches(stats, flags, nodata_class, progress)
     if n_valid < needed:
         if excluded_counts[LOW_ENTROPY]:

@@ -309,7 +309,8 @@ def test_compute_composition_excludes_and_weights(grid_records):
     assert table["freq_cluster_id"].dtype == np.int64 and table["freq_cluster_size"].dtype == np.int64
     assert any("k=3" in m for m in messages)
     # the entropy exclusion is off by default and not listed
-    assert "12 of 16 patches kept for clustering; excluded: 2 border_nodata, 2 black_border, 1 nodata_ratio." in messages
+    assert ("12 of 16 patches kept for clustering; 4 excluded, by reason (a patch can have several): 2 border_nodata, "
+            "2 black_border, 1 nodata_ratio.") in messages
 
 
 def test_low_entropy_patches_are_excluded_with_their_reason(grid_records):
@@ -332,8 +333,8 @@ def test_low_entropy_patches_are_excluded_with_their_reason(grid_records):
     low = table[table["exclusion_reason"].str.contains("has_low_entropy")]
     assert (low["class_entropy"] < 0.5).all() and (low["freq_cluster_id"] == -1).all()
     assert (low["freq_cluster_weight"] == 0.0).all()
-    assert ("3 of 16 patches kept for clustering; excluded: 2 border_nodata, 2 black_border, 1 nodata_ratio, "
-            "13 has_low_entropy.") in messages
+    assert ("3 of 16 patches kept for clustering; 13 excluded, by reason (a patch can have several): 2 border_nodata, "
+            "2 black_border, 1 nodata_ratio, 13 has_low_entropy.") in messages
 
 
 def test_low_entropy_exclusion_from_the_layer_proportions():
