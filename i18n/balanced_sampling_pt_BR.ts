@@ -46,27 +46,27 @@ e reinicie o QGIS; ou deixe o escalonador Dask vazio para rodar neste processo.<
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="305" />
+        <location filename="../processing_provider/algorithms/base.py" line="316" />
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="309" />
+        <location filename="../processing_provider/algorithms/base.py" line="320" />
         <source>Layer '{}' is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="318" />
+        <location filename="../processing_provider/algorithms/base.py" line="329" />
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="136" />
+        <location filename="../processing_provider/algorithms/base.py" line="147" />
         <source>{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
         <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="100" />
+        <location filename="../processing_provider/algorithms/base.py" line="111" />
         <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
 {}
 then restart QGIS.</source>
@@ -75,60 +75,65 @@ then restart QGIS.</source>
 e depois reinicie o QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="133" />
+        <location filename="../processing_provider/algorithms/base.py" line="144" />
         <source>{} '{}' has no layer '{}'. Check the layer name.</source>
         <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="347" />
+        <location filename="../processing_provider/algorithms/base.py" line="358" />
         <source>Could not put the output '{}' in place ({}); the earlier files were kept as they were.</source>
         <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="159" />
+        <location filename="../processing_provider/algorithms/base.py" line="170" />
         <source>between {} and {}</source>
         <translation>entre {} e {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="162" />
+        <location filename="../processing_provider/algorithms/base.py" line="173" />
         <source>at least {}</source>
         <translation>no mínimo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="164" />
+        <location filename="../processing_provider/algorithms/base.py" line="175" />
         <source>at most {}</source>
         <translation>no máximo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="165" />
+        <location filename="../processing_provider/algorithms/base.py" line="176" />
         <source>{} ({}) is {}; it must be {}.</source>
         <translation>{} ({}) vale {}; deve ficar {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="290" />
+        <location filename="../processing_provider/algorithms/base.py" line="301" />
         <source>QGIS wrote the output '{}', not '{}' as asked.</source>
         <translation>O QGIS gravou a saída '{}', não '{}' como solicitado.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="90" />
+        <source>&lt;b&gt;Update the input layer in place&lt;/b&gt;: writes the fields into the input layer instead of a new one, all or nothing: for GeoPackage layers (one transaction) and temporary layers; other storage, and a layer in edit mode, is refused before any work. The layer keeps its own style. (QGIS's 'Edit Features In-Place' mode of the Toolbox is for algorithms that change features one by one, so it does not list these.)</source>
+        <translation>&lt;b&gt;Atualizar a camada de entrada no local&lt;/b&gt;: grava os campos na camada de entrada em vez de numa nova, tudo ou nada: para camadas GeoPackage (uma transação) e camadas temporárias; outros armazenamentos, e uma camada em modo de edição, são recusados antes de qualquer trabalho. A camada mantém seu próprio estilo. (O modo 'Editar feições no local' da Caixa de Ferramentas é para algoritmos que alteram as feições uma a uma, por isso não lista estes.)</translation>
     </message>
 </context>
 <context>
     <name>BalancedSamplingPlugin</name>
     <message>
-        <location filename="../processing_provider/plugin.py" line="59" />
+        <location filename="../processing_provider/plugin.py" line="62" />
         <source>&amp;Balanced Sampling</source>
         <translation>&amp;Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="60" />
+        <location filename="../processing_provider/plugin.py" line="63" />
         <source>Build balanced dataset…</source>
         <translation>Construir conjunto de dados balanceado…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="70" />
+        <location filename="../processing_provider/plugin.py" line="73" />
         <source>Balanced Sampling</source>
         <translation>Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/plugin.py" line="66" />
+        <location filename="../processing_provider/plugin.py" line="69" />
         <source>Install Python packages…</source>
         <translation>Instalar pacotes Python…</translation>
     </message>
@@ -144,117 +149,117 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="53" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54" />
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="80" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81" />
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="82" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="83" />
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="84" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="86" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="87" />
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="88" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89" />
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="104" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="107" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="109" />
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="109" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="110" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="111" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="112" />
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="111" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="112" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="113" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="114" />
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="113" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="114" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="116" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="117" />
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="134" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="140" />
         <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
         <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="94" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
         <source>Windows at the raster edge</source>
         <translation>Janelas na borda do raster</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="56" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="57" />
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
@@ -277,9 +282,14 @@ e depois reinicie o QGIS.</translation>
 &lt;b&gt;Escalonador Dask&lt;/b&gt; (avançado): onde rodam as estatísticas das máscaras e os embeddings DINOv2, como em Calcular clusters de composição e Calcular singularidade DINOv2 (vazio = este processo, local:N = N processos de trabalho nesta máquina, ou o endereço de um escalonador, como tcp://host:8786).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="136" />
+        <source>Sampling method {} reads DINOv2 uniqueness, which 'Compute DINOv2 uniqueness' turns off: tick it, or pick class_balanced or composition_only, which need no DINOv2.</source>
+        <translation>O método de amostragem {} lê a singularidade DINOv2, que 'Calcular singularidade DINOv2' desativa: marque essa opção, ou escolha class_balanced ou composition_only, que não precisam do DINOv2.</translation>
     </message>
 </context>
 <context>

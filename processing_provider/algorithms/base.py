@@ -84,6 +84,17 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                                                  "Update the input layer in place (no new layer)"),
             defaultValue=False))
 
+    @staticmethod
+    def with_in_place_help(text: str) -> str:
+        """``text`` (a help string) followed by what the in-place option does and where it works."""
+        return text + "\n" + QCoreApplication.translate(
+            "BalancedSamplingAlgorithm",
+            "<b>Update the input layer in place</b>: writes the fields into the input layer instead of a new one, "
+            "all or nothing: for GeoPackage layers (one transaction) and temporary layers; other storage, and a layer "
+            "in edit mode, is refused before any work. The layer keeps its own style. (QGIS's 'Edit Features "
+            "In-Place' mode of the Toolbox is for algorithms that change features one by one, so it does not list "
+            "these.)")
+
     #: Modules (import names) the algorithm needs; see :mod:`...balanced_sampling_plugin.dependencies`.
     required_modules = TABLES
 

@@ -95,7 +95,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         return self.tr("Combine sampler weights")
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return self.tr(
+        return self.with_in_place_help(self.tr(
             "Turns the composition and uniqueness signals into one sampler_weight per patch, for PyTorch's "
             "WeightedRandomSampler, and writes it onto the layer (all input fields kept), into a training CSV "
             "and into an HTML report that shows, per class, the pixel share of one epoch under uniform sampling "
@@ -140,7 +140,7 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
             "relative to the CSV's folder.\n"
             "<b>Report</b>: HTML file with the weight histogram, per-class shares, the method comparison, "
             "the most over-sampled patches and the exclusions."
-        )
+        ))
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(

@@ -51,7 +51,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
         return self.tr("Compute composition clusters")
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return self.tr(
+        return self.with_in_place_help(self.tr(
             "Reads the mask window of every patch, computes its class proportions (nodata excluded), "
             "groups patches of similar composition with KMeans on the centered log-ratio (CLR) of the "
             "proportions, and gives each patch the composition weight 1 / size of its cluster: patches "
@@ -85,7 +85,7 @@ class ComputeCompositionClusters(BalancedSamplingAlgorithm):
             "(e.g. loaded from a PostgreSQL tile table's class_dist), cluster them without reading any mask; "
             "the border and black-border exclusions need pixels: the flags an earlier run found (border_nodata, "
             "black_border fields) are kept, otherwise those exclusions are skipped."
-        )
+        ))
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(

@@ -63,7 +63,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         return self.tr("Compute DINOv2 uniqueness")
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return self.tr(
+        return self.with_in_place_help(self.tr(
             "Embeds every image patch with a DINOv2 model (CLS token) and scores how visually unique it is: "
             "uniqueness_score is the mean cosine distance to its k nearest other patches (0 = a patch has exact "
             "look-alikes, higher = more unique). Writes all input fields plus uniqueness_score.\n\n"
@@ -97,7 +97,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a "
             "model folder at the same paths. An embedding cache given as a folder is written by the workers, one part "
             "per task, so a re-run after a failure computes only what is missing."
-        )
+        ))
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(

@@ -92,7 +92,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         return self.tr("Select coreset")
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return self.tr(
+        return self.with_in_place_help(self.tr(
             "Picks the most informative subset of the patches when the compute budget allows training on only "
             "part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (higher = "
             "picked earlier), coreset_selected and selection_step, styled selected / not selected, and a "
@@ -118,7 +118,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
             "method cannot fill is filled by class entropy, under the same rule. selection_step says which step "
             "took each patch: vector, the method's name, or fill.\n"
             "The log and the report (HTML, optional) compare the subset with a random one of the same size: "
-            "per-class pixel shares, clusters and tiles covered, and the coverage radius in embedding space.")
+            "per-class pixel shares, clusters and tiles covered, and the coverage radius in embedding space."))
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
