@@ -170,15 +170,16 @@ def frontier_chart(curve, points: dict, xlabel: str, ylabel: str, title: str = "
                      f'fill-opacity="0.15"/>')
         parts.append(f'<polyline points="{line}" fill="none" stroke="{PALETTE[2]}" stroke-width="2">'
                      f"<title>{html.escape(curve_label)}</title></polyline>")
-    placed = []  # label boxes (x0, y0, x1, y1) already drawn: labels step away from them
+    # Boxes (x0, y0, x1, y1) of every dot and of the labels already drawn: a label steps away from them.
+    placed = [(px - 5, py - 5, px + 5, py + 5) for px, py in (xy(x, y) for x, y in marks.values())]
     for i, (label, (x, y)) in enumerate(sorted(marks.items(), key=lambda item: item[1])):
         px, py = xy(x, y)
         colour = MARK_COLOURS[zlib.crc32(label.encode("utf-8")) % len(MARK_COLOURS)]  # the same in every report
         parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}"><title>{html.escape(label)}: '
                      f"{x:.3f}, {shown(y)}</title></circle>")
-        width = 5.6 * len(label)  # font-size 10, sans-serif: about 5.6 px a character
+        width = 6.0 * len(label)  # font-size 10, sans-serif: 5.5-6 px a character
         left = px + 6 if px + 6 + width <= WIDTH - RIGHT else px - 6 - width
-        for dy in (12, -6, 24, -18, 36, -30, 48, -42, 60):
+        for dy in (12, -6, 24, -18, 36, -30, 48, -42, 60, -54, 72):
             box = (left, py + dy - 9, left + width, py + dy + 2)
             if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
                 break
