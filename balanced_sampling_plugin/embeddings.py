@@ -38,7 +38,7 @@ from .embedding_tasks import (
 )
 from .errors import BalancedSamplingError, OperationCanceled, require
 from .i18n import N_, _
-from .patch_images import PatchReader, check_windows, estimate_stretch
+from .patch_images import PatchReader, Stretch, check_windows, estimate_stretch
 from .progress import Progress, as_progress
 from .records import (
     COL_OFF,
@@ -576,6 +576,10 @@ def model_fingerprint(name: str, local: bool) -> str | None:
     return os.path.basename(os.path.dirname(cached))  # .../snapshots/<commit>/config.json
 
 
+#: The percentiles of the dataset-wide stretch unless told otherwise.
+DEFAULT_STRETCH = (2, 98)
+
+
 def cache_identity(model_name: str, fingerprint: str, bands, stretch, values=None, precision: str = "fp32") -> str:
     """What an embedding depends on besides the patch: the model's weights and how pixels reach it.
 
@@ -584,8 +588,8 @@ def cache_identity(model_name: str, fingerprint: str, bands, stretch, values=Non
     embeddings made from other inputs. ``values`` is the :class:`~.patch_images.Stretch`
     applied, or None for uint8 imagery.
     """
-    identity = (f"{model_name}|weights={fingerprint}|bands={','.join(str(int(b)) for b in bands)}"
-                f"|stretch={stretch[0]:g}-{stretch[1]:g}")
+    kind = stretch if isinstance(stretch, str) else f"{stretch[0]:g}-{stretch[1]:g}"  # "fixed": given values
+    identity = f"{model_name}|weights={fingerprint}|bands={','.join(str(int(b)) for b in bands)}|stretch={kind}"
     if values is not None:
         raw = np.concatenate([values.low, values.high]).astype("<f8").tobytes()
         identity += f"@{hashlib.blake2b(raw, digest_size=8).hexdigest()}"
@@ -606,7 +610,9 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     use_gpu : use CUDA when available (else CPU, said in the log).
     parquet_path : embedding cache file (see :mod:`.embedding_cache`), or None.
     bands : 3 raster bands (1-based) for images with more than one band.
-    stretch : (low, high) percentiles of the dataset-wide stretch of non-uint8 imagery.
+    stretch : (low, high) percentiles of the dataset-wide stretch of non-uint8 imagery, estimated from the patches;
+        or a :class:`~.patch_images.Stretch` of fixed values (:func:`~.patch_images.stretch_from_text`), which
+        stays the same when the patch list grows, so cached embeddings stay usable.
     progress : updated per batch; cancel raises ``OperationCanceled`` within one batch.
     precision : ``fp32``; ``bf16`` or ``fp16`` autocast; ``int8`` dynamic quantisation of the Linear layers
         (CPU only); ``auto`` = bf16 where the CPU/GPU has native bfloat16, else fp32 (CPU) or fp16 (GPU). Each
@@ -662,13 +668,24 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 progress.info(_("Model input: bands {bands} of the images as red, green, blue ('{path}' has {count} "
                                 "bands; set the bands to choose others).").format(
                                     bands=",".join(map(str, bands)), path=os.path.basename(first), count=count))
-        reader.stretch = estimate_stretch(reader, sorted(windows), stretch, progress=opening)
+        fixed = isinstance(stretch, Stretch)
+        if fixed:  # the given values, for the images that need a stretch (none: all uint8)
+            needed = any(not reader.is_uint8(path) for path in dict.fromkeys(w[0] for w in windows))
+            reader.stretch = stretch if needed else None
+        else:
+            reader.stretch = estimate_stretch(reader, sorted(windows), stretch, progress=opening)
         if reader.stretch is not None:
             low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
-            progress.info(_("Non-uint8 imagery stretched to 0-255 (percentiles {percentiles}): {low} to {high}.")
-                          .format(percentiles=stretch, low=low, high=high))
+            if fixed:
+                progress.info(_("Non-uint8 imagery stretched to 0-255 with the given values: {low} to {high}.")
+                              .format(low=low, high=high))
+            else:
+                progress.info(_("Non-uint8 imagery stretched to 0-255 (percentiles {percentiles}): {low} to {high}.")
+                              .format(percentiles=stretch, low=low, high=high))
         fingerprint = model_fingerprint(name, local) if cache else None
-        identity = cache_identity(name, fingerprint, bands, stretch, reader.stretch, precision)
+        # Fixed values on 8-bit imagery stretch nothing: keyed like the default, so those embeddings are shared.
+        label = ("fixed" if reader.stretch is not None else DEFAULT_STRETCH) if fixed else stretch
+        identity = cache_identity(name, fingerprint, bands, label, reader.stretch, precision)
         vectors = vector_store(len(unique_keys), dim, cache.path if cache else None, progress)
         if cache and fingerprint is None:
             progress.warning(_("Cannot tell which revision of '{model}' is loaded, so no cached embedding is "

@@ -52,6 +52,28 @@ class Stretch:
         return np.clip((pixels - low) / (high - low) * 255.0, 0.0, 255.0).astype(np.float32)
 
 
+def stretch_from_text(text: str) -> Stretch | None:
+    """A fixed stretch from ``"low,high"`` (every channel) or ``"l1,l2,l3;h1,h2,h3"`` (per channel), raster units;
+    None for an empty text. Fixed values keep the embeddings of non-8-bit imagery comparable (and cached) when
+    the patch list grows, where a stretch estimated from the patches moves."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    message = _("Stretch values '{text}' are not 'low,high' (every channel) or 'l1,l2,l3;h1,h2,h3' (per channel) "
+                "with each high above its low, in the image's units, e.g. '0,3000' for Sentinel-2 reflectance.")
+    try:
+        if ";" in text:
+            low, high = (np.array([float(v) for v in part.split(",")]) for part in text.split(";"))
+        else:
+            low, high = (np.full(3, float(v)) for v in text.split(","))
+    except ValueError:
+        raise BalancedSamplingError(message.format(text=text)) from None
+    if low.shape != (3,) or high.shape != (3,) or not (np.isfinite(low).all() and np.isfinite(high).all()) \
+            or (high <= low).any():
+        raise BalancedSamplingError(message.format(text=text))
+    return Stretch(low=low, high=high)
+
+
 def channel_bands(count: int, bands, path: str) -> tuple[int, int, int]:
     """The 1-based raster bands read into the 3 channels of an image with ``count`` bands."""
     if count == 1:

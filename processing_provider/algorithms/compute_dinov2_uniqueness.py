@@ -46,6 +46,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
     BANDS = "BANDS"
     STRETCH_LOW = "STRETCH_LOW"
     STRETCH_HIGH = "STRETCH_HIGH"
+    STRETCH_VALUES = "STRETCH_VALUES"
     PRECISION = "PRECISION"
     OUTPUT = "OUTPUT"
     COMPUTED = "COMPUTED"
@@ -86,7 +87,9 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "The other backends are reproducible anyway.\n"
             "<b>Bands</b>: the three image bands fed to the model (1-band imagery is replicated). "
             "<b>Stretch percentiles</b>: imagery that is not 8-bit is scaled with one dataset-wide percentile "
-            "stretch, so patches stay comparable.\n"
+            "stretch, so patches stay comparable. It is estimated from the patches, so adding patches moves it a "
+            "little and recomputes every cached embedding: <b>Fixed stretch values</b> (e.g. 0,3000 for Sentinel-2 "
+            "reflectance, or one low and high per band) keep it, and the cache, as the dataset grows.\n"
             "<b>Precision</b>: auto (the default) is bf16 where the CPU or GPU computes bfloat16 natively, else "
             "fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest "
             "there); fp32 is full precision. On the benchmark set bf16 and int8 kept the uniqueness ranking of fp32 at "
@@ -127,6 +130,9 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             with_decimals(QgsProcessingParameterNumber(
                 self.STRETCH_HIGH, self.tr("Stretch high percentile"), QgsProcessingParameterNumber.Double,
                 defaultValue=98, minValue=0, maxValue=100), 1),
+            QgsProcessingParameterString(
+                self.STRETCH_VALUES, self.tr("Fixed stretch values (low,high or l1,l2,l3;h1,h2,h3; empty = "
+                                             "percentiles)"), defaultValue="", optional=True),
             labelled_enum(self.PRECISION, self.tr("Precision"), PRECISIONS, PRECISION_LABELS, "auto"),
             QgsProcessingParameterBoolean(
                 self.REPRODUCIBLE, self.tr("Reproducible kNN (one thread, about 2x slower)"), defaultValue=False),
@@ -171,6 +177,10 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
                    self.parameterAsDouble(parameters, self.STRETCH_HIGH, context))
         if stretch[0] >= stretch[1]:
             raise QgsProcessingException(self.tr("The stretch low percentile must be below the high one."))
+        from ...balanced_sampling_plugin.patch_images import stretch_from_text
+
+        with engine_errors():  # fixed values replace the percentiles: the same stretch whatever the patch list
+            stretch = stretch_from_text(self.parameterAsString(parameters, self.STRETCH_VALUES, context)) or stretch
         bands = self._bands(parameters, context)
         parquet_path = self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context) or None
         writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: cache_output(parquet_path)}

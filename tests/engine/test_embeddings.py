@@ -1,6 +1,7 @@
 """DINOv2 embedding extraction, imagery handling and the parquet cache, with a tiny offline model."""
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -689,3 +690,42 @@ def test_the_log_says_which_bands_feed_the_model(model, flat_image):
                        progress=Progress(info=messages.append))
     assert any(m.startswith("Model input: bands 3,2,1 of the images as red, green, blue ('flat.tif' has 3 bands")
                for m in messages), messages
+
+
+def test_fixed_stretch_values_keep_the_cache_when_the_patch_list_grows(model, uint16_image, tmp_path):
+    from balanced_sampling_plugin.patch_images import stretch_from_text
+
+    cache = str(tmp_path / "embeddings.parquet")
+    fixed = stretch_from_text("1000,9000")
+    messages = []
+    first = extract_embeddings(grid_records(uint16_image, 4, 2), dino_model=model, parquet_path=cache, stretch=fixed,
+                               progress=Progress(info=messages.append))
+    assert first.computed == 8
+    assert any(m.startswith("Non-uint8 imagery stretched to 0-255 with the given values: [1000.0, 1000.0, 1000.0] "
+                            "to [9000.0, 9000.0, 9000.0]") for m in messages), messages
+    grown = extract_embeddings(grid_records(uint16_image, 4, 4), dino_model=model, parquet_path=cache, stretch=fixed)
+    assert (grown.computed, grown.reused) == (8, 8)  # the first eight kept: the stretch did not move
+    fresh = extract_embeddings(grid_records(uint16_image, 4, 4), dino_model=model, stretch=fixed)
+    np.testing.assert_allclose(grown.embeddings, fresh.embeddings, atol=1e-6)
+    estimated = extract_embeddings(grid_records(uint16_image, 4, 4), dino_model=model, parquet_path=cache)
+    assert estimated.reused == 0  # estimated from the patches: other pixels reach the model
+
+
+@pytest.mark.parametrize("text, low, high", [("0,3000", [0, 0, 0], [3000] * 3),
+                                             ("1, 2, 3; 10, 20, 30", [1, 2, 3], [10, 20, 30]), ("", None, None)])
+def test_stretch_values_from_text(text, low, high):
+    from balanced_sampling_plugin.patch_images import stretch_from_text
+
+    stretch = stretch_from_text(text)
+    if low is None:
+        assert stretch is None
+    else:
+        assert stretch.low.tolist() == low and stretch.high.tolist() == high
+
+
+@pytest.mark.parametrize("text", ["3000,0", "5,5", "a,b", "1,2,3;4,5", "0,1,2", "0,inf"])
+def test_bad_stretch_values_are_named(text):
+    from balanced_sampling_plugin.patch_images import stretch_from_text
+
+    with pytest.raises(BalancedSamplingError, match=f"Stretch values '{re.escape(text)}' are not 'low,high'"):
+        stretch_from_text(text)

@@ -160,3 +160,12 @@ def test_default_backend_is_nndescent_and_reproducible_is_an_advanced_option(
                       for n in ("default", "faiss"))
     assert np.allclose(default, exact.loc[default.index], atol=1e-5)
     assert [(c["backend"], c["reproducible"]) for c in calls] == [("nndescent", True), ("faiss", False)]
+
+
+def test_fixed_stretch_values_are_read_and_bad_ones_named(run_algorithm, footprints_path, tiny_model, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="Stretch values '3000,0' are not 'low,high'"):
+        run_algorithm("computedinov2uniqueness", {"INPUT": footprints_path, "DINO_MODEL": tiny_model,
+                                                  "STRETCH_VALUES": "3000,0", "OUTPUT": str(tmp_path / "u.gpkg")})
+    assert not (tmp_path / "u.gpkg").exists()
