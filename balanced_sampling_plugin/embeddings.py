@@ -651,7 +651,8 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     # Each image's file state (size, modification time) now, before any pixel is read: a cached vector is reused
     # only for the same state, and a new one is stored with it (an image changed during the run is recomputed next
     # time). One stat per image.
-    states = image_states([window[0] for window in windows]) if cache else None
+    image_paths = np.asarray([window[0] for window in windows], dtype=object)
+    states = image_states(image_paths) if cache else None
 
     with PatchReader(bands) as reader:
         by_image = sorted(range(len(windows)), key=windows.__getitem__)
@@ -669,11 +670,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                                 "bands; set the bands to choose others).").format(
                                     bands=",".join(map(str, bands)), path=os.path.basename(first), count=count))
         fixed = isinstance(stretch, Stretch)
-        if fixed:  # the given values, for the images that need a stretch (none: all uint8)
-            needed = any(not reader.is_uint8(path) for path in dict.fromkeys(w[0] for w in windows))
-            reader.stretch = stretch if needed else None
-        else:
-            reader.stretch = estimate_stretch(reader, sorted(windows), stretch, progress=opening)
+        reader.stretch = estimate_stretch(reader, sorted(windows), stretch, progress=opening)  # fixed: as given
         if reader.stretch is not None:
             low, high = (np.round(v, 3).tolist() for v in (reader.stretch.low, reader.stretch.high))
             if fixed:
@@ -692,11 +689,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                                "reused.").format(model=name))
             found = np.zeros(len(unique_keys), bool)
         elif cache:
-            image_paths = [window[0] for window in windows]
             found = cache.lookup_into(unique_keys, identity, vectors, states, image_paths)
             if cache.outdated.any():  # same bytes, new file time: stored again with it, so the next run reads nothing
                 cache.save(unique_keys[cache.outdated], identity, vectors[cache.outdated],
-                           with_digests(states[cache.outdated], np.asarray(image_paths, dtype=object)[cache.outdated]))
+                           with_digests(states[cache.outdated], image_paths[cache.outdated]))
         else:
             found = np.zeros(len(unique_keys), bool)
         # Image order lets each reader thread reuse its open dataset.
@@ -708,7 +704,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 path=cache.path, reused=int(found.sum()), total=len(unique_keys), todo=len(todo)))
             # Each image to read gets its bytes' digest stored with its vectors (read once per image): a later run
             # that finds only its time changed (a copy that does not keep times) compares it instead of recomputing.
-            states[todo] = with_digests(states[todo], [windows[i][0] for i in todo], opening)
+            states[todo] = with_digests(states[todo], image_paths[todo], opening)
         device = None
         if todo and executor is not None and not executor.in_process:
             device = "cluster"
@@ -724,7 +720,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 progress.info(_("Precision auto: computing in {precision}.").format(precision=precision))
             if cache and fingerprint is None:  # a hub model fetched just now: its revision is known from here on
                 fingerprint = model_fingerprint(name, local)
-                identity = cache_identity(name, fingerprint or "unknown", bands, stretch, reader.stretch, precision)
+                identity = cache_identity(name, fingerprint or "unknown", bands, label, reader.stretch, precision)
             computed = _embed(model, spec, device, reader, [windows[i] for i in todo], dim, int(batch_size),
                               int(num_workers), progress, cache if fingerprint else None, unique_keys[todo],
                               identity, precision, threads, states[todo] if cache else None)

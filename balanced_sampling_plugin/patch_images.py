@@ -249,12 +249,15 @@ def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_
     ``windows`` is a sequence of ``(image_path, row_off, col_off, patch_size)``; up to
     ``max_patches`` of the non-uint8 ones, evenly spaced, are read. Invalid pixels and
     black-border pixels (0 in every channel) are left out. Returns None when every image
-    is uint8 (no stretch needed).
+    is uint8 (no stretch needed). ``percentiles`` may instead be a :class:`Stretch` of fixed values
+    (:func:`stretch_from_text`): returned as is where an image needs a stretch, nothing sampled.
     """
-    low_pct, high_pct = float(percentiles[0]), float(percentiles[1])
-    if not 0.0 <= low_pct < high_pct <= 100.0:
-        raise BalancedSamplingError(
-            _("Stretch percentiles must satisfy 0 <= low < high <= 100; got {value}.").format(value=percentiles))
+    fixed = isinstance(percentiles, Stretch)
+    if not fixed:
+        low_pct, high_pct = float(percentiles[0]), float(percentiles[1])
+        if not 0.0 <= low_pct < high_pct <= 100.0:
+            raise BalancedSamplingError(
+                _("Stretch percentiles must satisfy 0 <= low < high <= 100; got {value}.").format(value=percentiles))
     progress = as_progress(progress)
     uint8 = {}
     for path in dict.fromkeys(w[0] for w in windows):
@@ -263,6 +266,8 @@ def estimate_stretch(reader: PatchReader, windows, percentiles=(2.0, 98.0), max_
     candidates = [w for w in windows if not uint8[w[0]]]
     if not candidates:
         return None
+    if fixed:
+        return percentiles
     count = min(max_patches, len(candidates))
     picks = np.unique(np.linspace(0, len(candidates) - 1, num=count).round().astype(int))
     samples = []
