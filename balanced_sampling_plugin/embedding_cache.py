@@ -146,10 +146,10 @@ def file_digest(path, state: str | None = None, progress: Progress | None = None
     return digest.hexdigest()
 
 
-def _split_state(state: str):
-    """``"size:mtime[:digest]"`` -> (``"size:mtime"``, size, digest or None)."""
+def _size_and_digest(state: str):
+    """``"size:mtime[:digest]"`` -> (size, digest or None)."""
     parts = state.split(":")
-    return ":".join(parts[:2]), parts[0], parts[2] if len(parts) > 2 else None
+    return parts[0], parts[2] if len(parts) > 2 else None
 
 
 def with_digests(states, paths, progress: Progress | None = None) -> np.ndarray:
@@ -159,7 +159,7 @@ def with_digests(states, paths, progress: Progress | None = None) -> np.ndarray:
     progress = as_progress(progress)
     distinct = {}
     for i, (state, path) in enumerate(zip(states, paths)):
-        if state is None or pd.isna(state) or len(state.split(":")) > 2:
+        if state is None or pd.isna(state) or _size_and_digest(state)[1] is not None:  # none, or digested already
             continue
         if path not in distinct:
             digest = file_digest(path, state, progress)
@@ -191,7 +191,7 @@ def agreeing_states(stored, current, paths=None, progress: Progress | None = Non
         for i in np.flatnonzero(known & ~agree):  # rare: images touched or rewritten since
             if paths[i] is None:
                 continue
-            size, digest = _split_state(stored[i])[1:]
+            size, digest = _size_and_digest(stored[i])
             if digest is not None and size == current[i].split(":")[0]:
                 by_digest[i] = agree[i] = file_digest(paths[i], current[i], progress) == digest
     return agree, by_digest
@@ -319,25 +319,17 @@ class EmbeddingCache:
         self.outdated = np.zeros(len(keys), dtype=bool)
         changed = np.zeros(len(keys), dtype=bool)  # a row of another image state was seen
         unrecorded = np.zeros(len(keys), dtype=bool)  # a row without an image state (an older cache) was seen
-        tables = [self._table] if not self.partitioned else self._parts
         stale = 0
-        for table in tables:
-            if isinstance(table, str):
-                table = self._read_file(table)
-            if table is None:
-                continue
+        for table in self._tables():
             stale += self._fill(table, keys, model, out, found, states, changed, unrecorded)
         retry = changed & ~found
         if paths is not None and retry.any():
             # Rows of an image whose time changed: a second pass reads those images' digests (only theirs, so a
             # partitioned cache's older rows of images found above are never read for).
             retry_paths = np.where(retry, np.asarray(paths, dtype=object), None)
-            for table in tables:
-                if isinstance(table, str):
-                    table = self._read_file(table)
-                if table is not None:
-                    self._fill(table, keys, model, out, found, states, paths=retry_paths, outdated=self.outdated,
-                               progress=self.progress)
+            for table in self._tables():
+                self._fill(table, keys, model, out, found, states, paths=retry_paths, outdated=self.outdated,
+                           progress=self.progress)
         if stale:
             self.progress.info(
                 _("{n} cached embeddings of '{model}' do not have {dim} values; recomputing them.").format(
@@ -411,13 +403,19 @@ class EmbeddingCache:
         pc = _compute()
         wanted = _pyarrow().array(list(keys), _pyarrow().string())
         found: set = set()
-        for table in ([self._table] if not self.partitioned else self._parts):
+        for table in self._tables():
+            rows = table.filter(pc.is_in(table[KEY], value_set=wanted))
+            found.update(pc.unique(rows[MODEL]).to_pylist())
+        return found
+
+    def _tables(self):
+        """The readable tables of the cache in order: the single file's, or each part's, read one at a time (so a
+        partitioned cache larger than memory is never held at once)."""
+        for table in [self._table] if not self.partitioned else self._parts:
             if isinstance(table, str):
                 table = self._read_file(table)
             if table is not None:
-                rows = table.filter(pc.is_in(table[KEY], value_set=wanted))
-                found.update(pc.unique(rows[MODEL]).to_pylist())
-        return found
+                yield table
 
     def save(self, keys, model: str, embeddings, states=None) -> None:
         """Store ``embeddings`` (m, d) of ``keys`` (m,) for ``model``, replacing their old rows; atomic. ``states``
