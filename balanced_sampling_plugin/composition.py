@@ -411,23 +411,44 @@ def _join_reasons(flags: pd.DataFrame) -> np.ndarray:
 DECLARED_NODATA_SAMPLE = 20
 
 
-#: Share of the patches excluded for the nodata class above which the log asks whether it is a real class.
+#: Share of the patches excluded for the nodata class, or of the mask pixels in it, above which the log asks
+#: whether it is a real class.
 NODATA_EXCLUSION_WARNING = 0.5
+
+#: Share of their pixels the nodata class covers in the patches it excludes below which it looks like
+#: unlabelled pixels inside the tiles (an ignore label) rather than the scene's edge.
+SCATTERED_NODATA = 0.1
 
 
 def _warn_lost_patches(stats: pd.DataFrame, flags: pd.DataFrame, nodata_class: Optional[int],
                        progress: Progress) -> None:
-    """Warn when the exclusions take what training needs: most patches excluded for the nodata class (0 was
-    background?), or a class present only in excluded patches (never drawn). ``stats`` (n, ...) the per-patch
-    statistics, ``flags`` (n, reasons) bool the exclusion flags."""
+    """Warn when the exclusions take what training needs, or the nodata class looks like a real class: most
+    patches excluded for the nodata class (scattered ignore pixels on the window borders, or 0 was
+    background?), most mask pixels in the nodata class, or a class present only in excluded patches (never
+    drawn). ``stats`` (n, ...) the per-patch statistics, ``flags`` (n, reasons) bool the exclusion flags."""
     total = len(stats)
     for_nodata = (flags[BORDER_NODATA] | flags[NODATA_RATIO]).to_numpy()
+    nodata_ratio = stats[NODATA_RATIO].to_numpy(dtype=float) if NODATA_RATIO in stats.columns else None
     if nodata_class is not None and total and for_nodata.mean() > NODATA_EXCLUSION_WARNING:
+        message = _("{n} of {total} patches ({share:.0%}) are excluded because their mask holds the nodata class "
+                    "{value} (on the window border, or above the maximum nodata ratio).").format(
+            n=int(for_nodata.sum()), total=total, share=float(for_nodata.mean()), value=nodata_class)
+        covered = float(np.nanmean(nodata_ratio[for_nodata])) if nodata_ratio is not None else np.nan
+        if covered < SCATTERED_NODATA:
+            message += " " + _(
+                "It covers only {covered:.1%} of their pixels: if {value} marks unlabelled pixels inside the tiles "
+                "(not only the scene edges), turn off the exclusion of patches with nodata on the mask border; "
+                "those pixels are then only left out of the class proportions.").format(
+                covered=covered, value=nodata_class)
+        progress.warning(message + " " + _(
+            "If {value} is a real class (e.g. background), set the nodata class to a value your masks do not use, "
+            "such as -1.").format(value=nodata_class))
+    elif nodata_class is not None and nodata_ratio is not None and total \
+            and np.nanmean(nodata_ratio) > NODATA_EXCLUSION_WARNING:
         progress.warning(_(
-            "{n} of {total} patches ({share:.0%}) are excluded because their mask holds the nodata class {value} "
-            "(on the window border, or above the maximum nodata ratio). If {value} is a real class (e.g. "
-            "background), set the nodata class to a value your masks do not use, such as -1.").format(
-                n=int(for_nodata.sum()), total=total, share=float(for_nodata.mean()), value=nodata_class))
+            "The nodata class {value} covers {share:.0%} of the mask pixels, which are left out of the class "
+            "proportions. If {value} is a real class (e.g. background), set the nodata class to a value your masks "
+            "do not use, such as -1.").format(value=nodata_class, share=float(np.nanmean(nodata_ratio))))
     excluded = flags.any(axis=1).to_numpy()
     if not excluded.any():
         return

@@ -74,6 +74,34 @@ def stretch_from_text(text: str) -> Stretch | None:
     return Stretch(low=low, high=high)
 
 
+def bands_from_text(text: str) -> tuple[int, int, int]:
+    """The three 1-based raster bands fed to the model as red, green, blue, from ``"4,3,2"`` (commas or
+    semicolons); an empty text is ``(1, 2, 3)``."""
+    text = (text or "").strip() or "1,2,3"
+    try:
+        bands = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        bands = ()
+    if len(bands) != 3 or min(bands) < 1:
+        raise BalancedSamplingError(_("Bands must be three band numbers such as 1,2,3; got '{text}'.").format(text=text))
+    return bands
+
+
+def check_bands(image_paths, bands, sample: int = 20) -> None:
+    """Raise :func:`channel_bands`'s error for the first of (at most ``sample`` of) ``image_paths`` that the band
+    selection does not fit, reading headers only: a check before hours of work, not a guarantee (every image
+    is checked again when its patches are read). Unreadable images are left to that read, which names them."""
+    import rasterio
+
+    for path in list(dict.fromkeys(str(p) for p in image_paths))[:sample]:
+        try:
+            with rasterio.open(path) as dataset:
+                count = dataset.count
+        except Exception:  # noqa: BLE001 - named with GDAL's reason when the patches are read
+            continue
+        channel_bands(count, bands, path)
+
+
 def channel_bands(count: int, bands, path: str) -> tuple[int, int, int]:
     """The 1-based raster bands read into the 3 channels of an image with ``count`` bands."""
     if count == 1:

@@ -149,123 +149,134 @@ e depois reinicie o QGIS.</translation>
 <context>
     <name>BuildBalancedDataset</name>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="54" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="61" />
         <source>Build balanced dataset</source>
         <translation>Construir conjunto de dados balanceado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="81" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="91" />
         <source>Image folder</source>
         <translation>Pasta de imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="83" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="93" />
         <source>Image file pattern</source>
         <translation>Padrão de arquivo das imagens</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="85" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
         <source>Mask folder</source>
         <translation>Pasta de máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="87" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="97" />
         <source>Mask file pattern</source>
         <translation>Padrão de arquivo das máscaras</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="89" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="99" />
         <source>Patch size (pixels)</source>
         <translation>Tamanho do patch (pixels)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="92" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="102" />
         <source>Stride (pixels, 0 = patch size)</source>
         <translation>Passo (pixels, 0 = tamanho do patch)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="96" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="106" />
         <source>Nodata class</source>
         <translation>Classe sem dados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="98" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="114" />
         <source>Compute DINOv2 uniqueness</source>
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="100" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="116" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="121" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="121" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="108" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="124" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="109" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="125" />
         <source>Sampling method</source>
         <translation>Método de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="110" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="126" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="112" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="128" />
         <source>Training CSV</source>
         <translation>CSV de treinamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="112" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="128" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="114" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="130" />
         <source>Report</source>
         <translation>Relatório</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="114" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="130" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="117" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="133" />
         <source>Effective sample size</source>
         <translation>Tamanho efetivo da amostra</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="140" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="156" />
         <source>Sampling method {} does not read uniqueness, so DINOv2 uniqueness is not computed (it would not change the weights).</source>
         <translation>O método de amostragem {} não usa a singularidade, então a singularidade DINOv2 não é calculada (não mudaria os pesos).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="95" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="105" />
         <source>Windows at the raster edge</source>
         <translation>Janelas na borda do raster</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="57" />
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="119" />
+        <source>Bands (comma-separated)</source>
+        <translation>Bandas (separadas por vírgula)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="152" />
+        <source>Sampling method {} reads DINOv2 uniqueness, which 'Compute DINOv2 uniqueness' turns off: tick it, or pick class_balanced or composition_only, which need no DINOv2.</source>
+        <translation>O método de amostragem {} lê a singularidade DINOv2, que 'Calcular singularidade DINOv2' desativa: marque essa opção, ou escolha class_balanced ou composition_only, que não precisam do DINOv2.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="64" />
         <source>Runs the whole chain on image/mask raster folders: Create patch footprints → Compute composition clusters → Compute DINOv2 uniqueness (optional) → Combine sampler weights, and writes the weighted patch layer, the training CSV and the report. Each step is also an algorithm of its own, with all its options; this one uses their defaults apart from the parameters below.
 
 &lt;b&gt;Image / mask folder and pattern&lt;/b&gt;: the rasters; an image pairs with the mask of the same name (apart from words like _mask).
 &lt;b&gt;Patch size, stride&lt;/b&gt;: windows in pixels (stride 0 = patch size).
 &lt;b&gt;Windows at the raster edge&lt;/b&gt;: drop the windows that do not fit, or shift a last one inward so every pixel is covered, as in Create patch footprints.
 &lt;b&gt;Nodata class&lt;/b&gt;: mask value without a label; a value the masks do not hold (e.g. -1) makes every value a class (when 0 is background).
+&lt;b&gt;Number of clusters, exclusions, maximum nodata ratio&lt;/b&gt; (advanced): as in Compute composition clusters; turn off the border-nodata exclusion when the nodata class marks unlabelled pixels inside the tiles (not only at the scene edges).
 &lt;b&gt;Compute uniqueness&lt;/b&gt;: DINOv2 uniqueness is computed only when this is on AND the sampling method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank method is an error: pick composition_only or class_balanced.
 &lt;b&gt;DINOv2 model, bands, embedding cache, kNN backend&lt;/b&gt;: as in Compute DINOv2 uniqueness (bands: the three image bands fed to the model as red, green, blue, e.g. 4,3,2 for Sentinel-2).
 &lt;b&gt;Sampling method&lt;/b&gt; (default class_balanced, the one that lifts a 1-2 % class well): as in Combine sampler weights.
@@ -276,20 +287,11 @@ e depois reinicie o QGIS.</translation>
 &lt;b&gt;Tamanho do patch, passo&lt;/b&gt;: janelas em pixels (passo 0 = tamanho do patch).
 &lt;b&gt;Janelas na borda do raster&lt;/b&gt;: descarta as janelas que não cabem, ou desloca uma última janela para dentro para que todo pixel seja coberto, como em Criar contornos dos patches.
 &lt;b&gt;Classe sem dados&lt;/b&gt;: valor da máscara sem rótulo; um valor que as máscaras não contêm (p. ex. -1) torna todo valor uma classe (quando 0 é fundo).
+&lt;b&gt;Número de clusters, exclusões, proporção máxima de pixels sem dados&lt;/b&gt; (avançado): como em Calcular clusters de composição; desative a exclusão de sem dados na borda quando a classe sem dados marca pixels sem rótulo dentro dos tiles (não só nas bordas da cena).
 &lt;b&gt;Calcular singularidade&lt;/b&gt;: a singularidade DINOv2 só é calculada quando esta opção está ativa E o método de amostragem a usa (os métodos por posto, multiplicative, uniqueness_only); class_balanced e composition_only não precisam do DINOv2, então a cadeia pula esta etapa e avisa no log. Desativada com um método por posto é um erro: escolha composition_only ou class_balanced.
 &lt;b&gt;Modelo DINOv2, bandas, cache de embeddings, backend kNN&lt;/b&gt;: como em Calcular singularidade DINOv2 (bandas: as três bandas da imagem passadas ao modelo como vermelho, verde, azul, p. ex. 4,3,2 para o Sentinel-2).
 &lt;b&gt;Método de amostragem&lt;/b&gt; (padrão class_balanced, o que favorece bem uma classe de 1-2 %): como em Combinar pesos do amostrador.
 &lt;b&gt;Escalonador Dask&lt;/b&gt; (avançado): onde rodam as estatísticas das máscaras e os embeddings DINOv2, como em Calcular clusters de composição e Calcular singularidade DINOv2 (vazio = este processo, local:N = N processos de trabalho nesta máquina, ou o endereço de um escalonador, como tcp://host:8786).</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="103" />
-        <source>Bands (comma-separated)</source>
-        <translation>Bandas (separadas por vírgula)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/build_balanced_dataset.py" line="136" />
-        <source>Sampling method {} reads DINOv2 uniqueness, which 'Compute DINOv2 uniqueness' turns off: tick it, or pick class_balanced or composition_only, which need no DINOv2.</source>
-        <translation>O método de amostragem {} lê a singularidade DINOv2, que 'Calcular singularidade DINOv2' desativa: marque essa opção, ou escolha class_balanced ou composition_only, que não precisam do DINOv2.</translation>
     </message>
 </context>
 <context>
@@ -824,22 +826,17 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="159" />
-        <source>Bands must be three band numbers such as 1,2,3; got '{}'.</source>
-        <translation>As bandas devem ser três números de banda, como 1,2,3; recebido '{}'.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="179" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="174" />
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="193" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="188" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="211" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="206" />
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>

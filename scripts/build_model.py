@@ -63,6 +63,16 @@ HELP = {
     "EDGE_MODE": "Windows that do not fit at the raster edge: drop them, or shift a last one inward so every pixel "
                  "is covered.",
     "NODATA_CLASS": "Mask value without a label.",
+    "K_SELECTION": "Number of composition clusters: by the elbow of the inertia curve between k min and k max, or "
+                   "a fixed k.",
+    "K_MIN": "Fewest clusters the elbow may choose.",
+    "K_MAX": "Most clusters the elbow may choose.",
+    "K": "Number of clusters when it is fixed.",
+    "EXCLUDE_BORDER_NODATA": "Leave out patches whose mask has the nodata class on its border; turn it off when the "
+                             "nodata class marks unlabelled pixels inside the tiles.",
+    "EXCLUDE_BLACK_BORDER": "Leave out patches whose image has black (or no-value) pixels on its border.",
+    "BLACK_TOLERANCE": "Image values up to this count as black.",
+    "MAX_NODATA_RATIO": "Leave out patches with a larger share of nodata mask pixels.",
     "DINO_MODEL": "dinov2-small|base|large, a Hugging Face id, or a folder saved with save_pretrained.",
     "BANDS": "The three image bands fed to the model as red, green, blue (e.g. 4,3,2 for Sentinel-2).",
     "BACKEND": "How the nearest neighbours of each embedding are found (see Compute DINOv2 uniqueness).",

@@ -3,6 +3,7 @@
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterDefinition,
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -20,8 +21,14 @@ from ..parameters import edge_mode_parameter, knn_backend_parameter, sampling_me
 from ..styles import GraduatedStyle, style_on_load
 from ..utils import engine_errors, raise_if_canceled, run_child
 from .base import BalancedSamplingAlgorithm
+from .compute_composition_clusters import ComputeCompositionClusters
 
 PROVIDER = "balanced_sampling"
+
+#: Options of Compute composition clusters the chain offers as its own (advanced) parameters, with the same
+#: names, descriptions and defaults: its messages name them ("lower K_MIN", "turn off an exclusion").
+COMPOSITION_OPTIONS = ("K_SELECTION", "K_MIN", "K_MAX", "K", "EXCLUDE_BORDER_NODATA", "EXCLUDE_BLACK_BORDER",
+                       "BLACK_TOLERANCE", "MAX_NODATA_RATIO")
 
 
 class BuildBalancedDataset(BalancedSamplingAlgorithm):
@@ -65,6 +72,9 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "every pixel is covered, as in Create patch footprints.\n"
             "<b>Nodata class</b>: mask value without a label; a value the masks do not hold (e.g. -1) makes every "
             "value a class (when 0 is background).\n"
+            "<b>Number of clusters, exclusions, maximum nodata ratio</b> (advanced): as in Compute composition "
+            "clusters; turn off the border-nodata exclusion when the nodata class marks unlabelled pixels inside "
+            "the tiles (not only at the scene edges).\n"
             "<b>Compute uniqueness</b>: DINOv2 uniqueness is computed only when this is on AND the sampling "
             "method reads it (the rank methods, multiplicative, uniqueness_only); class_balanced and "
             "composition_only need no DINOv2, so the chain skips it and says so in the log. Off with a rank "
@@ -95,6 +105,12 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         self.addParameter(edge_mode_parameter(self.EDGE_MODE, self.tr("Windows at the raster edge")))
         self.addParameter(QgsProcessingParameterNumber(
             self.NODATA_CLASS, self.tr("Nodata class"), QgsProcessingParameterNumber.Integer, defaultValue=0))
+        composition = ComputeCompositionClusters()
+        composition.initAlgorithm()
+        for name in COMPOSITION_OPTIONS:
+            parameter = composition.parameterDefinition(name).clone()
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterBoolean(
             self.USE_UNIQUENESS, self.tr("Compute DINOv2 uniqueness"), defaultValue=True))
         self.addParameter(QgsProcessingParameterString(
@@ -160,6 +176,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
         self.check_paths(writes, {"a raster of the image or mask folder": rasters,  # English: see raster_reads
                                   self.DINO_MODEL: files_under(model) if use_uniqueness else []})
+        if use_uniqueness:
+            self.check_embedding_inputs(parameters, context, model, [pair[0] for pair in pairs], feedback)
         steps = QgsProcessingMultiStepFeedback(4 if use_uniqueness else 3, feedback)
 
         def run(step, algorithm, child_parameters):
@@ -177,6 +195,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
             "OUTPUT": "memory:patch_footprints"})
         clusters = run(1, "computecompositionclusters", {
             "INPUT": footprints["OUTPUT"], "NODATA_CLASS": parameters.get(self.NODATA_CLASS, 0),
+            **{name: parameters[name] for name in COMPOSITION_OPTIONS if parameters.get(name) is not None},
             DASK_SCHEDULER: scheduler_text(self, parameters, context), "OUTPUT": "memory:composition_clusters"})
         signals = clusters
         if use_uniqueness:
@@ -195,3 +214,14 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
         return {self.OUTPUT: combined["OUTPUT"], self.OUTPUT_CSV: combined["OUTPUT_CSV"],
                 self.OUTPUT_REPORT: combined.get("OUTPUT_REPORT"),
                 "EFFECTIVE_SAMPLE_SIZE": combined["EFFECTIVE_SAMPLE_SIZE"]}
+
+    def check_embedding_inputs(self, parameters, context, model, images, feedback):
+        """Before the footprints and mask statistics: the bands fit the images and the DINOv2 model can be
+        loaded (its config read; a hub model not in the local cache is fetched now, or fails now)."""
+        from ...balanced_sampling_plugin.embeddings import model_dimension, resolve_model_name
+        from ...balanced_sampling_plugin.patch_images import bands_from_text, check_bands
+
+        with engine_errors():
+            check_bands(images, bands_from_text(self.parameterAsString(parameters, self.BANDS, context)))
+            raise_if_canceled(feedback)
+            model_dimension(*resolve_model_name(model))

@@ -150,15 +150,10 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.REUSED, self.tr("Patches taken from the cache")))
 
     def _bands(self, parameters, context):
-        text = self.parameterAsString(parameters, self.BANDS, context) or "1,2,3"
-        try:
-            bands = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
-        except ValueError:
-            bands = ()
-        if len(bands) != 3 or min(bands) < 1:
-            raise QgsProcessingException(self.tr("Bands must be three band numbers such as 1,2,3; got '{}'.")
-                                         .format(text))
-        return bands
+        from ...balanced_sampling_plugin.patch_images import bands_from_text
+
+        with engine_errors():
+            return bands_from_text(self.parameterAsString(parameters, self.BANDS, context))
 
     def modules_needed(self, parameters, context) -> tuple:
         backend = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]

@@ -424,6 +424,7 @@ def test_a_real_background_class_taken_for_nodata_and_a_class_only_in_excluded_p
                         progress=Progress(warning=warnings.append))
     assert any("are excluded because their mask holds the nodata class 0" in w and "such as -1" in w
                for w in warnings), warnings
+    assert not any("It covers only" in w for w in warnings), "0 fills most of these patches: no ignore-label advice"
     assert any(w.startswith("Class 2 occurs only in excluded patches (1: 1 border_nodata), so it will never be drawn")
                for w in warnings), warnings
     assert not any(w.startswith("Class 1 ") for w in warnings)  # class 1 fills the included right-hand windows
@@ -433,3 +434,48 @@ def test_a_real_background_class_taken_for_nodata_and_a_class_only_in_excluded_p
                                  progress=Progress(warning=warnings.append))
     assert not result.table["excluded"].any() and "cls_0" in result.table.columns
     assert not warnings, warnings
+
+
+def test_an_ignore_label_scattered_inside_the_tiles_is_told_apart_from_background(tmp_path):
+    """A 1-pixel ignore band (250) on the class boundaries touches almost every window border though it covers
+    under 1 % of the pixels: the warning says so and names the border exclusion as the way out. With that
+    exclusion off, a nodata class covering most pixels (0 taken for nodata) is warned on its own."""
+    from tests.rasters import write_geotiff
+
+    labels = np.zeros((128, 256), np.uint8)
+    labels[:, 200:] = 3
+    labels[40:90, 20:70] = 7
+    ignore = labels.copy()
+    ignore[:, 127] = 250  # the boundary band, crossing every window row
+    ignore[39, 20:70] = 250
+    ignore[:, 63] = 250
+    ignore[:, 191] = 250
+    ignore[63, :] = 250
+    ignore[127, :] = 250
+    path = write_geotiff(tmp_path / "mask.tif", ignore)
+    records = pd.DataFrame([{"image_path": path, "mask_path": path, "row_off": r, "col_off": c, "patch_size": 64}
+                            for r in (0, 64) for c in range(0, 256, 64)])
+    warnings = []
+    compute_composition(records, nodata_class=250, exclude_black_border=False, exclude_border_nodata=False,
+                        k_selection="fixed", k=2, progress=Progress(warning=warnings.append))
+    assert not any("nodata" in w for w in warnings), warnings
+    with pytest.raises(BalancedSamplingError, match="fewer than the 2 clusters"):
+        compute_composition(records, nodata_class=250, exclude_black_border=False, k_selection="fixed", k=2,
+                            progress=Progress(warning=warnings.append))
+    scattered = [w for w in warnings if "8 of 8 patches (100%) are excluded because their mask holds the nodata "
+                 "class 250" in w]
+    assert len(scattered) == 1, warnings
+    share = float(np.mean(ignore == 250))  # every patch is excluded: their pixels are all the pixels
+    assert f"It covers only {share:.1%} of their pixels" in scattered[0]
+    assert "turn off the exclusion of patches with nodata on the mask border" in scattered[0]
+
+    background = write_geotiff(tmp_path / "background.tif", labels)
+    records["mask_path"] = background
+    warnings.clear()
+    result = compute_composition(records, nodata_class=0, exclude_black_border=False, exclude_border_nodata=False,
+                                 k_selection="fixed", k=2, progress=Progress(warning=warnings.append))
+    assert result.table["excluded"].sum() == 2, "the two windows with no class pixel at all"
+    covered = float(np.mean(labels == 0))
+    assert [w for w in warnings if "covers" in w] == [
+        f"The nodata class 0 covers {covered:.0%} of the mask pixels, which are left out of the class proportions. "
+        "If 0 is a real class (e.g. background), set the nodata class to a value your masks do not use, such as -1."]

@@ -729,3 +729,20 @@ def test_bad_stretch_values_are_named(text):
 
     with pytest.raises(BalancedSamplingError, match=f"Stretch values '{re.escape(text)}' are not 'low,high'"):
         stretch_from_text(text)
+
+
+def test_bands_from_text_and_the_header_check_before_the_work(tmp_path):
+    from balanced_sampling_plugin.patch_images import bands_from_text, check_bands
+    from tests.rasters import write_geotiff
+
+    assert bands_from_text("4,3,2") == (4, 3, 2) and bands_from_text(" 4; 3; 2 ") == (4, 3, 2)
+    assert bands_from_text("") == (1, 2, 3)
+    for text in ("0,1,2", "4,3", "r g b", "1,2,3,4"):
+        with pytest.raises(BalancedSamplingError, match=f"Bands must be three band numbers such as 1,2,3; got '{text}'"):
+            bands_from_text(text)
+    four = write_geotiff(tmp_path / "four.tif", np.zeros((4, 8, 8), np.uint16))
+    one = write_geotiff(tmp_path / "one.tif", np.zeros((8, 8), np.uint8))
+    check_bands([one, four, four], (4, 3, 2))
+    check_bands([str(tmp_path / "unreadable.tif"), one], (5, 1, 1))  # left to the reads, which name GDAL's reason
+    with pytest.raises(BalancedSamplingError, match=r"four.tif' has 4 bands; the band selection \(5, 1, 1\)"):
+        check_bands([one, four], (5, 1, 1))

@@ -100,17 +100,69 @@ def test_build_balanced_dataset_runs_the_chain(run_algorithm, synthetic_dataset,
     assert os.path.getsize(result["OUTPUT_REPORT"]) > 1000
 
 
-def test_build_balanced_dataset_passes_the_bands_to_the_model(run_algorithm, synthetic_dataset, tiny_model, tmp_path):
+@pytest.fixture
+def chain_steps(monkeypatch):
+    """The child algorithms Build balanced dataset runs, recorded (and run)."""
+    import sys
+
+    from qgis.core import QgsApplication
+
+    chain = QgsApplication.processingRegistry().algorithmById("balanced_sampling:buildbalanceddataset")
+    module = sys.modules[type(chain).__module__]
+    steps, real = [], module.run_child
+    monkeypatch.setattr(module, "run_child", lambda name, *args: steps.append(name) or real(name, *args))
+    return steps
+
+
+@pytest.mark.parametrize("bands, model, message", [
+    ("5,1,1", None, r"has 3 bands; the band selection \(5, 1, 1\)"),
+    ("0,1,2", None, r"Bands must be three band numbers such as 1,2,3; got '0,1,2'"),
+    ("1,2,3", "missing_model_folder", r"The model folder '.*missing_model_folder' does not exist"),
+])
+def test_build_balanced_dataset_checks_bands_and_model_before_any_step(
+        run_algorithm, synthetic_dataset, tiny_model, tmp_path, chain_steps, bands, model, message):
     import os
 
-    from qgis.core import QgsProcessingException
-
-    with pytest.raises(QgsProcessingException, match=r"has 3 bands; the band selection \(5, 1, 1\)"):
+    with pytest.raises(QgsProcessingException, match=message):
         run_algorithm("buildbalanceddataset", {
             "IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
-            "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128, "BANDS": "5,1,1",
-            "DINO_MODEL": tiny_model, "SAMPLING_METHOD": SAMPLING_METHODS.index("rank_max"),
+            "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128, "BANDS": bands,
+            "DINO_MODEL": str(tmp_path / model) if model else tiny_model,
+            "SAMPLING_METHOD": SAMPLING_METHODS.index("rank_max"),
             "OUTPUT": str(tmp_path / "w.gpkg"), "OUTPUT_CSV": str(tmp_path / "t.csv")})
+    assert chain_steps == [], "refused before the footprints"
+    assert not os.path.exists(tmp_path / "t.csv")
+
+
+def test_build_balanced_dataset_passes_the_composition_options(run_algorithm, synthetic_dataset, tmp_path,
+                                                                chain_steps):
+    """The clustering and exclusion options of Compute composition clusters are the chain's advanced parameters,
+    with the same defaults, and reach that step (its messages name them)."""
+    import os
+
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    registry = QgsApplication.processingRegistry()
+    chain = registry.algorithmById("balanced_sampling:buildbalanceddataset")
+    composition = registry.algorithmById("balanced_sampling:computecompositionclusters")
+    for name in ("K_SELECTION", "K_MIN", "K_MAX", "K", "EXCLUDE_BORDER_NODATA", "EXCLUDE_BLACK_BORDER",
+                 "BLACK_TOLERANCE", "MAX_NODATA_RATIO"):
+        ours, theirs = chain.parameterDefinition(name), composition.parameterDefinition(name)
+        assert (ours.description(), ours.defaultValue()) == (theirs.description(), theirs.defaultValue()), name
+        assert ours.flags() & QgsProcessingParameterDefinition.FlagAdvanced, name
+    folders = {"IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+               "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 64,
+               "SAMPLING_METHOD": SAMPLING_METHODS.index("class_balanced")}
+    result = run_algorithm("buildbalanceddataset", folders | {
+        "K_SELECTION": 1, "K": 3, "MAX_NODATA_RATIO": 0.05, "EXCLUDE_BORDER_NODATA": False,
+        "OUTPUT": str(tmp_path / "w.gpkg"), "OUTPUT_CSV": str(tmp_path / "t.csv")})
+    rows = pd.DataFrame(layer_rows(result["OUTPUT"]))
+    assert chain_steps == ["balanced_sampling:createpatchfootprints", "balanced_sampling:computecompositionclusters",
+                           "balanced_sampling:combinesamplerweights"]
+    included = rows[~rows["excluded"].astype(bool)]
+    assert set(included["freq_cluster_id"]) == {0, 1, 2}
+    assert (included["nodata_ratio"] <= 0.05).all() and (rows["nodata_ratio"] > 0.05).any()
+    assert not rows["exclusion_reason"].fillna("").str.contains("border_nodata").any()
 
 
 def test_shipped_model_runs_through_processing(run_algorithm, synthetic_dataset, tiny_model, tmp_path):
