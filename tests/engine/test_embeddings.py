@@ -738,7 +738,8 @@ def test_bands_from_text_and_the_header_check_before_the_work(tmp_path):
     assert bands_from_text("4,3,2") == (4, 3, 2) and bands_from_text(" 4; 3; 2 ") == (4, 3, 2)
     assert bands_from_text("") == (1, 2, 3)
     for text in ("0,1,2", "4,3", "r g b", "1,2,3,4"):
-        with pytest.raises(BalancedSamplingError, match=f"Bands must be three band numbers such as 1,2,3; got '{text}'"):
+        with pytest.raises(BalancedSamplingError, match=f"Bands must be three band numbers such as 1,2,3; got "
+                                                        f"'{text}'"):
             bands_from_text(text)
     four = write_geotiff(tmp_path / "four.tif", np.zeros((4, 8, 8), np.uint16))
     one = write_geotiff(tmp_path / "one.tif", np.zeros((8, 8), np.uint8))
