@@ -135,14 +135,17 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
 
     # The method scores the pool, or only its sub-pool (method_pool), up to its own budget.
     in_scored = np.ones(len(rows), bool) if method_pool is None else np.asarray(method_pool, bool)[rows]
-    cb_start = None
+    cb_start = first_only = None
     if method in ("cb", "fa_cb") and vector_rows is not None and len(vector_rows):
         # The vector step takes these first: cb balances the whole subset, so it starts from their class sums
-        # and does not pick them again (when they fill the budget, cb only orders them, as before).
+        # and does not pick them again. When they fill the budget, cb orders them by balancing among them alone:
+        # over the whole pool it scores only its own first picks, and the others would go in table order.
         first = np.intersect1d(np.asarray(vector_rows, dtype=np.int64), rows)
         if 0 < len(first) < size:
             in_scored &= ~np.isin(rows, first)
             cb_start = class_shares(pool_classes(table, first, method, nodata_class)).sum(axis=0)
+        elif len(first):
+            first_only = first
     scored = rows[in_scored]
     score_budget = size if method_budget is None else int(min(size, max(int(method_budget), 0)))
     entropy = classes = scored_embeddings = None
@@ -166,6 +169,12 @@ def select_coreset(table: pd.DataFrame, method: str = "lc", budget=DEFAULT_BUDGE
                             progress=progress.child(0.0, 0.9))
         details.update(result.details)
         scores[scored] = result.scores
+    if first_only is not None:
+        in_first = np.isin(rows, first_only)
+        ordered = score_pool(method, size, classes=pool_classes(table, first_only, method, nodata_class),
+                             embeddings=None if pool_embeddings is None else pool_embeddings[in_first],
+                             fa_cb_lambda=fa_cb_lambda, seed=seed)
+        scores[first_only] = ordered.scores
     else:
         progress.warning(_("No patch that is not excluded is in the sub-pool of method {method}; the budget is "
                            "filled by class entropy.").format(method=method))

@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
     QgsSpatialIndex,
+    QgsWkbTypes,
 )
 
 from ...balanced_sampling_plugin.contract import (
@@ -242,6 +243,12 @@ class SelectCoreset(BalancedSamplingAlgorithm):
                 "(1 degree is about 111 km). Give them in degrees, or reproject the layer to a projected CRS to give "
                 "them in meters.").format(source.sourceCrs().authid() or source.sourceCrs().description()))
         polygons, index = {}, None
+        if vector is not None and vector.geometryType() != QgsWkbTypes.PolygonGeometry:
+            # qgis_process and scripts pass any layer; overlap areas need polygons
+            raise QgsProcessingException(self.tr(
+                "'{}' holds {} geometries; patches are taken first over polygons (areas): give a polygon layer, "
+                "e.g. a buffer of the lines or points.").format(
+                vector.name(), QgsWkbTypes.geometryDisplayString(vector.geometryType()).lower()))
         if vector is not None:
             transform = QgsCoordinateTransform(vector.crs(), source.sourceCrs(), context.transformContext())
             index = QgsSpatialIndex()
@@ -307,6 +314,9 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         n_pool = int(included_mask(table).sum())
         method_budget = budget_size(value, budget_mode, n_pool) if value > 0 else None
         text = self.parameterAsExpression(parameters, self.SUBPOOL_EXPRESSION, context).strip()
+        given = parameters.get(self.SUBPOOL_EXPRESSION)
+        if not text and isinstance(given, str) and given.strip():
+            text = given.strip()  # QGIS 3.22 reads an expression it cannot parse as none: say why instead
         if not text:
             return None, method_budget
         expression = QgsExpression(text)

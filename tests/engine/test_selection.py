@@ -164,6 +164,26 @@ def test_cb_after_a_vector_step_balances_the_whole_subset():
     assert np.isnan(stepped.scores[[0, 1]]).all()  # taken by the vector step, not scored by cb
 
 
+@pytest.mark.parametrize("method", ["cb", "fa_cb"])
+def test_cb_orders_vector_rows_that_fill_the_budget_by_balancing_among_them(method):
+    """More priority rows than the budget: cb picks among them by its balance, not in table order (over the whole
+    pool it scores only its own first picks, which left every priority row at 0)."""
+    # rows 0-5 (background only) and 6-9 (one rare class each) are the priority rows; rows 10-19 (even mixtures,
+    # cb's first picks over the whole pool) are outside
+    cls_1 = [1.0] * 6 + [0.0] * 4 + [1 / 3] * 10
+    cls_2 = [0.0] * 6 + [1.0, 0.0, 1.0, 0.0] + [1 / 3] * 10
+    cls_3 = [0.0] * 6 + [0.0, 1.0, 0.0, 1.0] + [1 / 3] * 10
+    frame = table(20, cls_1=cls_1, cls_2=cls_2, cls_3=cls_3)
+    rng = np.random.default_rng(0)
+    embeddings = rng.standard_normal((20, 8)).astype(np.float32)
+    result = select_coreset(frame, method, 4, "count", vector_rows=list(range(10)), embeddings=embeddings)
+    picked = result.selection.order
+    assert (result.selection.step[picked] == "vector").all() and len(picked) == 4
+    assert {6, 8} & set(picked.tolist()) and {7, 9} & set(picked.tolist()), picked  # classes 2 and 3, not rows 0-3
+    alone = select_coreset(frame.iloc[:10].reset_index(drop=True), method, 4, "count", embeddings=embeddings[:10])
+    assert sorted(picked.tolist()) == sorted(alone.selection.order.tolist()), "as cb on those rows alone"
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_cb_vectorised_evaluation_picks_the_same(seed, monkeypatch):
     """Forced to alternate with evaluating every group in numpy: still the plain greedy's picks."""

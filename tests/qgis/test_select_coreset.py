@@ -117,6 +117,13 @@ def test_vector_step_reprojects_a_layer_in_another_crs(run_algorithm, weights_pa
     assert (table["selection_step"] == "lc").sum() == 9
 
 
+def test_a_layer_of_lines_is_refused_as_the_priority_polygons(run_algorithm, weights_path, tmp_path):
+    lines = QgsVectorLayer("LineString?crs=EPSG:4326", "coastline", "memory")
+    with pytest.raises(QgsProcessingException, match="'coastline' holds line geometries; .* give a polygon layer"):
+        select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("lc"), BUDGET=10,
+               BUDGET_MODE=1, VECTOR_LAYER=lines)
+
+
 def test_at_most_one_patch_per_grid_cell(run_algorithm, weights_path, tmp_path):
     patches, boxes = footprint_rectangles(weights_path)
     size = next(iter(boxes.values()))[0].width() * 4
@@ -306,6 +313,12 @@ def test_sub_pool_naming_a_missing_field_is_refused_and_the_log_counts_each_step
     with pytest.raises(QgsProcessingException, match='names cls_9, which the input layer does not have'):
         select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"), BUDGET=20,
                BUDGET_MODE=1, SUBPOOL_EXPRESSION='"cls_9" > 0.5')
+    # QGIS 3.22 reads an expression it cannot parse as no expression at all: it must not select from the whole pool
+    for broken in ('"cls_6" >', "foo("):
+        with pytest.raises(QgsProcessingException, match=r"The sub-pool expression '.*' cannot be read"):
+            select(run_algorithm, tmp_path, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"), BUDGET=20,
+                   BUDGET_MODE=1, SUBPOOL_EXPRESSION=broken)
+    assert not (tmp_path / "coreset.gpkg").exists()
     feedback = RecordingFeedback()
     select(run_algorithm, tmp_path, feedback=feedback, INPUT=weights_path, METHOD=CORESET_METHODS.index("cb"),
            BUDGET=20, BUDGET_MODE=1, SUBPOOL_EXPRESSION='"cls_6" > 0.05', METHOD_BUDGET=5)
