@@ -113,15 +113,20 @@ def build():
             raise SystemExit(f"{CHAIN} has the input {name}, which no step of the model reads: map it in "
                              f"scripts/build_model.py (or list it in CHAIN_ONLY).")
         parameter = definition.clone()
+        source = Source.fromModelParameter(name)
         if name in MODEL_DEFAULTS:  # an enum whose options start with the value's name
-            parameter.setDefaultValue(next(i for i, option in enumerate(definition.options())
-                                           if option.split(" ")[0] == MODEL_DEFAULTS[name]))
+            default = next(i for i, option in enumerate(definition.options())
+                           if option.split(" ")[0] == MODEL_DEFAULTS[name])
+            parameter.setDefaultValue(default)
+            # QGIS 3.22 passes an input left out of the call (qgis_process, processing.run) to the step as unset,
+            # so the step's own default would apply: the model's default is given here too.
+            source = Source.fromExpression(f"coalesce(@{name}, {default})")
         component = QgsProcessingModelParameter(name)
         component.setPosition(QPointF(120, 60 + 70 * len(inputs)))
         model.addModelParameter(parameter, component)
         inputs.append(name)
         for step in steps:
-            routes.setdefault(step, {})[name] = Source.fromModelParameter(name)
+            routes.setdefault(step, {})[name] = source
     model.setParameterOrder(inputs)
 
     for y, (step_id, algorithm_name, description, outputs) in enumerate(STEPS):

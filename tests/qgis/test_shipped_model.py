@@ -127,3 +127,23 @@ def test_model_inputs_reach_their_steps(run_algorithm, synthetic_dataset, tiny_m
     rows = layer_rows(result["sampler_weights:Sampler weights"])
     assert len(rows) > 96  # stride 64 over 128 px patches: overlapping windows, more than the 96 tiles
     assert os.path.getsize(cache) > 0  # (the step does not return PARQUET_PATH, so the model's result is None)
+
+
+def test_model_default_method_applies_when_the_call_leaves_it_out(run_algorithm, synthetic_dataset, tiny_model,
+                                                                  tmp_path):
+    """QGIS 3.22 hands a model input left out of the call (qgis_process, processing.run) to its step as unset, so the
+    step's default (class_balanced) applied instead of the model's documented rank_max."""
+    from tests.qgis.conftest import RecordingFeedback
+
+    common = {"IMAGE_FOLDER": os.path.dirname(synthetic_dataset.images[0]),
+              "MASK_FOLDER": os.path.dirname(synthetic_dataset.masks[0]), "PATCH_SIZE": 128, "DINO_MODEL": tiny_model,
+              "sampler_weights:Sampler weights": str(tmp_path / "w.gpkg"),
+              "sampler_weights:Training CSV": str(tmp_path / "t.csv")}
+    for given, expected in ((None, "rank_max"), (SAMPLING_METHODS.index("composition_only"), "composition_only")):
+        feedback = RecordingFeedback()
+        parameters = common if given is None else common | {"SAMPLING_METHOD": given}
+        import processing
+
+        processing.run(MODEL_ID, parameters, feedback=feedback)
+        methods = [line.split(":")[0] for line in feedback.lines if " included, " in line and "excluded patches" in line]
+        assert methods == [expected], feedback.lines
