@@ -26,47 +26,47 @@ e reinicie o QGIS; ou deixe o escalonador Dask vazio para rodar neste processo.<
 <context>
     <name>BalancedSamplingAlgorithm</name>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="66" />
+        <location filename="../processing_provider/algorithms/base.py" line="67" />
         <source>Patch records</source>
         <translation>Registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="67" />
+        <location filename="../processing_provider/algorithms/base.py" line="68" />
         <source>Sampling signals</source>
         <translation>Sinais de amostragem</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="68" />
+        <location filename="../processing_provider/algorithms/base.py" line="69" />
         <source>Sampler weights</source>
         <translation>Pesos do amostrador</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="82" />
+        <location filename="../processing_provider/algorithms/base.py" line="83" />
         <source>Update the input layer in place (no new layer)</source>
         <translation>Atualizar a camada de entrada diretamente (sem nova camada)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="316" />
+        <location filename="../processing_provider/algorithms/base.py" line="323" />
         <source>In-place update needs a vector layer as input.</source>
         <translation>A atualização direta exige uma camada vetorial como entrada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="320" />
+        <location filename="../processing_provider/algorithms/base.py" line="327" />
         <source>Layer '{}' is in edit mode; save or discard its edits and leave edit mode, then run again.</source>
         <translation>A camada '{}' está em modo de edição; salve ou descarte as edições e saia do modo de edição, depois execute de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="329" />
+        <location filename="../processing_provider/algorithms/base.py" line="336" />
         <source>In-place update writes all fields or none, which works for GeoPackage layers and temporary layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer as a GeoPackage first.</source>
         <translation>A atualização no local grava todos os campos ou nenhum, o que funciona com camadas GeoPackage e camadas temporárias; a camada '{}' ({}) está armazenada como {}. Grave uma nova camada (Saída) ou salve antes a camada como GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="147" />
+        <location filename="../processing_provider/algorithms/base.py" line="148" />
         <source>{} '{}' exists but no layer can be read from it: the file is damaged or unfinished (for example written by a run that was killed). Create it again.</source>
         <translation>{} '{}' existe, mas nenhuma camada pode ser lida dele: o arquivo está danificado ou incompleto (por exemplo, gravado por uma execução que foi interrompida). Crie-o de novo.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="111" />
+        <location filename="../processing_provider/algorithms/base.py" line="112" />
         <source>{} needs the Python packages {}, which the Python of this QGIS cannot import. Install them from the menu Plugins &gt; Balanced Sampling &gt; Install Python packages…, or in a terminal:
 {}
 then restart QGIS.</source>
@@ -75,44 +75,49 @@ then restart QGIS.</source>
 e depois reinicie o QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="144" />
+        <location filename="../processing_provider/algorithms/base.py" line="145" />
         <source>{} '{}' has no layer '{}'. Check the layer name.</source>
         <translation>{} '{}' não tem a camada '{}'. Confira o nome da camada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="358" />
+        <location filename="../processing_provider/algorithms/base.py" line="365" />
         <source>Could not put the output '{}' in place ({}); the earlier files were kept as they were.</source>
         <translation>Não foi possível colocar a saída '{}' no lugar ({}); os arquivos anteriores foram mantidos como estavam.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="170" />
+        <location filename="../processing_provider/algorithms/base.py" line="171" />
         <source>between {} and {}</source>
         <translation>entre {} e {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="173" />
+        <location filename="../processing_provider/algorithms/base.py" line="174" />
         <source>at least {}</source>
         <translation>no mínimo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="175" />
+        <location filename="../processing_provider/algorithms/base.py" line="176" />
         <source>at most {}</source>
         <translation>no máximo {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="176" />
+        <location filename="../processing_provider/algorithms/base.py" line="177" />
         <source>{} ({}) is {}; it must be {}.</source>
         <translation>{} ({}) vale {}; deve ficar {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="301" />
+        <location filename="../processing_provider/algorithms/base.py" line="308" />
         <source>QGIS wrote the output '{}', not '{}' as asked.</source>
         <translation>O QGIS gravou a saída '{}', não '{}' como solicitado.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/base.py" line="90" />
+        <location filename="../processing_provider/algorithms/base.py" line="91" />
         <source>&lt;b&gt;Update the input layer in place&lt;/b&gt;: writes the fields into the input layer instead of a new one, all or nothing: for GeoPackage layers (one transaction) and temporary layers; other storage, and a layer in edit mode, is refused before any work. The layer keeps its own style. (QGIS's 'Edit Features In-Place' mode of the Toolbox is for algorithms that change features one by one, so it does not list these.)</source>
         <translation>&lt;b&gt;Atualizar a camada de entrada no local&lt;/b&gt;: grava os campos na camada de entrada em vez de numa nova, tudo ou nada: para camadas GeoPackage (uma transação) e camadas temporárias; outros armazenamentos, e uma camada em modo de edição, são recusados antes de qualquer trabalho. A camada mantém seu próprio estilo. (O modo 'Editar feições no local' da Caixa de Ferramentas é para algoritmos que alteram as feições uma a uma, por isso não lista estes.)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/base.py" line="248" />
+        <source>The input layer is updated in place, so OUTPUT '{}' is not written; leave it empty, or turn off the in-place update to write a new layer.</source>
+        <translation>A camada de entrada é atualizada no próprio lugar, então OUTPUT '{}' não é gravado; deixe-o vazio, ou desative a atualização no próprio lugar para gravar uma nova camada.</translation>
     </message>
 </context>
 <context>
@@ -1923,6 +1928,11 @@ Para as etapas espaciais (primeiro os polígonos de uma camada vetorial, diversi
         <location filename="../processing_provider/file_outputs.py" line="98" />
         <source>{} '{}' is a shapefile, whose field names are cut to 10 characters ({}), so the next algorithms would not find them. Write a GeoPackage (.gpkg) instead.</source>
         <translation>{} '{}' é um shapefile, cujos nomes de campo são cortados em 10 caracteres ({}), e os próximos algoritmos não os encontrariam. Grave um GeoPackage (.gpkg).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/file_outputs.py" line="114" />
+        <source>{} '{}' is a GeoPackage that holds other layers ({}): writing the file would replace them all. Choose a new file, or write a new layer into it: in the dialog Save to GeoPackage… with a layer name, with qgis_process the destination ogr:dbname='{}' table="{}" (geom).</source>
+        <translation>{} '{}' é um GeoPackage que contém outras camadas ({}): gravar o arquivo substituiria todas elas. Escolha um novo arquivo, ou grave uma nova camada nele: no diálogo, Salvar em GeoPackage… com um nome de camada; no qgis_process, o destino ogr:dbname='{}' table="{}" (geom).</translation>
     </message>
 </context>
 <context>

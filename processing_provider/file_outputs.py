@@ -102,6 +102,23 @@ def refuse_truncated_fields(path: str, names, parameter: str) -> None:
                 parameter, path, ", ".join(f"{name} -> {name[:SHAPEFILE_FIELD_LENGTH]}" for name in long_names)))
 
 
+def refuse_replacing_other_layers(path: str, parameter: str) -> None:
+    """A file destination replaces the whole file: refuse, before any work, an existing GeoPackage that holds
+    layers other than the one the output writes (its file name; a re-run passes) and QGIS's style table."""
+    if not isinstance(path, str) or not path.lower().endswith(".gpkg") or not os.path.isfile(path):
+        return
+    own = {os.path.splitext(os.path.basename(path))[0].lower(), "layer_styles"}
+    others = [name for name in _geopackage_layers(path) if name.lower() not in own]
+    if others:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        raise QgsProcessingException(
+            QCoreApplication.translate("file_outputs", "{} '{}' is a GeoPackage that holds other layers ({}): "
+                                       "writing the file would replace them all. Choose a new file, or write a new "
+                                       "layer into it: in the dialog Save to GeoPackage… with a layer name, with "
+                                       "qgis_process the destination ogr:dbname='{}' table=\"{}\" (geom).").format(
+                parameter, path, ", ".join(others), path, stem))
+
+
 def sink_definition(parameters, name: str, partial: str):
     """A copy of the sink parameter ``name`` that writes ``partial`` and is not loaded when done (the caller
     registers the final file instead: :func:`load_on_completion`); keeps the creation options."""

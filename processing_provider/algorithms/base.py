@@ -24,6 +24,7 @@ from ..file_outputs import (
     layer_file,
     layer_read,
     load_on_completion,
+    refuse_replacing_other_layers,
     refuse_truncated_fields,
     sink_definition,
 )
@@ -228,6 +229,7 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
             return None
         path = destination_file(self.destination(parameters, context, name))
         refuse_truncated_fields(path, self.added_fields, name)
+        refuse_replacing_other_layers(path, name)
         return path
 
     def write_output(self, parameters, context, feedback, source, table, outputs, styler=None,
@@ -236,11 +238,16 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         ``outputs`` when it is a file), or, with IN_PLACE, into the input layer, all or nothing. Input fields named in
         ``drop`` are left out of a new layer (in place they stay: refuse the run before, where that matters).
 
-        Returns the output layer id/path (the input layer's id in place).
+        Returns the output layer id/path (in place: the input layer's source, or its id for a memory layer).
         """
         if self.parameterAsBool(parameters, IN_PLACE, context):
             layer, geopackage = self.in_place_target(parameters, context)
             raise_if_canceled(feedback)
+            ignored = destination_file(self.destination(parameters, context))
+            if ignored is not None and feedback is not None:
+                feedback.pushWarning(QCoreApplication.translate(
+                    "BalancedSamplingAlgorithm", "The input layer is updated in place, so OUTPUT '{}' is not written; "
+                    "leave it empty, or turn off the in-place update to write a new layer.").format(ignored))
             if geopackage is None:
                 self._in_place = (layer, table)  # a memory layer: written in the main thread, after the run
                 return layer.id()
@@ -248,7 +255,7 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 if feedback is not None else None
             # Done by commit(), the last step: once the transaction is committed nothing else may fail.
             self._geopackage_update = (layer, geopackage, table, progress)
-            return layer.id()
+            return layer.source()  # a path scripts and qgis_process can use (the id is this run's own)
         fields = output_fields(source.fields(), table, drop)
 
         def write(sink):

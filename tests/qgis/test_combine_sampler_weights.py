@@ -135,6 +135,37 @@ def test_input_layer_is_untouched(run_algorithm, clusters_path, tmp_path):
     assert "sampler_weight" not in QgsVectorLayer(clusters_path, "c", "ogr").fields().names()
 
 
+def test_a_geopackage_holding_other_layers_is_not_replaced(run_algorithm, clusters_path, tmp_path):
+    """A file destination replaces the whole file: the user's other layers in it would be lost."""
+    import contextlib
+    import hashlib
+    import shutil
+    import sqlite3
+
+    from balanced_sampling_plugin.contract import SAMPLER_WEIGHT
+
+    def _geopackage_layers(path):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return [row[0] for row in db.execute("SELECT table_name FROM gpkg_contents")]
+
+    project = tmp_path / "project.gpkg"
+    shutil.copy(clusters_path, project)  # one layer, named after the clusters file
+    other = _geopackage_layers(str(project))
+    digest = hashlib.sha256(project.read_bytes()).hexdigest()
+    with pytest.raises(QgsProcessingException, match=r"OUTPUT '.*project.gpkg' is a GeoPackage that holds other layers "
+                                                     rf"\({other[0]}\): writing the file would replace them all"):
+        combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(project))
+    assert hashlib.sha256(project.read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "train.csv").exists()
+    # A layer written into it keeps the others; a re-run into a file that holds only its own layer passes.
+    result, rows = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6,
+                           OUTPUT=f"ogr:dbname='{project}' table=\"weights\" (geom)")
+    assert SAMPLER_WEIGHT in rows.columns
+    assert set(other) | {"weights"} <= set(_geopackage_layers(str(project)))
+    for _ in range(2):
+        combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(tmp_path / "weights.gpkg"))
+
+
 @pytest.mark.parametrize("cancel_at", [64.0, 69.0, 70.0])
 def test_cancel_before_the_outputs_writes_none_of_them(run_algorithm, clusters_path, tmp_path, cancel_at):
     """Cancel once the weights are computed (64: before the CSV; 69: before the layer; 70: while the layer is

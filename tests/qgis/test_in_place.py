@@ -192,3 +192,18 @@ def test_in_place_with_another_nodata_class_than_the_layers_proportions_is_refus
     with pytest.raises(QgsProcessingException, match="has a field cls_3 although Nodata class is 3.*Write a new layer"):
         run_algorithm("computecompositionclusters", {"INPUT": copy, "NODATA_CLASS": 3, "IN_PLACE": True})
     assert sha1(copy) == before
+
+
+def test_an_output_given_beside_in_place_is_said_not_written(run_algorithm, clusters_path, tmp_path):
+    from .conftest import RecordingFeedback
+
+    copy = str(tmp_path / "clusters.gpkg")
+    shutil.copy(clusters_path, copy)
+    feedback = RecordingFeedback()
+    result = run_algorithm("combinesamplerweights", {"INPUT": copy, "SAMPLING_METHOD": 6, "IN_PLACE": True,
+                                                     "OUTPUT": str(tmp_path / "also.gpkg")}, feedback)
+    assert not (tmp_path / "also.gpkg").exists()
+    assert any(line.startswith("The input layer is updated in place, so OUTPUT '") and "also.gpkg" in line
+               for line in feedback.lines), feedback.lines
+    output = result["OUTPUT"]
+    assert copy in (output if isinstance(output, str) else output.source())
