@@ -97,6 +97,8 @@ DEFAULT_STATEMENT_TIMEOUT = 600
 CORESET_SCORE = "coreset_score"
 CORESET_SELECTED = "coreset_selected"
 SELECTION_STEP = "selection_step"
+#: Pick order of the selected patches across all steps (1 = first; 0 = not selected).
+SELECTION_RANK = "selection_rank"
 #: The six scoring methods of pytorch-smt-tools' select-coreset, in this order (append only).
 CORESET_METHODS = ("lc", "cb", "fd", "fa", "lc_fd", "fa_cb")
 #: The methods that read the DINOv2 embeddings (embedding cache Parquet).

@@ -1563,223 +1563,273 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 <context>
     <name>SelectCoreset</name>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="93" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="94" />
         <source>Select coreset</source>
         <translation>Selecionar coreset</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="125" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="127" />
         <source>Patches with composition fields (and sampler weights)</source>
         <translation>Patches com campos de composição (e pesos do amostrador)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="128" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="130" />
         <source>Method</source>
         <translation>Método</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="131" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="133" />
         <source>Budget (a fraction ≤ 1, or a number of patches)</source>
         <translation>Orçamento (uma fração ≤ 1 ou um número de patches)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="134" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="136" />
         <source>Budget mode</source>
         <translation>Modo do orçamento</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="134" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="136" />
         <source>fraction — of the patches not excluded</source>
         <translation>fraction — dos patches não excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="134" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="136" />
         <source>count — a number of patches</source>
         <translation>count — um número de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="143" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="145" />
         <source>Take first the patches over the polygons of</source>
         <translation>Escolher primeiro os patches sobre os polígonos de</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="146" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="148" />
         <source>Minimum overlap with those polygons (map units²)</source>
         <translation>Sobreposição mínima com esses polígonos (unidades de mapa²)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="169" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="171" />
         <source>fd: smallest number of clusters</source>
         <translation>fd: menor número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="171" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="173" />
         <source>fd: largest number of clusters</source>
         <translation>fd: maior número de clusters</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="173" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="175" />
         <source>fd: choose k by the Vendi score (else elbow)</source>
         <translation>fd: escolher k pela pontuação de Vendi (senão, pelo cotovelo)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="175" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="177" />
         <source>fd: smallest relative Vendi gain to grow k</source>
         <translation>fd: menor ganho relativo de Vendi para aumentar k</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="178" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="180" />
         <source>lc_fd: patches taken by fd (0 = 10%)</source>
         <translation>lc_fd: patches escolhidos por fd (0 = 10%)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="180" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="182" />
         <source>fa_cb: λ, the share of fa</source>
         <translation>fa_cb: λ, a fração de fa</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="183" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="185" />
         <source>Random seed</source>
         <translation>Semente aleatória</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="191" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="193" />
         <source>Coreset</source>
         <translation>Coreset</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="194" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="196" />
         <source>Training CSV of the selected patches</source>
         <translation>CSV de treinamento dos patches selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="194" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="196" />
         <source>CSV files (*.csv)</source>
         <translation>Arquivos CSV (*.csv)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="197" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="199" />
         <source>Coreset report (subset vs random)</source>
         <translation>Relatório do coreset (subconjunto vs. aleatório)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="197" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="199" />
         <source>HTML files (*.html)</source>
         <translation>Arquivos HTML (*.html)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="200" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="202" />
         <source>Selected patches</source>
         <translation>Patches selecionados</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="201" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="203" />
         <source>Patches not excluded</source>
         <translation>Patches não excluídos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="206" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="208" />
         <source>lc — label complexity (class entropy)</source>
         <translation>lc — complexidade dos rótulos (entropia de classes)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="207" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="209" />
         <source>cb — class balance (greedy)</source>
         <translation>cb — balanceamento de classes (guloso)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="210" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="212" />
         <source>lc_fd — first by fd, then by lc</source>
         <translation>lc_fd — primeiro por fd, depois por lc</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="211" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="213" />
         <source>fa_cb — blend of fa and cb</source>
         <translation>fa_cb — mistura de fa e cb</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="260" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="262" />
         <source>Could not reproject a polygon of '{}' to the CRS of the patches.</source>
         <translation>Não foi possível reprojetar um polígono de '{}' para o SRC dos patches.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="264" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="266" />
         <source>{} polygons of '{}' reprojected from {} to {}.</source>
         <translation>{} polígonos de '{}' reprojetados de {} para {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="324" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="326" />
         <source>The sub-pool expression '{}' cannot be read: {}</source>
         <translation>A expressão do subconjunto de candidatos '{}' não pode ser lida: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="376" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="378" />
         <source>Method {} reads the DINOv2 embeddings: give the embedding cache (Parquet) that 'Compute DINOv2 uniqueness' wrote.</source>
         <translation>O método {} lê os embeddings DINOv2: informe o cache de embeddings (Parquet) gravado por 'Calcular singularidade DINOv2'.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="400" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="402" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="429" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="431" />
         <source>fd: {} clusters of embeddings.</source>
         <translation>fd: {} clusters de embeddings.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="440" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="442" />
         <source>No patch was selected (every patch is excluded); there is no training CSV to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há CSV de treinamento a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="451" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="453" />
         <source>No patch was selected (every patch is excluded); there is no report to write.</source>
         <translation>Nenhum patch foi selecionado (todos os patches estão excluídos); não há relatório a gravar.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="463" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="465" />
         <source>Training CSV: {}</source>
         <translation>CSV de treinamento: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="465" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="467" />
         <source>Report: {}</source>
         <translation>Relatório: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="149" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="151" />
         <source>At most n selected patches per grid cell (0 = off)</source>
         <translation>No máximo n patches selecionados por célula da grade (0 = desativado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="159" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="161" />
         <source>Method picks only where (e.g. "cls_4" &gt; 0.5)</source>
         <translation>O método escolhe apenas onde (por exemplo "cls_4" &gt; 0.5)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="293" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="295" />
         <source>{} patches overlap the polygons of '{}' by at least {} map units²; the {} of them that are not excluded are taken first.</source>
         <translation>{} patches se sobrepõem aos polígonos de '{}' em pelo menos {} unidades de mapa²; os {} deles que não estão excluídos são escolhidos primeiro.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="299" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="301" />
         <source>The minimum overlap ({} map units²) is larger than the largest patch ({:.6g} map units²): no patch can reach it. Lower it.</source>
         <translation>A sobreposição mínima ({} unidades de mapa²) é maior que o maior patch ({:.6g} unidades de mapa²): nenhum patch consegue alcançá-la. Reduza-a.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="329" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="331" />
         <source>The sub-pool expression '{}' names {}, which the input layer does not have; its fields are {}.</source>
         <translation>A expressão do subconjunto de candidatos '{}' cita {}, que a camada de entrada não tem; os campos dela são {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="426" />
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="428" />
         <source>{} of {} patches selected (budget {}); by step: {}.</source>
         <translation>{} de {} patches selecionados (orçamento {}); por etapa: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="96" />
-        <source>Picks the most informative subset of the patches when the compute budget allows training on only part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (higher = picked earlier), coreset_selected and selection_step, styled selected / not selected, and a training CSV of the selected patches (Combine's columns, sampler weights re-normalised to mean 1 over the subset). Excluded patches are never selected.
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="168" />
+        <source>Model in the embedding cache</source>
+        <translation>Modelo no cache de embeddings</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="210" />
+        <source>fd — feature diversity</source>
+        <translation>fd — diversidade de características</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="211" />
+        <source>fa — feature activation</source>
+        <translation>fa — ativação de características</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="158" />
+        <source>Minimum distance between selected patches (0 = off)</source>
+        <translation>Distância mínima entre patches selecionados (0 = desativado)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="164" />
+        <source>Method's own budget (0 = the rest of the budget)</source>
+        <translation>Orçamento próprio do método (0 = o restante do orçamento)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="142" />
+        <source>Embedding cache (Parquet file or folder)</source>
+        <translation>Cache de embeddings (arquivo Parquet ou pasta)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="142" />
+        <source>Parquet files (*.parquet);;All files (*)</source>
+        <translation>Arquivos Parquet (*.parquet);;Todos os arquivos (*)</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="155" />
+        <source>Grid cell size</source>
+        <translation>Tamanho da célula da grade</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="243" />
+        <source>The patch layer's CRS {} is geographic: the grid cell size and the minimum distance are in degrees (1 degree is about 111 km). Give them in degrees, or reproject the layer to a projected CRS to give them in meters.</source>
+        <translation>O SRC {} da camada de patches é geográfico: o tamanho da célula da grade e a distância mínima estão em graus (1 grau equivale a cerca de 111 km). Informe-os em graus, ou reprojete a camada para um SRC projetado para informá-los em metros.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="250" />
+        <source>'{}' holds {} geometries; patches are taken first over polygons (areas): give a polygon layer, e.g. a buffer of the lines or points.</source>
+        <translation>'{}' contém geometrias do tipo {}; os patches são tomados primeiro sobre polígonos (áreas): forneça uma camada de polígonos, p. ex. um buffer das linhas ou pontos.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/select_coreset.py" line="97" />
+        <source>Picks the most informative subset of the patches when the compute budget allows training on only part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (the method's score, higher = picked earlier by the method), coreset_selected, selection_step and selection_rank (the pick order over all steps: 1 = first, 0 = not selected), styled selected / not selected, and a training CSV of the selected patches (Combine's columns, sampler weights re-normalised to mean 1 over the subset). Excluded patches are never selected.
 
 &lt;b&gt;Method&lt;/b&gt;: &lt;i&gt;lc&lt;/i&gt; = class_entropy / its maximum; &lt;i&gt;cb&lt;/i&gt; = greedy class balance, each pick the patch that makes the summed class distribution of the subset most even; &lt;i&gt;fd&lt;/i&gt; = KMeans on the DINOv2 embeddings, then round-robin over the clusters; &lt;i&gt;fa&lt;/i&gt; = mean × spread of each embedding; &lt;i&gt;lc_fd&lt;/i&gt; = the first m patches by fd, then by lc; &lt;i&gt;fa_cb&lt;/i&gt; = λ·fa + (1 − λ)·cb. fd, fa, lc_fd and fa_cb read the embeddings from the Parquet cache that Compute DINOv2 uniqueness wrote; when it holds embeddings of several models, name the model (advanced).
 &lt;b&gt;Budget&lt;/b&gt;: a fraction of the patches that are not excluded (0.3 = 30%), or a number of patches, as the budget mode says.
@@ -1787,7 +1837,7 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
 &lt;b&gt;Sub-pool&lt;/b&gt; (optional): an expression such as "cls_4" &gt; 0.5; the method then scores and picks only those patches, up to its own budget (a fraction of the patches not excluded, or a count, as the budget mode says; 0 = the rest of the budget), and the rest of the budget is filled by class entropy over all patches.
 &lt;b&gt;Spatial diversity&lt;/b&gt; (optional): at most n selected patches per grid cell of a given size, or a minimum distance between selected footprint centroids. A patch it refuses is skipped; what the method cannot fill is filled by class entropy, under the same rule. selection_step says which step took each patch: vector, the method's name, or fill.
 The log and the report (HTML, optional) compare the subset with a random one of the same size: per-class pixel shares, clusters and tiles covered, and the coverage radius in embedding space.</source>
-        <translation>Escolhe o subconjunto mais informativo dos patches quando o orçamento de computação só permite treinar com parte deles (pytorch-smt-tools select-coreset). Grava a camada com coreset_score (maior = escolhido antes), coreset_selected e selection_step, estilizada como selecionados / não selecionados, e um CSV de treinamento dos patches selecionados (as colunas de Combinar pesos do amostrador, com os pesos do amostrador renormalizados para média 1 sobre o subconjunto). Patches excluídos nunca são selecionados.
+        <translation>Escolhe o subconjunto mais informativo dos patches quando o orçamento de computação só permite treinar com parte deles (pytorch-smt-tools select-coreset). Grava a camada com coreset_score (a pontuação do método, maior = escolhido antes pelo método), coreset_selected, selection_step e selection_rank (a ordem de escolha em todas as etapas: 1 = primeiro, 0 = não selecionado), estilizada como selecionados / não selecionados, e um CSV de treinamento dos patches selecionados (as colunas de Combinar pesos do amostrador, com os pesos do amostrador renormalizados para média 1 sobre o subconjunto). Patches excluídos nunca são selecionados.
 
 &lt;b&gt;Método&lt;/b&gt;: &lt;i&gt;lc&lt;/i&gt; = class_entropy / seu máximo; &lt;i&gt;cb&lt;/i&gt; = balanceamento guloso de classes: cada escolha pega o patch que deixa mais uniforme a distribuição somada das classes do subconjunto; &lt;i&gt;fd&lt;/i&gt; = KMeans sobre os embeddings DINOv2, depois rodízio (round-robin) entre os clusters; &lt;i&gt;fa&lt;/i&gt; = média × dispersão de cada embedding; &lt;i&gt;lc_fd&lt;/i&gt; = os primeiros m patches por fd, depois por lc; &lt;i&gt;fa_cb&lt;/i&gt; = λ·fa + (1 − λ)·cb. fd, fa, lc_fd e fa_cb leem os embeddings do cache Parquet gravado por Calcular singularidade DINOv2; quando ele contém embeddings de vários modelos, indique o modelo (avançado).
 &lt;b&gt;Orçamento&lt;/b&gt;: uma fração dos patches não excluídos (0,3 = 30%) ou um número de patches, conforme o modo do orçamento.
@@ -1795,56 +1845,6 @@ The log and the report (HTML, optional) compare the subset with a random one of 
 &lt;b&gt;Subconjunto de candidatos&lt;/b&gt; (opcional): uma expressão como "cls_4" &gt; 0.5; o método então pontua e escolhe apenas esses patches, até o seu próprio orçamento (uma fração dos patches não excluídos ou uma contagem, conforme o modo do orçamento; 0 = o restante do orçamento), e o restante do orçamento é preenchido pela entropia de classes sobre todos os patches.
 &lt;b&gt;Diversidade espacial&lt;/b&gt; (opcional): no máximo n patches selecionados por célula de uma grade de tamanho dado, ou uma distância mínima entre os centroides dos contornos selecionados. Um patch recusado pela regra é pulado; o que o método não consegue preencher é preenchido pela entropia de classes, sob a mesma regra. selection_step indica qual etapa escolheu cada patch: vector, o nome do método ou fill.
 O log e o relatório (HTML, opcional) comparam o subconjunto com um subconjunto aleatório do mesmo tamanho: proporções de pixels por classe, clusters e tiles cobertos e o raio de cobertura no espaço dos embeddings.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="166" />
-        <source>Model in the embedding cache</source>
-        <translation>Modelo no cache de embeddings</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="208" />
-        <source>fd — feature diversity</source>
-        <translation>fd — diversidade de características</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="209" />
-        <source>fa — feature activation</source>
-        <translation>fa — ativação de características</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="156" />
-        <source>Minimum distance between selected patches (0 = off)</source>
-        <translation>Distância mínima entre patches selecionados (0 = desativado)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="162" />
-        <source>Method's own budget (0 = the rest of the budget)</source>
-        <translation>Orçamento próprio do método (0 = o restante do orçamento)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="140" />
-        <source>Embedding cache (Parquet file or folder)</source>
-        <translation>Cache de embeddings (arquivo Parquet ou pasta)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="140" />
-        <source>Parquet files (*.parquet);;All files (*)</source>
-        <translation>Arquivos Parquet (*.parquet);;Todos os arquivos (*)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="153" />
-        <source>Grid cell size</source>
-        <translation>Tamanho da célula da grade</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="241" />
-        <source>The patch layer's CRS {} is geographic: the grid cell size and the minimum distance are in degrees (1 degree is about 111 km). Give them in degrees, or reproject the layer to a projected CRS to give them in meters.</source>
-        <translation>O SRC {} da camada de patches é geográfico: o tamanho da célula da grade e a distância mínima estão em graus (1 grau equivale a cerca de 111 km). Informe-os em graus, ou reprojete a camada para um SRC projetado para informá-los em metros.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/select_coreset.py" line="248" />
-        <source>'{}' holds {} geometries; patches are taken first over polygons (areas): give a polygon layer, e.g. a buffer of the lines or points.</source>
-        <translation>'{}' contém geometrias do tipo {}; os patches são tomados primeiro sobre polígonos (áreas): forneça uma camada de polígonos, p. ex. um buffer das linhas ou pontos.</translation>
     </message>
 </context>
 <context>

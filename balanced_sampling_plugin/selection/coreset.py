@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..contract import CORESET_EMBEDDING_METHODS, CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP
+from ..contract import CORESET_EMBEDDING_METHODS, CORESET_SCORE, CORESET_SELECTED, SELECTION_RANK, SELECTION_STEP
 from ..errors import BalancedSamplingError
 from ..i18n import _
 from ..progress import Progress, as_progress
@@ -58,9 +58,12 @@ class CoresetResult:
         return self.selection.step
 
     def fields(self, score_column: str = CORESET_SCORE) -> pd.DataFrame:
-        """The fields the run writes, one row per table row (index 0..n-1)."""
+        """The fields the run writes, one row per table row (index 0..n-1). The method's score covers the patches
+        it scored; ``selection_rank`` is the pick order across the steps (vector, method, fill; 0 = not picked)."""
+        rank = np.zeros(len(self.selected), dtype=np.int64)
+        rank[self.selection.order] = np.arange(1, len(self.selection.order) + 1)
         return pd.DataFrame({score_column: self.scores, CORESET_SELECTED: self.selected,
-                             SELECTION_STEP: self.step})
+                             SELECTION_STEP: self.step, SELECTION_RANK: rank})
 
 
 def _finite_column(table: pd.DataFrame, rows: np.ndarray, column: str, method: str) -> np.ndarray:

@@ -45,7 +45,7 @@ def _bar(share: float, kind: str) -> str:
 def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optional[list] = None,
                         options: Optional[dict] = None) -> str:
     """The report page. ``comparison``: :func:`.measures.compare_with_random`; ``steps``: selection_step of
-    every selected patch; ``options``: label -> value of the run's settings, listed as given."""
+    every selected patch, in pick order (the table lists the steps in that order); ``options``: label -> value of the run's settings, listed as given."""
     ours, rand = comparison["method"], comparison["random"]
     e = html.escape
     rows = [
@@ -72,7 +72,7 @@ def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optio
         f"<td>{_bar(rand['class_share_subset'][name], 'random')}</td></tr>"
         for name in ours["class_share_pool"])
     step_rows = "".join(f"<tr><td>{e(str(step))}</td><td class=\"number\">{count}</td></tr>"
-                        for step, count in sorted(Counter(steps or []).items()))
+                        for step, count in Counter(steps or []).items())  # in the order the steps picked
     title = _("Coreset report: {method}").format(method=method)
     # Translated outside the f-strings, where xgettext would not find them.
     words = {"coverage": _("Coverage"), "random": _("random"), "shares": _("Pixel share of each class"),

@@ -38,6 +38,7 @@ from ...balanced_sampling_plugin.contract import (
     NODATA_RATIO,
     PATCH_ID,
     SAMPLER_WEIGHT,
+    SELECTION_RANK,
     SELECTION_STEP,
     UNIQUENESS_SCORE,
 )
@@ -84,7 +85,7 @@ class SelectCoreset(BalancedSamplingAlgorithm):
     group_key = "weights"
     icon_name = "select_coreset.svg"
     required_modules = TABLES
-    added_fields = (CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP)
+    added_fields = (CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP, SELECTION_RANK)
 
     def name(self):
         return "selectcoreset"
@@ -95,8 +96,9 @@ class SelectCoreset(BalancedSamplingAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.with_in_place_help(self.tr(
             "Picks the most informative subset of the patches when the compute budget allows training on only "
-            "part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (higher = "
-            "picked earlier), coreset_selected and selection_step, styled selected / not selected, and a "
+            "part of them (pytorch-smt-tools select-coreset). Writes the layer with coreset_score (the method's "
+            "score, higher = picked earlier by the method), coreset_selected, selection_step and selection_rank "
+            "(the pick order over all steps: 1 = first, 0 = not selected), styled selected / not selected, and a "
             "training CSV of the selected patches (Combine's columns, sampler weights re-normalised to mean 1 "
             "over the subset). Excluded patches are never selected.\n\n"
             "<b>Method</b>: <i>lc</i> = class_entropy / its maximum; <i>cb</i> = greedy class balance, each pick "

@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from balanced_sampling_plugin.contract import CORESET_METHODS, CORESET_SCORE, CORESET_SELECTED, SELECTION_STEP
+from balanced_sampling_plugin.contract import (
+    CORESET_METHODS,
+    CORESET_SCORE,
+    CORESET_SELECTED,
+    SELECTION_RANK,
+    SELECTION_STEP,
+)
 from balanced_sampling_plugin.embedding_cache import EmbeddingCache
 from balanced_sampling_plugin.errors import BalancedSamplingError
 from balanced_sampling_plugin.progress import Progress
@@ -347,8 +353,25 @@ def test_seeded_runs_give_the_same_selection(method):
 def test_result_fields_use_the_public_names():
     result = select_coreset(table(class_entropy=[0.5, 1.0, 0.0, 1.0]), "lc", 0.5)
     fields = result.fields("my_score")
-    assert list(fields.columns) == ["my_score", CORESET_SELECTED, SELECTION_STEP]
+    assert list(fields.columns) == ["my_score", CORESET_SELECTED, SELECTION_STEP, SELECTION_RANK]
     assert list(result.fields().columns)[0] == CORESET_SCORE
+    assert fields[SELECTION_RANK].tolist() == [0, 1, 0, 2]  # ties to the lower row
+
+
+def test_selection_rank_orders_every_step_where_the_method_score_cannot():
+    """Vector and fill picks have no method score (cb scores only its own picks): the rank gives the pick order
+    across the steps, the order the training CSV lists them in."""
+    frame = table(6, class_entropy=[0.1, 0.9, 0.5, 0.2, 0.8, 0.3], cls_1=[1, 0.5, 0.5, 1, 0, 1],
+                  cls_2=[0, 0.5, 0.5, 0, 1, 0])
+    result = select_coreset(frame, "cb", 5, "count", vector_rows=[3], method_pool=np.array([0, 1, 1, 1, 1, 0], bool),
+                            method_budget=2)
+    fields = result.fields()
+    assert fields[SELECTION_STEP][3] == "vector" and fields[SELECTION_RANK][3] == 1
+    assert np.isnan(fields[CORESET_SCORE][3])
+    picked = fields[fields[SELECTION_RANK] > 0].sort_values(SELECTION_RANK)
+    assert picked[SELECTION_STEP].tolist() == ["vector", "cb", "cb", "fill", "fill"]
+    assert picked.index.tolist() == result.selection.order.tolist()
+    assert (fields[SELECTION_RANK][~result.selected] == 0).all()
 
 
 def test_unknown_method_and_missing_inputs_are_named():
@@ -603,6 +626,9 @@ def test_report_page_shows_both_subsets(tmp_path):
     assert f"{shares['cls_1']:.2%}" in page and f"{comparison['random']['class_share_subset']['cls_2']:.2%}" in page
     assert f"{comparison['method']['clusters_covered']} / 3" in page
     assert "<td>lc</td><td class=\"number\">5</td>" in page  # the steps table
+    page = open(write_coreset_report(tmp_path / "r2.html", comparison, "lc", result.budget,
+                                     ["vector", "vector", "lc", "fill"]), encoding="utf-8").read()
+    assert page.index("<td>vector</td>") < page.index("<td>lc</td>") < page.index("<td>fill</td>"), "pick order"
 
 
 def test_a_count_budget_above_the_pool_is_said(tmp_path):
