@@ -101,6 +101,40 @@ def class_dist_json(rows: pd.DataFrame) -> Optional[np.ndarray]:
                     dtype=object)
 
 
+def expand_class_dist(table: pd.DataFrame) -> pd.DataFrame:
+    """``cls_<c>`` columns from the training CSV's ``class_dist_json`` when the table has none."""
+    if class_columns(map(str, table.columns)) or CLASS_DIST_JSON not in table.columns:
+        return table
+    parsed = []
+    for i, text in enumerate(table[CLASS_DIST_JSON]):
+        try:
+            value = json.loads(text) if isinstance(text, str) and text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise BalancedSamplingError(_("Column {column} of row {row} is not JSON: {error}.").format(
+                column=CLASS_DIST_JSON, row=i, error=exc)) from None
+        parsed.append(value if isinstance(value, dict) else {})
+    keys = sorted({k for row in parsed for k in row if str(k).isdigit()}, key=int)
+    out = table.copy()
+    for key in keys:
+        out[f"{CLASS_PREFIX}{int(key)}"] = [row.get(key) for row in parsed]
+    return out
+
+
+def layer_fields_from_training_csv(table: pd.DataFrame) -> pd.DataFrame:
+    """A training CSV read back as patch records, with the layer's field names: ``cls_<c>`` from
+    ``class_dist_json`` (:func:`expand_class_dist`) and ``border_nodata`` / ``black_border`` from
+    ``has_mask_border_nodata`` / ``has_image_black_border``, where the table lacks them, so the algorithms that
+    read those fields take the CSV's values. Other tables are returned as they are."""
+    out = expand_class_dist(table)
+    if out is not table:  # its cls_<c> columns are the proportions now (a JSON copy would go stale)
+        out = out.drop(columns=[CLASS_DIST_JSON])
+    for flag, layer_name in ((HAS_MASK_BORDER_NODATA, BORDER_NODATA), (HAS_IMAGE_BLACK_BORDER, BLACK_BORDER)):
+        if flag in out.columns and layer_name not in out.columns:
+            flagged = out[flag].map(lambda value: str(value).strip().lower() in ("true", "1", "1.0"))
+            out = out.drop(columns=[flag]).assign(**{layer_name: flagged.to_numpy(dtype=bool)})
+    return out
+
+
 #: Diagnostic columns computed from other fields (None when the table lacks them).
 DERIVED_COLUMNS = {
     HAS_MASK_BORDER_NODATA: _flag(BORDER_NODATA),

@@ -1021,60 +1021,60 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels; todo
         <translation>Importar registros de patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="35" />
-        <source>Turns a list of patches into a patch footprint layer that the other Balanced Sampling algorithms accept. Each footprint polygon comes from its image raster's geotransform and CRS.
-
-&lt;b&gt;Patch records&lt;/b&gt;: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size (or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose input.patch_records lists them. Relative paths are read from the file's folder. Extra columns (e.g. cls_1, uniqueness_score) are kept as fields.
-&lt;b&gt;Records whose raster is missing&lt;/b&gt;: &lt;i&gt;fail&lt;/i&gt; stops and lists the missing files; &lt;i&gt;skip&lt;/i&gt; leaves those records out and lists them in the log. Nothing is dropped silently.</source>
-        <translation>Converte uma lista de patches em uma camada de contornos dos patches aceita pelos demais algoritmos do Balanced Sampling. Cada polígono de contorno é obtido da geotransformação e do SRC do seu raster de imagem.
-
-&lt;b&gt;Registros de patches&lt;/b&gt;: um CSV com as colunas image_path, mask_path, row_off, col_off, patch_size (ou image, mask, … como em um CSV de treinamento), ou uma configuração YAML balanced_dataset do pytorch-smt-tools cujo input.patch_records os lista. Os caminhos relativos são interpretados em relação à pasta do arquivo. As colunas extras (por exemplo, cls_1, uniqueness_score) são mantidas como campos.
-&lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: &lt;i&gt;falhar&lt;/i&gt; interrompe e lista os arquivos ausentes; &lt;i&gt;ignorar&lt;/i&gt; deixa esses registros de fora e os lista no log. Nada é descartado silenciosamente.</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="49" />
         <source>Patch records (CSV or YAML config)</source>
         <translation>Registros de patches (CSV ou configuração YAML)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="47" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="49" />
         <source>Patch records (*.csv *.yaml *.yml)</source>
         <translation>Registros de patches (*.csv *.yaml *.yml)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="52" />
         <source>Records whose raster is missing</source>
         <translation>Registros cujo raster está ausente</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="52" />
         <source>Fail</source>
         <translation>Falhar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="50" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="52" />
         <source>Skip and report</source>
         <translation>Ignorar e informar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="53" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="55" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="55" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="57" />
         <source>Missing rasters</source>
         <translation>Rasters ausentes</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="71" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="74" />
         <source>Raster not found, its records were skipped: {}</source>
         <translation>Raster não encontrado, seus registros foram ignorados: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/import_patch_records.py" line="76" />
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="79" />
         <source>{} patch records imported</source>
         <translation>{} registros de patches importados</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/import_patch_records.py" line="35" />
+        <source>Turns a list of patches into a patch footprint layer that the other Balanced Sampling algorithms accept. Each footprint polygon comes from its image raster's geotransform and CRS.
+
+&lt;b&gt;Patch records&lt;/b&gt;: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size (or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose input.patch_records lists them. Relative paths are read from the file's folder. Extra columns (e.g. cls_1, uniqueness_score) are kept as fields; a training CSV's class_dist_json becomes the cls_&lt;class&gt; fields and its has_mask_border_nodata / has_image_black_border the border_nodata / black_border fields, so the weights and coreset algorithms read it back.
+&lt;b&gt;Records whose raster is missing&lt;/b&gt;: &lt;i&gt;fail&lt;/i&gt; stops and lists the missing files; &lt;i&gt;skip&lt;/i&gt; leaves those records out and lists them in the log. Nothing is dropped silently.</source>
+        <translation>Converte uma lista de patches em uma camada de contornos dos patches aceita pelos demais algoritmos do Balanced Sampling. Cada polígono de contorno é obtido da geotransformação e do SRC do seu raster de imagem.
+
+&lt;b&gt;Registros de patches&lt;/b&gt;: um CSV com as colunas image_path, mask_path, row_off, col_off, patch_size (ou image, mask, … como em um CSV de treinamento), ou uma configuração YAML balanced_dataset do pytorch-smt-tools cujo input.patch_records os lista. Os caminhos relativos são interpretados em relação à pasta do arquivo. As colunas extras (por exemplo, cls_1, uniqueness_score) são mantidas como campos; o class_dist_json de um CSV de treinamento vira os campos cls_&lt;classe&gt; e seus has_mask_border_nodata / has_image_black_border os campos border_nodata / black_border, para que os algoritmos de pesos e de coreset o leiam de volta.
+&lt;b&gt;Registros cujo raster está ausente&lt;/b&gt;: &lt;i&gt;falhar&lt;/i&gt; interrompe e lista os arquivos ausentes; &lt;i&gt;ignorar&lt;/i&gt; deixa esses registros de fora e os lista no log. Nada é descartado silenciosamente.</translation>
     </message>
 </context>
 <context>
@@ -1930,7 +1930,7 @@ Para as etapas espaciais (primeiro os polígonos de uma camada vetorial, diversi
         <translation>{} '{}' é um shapefile, cujos nomes de campo são cortados em 10 caracteres ({}), e os próximos algoritmos não os encontrariam. Grave um GeoPackage (.gpkg).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/file_outputs.py" line="114" />
+        <location filename="../processing_provider/file_outputs.py" line="115" />
         <source>{} '{}' is a GeoPackage that holds other layers ({}): writing the file would replace them all. Choose a new file, or write a new layer into it: in the dialog Save to GeoPackage… with a layer name, with qgis_process the destination ogr:dbname='{}' table="{}" (geom).</source>
         <translation>{} '{}' é um GeoPackage que contém outras camadas ({}): gravar o arquivo substituiria todas elas. Escolha um novo arquivo, ou grave uma nova camada nele: no diálogo, Salvar em GeoPackage… com um nome de camada; no qgis_process, o destino ogr:dbname='{}' table="{}" (geom).</translation>
     </message>

@@ -104,12 +104,13 @@ def refuse_truncated_fields(path: str, names, parameter: str) -> None:
 
 def refuse_replacing_other_layers(path: str, parameter: str) -> None:
     """A file destination replaces the whole file: refuse, before any work, an existing GeoPackage that holds
-    layers other than the one the output writes (its file name; a re-run passes) and QGIS's style table."""
+    several layers (QGIS's style table aside), one of them not the layer the output writes (named after the file).
+    A file of one layer is replaced as any file is (a re-run, an earlier output)."""
     if not isinstance(path, str) or not path.lower().endswith(".gpkg") or not os.path.isfile(path):
         return
-    own = {os.path.splitext(os.path.basename(path))[0].lower(), "layer_styles"}
-    others = [name for name in _geopackage_layers(path) if name.lower() not in own]
-    if others:
+    layers = [name for name in _geopackage_layers(path) if name.lower() != "layer_styles"]
+    others = [name for name in layers if name.lower() != os.path.splitext(os.path.basename(path))[0].lower()]
+    if len(layers) > 1 and others:
         stem = os.path.splitext(os.path.basename(path))[0]
         raise QgsProcessingException(
             QCoreApplication.translate("file_outputs", "{} '{}' is a GeoPackage that holds other layers ({}): "

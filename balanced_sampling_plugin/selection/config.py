@@ -24,7 +24,6 @@ the file's folder. Unknown keys are errors naming the dotted key.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
@@ -53,11 +52,11 @@ from ..contract import (
     SELECTION_STEP,
 )
 from ..errors import BalancedSamplingError
-from ..export import CLASS_DIST_JSON, DEFAULT_DIAGNOSTIC_COLUMNS, missing_files_note, training_frame
+from ..export import DEFAULT_DIAGNOSTIC_COLUMNS, expand_class_dist, missing_files_note, training_frame
 from ..file_safety import CSV_FILES, atomic_write, check_paths, check_replaced_kind, create_output_folders
 from ..i18n import _
 from ..progress import Progress, as_progress
-from ..records import CLASS_PREFIX, IMAGE_PATH, MASK_PATH, class_columns, normalize_path
+from ..records import IMAGE_PATH, MASK_PATH, normalize_path
 from ..sources.records_file import read_yaml_file, records_from_csv, resolve_path
 from .budget import DEFAULT_BUDGET, DEFAULT_BUDGET_MODE, check_budget
 from .coreset import select_coreset, subset_weights
@@ -172,25 +171,6 @@ def coreset_block_beside(path, balanced_csv: Optional[str] = None, parquet_path:
                   "method {method} reads the DINOv2 embeddings from it.").format(
                     key=f"{ROOT}.parquet_path", path=settings.parquet_path, method=settings.method))
     return settings
-
-
-def expand_class_dist(table: pd.DataFrame) -> pd.DataFrame:
-    """``cls_<c>`` columns from the training CSV's ``class_dist_json`` when the table has none."""
-    if class_columns(map(str, table.columns)) or CLASS_DIST_JSON not in table.columns:
-        return table
-    parsed = []
-    for i, text in enumerate(table[CLASS_DIST_JSON]):
-        try:
-            value = json.loads(text) if isinstance(text, str) and text.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise BalancedSamplingError(_("Column {column} of row {row} is not JSON: {error}.").format(
-                column=CLASS_DIST_JSON, row=i, error=exc)) from None
-        parsed.append(value if isinstance(value, dict) else {})
-    keys = sorted({k for row in parsed for k in row if str(k).isdigit()}, key=int)
-    out = table.copy()
-    for key in keys:
-        out[f"{CLASS_PREFIX}{int(key)}"] = [row.get(key) for row in parsed]
-    return out
 
 
 @dataclass

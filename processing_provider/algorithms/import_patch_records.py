@@ -38,7 +38,9 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
             "<b>Patch records</b>: a CSV with the columns image_path, mask_path, row_off, col_off, patch_size "
             "(or image, mask, … as in a training CSV), or a pytorch-smt-tools balanced_dataset YAML config whose "
             "input.patch_records lists them. Relative paths are read from the file's folder. Extra columns "
-            "(e.g. cls_1, uniqueness_score) are kept as fields.\n"
+            "(e.g. cls_1, uniqueness_score) are kept as fields; a training CSV's class_dist_json becomes the "
+            "cls_<class> fields and its has_mask_border_nodata / has_image_black_border the border_nodata / "
+            "black_border fields, so the weights and coreset algorithms read it back.\n"
             "<b>Records whose raster is missing</b>: <i>fail</i> stops and lists the missing files; <i>skip</i> "
             "leaves those records out and lists them in the log. Nothing is dropped silently."
         )
@@ -56,6 +58,7 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         self.require_packages(parameters, context)
+        from ...balanced_sampling_plugin.export import layer_fields_from_training_csv
         from ...balanced_sampling_plugin.sources import read_patch_records, record_footprints, records_files
 
         path = self.parameterAsFile(parameters, self.INPUT, context)
@@ -64,7 +67,7 @@ class ImportPatchRecords(BalancedSamplingAlgorithm):
         output = self.output_file(parameters, context)
         self.check_paths({self.OUTPUT: output}, {self.INPUT: records_files(path)})
         with engine_errors():
-            records = read_patch_records(path)
+            records = layer_fields_from_training_csv(read_patch_records(path))  # a CSV this plugin wrote
             self.check_paths({self.OUTPUT: output}, raster_reads(records), writable=False)
             footprints = record_footprints(records, on_missing, progress.child(0, 0.5))
         for missing in footprints.missing:

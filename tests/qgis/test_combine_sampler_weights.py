@@ -149,11 +149,17 @@ def test_a_geopackage_holding_other_layers_is_not_replaced(run_algorithm, cluste
             return [row[0] for row in db.execute("SELECT table_name FROM gpkg_contents")]
 
     project = tmp_path / "project.gpkg"
-    shutil.copy(clusters_path, project)  # one layer, named after the clusters file
+    shutil.copy(clusters_path, project)  # one layer, named after the clusters file, and a table of the user's:
+    with contextlib.closing(sqlite3.connect(project)) as db, db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier) VALUES ('notes', 'attributes', "
+                   "'notes')")
     other = _geopackage_layers(str(project))
+    assert len(other) == 2
     digest = hashlib.sha256(project.read_bytes()).hexdigest()
     with pytest.raises(QgsProcessingException, match=r"OUTPUT '.*project.gpkg' is a GeoPackage that holds other layers "
-                                                     rf"\({other[0]}\): writing the file would replace them all"):
+                                                     rf"\({', '.join(other)}\): writing the file would replace them "
+                                                     "all"):
         combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(project))
     assert hashlib.sha256(project.read_bytes()).hexdigest() == digest
     assert not (tmp_path / "train.csv").exists()
@@ -164,6 +170,30 @@ def test_a_geopackage_holding_other_layers_is_not_replaced(run_algorithm, cluste
     assert set(other) | {"weights"} <= set(_geopackage_layers(str(project)))
     for _ in range(2):
         combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(tmp_path / "weights.gpkg"))
+    single = tmp_path / "earlier.gpkg"  # a file of one layer, whatever its name, is replaced as any file is
+    shutil.copy(clusters_path, single)
+    combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(single))
+    assert _geopackage_layers(str(single))[0] == "earlier"
+
+
+def test_a_training_csv_imported_back_feeds_the_weights(run_algorithm, clusters_path, tmp_path):
+    """The CSV holds the proportions as class_dist_json and the flags under pytorch-smt-tools' names: imported back,
+    they are the layer's cls_<c> and border_nodata / black_border fields again, and target_shares reads them."""
+    _, weighted = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6)
+    imported = run_algorithm("importpatchrecords", {"INPUT": str(tmp_path / "train.csv"),
+                                                    "OUTPUT": str(tmp_path / "imported.gpkg")})["OUTPUT"]
+    rows = pd.DataFrame(layer_rows(imported)).sort_values(["image_path", "row_off", "col_off"])
+    weighted = weighted.sort_values(["image_path", "row_off", "col_off"])
+    for column in CLASSES:
+        np.testing.assert_allclose(rows[column].to_numpy(float), weighted[column].to_numpy(float), rtol=1e-3,
+                                   atol=1e-6)
+    for flag in ("border_nodata", "black_border"):
+        assert rows[flag].astype(bool).tolist() == weighted[flag].astype(bool).tolist()
+    assert "has_mask_border_nodata" not in rows.columns and "class_dist_json" not in rows.columns
+    (tmp_path / "again").mkdir()
+    _, again = combine(run_algorithm, imported, tmp_path / "again",
+                       SAMPLING_METHOD=SAMPLING_METHODS.index("target_shares"), TARGET_SHARES="6:5%")
+    assert again["sampler_weight"].notna().all()
 
 
 @pytest.mark.parametrize("cancel_at", [64.0, 69.0, 70.0])
