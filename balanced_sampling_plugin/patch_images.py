@@ -83,7 +83,8 @@ def bands_from_text(text: str) -> tuple[int, int, int]:
     except ValueError:
         bands = ()
     if len(bands) != 3 or min(bands) < 1:
-        raise BalancedSamplingError(_("Bands must be three band numbers such as 1,2,3; got '{text}'.").format(text=text))
+        raise BalancedSamplingError(
+            _("Bands must be three band numbers such as 1,2,3; got '{text}'.").format(text=text))
     return bands
 
 

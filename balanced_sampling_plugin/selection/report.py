@@ -45,7 +45,8 @@ def _bar(share: float, kind: str) -> str:
 def coreset_report_html(comparison: dict, method: str, budget: int, steps: Optional[list] = None,
                         options: Optional[dict] = None) -> str:
     """The report page. ``comparison``: :func:`.measures.compare_with_random`; ``steps``: selection_step of
-    every selected patch, in pick order (the table lists the steps in that order); ``options``: label -> value of the run's settings, listed as given."""
+    every selected patch, in pick order (the table lists the steps in that order); ``options``: label -> value of
+    the run's settings, listed as given."""
     ours, rand = comparison["method"], comparison["random"]
     e = html.escape
     rows = [

@@ -145,5 +145,6 @@ def test_model_default_method_applies_when_the_call_leaves_it_out(run_algorithm,
         import processing
 
         processing.run(MODEL_ID, parameters, feedback=feedback)
-        methods = [line.split(":")[0] for line in feedback.lines if " included, " in line and "excluded patches" in line]
+        methods = [line.split(":")[0] for line in feedback.lines
+                   if " included, " in line and "excluded patches" in line]
         assert methods == [expected], feedback.lines
