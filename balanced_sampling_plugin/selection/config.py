@@ -220,7 +220,7 @@ def run_coreset_config(config: Union[str, os.PathLike, Mapping], progress: Optio
     check_paths(writes)
     table = expand_class_dist(records_from_csv(settings.input_csv_path))
     # The rasters the CSV names are inputs too (the trainer reads them): never written over.
-    check_paths(writes, {_("a raster of the CSV's {field}").format(field=column):
+    check_paths(writes, {_("raster of the CSV's {field}").format(field=column):
                          table[column].dropna().map(normalize_path).unique()
                          for column in (IMAGE_PATH, MASK_PATH) if column in table.columns}, writable=False)
     check_replaced_kind(settings.output_csv_path, CSV_FILES, f"{ROOT}.output_csv_path")

@@ -41,7 +41,7 @@ def raster_reads(records) -> dict:
 
     The keys are set into the engine's English sentences, so they stay English (like parameter names).
     """
-    return {f"a raster of the field {column}": records[column].dropna().astype(str).unique()
+    return {f"raster of the field {column}": records[column].dropna().astype(str).unique()
             for column in ("image_path", "mask_path") if column in records.columns}
 
 

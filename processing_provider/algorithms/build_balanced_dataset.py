@@ -174,7 +174,7 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
                                self.parameterAsString(parameters, self.MASK_PATTERN, context) or "*.tif")
         rasters = [path for pair in pairs for path in pair[:2]]
         model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
-        self.check_paths(writes, {"a raster of the image or mask folder": rasters,  # English: see raster_reads
+        self.check_paths(writes, {"raster of the image or mask folder": rasters,  # English: see raster_reads
                                   self.DINO_MODEL: files_under(model) if use_uniqueness else []})
         if use_uniqueness:
             self.check_embedding_inputs(parameters, context, model, [pair[0] for pair in pairs], feedback)

@@ -127,7 +127,7 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
         with engine_errors():
             pairs = self._pairs(parameters, context)
             self.check_paths({self.OUTPUT: self.output_file(parameters, context)},
-                             {"a raster of the image/mask pairs": [p for pair in pairs for p in pair[:2]]})
+                             {"raster of the image/mask pairs": [p for pair in pairs for p in pair[:2]]})
             feedback.pushInfo(self.tr("{} image/mask pairs").format(len(pairs)))
             result = footprints.build_footprints(pairs, patch_size, stride, edge, progress.child(0, 0.5))
 

@@ -139,7 +139,7 @@ def test_output_over_the_config_or_a_raster_of_the_csv_is_refused(tmp_path):
     assert config.read_bytes() == before
     for target, field in (("tile_1.tif", "image_path"), ("mask_2.tif", "mask_path")):
         config = write_yaml(tmp_path / "c.yaml", f"input_csv_path: in.csv\noutput_csv_path: {target}")
-        with pytest.raises(BalancedSamplingError, match=rf"'.*{target}' is the input a raster of the CSV's {field}"):
+        with pytest.raises(BalancedSamplingError, match=rf"'.*{target}' is the input raster of the CSV's {field}"):
             run_coreset_config(str(config))
         assert (tmp_path / target).read_bytes() in (b"pixels", b"classes")
 

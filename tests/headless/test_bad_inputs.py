@@ -103,7 +103,7 @@ CASES = [
     Case("combine-layer-over-input-layer", COMBINE, ("INPUT={un}", "OUTPUT={un}"),
          r"OUTPUT '.*un\.gpkg' is the input INPUT", ("un.gpkg",)),
     Case("combine-csv-over-an-image", COMBINE, ("INPUT={un}", "OUTPUT_CSV={img}", "OUTPUT={dir}/w.gpkg"),
-         r"OUTPUT_CSV '.*\.tif' is the input a raster of the field image_path", ("images/tile_00.tif",), ("w.gpkg",)),
+         r"OUTPUT_CSV '.*\.tif' is the input raster of the field image_path", ("images/tile_00.tif",), ("w.gpkg",)),
     Case("uniqueness-cache-over-input-layer", UNIQUENESS, ("INPUT={cl}", "DINO_MODEL={model}", "PARQUET_PATH={cl}"),
          r"PARQUET_PATH '.*cl\.gpkg' is the input INPUT", ("cl.gpkg",)),
     Case("uniqueness-cache-over-a-csv", UNIQUENESS, ("INPUT={cl}", "DINO_MODEL={model}", "PARQUET_PATH={csv}",
