@@ -172,18 +172,65 @@ def crs_name(grid: RasterGrid) -> str:
     return _("no CRS")
 
 
-def first_grid_with_same_crs(grid: RasterGrid, first: RasterGrid | None) -> RasterGrid:
-    """The first raster grid seen so far; raises if ``grid`` is in another CRS than it.
-
-    One footprint layer holds one CRS, so every raster of a run must share it.
-    """
-    if first is not None and _crs_key(grid) != _crs_key(first):
+def layer_grid(grid: RasterGrid, first: RasterGrid | None) -> RasterGrid:
+    """The grid whose CRS the footprint layer takes: the first raster's (``first``, or ``grid`` when it is the
+    first). Rasters in another CRS are reprojected to it (:func:`rings_in_layer_crs`); one georeferenced and one
+    not cannot share a layer, and raise."""
+    if first is not None and bool(_crs_key(grid)) != bool(_crs_key(first)):
         raise BalancedSamplingError(
-            _("Raster {path} is in {crs} but {first_path} is in {first_crs}; one footprint layer holds one CRS — "
-              "reproject the rasters or run once per CRS.").format(
+            _("Raster {path} is in {crs} but {first_path} is in {first_crs}; a footprint layer cannot place rasters "
+              "with and without a CRS together. Give every raster a CRS, or run the others apart.").format(
                 path=grid.path, crs=crs_name(grid), first_path=first.path, first_crs=crs_name(first))
         )
     return first or grid
+
+
+#: Points per window edge when a footprint is reprojected (a straight edge in one CRS is curved in another).
+REPROJECTED_POINTS_PER_EDGE = 8
+
+
+def rings_in_layer_crs(rings: list, grid: RasterGrid, layer: RasterGrid) -> list:
+    """The closed window rings of ``grid``'s raster (map coordinates in its CRS) in the ``layer`` grid's CRS,
+    each edge densified to :data:`REPROJECTED_POINTS_PER_EDGE` points; ``rings`` themselves when the CRS is the
+    same. Raises, naming the raster, when a corner has no place in the layer's CRS."""
+    if not rings or same_crs(grid, layer):
+        return rings
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    closed = np.asarray(rings, dtype=np.float64)  # (m, 5, 2)
+    steps = np.arange(REPROJECTED_POINTS_PER_EDGE) / REPROJECTED_POINTS_PER_EDGE
+    start, end = closed[:, :4, None, :], closed[:, 1:5, None, :]
+    points = (start + (end - start) * steps[None, None, :, None]).reshape(len(closed), -1, 2)
+    points = np.concatenate([points, points[:, :1]], axis=1)  # closed again
+    outside = BalancedSamplingError(
+        _("The footprints of {path} ({crs}) cannot be placed in the layer's CRS {layer_crs} (taken from {first}): "
+          "some of its corners lie outside that CRS's area. Check the raster's georeferencing, or run it "
+          "apart.").format(path=grid.path, crs=crs_name(grid), layer_crs=crs_name(layer), first=layer.path))
+    try:
+        xs, ys = transform(CRS.from_wkt(grid.crs_wkt), CRS.from_wkt(layer.crs_wkt), points[..., 0].ravel(),
+                           points[..., 1].ravel())
+    except Exception:  # noqa: BLE001 - PROJ refuses coordinates outside the CRS's domain (e.g. latitude > 90)
+        raise outside from None
+    moved = np.stack([np.asarray(xs), np.asarray(ys)], axis=-1).reshape(points.shape)
+    if not np.isfinite(moved).all():
+        raise outside
+    return [[(float(x), float(y)) for x, y in ring] for ring in moved]
+
+
+def say_reprojected(reprojected: list, total: int, layer: RasterGrid | None, progress: Progress) -> None:
+    """Log that the rasters of ``reprojected`` ((path, CRS name) each) had their footprints reprojected."""
+    if reprojected and layer is not None:
+        progress.info(_("{n} of {total} rasters are in another CRS than the footprint layer's {crs} (the CRS of "
+                        "{first}), e.g. {path} in {other}: their footprints are reprojected to it. Their patches are "
+                        "still read on each raster's own pixel grid, so the weights are not affected.").format(
+            n=len(reprojected), total=total, crs=crs_name(layer), first=layer.path, path=reprojected[0][0],
+            other=reprojected[0][1]))
+
+
+def same_crs(grid: RasterGrid, other: RasterGrid) -> bool:
+    """Whether two rasters are in one CRS (same EPSG code, or the same WKT where there is none)."""
+    return _crs_key(grid) == _crs_key(other)
 
 
 def _crs_key(grid: RasterGrid) -> str:
@@ -235,7 +282,7 @@ def window_ring(transform: tuple, row_off: int, col_off: int, size: int) -> list
 @dataclass
 class FootprintResult:
     records: pd.DataFrame  # image_path, mask_path, row_off, col_off, patch_size, patch_id
-    rings: list  # one closed ring per record, map coordinates in the rasters' CRS
+    rings: list  # one closed ring per record, map coordinates in the layer's CRS (the first raster's)
     crs_wkt: str
     crs_authid: str
     skipped: list = field(default_factory=list)  # rasters smaller than one patch
@@ -250,8 +297,9 @@ def build_footprints(
 ) -> FootprintResult:
     """Windows of every image/mask pair, with their footprints.
 
-    Image and mask of a pair must share CRS, size and geotransform (:func:`check_mask_grid`);
-    all pairs must share one CRS (the output layer has one). ``stride`` defaults to ``patch_size``.
+    Image and mask of a pair must share CRS, size and geotransform (:func:`check_mask_grid`). The output layer
+    has one CRS, the first image's: footprints of images in another CRS are reprojected to it (and said).
+    ``stride`` defaults to ``patch_size``.
     """
     progress = as_progress(progress)
     stride = patch_size if stride in (None, 0) else stride
@@ -260,12 +308,15 @@ def build_footprints(
     largest = None  # (rows, columns, path) of the largest raster, for the message when none holds a patch
     uncovered = 0  # rasters with an edge strip no window reaches (edge "drop")
     unplaced = []  # images without a CRS nor a geotransform: footprints in pixel coordinates
+    reprojected = []  # (image, its CRS) of the rasters in another CRS than the layer's
     for done, (image, mask) in enumerate(pairs):
         img, msk = read_grid(image), read_grid(mask)
         if not img.crs_wkt and img.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
             unplaced.append(image)
         check_mask_grid(img, msk)
-        first = first_grid_with_same_crs(img, first)
+        first = layer_grid(img, first)
+        if not same_crs(img, first):
+            reprojected.append((image, crs_name(img)))
         windows = raster_windows(img.height, img.width, patch_size, stride, edge)
         if largest is None or img.height * img.width > largest[0] * largest[1]:
             largest = (img.height, img.width, image)
@@ -283,7 +334,8 @@ def build_footprints(
             })
             frame[PATCH_ID] = [patch_id(image, r, c, patch_size) for r, c in windows]
             frames.append(frame)
-            rings.extend(window_ring(img.transform, int(r), int(c), patch_size) for r, c in windows)
+            rings.extend(rings_in_layer_crs([window_ring(img.transform, int(r), int(c), patch_size)
+                                             for r, c in windows], img, first))
         progress.update(done + 1, len(pairs))
     if not frames:
         raise BalancedSamplingError(
@@ -295,6 +347,7 @@ def build_footprints(
         progress.info(_("{n} of {total} rasters have a strip at the right or bottom edge that no {size} px patch "
                         "covers (edge mode drop); edge mode shift adds a last patch flush with the edge.").format(
             n=uncovered, total=len(pairs), size=patch_size))
+    say_reprojected(reprojected, len(pairs), first, progress)
     if unplaced:
         progress.warning(_("{n} of {total} images are not georeferenced (no CRS, no geotransform), e.g. {path}: their "
                            "footprints are in pixel coordinates and lie on top of each other on the map. The weights "

@@ -18,7 +18,16 @@ import pandas as pd
 from ..contract import ON_MISSING
 from ..errors import BalancedSamplingError
 from ..i18n import _
-from ..footprints import check_mask_grid, first_grid_with_same_crs, read_grid, window_ring
+from ..footprints import (
+    check_mask_grid,
+    crs_name,
+    layer_grid,
+    read_grid,
+    rings_in_layer_crs,
+    same_crs,
+    say_reprojected,
+    window_ring,
+)
 from ..progress import Progress, as_progress
 from ..records import COL_OFF, IMAGE_PATH, MASK_PATH, PATCH_SIZE, ROW_OFF, describe_patch, validate_records
 
@@ -79,18 +88,24 @@ def record_footprints(
     rows_of = table.groupby(IMAGE_PATH, sort=False).indices  # image -> row positions
     windows = table[[ROW_OFF, COL_OFF, PATCH_SIZE]].to_numpy(np.int64)
     mask_grids: dict = {}  # mask path -> RasterGrid, each mask opened once
+    reprojected = []
     for done, (image, rows) in enumerate(rows_of.items(), start=1):
         grid = read_grid(image)
-        first = first_grid_with_same_crs(grid, first)
+        first = layer_grid(grid, first)
+        if not same_crs(grid, first):
+            reprojected.append((image, crs_name(grid)))
         if MASK_PATH in table.columns:
             for mask in table[MASK_PATH].iloc[rows].dropna().unique():
                 if mask not in mask_grids:
                     mask_grids[mask] = read_grid(mask)
                 check_mask_grid(grid, mask_grids[mask])
         _check_inside(table, rows, windows[rows], grid.width, grid.height)
-        for row in rows:
-            rings[row] = window_ring(grid.transform, *(int(v) for v in windows[row]))
+        placed = rings_in_layer_crs([window_ring(grid.transform, *(int(v) for v in windows[row])) for row in rows],
+                                    grid, first)
+        for row, ring in zip(rows, placed):
+            rings[row] = ring
         progress.update(done, len(rows_of))
+    say_reprojected(reprojected, len(rows_of), first, progress)
     return RecordFootprints(table, rings, first.crs_wkt if first else "", first.crs_authid if first else "", missing)
 
 

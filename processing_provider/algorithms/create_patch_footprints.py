@@ -58,7 +58,7 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Cuts image/mask raster pairs into square patch windows and writes one polygon per window, "
-            "in the rasters' CRS, with the fields image_path, mask_path, row_off, col_off, patch_size and "
+            "in the first raster's CRS, with the fields image_path, mask_path, row_off, col_off, patch_size and "
             "a stable patch_id. This layer is the input of every other Balanced Sampling algorithm.\n\n"
             "<b>Image rasters / Mask rasters</b>: the pairs, given as layers. An image pairs with the mask "
             "whose file name is the same apart from words like _mask or _label (tile_01.tif ↔ tile_01_mask.tif, "
@@ -70,7 +70,9 @@ class CreatePatchFootprints(BalancedSamplingAlgorithm):
             "<b>Windows at the raster edge</b>: <i>Drop</i> keeps only windows that fit inside the raster; "
             "<i>Shift inward</i> adds a last window aligned to the right/bottom edge so every pixel is covered "
             "(it overlaps its neighbour). Windows never extend past the raster.\n\n"
-            "Image and mask of a pair must share one pixel grid; all rasters must share one CRS."
+            "Image and mask of a pair must share one pixel grid. Rasters in another CRS than the first (e.g. "
+            "Sentinel-2 tiles of two UTM zones) have their footprints reprojected to it, as the log says; their "
+            "patches are still read on their own pixel grid."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)

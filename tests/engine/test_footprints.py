@@ -14,6 +14,7 @@ from balanced_sampling_plugin.footprints import (
     window_offsets,
     window_ring,
 )
+from balanced_sampling_plugin.progress import Progress
 from balanced_sampling_plugin.records import patch_id
 from tests.rasters import write_geotiff
 
@@ -118,10 +119,43 @@ def test_mismatched_sizes_and_crs_are_named(tmp_path, synthetic_dataset):
         dst.write(data)
     with pytest.raises(BalancedSamplingError, match="small_mask.tif"):
         build_footprints([(synthetic_dataset.images[0], small)], 64)
-    with pytest.raises(BalancedSamplingError, match="other_crs.tif"):
+    # UTM coordinates read as degrees: no place in the layer's CRS
+    with pytest.raises(BalancedSamplingError, match=r"The footprints of .*other_crs.tif \(EPSG:4326\) cannot be placed "
+                                                    r"in the layer's CRS EPSG:32633"):
         build_footprints([(synthetic_dataset.images[0], synthetic_dataset.masks[0]), (other_crs, other_crs)], 64)
     with pytest.raises(BalancedSamplingError, match="does not exist"):
         build_footprints([(str(tmp_path / "nope.tif"), small)], 64)
+
+
+def test_rasters_in_two_utm_zones_share_the_first_rasters_crs(tmp_path):
+    """Sentinel-2 tiles of neighbouring UTM zones: one layer, in the first raster's CRS, the other's footprints
+    reprojected (densified edges), and said."""
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform
+
+    east = from_origin(166_000, 5_600_000, 10, 10)  # EPSG:32634, near its western edge, next to zone 33
+    first = write_geotiff(tmp_path / "a_33.tif", np.ones((64, 64), np.uint8))
+    second = write_geotiff(tmp_path / "b_34.tif", np.ones((64, 64), np.uint8), crs="EPSG:32634", transform=east)
+    infos = []
+    result = build_footprints([(first, first), (second, second)], 32, progress=Progress(info=infos.append))
+    assert result.crs_authid == "EPSG:32633" and len(result.rings) == 8
+    ring = np.asarray(result.rings[4])  # b_34.tif, window (0, 0)
+    assert len(ring) == 4 * 8 + 1 and (ring[0] == ring[-1]).all()
+    xs, ys = transform(CRS.from_epsg(32634), CRS.from_epsg(32633), [166_000, 166_320], [5_600_000, 5_599_680])
+    np.testing.assert_allclose(ring[0], (xs[0], ys[0]), atol=1e-6)
+    np.testing.assert_allclose(ring[16], (xs[1], ys[1]), atol=1e-6)  # the opposite corner
+    assert np.allclose(result.rings[0][0], (500_000, 4_000_000))  # the first raster's own CRS, untouched
+    assert any(line.startswith("1 of 2 rasters are in another CRS than the footprint layer's EPSG:32633") and
+               "b_34.tif in EPSG:32634" in line for line in infos), infos
+
+
+def test_rasters_with_and_without_a_crs_are_refused(tmp_path):
+    first = write_geotiff(tmp_path / "a.tif", np.ones((64, 64), np.uint8))
+    bare = write_geotiff(tmp_path / "b.tif", np.ones((64, 64), np.uint8), crs=None)
+    with pytest.raises(BalancedSamplingError, match=r"b.tif is in no CRS but .*a.tif is in EPSG:32633; a footprint "
+                                                    r"layer cannot place rasters with and without a CRS together"):
+        build_footprints([(first, first), (bare, bare)], 32)
 
 
 def test_mask_in_another_crs_than_its_image_is_refused(tmp_path):

@@ -271,7 +271,7 @@ def test_window_past_the_raster_edge(synthetic_dataset):
         record_footprints(records)
 
 
-def test_rasters_in_different_crs_are_named(synthetic_dataset, tmp_path):
+def test_rasters_in_different_crs_share_the_first_ones(synthetic_dataset, tmp_path):
     other = str(tmp_path / "wgs84.tif")
     with rasterio.open(other, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8",
                        crs="EPSG:4326", transform=from_origin(10, 50, 0.001, 0.001)) as dst:
@@ -279,8 +279,12 @@ def test_rasters_in_different_crs_are_named(synthetic_dataset, tmp_path):
     records = pd.DataFrame({"image_path": [synthetic_dataset.images[0], other],
                             "mask_path": [synthetic_dataset.masks[0], other],
                             "row_off": 0, "col_off": 0, "patch_size": 64})
-    with pytest.raises(BalancedSamplingError, match=r"is in EPSG:4326 but .* is in EPSG:32633"):
-        record_footprints(records)
+    infos = []
+    result = record_footprints(records, progress=Progress(info=infos.append))
+    assert result.crs_authid == "EPSG:32633"
+    x, y = np.asarray(result.rings[1])[0]  # 10 E, 50 N in UTM zone 33 N (15 E): west of the central meridian
+    assert 0 < x < 500_000 and 5_500_000 < y < 5_600_000
+    assert any("wgs84.tif in EPSG:4326: their footprints are reprojected" in line for line in infos), infos
 
 
 def test_mask_in_another_crs_than_its_image_is_refused(synthetic_dataset, tmp_path):
