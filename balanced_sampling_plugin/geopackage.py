@@ -14,6 +14,7 @@ import math
 import os
 import sqlite3
 import struct
+import tempfile
 from typing import Optional
 
 import numpy as np
@@ -100,6 +101,23 @@ def feature_tables(path: str) -> list[str]:
             "SELECT table_name FROM gpkg_contents WHERE data_type = 'features' ORDER BY rowid")]
 
 
+def check_updatable(path) -> None:
+    """Raise unless the GeoPackage ``path`` can be updated: the file and its folder writable (SQLite writes its
+    journal beside it). The folder is probed by creating a file there, since ``os.access`` says yes to root on a
+    read-only mount; meant to be called before any work as well as before the update."""
+    path = os.path.abspath(os.fspath(path))
+    refused = BalancedSamplingError(
+        _("The GeoPackage '{path}' (or its folder) is read-only, so the layer cannot be updated in place. Make "
+          "it writable, or write a new layer instead of updating in place.").format(path=path))
+    if not os.access(path, os.W_OK) or not os.access(os.path.dirname(path), os.W_OK):
+        raise refused
+    try:
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".balanced-sampling-probe-"):
+            pass
+    except OSError:
+        raise refused from None
+
+
 def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] = None,
                            progress: Optional[Progress] = None, outputs=None) -> None:
     """Write every column of ``table`` into layer ``layer_name`` of the GeoPackage ``path``.
@@ -122,11 +140,7 @@ def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] 
     """
     progress = as_progress(progress)
     path = os.fspath(path)
-    if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
-        raise BalancedSamplingError(
-            _("The GeoPackage '{path}' (or its folder) is read-only, so the layer cannot be updated in place. Make "
-              "it writable, or write a new layer instead of updating in place.").format(path=path)
-        )
+    check_updatable(path)
     try:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error as exc:

@@ -338,6 +338,10 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 "In-place update writes all fields or none, which works for GeoPackage layers and temporary "
                 "layers; layer '{}' ({}) is stored as {}. Write a new layer (Output) instead, or save the layer "
                 "as a GeoPackage first.").format(name, where, layer.storageType() or layer.providerType()))
+        from ...balanced_sampling_plugin.geopackage import check_updatable
+
+        with engine_errors():  # before the work, not after it
+            check_updatable(found[0])
         return layer, found
 
     def commit(self, outputs, feedback) -> None:

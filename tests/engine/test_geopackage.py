@@ -419,3 +419,23 @@ def test_a_cancel_after_the_commit_is_not_reported(gpkg):
     table = pd.DataFrame({"sampler_weight": [0.5]}, index=[1])
     update_fields_in_place(gpkg, table, progress=Progress(is_canceled=canceled))
     assert values(gpkg, "sampler_weight")[1] == 0.5
+
+
+def test_check_updatable_probes_the_folder(tmp_path, monkeypatch):
+    """os.access says yes to root on a read-only mount: the folder is probed by creating a file there."""
+    import tempfile
+
+    from balanced_sampling_plugin.geopackage import check_updatable
+
+    path = tmp_path / "layer.gpkg"
+    path.write_bytes(b"")
+    check_updatable(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layer.gpkg"], "the probe leaves nothing behind"
+
+    def read_only_mount(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only_mount)
+    with pytest.raises(BalancedSamplingError, match=r"layer.gpkg' \(or its folder\) is read-only, so the layer cannot "
+                                                    r"be updated in place"):
+        check_updatable(path)
