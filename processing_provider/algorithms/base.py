@@ -192,6 +192,15 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
                 if extensions and isinstance(path, str):
                     check_replaced_kind(path, extensions, name)
 
+    def file_output(self, parameters, name, context) -> str:
+        """``parameterAsFileOutput``, with the parameter's first file ending added to a name that has none (as
+        QGIS adds .gpkg to a layer's): qgis_process and scripts pass names as typed, the dialog adds it."""
+        path = self.parameterAsFileOutput(parameters, name, context)
+        extensions = self._file_extensions(name)
+        if path and extensions and not os.path.splitext(os.path.basename(path))[1]:
+            path += extensions[0]
+        return path
+
     def _file_extensions(self, name) -> tuple:
         """The endings a file destination parameter writes (from its filter, e.g. ``CSV files (*.csv)``); () for
         other parameters and for the embedding cache (its own check reads the file's content)."""

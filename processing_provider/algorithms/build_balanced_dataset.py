@@ -162,8 +162,8 @@ class BuildBalancedDataset(BalancedSamplingAlgorithm):
 
         # Before the long steps: the chain's outputs must not overwrite a raster, the model or each other.
         writes = {self.OUTPUT: self.output_file(parameters, context),
-                  self.OUTPUT_CSV: self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context),
-                  self.OUTPUT_REPORT: self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context),
+                  self.OUTPUT_CSV: self.file_output(parameters, self.OUTPUT_CSV, context),
+                  self.OUTPUT_REPORT: self.file_output(parameters, self.OUTPUT_REPORT, context),
                   self.PARQUET_PATH: cache_output(self.parameterAsFileOutput(parameters, self.PARQUET_PATH, context))
                   if use_uniqueness else None}
 

@@ -251,8 +251,8 @@ class CombineSamplerWeights(BalancedSamplingAlgorithm):
         comp_field = self.parameterAsString(parameters, self.COMPOSITION_FIELD, context) or FREQ_CLUSTER_WEIGHT
         uniq_field = self.parameterAsString(parameters, self.UNIQUENESS_FIELD, context) or UNIQUENESS_SCORE
         excluded_field = self.parameterAsString(parameters, self.EXCLUDED_FIELD, context) or EXCLUDED
-        csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        csv_path = self.file_output(parameters, self.OUTPUT_CSV, context)
+        report_path = self.file_output(parameters, self.OUTPUT_REPORT, context)
         rare_boost = self.parameterAsDouble(parameters, self.RARE_BOOST, context)
 
         from ...balanced_sampling_plugin.export import missing_files_note, write_training_csv

@@ -372,8 +372,8 @@ class SelectCoreset(BalancedSamplingAlgorithm):
         budget_mode = BUDGET_MODES[self.parameterAsEnum(parameters, self.BUDGET_MODE, context)]
         budget = self.parameterAsDouble(parameters, self.BUDGET, context)
         parquet = self.parameterAsFile(parameters, self.PARQUET_PATH, context) or None
-        csv_path = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
-        report_path = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        csv_path = self.file_output(parameters, self.OUTPUT_CSV, context)
+        report_path = self.file_output(parameters, self.OUTPUT_REPORT, context)
         if method in CORESET_EMBEDDING_METHODS and not parquet:
             raise QgsProcessingException(self.tr(
                 "Method {} reads the DINOv2 embeddings: give the embedding cache (Parquet) that 'Compute DINOv2 "

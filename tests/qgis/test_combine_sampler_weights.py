@@ -323,3 +323,13 @@ def test_a_training_csv_pointing_at_missing_rasters_is_written_with_a_warning(ru
     assert len(warnings) == 1 and str(tmp_path / "gone.tif") in warnings[0]
     assert warnings[0].startswith("1 rows of the training CSV point at 1 image or mask files")
     assert (tmp_path / "train.csv").exists()
+
+
+def test_csv_and_report_named_without_an_ending_get_theirs(run_algorithm, clusters_path, tmp_path):
+    """As QGIS adds .gpkg to a layer named without one: qgis_process and scripts pass the names as typed."""
+    result, _ = combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(tmp_path / "weights"),
+                        OUTPUT_CSV=str(tmp_path / "train"), OUTPUT_REPORT=str(tmp_path / "report"))
+    written = {p.name for p in tmp_path.iterdir()} - {"weights.gpkg-wal", "weights.gpkg-shm"}  # SQLite's, while open
+    assert sorted(written) == ["report.html", "train.csv", "weights.gpkg"]
+    assert result["OUTPUT_CSV"] == str(tmp_path / "train.csv")
+    assert result["OUTPUT_REPORT"] == str(tmp_path / "report.html")
