@@ -194,10 +194,11 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
 
     def file_output(self, parameters, name, context) -> str:
         """``parameterAsFileOutput``, with the parameter's first file ending added to a name that has none (as
-        QGIS adds .gpkg to a layer's): qgis_process and scripts pass names as typed, the dialog adds it."""
+        QGIS adds .gpkg to a layer's): qgis_process and scripts pass names as typed, the dialog adds it. A folder
+        is left as it is, for the path checks to refuse by name."""
         path = self.parameterAsFileOutput(parameters, name, context)
         extensions = self._file_extensions(name)
-        if path and extensions and not os.path.splitext(os.path.basename(path))[1]:
+        if path and extensions and not os.path.splitext(os.path.basename(path))[1] and not os.path.isdir(path):
             path += extensions[0]
         return path
 
