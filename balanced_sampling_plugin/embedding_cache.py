@@ -47,6 +47,7 @@ Two layouts, read alike:
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 
@@ -77,10 +78,28 @@ def is_partitioned(path) -> bool:
 def cache_output(path):
     """What a run writes at the cache ``path``, for the path checks: a
     :class:`~balanced_sampling_plugin.file_safety.FolderOutput` for a partitioned cache (an existing folder is
-    added to, not replaced), else the file path itself; None stays None."""
-    if not path:
-        return path
+    added to, not replaced), else the file path itself; None stays None, and so does a read-only cache
+    (:func:`is_read_only`: read, never written)."""
+    if not path or is_read_only(path):
+        return None
     return FolderOutput(os.fspath(path)) if is_partitioned(path) else os.fspath(path)
+
+
+def is_read_only(path) -> bool:
+    """Whether the existing cache at ``path`` (a file, or a partitioned cache's folder) cannot be written: a file
+    without write permission, or a folder no file can be created in (probed: ``os.access`` says yes to root on a
+    read-only mount). A team's shared cache on a read-only share is then read and left as it is."""
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.exists(path):
+        return False
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    if not os.path.isdir(path) and not os.access(path, os.W_OK):
+        return True
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".balanced-sampling-probe-"):
+            return False
+    except OSError:
+        return True
 
 
 def part_name(tag: str = "") -> str:
@@ -215,6 +234,7 @@ class EmbeddingCache:
     def __init__(self, path, progress: Progress | None = None):
         self.path = os.fspath(path)
         self.progress = as_progress(progress)
+        self.read_only = is_read_only(self.path)  # then save() stores nothing
         self.outdated = np.zeros(0, dtype=bool)  # set by each lookup: keys found through the digest only
         # A single file is read whole; a partitioned cache part by part at each lookup, so a cache larger than
         # memory is never held at once (only the part being read, and the rows asked for).
@@ -422,7 +442,10 @@ class EmbeddingCache:
         (m,): the :func:`image_state` of each key's image when its pixels were read (None: not recorded, so the
         rows are never reused by a lookup given states).
 
-        A single file is merged and rewritten; a partitioned cache gets one new part with these rows."""
+        A single file is merged and rewritten; a partitioned cache gets one new part with these rows. A read-only
+        cache stores nothing."""
+        if self.read_only:
+            return
         pa, pc = _pyarrow(), _compute()
         new = cache_rows(keys, model, embeddings, states)
         if self.partitioned:

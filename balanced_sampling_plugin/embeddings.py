@@ -648,6 +648,9 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
     name, local = resolve_model_name(dino_model)
     dim = model_dimension(name, local)
     cache = EmbeddingCache(parquet_path, progress) if parquet_path else None
+    if cache is not None and cache.read_only:
+        progress.info(_("The embedding cache '{path}' is read-only: its embeddings are reused, and those this run "
+                        "computes are not stored in it.").format(path=cache.path))
     # Each image's file state (size, modification time) now, before any pixel is read: a cached vector is reused
     # only for the same state, and a new one is stored with it (an image changed during the run is recomputed next
     # time). One stat per image.
@@ -683,7 +686,7 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
         # Fixed values on 8-bit imagery stretch nothing: keyed like the default, so those embeddings are shared.
         label = ("fixed" if reader.stretch is not None else DEFAULT_STRETCH) if fixed else stretch
         identity = cache_identity(name, fingerprint, bands, label, reader.stretch, precision)
-        vectors = vector_store(len(unique_keys), dim, cache.path if cache else None, progress)
+        vectors = vector_store(len(unique_keys), dim, cache.path if cache and not cache.read_only else None, progress)
         if cache and fingerprint is None:
             progress.warning(_("Cannot tell which revision of '{model}' is loaded, so no cached embedding is "
                                "reused.").format(model=name))
@@ -729,6 +732,10 @@ def extract_embeddings(records: pd.DataFrame, dino_model: str = "dinov2-base", b
                 cache.save(unique_keys[todo], identity, computed, states[todo])
         if device == "cluster" and cache and fingerprint and not cache.partitioned:
             cache.save(unique_keys[todo], identity, vectors[todo], states[todo])
+    if cache is not None and cache.read_only and len(todo):
+        progress.warning(_("{n} embeddings computed in this run were not stored: the cache '{path}' is read-only, so "
+                           "a later run computes them again. Give a writable copy of the cache to keep them.").format(
+            n=len(todo), path=cache.path))
     return EmbeddingResult(computed=len(todo), reused=int(found.sum()), model_name=name, device=device,
                            unique_embeddings=vectors, row_to_unique=row_to_unique)
 
@@ -761,7 +768,7 @@ def _embed_on_workers(executor, spec, reader, windows, rows, keys, into, bands, 
     (the tasks carry them to the parts the workers write)."""
     import functools
 
-    folder = cache.path if cache is not None and cache.partitioned else None
+    folder = cache.path if cache is not None and cache.partitioned and not cache.read_only else None
     per_task = patches_per_task(len(rows), executor.worker_threads())
     tasks = plan_tasks([windows[i] for i in rows], keys[rows], spec, bands, reader.stretch, batch_size, identity,
                        folder, per_task, None if states is None else states[rows])

@@ -181,7 +181,9 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
         writes = {self.OUTPUT: self.output_file(parameters, context), self.PARQUET_PATH: cache_output(parquet_path)}
         model = self.parameterAsString(parameters, self.DINO_MODEL, context).strip() or "dinov2-base"
         self.check_paths(writes, {self.INPUT: self.input_file(parameters, context),
-                                  self.DINO_MODEL: files_under(model)})
+                                  self.DINO_MODEL: files_under(model),
+                                  # a read-only cache is only read (cache_output gives None): no output over it
+                                  self.PARQUET_PATH: parquet_path if writes[self.PARQUET_PATH] is None else None})
         table = read_table(source, record_field_map(self, parameters, context, IMAGE_FIELDS), feedback)
         progress = engine_progress(feedback)
         with engine_errors():

@@ -747,3 +747,49 @@ def test_bands_from_text_and_the_header_check_before_the_work(tmp_path):
     check_bands([str(tmp_path / "unreadable.tif"), one], (5, 1, 1))  # left to the reads, which name GDAL's reason
     with pytest.raises(BalancedSamplingError, match=r"four.tif' has 4 bands; the band selection \(5, 1, 1\)"):
         check_bands([one, four], (5, 1, 1))
+
+
+def test_a_read_only_cache_is_read_and_never_written(model, flat_image, second_image, tmp_path, monkeypatch):
+    """A team's cache on a read-only share: its embeddings are reused, new ones are computed and returned but not
+    stored, and the file stays byte for byte as it was."""
+    import hashlib
+
+    from balanced_sampling_plugin import embedding_cache
+    from balanced_sampling_plugin.progress import Progress
+
+    cache = tmp_path / "shared" / "embeddings.parquet"
+    records = grid_records(flat_image, 2, 2)
+    first = extract_embeddings(records, dino_model=model, parquet_path=str(cache))
+    digest = hashlib.sha256(cache.read_bytes()).hexdigest()
+    real = embedding_cache.is_read_only
+    monkeypatch.setattr(embedding_cache, "is_read_only", lambda path: os.path.dirname(os.path.abspath(path)) ==
+                        str(cache.parent) or real(path))  # as root, permissions cannot make it read-only here
+    assert embedding_cache.cache_output(str(cache)) is None, "nothing is written there: no write check either"
+    infos, warnings = [], []
+    more = pd.concat([records, grid_records(second_image, 2, 2)], ignore_index=True)
+    grown = extract_embeddings(more, dino_model=model, parquet_path=str(cache),
+                               progress=Progress(info=infos.append, warning=warnings.append))
+    assert (grown.computed, grown.reused) == (4, 4)
+    np.testing.assert_array_equal(grown.embeddings[:4], first.embeddings)
+    assert hashlib.sha256(cache.read_bytes()).hexdigest() == digest
+    assert sorted(os.listdir(cache.parent)) == ["embeddings.parquet"]
+    assert any(line.startswith(f"The embedding cache '{cache}' is read-only: its embeddings are reused")
+               for line in infos), infos
+    assert any(line.startswith("4 embeddings computed in this run were not stored: the cache") for line in warnings)
+
+
+def test_is_read_only_probes_the_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from balanced_sampling_plugin.embedding_cache import is_read_only
+
+    path = tmp_path / "embeddings.parquet"
+    assert not is_read_only(path), "a cache not written yet"
+    path.write_bytes(b"PAR1")
+    assert not is_read_only(path) and not is_read_only(tmp_path)
+
+    def read_only_mount(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only_mount)
+    assert is_read_only(path) and is_read_only(tmp_path)
