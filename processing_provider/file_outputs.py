@@ -102,6 +102,24 @@ def refuse_truncated_fields(path: str, names, parameter: str) -> None:
                 parameter, path, ", ".join(f"{name} -> {name[:SHAPEFILE_FIELD_LENGTH]}" for name in long_names)))
 
 
+#: Endings of raster files: a layer output given one is a slip (QGIS would write ``<name>.tif.gpkg`` beside it).
+RASTER_ENDINGS = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".png", ".jpg", ".jpeg")
+
+
+def refuse_raster_ending(destination: str, parameter: str) -> None:
+    """Refuse, before any work, a layer destination named like a raster (``…/masks/tile_02.tif``): QGIS would
+    write a GeoPackage named ``tile_02.tif.gpkg`` beside the rasters."""
+    if not destination or _NOT_FILES.match(destination) or destination.startswith("ogr:"):
+        return
+    path = destination.partition("|")[0]
+    ending = os.path.splitext(path)[1]
+    if ending.lower() in RASTER_ENDINGS:
+        raise QgsProcessingException(
+            QCoreApplication.translate("file_outputs", "{} '{}' is named like a raster ({}), but the output is a "
+                                       "vector layer: QGIS would write '{}.gpkg' beside it. Give a name ending in "
+                                       ".gpkg.").format(parameter, path, ending, path))
+
+
 def refuse_replacing_other_layers(path: str, parameter: str) -> None:
     """A file destination replaces the whole file: refuse, before any work, an existing GeoPackage that holds
     several layers (QGIS's style table aside), one of them not the layer the output writes (named after the file).

@@ -24,6 +24,7 @@ from ..file_outputs import (
     layer_file,
     layer_read,
     load_on_completion,
+    refuse_raster_ending,
     refuse_replacing_other_layers,
     refuse_truncated_fields,
     sink_definition,
@@ -237,7 +238,9 @@ class BalancedSamplingAlgorithm(QgsProcessingAlgorithm):
         if name == "OUTPUT" and IN_PLACE in parameters and self.parameterAsBool(parameters, IN_PLACE, context):
             self.in_place_target(parameters, context)  # refused now rather than after the work
             return None
-        path = destination_file(self.destination(parameters, context, name))
+        destination = self.destination(parameters, context, name)
+        refuse_raster_ending(destination, name)
+        path = destination_file(destination)
         refuse_truncated_fields(path, self.added_fields, name)
         refuse_replacing_other_layers(path, name)
         return path

@@ -333,3 +333,11 @@ def test_csv_and_report_named_without_an_ending_get_theirs(run_algorithm, cluste
     assert sorted(written) == ["report.html", "train.csv", "weights.gpkg"]
     assert result["OUTPUT_CSV"] == str(tmp_path / "train.csv")
     assert result["OUTPUT_REPORT"] == str(tmp_path / "report.html")
+
+
+def test_a_layer_output_named_like_a_raster_is_refused(run_algorithm, clusters_path, tmp_path):
+    """A slip such as OUTPUT=masks/tile_02.tif made QGIS write tile_02.tif.gpkg among the masks."""
+    with pytest.raises(QgsProcessingException, match=r"OUTPUT '.*tile_02\.tif' is named like a raster \(\.tif\), but "
+                                                     r"the output is a vector layer"):
+        combine(run_algorithm, clusters_path, tmp_path, SAMPLING_METHOD=6, OUTPUT=str(tmp_path / "tile_02.tif"))
+    assert not list(tmp_path.iterdir())
