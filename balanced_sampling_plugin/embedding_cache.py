@@ -47,7 +47,6 @@ Two layouts, read alike:
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import uuid
 
@@ -56,7 +55,7 @@ import pandas as pd
 
 from .errors import BalancedSamplingError, require
 from .i18n import _
-from .file_safety import FolderOutput, OutputFiles
+from .file_safety import FolderOutput, OutputFiles, creation_refused
 from .progress import Progress, as_progress
 
 KEY, MODEL, EMBEDDING, STATE = "patch_key", "model", "embedding", "image_state"
@@ -87,19 +86,15 @@ def cache_output(path):
 
 def is_read_only(path) -> bool:
     """Whether the existing cache at ``path`` (a file, or a partitioned cache's folder) cannot be written: a file
-    without write permission, or a folder no file can be created in (probed: ``os.access`` says yes to root on a
-    read-only mount). A team's shared cache on a read-only share is then read and left as it is."""
+    without write permission, or a folder no file can be created in (:func:`~.file_safety.creation_refused`).
+    A team's shared cache on a read-only share is then read and left as it is."""
     path = os.path.abspath(os.fspath(path))
     if not os.path.exists(path):
         return False
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     if not os.path.isdir(path) and not os.access(path, os.W_OK):
         return True
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".balanced-sampling-probe-"):
-            return False
-    except OSError:
-        return True
+    return creation_refused(folder) is not None
 
 
 def part_name(tag: str = "") -> str:

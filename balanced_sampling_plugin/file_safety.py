@@ -256,6 +256,16 @@ def create_output_folders(writes: Mapping[str, Optional[str]]) -> None:
                 ) from None
 
 
+def creation_refused(folder) -> Optional[OSError]:
+    """Why no file can be created in ``folder`` (the error of a probe file's creation), or None when one can.
+    ``os.access`` says yes to root on a read-only mount: only creating a file tells."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".balanced-sampling-probe-"):
+            return None
+    except OSError as exc:
+        return exc
+
+
 def check_writable(path, name: str = "The output") -> None:
     """Raise unless a file can be created in ``path``'s folder (tested by creating one) and
     ``path`` is not a folder or a read-only file; a :class:`FolderOutput` must be a folder (or not exist yet),
@@ -280,14 +290,11 @@ def check_writable(path, name: str = "The output") -> None:
             _("Cannot write {output} '{path}': the file is read-only. Make it writable or choose another file.")
             .format(output=name, path=path)
         )
-    try:  # os.access says yes to root on a read-only mount: only creating a file tells
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".balanced-sampling-probe-"):
-            pass
-    except OSError as exc:
+    refused = creation_refused(folder)
+    if refused is not None:
         raise BalancedSamplingError(
             _("Cannot write {output} '{path}': the folder '{folder}' is not writable ({error}). Choose a folder you "
-              "can write to.").format(output=name, path=path, folder=folder, error=exc.strerror or exc)
-        ) from None
+              "can write to.").format(output=name, path=path, folder=folder, error=refused.strerror or refused))
 
 
 # --------------------------------------------------------------------------- partial files

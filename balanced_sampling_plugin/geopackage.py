@@ -14,13 +14,13 @@ import math
 import os
 import sqlite3
 import struct
-import tempfile
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from .errors import BalancedSamplingError, OperationCanceled
+from .file_safety import creation_refused
 from .i18n import _
 from .progress import Progress, as_progress
 
@@ -103,19 +103,15 @@ def feature_tables(path: str) -> list[str]:
 
 def check_updatable(path) -> None:
     """Raise unless the GeoPackage ``path`` can be updated: the file and its folder writable (SQLite writes its
-    journal beside it). The folder is probed by creating a file there, since ``os.access`` says yes to root on a
-    read-only mount; meant to be called before any work as well as before the update."""
+    journal beside it; the folder probed by :func:`~.file_safety.creation_refused`). Meant to be called before any
+    work as well as before the update."""
     path = os.path.abspath(os.fspath(path))
     refused = BalancedSamplingError(
         _("The GeoPackage '{path}' (or its folder) is read-only, so the layer cannot be updated in place. Make "
           "it writable, or write a new layer instead of updating in place.").format(path=path))
-    if not os.access(path, os.W_OK) or not os.access(os.path.dirname(path), os.W_OK):
+    if not os.access(path, os.W_OK) or not os.access(os.path.dirname(path), os.W_OK) \
+            or creation_refused(os.path.dirname(path)) is not None:
         raise refused
-    try:
-        with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".balanced-sampling-probe-"):
-            pass
-    except OSError:
-        raise refused from None
 
 
 def update_fields_in_place(path, table: pd.DataFrame, layer_name: Optional[str] = None,
