@@ -32,6 +32,7 @@ PIP_NAMES = {
     "safetensors": "safetensors",
     "faiss": "faiss-cpu",
     "hnswlib": "hnswlib",
+    "pynndescent": "pynndescent",
     "psycopg2": "psycopg2-binary",
     "dask": "dask",
     "distributed": "distributed",
@@ -41,7 +42,7 @@ IMPORT_NAMES = {pip_name: module for module, pip_name in PIP_NAMES.items()}
 #: What the installer (Plugins > Balanced Sampling > Install Python packages…) offers, in pip names: what every
 #: algorithm needs except DINOv2 uniqueness...
 RUNTIME_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "threadpoolctl", "rasterio", "PyYAML", "shapely",
-                    "pyarrow", "psycopg2-binary", "faiss-cpu", "hnswlib")
+                    "pyarrow", "psycopg2-binary", "faiss-cpu", "hnswlib", "pynndescent")
 #: ...and, on request, what DINOv2 uniqueness needs (large: torch's CPU wheel alone is about 200 MB).
 OPTIONAL_PACKAGES = ("torch", "transformers", "safetensors")
 #: ...and, on request too (a second box, about 5 MB with their dependencies), what running a stage on a Dask cluster

@@ -7,13 +7,15 @@ Four interchangeable backends give the same neighbours (exactly, or with recall@
 for ``nndescent`` and ``hnsw``, measured in ``docs/benchmarks.md``):
 
 - ``nndescent`` (the default, needs faiss): the fastest for large N. The unit vectors are
-  projected to ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), faiss's
-  NN-Descent builds the ``graph_k``-nearest-neighbour graph of the projections directly (an
-  all-pairs kNN problem: no index is queried afterwards), and :func:`rerank_exact` re-scores
-  each patch's ``graph_k`` graph neighbours with the exact cosine of the full vectors. With
-  more than one thread the graph can differ very slightly between runs (faiss joins
-  neighbour lists concurrently); ``num_threads=1`` gives identical results every run, about
-  2x slower on 2 cores. Below ``exact_below`` patches, faiss exact search instead.
+  projected to ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), NN-Descent builds
+  the ``graph_k``-nearest-neighbour graph of the projections directly (an all-pairs kNN
+  problem: no index is queried afterwards), and :func:`rerank_exact` re-scores each patch's
+  ``graph_k`` graph neighbours with the exact cosine of the full vectors. The graph comes from
+  pynndescent's kernels seeded by a random-projection forest (:mod:`.nn_descent`; compiled once
+  per machine, then loaded from numba's cache) when pynndescent is installed, else from faiss's
+  NN-Descent (``builder``). With more than one thread faiss's graph can differ very slightly
+  between runs (it joins neighbour lists concurrently); ``num_threads=1`` gives identical
+  results every run. Below ``exact_below`` patches, faiss exact search instead.
 - ``hnsw``: two-stage search with hnswlib. The unit vectors are projected to
   ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), an hnswlib graph over the
   projections proposes ``candidates`` neighbours per patch, and :func:`rerank_exact`
@@ -65,21 +67,30 @@ HNSW_DEFAULTS = {
 }
 
 #: ``nndescent`` parameters chosen with bench/bench_knn.py at N=155k (docs/benchmarks.md):
-#: ``graph_k``: neighbours per patch in the graph (all re-scored exactly); ``pool``: candidate
-#: pool per patch while the graph converges (faiss ``L``, >= graph_k); ``sample``: new
-#: neighbours joined per patch and iteration (``S``); ``reverse``: reverse neighbours kept per
-#: patch (``R``); ``iterations``: NN-Descent rounds (recall stops rising after ~10);
-#: ``reduce_dim``, ``exact_below``: as for hnsw; ``random_seed``: faiss's initial random graph.
+#: ``builder``: who builds the graph: "pynndescent" (its kernels, seeded by a random-projection
+#: forest), "faiss" (faiss's NN-Descent from a random graph), "auto" = pynndescent when installed;
+#: ``graph_k``: neighbours per patch in the graph (all re-scored exactly); ``iterations``: most
+#: NN-Descent rounds (pynndescent stops once converged, ~5 here; faiss's recall stops rising
+#: after ~10); ``trees``: random-projection trees of pynndescent's start graph; ``pool``,
+#: ``sample``, ``reverse``: faiss only: candidate pool per patch while the graph converges
+#: (``L``, >= graph_k), new neighbours joined per patch and round (``S``), reverse neighbours
+#: kept per patch (``R``); ``reduce_dim``, ``exact_below``: as for hnsw; ``random_seed``: the
+#: start graph's random choices.
 NNDESCENT_DEFAULTS = {
+    "builder": "auto",
     "graph_k": 32,
     "pool": 36,
     "sample": 10,
     "reverse": 50,
     "iterations": 10,
+    "trees": 8,
     "reduce_dim": 256,
     "random_seed": 2021,
     "exact_below": 5_000,
 }
+
+#: Who may build the ``nndescent`` graph (``builder``).
+NNDESCENT_BUILDERS = ("auto", "pynndescent", "faiss")
 
 #: Largest graph the ``nndescent`` path builds (larger ``k`` runs exact search), and the fewest
 #: patches per graph neighbour it needs: both checked with faiss 1.15 (k = 63 at 600 patches
@@ -90,6 +101,10 @@ NNDESCENT_MIN_ROWS_PER_NEIGHBOUR = 16
 #: NN-Descent seconds per (patch x iteration x pool slot) on one core of the benchmark machine,
 #: only to move the progress bar while faiss builds the graph (one uninterruptible call).
 NNDESCENT_SECONDS_PER_UNIT = 7e-7
+
+#: The same for pynndescent's kernels, per (patch x graph neighbour) on one core (22 s of CPU for
+#: 155k x 32, docs/benchmarks.md).
+PYNNDESCENT_SECONDS_PER_UNIT = 4.5e-6
 
 #: ``torch`` parameters: ``device`` ("auto": CUDA when available, else CPU; or "cpu", "cuda",
 #: "cuda:1"); ``block_bytes``: memory of one block of similarities (queries x n float32).
@@ -341,9 +356,11 @@ def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads
     return out_idx, out_dist
 
 
-def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, iterations, reduce_dim,
-                   random_seed, exact_below):
+def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, reverse, iterations, trees,
+                   reduce_dim, random_seed, exact_below):
     n = len(x)
+    if builder not in NNDESCENT_BUILDERS:
+        nndescent_builder(builder)  # raises, naming the choices
     # The graph holds at least 2k neighbours, so the exact re-rank has candidates to choose
     # from (projected distances misorder near neighbours); the pool keeps its headroom.
     headroom = max(0, int(pool) - int(graph_k))
@@ -358,12 +375,19 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
     if n < max(exact_below, NNDESCENT_MIN_ROWS_PER_NEIGHBOUR * graph_k, 200):
         return _knn_faiss(x, k, progress, num_threads)
     if n * graph_k >= 2**31:
-        # faiss indexes its graph with 32-bit ints.
+        # Both builders index their graph with 32-bit ints.
         raise BalancedSamplingError(_("{n} patches x {graph_k} graph neighbours is too large for the 'nndescent' "
                                       "backend; use 'hnsw'.").format(n=n, graph_k=graph_k))
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
-    graph = _nndescent_graph(reduce_dimensions(x, int(reduce_dim)), graph_k, pool, sample, reverse, iterations,
-                             random_seed, num_threads, progress.child(0.0, build_share))
+    builder = nndescent_builder(builder, progress)
+    projected = reduce_dimensions(x, int(reduce_dim))
+    if builder == "pynndescent":
+        graph = _pynndescent_graph(projected, graph_k, iterations, trees, random_seed, num_threads,
+                                   progress.child(0.0, build_share))
+    else:
+        graph = _nndescent_graph(projected, graph_k, pool, sample, reverse, iterations, random_seed, num_threads,
+                                 progress.child(0.0, build_share))
+    del projected
     rerank_progress = progress.child(build_share, 1.0)
     out_idx = np.empty((n, k), dtype=np.int64)
     out_dist = np.empty((n, k), dtype=np.float32)
@@ -371,6 +395,41 @@ def _knn_nndescent(x, k, progress, num_threads, graph_k, pool, sample, reverse, 
         out_idx[start:stop], out_dist[start:stop] = rerank_exact(x, graph[start:stop], np.arange(start, stop), k)
         rerank_progress.update(stop, n)
     return out_idx, out_dist
+
+
+def nndescent_builder(builder: str, progress: Progress | None = None) -> str:
+    """The ``nndescent`` graph builder that will run for ``builder`` ("auto" -> "pynndescent" when installed).
+
+    Raises for an unknown name, or for "pynndescent" when it is not installed (naming the pip package).
+    """
+    from . import nn_descent
+
+    if builder not in NNDESCENT_BUILDERS:
+        raise BalancedSamplingError(_("Unknown nndescent builder '{builder}'; choose one of {choices}.").format(
+            builder=builder, choices=", ".join(NNDESCENT_BUILDERS)))
+    if builder == "auto":
+        if nn_descent.available():
+            return "pynndescent"
+        as_progress(progress).info(_("pynndescent is not installed: the kNN graph is built by faiss's NN-Descent "
+                                     "instead (same recall, about twice the time; pip install pynndescent)."))
+        return "faiss"
+    if builder == "pynndescent":
+        require("pynndescent", _("the 'pynndescent' builder of the nndescent kNN backend"), pip_name="pynndescent")
+    return builder
+
+
+def _pynndescent_graph(y, graph_k, iterations, trees, random_seed, num_threads, progress):
+    """(n, graph_k) int32 ids of each row's nearest rows of ``y`` (unit rows) by pynndescent's kernels,
+    in a polled worker thread (they release the GIL); says when this run compiled them."""
+    from . import nn_descent
+
+    estimate = PYNNDESCENT_SECONDS_PER_UNIT * len(y) * graph_k / max(1, min(num_threads, default_threads()))
+    graph, compiled, seconds = _run_polled(
+        lambda: nn_descent.build_graph(y, graph_k, iterations, trees, random_seed, num_threads), estimate, progress)
+    if compiled:
+        progress.info(_("Compiled the NN-Descent kernels for this machine ({seconds:.0f} s, once: numba keeps them in "
+                        "its cache, and later runs load them in about a second).").format(seconds=seconds))
+    return graph
 
 
 def _nndescent_graph(y, graph_k, pool, sample, reverse, iterations, random_seed, num_threads, progress):

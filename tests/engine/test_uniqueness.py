@@ -194,11 +194,14 @@ def larger_exact(larger):
     return knn_cosine(larger, 5, backend="faiss")
 
 
-# The graph paths, forced on small tables: hnsw two-stage and NN-Descent (both PCA -> graph ->
-# exact re-rank). NN-Descent is deterministic on one thread only.
+# The graph paths, forced on small tables: hnsw two-stage and NN-Descent by both builders (all
+# PCA -> graph -> exact re-rank). faiss's NN-Descent is deterministic on one thread only.
 NNDESCENT = {"exact_below": 0, "reduce_dim": 32}
+FAISS_NNDESCENT = {**NNDESCENT, "builder": "faiss"}
+PYNNDESCENT = {**NNDESCENT, "builder": "pynndescent"}
 GRAPH_PATHS = pytest.mark.parametrize("backend, params", [
-    ("hnsw", TWO_STAGE), ("nndescent", NNDESCENT), ("nndescent", {**NNDESCENT, "num_threads": 1})])
+    ("hnsw", TWO_STAGE), ("nndescent", FAISS_NNDESCENT), ("nndescent", {**FAISS_NNDESCENT, "num_threads": 1}),
+    ("nndescent", PYNNDESCENT), ("nndescent", {**PYNNDESCENT, "num_threads": 1})])
 
 
 @GRAPH_PATHS
@@ -213,7 +216,9 @@ def test_graph_paths_match_exact(larger, larger_exact, backend, params):
     np.testing.assert_allclose(dist, np.clip(exact, 0, 2), atol=1e-5)
 
 
-@pytest.mark.parametrize("backend, params", [("hnsw", TWO_STAGE), ("nndescent", {**NNDESCENT, "num_threads": 1})])
+@pytest.mark.parametrize("backend, params", [
+    ("hnsw", TWO_STAGE), ("nndescent", {**FAISS_NNDESCENT, "num_threads": 1}), ("nndescent", PYNNDESCENT),
+    ("nndescent", {**PYNNDESCENT, "num_threads": 1})])
 def test_graph_paths_are_deterministic(larger, backend, params):
     first = knn_cosine(larger, 5, backend=backend, **params)
     second = knn_cosine(larger, 5, backend=backend, **params)
@@ -291,8 +296,23 @@ def test_nndescent_thread_count_reaches_the_graph_build(larger, monkeypatch):
     real = faiss.omp_set_num_threads
     monkeypatch.setattr(faiss, "omp_set_num_threads",
                         lambda n: calls.append((threading.current_thread().name, n)) or real(n))
-    knn_cosine(larger, 5, backend="nndescent", num_threads=1, **NNDESCENT)
+    knn_cosine(larger, 5, backend="nndescent", num_threads=1, **FAISS_NNDESCENT)
     assert any(name.startswith("knn-graph") and n == 1 for name, n in calls), calls
+
+
+def test_pynndescent_thread_count_reaches_the_kernels_and_is_restored(larger, monkeypatch):
+    # numba's thread count is per calling thread too: set in the worker that runs the kernels, then put back.
+    import threading
+
+    import numba
+
+    calls = []
+    real = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads",
+                        lambda n: calls.append((threading.current_thread().name, n)) or real(n))
+    knn_cosine(larger, 5, backend="nndescent", num_threads=1, **PYNNDESCENT)
+    assert calls[0][0].startswith("knn-graph") and calls[0][1] == 1, calls
+    assert calls[-1] == (calls[0][0], numba.config.NUMBA_NUM_THREADS), "the thread's own count is restored"
 
 
 def test_nndescent_parameters_are_checked(larger):

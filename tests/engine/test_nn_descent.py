@@ -1,0 +1,112 @@
+"""The nndescent backend's graph builders: pynndescent's kernels (disk-cached) and the fallback to faiss."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from balanced_sampling_plugin import nn_descent
+from balanced_sampling_plugin.errors import BalancedSamplingError, MissingDependencyError
+from balanced_sampling_plugin.progress import Progress
+from balanced_sampling_plugin.uniqueness import knn_cosine, nndescent_builder, recall_at_k
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FORCED = {"exact_below": 0, "reduce_dim": 32}
+
+
+def cluster_and_outlier(n=6000, d=48, seed=3):
+    """Unit rows around e1 (spread in the other axes; cosine about -0.4 with -e1), five rows nearly orthogonal to e1
+    (cosine -0.1 with -e1) and, last, one row at -e1: its five true nearest rows all have a negative cosine."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, d), dtype=np.float32)
+    x[:, 0] = 3.0
+    x[:, 1:] = rng.standard_normal((n, d - 1))
+    planted = np.arange(100, 600, 100)
+    x[planted] = 0.0
+    x[planted, 0] = 0.1
+    x[planted, 1 + np.arange(5)] = 1.0
+    x[-1] = 0.0
+    x[-1, 0] = -1.0
+    return x / np.linalg.norm(x, axis=1, keepdims=True), planted
+
+
+def test_the_most_unique_patch_gets_its_true_neighbours():
+    # pynndescent's own cosine (-log2 of the product) puts all non-positive products at the same infinite
+    # distance: this row's graph neighbours were arbitrary, its uniqueness overestimated.
+    x, planted = cluster_and_outlier()
+    exact_idx, exact_dist = knn_cosine(x, 5, backend="faiss")
+    assert set(exact_idx[-1]) == set(planted) and (exact_dist[-1] > 1.0).all()
+    idx, dist = knn_cosine(x, 5, backend="nndescent", builder="pynndescent", exact_below=0, reduce_dim=0)
+    # Exact: 1.10 on average. Arbitrary rows of the cluster: ~1.4 (pynndescent's "cosine" graph gave 1.35 and none
+    # of the planted rows). A graph that orders negative products finds most of them (faiss's: 3 of 5, 1.18).
+    assert dist[-1].mean() < 1.25 and len(set(idx[-1]) & set(planted)) >= 3, (dist[-1], idx[-1])
+    assert recall_at_k(idx, exact_idx) >= 0.99
+
+
+def test_unknown_builder_is_refused_naming_the_choices():
+    x, _ = cluster_and_outlier(n=1000)
+    with pytest.raises(BalancedSamplingError, match="Unknown nndescent builder 'numba'; choose one of auto, "
+                                                    "pynndescent, faiss"):
+        knn_cosine(x, 5, backend="nndescent", builder="numba")
+
+
+def test_auto_falls_back_to_faiss_without_pynndescent_and_says_so(monkeypatch):
+    monkeypatch.setattr(nn_descent, "available", lambda: False)
+    messages = []
+    assert nndescent_builder("auto", Progress(info=messages.append)) == "faiss"
+    assert "pynndescent is not installed" in messages[0] and "pip install pynndescent" in messages[0]
+    assert nndescent_builder("faiss") == "faiss"
+
+
+def test_asking_for_pynndescent_without_it_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynndescent", None)  # import then fails, as when it is not installed
+    with pytest.raises(MissingDependencyError, match="'pynndescent' is needed for the 'pynndescent' builder"):
+        nndescent_builder("pynndescent")
+
+
+def test_auto_uses_pynndescent_when_installed():
+    assert nn_descent.available()
+    assert nndescent_builder("auto") == "pynndescent"
+
+
+FRESH_PROCESS = """
+import json, sys
+import numpy as np
+from balanced_sampling_plugin import nn_descent
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3000, 24)).astype(np.float32)
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+graph, compiled, seconds = nn_descent.build_graph(x, 12, 10, 4, 7, 2)
+print(json.dumps({"compiled": compiled, "graph": graph[:50].tolist()}))
+"""
+
+
+def test_kernels_compile_once_and_later_processes_load_them(tmp_path):
+    # The point of cached_kernels: pynndescent's nn_descent compiled again in every process (~30 s on 2 cores,
+    # every qgis_process run). Two fresh processes sharing a cache folder: the first compiles, the second loads.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": REPO}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", FRESH_PROCESS], env=env, capture_output=True, text=True,
+                              timeout=600, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        assert "Cannot cache" not in done.stderr, done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert runs[0]["compiled"] is True
+    assert runs[1]["compiled"] is False, "the second process compiled again: numba's cache was not used"
+    assert runs[0]["graph"] == runs[1]["graph"], "same seed, same graph"
+    assert any(name.startswith("nn_descent") for name in os.listdir(tmp_path / "numba"))
+
+
+def test_first_compile_is_said_in_the_log(monkeypatch):
+    import balanced_sampling_plugin.nn_descent as builder
+
+    real = builder.build_graph
+    monkeypatch.setattr(builder, "build_graph", lambda *a: (real(*a)[0], True, 42.0))
+    messages = []
+    knn_cosine(cluster_and_outlier(n=2000)[0], 5, backend="nndescent", builder="pynndescent",
+               progress=Progress(info=messages.append), **FORCED)
+    assert any("Compiled the NN-Descent kernels for this machine (42 s, once" in m for m in messages), messages
