@@ -155,14 +155,21 @@ def normalize_rows(embeddings) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] == 0:
         raise BalancedSamplingError(_("Embeddings must be a 2-D array (patches x dimensions); got shape {shape}.")
                                     .format(shape=x.shape))
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():
-        raise BalancedSamplingError(
-            _("The embedding of patch row {row} holds NaN or infinite values; delete the embedding cache (parquet) "
-              "and re-run.").format(row=int(np.flatnonzero(~finite)[0]))
-        )
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    # Squared norms without an (n, d) temporary: a NaN or inf anywhere in a row makes its sum non-finite, and
+    # only those rows (or rows whose float32 sum overflowed) are looked at again.
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    suspect = np.flatnonzero(~np.isfinite(norms))
+    if len(suspect):
+        bad = suspect[~np.isfinite(x[suspect]).all(axis=1)]
+        if len(bad):
+            raise BalancedSamplingError(
+                _("The embedding of patch row {row} holds NaN or infinite values; delete the embedding cache "
+                  "(parquet) and re-run.").format(row=int(bad[0]))
+            )
+        norms[suspect] = np.linalg.norm(x[suspect].astype(np.float64), axis=1)
+    scale = np.zeros_like(norms)
+    np.divide(1.0, norms, out=scale, where=norms > 0)
+    return np.multiply(x, scale[:, None], out=np.empty_like(x))
 
 
 def effective_k(n: int, k: int, progress: Progress | None = None) -> int:

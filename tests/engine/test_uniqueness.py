@@ -157,6 +157,20 @@ def test_zero_vectors_do_not_crash():
         assert np.isfinite(dist).all()
 
 
+def test_normalize_rows_keeps_huge_finite_rows_and_names_the_first_bad_one():
+    from balanced_sampling_plugin.uniqueness import normalize_rows
+
+    # Squares of 1e30 overflow float32: such a row is finite, and normalised in float64.
+    x = np.array([[1e30, 1e30, 0.0], [0.0, 0.0, 0.0], [3.0, 4.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(normalize_rows(x), [[0.70710677, 0.70710677, 0], [0, 0, 0], [0.6, 0.8, 0]], rtol=1e-6)
+    assert x[2, 0] == 3.0, "the caller's array is left alone"
+    for bad in (np.nan, np.inf, -np.inf):
+        y = np.ones((4, 3), dtype=np.float32)
+        y[2, 1] = bad
+        with pytest.raises(BalancedSamplingError, match="patch row 2 holds NaN or infinite"):
+            normalize_rows(y)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_progress_and_cancel(embeddings, backend, monkeypatch):
     import balanced_sampling_plugin.uniqueness as uniqueness
