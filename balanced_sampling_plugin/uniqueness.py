@@ -68,7 +68,8 @@ HNSW_DEFAULTS = {
 
 #: ``nndescent`` parameters chosen with bench/bench_knn.py at N=155k (docs/benchmarks.md):
 #: ``builder``: who builds the graph: "pynndescent" (its kernels, seeded by a random-projection
-#: forest), "faiss" (faiss's NN-Descent from a random graph), "auto" = pynndescent when installed;
+#: forest), "faiss" (faiss's NN-Descent from a random graph), "auto" = pynndescent when installed and
+#: the table has at least :data:`PYNNDESCENT_FROM` patches;
 #: ``graph_k``: neighbours per patch in the graph (all re-scored exactly); ``iterations``: most
 #: NN-Descent rounds (pynndescent stops once converged, ~5 here; faiss's recall stops rising
 #: after ~10); ``trees``: random-projection trees of pynndescent's start graph; ``pool``,
@@ -91,6 +92,10 @@ NNDESCENT_DEFAULTS = {
 
 #: Who may build the ``nndescent`` graph (``builder``).
 NNDESCENT_BUILDERS = ("auto", "pynndescent", "faiss")
+
+#: Fewest patches for which "auto" picks pynndescent: below, loading its kernels (~1 s) outweighs the gain
+#: (20 000: 4.0 s vs faiss 3.0 s; 50 000: 5.6-6.3 s vs 7.0-8.3 s; a new process each, docs/benchmarks.md).
+PYNNDESCENT_FROM = 50_000
 
 #: Largest graph the ``nndescent`` path builds (larger ``k`` runs exact search), and the fewest
 #: patches per graph neighbour it needs: both checked with faiss 1.15 (k = 63 at 600 patches
@@ -386,7 +391,7 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
         raise BalancedSamplingError(_("{n} patches x {graph_k} graph neighbours is too large for the 'nndescent' "
                                       "backend; use 'hnsw'.").format(n=n, graph_k=graph_k))
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
-    builder = nndescent_builder(builder, progress)
+    builder = nndescent_builder(builder, progress, n)
     projected = reduce_dimensions(x, int(reduce_dim))
     if builder == "pynndescent":
         graph = _pynndescent_graph(projected, graph_k, iterations, trees, random_seed, num_threads,
@@ -404,8 +409,9 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
     return out_idx, out_dist
 
 
-def nndescent_builder(builder: str, progress: Progress | None = None) -> str:
-    """The ``nndescent`` graph builder that will run for ``builder`` ("auto" -> "pynndescent" when installed).
+def nndescent_builder(builder: str, progress: Progress | None = None, n: int = PYNNDESCENT_FROM) -> str:
+    """The ``nndescent`` graph builder that will run for ``builder`` on ``n`` patches ("auto" -> "pynndescent"
+    when installed and ``n >= PYNNDESCENT_FROM``, else "faiss").
 
     Raises for an unknown name, or for "pynndescent" when it is not installed (naming the pip package).
     """
@@ -415,6 +421,8 @@ def nndescent_builder(builder: str, progress: Progress | None = None) -> str:
         raise BalancedSamplingError(_("Unknown nndescent builder '{builder}'; choose one of {choices}.").format(
             builder=builder, choices=", ".join(NNDESCENT_BUILDERS)))
     if builder == "auto":
+        if n < PYNNDESCENT_FROM:
+            return "faiss"
         if nn_descent.available():
             return "pynndescent"
         as_progress(progress).info(_("pynndescent is not installed: the kNN graph is built by faiss's NN-Descent "

@@ -67,9 +67,13 @@ def test_asking_for_pynndescent_without_it_names_the_package(monkeypatch):
         nndescent_builder("pynndescent")
 
 
-def test_auto_uses_pynndescent_when_installed():
+def test_auto_uses_pynndescent_when_installed_on_large_tables():
+    from balanced_sampling_plugin.uniqueness import PYNNDESCENT_FROM
+
     assert nn_descent.available()
-    assert nndescent_builder("auto") == "pynndescent"
+    assert nndescent_builder("auto", n=PYNNDESCENT_FROM) == "pynndescent"
+    assert nndescent_builder("auto", n=PYNNDESCENT_FROM - 1) == "faiss"  # loading the kernels would cost more
+    assert nndescent_builder("pynndescent", n=100) == "pynndescent"
 
 
 FRESH_PROCESS = """
