@@ -151,12 +151,13 @@ def require_backend(backend: str):
     return require(module, _("the '{backend}' kNN backend").format(backend=backend), pip_name=pip_name)
 
 
-def normalize_rows(embeddings) -> np.ndarray:
-    """L2-normalised float32 copy of ``embeddings`` (n, d); all-zero rows stay zero.
+def row_scales(embeddings) -> tuple[np.ndarray, np.ndarray]:
+    """``embeddings`` as an (n, d) float32 C-contiguous array (the same array when it already is one) and the
+    (n,) float32 factors that make its rows unit length (0 for all-zero rows, which stay zero).
 
-    Raises :class:`BalancedSamplingError` when the array is not 2-D or holds NaN/inf.
+    Raises :class:`BalancedSamplingError` when the array is not 2-D or holds NaN/inf, naming the first such row.
     """
-    x = np.asarray(embeddings, dtype=np.float32)
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] == 0:
         raise BalancedSamplingError(_("Embeddings must be a 2-D array (patches x dimensions); got shape {shape}.")
                                     .format(shape=x.shape))
@@ -174,6 +175,15 @@ def normalize_rows(embeddings) -> np.ndarray:
         norms[suspect] = np.linalg.norm(x[suspect].astype(np.float64), axis=1)
     scale = np.zeros_like(norms)
     np.divide(1.0, norms, out=scale, where=norms > 0)
+    return x, scale
+
+
+def normalize_rows(embeddings) -> np.ndarray:
+    """L2-normalised float32 copy of ``embeddings`` (n, d); all-zero rows stay zero.
+
+    Raises :class:`BalancedSamplingError` when the array is not 2-D or holds NaN/inf.
+    """
+    x, scale = row_scales(embeddings)
     return np.multiply(x, scale[:, None], out=np.empty_like(x))
 
 
@@ -243,27 +253,40 @@ def pca_axes_of(scatter: np.ndarray, mean: np.ndarray, dim: int) -> tuple[np.nda
     return axes, (mean @ axes).astype(np.float32)
 
 
-def project_rows(unit_rows: np.ndarray, axes: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Unit-length PCA projections (float32) of unit rows; rows projecting to zero stay zero."""
+def project_rows(unit_rows: np.ndarray, axes: np.ndarray, offset: np.ndarray,
+                 scale: np.ndarray | None = None) -> np.ndarray:
+    """Unit-length PCA projections (float32) of unit rows; rows projecting to zero stay zero.
+
+    With ``scale`` ((n,) float32, see :func:`row_scales`) the rows are raw and ``rows * scale`` the unit ones:
+    the same projections without a unit-length copy of the (n, d) rows.
+    """
     y = unit_rows @ axes
+    if scale is not None:
+        y *= scale[:, None]
     y -= offset
     norms = np.linalg.norm(y, axis=1, keepdims=True)
     return np.divide(y, norms, out=y, where=norms > 0)
 
 
-def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: int = 0) -> np.ndarray:
+def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: int = 0,
+                      scale: np.ndarray | None = None) -> np.ndarray:
     """PCA projection of the unit rows ``x`` (n, d) onto ``dim`` axes, re-normalised to unit length.
 
     The axes are the top eigenvectors of the covariance of a fixed random subsample of
     ``sample`` rows (all rows when fewer), so the result is deterministic for a given input.
     Rows projecting to zero stay zero. Returns float32 (n, dim); ``x`` itself when
-    ``dim`` is 0 or not smaller than d.
+    ``dim`` is 0 or not smaller than d. With ``scale`` (see :func:`row_scales`) ``x`` holds the raw
+    rows and ``x * scale`` the unit ones (then the unit rows themselves when there is no projection).
     """
     n, d = x.shape
     if dim <= 0 or dim >= d:
-        return x
-    axes, offset = pca_of_rows(x[pca_sample_rows(n, sample, seed)].astype(np.float64), dim)
-    return project_rows(x, axes, offset)
+        return _unit(x, scale)
+    rows = pca_sample_rows(n, sample, seed)
+    sample_rows = x[rows].astype(np.float64)
+    if scale is not None:
+        sample_rows *= scale[rows, None]
+    axes, offset = pca_of_rows(sample_rows, dim)
+    return project_rows(x, axes, offset, scale)
 
 
 def inner_products_by_index(x: np.ndarray, query_ids: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -290,12 +313,14 @@ def inner_products_by_index(x: np.ndarray, query_ids: np.ndarray, candidates: np
     return np.matmul(x[ids], x[query_ids, :, None])[..., 0]
 
 
-def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k: int):
+def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k: int,
+                 scale: np.ndarray | None = None):
     """The ``k`` best of each query's candidate neighbours, by exact cosine on the unit rows ``x``.
 
     Parameters
     ----------
-    x : (n, d) float32 unit rows (all patches).
+    x : (n, d) float32 unit rows (all patches); with ``scale`` ((n,) float32, :func:`row_scales`) raw rows,
+        ``x * scale`` being the unit ones.
     candidates : (b, c) int array of candidate ids per query (duplicates and the query's own
         id allowed: both are skipped, so the patch is never its own neighbour).
     query_ids : (b,) int array, the row of ``x`` of each query.
@@ -311,6 +336,9 @@ def rerank_exact(x: np.ndarray, candidates: np.ndarray, query_ids: np.ndarray, k
     sims = np.empty(lab.shape, dtype=np.float32)
     for start, stop in _batches(len(lab), RERANK_BLOCK):
         sims[start:stop] = inner_products_by_index(x, query_ids[start:stop], lab[start:stop])
+    if scale is not None:
+        sims *= scale[query_ids][:, None]
+        sims *= scale[lab]
     sims[skip] = -np.inf
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     indices = np.take_along_axis(lab, order, axis=1)
@@ -369,7 +397,9 @@ def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads
 
 
 def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, reverse, iterations, trees,
-                   reduce_dim, random_seed, exact_below):
+                   reduce_dim, random_seed, exact_below, scale=None):
+    """``x``: unit rows, or raw rows with their ``scale`` (:func:`row_scales`): no unit copy of (n, d) is made
+    then, except for exact search."""
     n = len(x)
     if builder not in NNDESCENT_BUILDERS:
         nndescent_builder(builder)  # raises, naming the choices
@@ -383,16 +413,16 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
         # shorter than graph_k, which happened with a few hundred neighbours: exact search then.
         progress.info(_("{k} neighbours per patch is more than the nndescent graph serves ({most}); using exact "
                         "faiss search.").format(k=k, most=NNDESCENT_MAX_GRAPH_K // 2))
-        return _knn_faiss(x, k, progress, num_threads)
+        return _knn_faiss(_unit(x, scale), k, progress, num_threads)
     if n < max(exact_below, NNDESCENT_MIN_ROWS_PER_NEIGHBOUR * graph_k, 200):
-        return _knn_faiss(x, k, progress, num_threads)
+        return _knn_faiss(_unit(x, scale), k, progress, num_threads)
     if n * graph_k >= 2**31:
         # Both builders index their graph with 32-bit ints.
         raise BalancedSamplingError(_("{n} patches x {graph_k} graph neighbours is too large for the 'nndescent' "
                                       "backend; use 'hnsw'.").format(n=n, graph_k=graph_k))
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
     builder = nndescent_builder(builder, progress, n)
-    projected = reduce_dimensions(x, int(reduce_dim))
+    projected = reduce_dimensions(x, int(reduce_dim), scale=scale)
     if builder == "pynndescent":
         graph = _pynndescent_graph(projected, graph_k, iterations, trees, random_seed, num_threads,
                                    progress.child(0.0, build_share))
@@ -404,9 +434,15 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
     out_idx = np.empty((n, k), dtype=np.int64)
     out_dist = np.empty((n, k), dtype=np.float32)
     for start, stop in _batches(n, QUERY_BATCH):
-        out_idx[start:stop], out_dist[start:stop] = rerank_exact(x, graph[start:stop], np.arange(start, stop), k)
+        out_idx[start:stop], out_dist[start:stop] = rerank_exact(x, graph[start:stop], np.arange(start, stop), k,
+                                                                 scale)
         rerank_progress.update(stop, n)
     return out_idx, out_dist
+
+
+def _unit(x: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """The unit rows: ``x`` itself, or ``x * scale`` when ``x`` holds raw rows."""
+    return x if scale is None else np.multiply(x, scale[:, None], out=np.empty_like(x))
 
 
 def nndescent_builder(builder: str, progress: Progress | None = None, n: int = PYNNDESCENT_FROM) -> str:
@@ -607,7 +643,12 @@ def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Pro
     """
     progress = as_progress(progress)
     require_backend(backend)
-    x = normalize_rows(embeddings)
+    if backend == "nndescent":
+        # Raw rows and their scales: the graph path never needs a unit-length copy of the (n, d) table
+        # (476 MB at 155 000 x 768, ~1 s to fill).
+        x, scale = row_scales(embeddings)
+    else:
+        x, scale = normalize_rows(embeddings), None
     if not 1 <= k < len(x):
         raise BalancedSamplingError(_("k must be between 1 and n - 1 = {most}; got {k}.").format(most=len(x) - 1, k=k))
     num_threads = int(params.pop("num_threads", default_threads()))
@@ -622,7 +663,7 @@ def knn_cosine(embeddings, k: int, backend: str = DEFAULT_BACKEND, progress: Pro
                                                    accepted=", ".join(sorted(defaults))))
     tuned = {**defaults, **params}
     if backend == "nndescent":
-        indices, distances = _knn_nndescent(x, k, progress, num_threads=num_threads, **tuned)
+        indices, distances = _knn_nndescent(x, k, progress, num_threads=num_threads, scale=scale, **tuned)
     elif backend == "hnsw":
         indices, distances = _knn_hnsw(x, k, progress, num_threads=num_threads, **tuned)
     elif backend == "faiss":

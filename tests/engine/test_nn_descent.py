@@ -37,6 +37,8 @@ def test_the_most_unique_patch_gets_its_true_neighbours():
     # pynndescent's own cosine (-log2 of the product) puts all non-positive products at the same infinite
     # distance: this row's graph neighbours were arbitrary, its uniqueness overestimated.
     x, planted = cluster_and_outlier()
+    x *= np.linspace(0.5, 40.0, len(x), dtype=np.float32)[:, None]  # raw rows: the graph path keeps their scales
+    before = x.copy()
     exact_idx, exact_dist = knn_cosine(x, 5, backend="faiss")
     assert set(exact_idx[-1]) == set(planted) and (exact_dist[-1] > 1.0).all()
     idx, dist = knn_cosine(x, 5, backend="nndescent", builder="pynndescent", exact_below=0, reduce_dim=0)
@@ -44,6 +46,16 @@ def test_the_most_unique_patch_gets_its_true_neighbours():
     # of the planted rows). A graph that orders negative products finds most of them (faiss's: 3 of 5, 1.18).
     assert dist[-1].mean() < 1.25 and len(set(idx[-1]) & set(planted)) >= 3, (dist[-1], idx[-1])
     assert recall_at_k(idx, exact_idx) >= 0.99
+    np.testing.assert_array_equal(x, before)  # the caller's array, read in place, is left as it was
+    # Distances are the exact cosines of the neighbours returned, from the raw rows and their scales.
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(dist, 1.0 - np.einsum("nd,nkd->nk", unit, unit[idx]), atol=1e-5)
+    # With a projection: the neighbours of the unit rows themselves (rounding moves a few graph edges).
+    projected = knn_cosine(x, 5, backend="nndescent", builder="pynndescent", exact_below=0, reduce_dim=24)
+    from_unit = knn_cosine(unit, 5, backend="nndescent", builder="pynndescent", exact_below=0, reduce_dim=24)
+    assert recall_at_k(projected[0], from_unit[0]) >= 0.99
+    assert np.abs(projected[1].mean(axis=1) - from_unit[1].mean(axis=1)).mean() < 1e-3
+    np.testing.assert_array_equal(x, before)
 
 
 def test_unknown_builder_is_refused_naming_the_choices():
