@@ -422,8 +422,11 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
                                       "backend; use 'hnsw'.").format(n=n, graph_k=graph_k))
     build_share = 0.9  # of the bar; the exact re-rank takes the rest
     builder = nndescent_builder(builder, progress, n)
+    # pynndescent's imports run while the PCA's matrix products release the GIL.
+    imports = _nn_descent_module().preload() if builder == "pynndescent" else None
     projected = reduce_dimensions(x, int(reduce_dim), scale=scale)
-    if builder == "pynndescent":
+    if imports is not None:
+        imports.join()
         graph = _pynndescent_graph(projected, graph_k, iterations, trees, random_seed, num_threads,
                                    progress.child(0.0, build_share))
     else:
@@ -438,6 +441,12 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
                                                                  scale)
         rerank_progress.update(stop, n)
     return out_idx, out_dist
+
+
+def _nn_descent_module():
+    from . import nn_descent
+
+    return nn_descent
 
 
 def _unit(x: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

@@ -31,6 +31,24 @@ def available() -> bool:
     return importlib.util.find_spec("pynndescent") is not None and importlib.util.find_spec("numba") is not None
 
 
+def preload() -> threading.Thread:
+    """Import numba, pynndescent and the kernels in a background thread, and return it (join it before
+    :func:`build_graph`). The imports (~1.3 s, mostly holding the GIL) then overlap the PCA before the graph,
+    whose matrix products release the GIL. An import error surfaces again, in full, in :func:`build_graph`."""
+
+    def load():
+        try:
+            from pynndescent import hybrid_forest  # noqa: F401
+
+            from . import cached_kernels  # noqa: F401
+        except Exception:  # noqa: BLE001 - reported where the kernels are used
+            pass
+
+    thread = threading.Thread(target=load, name="knn-graph-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def leaf_size(graph_k: int) -> int:
     """Rows per random-projection leaf for a graph of ``graph_k`` neighbours."""
     return int(min(MAX_LEAF_SIZE, max(MIN_LEAF_SIZE, LEAF_SIZE_PER_NEIGHBOUR * graph_k)))
