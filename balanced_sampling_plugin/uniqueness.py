@@ -151,6 +151,26 @@ def require_backend(backend: str):
     return require(module, _("the '{backend}' kNN backend").format(backend=backend), pip_name=pip_name)
 
 
+def row_norms(x: np.ndarray, ids=None) -> np.ndarray:
+    """(n,) float32 L2 norms of the (n, d) float32 rows ``x``, without an (n, d) temporary.
+
+    Raises :class:`BalancedSamplingError` for a row holding NaN or inf, naming its patch row (``ids[row]`` when
+    ``ids`` is given). Rows whose float32 sum of squares overflows are finite: their norms come from float64.
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    suspect = np.flatnonzero(~np.isfinite(norms))
+    if len(suspect):
+        bad = suspect[~np.isfinite(x[suspect]).all(axis=1)]
+        if len(bad):
+            row = bad[0] if ids is None else np.asarray(ids)[bad[0]]
+            raise BalancedSamplingError(
+                _("The embedding of patch row {row} holds NaN or infinite values; delete the embedding cache "
+                  "(parquet) and re-run.").format(row=int(row))
+            )
+        norms[suspect] = np.linalg.norm(x[suspect].astype(np.float64), axis=1)
+    return norms
+
+
 def row_scales(embeddings) -> tuple[np.ndarray, np.ndarray]:
     """``embeddings`` as an (n, d) float32 C-contiguous array (the same array when it already is one) and the
     (n,) float32 factors that make its rows unit length (0 for all-zero rows, which stay zero).
@@ -161,18 +181,7 @@ def row_scales(embeddings) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 2 or x.shape[1] == 0:
         raise BalancedSamplingError(_("Embeddings must be a 2-D array (patches x dimensions); got shape {shape}.")
                                     .format(shape=x.shape))
-    # Squared norms without an (n, d) temporary: a NaN or inf anywhere in a row makes its sum non-finite, and
-    # only those rows (or rows whose float32 sum overflowed) are looked at again.
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    suspect = np.flatnonzero(~np.isfinite(norms))
-    if len(suspect):
-        bad = suspect[~np.isfinite(x[suspect]).all(axis=1)]
-        if len(bad):
-            raise BalancedSamplingError(
-                _("The embedding of patch row {row} holds NaN or infinite values; delete the embedding cache "
-                  "(parquet) and re-run.").format(row=int(bad[0]))
-            )
-        norms[suspect] = np.linalg.norm(x[suspect].astype(np.float64), axis=1)
+    norms = row_norms(x)
     scale = np.zeros_like(norms)
     np.divide(1.0, norms, out=scale, where=norms > 0)
     return x, scale

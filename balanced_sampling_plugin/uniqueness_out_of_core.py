@@ -62,6 +62,7 @@ from .uniqueness import (
     pca_sample_rows,
     project_rows,
     require_backend,
+    row_norms,
 )
 
 #: Rows per projection block and queries per re-rank block (one progress step and cancel check each).
@@ -224,26 +225,10 @@ def open_vectors(vectors):
     return vectors
 
 
-def _row_norms(x: np.ndarray, ids) -> np.ndarray:
-    """(b,) float32 L2 norms of the float32 rows ``x`` (patch rows ``ids``, for the message); raises for a row
-    holding NaN or inf, naming the row."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    bad = np.flatnonzero(~np.isfinite(norms))
-    if len(bad):
-        # inf or NaN in the sum of squares: a non-finite value, or finite values too large to square.
-        non_finite = bad[~np.isfinite(x[bad]).all(axis=1)]
-        if len(non_finite):
-            raise BalancedSamplingError(
-                _("The embedding of patch row {row} holds NaN or infinite values; delete the embedding cache "
-                  "(parquet) and re-run.").format(row=int(np.asarray(ids)[non_finite[0]])))
-        norms[bad] = np.linalg.norm(x[bad].astype(np.float64), axis=1)
-    return norms
-
-
 def _unit_rows(x: np.ndarray, ids) -> tuple[np.ndarray, np.ndarray]:
     """(unit rows, norms) of the float32 rows ``x`` (patch rows ``ids``), normalised in place; all-zero rows
     stay zero (as ``normalize_rows`` leaves them)."""
-    norms = _row_norms(x, ids)
+    norms = row_norms(x, ids)
     np.divide(x, norms[:, None], out=x, where=norms[:, None] > 0)
     return x, norms
 
