@@ -2,7 +2,8 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/run_all.py                  # stages (10k, 50k, 155k), then kNN
+    .venv/bin/python bench/run_all.py                  # stages (10k, 50k, 155k), then kNN (in-process, then
+                                                       # a new process per call)
     .venv/bin/python bench/run_all.py --quick          # stages at 10k only, then kNN
     .venv/bin/python bench/run_all.py --no-knn         # everything but kNN (stages, weights, coreset, scale-out)
     .venv/bin/python bench/run_all.py --no-stages -- --sizes 20000   # kNN only, extra args to bench_knn
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
         argv, knn_extra = argv[:cut], argv[cut + 1:]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-stages", action="store_true", help="skip bench_stages.py")
-    parser.add_argument("--no-knn", action="store_true", help="skip bench_knn.py")
+    parser.add_argument("--no-knn", action="store_true", help="skip bench_knn.py and bench_knn_fresh.py")
     parser.add_argument("--no-weights", action="store_true", help="skip bench_weights.py")
     parser.add_argument("--no-coreset", action="store_true", help="skip bench_coreset.py")
     parser.add_argument("--no-scaleout", action="store_true",
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
             codes.append(run(script, ["--no-doc"] if args.no_doc else []))
     if not args.no_knn:
         codes.append(run("bench_knn.py", knn_extra + (["--no-doc"] if args.no_doc else [])))
+        # The default kNN as qgis_process meets it: a new process per call (~10 min with the cold-cache run).
+        codes.append(run("bench_knn_fresh.py", ["--no-doc"] if args.no_doc else []))
     return next((c for c in codes if c), 0)
 
 
