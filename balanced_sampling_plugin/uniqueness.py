@@ -76,9 +76,11 @@ HNSW_DEFAULTS = {
 #: ``sample``, ``reverse``: faiss only: candidate pool per patch while the graph converges
 #: (``L``, >= graph_k), new neighbours joined per patch and round (``S``), reverse neighbours
 #: kept per patch (``R``); ``reduce_dim``, ``exact_below``: as for hnsw; ``random_seed``: the
-#: start graph's random choices.
+#: start graph's random choices; ``reproducible``: identical results every run (faiss's builder then
+#: runs on one thread; pynndescent's is deterministic for a given thread count and keeps them).
 NNDESCENT_DEFAULTS = {
     "builder": "auto",
+    "reproducible": False,
     "graph_k": 32,
     "pool": 36,
     "sample": 10,
@@ -136,10 +138,12 @@ def default_threads() -> int:
 def reproducible_params(backend: str) -> dict:
     """``knn_cosine`` parameters that make ``backend`` return identical neighbours every run.
 
-    Only ``nndescent`` depends on thread timing (faiss joins neighbour lists concurrently); the
-    other backends are deterministic as they are, so they get ``{}`` and keep their speed.
+    Only ``nndescent`` can depend on thread timing: faiss's builder joins neighbour lists concurrently and
+    then runs on one thread (about 2x slower on 2 cores); pynndescent's graph is the same every run for a
+    given thread count, so it keeps them all. The other backends are deterministic as they are, so they get
+    ``{}`` and keep their speed.
     """
-    return {"num_threads": 1} if backend == "nndescent" else {}
+    return {"reproducible": True} if backend == "nndescent" else {}
 
 
 def require_backend(backend: str):
@@ -405,8 +409,8 @@ def _knn_hnsw(x, k, progress, M, ef_construction, ef, random_seed, build_threads
     return out_idx, out_dist
 
 
-def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, reverse, iterations, trees,
-                   reduce_dim, random_seed, exact_below, scale=None):
+def _knn_nndescent(x, k, progress, num_threads, builder, reproducible, graph_k, pool, sample, reverse, iterations,
+                   trees, reduce_dim, random_seed, exact_below, scale=None):
     """``x``: unit rows, or raw rows with their ``scale`` (:func:`row_scales`): no unit copy of (n, d) is made
     then, except for exact search."""
     n = len(x)
@@ -439,8 +443,8 @@ def _knn_nndescent(x, k, progress, num_threads, builder, graph_k, pool, sample, 
         graph = _pynndescent_graph(projected, graph_k, iterations, trees, random_seed, num_threads,
                                    progress.child(0.0, build_share))
     else:
-        graph = _nndescent_graph(projected, graph_k, pool, sample, reverse, iterations, random_seed, num_threads,
-                                 progress.child(0.0, build_share))
+        graph = _nndescent_graph(projected, graph_k, pool, sample, reverse, iterations, random_seed,
+                                 1 if reproducible else num_threads, progress.child(0.0, build_share))
     del projected
     rerank_progress = progress.child(build_share, 1.0)
     out_idx = np.empty((n, k), dtype=np.int64)
@@ -708,6 +712,10 @@ def uniqueness_scores(embeddings, k: int = 5, backend: str = DEFAULT_BACKEND, pr
     """
     if backend == "nndescent" and _out_of_core(embeddings, k, progress, params):
         from .uniqueness_out_of_core import knn_cosine_out_of_core, open_vectors
+
+        params = dict(params)
+        if params.pop("reproducible", False):
+            params["num_threads"] = 1  # the out-of-core graph is faiss's
 
         vectors = open_vectors(embeddings)
         k = effective_k(len(vectors), int(k), progress)

@@ -59,9 +59,10 @@ def compute_uniqueness(
     """Uniqueness score of every patch: mean cosine distance of its DINOv2 CLS embedding to
     its ``k_neighbors`` nearest other patches. Parameters as in
     :func:`~balanced_sampling_plugin.embeddings.extract_embeddings` and
-    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`; ``reproducible`` builds the
-    ``nndescent`` graph on one thread, so that it returns identical neighbours every run
-    (about 2x slower on 2 cores); the other backends are reproducible already and ignore it.
+    :func:`~balanced_sampling_plugin.uniqueness.knn_cosine`; ``reproducible`` makes the
+    ``nndescent`` graph return identical neighbours every run (pynndescent's is, on a given thread count;
+    faiss's then runs on one thread, about 2x slower on 2 cores); the other backends are reproducible
+    already and ignore it.
     ``executor``: a Dask executor computes the missing embeddings on its workers (see
     :func:`~balanced_sampling_plugin.embeddings.extract_embeddings`; the kNN runs here): an
     :class:`~balanced_sampling_plugin.compute.Executor` the caller closes, or a scheduler text (``""``,

@@ -756,107 +756,102 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
         <translation>Calcular singularidade DINOv2</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="107" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="108" />
         <source>Patch footprints</source>
         <translation>Contornos dos patches</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="109" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="110" />
         <source>DINOv2 model (short name, hub id or local folder)</source>
         <translation>Modelo DINOv2 (nome curto, id no hub ou pasta local)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="112" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="113" />
         <source>Batch size</source>
         <translation>Tamanho do lote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="114" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="115" />
         <source>Parallel readers</source>
         <translation>Leitores paralelos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="117" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118" />
         <source>Use GPU</source>
         <translation>Usar GPU</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="119" />
         <source>Embedding cache (Parquet)</source>
         <translation>Cache de embeddings (Parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="118" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="119" />
         <source>Parquet files (*.parquet)</source>
         <translation>Arquivos Parquet (*.parquet)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="122" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="123" />
         <source>Neighbours (k)</source>
         <translation>Vizinhos (k)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="125" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="126" />
         <source>kNN backend</source>
         <translation>Backend kNN</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="127" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128" />
         <source>Bands (comma-separated)</source>
         <translation>Bandas (separadas por vírgula)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="128" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="129" />
         <source>Stretch low percentile</source>
         <translation>Percentil inferior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="131" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="132" />
         <source>Stretch high percentile</source>
         <translation>Percentil superior do realce</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="147" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="148" />
         <source>Uniqueness</source>
         <translation>Singularidade</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="150" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="151" />
         <source>Patches embedded in this run</source>
         <translation>Patches com embedding gerado nesta execução</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="151" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="152" />
         <source>Patches taken from the cache</source>
         <translation>Patches obtidos do cache</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="175" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="176" />
         <source>The stretch low percentile must be below the high one.</source>
         <translation>O percentil inferior do realce deve ser menor que o superior.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="191" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="192" />
         <source>the input layer</source>
         <translation>a camada de entrada</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="209" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="210" />
         <source>{} patches embedded, {} taken from the cache; k = {}, backend {}</source>
         <translation>{} patches com embedding gerado, {} obtidos do cache; k = {}, backend {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="137" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="138" />
         <source>Precision</source>
         <translation>Precisão</translation>
     </message>
     <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="138" />
-        <source>Reproducible kNN (one thread, about 2x slower)</source>
-        <translation>kNN reprodutível (uma thread, cerca de 2x mais lento)</translation>
-    </message>
-    <message>
-        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="134" />
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="135" />
         <source>Fixed stretch values (low,high or l1,l2,l3;h1,h2,h3; empty = percentiles)</source>
         <translation>Valores fixos de realce (mín,máx ou l1,l2,l3;h1,h2,h3; vazio = percentis)</translation>
     </message>
@@ -869,7 +864,7 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Embedding cache&lt;/b&gt;: optional Parquet file, or a folder (an existing one, or a path typed with a trailing /) holding the cache as parts, one per save. A re-run reuses the embeddings of patches (image path + window) already cached for the same model and computes only the missing ones; a damaged cache is reported and rebuilt.
 &lt;b&gt;Neighbours (k)&lt;/b&gt;: how many nearest patches are averaged (default 5).
 &lt;b&gt;kNN backend&lt;/b&gt;: nndescent (default: NN-Descent neighbour graph re-scored exactly, the fastest for large datasets: ~13-18 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99; the first run on a machine also compiles its kernels once, about a minute), hnsw (hnswlib, approximate, about 3x slower), faiss (exact inner product), sklearn (exact, brute force).
-&lt;b&gt;Reproducible kNN&lt;/b&gt;: build the nndescent neighbour graph on one thread. With several threads nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores agree at Spearman 0.99999); on one thread every run gives identical scores, about 2x slower. The other backends are reproducible anyway.
+&lt;b&gt;Reproducible kNN&lt;/b&gt;: identical scores every run. From 50 000 patches nndescent's graph (pynndescent) is the same every run on a given number of threads and keeps its speed; below, faiss builds it and can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores agree at Spearman 0.99999), so it then runs on one thread, about 2x slower. The other backends are reproducible anyway.
 &lt;b&gt;Bands&lt;/b&gt;: the three image bands fed to the model (1-band imagery is replicated). &lt;b&gt;Stretch percentiles&lt;/b&gt;: imagery that is not 8-bit is scaled with one dataset-wide percentile stretch, so patches stay comparable. It is estimated from the patches, so adding patches moves it a little and recomputes every cached embedding: &lt;b&gt;Fixed stretch values&lt;/b&gt; (e.g. 0,3000 for Sentinel-2 reflectance, or one low and high per band) keep it, and the cache, as the dataset grows.
 &lt;b&gt;Precision&lt;/b&gt;: auto (the default) is bf16 where the CPU or GPU computes bfloat16 natively, else fp32 on the CPU and fp16 on a GPU; int8 quantises the model's linear layers (CPU only, the fastest there); fp32 is full precision. On the benchmark set bf16 and int8 kept the uniqueness ranking of fp32 at Spearman ≥ 0.998 and ran 1.5x and 1.9-2.5x faster (docs/benchmarks.md). Embeddings of each precision are cached apart.
 &lt;b&gt;Dask scheduler&lt;/b&gt;: empty computes the embeddings in this process; local:N starts a Dask cluster of N worker processes on this machine; a scheduler address (tcp://host:8786) sends them to its workers, each loading the model once (on its GPU with Use GPU). Workers must see the images and a model folder at the same paths. An embedding cache given as a folder is written by the workers, one part per task, so a re-run after a failure computes only what is missing.</source>
@@ -880,10 +875,15 @@ Grava todos os campos de entrada mais: um campo de proporção por classe (cls_1
 &lt;b&gt;Cache de embeddings&lt;/b&gt;: arquivo Parquet opcional, ou uma pasta (uma existente, ou um caminho digitado com / no final) que guarda o cache em partes, uma por gravação. Uma nova execução reaproveita os embeddings dos patches (caminho da imagem + janela) já armazenados em cache para o mesmo modelo e calcula apenas os que faltam; um cache danificado é relatado e reconstruído.
 &lt;b&gt;Vizinhos (k)&lt;/b&gt;: quantos patches mais próximos entram na média (padrão 5).
 &lt;b&gt;Backend kNN&lt;/b&gt;: nndescent (padrão: grafo de vizinhos NN-Descent repontuado de forma exata, o mais rápido para conjuntos de dados grandes: ~13-18 s para 155 000 patches em 2 núcleos, recall@5 ≥ 0,99; a primeira execução em uma máquina também compila seus kernels uma vez, cerca de um minuto), hnsw (hnswlib, aproximado, cerca de 3x mais lento), faiss (produto interno exato), sklearn (exato, força bruta).
-&lt;b&gt;kNN reprodutível&lt;/b&gt;: constrói o grafo de vizinhos do nndescent em uma única thread. Com várias threads, o nndescent pode escolher um vizinho diferente para cerca de 1% dos patches de uma execução para outra (quase empates; as pontuações concordam com Spearman 0,99999); em uma thread, toda execução dá pontuações idênticas, cerca de 2x mais lento. Os outros backends já são reprodutíveis.
+&lt;b&gt;kNN reprodutível&lt;/b&gt;: pontuações idênticas em toda execução. A partir de 50 000 patches, o grafo do nndescent (pynndescent) é o mesmo em toda execução com um dado número de threads e mantém sua velocidade; abaixo disso, o faiss o constrói e pode escolher um vizinho diferente para cerca de 1% dos patches de uma execução para outra (quase empates; as pontuações concordam com Spearman 0,99999), então ele roda em uma única thread, cerca de 2x mais lento. Os outros backends já são reprodutíveis.
 &lt;b&gt;Bandas&lt;/b&gt;: as três bandas da imagem fornecidas ao modelo (imagens de 1 banda são replicadas). &lt;b&gt;Percentis do realce&lt;/b&gt;: imagens que não são de 8 bits são escalonadas com um único realce por percentis calculado sobre todo o conjunto de dados, para que os patches permaneçam comparáveis. Ele é estimado a partir dos patches, então acrescentar patches o move um pouco e recalcula todo embedding em cache: &lt;b&gt;Valores fixos de realce&lt;/b&gt; (p. ex. 0,3000 para refletância do Sentinel-2, ou um mínimo e um máximo por banda) o mantêm, e o cache também, à medida que o conjunto de dados cresce.
 &lt;b&gt;Precisão&lt;/b&gt;: auto (o padrão) é bf16 onde a CPU ou a GPU calcula bfloat16 nativamente; caso contrário, fp32 na CPU e fp16 na GPU; int8 quantiza as camadas lineares do modelo (só na CPU, onde é a mais rápida); fp32 é a precisão total. No conjunto de benchmark, bf16 e int8 mantiveram a ordenação de singularidade do fp32 com Spearman ≥ 0,998 e rodaram 1,5x e 1,9-2,5x mais rápido (docs/benchmarks.md). Os embeddings de cada precisão ficam em cache separadamente.
 &lt;b&gt;Escalonador Dask&lt;/b&gt;: vazio calcula os embeddings neste processo; local:N inicia um cluster Dask de N processos de trabalho nesta máquina; o endereço de um escalonador (tcp://host:8786) os envia aos seus processos de trabalho, cada um carregando o modelo uma vez (na sua GPU com Usar GPU). Os processos de trabalho precisam ver as imagens e a pasta do modelo nos mesmos caminhos. Um cache de embeddings dado como pasta é escrito pelos processos de trabalho, uma parte por tarefa, de modo que uma nova execução após uma falha calcula só o que falta.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/algorithms/compute_dinov2_uniqueness.py" line="139" />
+        <source>Reproducible kNN (identical scores every run)</source>
+        <translation>kNN reprodutível (pontuações idênticas em toda execução)</translation>
     </message>
 </context>
 <context>

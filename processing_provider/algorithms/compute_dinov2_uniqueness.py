@@ -82,10 +82,11 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
             "large datasets: ~13-18 s for 155 000 patches on 2 cores, recall@5 ≥ 0.99; the first run on a machine "
             "also compiles its kernels once, about a minute), hnsw "
             "(hnswlib, approximate, about 3x slower), faiss (exact inner product), sklearn (exact, brute force).\n"
-            "<b>Reproducible kNN</b>: build the nndescent neighbour graph on one thread. With several threads "
-            "nndescent can pick a different neighbour for about 1% of patches from one run to the next (near-ties; "
-            "scores agree at Spearman 0.99999); on one thread every run gives identical scores, about 2x slower. "
-            "The other backends are reproducible anyway.\n"
+            "<b>Reproducible kNN</b>: identical scores every run. From 50 000 patches nndescent's graph (pynndescent) "
+            "is the same every run on a given number of threads and keeps its speed; below, faiss builds it and "
+            "can pick a different neighbour for about 1% of patches from one run to the next (near-ties; scores "
+            "agree at Spearman 0.99999), so it then runs on one thread, about 2x slower. The other backends are "
+            "reproducible anyway.\n"
             "<b>Bands</b>: the three image bands fed to the model (1-band imagery is replicated). "
             "<b>Stretch percentiles</b>: imagery that is not 8-bit is scaled with one dataset-wide percentile "
             "stretch, so patches stay comparable. It is estimated from the patches, so adding patches moves it a "
@@ -136,7 +137,7 @@ class ComputeDinov2Uniqueness(BalancedSamplingAlgorithm):
                                              "percentiles)"), defaultValue="", optional=True),
             labelled_enum(self.PRECISION, self.tr("Precision"), PRECISIONS, PRECISION_LABELS, "auto"),
             QgsProcessingParameterBoolean(
-                self.REPRODUCIBLE, self.tr("Reproducible kNN (one thread, about 2x slower)"), defaultValue=False),
+                self.REPRODUCIBLE, self.tr("Reproducible kNN (identical scores every run)"), defaultValue=False),
             dask_scheduler_parameter(),
         ]
         for parameter in advanced:

@@ -92,7 +92,7 @@ def test_masks_only_example(synthetic_dataset, patch_records, tmp_path):
 
 def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_path, monkeypatch):
     # REFERENCE "Local filesystem (embeddings mode)" with a tiny offline DINOv2 instead of dinov2-base,
-    # with nndescent and our `reproducible` key, which must reach the kNN search as one thread.
+    # with nndescent and our `reproducible` key, which must reach the kNN search.
     import balanced_sampling_plugin.uniqueness_stage as stage
 
     knn_calls = []
@@ -114,7 +114,7 @@ def test_embeddings_example(synthetic_dataset, patch_records, tiny_model, tmp_pa
     result = run_config(write_config(synthetic_dataset.folder, body))
 
     assert result.sampling_method == "rank_max" and result.uniqueness.computed == 384
-    assert knn_calls[0]["backend"] == "nndescent" and knn_calls[0]["num_threads"] == 1
+    assert knn_calls[0]["backend"] == "nndescent" and knn_calls[0]["reproducible"] is True
     assert os.path.isfile(tmp_path / "embeddings.parquet")
     csv = pd.read_csv(result.csv_path)
     assert_training_columns(csv, DIAGNOSTICS)

@@ -314,6 +314,40 @@ def test_nndescent_thread_count_reaches_the_graph_build(larger, monkeypatch):
     assert any(name.startswith("knn-graph") and n == 1 for name, n in calls), calls
 
 
+def test_reproducible_runs_faiss_on_one_thread_and_keeps_pynndescent_on_all(larger, monkeypatch):
+    # faiss's graph depends on thread timing; pynndescent's is the same every run for a given thread count.
+    import threading
+
+    import faiss
+    import numba
+
+    from balanced_sampling_plugin.uniqueness import default_threads, reproducible_params, uniqueness_scores
+
+    assert reproducible_params("nndescent") == {"reproducible": True} and reproducible_params("hnsw") == {}
+    faiss_calls, numba_calls = [], []
+    real_faiss, real_numba = faiss.omp_set_num_threads, numba.set_num_threads
+    monkeypatch.setattr(faiss, "omp_set_num_threads",
+                        lambda n: faiss_calls.append((threading.current_thread().name, n)) or real_faiss(n))
+    monkeypatch.setattr(numba, "set_num_threads",
+                        lambda n: numba_calls.append((threading.current_thread().name, n)) or real_numba(n))
+    knn_cosine(larger, 5, backend="nndescent", reproducible=True, **FAISS_NNDESCENT)
+    assert any(name.startswith("knn-graph") and n == 1 for name, n in faiss_calls), faiss_calls
+    first = knn_cosine(larger, 5, backend="nndescent", reproducible=True, **PYNNDESCENT)
+    assert numba_calls[0][1] == min(default_threads(), numba.config.NUMBA_NUM_THREADS), numba_calls
+    second = knn_cosine(larger, 5, backend="nndescent", reproducible=True, **PYNNDESCENT)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    # Out of core the graph is faiss's: reproducible becomes one thread there.
+    import balanced_sampling_plugin.uniqueness_out_of_core as out_of_core
+
+    seen = {}
+    monkeypatch.setattr(out_of_core, "knn_cosine_out_of_core",
+                        lambda vectors, k, progress=None, **params: seen.update(params) or
+                        (np.zeros((len(vectors), k), np.int64), np.zeros((len(vectors), k), np.float32)))
+    uniqueness_scores(larger.view(np.memmap), 5, backend="nndescent", reproducible=True)  # a memmap: out of core
+    assert seen.get("num_threads") == 1 and "reproducible" not in seen, seen
+
+
 def test_pynndescent_thread_count_reaches_the_kernels_and_is_restored(larger, monkeypatch):
     # numba's thread count is per calling thread too: set in the worker that runs the kernels, then put back.
     import threading
