@@ -30,8 +30,8 @@ Every section and key is optional unless said; defaults as in the documentation:
                                  # plugin's own key (pytorch-smt-tools does not have it)
       clustering: {k_min: 4, k_max: 16, k_selection: elbow, k: null, random_state: 42}
       uniqueness: {k_neighbors: 5, backend: sklearn,    # pytorch-smt-tools' default; nndescent is fastest
-                   reproducible: false}                # plugin's key: true = nndescent on one thread,
-                                                       # same result every run
+                   reproducible: false}                # plugin's key: true = the same nndescent result
+                                                       # every run (faiss's graph then on one thread)
       embeddings: {dino_model: facebook/dinov2-base, batch_size: 32, num_workers: 4,
                    use_gpu: false, parquet_path: null}
       exclusion: {exclude_border_nodata: true,          # or exclude_mask_border_nodata
