@@ -277,8 +277,12 @@ def project_rows(unit_rows: np.ndarray, axes: np.ndarray, offset: np.ndarray,
     if scale is not None:
         y *= scale[:, None]
     y -= offset
-    norms = np.linalg.norm(y, axis=1, keepdims=True)
-    return np.divide(y, norms, out=y, where=norms > 0)
+    # In place, one (n,) temporary: np.linalg.norm's (n, dim) one cost as much as the matrix product at 155k.
+    squared = np.einsum("ij,ij->i", y, y)  # unit rows, so |y| <= 2: no float32 overflow
+    inverse = np.zeros_like(squared)
+    np.divide(1.0, np.sqrt(squared), out=inverse, where=squared > 0)
+    y *= inverse[:, None]
+    return y
 
 
 def reduce_dimensions(x: np.ndarray, dim: int, sample: int = PCA_SAMPLE, seed: int = 0,

@@ -12,6 +12,7 @@ from balanced_sampling_plugin.uniqueness import (
     drop_self,
     inner_products_by_index,
     knn_cosine,
+    project_rows,
     recall_at_k,
     reduce_dimensions,
     rerank_exact,
@@ -264,6 +265,15 @@ def test_reduce_dimensions():
     np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(y, reduce_dimensions(x, 16))
     assert reduce_dimensions(x, 0) is x and reduce_dimensions(x, 48) is x
+
+
+def test_project_rows_keeps_a_row_at_the_offset_zero():
+    axes = np.eye(3, 2, dtype=np.float32)
+    rows = np.array([[0.6, 0.8, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    y = project_rows(rows, axes, np.array([1.0, 0.0], dtype=np.float32))
+    np.testing.assert_allclose(y, [[-0.4472136, 0.8944272], [0.0, 0.0], [-1.0, 0.0]], atol=1e-6)
+    scaled = project_rows(rows * 2, axes, np.array([1.0, 0.0], dtype=np.float32), np.full(3, 0.5, np.float32))
+    np.testing.assert_allclose(scaled, y, atol=1e-6)
 
 
 def test_rerank_exact_skips_self_and_duplicates():
