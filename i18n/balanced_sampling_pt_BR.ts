@@ -1,5 +1,4 @@
 <?xml version="1.0" encoding="utf-8"?>
-<!DOCTYPE TS>
 <TS version="2.1">
 <context>
     <name>@default</name>
@@ -1209,167 +1208,187 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels. Rast
 <context>
     <name>PackageInstaller</name>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="204" />
+        <location filename="../processing_provider/package_installer.py" line="218" />
         <source>Could not inspect the Python of this QGIS ({}):
 {}</source>
         <translation>Não foi possível examinar o Python deste QGIS ({}):
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="634" />
+        <location filename="../processing_provider/package_installer.py" line="648" />
         <source>Inspecting the Python of this QGIS: {}</source>
         <translation>Examinando o Python deste QGIS: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="642" />
+        <location filename="../processing_provider/package_installer.py" line="656" />
         <source>Nothing to install: the Python of this QGIS already has {}.</source>
         <translation>Nada a instalar: o Python deste QGIS já tem {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="658" />
+        <location filename="../processing_provider/package_installer.py" line="672" />
         <source>Nothing to install: every package is already there.</source>
         <translation>Nada a instalar: todos os pacotes já estão presentes.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="661" />
+        <location filename="../processing_provider/package_installer.py" line="677" />
         <source>Done in {:.0f} s.</source>
         <translation>Concluído em {:.0f} s.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="668" />
+        <location filename="../processing_provider/package_installer.py" line="684" />
         <source>The installation failed: {}</source>
         <translation>A instalação falhou: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="676" />
+        <location filename="../processing_provider/package_installer.py" line="708" />
         <source>pip is not available to the Python of this QGIS ({}). Install it (on Debian or Ubuntu: sudo apt install python3-pip), then try again.</source>
         <translation>O pip não está disponível para o Python deste QGIS ({}). Instale-o (no Debian ou Ubuntu: sudo apt install python3-pip) e tente novamente.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="680" />
+        <location filename="../processing_provider/package_installer.py" line="712" />
         <source>The pip of this QGIS's Python is too old ({}; the installer needs 22.2 or later). Update it with: {} -m pip install --user --upgrade pip</source>
         <translation>O pip do Python deste QGIS é antigo demais ({}; o instalador precisa da versão 22.2 ou posterior). Atualize-o com: {} -m pip install --user --upgrade pip</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="693" />
+        <location filename="../processing_provider/package_installer.py" line="725" />
         <source>QGIS has numpy {}{}: it is kept and never installed into the plugin's folder.</source>
         <translation>O QGIS tem o numpy {}{}: ele é mantido e nunca é instalado na pasta do plugin.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="693" />
+        <location filename="../processing_provider/package_installer.py" line="725" />
         <source>, which its GDAL bindings import</source>
         <translation>, que as bibliotecas Python do GDAL importam</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="697" />
+        <location filename="../processing_provider/package_installer.py" line="729" />
         <source>QGIS's GDAL bindings were built for numpy {}: numpy is limited to {}.</source>
         <translation>As bibliotecas Python do GDAL do QGIS foram compiladas para o numpy {}: o numpy fica limitado a {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="699" />
+        <location filename="../processing_provider/package_installer.py" line="731" />
         <source>Finding versions of {} that fit this QGIS…</source>
         <translation>Procurando versões de {} compatíveis com este QGIS…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="713" />
+        <location filename="../processing_provider/package_installer.py" line="745" />
         <source>pip found no versions of {} that fit this QGIS:
 {}</source>
         <translation>O pip não encontrou versões de {} compatíveis com este QGIS:
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="719" />
+        <location filename="../processing_provider/package_installer.py" line="751" />
         <source>pip chose a torch built for CUDA, which would add {} packages of NVIDIA libraries (several GB): {}. The plugin runs DINOv2 on the CPU; install the CPU build of torch (index {}) or leave torch out.</source>
         <translation>O pip escolheu um torch compilado para CUDA, o que acrescentaria {} pacotes de bibliotecas da NVIDIA (vários GB): {}. O plugin executa o DINOv2 na CPU; instale a versão de CPU do torch (índice {}) ou deixe o torch de fora.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="725" />
+        <location filename="../processing_provider/package_installer.py" line="757" />
         <source>{0} {1} ({2} wanted)</source>
         <translation>{0} {1} ({2} necessário)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="727" />
+        <location filename="../processing_provider/package_installer.py" line="759" />
         <source>{0} {1} would be needed, but QGIS ships {0} {2}, which Python finds first: it is not installed (the check after installing tells whether QGIS's copy works).</source>
         <translation>{0} {1} seria necessário, mas o QGIS traz {0} {2}, que o Python encontra primeiro: ele não é instalado (a verificação após a instalação diz se a cópia do QGIS funciona).</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="733" />
+        <location filename="../processing_provider/package_installer.py" line="765" />
         <source>{} {} instead of the tested {}: the tested version does not fit this QGIS.</source>
         <translation>{} {} em vez da versão testada {}: a versão testada não é compatível com este QGIS.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="742" />
+        <location filename="../processing_provider/package_installer.py" line="774" />
         <source>Installing {} packages: {}</source>
         <translation>Instalando {} pacotes: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="757" />
+        <location filename="../processing_provider/package_installer.py" line="789" />
         <source>pip could not install {}:
 {}</source>
         <translation>O pip não conseguiu instalar {}:
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="767" />
+        <location filename="../processing_provider/package_installer.py" line="799" />
         <source>{} could not be built from source (no wheel for this Python and platform; building needs a C/C++ compiler); what needs it stays unavailable:
 {}</source>
         <translation>Não foi possível compilar {} a partir do código-fonte (não há wheel para este Python e plataforma; a compilação exige um compilador C/C++); o que depende dele continua indisponível:
 {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="774" />
+        <location filename="../processing_provider/package_installer.py" line="806" />
         <source>pip installed nothing.</source>
         <translation>O pip não instalou nada.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="780" />
+        <location filename="../processing_provider/package_installer.py" line="812" />
         <source>Moving the packages into {}</source>
         <translation>Movendo os pacotes para {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="789" />
+        <location filename="../processing_provider/package_installer.py" line="821" />
         <source>Checking that QGIS's GDAL and every package still work…</source>
         <translation>Verificando se o GDAL do QGIS e todos os pacotes continuam funcionando…</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="795" />
+        <location filename="../processing_provider/package_installer.py" line="827" />
         <source>The installation was rolled back, the plugin's folder is as it was: after installing, {}</source>
         <translation>A instalação foi desfeita, a pasta do plugin está como antes: após a instalação, {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="796" />
+        <location filename="../processing_provider/package_installer.py" line="828" />
         <source>{} failed: {}</source>
         <translation>{} falhou: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="800" />
+        <location filename="../processing_provider/package_installer.py" line="832" />
         <source>Likely cause: the Python of this QGIS has older versions of packages they need, which Python finds before the plugin's folder and which the installer does not replace: {}.</source>
         <translation>Causa provável: o Python deste QGIS tem versões mais antigas de pacotes de que eles precisam, que o Python encontra antes da pasta do plugin e que o instalador não substitui: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="809" />
+        <location filename="../processing_provider/package_installer.py" line="841" />
         <source>Installed into {}: {}.</source>
         <translation>Instalado em {}: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="812" />
+        <location filename="../processing_provider/package_installer.py" line="844" />
         <source>Not installed (could not be built): {}.</source>
         <translation>Não instalado (não foi possível compilar): {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="826" />
+        <location filename="../processing_provider/package_installer.py" line="858" />
         <source>the check did not finish within 10 minutes</source>
         <translation>a verificação não terminou em 10 minutos</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="830" />
+        <location filename="../processing_provider/package_installer.py" line="862" />
         <source>the check crashed (exit code {}): {}</source>
         <translation>a verificação falhou de forma inesperada (código de saída {}): {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_installer.py" line="842" />
+        <location filename="../processing_provider/package_installer.py" line="874" />
         <source>Installation canceled; the plugin's folder is as it was.</source>
         <translation>Instalação cancelada; a pasta do plugin está como antes.</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="694" />
+        <source>Compiling the kNN graph kernels for this machine (once, about a minute)…</source>
+        <translation>Compilando os kernels do grafo kNN para esta máquina (uma única vez, cerca de um minuto)…</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="699" />
+        <source>The kNN graph kernels were not compiled now ({}); the packages are installed, and the first kNN run of 50 000 patches or more will compile them (about a minute, once).</source>
+        <translation>Os kernels do grafo kNN não foram compilados agora ({}); os pacotes estão instalados, e a primeira execução kNN com 50 000 patches ou mais vai compilá-los (cerca de um minuto, uma única vez).</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="699" />
+        <source>canceled</source>
+        <translation>cancelado</translation>
+    </message>
+    <message>
+        <location filename="../processing_provider/package_installer.py" line="699" />
+        <source>exit code {}</source>
+        <translation>código de saída {}</translation>
     </message>
 </context>
 <context>

@@ -124,6 +124,20 @@ except Exception:
 print("BALANCED_SAMPLING_PROBE " + json.dumps(info))
 """
 
+#: Compiles the nndescent kNN backend's kernels into numba's on-disk cache with the folder's packages (see
+#: ``balanced_sampling_plugin/nn_descent/__main__.py``), so that no kNN run pays that minute.
+KERNELS_SCRIPT = r"""
+import json, sys
+folder, extra, plugin = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+sys.path.extend(p for p in extra if p not in sys.path)
+sys.path.append(folder)
+sys.path.insert(0, plugin)
+from balanced_sampling_plugin.nn_descent.__main__ import main
+sys.exit(main())
+"""
+#: The plugin's own folder, which holds the engine package ``balanced_sampling_plugin``.
+PLUGIN_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 VERIFY_SCRIPT = r"""
 import json, sys, traceback
 folder, extra, checks = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
@@ -657,6 +671,8 @@ class Installer:
                 result.ok = True
                 result.message = translate("PackageInstaller", "Nothing to install: every package is already there.")
                 logged(result.message)
+            if result.ok and "pynndescent" in {canonical_name(name) for name in self.packages}:
+                self.compile_kernels(logged)
             if result.ok:
                 logged(translate("PackageInstaller", "Done in {:.0f} s.").format(time.monotonic() - started))
             return self._finish(result)
@@ -670,6 +686,22 @@ class Installer:
         finally:
             if work:
                 shutil.rmtree(work, ignore_errors=True)
+
+    def compile_kernels(self, log) -> bool:
+        """Compile pynndescent's NN-Descent kernels into numba's cache, with the folder's packages (about a minute
+        on 2 cores, once). The packages are installed whatever happens here: a failure or a cancel only means that
+        the first kNN run of 50 000 patches or more compiles them. Returns whether they are compiled and cached."""
+        log(translate("PackageInstaller", "Compiling the kNN graph kernels for this machine (once, about a "
+                                          "minute)…"))
+        code, _ = self._run([self.python, "-c", KERNELS_SCRIPT, self.folder, json.dumps(self.extra_paths),
+                             PLUGIN_FOLDER], log, timeout=900)
+        if code != 0:
+            log(translate("PackageInstaller", "The kNN graph kernels were not compiled now ({}); the packages are "
+                                              "installed, and the first kNN run of 50 000 patches or more will "
+                                              "compile them (about a minute, once).").format(
+                translate("PackageInstaller", "canceled") if code is None else
+                translate("PackageInstaller", "exit code {}").format(code)))
+        return code == 0
 
     def _unusable(self, probe: Probe) -> str | None:
         if not probe.pip:

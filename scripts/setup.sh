@@ -46,6 +46,14 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   echo "$want" > "$STAMP"
 fi
 
+# The nndescent kNN backend's kernels, compiled into numba's on-disk cache here (about a minute, once per machine
+# and again when numba or their source changes), so that no kNN run pays for it; a second when already cached.
+if kernels=$("$VENV/bin/python" -m balanced_sampling_plugin.nn_descent 2>&1); then
+  echo "setup: $kernels"
+else
+  echo "setup: warning: $kernels" >&2
+fi
+
 # 3. build/wheelhouse: the plugin's pinned runtime packages (processing_provider/python_packages.txt) for this
 #    machine, which the installer tests install offline. torch only from a local CPU wheel (/opt/wheels), never
 #    PyPI's CUDA build; source-only packages (hnswlib) are built into wheels once. When the package registry cannot

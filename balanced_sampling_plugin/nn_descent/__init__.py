@@ -3,8 +3,10 @@
 pynndescent seeds NN-Descent with a random-projection forest (faiss's starts from a random graph, which costs
 about four of its ten rounds) and its batched kernels converge in five rounds here; :mod:`.cached_kernels` keeps
 the compiled code in numba's on-disk cache, so only the first run on a machine compiles (about a minute on
-2 cores); every later process, ``qgis_process`` included, loads it in about a second. Nothing here is imported
-until a graph is built: numba and pynndescent stay out of the plugin's start-up.
+2 cores); every later process, ``qgis_process`` included, loads it in about a second. ``make setup`` and the
+plugin's package installer compile them ahead (:func:`warm_up`, ``python -m balanced_sampling_plugin.nn_descent``),
+so no kNN run pays that minute. Nothing here is imported until a graph is built: numba and pynndescent stay out of
+the plugin's start-up.
 """
 
 from __future__ import annotations
@@ -93,3 +95,18 @@ def build_graph(unit_rows: np.ndarray, graph_k: int, iterations: int, trees: int
             numba.set_num_threads(previous)
     compiled = sum(nn_descent.stats.cache_misses.values()) > misses_before
     return graph, compiled, time.perf_counter() - started
+
+
+def warm_up() -> tuple[bool, float]:
+    """Compile the kernels into numba's on-disk cache, or load them from it: a graph of 2 000 random rows, with the
+    argument types of every real call. Returns (whether this call compiled, seconds)."""
+    import numba
+    from pynndescent.hybrid_forest import make_hybrid_leaf_array
+
+    rows = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    started = time.perf_counter()
+    _, compiled, _ = build_graph(rows, 10, 2, 2, 0, numba.config.NUMBA_NUM_THREADS)
+    # Small tables are split depth-first only; large ones first breadth-first, by functions compiled on first use.
+    make_hybrid_leaf_array(rows, 2, leaf_size(10), 0, angular=True, local_bytes=0)
+    return compiled, time.perf_counter() - started

@@ -568,3 +568,35 @@ def test_a_bare_qgis_installs_what_the_chain_needs_and_the_chain_lifts_the_rare_
     weighted = sum(w * p for w, p in included) / sum(w for w, _ in included)
     assert weighted / uniform > 1.8, f"rare class cls_6: {uniform:.4f} -> {weighted:.4f}"
     assert outputs["OUTPUT_CSV"].exists() and outputs["OUTPUT_REPORT"].exists()
+
+
+@needs_system_python
+def test_the_knn_kernels_are_compiled_with_the_folders_packages(tmp_path):
+    """After installing pynndescent the installer compiles its NN-Descent kernels into numba's cache, so that no kNN
+    run pays that minute. The venv's site-packages stands in for a folder that holds pynndescent and numba (already
+    compiled by `make setup`, so this loads them)."""
+    import pynndescent
+
+    site = os.path.dirname(os.path.dirname(pynndescent.__file__))
+    lines = []
+    installer = system_installer(tmp_path / "packages", ["pynndescent"], extra_paths=[site])
+    assert installer.compile_kernels(lines.append), "\n".join(lines)
+    assert installer.commands[-1][:2] == [SYSTEM_PYTHON, "-c"] and installer.commands[-1][-1] == pi.PLUGIN_FOLDER
+    assert os.path.isfile(os.path.join(pi.PLUGIN_FOLDER, "balanced_sampling_plugin", "nn_descent", "__main__.py"))
+    assert any("NN-Descent kernels are already compiled" in line or "Compiled the NN-Descent kernels" in line
+               for line in lines), lines
+
+    lines = []
+    assert system_installer(tmp_path / "packages", ["pynndescent"]).compile_kernels(lines.append)
+    assert any("pynndescent is not installed: nothing to compile" in line for line in lines), lines
+
+
+@needs_system_python
+def test_only_an_installation_with_pynndescent_compiles_kernels(tmp_path, monkeypatch):
+    for packages, expected in ((["pynndescent", "pandas"], 1), (["pandas"], 0)):
+        installer = system_installer(tmp_path / "packages", packages)
+        monkeypatch.setattr(installer, "_resolve", lambda *args: [])  # as if every package were already there
+        calls = []
+        monkeypatch.setattr(installer, "compile_kernels", lambda log: calls.append(log) or False)
+        result = installer.run()
+        assert result.ok and len(calls) == expected, (packages, result.message)
