@@ -1454,134 +1454,134 @@ A imagem e a máscara de um par devem compartilhar a mesma grade de pixels. Rast
         <translation>O backend kNN hnsw (pode exigir um compilador C++ para ser compilado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="53" />
+        <location filename="../processing_provider/package_dialog.py" line="54" />
         <source>DINOv2 uniqueness: runs the image model. Large: the CPU wheel is about 200 MB to download, about 750 MB installed</source>
         <translation>Unicidade DINOv2: executa o modelo de imagem. Grande: o wheel para CPU tem cerca de 200 MB para baixar e ocupa cerca de 750 MB instalado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="55" />
+        <location filename="../processing_provider/package_dialog.py" line="56" />
         <source>DINOv2 uniqueness: loads the DINOv2 model (about 130 MB installed)</source>
         <translation>Unicidade DINOv2: carrega o modelo DINOv2 (cerca de 130 MB instalado)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="57" />
+        <location filename="../processing_provider/package_dialog.py" line="58" />
         <source>DINOv2 uniqueness: reads the model weights</source>
         <translation>Unicidade DINOv2: lê os pesos do modelo</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="88" />
+        <location filename="../processing_provider/package_dialog.py" line="89" />
         <source>Installing Python packages for Balanced Sampling</source>
         <translation>Instalando pacotes Python para o Balanced Sampling</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="127" />
+        <location filename="../processing_provider/package_dialog.py" line="128" />
         <source>Balanced Sampling — Python packages</source>
         <translation>Balanced Sampling — pacotes Python</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="130" />
+        <location filename="../processing_provider/package_dialog.py" line="131" />
         <source>Balanced Sampling uses these Python packages. Missing ones are installed into the plugin's own folder, {}, which QGIS searches after its own packages: nothing QGIS ships (numpy, GDAL) is replaced. pip runs with the Python of this QGIS: {}</source>
         <translation>O Balanced Sampling usa estes pacotes Python. Os que faltam são instalados na pasta do próprio plugin, {}, que o QGIS consulta depois dos seus próprios pacotes: nada do que o QGIS traz (numpy, GDAL) é substituído. O pip é executado com o Python deste QGIS: {}</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="139" />
+        <location filename="../processing_provider/package_dialog.py" line="140" />
         <source>Package</source>
         <translation>Pacote</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="139" />
+        <location filename="../processing_provider/package_dialog.py" line="140" />
         <source>Needed for</source>
         <translation>Necessário para</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="139" />
+        <location filename="../processing_provider/package_dialog.py" line="140" />
         <source>Status</source>
         <translation>Situação</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="147" />
+        <location filename="../processing_provider/package_dialog.py" line="148" />
         <source>Also install torch, transformers and safetensors, for DINOv2 uniqueness (large: about 200 MB to download, about 1 GB on disk)</source>
         <translation>Instalar também torch, transformers e safetensors, para a unicidade DINOv2 (grande: cerca de 200 MB para baixar, cerca de 1 GB em disco)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="167" />
+        <location filename="../processing_provider/package_dialog.py" line="168" />
         <source>Install</source>
         <translation>Instalar</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="169" />
+        <location filename="../processing_provider/package_dialog.py" line="170" />
         <source>Cancel installation</source>
         <translation>Cancelar instalação</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="186" />
+        <location filename="../processing_provider/package_dialog.py" line="187" />
         <source>Installed with QGIS ({})</source>
         <translation>Instalado com o QGIS ({})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="188" />
+        <location filename="../processing_provider/package_dialog.py" line="189" />
         <source>Installed in the plugin's folder ({})</source>
         <translation>Instalado na pasta do plugin ({})</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="190" />
+        <location filename="../processing_provider/package_dialog.py" line="191" />
         <source>Optional, not installed</source>
         <translation>Opcional, não instalado</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="190" />
+        <location filename="../processing_provider/package_dialog.py" line="191" />
         <source>Missing</source>
         <translation>Ausente</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="214" />
+        <location filename="../processing_provider/package_dialog.py" line="215" />
         <source>Missing: {}.</source>
         <translation>Ausentes: {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="214" />
+        <location filename="../processing_provider/package_dialog.py" line="215" />
         <source>Every package the algorithms need is installed.</source>
         <translation>Todos os pacotes de que os algoritmos precisam estão instalados.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="235" />
+        <location filename="../processing_provider/package_dialog.py" line="236" />
         <source>Installing… pip's log is in the message log (View &gt; Panels &gt; Log Messages), tab Balanced Sampling.</source>
         <translation>Instalando… o log do pip está no registro de mensagens (Exibir &gt; Painéis &gt; Mensagens de Log), aba Balanced Sampling.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="249" />
+        <location filename="../processing_provider/package_dialog.py" line="250" />
         <source>The installation ended without a result.</source>
         <translation>A instalação terminou sem resultado.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="254" />
+        <location filename="../processing_provider/package_dialog.py" line="255" />
         <source>Restart QGIS to use the new versions of {}.</source>
         <translation>Reinicie o QGIS para usar as novas versões de {}.</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="58" />
+        <location filename="../processing_provider/package_dialog.py" line="59" />
         <source>Dask scheduler: runs mask reads and DINOv2 embeddings as tasks on a cluster (about 1.5 MB to download)</source>
         <translation>Escalonador Dask: executa as leituras de máscaras e os embeddings DINOv2 como tarefas em um cluster (cerca de 1,5 MB para baixar)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="60" />
+        <location filename="../processing_provider/package_dialog.py" line="61" />
         <source>Dask scheduler: connects to a scheduler or starts local workers (about 1 MB to download)</source>
         <translation>Escalonador Dask: conecta-se a um escalonador ou inicia processos de trabalho locais (cerca de 1 MB para baixar)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="152" />
+        <location filename="../processing_provider/package_dialog.py" line="153" />
         <source>Also install Dask, to run on clusters (about 5 MB)</source>
         <translation>Instalar também o Dask, para clusters (cerca de 5 MB)</translation>
     </message>
     <message>
-        <location filename="../processing_provider/package_dialog.py" line="154" />
+        <location filename="../processing_provider/package_dialog.py" line="155" />
         <source>dask and distributed, needed only when the advanced parameter Dask scheduler is set. With their dependencies: about 5 MB to download, about 40 MB on disk.</source>
         <translation>dask e distributed, necessários apenas quando o parâmetro avançado Escalonador Dask está preenchido. Com suas dependências: cerca de 5 MB para baixar, cerca de 40 MB em disco.</translation>
     </message>
     <message>
         <location filename="../processing_provider/package_dialog.py" line="51" />
-        <source>The nndescent kNN graph from 50 000 patches, about twice as fast as faiss's (with numba: about 45 MB installed)</source>
-        <translation>O grafo kNN do nndescent a partir de 50 000 patches, cerca de duas vezes mais rápido que o do faiss (com numba: cerca de 45 MB instalados)</translation>
+        <source>The nndescent kNN graph from 50 000 patches, about twice as fast as faiss's (with numba: about 45 MB installed; its kernels are compiled while installing, about a minute)</source>
+        <translation>O grafo kNN do nndescent a partir de 50 000 patches, cerca de duas vezes mais rápido que o do faiss (com numba: cerca de 45 MB instalados; seus kernels são compilados durante a instalação, cerca de um minuto)</translation>
     </message>
 </context>
 <context>

@@ -49,7 +49,8 @@ ENABLES = {
     "faiss-cpu": QT_TRANSLATE_NOOP("PackagesDialog", "The nndescent (default) and faiss kNN backends"),
     "hnswlib": QT_TRANSLATE_NOOP("PackagesDialog", "The hnsw kNN backend (may need a C++ compiler to build)"),
     "pynndescent": QT_TRANSLATE_NOOP("PackagesDialog", "The nndescent kNN graph from 50 000 patches, about twice as "
-                                                       "fast as faiss's (with numba: about 45 MB installed)"),
+                                                       "fast as faiss's (with numba: about 45 MB installed; its "
+                                                       "kernels are compiled while installing, about a minute)"),
     "torch": QT_TRANSLATE_NOOP("PackagesDialog", "DINOv2 uniqueness: runs the image model. Large: the CPU wheel is "
                                                  "about 200 MB to download, about 750 MB installed"),
     "transformers": QT_TRANSLATE_NOOP("PackagesDialog", "DINOv2 uniqueness: loads the DINOv2 model (about 130 MB "
