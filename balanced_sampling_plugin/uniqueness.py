@@ -460,6 +460,14 @@ def _knn_nndescent(x, k, progress, num_threads, builder, reproducible, graph_k, 
     return out_idx, out_dist
 
 
+def preload_knn(backend: str, n: int) -> None:
+    """Start importing the graph kernels in a background thread when ``backend`` will build its graph with
+    pynndescent for ``n`` patches: called before the embeddings are read, the imports (~1.3 s) overlap that read
+    rather than competing with the PCA for the cores. Does nothing otherwise."""
+    if backend == "nndescent" and n >= PYNNDESCENT_FROM and _nn_descent_module().available():
+        _nn_descent_module().preload()
+
+
 def _nn_descent_module():
     from . import nn_descent
 

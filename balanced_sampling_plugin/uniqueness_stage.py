@@ -13,7 +13,14 @@ from .errors import BalancedSamplingError
 from .i18n import _
 from .progress import Progress, as_progress
 from .records import COL_OFF, IMAGE_PATH, PATCH_SIZE, ROW_OFF, UNIQUENESS_SCORE, patch_ids, validate_records
-from .uniqueness import DEFAULT_BACKEND, effective_k, reproducible_params, require_backend, uniqueness_scores
+from .uniqueness import (
+    DEFAULT_BACKEND,
+    effective_k,
+    preload_knn,
+    reproducible_params,
+    require_backend,
+    uniqueness_scores,
+)
 
 WINDOW_RECORD = (IMAGE_PATH, ROW_OFF, COL_OFF, PATCH_SIZE)
 #: Share of the progress bar given to embedding extraction; the kNN search gets the rest.
@@ -73,6 +80,7 @@ def compute_uniqueness(
     require_backend(backend)
     n_distinct = int(patch_ids(validate_records(records, required=WINDOW_RECORD)).nunique())
     k = effective_k(n_distinct, int(k_neighbors), progress)
+    preload_knn(backend, n_distinct)
 
     with executor_for(executor) as own:
         embedded = extract_embeddings(

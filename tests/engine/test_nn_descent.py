@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from balanced_sampling_plugin import nn_descent
@@ -91,6 +92,7 @@ def test_auto_uses_pynndescent_when_installed_on_large_tables():
 FRESH_PROCESS = """
 import json, sys
 import numpy as np
+import pandas as pd
 from balanced_sampling_plugin import nn_descent
 rng = np.random.default_rng(0)
 x = rng.standard_normal((12000, 24)).astype(np.float32)  # > 1 MiB: the forest splits breadth-first first
@@ -146,3 +148,30 @@ def test_first_compile_is_said_in_the_log(monkeypatch):
     knn_cosine(cluster_and_outlier(n=2000)[0], 5, backend="nndescent", builder="pynndescent",
                progress=Progress(info=messages.append), **FORCED)
     assert any("Compiled the NN-Descent kernels for this machine (42 s, once" in m for m in messages), messages
+
+
+def test_the_kernels_are_imported_while_the_embeddings_are_read(monkeypatch):
+    # Before the embeddings (a cache read of seconds at 155k), not before the PCA whose cores the imports would share.
+    from balanced_sampling_plugin import uniqueness, uniqueness_stage
+    from balanced_sampling_plugin.uniqueness import PYNNDESCENT_FROM, preload_knn
+
+    started = []
+    monkeypatch.setattr(nn_descent, "preload", lambda: started.append("imports"))
+    preload_knn("nndescent", PYNNDESCENT_FROM)
+    preload_knn("nndescent", PYNNDESCENT_FROM - 1)  # faiss builds that graph
+    preload_knn("hnsw", 10 * PYNNDESCENT_FROM)
+    assert started == ["imports"]
+
+    class Stop(Exception):
+        pass
+
+    def extract(*args, **kwargs):
+        started.append("embeddings")
+        raise Stop
+
+    monkeypatch.setattr(uniqueness, "PYNNDESCENT_FROM", 4)
+    monkeypatch.setattr(uniqueness_stage, "extract_embeddings", extract)
+    records = pd.DataFrame({"image_path": ["a.tif"] * 6, "row_off": range(6), "col_off": 0, "patch_size": 8})
+    with pytest.raises(Stop):
+        uniqueness_stage.compute_uniqueness(records, k_neighbors=2)
+    assert started == ["imports", "imports", "embeddings"]
