@@ -643,6 +643,9 @@ class Installer:
 
         started = time.monotonic()
         work = None
+        compiles = "pynndescent" in {canonical_name(name) for name in self.packages}
+        if compiles:  # the last tenth of the bar is the kernels' compilation (about a minute)
+            whole, progress = progress, (lambda percent: whole(0.9 * percent))
         try:
             progress(0)
             logged(translate("PackageInstaller", "Inspecting the Python of this QGIS: {}").format(self.python))
@@ -671,8 +674,10 @@ class Installer:
                 result.ok = True
                 result.message = translate("PackageInstaller", "Nothing to install: every package is already there.")
                 logged(result.message)
-            if result.ok and "pynndescent" in {canonical_name(name) for name in self.packages}:
+                progress(100)
+            if result.ok and compiles:
                 self.compile_kernels(logged)
+                whole(100)
             if result.ok:
                 logged(translate("PackageInstaller", "Done in {:.0f} s.").format(time.monotonic() - started))
             return self._finish(result)

@@ -596,7 +596,10 @@ def test_only_an_installation_with_pynndescent_compiles_kernels(tmp_path, monkey
     for packages, expected in ((["pynndescent", "pandas"], 1), (["pandas"], 0)):
         installer = system_installer(tmp_path / "packages", packages)
         monkeypatch.setattr(installer, "_resolve", lambda *args: [])  # as if every package were already there
-        calls = []
-        monkeypatch.setattr(installer, "compile_kernels", lambda log: calls.append(log) or False)
-        result = installer.run()
+        calls, bar = [], []
+        monkeypatch.setattr(installer, "compile_kernels", lambda log: calls.append(bar[-1]) or False)
+        result = installer.run(progress=bar.append)
         assert result.ok and len(calls) == expected, (packages, result.message)
+        assert bar == sorted(bar) and bar[-1] == 100, bar
+        if expected:  # the bar keeps its last tenth for the compilation
+            assert calls == [90], bar
