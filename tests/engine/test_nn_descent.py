@@ -175,3 +175,33 @@ def test_the_kernels_are_imported_while_the_embeddings_are_read(monkeypatch):
     with pytest.raises(Stop):
         uniqueness_stage.compute_uniqueness(records, k_neighbors=2)
     assert started == ["imports", "imports", "embeddings"]
+
+
+STAND_IN = """
+import json, sys
+import numpy as np
+from balanced_sampling_plugin import nn_descent
+x = np.random.default_rng(0).standard_normal((12000, 24)).astype(np.float32)  # > 1 MiB: both forest paths
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+graph, _, _ = nn_descent.build_graph(x, 6, 4, 2, 0, 2)
+after_graph = sorted(name for name in sys.modules if name.split(".")[0] in ("pynndescent", "sklearn"))
+import pynndescent
+import pynndescent.distances
+print(json.dumps({"after_graph": after_graph, "complete": hasattr(pynndescent, "NNDescent")
+                  and hasattr(pynndescent, "distances") and hasattr(pynndescent, "__version__"),
+                  "graph": graph[:200].tolist()}))
+"""
+
+
+def test_the_kernels_load_without_pynndescents_package_init_and_leave_it_whole():
+    # Its __init__ imports scikit-learn and NNDescent's modules (~1 s more per process); the kernels need neither.
+    done = subprocess.run([sys.executable, "-c", STAND_IN], env={**os.environ, "PYTHONPATH": REPO},
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["after_graph"] == [], "the graph left pynndescent or scikit-learn modules imported"
+    assert report["complete"], "a later import of pynndescent did not get the whole package"
+    # The same neighbours as this process builds with the same seed and thread count.
+    x = np.random.default_rng(0).standard_normal((12000, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert report["graph"] == nn_descent.build_graph(x, 6, 4, 2, 0, 2)[0][:200].tolist()
