@@ -498,7 +498,9 @@ def nndescent_builder(builder: str, progress: Progress | None = None, n: int = P
         as_progress(progress).info(_("pynndescent is not installed: the kNN graph is built by faiss's NN-Descent "
                                      "instead (same recall, about twice the time; pip install pynndescent)."))
         return "faiss"
-    if builder == "pynndescent":
+    if builder == "pynndescent" and not nn_descent.available():
+        # Raises, saying how to install it. Not imported when present: the kernels load without its package
+        # __init__ (nn_descent.kernels), which would import scikit-learn and compile rp_trees for nothing.
         require("pynndescent", _("the 'pynndescent' builder of the nndescent kNN backend"), pip_name="pynndescent")
     return builder
 

@@ -181,6 +181,8 @@ STAND_IN = """
 import json, sys
 import numpy as np
 from balanced_sampling_plugin import nn_descent
+from balanced_sampling_plugin.uniqueness import nndescent_builder
+assert nndescent_builder("pynndescent") == "pynndescent"  # checks it is installed without importing it
 x = np.random.default_rng(0).standard_normal((12000, 24)).astype(np.float32)  # > 1 MiB: both forest paths
 x /= np.linalg.norm(x, axis=1, keepdims=True)
 graph, _, _ = nn_descent.build_graph(x, 6, 4, 2, 0, 2)
