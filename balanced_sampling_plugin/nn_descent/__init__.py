@@ -11,6 +11,7 @@ the plugin's start-up.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import threading
@@ -110,13 +111,23 @@ def _exercise(nn_descent, make_hybrid_leaf_array) -> None:
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     threads = numba.config.NUMBA_NUM_THREADS
     rng_state = np.random.default_rng(0).integers(1, 2**31, size=3).astype(np.int64)
+    with _numba_threads(threads):
+        for local_bytes in (1 << 20, 0):
+            leaves = make_hybrid_leaf_array(rows, 2, leaf_size(10), 0, angular=True, local_bytes=local_bytes)
+        nn_descent(rows, leaves, 10, 10, 2, DELTA, rng_state, threads)
+
+
+@contextlib.contextmanager
+def _numba_threads(threads: int):
+    """Hold :data:`_LOCK` and run numba's kernels on ``threads`` threads in this thread (numba's thread count is
+    per calling thread), restoring its count after."""
+    import numba
+
     with _LOCK:
         previous = numba.get_num_threads()
         numba.set_num_threads(threads)
         try:
-            for local_bytes in (1 << 20, 0):
-                leaves = make_hybrid_leaf_array(rows, 2, leaf_size(10), 0, angular=True, local_bytes=local_bytes)
-            nn_descent(rows, leaves, 10, 10, 2, DELTA, rng_state, threads)
+            yield
         finally:
             numba.set_num_threads(previous)
 
@@ -172,16 +183,9 @@ def build_graph(unit_rows: np.ndarray, graph_k: int, iterations: int, trees: int
     rows = np.ascontiguousarray(unit_rows, dtype=np.float32)
     rng_state = np.random.default_rng(random_seed).integers(1, 2**31, size=3).astype(np.int64)
     misses_before = sum(nn_descent.stats.cache_misses.values())
-    with _LOCK:
-        # numba's thread count is per calling thread: set here, in the thread that runs the kernels.
-        previous = numba.get_num_threads()
-        numba.set_num_threads(threads)
-        try:
-            leaves = make_hybrid_leaf_array(rows, int(trees), leaf_size(graph_k), int(random_seed), angular=True)
-            graph, _ = nn_descent(rows, leaves, int(graph_k), int(graph_k), int(iterations), DELTA, rng_state,
-                                  threads)
-        finally:
-            numba.set_num_threads(previous)
+    with _numba_threads(threads):
+        leaves = make_hybrid_leaf_array(rows, int(trees), leaf_size(graph_k), int(random_seed), angular=True)
+        graph, _ = nn_descent(rows, leaves, int(graph_k), int(graph_k), int(iterations), DELTA, rng_state, threads)
     compiled = compile_seconds is not None or sum(nn_descent.stats.cache_misses.values()) > misses_before
     return graph, compiled, max(time.perf_counter() - started, compile_seconds or 0.0)
 
