@@ -211,7 +211,7 @@ def larger_exact(larger):
 
 # The graph paths, forced on small tables: hnsw two-stage and NN-Descent by both builders (all
 # PCA -> graph -> exact re-rank). faiss's NN-Descent is deterministic on one thread only.
-NNDESCENT = {"exact_below": 0, "reduce_dim": 32}
+NNDESCENT = {"exact_below": 0, "reduce_dim": 32, "project_from": 0}
 FAISS_NNDESCENT = {**NNDESCENT, "builder": "faiss"}
 PYNNDESCENT = {**NNDESCENT, "builder": "pynndescent"}
 GRAPH_PATHS = pytest.mark.parametrize("backend, params", [
