@@ -6,8 +6,8 @@ embedding to its ``k`` nearest *other* patches. Higher = more unique.
 Four interchangeable backends give the same neighbours (exactly, or with recall@k >= 0.99
 for ``nndescent`` and ``hnsw``, measured in ``docs/benchmarks.md``):
 
-- ``nndescent`` (the default, needs faiss): the fastest for large N. The unit vectors are
-  projected to ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), NN-Descent builds
+- ``nndescent`` (the default, needs faiss): the fastest for large N. From ``project_from`` patches the unit
+  vectors are projected to ``reduce_dim`` dimensions by PCA (:func:`reduce_dimensions`), NN-Descent builds
   the ``graph_k``-nearest-neighbour graph of the projections directly (an all-pairs kNN
   problem: no index is queried afterwards), and :func:`rerank_exact` re-scores each patch's
   ``graph_k`` graph neighbours with the exact cosine of the full vectors. The graph comes from
