@@ -445,7 +445,7 @@ def _knn_nndescent(x, k, progress, num_threads, builder, reproducible, graph_k, 
     builder = nndescent_builder(builder, progress, n)
     # pynndescent's imports run while the PCA's matrix products release the GIL.
     imports = _nn_descent_module().preload() if builder == "pynndescent" else None
-    projected = reduce_dimensions(x, int(reduce_dim) if n >= int(project_from) else 0, scale=scale)
+    projected = reduce_dimensions(x, graph_dims(n, reduce_dim, project_from), scale=scale)
     if imports is not None:
         imports.join()
         graph = _pynndescent_graph(projected, graph_k, iterations, trees, random_seed, num_threads,
@@ -464,9 +464,15 @@ def _knn_nndescent(x, k, progress, num_threads, builder, reproducible, graph_k, 
     return out_idx, out_dist
 
 
+def graph_dims(n: int, reduce_dim: int, project_from: int) -> int:
+    """Dimensions the ``nndescent`` graph of ``n`` patches is built on: the PCA's ``reduce_dim`` from
+    ``project_from`` patches, 0 (every dimension) below; see :data:`NNDESCENT_DEFAULTS`."""
+    return int(reduce_dim) if n >= int(project_from) else 0
+
+
 def preload_knn(backend: str, n: int) -> None:
     """Start importing the graph kernels in a background thread when ``backend`` will build its graph with
-    pynndescent for ``n`` patches: called before the embeddings are read, the imports (~1.3 s) overlap that read
+    pynndescent for ``n`` patches: called before the embeddings are read, the imports (~0.5 s) overlap that read
     rather than competing with the PCA for the cores. Does nothing otherwise."""
     if backend == "nndescent" and n >= PYNNDESCENT_FROM and _nn_descent_module().available():
         _nn_descent_module().preload()
@@ -759,9 +765,8 @@ def _out_of_core(embeddings, k, progress, params) -> bool:
         return False
     n, d = int(shape[0]), int(shape[1])
     available = available_memory_bytes()
-    reduce_dim = int(params.get("reduce_dim", NNDESCENT_DEFAULTS["reduce_dim"]))
-    if n < int(params.get("project_from", NNDESCENT_DEFAULTS["project_from"])):
-        reduce_dim = 0  # every dimension kept: see NNDESCENT_DEFAULTS
+    tuned = {**NNDESCENT_DEFAULTS, **params}
+    reduce_dim = graph_dims(n, tuned["reduce_dim"], tuned["project_from"])
     if available is None or fits_in_memory(n, d, available, reduce_dim=reduce_dim, k=max(1, int(k))):
         return False
     as_progress(progress).info(

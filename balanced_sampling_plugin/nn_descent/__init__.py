@@ -177,8 +177,7 @@ def build_graph(unit_rows: np.ndarray, graph_k: int, iterations: int, trees: int
     started = time.perf_counter()
     compiled_code = kernels()
     nn_descent, make_hybrid_leaf_array = compiled_code.nn_descent, compiled_code.make_hybrid_leaf_array
-    with _IMPORT_LOCK:  # a compile in preload()'s thread is reported by the graph that waited for it
-        compile_seconds, compiled_code.compile_seconds = compiled_code.compile_seconds, None
+    compile_seconds = _take_compile_seconds(compiled_code)  # also a compile in preload()'s thread
     threads = max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
     rows = np.ascontiguousarray(unit_rows, dtype=np.float32)
     rng_state = np.random.default_rng(random_seed).integers(1, 2**31, size=3).astype(np.int64)
@@ -190,13 +189,16 @@ def build_graph(unit_rows: np.ndarray, graph_k: int, iterations: int, trees: int
     return graph, compiled, max(time.perf_counter() - started, compile_seconds or 0.0)
 
 
-def warm_up() -> tuple[bool, float]:
-    """Compile the kernels into numba's on-disk cache, or load them from it: a graph of 2 000 random rows, with the
-    argument types of every real call. Returns (whether this call compiled, seconds)."""
-    import numba
+def _take_compile_seconds(compiled_code) -> float | None:
+    """How long :func:`kernels` spent compiling in this process, or None; told once: whoever reads it clears it."""
+    with _IMPORT_LOCK:
+        seconds, compiled_code.compile_seconds = compiled_code.compile_seconds, None
+    return seconds
 
-    rows = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+
+def warm_up() -> tuple[bool, float]:
+    """Compile the kernels into numba's on-disk cache, or load them from it (:func:`kernels` runs them once on a
+    small table with the argument types of every real call). Returns (whether this call compiled, seconds)."""
     started = time.perf_counter()
-    _, compiled, _ = build_graph(rows, 10, 2, 2, 0, numba.config.NUMBA_NUM_THREADS)  # kernels(): both forest paths
+    compiled = _take_compile_seconds(kernels()) is not None
     return compiled, time.perf_counter() - started

@@ -94,7 +94,6 @@ def test_auto_uses_pynndescent_when_installed_on_large_tables():
 FRESH_PROCESS = """
 import json, sys
 import numpy as np
-import pandas as pd
 from balanced_sampling_plugin import nn_descent
 rng = np.random.default_rng(0)
 x = rng.standard_normal((12000, 24)).astype(np.float32)  # > 1 MiB: the forest splits breadth-first first
